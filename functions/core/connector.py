@@ -1,0 +1,88 @@
+"""The seam between the pull engine and one vendor's folder: a connector yields raw pages, a mapping makes records."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from functions.core.layout import Stream, Vendor
+from functions.core.models import CanonicalRecord
+
+
+@dataclass(frozen=True)
+class Window:
+    """Records updated in [start, end): start inclusive (None = from the beginning), end fixed for one pass."""
+
+    start: datetime | None
+    end: datetime
+
+
+@dataclass(frozen=True)
+class RawPage:
+    """One response exactly as the POS sent it, plus what the engine needs to go on."""
+
+    body: bytes
+    items: list[dict[str, Any]]
+    request: Mapping[str, Any]  # method, path and params (never headers: they carry credentials)
+    next_token: dict[str, Any] | None  # None = last page of the window
+    total_records: int | None = None  # what the envelope says the window holds, when it says
+
+
+@dataclass(frozen=True)
+class MappingContext:
+    tenant: str
+    vendor: Vendor
+    credential_id: str
+    timezone: str = "UTC"  # the store's IANA zone, for local dates and naive timestamps
+    default_region: str = "US"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class MappingError(ValueError):
+    """A single vendor record could not be mapped: it is quarantined, the pull goes on."""
+
+    def __init__(self, pos_id: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.pos_id = pos_id
+        self.reason = reason
+
+
+class Connector(Protocol):
+    """What a vendor folder provides to the engine (method names after airbyte's HttpStream)."""
+
+    vendor: Vendor
+    streams: tuple[Stream, ...]
+
+    def prepare(self) -> MappingContext:
+        """Check the credential against the POS and learn what mappings need (e.g. the venue's timezone)."""
+        ...
+
+    def pages(self, stream: Stream, window: Window, token: dict[str, Any] | None) -> Iterator[RawPage]:
+        """Yield the window's pages in order, starting at `token` (a previous page's next_token) if given."""
+        ...
+
+    def map_record(self, stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+        """Pure: one vendor item to one canonical record, or MappingError."""
+        ...
+
+    def item_id(self, stream: Stream, item: dict[str, Any]) -> str | None:
+        """The POS id of a raw item, best effort, for quarantine entries."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConnectorConfig:
+    """Deployment-level knobs a connector gets besides its credential."""
+
+    base_url: str  # the vendor's hosted API, or a simulator's URL in tests and the local runtime
+    page_size: int = 500
+    allow_private_hosts: bool = False  # on-prem IP:PORT in RFC 1918 ranges (deployment setting)
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    retry_attempts: int = 5
+    retry_wait_initial: float = 0.5
+    retry_wait_max: float = 20.0

@@ -1,0 +1,35 @@
+"""Domain errors: adapters translate botocore and httpx failures into these (raise ... from exc)."""
+
+from __future__ import annotations
+
+
+class PossyncError(Exception):
+    """Base class; messages are safe to log: they never carry secrets or personal data."""
+
+
+class SettingsError(PossyncError):
+    """A setting is missing, unreadable or invalid; rules fail safe."""
+
+
+class CredentialError(PossyncError):
+    """A credential is missing, malformed or rejected by the POS; fails that credential's pull only."""
+
+
+class HostNotAllowedError(PossyncError):
+    """A custom IP:PORT points somewhere our Lambdas must never call."""
+
+
+class VendorUnavailableError(PossyncError):
+    """The POS did not answer usefully after bounded retries (5xx, 429, timeouts, refused connections)."""
+
+
+class MalformedPageError(PossyncError):
+    """A page could not be parsed at all (not JSON, or not the documented envelope)."""
+
+
+class LeaseHeldError(PossyncError):
+    """Another pull of the same credential holds the lease."""
+
+
+class FrozenIntegrationError(PossyncError):
+    """'Use last backup' is on: no calls to this POS."""

@@ -1,0 +1,161 @@
+"""The HTTP client policy every connector uses: timeouts, bounded retries with backoff and jitter, Retry-After."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import stamina
+
+from functions.core.errors import CredentialError, MalformedPageError, VendorUnavailableError
+
+RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    timeout: float = 60.0  # total seconds across attempts
+    wait_initial: float = 0.5
+    wait_max: float = 20.0
+    wait_jitter: float = 0.5
+    max_retry_after: float = 30.0  # a longer Retry-After than this is not waited on inside one Lambda run
+
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
+
+
+class RetryableResponse(Exception):
+    """A 429/5xx answer worth trying again; carries the server's Retry-After if it sent one."""
+
+    def __init__(self, status: int, retry_after: float | None) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+def parse_retry_after(value: str | None, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date); None when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now()).total_seconds())
+
+
+@dataclass
+class RequestStats:
+    requests: int = 0
+    retries: int = 0
+    retry_reasons: dict[str, int] = field(default_factory=dict)
+
+    def note_retry(self, reason: str) -> None:
+        self.retries += 1
+        self.retry_reasons[reason] = self.retry_reasons.get(reason, 0) + 1
+
+
+class VendorHttp:
+    """Sends one vendor's requests with the shared retry policy; errors never carry headers or credentials."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        vendor: str,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.vendor = vendor
+        self.policy = policy or RetryPolicy()
+        self.stats = RequestStats()
+        self._sleep = sleep
+
+    def get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
+        return self.request("GET", path, params=params)
+
+    def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> tuple[httpx.Response, Any]:
+        """GET and decode; a body that is not JSON is retried like a 5xx (a truncated page is usually transient)."""
+        last: MalformedPageError | None = None
+        for _ in range(self.policy.attempts):
+            response = self.get(path, params)
+            try:
+                return response, parse_json(response, self.vendor)
+            except MalformedPageError as exc:
+                last = exc
+                self.stats.note_retry("malformed")
+        assert last is not None
+        raise last
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+    ) -> httpx.Response:
+        policy = self.policy
+        try:
+            for attempt in stamina.retry_context(
+                on=(RetryableResponse, httpx.TransportError),
+                attempts=policy.attempts,
+                timeout=policy.timeout,
+                wait_initial=policy.wait_initial,
+                wait_max=policy.wait_max,
+                wait_jitter=policy.wait_jitter,
+            ):
+                with attempt:
+                    if attempt.num > 1:
+                        self.stats.note_retry("http")
+                    return self._send_once(method, path, params, json)
+        except RetryableResponse as exc:
+            raise VendorUnavailableError(
+                f"{self.vendor} answered HTTP {exc.status} to {method} {path} after {policy.attempts} attempts"
+            ) from None
+        except httpx.TransportError as exc:
+            raise VendorUnavailableError(
+                f"{self.vendor} could not be reached for {method} {path} after {policy.attempts} attempts "
+                f"({type(exc).__name__})"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover - stamina always runs at least once
+
+    def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any) -> httpx.Response:
+        self.stats.requests += 1
+        response = self.client.request(method, path, params=params, json=json)
+        if response.status_code in RETRYABLE_STATUS:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+            if retry_after is not None:
+                # stamina's own backoff still applies on top; honour the server's minimum first.
+                self._sleep(min(retry_after, self.policy.max_retry_after))
+            raise RetryableResponse(response.status_code, retry_after)
+        if response.status_code in (401, 403):
+            raise CredentialError(
+                f"{self.vendor} refused the credential (HTTP {response.status_code}) for {method} {path}; "
+                "check the key with the POS and re-add it with `possync credentials add`"
+            )
+        if response.status_code >= 400:
+            raise VendorUnavailableError(f"{self.vendor} answered HTTP {response.status_code} to {method} {path}")
+        return response
+
+
+def parse_json(response: httpx.Response, vendor: str) -> Any:
+    """Decode a JSON body or raise MalformedPageError (the raw bytes are still archived by the engine)."""
+    import json
+
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedPageError(
+            f"{vendor} returned a body that is not JSON for {response.request.method} {response.request.url.path}"
+        ) from None

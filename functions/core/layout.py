@@ -1,0 +1,199 @@
+"""One source of truth for resource names, key formats and the S3 archive layout."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+
+
+class Vendor(StrEnum):
+    THSUITE = "thsuite"
+    POSABIT = "posabit"
+    FLOURISH = "flourish"
+    PROFITEK = "profitek"
+    AUPHAN = "auphan"
+
+
+class Stream(StrEnum):
+    """What a pull reads from a POS; each maps to one canonical record kind."""
+
+    CUSTOMERS = "customers"
+    SALES = "sales"
+    INVENTORY = "inventory"
+    LOYALTY = "loyalty"
+
+
+class RecordKind(StrEnum):
+    SHOPPER = "shopper"
+    SALE = "sale"
+    PRODUCT = "product"
+    LOYALTY_BALANCE = "loyalty_balance"
+
+
+STREAM_KIND: dict[Stream, RecordKind] = {
+    Stream.CUSTOMERS: RecordKind.SHOPPER,
+    Stream.SALES: RecordKind.SALE,
+    Stream.INVENTORY: RecordKind.PRODUCT,
+    Stream.LOYALTY: RecordKind.LOYALTY_BALANCE,
+}
+
+# The pull function (and its SQS queue) that serves each vendor: Profitek and Auphan share the
+# on-premises puller, the credential says which vendor it speaks.
+PULL_FUNCTION: dict[Vendor, str] = {
+    Vendor.THSUITE: "pull_thsuite",
+    Vendor.POSABIT: "pull_posabit",
+    Vendor.FLOURISH: "pull_flourish",
+    Vendor.PROFITEK: "pull_onprem",
+    Vendor.AUPHAN: "pull_onprem",
+}
+
+PULL_VENDORS: dict[str, tuple[Vendor, ...]] = {
+    "pull_thsuite": (Vendor.THSUITE,),
+    "pull_posabit": (Vendor.POSABIT,),
+    "pull_flourish": (Vendor.FLOURISH,),
+    "pull_onprem": (Vendor.PROFITEK, Vendor.AUPHAN),
+}
+
+_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def check_id(value: str, what: str) -> str:
+    """Tenant and credential ids appear in keys and paths, so they are kept to a safe alphabet."""
+    if not _ID.fullmatch(value):
+        raise ValueError(
+            f"{what} {value!r} is not valid: use 1-63 lower-case letters, digits and dashes, "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Physical names of the AWS resources; the CDK app and the local runtime both build them from here."""
+
+    prefix: str = "possync"
+
+    @property
+    def records_table(self) -> str:
+        return f"{self.prefix}-records"
+
+    @property
+    def control_table(self) -> str:
+        return f"{self.prefix}-control"
+
+    def archive_bucket(self, account: str, region: str) -> str:
+        return f"{self.prefix}-archive-{account}-{region}"
+
+    def pull_queue(self, function: str) -> str:
+        return f"{self.prefix}-{function.replace('_', '-')}-jobs"
+
+    def pull_dlq(self, function: str) -> str:
+        return f"{self.prefix}-{function.replace('_', '-')}-jobs-dlq"
+
+    def function_name(self, function: str) -> str:
+        return f"{self.prefix}-{function.replace('_', '-')}"
+
+    def schedule_name(self, function: str) -> str:
+        return f"{self.prefix}-{function.replace('_', '-')}-schedule"
+
+    @property
+    def ssm_root(self) -> str:
+        return f"/{self.prefix}"
+
+    def integration_settings_parameter(self, tenant: str, vendor: Vendor) -> str:
+        return f"/{self.prefix}/tenants/{tenant}/integrations/{vendor.value}"
+
+    def tenant_settings_parameter(self, tenant: str) -> str:
+        return f"/{self.prefix}/tenants/{tenant}/loyalty"
+
+    def credential_secret(self, tenant: str, vendor: Vendor, credential_id: str) -> str:
+        return f"{self.prefix}/{tenant}/{vendor.value}/{credential_id}"
+
+    @property
+    def metrics_namespace(self) -> str:
+        return "possync"
+
+
+# Environment variable names the Lambdas read; the CDK app sets them, the local runtime too.
+ENV_RECORDS_TABLE = "POSSYNC_RECORDS_TABLE"
+ENV_CONTROL_TABLE = "POSSYNC_CONTROL_TABLE"
+ENV_ARCHIVE_BUCKET = "POSSYNC_ARCHIVE_BUCKET"
+ENV_JOB_QUEUE_URL = "POSSYNC_JOB_QUEUE_URL"
+ENV_RESOURCE_PREFIX = "POSSYNC_RESOURCE_PREFIX"
+ENV_ALLOW_PRIVATE_HOSTS = "POSSYNC_ALLOW_PRIVATE_HOSTS"
+ENV_LOOKBACK_MINUTES = "POSSYNC_LOOKBACK_MINUTES"
+
+
+def base_url_env(vendor: Vendor) -> str:
+    """Env var that overrides a vendor's hosted API base URL (the local runtime points it at a simulator)."""
+    return f"POSSYNC_{vendor.value.upper()}_BASE_URL"
+
+
+# --- DynamoDB keys -------------------------------------------------------------------------------
+
+def credential_key(tenant: str, vendor: Vendor, credential_id: str) -> str:
+    return f"{tenant}#{vendor.value}#{credential_id}"
+
+
+def record_pk(tenant: str, vendor: Vendor, credential_id: str, kind: RecordKind, pos_id: str) -> str:
+    """Records table partition key: tenant / vendor / credential / kind / the POS's own id."""
+    return f"{tenant}#{vendor.value}#{credential_id}#{kind.value}#{pos_id}"
+
+
+RECORD_SK = "record"
+
+# Control table (pk, sk)
+def control_credential_pk(tenant: str, vendor: Vendor, credential_id: str) -> str:
+    return f"CRED#{credential_key(tenant, vendor, credential_id)}"
+
+
+CONTROL_LEASE_SK = "LEASE"
+CONTROL_STATUS_SK = "STATUS"
+
+
+def control_checkpoint_sk(stream: Stream) -> str:
+    return f"CHECKPOINT#{stream.value}"
+
+
+def control_registry_pk(vendor: Vendor) -> str:
+    """All credentials of one vendor, across tenants: what the schedule's dispatch fans out over."""
+    return f"REGISTRY#{vendor.value}"
+
+
+def control_registry_sk(tenant: str, credential_id: str) -> str:
+    return f"{tenant}#{credential_id}"
+
+
+def control_quarantine_pk(tenant: str, vendor: Vendor, credential_id: str) -> str:
+    return f"QUARANTINE#{credential_key(tenant, vendor, credential_id)}"
+
+
+def control_quarantine_sk(stream: Stream, pos_id: str) -> str:
+    return f"{stream.value}#{pos_id}"
+
+
+# --- S3 archive keys -----------------------------------------------------------------------------
+
+def archive_key(
+    tenant: str,
+    vendor: Vendor,
+    credential_id: str,
+    stream: Stream,
+    day: date,
+    run_id: str,
+    page: int,
+) -> str:
+    """Deterministic: the same run retrying the same page overwrites its object instead of adding one."""
+    return (
+        f"raw/tenant={tenant}/vendor={vendor.value}/credential={credential_id}/stream={stream.value}/"
+        f"date={day.isoformat()}/run={run_id}/page-{page:06d}.json.gz"
+    )
+
+
+def archive_prefix(tenant: str, vendor: Vendor, credential_id: str | None = None) -> str:
+    prefix = f"raw/tenant={tenant}/vendor={vendor.value}/"
+    if credential_id is not None:
+        prefix += f"credential={credential_id}/"
+    return prefix

@@ -1,0 +1,193 @@
+"""Canonical records every vendor mapping produces: shopper, sale (with lines), product, loyalty balance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
+
+import phonenumbers
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+
+from functions.core.layout import RecordKind, Vendor
+
+# Values people type into a POS to get past a required field; kept on the record, never used to match or text.
+PLACEHOLDER_PHONES = frozenset(
+    {"1234567890", "0000000000", "1111111111", "9999999999", "5555555555", "1231231234", "0123456789"}
+)
+PLACEHOLDER_EMAILS = frozenset(
+    {"test@test.com", "none@none.com", "no@email.com", "noemail@noemail.com", "na@na.com", "email@email.com",
+     "customer@customer.com", "a@a.com"}
+)
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp has no timezone; mappings must attach the store's zone before building a record")
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
+
+
+def normalize_phone(raw: str | None, default_region: str = "US") -> str | None:
+    """E.164 for a parseable number, None for blanks; placeholders are kept as typed (never matched or texted)."""
+    if raw is None:
+        return None
+    text = str(raw).strip()
+    if not text:
+        return None
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if digits[-10:] in PLACEHOLDER_PHONES and len(digits) in (10, 11):
+        return None
+    try:
+        parsed = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize_email(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    text = str(raw).strip().lower()
+    if not text or "@" not in text:
+        return None
+    return text
+
+
+def is_placeholder_email(email: str | None) -> bool:
+    return email is not None and email in PLACEHOLDER_EMAILS
+
+
+class CanonicalRecord(BaseModel):
+    """Fields every record carries: where it came from and the POS's own id and update time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: RecordKind
+    tenant: str
+    vendor: Vendor
+    credential_id: str
+    pos_id: str = Field(min_length=1)
+    location_id: str | None = None
+    source_updated_at: UtcDatetime
+
+    def content_hash(self) -> str:
+        """Stable digest of the record's content, used to write only what changed."""
+        payload = self.model_dump(mode="json")
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+class Shopper(CanonicalRecord):
+    kind: Literal[RecordKind.SHOPPER] = RecordKind.SHOPPER
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    phone_raw: str | None = None
+    email: str | None = None
+    birth_date: date | None = None
+    state: str | None = None
+    postal_code: str | None = None
+    loyalty_member: bool | None = None
+    marketing_opt_in: bool | None = None
+    sms_opt_in: bool | None = None
+    sms_opt_out: bool | None = None
+    customer_type: str | None = None
+    pos_created_at: UtcDatetime | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _lower_email(cls, value: str | None) -> str | None:
+        return normalize_email(value)
+
+    @field_validator("phone")
+    @classmethod
+    def _e164(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith("+") or not value[1:].isdigit():
+            raise ValueError("phone must be E.164 (use normalize_phone in the mapping)")
+        return value
+
+    @property
+    def matchable_phone(self) -> str | None:
+        return self.phone
+
+    @property
+    def matchable_email(self) -> str | None:
+        return None if is_placeholder_email(self.email) else self.email
+
+
+class SaleLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    product_id: str | None = None
+    sku: str | None = None
+    name: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    quantity: float
+    total_cents: int
+    discount_cents: int = 0
+    is_refund: bool = False
+
+
+class Sale(CanonicalRecord):
+    kind: Literal[RecordKind.SALE] = RecordKind.SALE
+    customer_pos_id: str | None = None
+    ordered_at: UtcDatetime
+    local_date: date
+    timezone: str
+    status: Literal["completed", "refunded", "partially_refunded", "cancelled", "pending"]
+    subtotal_cents: int
+    discount_cents: int = 0
+    tax_cents: int = 0
+    total_cents: int
+    refunded_cents: int = 0
+    lines: tuple[SaleLine, ...] = ()
+    tenders: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def net_cents(self) -> int:
+        return self.total_cents - self.refunded_cents
+
+
+class Product(CanonicalRecord):
+    kind: Literal[RecordKind.PRODUCT] = RecordKind.PRODUCT
+    product_id: str | None = None
+    name: str
+    sku: str | None = None
+    brand: str | None = None
+    category: str | None = None
+    price_cents: int | None = None
+    quantity_on_hand: float | None = None
+    active: bool = True
+
+
+class LoyaltyBalance(CanonicalRecord):
+    kind: Literal[RecordKind.LOYALTY_BALANCE] = RecordKind.LOYALTY_BALANCE
+    customer_pos_id: str
+    points: int
+    as_of: UtcDatetime
+
+
+AnyRecord = Shopper | Sale | Product | LoyaltyBalance
+
+RECORD_MODELS: dict[RecordKind, type[CanonicalRecord]] = {
+    RecordKind.SHOPPER: Shopper,
+    RecordKind.SALE: Sale,
+    RecordKind.PRODUCT: Product,
+    RecordKind.LOYALTY_BALANCE: LoyaltyBalance,
+}
+
+
+def dollars_to_cents(value: Any) -> int:
+    """Exact conversion of a dollar amount (number or string) to integer cents, half away from zero."""
+    from decimal import ROUND_HALF_UP, Decimal
+
+    return int((Decimal(str(value)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))

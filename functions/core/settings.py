@@ -1,0 +1,86 @@
+"""Integration and tenant settings: one pydantic model shared by the Lambdas, the CLI and the local runtime."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from functions.core.errors import SettingsError
+from functions.core.layout import Vendor
+
+# Vendors whose integration card offers two-way persona sync and the market/state restriction.
+SYNC_VENDORS = frozenset({Vendor.POSABIT, Vendor.FLOURISH})
+POINTS_IMPORT_VENDORS = frozenset({Vendor.POSABIT})
+
+
+class IntegrationSettings(BaseModel):
+    """The settings of one tenant's integration with one POS (DESIGN.md section 5)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vendor: Vendor
+    age_gate_attested: bool = False
+    enroll_after: date | None = None
+    sms_optin_after: date | None = None
+    sync_personas: bool = False
+    sync_personas_enabled_on: date | None = None
+    sync_to_relevant_market: bool = False
+    loyalty_points_imported_on: date | None = None
+    use_last_backup: bool = False
+    # credential id or POS location id -> retail store id
+    store_mappings: dict[str, str] = Field(default_factory=dict)
+    pull_interval_minutes: int = Field(default=180, ge=15, le=1440)
+
+    @model_validator(mode="after")
+    def _vendor_specific(self) -> IntegrationSettings:
+        if self.vendor not in SYNC_VENDORS and (self.sync_personas or self.sync_to_relevant_market):
+            raise ValueError(f"sync personas / sync to relevant market are not offered for {self.vendor.value}")
+        if self.vendor not in POINTS_IMPORT_VENDORS and self.loyalty_points_imported_on is not None:
+            raise ValueError(f"loyalty points import is only offered for posabit, not {self.vendor.value}")
+        if self.sync_personas and self.sync_personas_enabled_on is None:
+            raise ValueError("sync_personas needs sync_personas_enabled_on (the day syncing starts)")
+        if self.enroll_after is not None and not self.age_gate_attested:
+            raise ValueError("enroll_after needs age_gate_attested: enrollment requires the age gate")
+        return self
+
+
+class TenantSettings(BaseModel):
+    """Tenant-wide loyalty settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    brand_name: str = Field(default="Our store", min_length=1, max_length=40)
+    points_per_dollar: int = Field(default=1, ge=0, le=100)
+    accrual_start_date: date | None = None
+    timezone: str = "America/Los_Angeles"
+
+
+def parse_integration_settings(raw: Any, vendor: Vendor, parameter: str) -> IntegrationSettings:
+    """Validate a parameter's JSON value; the error names the parameter, never the value."""
+    try:
+        data = json.loads(raw) if isinstance(raw, str | bytes) else dict(raw or {})
+        if not isinstance(data, dict):
+            raise SettingsError(f"invalid settings in parameter {parameter}: expected a JSON object")
+        data.setdefault("vendor", vendor.value)
+        settings = IntegrationSettings.model_validate(data)
+    except json.JSONDecodeError:
+        raise SettingsError(f"invalid settings in parameter {parameter}: not valid JSON") from None
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"invalid settings in parameter {parameter}: {problems}") from None
+    if settings.vendor != vendor:
+        raise SettingsError(f"invalid settings in parameter {parameter}: vendor is {settings.vendor}, not {vendor}")
+    return settings
+
+
+def parse_tenant_settings(raw: Any, parameter: str) -> TenantSettings:
+    try:
+        if isinstance(raw, str | bytes):
+            return TenantSettings.model_validate_json(raw)
+        return TenantSettings.model_validate(raw or {})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"invalid settings in parameter {parameter}: {problems}") from None

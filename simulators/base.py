@@ -1,0 +1,245 @@
+"""Shared machinery for the POS simulators: a loopback HTTP server, fault switches and seeded fake people."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class Faults:
+    """Switches that make the next requests misbehave; counters count down as requests consume them.
+
+    Data endpoints only (paths the vendor module marks as data); the admin endpoint is never faulted.
+    """
+
+    rate_limit_with_retry_after: int = 0  # 429 + Retry-After: 1
+    rate_limit_without_retry_after: int = 0  # 429, no header
+    server_error: int = 0  # 503
+    slow: int = 0  # answer after `slow_seconds`
+    slow_seconds: float = 0.3
+    timeout: int = 0  # hang longer than the client's read timeout, then drop the connection
+    timeout_seconds: float = 3.0
+    malformed_json: int = 0  # a truncated body with status 200
+    # data-shaped faults: the vendor module reads these when building pages
+    invalid_record: bool = False  # one record per stream fails validation
+    extra_fields: bool = False  # unknown fields on every record
+    duplicate_across_pages: bool = False  # the last item of a page repeats as the first of the next
+    update_while_paging: int = 0  # after the first page is served, this many already-served records change
+    naive_timestamps: bool = False
+    offset_timestamps: bool = False
+    refunds: bool = False
+
+    def take(self, name: str) -> bool:
+        """Consume one unit of a counted fault."""
+        value = getattr(self, name)
+        if value > 0:
+            setattr(self, name, value - 1)
+            return True
+        return False
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200) -> Response:
+        return cls(status, json.dumps(payload, separators=(",", ":")).encode(), {"Content-Type": "application/json"})
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+Route = Callable[[Request], Response]
+
+
+class Simulator:
+    """Base class: subclasses implement `handle(request)`; this class applies faults and serves HTTP."""
+
+    vendor = "base"
+
+    def __init__(self) -> None:
+        self.faults = Faults()
+        self.lock = threading.RLock()
+        self.request_log: list[tuple[str, str, dict[str, list[str]]]] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- to implement -------------------------------------------------------------------------
+    def handle(self, request: Request) -> Response:
+        raise NotImplementedError
+
+    def is_data_path(self, path: str) -> bool:
+        return True
+
+    # --- serving ------------------------------------------------------------------------------
+    def dispatch(self, request: Request) -> Response | None:
+        """Returns None to drop the connection without answering (a timeout)."""
+        if request.path.startswith("/__sim/"):
+            return self._admin(request)
+        with self.lock:
+            self.request_log.append((request.method, request.path, request.query))
+            faulted = self.is_data_path(request.path)
+            if faulted and self.faults.take("rate_limit_with_retry_after"):
+                return Response(429, b'{"error":"rate limited"}', {"Retry-After": "1"})
+            if faulted and self.faults.take("rate_limit_without_retry_after"):
+                return Response(429, b'{"error":"rate limited"}')
+            if faulted and self.faults.take("server_error"):
+                return Response(503, b"<html>Service Unavailable</html>", {"Content-Type": "text/html"})
+            hang = faulted and self.faults.take("timeout")
+            slow = faulted and self.faults.take("slow")
+            malformed = faulted and self.faults.take("malformed_json")
+        if hang:
+            time.sleep(self.faults.timeout_seconds)
+            return None
+        if slow:
+            time.sleep(self.faults.slow_seconds)
+        response = self.handle(request)
+        if malformed and response.status == 200:
+            return Response(200, response.body[: max(1, len(response.body) // 2)], response.headers)
+        return response
+
+    def _admin(self, request: Request) -> Response:
+        if request.path == "/__sim/faults" and request.method == "POST":
+            with self.lock:
+                for key, value in (request.json() or {}).items():
+                    if not hasattr(self.faults, key):
+                        return Response.json({"error": f"unknown fault {key}"}, 400)
+                    setattr(self.faults, key, value)
+            return Response.json(self.faults.__dict__)
+        if request.path == "/__sim/faults":
+            return Response.json(self.faults.__dict__)
+        return Response.json({"error": "not found"}, 404)
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on loopback in a daemon thread; returns the base URL."""
+        simulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                split = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                request = Request(
+                    self.command,
+                    split.path,
+                    parse_qs(split.query, keep_blank_values=True),
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                )
+                try:
+                    response = simulator.dispatch(request)
+                except Exception as exc:  # noqa: BLE001 - a simulator bug must surface as a 500, not a hang
+                    response = Response.json({"error": f"simulator error: {exc!r}"}, 500)
+                if response is None:
+                    self.close_connection = True
+                    return
+                self.send_response(response.status)
+                for key, value in response.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(response.body)))
+                self.end_headers()
+                self.wfile.write(response.body)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sim-{self.vendor}", daemon=True)
+        self._thread.start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None, "simulator not started"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Simulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+# --- seeded fake people ------------------------------------------------------------------------
+
+FIRST = ["Ava", "Liam", "Mia", "Noah", "Zoe", "Eli", "Ruby", "Owen", "Ivy", "Leo", "Nora", "Jack", "Luna",
+         "Finn", "Iris", "Max", "Hazel", "Sam", "Cora", "Theo", "Maya", "Jude", "Rosa", "Cole", "Tess"]
+LAST = ["Nguyen", "Garcia", "Smith", "Patel", "Kim", "Lopez", "Brown", "Chen", "Davis", "Martin", "Clark",
+        "Rivera", "Walker", "Young", "Hall", "Allen", "Wright", "Scott", "Green", "Baker", "Adams", "Hill"]
+PRODUCTS = [("Blue Dream 3.5g", "Flower", "Evergreen"), ("Sour Diesel Pre-roll", "Pre-Roll", "Northwest"),
+            ("Mango Gummies 100mg", "Edible", "Kiva"), ("OG Kush Cart 1g", "Vape", "Select"),
+            ("Live Resin 1g", "Concentrate", "Dabstract"), ("CBD Tincture 30ml", "Tincture", "Papa & Barkley"),
+            ("Gelato 7g", "Flower", "Cookies"), ("Mint Chocolate Bar", "Edible", "Wyld")]
+AREA_CODES = {"WA": ["206", "253", "360", "425", "509"], "CA": ["213", "415", "510", "619", "916"],
+              "OR": ["503", "541", "971"], "MI": ["248", "313", "616"], "CO": ["303", "719", "970"]}
+
+
+class People:
+    """Deterministic realistic shoppers for a seed; a few carry placeholder PII as real POS data does."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def person(self, index: int, state: str = "WA") -> dict[str, Any]:
+        rng = self.rng
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        area = rng.choice(AREA_CODES.get(state, ["206"]))
+        phone = f"{area}{rng.randint(200, 999)}{rng.randint(0, 9999):04d}"
+        email = f"{first}.{last}{index}@example.com".lower()
+        if index % 97 == 13:
+            phone, email = "1234567890", "test@test.com"
+        born = datetime(1950, 1, 1) + timedelta(days=rng.randint(0, 365 * 50))
+        return {"first_name": first, "last_name": last, "phone": phone, "email": email,
+                "birth_date": born.date().isoformat(), "state": state,
+                "zipcode": f"{rng.randint(98001, 99403)}" if state == "WA" else f"{rng.randint(10000, 99999)}"}
+
+
+def spread(start: datetime, end: datetime, count: int, rng: random.Random) -> list[datetime]:
+    """`count` sorted random instants in [start, end), to the millisecond, UTC."""
+    span = (end - start).total_seconds()
+    return sorted(
+        (start + timedelta(seconds=rng.random() * span)).replace(microsecond=rng.randint(0, 999) * 1000)
+        for _ in range(count)
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
