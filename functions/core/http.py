@@ -30,7 +30,7 @@ class RetryPolicy:
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=30.0, write=10.0, pool=5.0)
 
 
-class RetryableResponse(Exception):
+class RetryableStatusError(Exception):
     """A 429/5xx answer worth trying again; carries the server's Retry-After if it sent one."""
 
     def __init__(self, status: int, retry_after: float | None) -> None:
@@ -108,7 +108,7 @@ class VendorHttp:
         policy = self.policy
         try:
             for attempt in stamina.retry_context(
-                on=(RetryableResponse, httpx.TransportError),
+                on=(RetryableStatusError, httpx.TransportError),
                 attempts=policy.attempts,
                 timeout=policy.timeout,
                 wait_initial=policy.wait_initial,
@@ -119,7 +119,7 @@ class VendorHttp:
                     if attempt.num > 1:
                         self.stats.note_retry("http")
                     return self._send_once(method, path, params, json)
-        except RetryableResponse as exc:
+        except RetryableStatusError as exc:
             raise VendorUnavailableError(
                 f"{self.vendor} answered HTTP {exc.status} to {method} {path} after {policy.attempts} attempts"
             ) from None
@@ -138,7 +138,7 @@ class VendorHttp:
             if retry_after is not None:
                 # stamina's own backoff still applies on top; honour the server's minimum first.
                 self._sleep(min(retry_after, self.policy.max_retry_after))
-            raise RetryableResponse(response.status_code, retry_after)
+            raise RetryableStatusError(response.status_code, retry_after)
         if response.status_code in (401, 403):
             raise CredentialError(
                 f"{self.vendor} refused the credential (HTTP {response.status_code}) for {method} {path}; "

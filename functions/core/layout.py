@@ -133,6 +133,7 @@ def base_url_env(vendor: Vendor) -> str:
 
 # --- DynamoDB keys -------------------------------------------------------------------------------
 
+
 def credential_key(tenant: str, vendor: Vendor, credential_id: str) -> str:
     return f"{tenant}#{vendor.value}#{credential_id}"
 
@@ -143,6 +144,7 @@ def record_pk(tenant: str, vendor: Vendor, credential_id: str, kind: RecordKind,
 
 
 RECORD_SK = "record"
+
 
 # Control table (pk, sk)
 def control_credential_pk(tenant: str, vendor: Vendor, credential_id: str) -> str:
@@ -176,6 +178,7 @@ def control_quarantine_sk(stream: Stream, pos_id: str) -> str:
 
 # --- S3 archive keys -----------------------------------------------------------------------------
 
+
 def archive_key(
     tenant: str,
     vendor: Vendor,
@@ -197,3 +200,11 @@ def archive_prefix(tenant: str, vendor: Vendor, credential_id: str | None = None
     if credential_id is not None:
         prefix += f"credential={credential_id}/"
     return prefix
+
+
+# --- table shapes (the CDK storage construct and the local runtime both build tables from these) ------------
+RECORDS_TABLE_PARTITION_KEY = "pk"
+CONTROL_TABLE_PARTITION_KEY = "pk"
+CONTROL_TABLE_SORT_KEY = "sk"
+CONTROL_TABLE_TTL_ATTRIBUTE = "expires_at"
+RECORDS_STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"

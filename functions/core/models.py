@@ -17,8 +17,16 @@ PLACEHOLDER_PHONES = frozenset(
     {"1234567890", "0000000000", "1111111111", "9999999999", "5555555555", "1231231234", "0123456789"}
 )
 PLACEHOLDER_EMAILS = frozenset(
-    {"test@test.com", "none@none.com", "no@email.com", "noemail@noemail.com", "na@na.com", "email@email.com",
-     "customer@customer.com", "a@a.com"}
+    {
+        "test@test.com",
+        "none@none.com",
+        "no@email.com",
+        "noemail@noemail.com",
+        "na@na.com",
+        "email@email.com",
+        "customer@customer.com",
+        "a@a.com",
+    }
 )
 
 

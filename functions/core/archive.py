@@ -1,0 +1,56 @@
+"""The raw archive: every page exactly as the POS sent it, gzip-compressed under a deterministic S3 key."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.core.errors import PossyncError
+
+
+class ArchiveError(PossyncError):
+    """S3 refused or failed a write or read of the raw archive."""
+
+
+class S3Archive:
+    def __init__(self, s3: Any, bucket: str) -> None:
+        self.s3 = s3
+        self.bucket = bucket
+        self.puts = 0
+
+    def put_page(self, key: str, body: bytes, metadata: Mapping[str, str] | None = None) -> None:
+        # mtime=0 keeps the object byte-identical when a retry rewrites the same page.
+        blob = gzip.compress(body, compresslevel=6, mtime=0)
+        try:
+            self.s3.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=blob,
+                ContentType="application/json",
+                ContentEncoding="gzip",
+                Metadata=dict(metadata or {}),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise ArchiveError(f"could not archive page {key}: {type(exc).__name__}") from exc
+        self.puts += 1
+
+    def get_page(self, key: str) -> bytes:
+        try:
+            obj = self.s3.get_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise ArchiveError(f"could not read archived page {key}: {type(exc).__name__}") from exc
+        data: bytes = obj["Body"].read()
+        # Some S3 clients transparently decode Content-Encoding; accept either form.
+        return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        paginator = self.s3.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    yield obj["Key"]
+        except (ClientError, BotoCoreError) as exc:
+            raise ArchiveError(f"could not list archive prefix {prefix}: {type(exc).__name__}") from exc

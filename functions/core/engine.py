@@ -1,0 +1,271 @@
+"""The incremental pull engine every connector runs on: windows, checkpoints, quarantine, time budget."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from functions.core import layout
+from functions.core.archive import S3Archive
+from functions.core.connector import Connector, MappingContext, MappingError, RawPage, Window
+from functions.core.layout import Stream, Vendor
+from functions.core.models import CanonicalRecord
+from functions.core.store import Checkpoint, ControlStore, RecordStore, WriteStats
+
+# A window is re-read when the POS reports a different total at its end than at its start: records that changed
+# while we paged moved out of the fixed window and may have shifted others across a page boundary.
+MAX_WINDOW_PASSES = 3
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    lookback: timedelta = timedelta(minutes=10)
+    # Records stamped in the last few seconds may still be committing on the POS side; leave them for next time.
+    settle: timedelta = timedelta(seconds=5)
+    # Stop fetching when less than this much Lambda time remains, and hand over to a continuation job.
+    safety_budget_seconds: float = 60.0
+
+
+@dataclass
+class StreamResult:
+    pages: int = 0
+    records: int = 0
+    quarantined: int = 0
+    passes: int = 0
+    writes: WriteStats = field(default_factory=WriteStats)
+    complete: bool = False
+
+
+@dataclass
+class PullResult:
+    tenant: str
+    vendor: Vendor
+    credential_id: str
+    streams: dict[Stream, StreamResult] = field(default_factory=dict)
+    continued: bool = False  # the time budget ran out; a continuation job resumes from the checkpoint
+    remaining_streams: tuple[Stream, ...] = ()
+    s3_puts: int = 0
+    quarantine_requests: int = 0
+
+    @property
+    def pages(self) -> int:
+        return sum(s.pages for s in self.streams.values())
+
+    @property
+    def records(self) -> int:
+        return sum(s.records for s in self.streams.values())
+
+    @property
+    def changed(self) -> int:
+        return sum(s.writes.changed for s in self.streams.values())
+
+    @property
+    def quarantined(self) -> int:
+        return sum(s.quarantined for s in self.streams.values())
+
+    @property
+    def dynamodb_requests(self) -> int:
+        return sum(s.writes.get_requests + s.writes.write_requests for s in self.streams.values()) + (
+            self.quarantine_requests
+        )
+
+    @property
+    def dynamodb_write_requests(self) -> int:
+        return sum(s.writes.write_requests for s in self.streams.values())
+
+
+def map_page(
+    connector: Connector, stream: Stream, items: Sequence[dict[str, Any]], ctx: MappingContext, archive_key: str
+) -> tuple[list[CanonicalRecord], list[dict[str, str]]]:
+    """Map one page's items; an item that fails becomes a quarantine entry pointing at its raw page."""
+    records: list[CanonicalRecord] = []
+    quarantined: list[dict[str, str]] = []
+    for index, item in enumerate(items):
+        try:
+            records.append(connector.map_record(stream, item, ctx))
+        except (MappingError, ValidationError, ValueError, TypeError, KeyError) as exc:
+            pos_id = getattr(exc, "pos_id", None) or _safe_item_id(connector, stream, item)
+            reason = exc.reason if isinstance(exc, MappingError) else _validation_reason(exc)
+            quarantined.append(
+                {
+                    "stream": stream.value,
+                    "pos_id": pos_id or f"{archive_key}#{index}",
+                    "reason": reason,
+                    "archive_key": archive_key,
+                    "item_index": str(index),
+                }
+            )
+    return records, quarantined
+
+
+def _safe_item_id(connector: Connector, stream: Stream, item: dict[str, Any]) -> str | None:
+    try:
+        return connector.item_id(stream, item)
+    except Exception:  # noqa: BLE001 - an id is best effort for a record that is already broken
+        return None
+
+
+def _validation_reason(exc: Exception) -> str:
+    """A reason that names fields and problems but never echoes the (possibly personal) input values."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
+    return f"{type(exc).__name__}"
+
+
+class PullEngine:
+    """Runs one credential's incremental pull: raw page -> changed records -> checkpoint, page after page."""
+
+    def __init__(
+        self,
+        *,
+        records: RecordStore,
+        control: ControlStore,
+        archive: S3Archive,
+        options: PullOptions | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        remaining_seconds: Callable[[], float] = lambda: float("inf"),
+    ) -> None:
+        self.records = records
+        self.control = control
+        self.archive = archive
+        self.options = options or PullOptions()
+        self.now = now
+        self.remaining_seconds = remaining_seconds
+
+    def run(
+        self,
+        tenant: str,
+        credential_id: str,
+        connector: Connector,
+        streams: Sequence[Stream] | None = None,
+    ) -> PullResult:
+        ctx = connector.prepare()
+        self.control.save_status(
+            tenant, connector.vendor, credential_id, {"timezone": ctx.timezone, "default_region": ctx.default_region}
+        )
+        todo = [s for s in connector.streams if streams is None or s in streams]
+        result = PullResult(tenant, connector.vendor, credential_id)
+        for position, stream in enumerate(todo):
+            stream_result = self._pull_stream(tenant, credential_id, connector, stream, ctx, result)
+            result.streams[stream] = stream_result
+            if not stream_result.complete:
+                result.continued = True
+                result.remaining_streams = tuple(todo[position:])
+                break
+        return result
+
+    def _out_of_time(self) -> bool:
+        return self.remaining_seconds() < self.options.safety_budget_seconds
+
+    def _pull_stream(
+        self,
+        tenant: str,
+        credential_id: str,
+        connector: Connector,
+        stream: Stream,
+        ctx: MappingContext,
+        result: PullResult,
+    ) -> StreamResult:
+        vendor = connector.vendor
+        out = StreamResult()
+        cp = self.control.get_checkpoint(tenant, vendor, credential_id, stream)
+        if not cp.in_progress:
+            self._open_window(cp)
+        while True:
+            if self._out_of_time():
+                self.control.save_checkpoint(tenant, vendor, credential_id, stream, cp)
+                return out
+            assert cp.window_end is not None
+            window = Window(cp.window_start, cp.window_end)
+            out.passes += 1
+            last_total: int | None = cp.first_total
+            for page in connector.pages(stream, window, cp.token):
+                key = layout.archive_key(
+                    tenant, vendor, credential_id, stream, cp.window_end.date(), cp.run_id or "run", cp.pages_done + 1
+                )
+                self._store_page(tenant, credential_id, connector, stream, ctx, page, key, out, result, cp)
+                if cp.pages_done == 1 or cp.first_total is None:
+                    cp.first_total = page.total_records
+                last_total = page.total_records
+                cp.token = page.next_token
+                self.control.save_checkpoint(tenant, vendor, credential_id, stream, cp)
+                if page.next_token is not None and self._out_of_time():
+                    return out
+            if (
+                cp.first_total is not None
+                and last_total is not None
+                and last_total != cp.first_total
+                and cp.window_pass + 1 < MAX_WINDOW_PASSES
+            ):
+                # The window's membership changed under us: read it again (unchanged records write nothing).
+                cp.window_pass += 1
+                cp.token = None
+                cp.first_total = None
+                self.control.save_checkpoint(tenant, vendor, credential_id, stream, cp)
+                continue
+            self._close_window(cp)
+            self.control.save_checkpoint(tenant, vendor, credential_id, stream, cp)
+            out.complete = True
+            return out
+
+    def _open_window(self, cp: Checkpoint) -> None:
+        end = (self.now() - self.options.settle).replace(microsecond=0)
+        start = cp.cursor - self.options.lookback if cp.cursor is not None else None
+        if start is not None and start >= end:
+            start = end - self.options.lookback
+        cp.window_start, cp.window_end = start, end
+        cp.token, cp.pages_done, cp.window_max, cp.first_total, cp.window_pass = None, 0, None, None, 0
+        seed = f"{start.isoformat() if start else '-'}|{end.isoformat()}".encode()
+        cp.run_id = end.strftime("%Y%m%dT%H%M%SZ") + "-" + hashlib.blake2b(seed, digest_size=3).hexdigest()
+
+    @staticmethod
+    def _close_window(cp: Checkpoint) -> None:
+        if cp.window_max is not None and (cp.cursor is None or cp.window_max > cp.cursor):
+            cp.cursor = cp.window_max  # the largest record timestamp stored, never our clock
+        cp.window_start = cp.window_end = None
+        cp.token, cp.pages_done, cp.window_max, cp.first_total, cp.window_pass, cp.run_id = (
+            None,
+            0,
+            None,
+            None,
+            0,
+            None,
+        )
+
+    def _store_page(
+        self,
+        tenant: str,
+        credential_id: str,
+        connector: Connector,
+        stream: Stream,
+        ctx: MappingContext,
+        page: RawPage,
+        key: str,
+        out: StreamResult,
+        result: PullResult,
+        cp: Checkpoint,
+    ) -> None:
+        vendor = connector.vendor
+        self.archive.put_page(
+            key,
+            page.body,
+            {"path": str(page.request.get("path", ""))[:256], "items": str(len(page.items))},
+        )
+        result.s3_puts += 1
+        records, quarantined = map_page(connector, stream, page.items, ctx, key)
+        writes = self.records.upsert_changed(records, key)
+        if quarantined:
+            result.quarantine_requests += self.control.quarantine(tenant, vendor, credential_id, quarantined)
+        out.pages += 1
+        out.records += len(records)
+        out.quarantined += len(quarantined)
+        out.writes.add(writes)
+        cp.pages_done += 1
+        for record in records:
+            if cp.window_max is None or record.source_updated_at > cp.window_max:
+                cp.window_max = record.source_updated_at

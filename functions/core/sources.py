@@ -1,0 +1,77 @@
+"""Reads settings from SSM Parameter Store and credentials from Secrets Manager (Powertools Parameters, cached)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+
+from functions.core.credentials import Credential, parse_credential
+from functions.core.errors import CredentialError, SettingsError
+from functions.core.layout import ResourceNames, Vendor
+from functions.core.settings import (
+    IntegrationSettings,
+    TenantSettings,
+    parse_integration_settings,
+    parse_tenant_settings,
+)
+
+# A settings change takes effect within a minute: that is how long a warm Lambda may keep a value cached.
+SETTINGS_MAX_AGE_SECONDS = 60
+SECRET_MAX_AGE_SECONDS = 300
+
+
+def _missing(exc: GetParameterError) -> bool:
+    text = str(exc)
+    return "ParameterNotFound" in text or "ResourceNotFoundException" in text
+
+
+class SettingsSource:
+    def __init__(self, names: ResourceNames, max_age: int = SETTINGS_MAX_AGE_SECONDS) -> None:
+        self.names = names
+        self.max_age = max_age
+
+    def integration(self, tenant: str, vendor: Vendor) -> IntegrationSettings:
+        """A tenant's settings for one POS; an absent parameter means the defaults (nothing switched on)."""
+        name = self.names.integration_settings_parameter(tenant, vendor)
+        try:
+            raw = parameters.get_parameter(name, max_age=self.max_age)
+        except GetParameterError as exc:
+            if _missing(exc):
+                return IntegrationSettings(vendor=vendor)
+            raise SettingsError(f"could not read settings parameter {name}") from exc
+        return parse_integration_settings(raw, vendor, name)
+
+    def tenant(self, tenant: str) -> TenantSettings:
+        name = self.names.tenant_settings_parameter(tenant)
+        try:
+            raw = parameters.get_parameter(name, max_age=self.max_age)
+        except GetParameterError as exc:
+            if _missing(exc):
+                return TenantSettings()
+            raise SettingsError(f"could not read settings parameter {name}") from exc
+        return parse_tenant_settings(raw, name)
+
+
+class CredentialSource:
+    def __init__(self, names: ResourceNames, max_age: int = SECRET_MAX_AGE_SECONDS) -> None:
+        self.names = names
+        self.max_age = max_age
+
+    def get(self, tenant: str, vendor: Vendor, credential_id: str) -> Credential:
+        name = self.names.credential_secret(tenant, vendor, credential_id)
+        try:
+            raw = parameters.get_secret(name, max_age=self.max_age)
+        except GetParameterError as exc:
+            what = "does not exist" if _missing(exc) else "could not be read"
+            raise CredentialError(
+                f"credential {credential_id} for {vendor.value} {what} in Secrets Manager ({name}); "
+                f"add it with `possync credentials add {vendor.value}`"
+            ) from None
+        if not isinstance(raw, str | bytes):
+            raise CredentialError(f"credential {credential_id} for {vendor.value} is not a JSON string secret")
+        return parse_credential(raw, vendor, credential_id)
+
+
+def clear_caches() -> None:
+    """Drop cached parameters and secrets (tests; the CLI after a change it made itself)."""
+    parameters.clear_caches()  # type: ignore[no-untyped-call]

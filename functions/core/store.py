@@ -1,0 +1,448 @@
+"""DynamoDB access: normalized records (write only what changed, in batches) and the control table."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.core import layout
+from functions.core.errors import LeaseHeldError, PossyncError
+from functions.core.layout import RecordKind, Stream, Vendor
+from functions.core.models import RECORD_MODELS, CanonicalRecord
+
+BATCH_GET_MAX = 100
+BATCH_WRITE_MAX = 25
+
+
+class StoreError(PossyncError):
+    """DynamoDB refused or failed a request."""
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+@dataclass
+class WriteStats:
+    received: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    stale: int = 0  # older than what is stored: a replayed old change never overwrites a newer one
+    get_requests: int = 0
+    write_requests: int = 0
+
+    def add(self, other: WriteStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    content_hash: str
+    source_updated_at: str
+    version: int
+
+
+def record_item_key(record: CanonicalRecord) -> str:
+    return layout.record_pk(record.tenant, record.vendor, record.credential_id, record.kind, record.pos_id)
+
+
+class RecordStore:
+    """Upserts canonical records keyed by tenant / vendor / credential / kind / POS id."""
+
+    def __init__(self, dynamodb: Any, table: str, sleep: Any = time.sleep) -> None:
+        self.ddb = dynamodb
+        self.table = table
+        self._sleep = sleep
+
+    def upsert_changed(
+        self, records: Iterable[CanonicalRecord], archive_key: str, now: datetime | None = None
+    ) -> WriteStats:
+        """Write the records whose content differs from the stored copy and that are not older than it."""
+        stats = WriteStats()
+        latest: dict[str, CanonicalRecord] = {}
+        for record in records:
+            stats.received += 1
+            key = record_item_key(record)
+            held = latest.get(key)
+            if held is None or record.source_updated_at >= held.source_updated_at:
+                latest[key] = record
+        stats.unchanged += stats.received - len(latest)
+        stored = self._versions(list(latest), stats)
+        pulled_at = _iso(now or datetime.now(UTC))
+        puts: list[dict[str, Any]] = []
+        for key, record in latest.items():
+            digest = record.content_hash()
+            updated = _iso(record.source_updated_at)
+            old = stored.get(key)
+            if old is not None and old.content_hash == digest:
+                stats.unchanged += 1
+                continue
+            if old is not None and updated < old.source_updated_at:
+                stats.stale += 1
+                continue
+            puts.append(
+                self._item(key, record, digest, updated, (old.version if old else 0) + 1, archive_key, pulled_at)
+            )
+        stats.changed = len(puts)
+        self._batch_write(puts, stats)
+        return stats
+
+    @staticmethod
+    def _item(
+        key: str, record: CanonicalRecord, digest: str, updated: str, version: int, archive_key: str, pulled_at: str
+    ) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "pk": {"S": key},
+            "kind": {"S": record.kind.value},
+            "tenant": {"S": record.tenant},
+            "vendor": {"S": record.vendor.value},
+            "credential_id": {"S": record.credential_id},
+            "pos_id": {"S": record.pos_id},
+            "source_updated_at": {"S": updated},
+            "content_hash": {"S": digest},
+            "version": {"N": str(version)},
+            "archive_key": {"S": archive_key},
+            "pulled_at": {"S": pulled_at},
+            "data": {"S": record.model_dump_json()},
+        }
+        if record.location_id:
+            item["location_id"] = {"S": record.location_id}
+        return item
+
+    def _versions(self, keys: list[str], stats: WriteStats) -> dict[str, StoredVersion]:
+        found: dict[str, StoredVersion] = {}
+        for chunk in _chunks(keys, BATCH_GET_MAX):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [{"pk": {"S": k}} for k in chunk],
+                    "ProjectionExpression": "pk, content_hash, source_updated_at, version",
+                    "ConsistentRead": True,
+                }
+            }
+            attempt = 0
+            while request:
+                stats.get_requests += 1
+                try:
+                    response = self.ddb.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreError(f"batch read from {self.table} failed: {type(exc).__name__}") from exc
+                for item in response.get("Responses", {}).get(self.table, []):
+                    found[item["pk"]["S"]] = StoredVersion(
+                        item.get("content_hash", {}).get("S", ""),
+                        item.get("source_updated_at", {}).get("S", ""),
+                        int(item.get("version", {}).get("N", "0")),
+                    )
+                request = response.get("UnprocessedKeys") or {}
+                attempt = self._backoff(attempt, bool(request))
+        return found
+
+    def _batch_write(self, items: list[dict[str, Any]], stats: WriteStats) -> None:
+        for chunk in _chunks(items, BATCH_WRITE_MAX):
+            request: dict[str, Any] = {self.table: [{"PutRequest": {"Item": item}} for item in chunk]}
+            attempt = 0
+            while request:
+                stats.write_requests += 1
+                try:
+                    response = self.ddb.batch_write_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreError(f"batch write to {self.table} failed: {type(exc).__name__}") from exc
+                request = response.get("UnprocessedItems") or {}
+                attempt = self._backoff(attempt, bool(request))
+
+    def _backoff(self, attempt: int, again: bool) -> int:
+        if not again:
+            return 0
+        if attempt >= 8:
+            raise StoreError(f"DynamoDB kept throttling {self.table}; the page will be retried")
+        self._sleep(min(2.0, 0.05 * 2**attempt))
+        return attempt + 1
+
+    def get(
+        self, tenant: str, vendor: Vendor, credential_id: str, kind: RecordKind, pos_id: str
+    ) -> CanonicalRecord | None:
+        key = layout.record_pk(tenant, vendor, credential_id, kind, pos_id)
+        try:
+            item = self.ddb.get_item(TableName=self.table, Key={"pk": {"S": key}}, ConsistentRead=True).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise StoreError(f"read from {self.table} failed: {type(exc).__name__}") from exc
+        if item is None:
+            return None
+        return RECORD_MODELS[RecordKind(item["kind"]["S"])].model_validate_json(item["data"]["S"])
+
+
+# --- control table -------------------------------------------------------------------------------
+
+
+@dataclass
+class Checkpoint:
+    """Where a credential's stream stands: the cursor, and the window being read if a pull is under way."""
+
+    cursor: datetime | None = None  # largest source_updated_at stored by completed windows
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    token: dict[str, Any] | None = None  # the next page to read in the open window
+    pages_done: int = 0  # pages of the open window stored so far (numbers the archive keys)
+    window_max: datetime | None = None  # largest timestamp stored in the open window
+    first_total: int | None = None
+    window_pass: int = 0
+    run_id: str | None = None
+
+    @property
+    def in_progress(self) -> bool:
+        return self.window_end is not None
+
+
+@dataclass(frozen=True)
+class RegisteredCredential:
+    tenant: str
+    vendor: Vendor
+    credential_id: str
+    active: bool
+    secret_name: str
+    label: str = ""
+    market: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class ControlStore:
+    """Checkpoints, leases, quarantine, the credential registry and pull status, in one table."""
+
+    def __init__(self, dynamodb: Any, table: str, clock: Any = time.time) -> None:
+        self.ddb = dynamodb
+        self.table = table
+        self.clock = clock
+
+    def _call(self, op: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.ddb, op)(TableName=self.table, **kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                raise
+            raise StoreError(f"{op} on {self.table} failed: {exc.response.get('Error', {}).get('Code')}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"{op} on {self.table} failed: {type(exc).__name__}") from exc
+
+    # checkpoints
+    def get_checkpoint(self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream) -> Checkpoint:
+        item = self._call(
+            "get_item",
+            Key={
+                "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+                "sk": {"S": layout.control_checkpoint_sk(stream)},
+            },
+            ConsistentRead=True,
+        ).get("Item")
+        if not item:
+            return Checkpoint()
+        state = json.loads(item["state"]["S"])
+        return Checkpoint(
+            cursor=_dt(state.get("cursor")),
+            window_start=_dt(state.get("window_start")),
+            window_end=_dt(state.get("window_end")),
+            token=state.get("token"),
+            pages_done=int(state.get("pages_done", 0)),
+            window_max=_dt(state.get("window_max")),
+            first_total=state.get("first_total"),
+            window_pass=int(state.get("window_pass", 0)),
+            run_id=state.get("run_id"),
+        )
+
+    def save_checkpoint(
+        self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream, checkpoint: Checkpoint
+    ) -> None:
+        def iso(v: datetime | None) -> str | None:
+            return _iso(v) if v else None
+
+        state = {
+            "cursor": iso(checkpoint.cursor),
+            "window_start": iso(checkpoint.window_start),
+            "window_end": iso(checkpoint.window_end),
+            "token": checkpoint.token,
+            "pages_done": checkpoint.pages_done,
+            "window_max": iso(checkpoint.window_max),
+            "first_total": checkpoint.first_total,
+            "window_pass": checkpoint.window_pass,
+            "run_id": checkpoint.run_id,
+        }
+        self._call(
+            "put_item",
+            Item={
+                "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+                "sk": {"S": layout.control_checkpoint_sk(stream)},
+                "state": {"S": json.dumps(state, default=str)},
+                "saved_at": {"S": _iso(datetime.now(UTC))},
+            },
+        )
+
+    # leases
+    def acquire_lease(self, tenant: str, vendor: Vendor, credential_id: str, owner: str, seconds: int) -> None:
+        """Take the credential's lease, or take over one that expired; LeaseHeldError if another pull holds it."""
+        now = int(self.clock())
+        try:
+            self._call(
+                "put_item",
+                Item={
+                    "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+                    "sk": {"S": layout.CONTROL_LEASE_SK},
+                    "owner": {"S": owner},
+                    "lease_until": {"N": str(now + seconds)},
+                    "expires_at": {"N": str(now + seconds + 86400)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #o = :me",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":now": {"N": str(now)}, ":me": {"S": owner}},
+            )
+        except ClientError as exc:
+            raise LeaseHeldError(f"another pull of {vendor.value} credential {credential_id} is running") from exc
+
+    def release_lease(self, tenant: str, vendor: Vendor, credential_id: str, owner: str) -> None:
+        try:
+            self._call(
+                "delete_item",
+                Key={
+                    "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+                    "sk": {"S": layout.CONTROL_LEASE_SK},
+                },
+                ConditionExpression="#o = :me",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":me": {"S": owner}},
+            )
+        except ClientError:
+            return  # taken over after expiry: nothing of ours to release
+
+    # quarantine
+    def quarantine(self, tenant: str, vendor: Vendor, credential_id: str, entries: Sequence[dict[str, str]]) -> int:
+        """Store quarantine entries (stream, pos_id, reason, archive_key, item_index); returns requests made."""
+        requests = 0
+        now = _iso(datetime.now(UTC))
+        items = [
+            {
+                "pk": {"S": layout.control_quarantine_pk(tenant, vendor, credential_id)},
+                "sk": {"S": layout.control_quarantine_sk(Stream(e["stream"]), e["pos_id"])},
+                "reason": {"S": e["reason"][:1000]},
+                "archive_key": {"S": e["archive_key"]},
+                "item_index": {"N": e["item_index"]},
+                "quarantined_at": {"S": now},
+            }
+            for e in entries
+        ]
+        for chunk in _chunks(items, BATCH_WRITE_MAX):
+            request: dict[str, Any] = {self.table: [{"PutRequest": {"Item": i}} for i in chunk]}
+            while request:
+                requests += 1
+                try:
+                    request = self.ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreError(f"quarantine write failed: {type(exc).__name__}") from exc
+        return requests
+
+    def list_quarantine(self, tenant: str, vendor: Vendor, credential_id: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "sk": i["sk"]["S"],
+                "reason": i["reason"]["S"],
+                "archive_key": i["archive_key"]["S"],
+                "item_index": int(i["item_index"]["N"]),
+            }
+            for i in self._query(layout.control_quarantine_pk(tenant, vendor, credential_id))
+        ]
+
+    def _query(self, pk: str) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+        }
+        while True:
+            response = self._call("query", **kwargs)
+            yield from response.get("Items", [])
+            if "LastEvaluatedKey" not in response:
+                return
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    # registry
+    def register_credential(self, entry: RegisteredCredential) -> None:
+        item: dict[str, Any] = {
+            "pk": {"S": layout.control_registry_pk(entry.vendor)},
+            "sk": {"S": layout.control_registry_sk(entry.tenant, entry.credential_id)},
+            "tenant": {"S": entry.tenant},
+            "vendor": {"S": entry.vendor.value},
+            "credential_id": {"S": entry.credential_id},
+            "active": {"BOOL": entry.active},
+            "secret_name": {"S": entry.secret_name},
+            "label": {"S": entry.label},
+            "attributes": {"S": json.dumps(entry.attributes)},
+        }
+        if entry.market:
+            item["market"] = {"S": entry.market}
+        self._call("put_item", Item=item)
+
+    def remove_credential(self, tenant: str, vendor: Vendor, credential_id: str) -> None:
+        self._call(
+            "delete_item",
+            Key={
+                "pk": {"S": layout.control_registry_pk(vendor)},
+                "sk": {"S": layout.control_registry_sk(tenant, credential_id)},
+            },
+        )
+
+    def credentials(self, vendor: Vendor, tenant: str | None = None) -> list[RegisteredCredential]:
+        out = []
+        for i in self._query(layout.control_registry_pk(vendor)):
+            if tenant is not None and i["tenant"]["S"] != tenant:
+                continue
+            out.append(
+                RegisteredCredential(
+                    tenant=i["tenant"]["S"],
+                    vendor=Vendor(i["vendor"]["S"]),
+                    credential_id=i["credential_id"]["S"],
+                    active=i["active"]["BOOL"],
+                    secret_name=i["secret_name"]["S"],
+                    label=i.get("label", {}).get("S", ""),
+                    market=i.get("market", {}).get("S"),
+                    attributes=json.loads(i.get("attributes", {}).get("S", "{}")),
+                )
+            )
+        return out
+
+    def get_credential(self, tenant: str, vendor: Vendor, credential_id: str) -> RegisteredCredential | None:
+        return next((c for c in self.credentials(vendor, tenant) if c.credential_id == credential_id), None)
+
+    # status
+    def save_status(self, tenant: str, vendor: Vendor, credential_id: str, status: dict[str, Any]) -> None:
+        """Last pull outcome; `last_success_at` is kept from the previous status unless this pull succeeded."""
+        key = {
+            "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+            "sk": {"S": layout.CONTROL_STATUS_SK},
+        }
+        previous = self.get_status(tenant, vendor, credential_id)
+        merged = {**previous, **status}
+        if "last_success_at" not in status and "last_success_at" in previous:
+            merged["last_success_at"] = previous["last_success_at"]
+        self._call("put_item", Item={**key, "status": {"S": json.dumps(merged, default=str)}})
+
+    def get_status(self, tenant: str, vendor: Vendor, credential_id: str) -> dict[str, Any]:
+        item = self._call(
+            "get_item",
+            Key={
+                "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+                "sk": {"S": layout.CONTROL_STATUS_SK},
+            },
+            ConsistentRead=True,
+        ).get("Item")
+        return json.loads(item["status"]["S"]) if item else {}

@@ -1,0 +1,91 @@
+"""Creates, on any AWS endpoint (moto in the local runtime and tests), the resources the CDK app declares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from functions.core import layout
+from functions.core.layout import ResourceNames
+
+LOCAL_ACCOUNT = "123456789012"
+LOCAL_REGION = "us-east-1"
+
+
+@dataclass
+class Resources:
+    names: ResourceNames
+    records_table: str
+    control_table: str
+    archive_bucket: str
+    queue_urls: dict[str, str] = field(default_factory=dict)  # pull function -> jobs queue URL
+    dlq_urls: dict[str, str] = field(default_factory=dict)
+    records_stream_arn: str = ""
+
+    def lambda_env(self, function: str) -> dict[str, str]:
+        """The environment the CDK app gives a pull function, for the same function run locally."""
+        return {
+            layout.ENV_RECORDS_TABLE: self.records_table,
+            layout.ENV_CONTROL_TABLE: self.control_table,
+            layout.ENV_ARCHIVE_BUCKET: self.archive_bucket,
+            layout.ENV_JOB_QUEUE_URL: self.queue_urls[function],
+            layout.ENV_RESOURCE_PREFIX: self.names.prefix,
+        }
+
+
+def provision(clients: Any, names: ResourceNames | None = None, region: str = LOCAL_REGION) -> Resources:
+    """`clients(service)` returns a boto3 client; idempotent: existing resources are reused."""
+    names = names or ResourceNames()
+    ddb = clients("dynamodb")
+    existing = set(ddb.list_tables().get("TableNames", []))
+    if names.records_table not in existing:
+        ddb.create_table(
+            TableName=names.records_table,
+            AttributeDefinitions=[{"AttributeName": layout.RECORDS_TABLE_PARTITION_KEY, "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": layout.RECORDS_TABLE_PARTITION_KEY, "KeyType": "HASH"}],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": layout.RECORDS_STREAM_VIEW_TYPE},
+        )
+    if names.control_table not in existing:
+        ddb.create_table(
+            TableName=names.control_table,
+            AttributeDefinitions=[
+                {"AttributeName": layout.CONTROL_TABLE_PARTITION_KEY, "AttributeType": "S"},
+                {"AttributeName": layout.CONTROL_TABLE_SORT_KEY, "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": layout.CONTROL_TABLE_PARTITION_KEY, "KeyType": "HASH"},
+                {"AttributeName": layout.CONTROL_TABLE_SORT_KEY, "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.update_time_to_live(
+            TableName=names.control_table,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": layout.CONTROL_TABLE_TTL_ATTRIBUTE},
+        )
+    stream_arn = ddb.describe_table(TableName=names.records_table)["Table"].get("LatestStreamArn", "")
+
+    s3 = clients("s3")
+    bucket = names.archive_bucket(LOCAL_ACCOUNT, region)
+    buckets = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if bucket not in buckets:
+        if region == "us-east-1":
+            s3.create_bucket(Bucket=bucket)
+        else:
+            s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
+
+    sqs = clients("sqs")
+    resources = Resources(names, names.records_table, names.control_table, bucket, records_stream_arn=stream_arn)
+    for function in layout.PULL_VENDORS:
+        dlq_url = sqs.create_queue(QueueName=names.pull_dlq(function))["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        url = sqs.create_queue(
+            QueueName=names.pull_queue(function),
+            Attributes={
+                "VisibilityTimeout": "960",
+                "RedrivePolicy": f'{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"3"}}',
+            },
+        )["QueueUrl"]
+        resources.queue_urls[function] = url
+        resources.dlq_urls[function] = dlq_url
+    return resources

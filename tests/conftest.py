@@ -1,0 +1,44 @@
+"""Shared fixtures: AWS under moto with the same resources the CDK app declares."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from functions.core import aws
+from functions.core.sources import clear_caches
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_REGION="us-east-1",
+    AWS_ACCOUNT_ID_ENDPOINT_MODE="disabled",
+    POWERTOOLS_METRICS_NAMESPACE="possync",
+    POWERTOOLS_SERVICE_NAME="possync-tests",
+    POWERTOOLS_TRACE_DISABLED="true",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture
+def moto_aws() -> Iterator[None]:
+    with mock_aws():
+        aws.reset_clients()
+        clear_caches()
+        yield
+    aws.reset_clients()
+    clear_caches()
+
+
+@pytest.fixture
+def resources(moto_aws: None):  # type: ignore[no-untyped-def]
+    from possync.local.provision import provision
+
+    return provision(lambda service: boto3.client(service, region_name="us-east-1"))
