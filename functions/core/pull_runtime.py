@@ -79,6 +79,7 @@ class RuntimeConfig:
     queue_url: str
     allow_private_hosts: bool
     lookback: timedelta
+    settle: timedelta
     base_urls: dict[Vendor, str]
 
     @classmethod
@@ -93,6 +94,7 @@ class RuntimeConfig:
             queue_url=env[layout.ENV_JOB_QUEUE_URL],
             allow_private_hosts=env.get(layout.ENV_ALLOW_PRIVATE_HOSTS, "false").lower() == "true",
             lookback=timedelta(minutes=int(env.get(layout.ENV_LOOKBACK_MINUTES, "10"))),
+            settle=timedelta(seconds=float(env.get(layout.ENV_SETTLE_SECONDS, "5"))),
             base_urls={v: env.get(layout.base_url_env(v), url) for v, url in default_base_urls.items()},
         )
 
@@ -122,7 +124,7 @@ class PullService:
         self.settings = settings
         self.credentials = credentials
         self.sqs = sqs
-        self.options = options or PullOptions(lookback=config.lookback)
+        self.options = options or PullOptions(lookback=config.lookback, settle=config.settle)
         self.now = now
 
     @classmethod

@@ -1,0 +1,55 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.8
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PYTHON_DOWNLOADS := never
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+CDK := npx --no-install cdk
+
+.PHONY: help demo test lint typecheck unit synth bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --quiet
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: $(VENV)/.synced  ## run the main job locally (moto + POS simulators, no AWS account)
+	$(VENV)/bin/possync demo
+
+lint: $(VENV)/.synced  ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.synced  ## mypy (strict) on the shipped code
+	$(VENV)/bin/mypy functions possync simulators infra
+
+unit: $(VENV)/.synced  ## the fast tests only (no synth, no end-to-end)
+	$(VENV)/bin/pytest -q -m "not e2e and not infra"
+
+synth: $(VENV)/.synced node_modules/.installed  ## synthesize the CDK app with the pinned CLI (bundles the Lambdas)
+	$(CDK) synth --no-notices --quiet
+
+test: $(VENV)/.synced node_modules/.installed  ## everything CI runs: lint, types, all tests, CDK synth
+	$(MAKE) --no-print-directory lint typecheck
+	$(VENV)/bin/pytest -q -n 2 --durations=10
+
+bench: $(VENV)/.synced  ## benchmarks that print figures (pull throughput, memory, AWS requests)
+	$(PY) -m bench.pull
+
+clean:  ## remove generated files (keeps the venv)
+	rm -rf cdk.out .local .pytest_cache .mypy_cache .ruff_cache

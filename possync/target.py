@@ -1,0 +1,89 @@
+"""Where the CLI points: a deployed stack (its CloudFormation outputs) or a running local runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from functions.core.layout import ResourceNames
+
+DEFAULT_STACK = "possync"
+LOCAL_STATE = Path(".local/runtime.json")
+
+# CloudFormation output keys the CDK stack publishes (infra/stack.py uses the same names).
+OUTPUT_RECORDS_TABLE = "RecordsTableName"
+OUTPUT_CONTROL_TABLE = "ControlTableName"
+OUTPUT_ARCHIVE_BUCKET = "ArchiveBucketName"
+OUTPUT_QUEUE_PREFIX = "JobsQueueUrl"  # + the pull function in CamelCase, e.g. JobsQueueUrlPullPosabit
+
+
+class TargetError(RuntimeError):
+    """The CLI cannot find what to talk to; the message says how to point it somewhere."""
+
+
+@dataclass
+class Target:
+    names: ResourceNames
+    records_table: str
+    control_table: str
+    archive_bucket: str
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
+            config=Config(retries={"mode": "standard", "max_attempts": 5}),
+        )
+
+    @property
+    def description(self) -> str:
+        return f"local runtime at {self.endpoint_url}" if self.endpoint_url else f"AWS ({self.region or 'default'})"
+
+
+def local_target(state_file: Path = LOCAL_STATE) -> Target:
+    if not state_file.exists():
+        raise TargetError(f"no local runtime is running ({state_file} not found): start one with `possync local serve`")
+    state = json.loads(state_file.read_text())
+    return Target(
+        names=ResourceNames(state["prefix"]),
+        records_table=state["records_table"],
+        control_table=state["control_table"],
+        archive_bucket=state["archive_bucket"],
+        queue_urls=state["queue_urls"],
+        endpoint_url=state["endpoint_url"],
+        region=state["region"],
+    )
+
+
+def stack_target(stack: str = DEFAULT_STACK, region: str | None = None) -> Target:
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    cfn = boto3.client("cloudformation", region_name=region)
+    try:
+        outputs = cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+    except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
+        raise TargetError(
+            f"could not read stack {stack!r} ({type(exc).__name__}); check AWS credentials and region, "
+            "or use --local against a running local runtime"
+        ) from None
+    values = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+    try:
+        return Target(
+            names=ResourceNames(),
+            records_table=values[OUTPUT_RECORDS_TABLE],
+            control_table=values[OUTPUT_CONTROL_TABLE],
+            archive_bucket=values[OUTPUT_ARCHIVE_BUCKET],
+            queue_urls={k: v for k, v in values.items() if k.startswith(OUTPUT_QUEUE_PREFIX)},
+            region=region,
+        )
+    except KeyError as exc:
+        raise TargetError(f"stack {stack!r} has no output {exc.args[0]}; is it a possync stack?") from None
