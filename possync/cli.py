@@ -33,7 +33,6 @@ def _vendors(value: str | None) -> tuple[Vendor, ...] | None:
 
 @app.command()
 def demo(
-    stores: Annotated[int, typer.Option(help="Stores per simulator.", min=1, max=50)] = 3,
     customers: Annotated[int, typer.Option(help="Customers per store.", min=1)] = 400,
     sales: Annotated[int, typer.Option(help="Sales per store.", min=1)] = 800,
     vendors: Annotated[str | None, typer.Option(help="Comma-separated vendors (default: all five).")] = None,
@@ -42,7 +41,7 @@ def demo(
     """Run possync's main job locally: pull every demo store, then pull again after new sales arrive."""
     from possync.demo import run_demo
 
-    outcome = run_demo(console, Scale(stores, customers, sales), vendors=_vendors(vendors), seed=seed)
+    outcome = run_demo(console, Scale(customers, sales), vendors=_vendors(vendors), seed=seed)
     if outcome["failed_jobs"]:
         console.print(f"[red]{len(outcome['failed_jobs'])} pull jobs failed; see .local/lambda.log[/]")  # type: ignore[arg-type]
         raise typer.Exit(1)

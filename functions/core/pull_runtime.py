@@ -80,6 +80,7 @@ class RuntimeConfig:
     allow_private_hosts: bool
     lookback: timedelta
     settle: timedelta
+    read_timeout: float
     base_urls: dict[Vendor, str]
 
     @classmethod
@@ -95,6 +96,7 @@ class RuntimeConfig:
             allow_private_hosts=env.get(layout.ENV_ALLOW_PRIVATE_HOSTS, "false").lower() == "true",
             lookback=timedelta(minutes=int(env.get(layout.ENV_LOOKBACK_MINUTES, "10"))),
             settle=timedelta(seconds=float(env.get(layout.ENV_SETTLE_SECONDS, "5"))),
+            read_timeout=float(env.get(layout.ENV_HTTP_READ_TIMEOUT, "30")),
             base_urls={v: env.get(layout.base_url_env(v), url) for v, url in default_base_urls.items()},
         )
 
@@ -228,7 +230,9 @@ class PullService:
         try:
             credential = self.credentials.get(tenant, vendor, cred)
             config = ConnectorConfig(
-                base_url=self.config.base_urls[vendor], allow_private_hosts=self.config.allow_private_hosts
+                base_url=self.config.base_urls[vendor],
+                allow_private_hosts=self.config.allow_private_hosts,
+                read_timeout=self.config.read_timeout,
             )
             connector = self.open_connector(credential, config)
         except (CredentialError, HostNotAllowedError) as exc:

@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import boto3
 from botocore.config import Config
@@ -38,7 +38,6 @@ LOCAL_SETTLE_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Scale:
-    stores: int = 3
     customers_per_store: int = 400
     sales_per_store: int = 800
 
@@ -98,7 +97,7 @@ class LocalRuntime:
         self._saved_env: dict[str, str | None] = {}
         self._stream_iterators: dict[str, str] = {}
         self.log_path = workdir / "lambda.log"
-        self._log = None
+        self._log: TextIO | None = None
         self.runner: HandlerRunner | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -238,25 +237,8 @@ class LocalRuntime:
         """What one EventBridge Scheduler tick does: each pull function dispatches, then consumes its queue."""
         assert self.resources is not None
         assert self.runner is not None
-        report = TickReport(label)
         started = time.monotonic()
-        sqs = self.client("sqs")
-        for function in self.functions:
-            env = self.resources.lambda_env(function)
-            self.runner.invoke(function, {"action": "dispatch"}, env)
-            url = self.resources.queue_urls[function]
-            arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-            for message in self._drain(sqs, url):
-                # Batch size 1, as the event source mapping is configured: one credential per invocation.
-                response = self.runner.invoke(function, sqs_event([message], arn), env)
-                failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-                ok = message["MessageId"] not in failed
-                if ok:
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-                job = JobRecord(function, ok, json.loads(message["Body"]))
-                report.jobs.append(job)
-                if on_job is not None:
-                    on_job(job)
+        report = TickReport(label, jobs=run_tick(self.client, self.resources, self.runner, self.functions, on_job))
         report.written = self._stream_changes()
         report.seconds = time.monotonic() - started
         return report
@@ -275,16 +257,6 @@ class LocalRuntime:
             )["Attributes"]
             total += int(attrs["ApproximateNumberOfMessages"])
         return total
-
-    @staticmethod
-    def _drain(sqs: Any, url: str) -> Iterator[dict[str, Any]]:
-        while True:
-            messages = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
-            ).get("Messages", [])
-            if not messages:
-                return
-            yield from messages
 
     # --- the records stream ----------------------------------------------------------------------
     def _prime_stream(self) -> None:
@@ -370,3 +342,43 @@ class LocalRuntime:
 
     def pull_function(self, vendor: Vendor) -> str:
         return PULL_FUNCTION[vendor]
+
+
+def drain(sqs: Any, url: str) -> Iterator[dict[str, Any]]:
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
+        ).get("Messages", [])
+        if not messages:
+            return
+        yield from messages
+
+
+def run_tick(
+    clients: Callable[[str], Any],
+    resources: Resources,
+    runner: HandlerRunner,
+    functions: list[str],
+    on_job: Callable[[JobRecord], None] | None = None,
+    timeout_seconds: float = 900.0,
+) -> list[JobRecord]:
+    """Each pull function gets the schedule's {"action": "dispatch"}, then its queue is consumed job by job."""
+    sqs = clients("sqs")
+    jobs: list[JobRecord] = []
+    for function in functions:
+        env = resources.lambda_env(function)
+        runner.invoke(function, {"action": "dispatch"}, env)
+        url = resources.queue_urls[function]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        for message in drain(sqs, url):
+            # Batch size 1, as the event source mapping is configured: one credential per invocation.
+            response = runner.invoke(function, sqs_event([message], arn), env, timeout_seconds)
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            ok = message["MessageId"] not in failed
+            if ok:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            job = JobRecord(function, ok, json.loads(message["Body"]))
+            jobs.append(job)
+            if on_job is not None:
+                on_job(job)
+    return jobs

@@ -180,8 +180,13 @@ def test_checkpoint_never_moves_past_unstored_data(resources: Any, monkeypatch: 
 def test_replayed_older_version_never_overwrites_a_newer_one(resources: Any) -> None:
     make_engine(resources).run("t1", "c1", FakeConnector([item(1, minutes=100, name="new")]))
     control = ControlStore(boto3.client("dynamodb"), resources.control_table)
-    control.save_checkpoint("t1", Vendor.POSABIT, "c1", Stream.INVENTORY, type(control.get_checkpoint(
-        "t1", Vendor.POSABIT, "c1", Stream.INVENTORY))())  # forget the cursor: re-read from the start
+    control.save_checkpoint(
+        "t1",
+        Vendor.POSABIT,
+        "c1",
+        Stream.INVENTORY,
+        type(control.get_checkpoint("t1", Vendor.POSABIT, "c1", Stream.INVENTORY))(),
+    )  # forget the cursor: re-read from the start
     result = make_engine(resources).run("t1", "c1", FakeConnector([item(1, minutes=50, name="old")]))
     assert result.streams[Stream.INVENTORY].writes.stale == 1
     assert '"new"' in table_items(resources)["t1#posabit#c1#product#1"]["data"]["S"]
