@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -35,7 +35,15 @@ from functions.core.observability import NAMESPACE, logger
 from functions.core.sources import CredentialSource, SettingsSource
 from functions.core.store import ControlStore, RecordStore
 
-OpenConnector = Callable[[Credential, ConnectorConfig], Connector]
+
+
+class OpenConnector(Protocol):
+    """What each vendor folder's `connector.open_connector` is."""
+
+    def __call__(
+        self, credential: Credential, config: ConnectorConfig, *, tenant: str, credential_id: str
+    ) -> Connector: ...
+
 SQS_BATCH_MAX = 10
 
 
@@ -234,7 +242,7 @@ class PullService:
                 allow_private_hosts=self.config.allow_private_hosts,
                 read_timeout=self.config.read_timeout,
             )
-            connector = self.open_connector(credential, config)
+            connector = self.open_connector(credential, config, tenant=tenant, credential_id=cred)
         except (CredentialError, HostNotAllowedError) as exc:
             self._record_failure(job, "failed", str(exc))
             return JobOutcome(job, "failed", str(exc))

@@ -181,7 +181,7 @@ class LocalRuntime:
         stores = sum(p.stores.get(vendor, 0) for p in self.plan)
         return {
             "seed": self.seed + list(Vendor).index(vendor),
-            "stores": stores,
+            "store_count": stores,
             "customers_per_store": self.scale.customers_per_store,
             "sales_per_store": self.scale.sales_per_store,
         }
@@ -372,9 +372,14 @@ def run_tick(
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         for message in drain(sqs, url):
             # Batch size 1, as the event source mapping is configured: one credential per invocation.
-            response = runner.invoke(function, sqs_event([message], arn), env, timeout_seconds)
-            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-            ok = message["MessageId"] not in failed
+            try:
+                response = runner.invoke(function, sqs_event([message], arn), env, timeout_seconds)
+            except Exception as exc:  # noqa: BLE001 - as in Lambda: the invocation failed, the message stays queued
+                runner.log.write(f"invocation of {function} failed: {type(exc).__name__}: {exc}\n")
+                ok = False
+            else:
+                failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+                ok = message["MessageId"] not in failed
             if ok:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             job = JobRecord(function, ok, json.loads(message["Body"]))
