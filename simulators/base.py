@@ -141,6 +141,8 @@ class Simulator:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes; without this each keep-alive request waits ~40 ms on loopback.
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 split = urlsplit(self.path)
@@ -167,14 +169,17 @@ class Simulator:
                 self.end_headers()
                 self.wfile.write(response.body)
 
-            do_GET = do_POST = do_PUT = do_DELETE = _serve
+            do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815 - http.server's method names
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name=f"sim-{self.vendor}", daemon=True)
+        server = self._server
+        self._thread = threading.Thread(
+            target=lambda: server.serve_forever(poll_interval=0.05), name=f"sim-{self.vendor}", daemon=True
+        )
         self._thread.start()
         return self.url
 
@@ -200,16 +205,74 @@ class Simulator:
 
 # --- seeded fake people ------------------------------------------------------------------------
 
-FIRST = ["Ava", "Liam", "Mia", "Noah", "Zoe", "Eli", "Ruby", "Owen", "Ivy", "Leo", "Nora", "Jack", "Luna",
-         "Finn", "Iris", "Max", "Hazel", "Sam", "Cora", "Theo", "Maya", "Jude", "Rosa", "Cole", "Tess"]
-LAST = ["Nguyen", "Garcia", "Smith", "Patel", "Kim", "Lopez", "Brown", "Chen", "Davis", "Martin", "Clark",
-        "Rivera", "Walker", "Young", "Hall", "Allen", "Wright", "Scott", "Green", "Baker", "Adams", "Hill"]
-PRODUCTS = [("Blue Dream 3.5g", "Flower", "Evergreen"), ("Sour Diesel Pre-roll", "Pre-Roll", "Northwest"),
-            ("Mango Gummies 100mg", "Edible", "Kiva"), ("OG Kush Cart 1g", "Vape", "Select"),
-            ("Live Resin 1g", "Concentrate", "Dabstract"), ("CBD Tincture 30ml", "Tincture", "Papa & Barkley"),
-            ("Gelato 7g", "Flower", "Cookies"), ("Mint Chocolate Bar", "Edible", "Wyld")]
-AREA_CODES = {"WA": ["206", "253", "360", "425", "509"], "CA": ["213", "415", "510", "619", "916"],
-              "OR": ["503", "541", "971"], "MI": ["248", "313", "616"], "CO": ["303", "719", "970"]}
+FIRST = [
+    "Ava",
+    "Liam",
+    "Mia",
+    "Noah",
+    "Zoe",
+    "Eli",
+    "Ruby",
+    "Owen",
+    "Ivy",
+    "Leo",
+    "Nora",
+    "Jack",
+    "Luna",
+    "Finn",
+    "Iris",
+    "Max",
+    "Hazel",
+    "Sam",
+    "Cora",
+    "Theo",
+    "Maya",
+    "Jude",
+    "Rosa",
+    "Cole",
+    "Tess",
+]
+LAST = [
+    "Nguyen",
+    "Garcia",
+    "Smith",
+    "Patel",
+    "Kim",
+    "Lopez",
+    "Brown",
+    "Chen",
+    "Davis",
+    "Martin",
+    "Clark",
+    "Rivera",
+    "Walker",
+    "Young",
+    "Hall",
+    "Allen",
+    "Wright",
+    "Scott",
+    "Green",
+    "Baker",
+    "Adams",
+    "Hill",
+]
+PRODUCTS = [
+    ("Blue Dream 3.5g", "Flower", "Evergreen"),
+    ("Sour Diesel Pre-roll", "Pre-Roll", "Northwest"),
+    ("Mango Gummies 100mg", "Edible", "Kiva"),
+    ("OG Kush Cart 1g", "Vape", "Select"),
+    ("Live Resin 1g", "Concentrate", "Dabstract"),
+    ("CBD Tincture 30ml", "Tincture", "Papa & Barkley"),
+    ("Gelato 7g", "Flower", "Cookies"),
+    ("Mint Chocolate Bar", "Edible", "Wyld"),
+]
+AREA_CODES = {
+    "WA": ["206", "253", "360", "425", "509"],
+    "CA": ["213", "415", "510", "619", "916"],
+    "OR": ["503", "541", "971"],
+    "MI": ["248", "313", "616"],
+    "CO": ["303", "719", "970"],
+}
 
 
 class People:
@@ -227,9 +290,15 @@ class People:
         if index % 97 == 13:
             phone, email = "1234567890", "test@test.com"
         born = datetime(1950, 1, 1) + timedelta(days=rng.randint(0, 365 * 50))
-        return {"first_name": first, "last_name": last, "phone": phone, "email": email,
-                "birth_date": born.date().isoformat(), "state": state,
-                "zipcode": f"{rng.randint(98001, 99403)}" if state == "WA" else f"{rng.randint(10000, 99999)}"}
+        return {
+            "first_name": first,
+            "last_name": last,
+            "phone": phone,
+            "email": email,
+            "birth_date": born.date().isoformat(),
+            "state": state,
+            "zipcode": f"{rng.randint(98001, 99403)}" if state == "WA" else f"{rng.randint(10000, 99999)}",
+        }
 
 
 def spread(start: datetime, end: datetime, count: int, rng: random.Random) -> list[datetime]:

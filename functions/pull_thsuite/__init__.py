@@ -1,0 +1,1 @@
+"""THSuite (read-only): ASSUMED REST contract, client, pure mapping and connector; see CONTRACT.md."""

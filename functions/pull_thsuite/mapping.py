@@ -1,0 +1,355 @@
+"""Pure mapping of THSuite payloads to canonical records (payload shapes ASSUMED, see CONTRACT.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, tzinfo
+from decimal import ROUND_DOWN, Decimal
+from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from functions.core.connector import MappingContext, MappingError
+from functions.core.layout import Stream, Vendor
+from functions.core.models import (
+    CanonicalRecord,
+    LoyaltyBalance,
+    Product,
+    Sale,
+    SaleLine,
+    Shopper,
+    dollars_to_cents,
+    normalize_phone,
+)
+from functions.pull_thsuite.constants import WINDOWS_TIMEZONES
+
+# --- payload models --------------------------------------------------------------------------------------------
+
+
+def _pos_id(value: Any) -> Any:
+    """THSuite ids may be numbers or strings (ASSUMED); we keep them as trimmed strings."""
+    if isinstance(value, bool):
+        raise ValueError("an id cannot be a boolean")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return value.strip()
+    return value
+
+
+PosId = Annotated[str, BeforeValidator(_pos_id), Field(min_length=1, max_length=128)]
+
+
+class _Payload(BaseModel):
+    """A THSuite object: unknown fields are ignored, blank strings mean absent, errors never echo values."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True, coerce_numbers_to_str=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_absent(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: None if isinstance(v, str) and not v.strip() else v for k, v in data.items()}
+        return data
+
+
+class ThsuiteStore(_Payload):
+    id: PosId
+    name: str | None = None
+    timezone: str | None = None
+    state: str | None = None
+    country: str | None = None
+
+
+class ThsuitePatient(_Payload):
+    id: PosId
+    store_id: PosId | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    date_of_birth: date | None = None
+    state: str | None = None
+    zip_code: str | None = None
+    patient_type: str | None = None  # "medical" or "recreational"
+    loyalty_member: bool | None = None
+    sms_opt_in: bool | None = None
+    email_opt_in: bool | None = None
+    created_at: datetime | None = None
+    updated_at: datetime
+
+
+class ThsuiteReceiptLine(_Payload):
+    id: PosId | None = None
+    product_id: PosId | None = None
+    sku: str | None = None
+    product_name: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    quantity: Decimal
+    unit_price: Decimal | None = None
+    discount: Decimal = Decimal(0)
+    tax: Decimal = Decimal(0)
+    total: Decimal  # signed, tax included: negative on a return line
+    is_return: bool = False
+
+    @property
+    def returned(self) -> bool:
+        """A return is flagged with is_return and a negative quantity; either one is taken as a return."""
+        return self.is_return or self.quantity < 0
+
+
+class ThsuitePayment(_Payload):
+    method: str | None = None
+    amount: Decimal
+
+
+class ThsuiteReceipt(_Payload):
+    id: PosId
+    receipt_number: str | None = None
+    store_id: PosId | None = None
+    patient_id: PosId | None = None
+    status: str
+    completed_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime
+    subtotal: Decimal
+    discount_total: Decimal = Decimal(0)
+    tax_total: Decimal = Decimal(0)
+    total: Decimal  # net of any return lines, tax included
+    lines: list[ThsuiteReceiptLine] = Field(default_factory=list)
+    payments: list[ThsuitePayment] = Field(default_factory=list)
+
+
+class ThsuiteInventoryItem(_Payload):
+    id: PosId
+    product_id: PosId | None = None
+    store_id: PosId | None = None
+    sku: str | None = None
+    name: str = Field(min_length=1)
+    brand: str | None = None
+    category: str | None = None
+    unit_price: Decimal | None = None
+    quantity_on_hand: Decimal | None = None
+    active: bool = True
+    updated_at: datetime
+
+
+class ThsuiteLoyaltyBalance(_Payload):
+    patient_id: PosId
+    store_id: PosId | None = None
+    points: Decimal
+    updated_at: datetime
+
+
+# --- timezones and timestamps ----------------------------------------------------------------------------------
+
+
+def resolve_timezone(name: str | None) -> str | None:
+    """The IANA zone for a store timezone given as an IANA or Windows name; None when it names no known zone."""
+    if name is None or not name.strip():
+        return None
+    text = name.strip()
+    candidate = WINDOWS_TIMEZONES.get(text, text)
+    try:
+        ZoneInfo(candidate)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+    return candidate
+
+
+def to_utc(value: datetime, zone: tzinfo) -> datetime:
+    """A naive THSuite timestamp is store-local wall time (the earlier instant when DST repeats it); offsets win."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zone)
+    return value.astimezone(UTC)
+
+
+def mapping_context(
+    store: ThsuiteStore, *, tenant: str, credential_id: str, fallback_timezone: str = "UTC"
+) -> MappingContext:
+    """What every mapping of one store's records needs: its zone (IANA), its phone region and its id."""
+    zone = resolve_timezone(store.timezone)
+    country = (store.country or "US").strip().upper()
+    return MappingContext(
+        tenant=tenant,
+        vendor=Vendor.THSUITE,
+        credential_id=credential_id,
+        timezone=zone or fallback_timezone,
+        default_region=country if len(country) == 2 and country.isalpha() else "US",
+        extra={"store_id": store.id, "timezone_known": zone is not None},
+    )
+
+
+# --- record mapping --------------------------------------------------------------------------------------------
+
+SaleStatus = Literal["completed", "refunded", "partially_refunded", "cancelled", "pending"]
+
+# ASSUMED receipt statuses. Return lines then refine "completed" into refunded / partially refunded.
+_RECEIPT_STATUS: Final[dict[str, SaleStatus]] = {
+    "completed": "completed",
+    "closed": "completed",
+    "paid": "completed",
+    "voided": "cancelled",
+    "void": "cancelled",
+    "cancelled": "cancelled",
+    "canceled": "cancelled",
+    "open": "pending",
+    "pending": "pending",
+    "suspended": "pending",
+    "refunded": "refunded",
+    "returned": "refunded",
+}
+
+
+def _zone(ctx: MappingContext) -> ZoneInfo:
+    return ZoneInfo(ctx.timezone)
+
+
+def _common(ctx: MappingContext, pos_id: str, store_id: str | None, updated_at: datetime) -> dict[str, Any]:
+    fallback_store = ctx.extra.get("store_id")
+    return {
+        "tenant": ctx.tenant,
+        "vendor": ctx.vendor,
+        "credential_id": ctx.credential_id,
+        "pos_id": pos_id,
+        "location_id": store_id or (str(fallback_store) if fallback_store is not None else None),
+        "source_updated_at": to_utc(updated_at, _zone(ctx)),
+    }
+
+
+def map_patient(item: dict[str, Any], ctx: MappingContext) -> Shopper:
+    """A THSuite patient is a shopper; its phone is read in the store's country, placeholders are kept raw only."""
+    patient = ThsuitePatient.model_validate(item)
+    zone = _zone(ctx)
+    return Shopper(
+        **_common(ctx, patient.id, patient.store_id, patient.updated_at),
+        first_name=patient.first_name,
+        last_name=patient.last_name,
+        phone=normalize_phone(patient.phone, ctx.default_region),
+        phone_raw=patient.phone,
+        email=patient.email,
+        birth_date=patient.date_of_birth,
+        state=patient.state.upper() if patient.state else None,
+        postal_code=patient.zip_code,
+        loyalty_member=patient.loyalty_member,
+        marketing_opt_in=patient.email_opt_in,
+        sms_opt_in=patient.sms_opt_in,
+        customer_type=patient.patient_type.lower() if patient.patient_type else None,
+        pos_created_at=to_utc(patient.created_at, zone) if patient.created_at else None,
+    )
+
+
+def _sale_line(line: ThsuiteReceiptLine) -> SaleLine:
+    return SaleLine(
+        product_id=line.product_id,
+        sku=line.sku,
+        name=line.product_name,
+        category=line.category,
+        brand=line.brand,
+        quantity=float(line.quantity),
+        total_cents=dollars_to_cents(line.total),
+        discount_cents=dollars_to_cents(line.discount),
+        is_refund=line.returned,
+    )
+
+
+def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
+    """A receipt is a sale; return lines make it refunded (all lines) or partially refunded (some lines).
+
+    THSuite's `total` is net of returns, so the canonical total is that net plus what was returned: then
+    `Sale.net_cents` is exactly what THSuite says the customer paid (negative for a pure return receipt).
+    """
+    receipt = ThsuiteReceipt.model_validate(item)
+    status = _RECEIPT_STATUS.get(receipt.status.strip().lower())
+    if status is None:
+        raise MappingError(receipt.id, f"receipt status {receipt.status[:32]!r} is not one THSuite is known to use")
+    zone = _zone(ctx)
+    ordered_at = to_utc(receipt.completed_at or receipt.created_at or receipt.updated_at, zone)
+    returns = [line for line in receipt.lines if line.returned]
+    returned_cents = sum(abs(dollars_to_cents(line.total)) for line in returns)
+    net_cents = dollars_to_cents(receipt.total)
+    if returns:
+        total_cents, refunded_cents = net_cents + returned_cents, returned_cents
+        if status == "completed":
+            status = "refunded" if len(returns) == len(receipt.lines) else "partially_refunded"
+    elif status == "refunded":
+        total_cents, refunded_cents = net_cents, net_cents
+    else:
+        total_cents, refunded_cents = net_cents, 0
+    return Sale(
+        **_common(ctx, receipt.id, receipt.store_id, receipt.updated_at),
+        customer_pos_id=receipt.patient_id,
+        ordered_at=ordered_at,
+        local_date=ordered_at.astimezone(zone).date(),
+        timezone=ctx.timezone,
+        status=status,
+        subtotal_cents=dollars_to_cents(receipt.subtotal),
+        discount_cents=dollars_to_cents(receipt.discount_total),
+        tax_cents=dollars_to_cents(receipt.tax_total),
+        total_cents=total_cents,
+        refunded_cents=refunded_cents,
+        lines=tuple(_sale_line(line) for line in receipt.lines),
+        tenders=tuple({"method": p.method, "amount_cents": dollars_to_cents(p.amount)} for p in receipt.payments),
+    )
+
+
+def map_inventory_item(item: dict[str, Any], ctx: MappingContext) -> Product:
+    inventory = ThsuiteInventoryItem.model_validate(item)
+    return Product(
+        **_common(ctx, inventory.id, inventory.store_id, inventory.updated_at),
+        product_id=inventory.product_id,
+        name=inventory.name,
+        sku=inventory.sku,
+        brand=inventory.brand,
+        category=inventory.category,
+        price_cents=dollars_to_cents(inventory.unit_price) if inventory.unit_price is not None else None,
+        quantity_on_hand=float(inventory.quantity_on_hand) if inventory.quantity_on_hand is not None else None,
+        active=inventory.active,
+    )
+
+
+def map_loyalty_balance(item: dict[str, Any], ctx: MappingContext) -> LoyaltyBalance:
+    """One balance per patient and store, keyed by the patient id; fractional points are truncated (ASSUMED)."""
+    balance = ThsuiteLoyaltyBalance.model_validate(item)
+    common = _common(ctx, balance.patient_id, balance.store_id, balance.updated_at)
+    return LoyaltyBalance(
+        **common,
+        customer_pos_id=balance.patient_id,
+        points=int(balance.points.to_integral_value(rounding=ROUND_DOWN)),
+        as_of=common["source_updated_at"],
+    )
+
+
+_MAPPERS: Final[dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord]]] = {
+    Stream.CUSTOMERS: map_patient,
+    Stream.SALES: map_receipt,
+    Stream.INVENTORY: map_inventory_item,
+    Stream.LOYALTY: map_loyalty_balance,
+}
+
+
+def item_id(stream: Stream, item: dict[str, Any]) -> str | None:
+    """The POS id of a raw item (loyalty balances are keyed by their patient), best effort."""
+    raw = item.get("patient_id" if stream is Stream.LOYALTY else "id")
+    if raw is None or isinstance(raw, bool | dict | list):
+        return None
+    text = str(raw).strip()
+    return text or None
+
+
+def validation_reason(exc: ValidationError) -> str:
+    """Field paths and problems, never the offending values (they may be personal data)."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors(include_input=False))
+
+
+def map_record(stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    """One THSuite item to its canonical record, or MappingError naming the fields that failed."""
+    mapper = _MAPPERS.get(stream)
+    if mapper is None:
+        raise MappingError(item_id(stream, item), f"THSuite has no {stream} stream")
+    try:
+        return mapper(item, ctx)
+    except ValidationError as exc:
+        raise MappingError(item_id(stream, item), validation_reason(exc)) from None
