@@ -11,16 +11,11 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from functions.core.layout import ResourceNames
+from functions.core.layout import PULL_VENDORS, ResourceNames
+from infra import outputs
 
-DEFAULT_STACK = "possync"
+DEFAULT_STACK = outputs.STACK_NAME
 LOCAL_STATE = Path(".local/runtime.json")
-
-# CloudFormation output keys the CDK stack publishes (infra/stack.py uses the same names).
-OUTPUT_RECORDS_TABLE = "RecordsTableName"
-OUTPUT_CONTROL_TABLE = "ControlTableName"
-OUTPUT_ARCHIVE_BUCKET = "ArchiveBucketName"
-OUTPUT_QUEUE_PREFIX = "JobsQueueUrl"  # + the pull function in CamelCase, e.g. JobsQueueUrlPullPosabit
 
 
 class TargetError(RuntimeError):
@@ -79,10 +74,12 @@ def stack_target(stack: str = DEFAULT_STACK, region: str | None = None) -> Targe
     try:
         return Target(
             names=ResourceNames(),
-            records_table=values[OUTPUT_RECORDS_TABLE],
-            control_table=values[OUTPUT_CONTROL_TABLE],
-            archive_bucket=values[OUTPUT_ARCHIVE_BUCKET],
-            queue_urls={k: v for k, v in values.items() if k.startswith(OUTPUT_QUEUE_PREFIX)},
+            records_table=values[outputs.RECORDS_TABLE_OUTPUT],
+            control_table=values[outputs.CONTROL_TABLE_OUTPUT],
+            archive_bucket=values[outputs.ARCHIVE_BUCKET_OUTPUT],
+            queue_urls={
+                f: values[outputs.queue_url_output(f)] for f in PULL_VENDORS if outputs.queue_url_output(f) in values
+            },
             region=region,
         )
     except KeyError as exc:

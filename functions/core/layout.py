@@ -109,12 +109,24 @@ class ResourceNames:
         return f"/{self.prefix}/tenants/{tenant}/loyalty"
 
     def credential_secret(self, tenant: str, vendor: Vendor, credential_id: str) -> str:
-        return f"{self.prefix}/{tenant}/{vendor.value}/{credential_id}"
+        return f"{self.secret_root}{tenant}/{vendor.value}/{credential_id}"
+
+    @property
+    def secret_root(self) -> str:
+        return f"{self.prefix}/"
 
     @property
     def metrics_namespace(self) -> str:
         return "possync"
 
+
+# What an EventBridge Scheduler tick sends a pull function: fan out one job per active credential.
+DISPATCH_EVENT: dict[str, str] = {"action": "dispatch"}
+
+# Secrets Manager names of store credentials all start with this (IAM grants are scoped to it).
+SECRET_NAME_ROOT = "possync/"
+# The raw archive's key root (IAM grants and lifecycle rules are scoped to it).
+ARCHIVE_ROOT = "raw/"
 
 # Environment variable names the Lambdas read; the CDK app sets them, the local runtime too.
 ENV_RECORDS_TABLE = "POSSYNC_RECORDS_TABLE"
@@ -192,13 +204,13 @@ def archive_key(
 ) -> str:
     """Deterministic: the same run retrying the same page overwrites its object instead of adding one."""
     return (
-        f"raw/tenant={tenant}/vendor={vendor.value}/credential={credential_id}/stream={stream.value}/"
+        f"{ARCHIVE_ROOT}tenant={tenant}/vendor={vendor.value}/credential={credential_id}/stream={stream.value}/"
         f"date={day.isoformat()}/run={run_id}/page-{page:06d}.json.gz"
     )
 
 
 def archive_prefix(tenant: str, vendor: Vendor, credential_id: str | None = None) -> str:
-    prefix = f"raw/tenant={tenant}/vendor={vendor.value}/"
+    prefix = f"{ARCHIVE_ROOT}tenant={tenant}/vendor={vendor.value}/"
     if credential_id is not None:
         prefix += f"credential={credential_id}/"
     return prefix

@@ -36,7 +36,6 @@ from functions.core.sources import CredentialSource, SettingsSource
 from functions.core.store import ControlStore, RecordStore
 
 
-
 class OpenConnector(Protocol):
     """What each vendor folder's `connector.open_connector` is."""
 
@@ -44,7 +43,11 @@ class OpenConnector(Protocol):
         self, credential: Credential, config: ConnectorConfig, *, tenant: str, credential_id: str
     ) -> Connector: ...
 
+
 SQS_BATCH_MAX = 10
+# Each continuation stores at least one page, so a pull always advances; the cap stops a runaway chain
+# (e.g. a POS that never reports a last page) from re-invoking the function forever.
+MAX_CONTINUATIONS = 200
 
 
 class PullJob(BaseModel):
@@ -212,7 +215,11 @@ class PullService:
             outcome = self._run_leased(job, remaining_seconds)
         finally:
             self.control.release_lease(tenant, vendor, cred, owner)
-        if outcome.status == "continued" and outcome.result is not None:
+        if outcome.status == "continued" and job.continuation >= MAX_CONTINUATIONS:
+            detail = f"stopped after {MAX_CONTINUATIONS} continuations; the next scheduled pull resumes it"
+            self._record_failure(job, "failed", detail)
+            outcome = JobOutcome(job, "failed", detail, outcome.result)
+        elif outcome.status == "continued" and outcome.result is not None:
             self.enqueue(
                 [
                     job.model_copy(
@@ -346,7 +353,7 @@ def handle_pull_event(
 ) -> dict[str, Any]:
     """Route a pull Lambda's event: a schedule tick fans out; SQS jobs are pulled with partial batch responses."""
     service = service_factory()
-    if event.get("action") == "dispatch":
+    if event.get("action") == layout.DISPATCH_EVENT["action"]:
         outcome = service.dispatch(layout.PULL_VENDORS[function])
         logger.info(
             "dispatched pull jobs",

@@ -312,7 +312,7 @@ class LocalRuntime:
         assert self.resources is not None
         pages: Counter[str] = Counter()
         paginator = self.client("s3").get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.resources.archive_bucket, Prefix="raw/"):
+        for page in paginator.paginate(Bucket=self.resources.archive_bucket, Prefix=layout.ARCHIVE_ROOT):
             for obj in page.get("Contents", []):
                 vendor = obj["Key"].split("/")[2].removeprefix("vendor=")
                 pages[vendor] += 1
@@ -367,7 +367,7 @@ def run_tick(
     jobs: list[JobRecord] = []
     for function in functions:
         env = resources.lambda_env(function)
-        runner.invoke(function, {"action": "dispatch"}, env)
+        runner.invoke(function, dict(layout.DISPATCH_EVENT), env)
         url = resources.queue_urls[function]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         for message in drain(sqs, url):

@@ -1,0 +1,52 @@
+"""The possync CDK app (`cdk synth` runs `python -m infra.app`): one stack, checked by cdk-nag on every synth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+
+from infra.config import DeployConfig
+from infra.outputs import STACK_NAME
+from infra.stack import PossyncStack
+
+CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The context in cdk.json (feature flags and deployment settings)."""
+    context: dict[str, Any] = json.loads(CDK_JSON.read_text(encoding="utf-8"))["context"]
+    return context
+
+
+def build(app: cdk.App) -> PossyncStack:
+    """Add the stack to the app, configured from the app's context, with the AwsSolutions rules."""
+    stack = PossyncStack(
+        app,
+        STACK_NAME,
+        config=DeployConfig.from_context(app.node),
+        description="possync: pulls POS data into S3 and DynamoDB and turns it into loyalty personas",
+    )
+    add_checks(app)
+    return stack
+
+
+def add_checks(app: cdk.App) -> None:
+    """cdk-nag AwsSolutions: any unacknowledged finding, error or warning, fails the synth."""
+    # Acknowledged findings are also written into the template metadata, so a reviewer sees each reason there.
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
+
+
+def main() -> None:
+    # The CLI passes cdk.json's context itself, and what it passes wins over this; reading the file here makes
+    # `python -m infra.app` without the CLI synthesize the same template.
+    app = cdk.App(context=cdk_json_context())
+    build(app)
+    app.synth()
+
+
+if __name__ == "__main__":
+    main()

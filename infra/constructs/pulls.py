@@ -1,0 +1,220 @@
+"""Pulls: per pull function a jobs queue with its DLQ, the function draining it, and the schedule that dispatches."""
+
+from __future__ import annotations
+
+from aws_cdk import Acknowledgment as Ack
+from aws_cdk import Duration, Stack, Validations
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_scheduler as scheduler
+from aws_cdk import aws_scheduler_targets as targets
+from aws_cdk import aws_sqs as sqs
+from aws_cdk.aws_lambda_event_sources import SqsEventSource
+from constructs import Construct
+
+from functions.core.layout import (
+    ENV_ALLOW_PRIVATE_HOSTS,
+    ENV_JOB_QUEUE_URL,
+    ENV_RESOURCE_PREFIX,
+    PULL_VENDORS,
+    ResourceNames,
+    base_url_env,
+)
+from infra.config import DeployConfig
+from infra.constants import (
+    DISPATCH_EVENT,
+    DLQ_RETENTION,
+    PULL_MAX_CONCURRENCY,
+    PULL_MAX_RECEIVES,
+    PULL_MEMORY_MB,
+    PULL_QUEUE_RETENTION,
+    PULL_QUEUE_VISIBILITY_TIMEOUT,
+    PULL_TIMEOUT,
+    SCHEDULE_MAX_EVENT_AGE,
+    SCHEDULE_RETRY_ATTEMPTS,
+)
+from infra.constructs.function import PossyncFunction
+from infra.constructs.permissions import acknowledge_wildcard_resource, grant_read_credentials, grant_read_settings
+from infra.constructs.storage import Storage
+from infra.outputs import pascal_case
+
+RECORDS_TABLE_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+)
+# Leases, checkpoints, status, the credential registry and quarantined records.
+CONTROL_TABLE_ACTIONS = (
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+)
+ARCHIVE_ACTIONS = ("s3:GetObject", "s3:PutObject")
+# A dispatch tick that fails is retried once more by Lambda's async invoke before it lands in the dispatch DLQ.
+DISPATCH_ASYNC_RETRIES = 1
+
+
+def _queue(scope: Construct, construct_id: str, **props: object) -> sqs.Queue:
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        **props,  # type: ignore[arg-type]
+    )
+
+
+class PullFunction(Construct):
+    """One pull function: schedule -> dispatch -> one SQS job per credential -> the same function pulls it."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        names: ResourceNames,
+        code: lambda_.Code,
+        storage: Storage,
+        config: DeployConfig,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.name = name
+        self.dead_letter_queue = _queue(
+            self, "JobsDeadLetterQueue", queue_name=names.pull_dlq(name), retention_period=DLQ_RETENTION
+        )
+        self.queue = _queue(
+            self,
+            "JobsQueue",
+            queue_name=names.pull_queue(name),
+            visibility_timeout=PULL_QUEUE_VISIBILITY_TIMEOUT,
+            retention_period=PULL_QUEUE_RETENTION,
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.dead_letter_queue, max_receive_count=PULL_MAX_RECEIVES),
+        )
+        # Schedule ticks that could not be delivered, or whose dispatch failed after Lambda's retries.
+        self.dispatch_dead_letter_queue = _queue(self, "DispatchDeadLetterQueue", retention_period=DLQ_RETENTION)
+        Validations.of(self.dispatch_dead_letter_queue.node.default_child).acknowledge(  # type: ignore[arg-type]
+            Ack(
+                id="AwsSolutions-SQS3",
+                reason="This queue is itself a dead-letter queue: of the EventBridge Scheduler target and of the "
+                "function's asynchronous invocations (on-failure destination).",
+            )
+        )
+
+        environment = {
+            **storage.environment,
+            ENV_JOB_QUEUE_URL: self.queue.queue_url,
+            ENV_RESOURCE_PREFIX: names.prefix,
+            ENV_ALLOW_PRIVATE_HOSTS: "true" if config.allow_private_hosts else "false",
+        }
+        for vendor in PULL_VENDORS[name]:
+            if vendor in config.vendor_base_urls:
+                environment[base_url_env(vendor)] = config.vendor_base_urls[vendor]
+        vendors = ", ".join(vendor.value for vendor in PULL_VENDORS[name])
+        pull = PossyncFunction(
+            self,
+            "Pull",
+            name=name,
+            names=names,
+            code=code,
+            description=f"Pulls {vendors} data: dispatches one job per credential, then runs those jobs",
+            memory_size=PULL_MEMORY_MB,
+            timeout=PULL_TIMEOUT,
+            environment=environment,
+            # A job that runs out of time enqueues its own continuation on this function's queue; Lambda's
+            # loop detection would drop that chain after 16 hops, and the engine bounds it instead.
+            recursive_loop=lambda_.RecursiveLoop.ALLOW,
+            retry_attempts=DISPATCH_ASYNC_RETRIES,
+            max_event_age=SCHEDULE_MAX_EVENT_AGE,
+            on_failure=destinations.SqsDestination(self.dispatch_dead_letter_queue),
+        )
+        self.function, self.role, self.log_group = pull.function, pull.role, pull.log_group
+        self._grant(storage, names)
+        self.function.add_event_source(
+            SqsEventSource(
+                self.queue,
+                batch_size=1,
+                max_concurrency=PULL_MAX_CONCURRENCY[name],
+                report_batch_item_failures=True,
+            )
+        )
+        self.schedule = self._schedule(names, config)
+
+    def _grant(self, storage: Storage, names: ResourceNames) -> None:
+        storage.records_table.grant(self.function, *RECORDS_TABLE_ACTIONS)
+        storage.control_table.grant(self.function, *CONTROL_TABLE_ACTIONS)
+        iam.Grant.add_to_principal(
+            grantee=self.function, actions=list(ARCHIVE_ACTIONS), resource_arns=[storage.raw_objects_arn()]
+        )
+        self.queue.grant_send_messages(self.function)
+        grant_read_settings(self.function, names)
+        grant_read_credentials(self.function, names)
+        acknowledge_wildcard_resource(
+            self.role,
+            storage.raw_objects_arn(),
+            "Pull functions write and re-read raw pages under the archive's raw/ prefix only; object keys are per "
+            "tenant, vendor, credential and run, so they cannot be listed in advance.",
+        )
+
+    def _schedule(self, names: ResourceNames, config: DeployConfig) -> scheduler.Schedule:
+        role = iam.Role(
+            self,
+            "SchedulerRole",
+            assumed_by=iam.ServicePrincipal(
+                "scheduler.amazonaws.com",
+                conditions={"StringEquals": {"aws:SourceAccount": Stack.of(self).account}},
+            ),
+            description=f"Lets EventBridge Scheduler invoke {names.function_name(self.name)}",
+        )
+        schedule = scheduler.Schedule(
+            self,
+            "Schedule",
+            schedule_name=names.schedule_name(self.name),
+            description=f"Dispatches {self.name} jobs every {config.pull_interval_minutes} minutes",
+            schedule=scheduler.ScheduleExpression.rate(Duration.minutes(config.pull_interval_minutes)),
+            target=targets.LambdaInvoke(
+                self.function,
+                input=scheduler.ScheduleTargetInput.from_object(DISPATCH_EVENT),
+                role=role,
+                dead_letter_queue=self.dispatch_dead_letter_queue,
+                retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
+                max_event_age=SCHEDULE_MAX_EVENT_AGE,
+            ),
+        )
+        # The scheduler target grants lambda:InvokeFunction on the function ARN and on ARN:* (its versions).
+        acknowledge_wildcard_resource(
+            role,
+            f"{self.function.function_arn}:*",
+            "The EventBridge Scheduler target grant also covers the function's versions and aliases (ARN:*); "
+            "the role may invoke this one function and nothing else.",
+        )
+        return schedule
+
+
+class Pulls(Construct):
+    """The four pull functions, one per entry of functions.core.layout.PULL_VENDORS."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        names: ResourceNames,
+        code: lambda_.Code,
+        storage: Storage,
+        config: DeployConfig,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.functions: dict[str, PullFunction] = {
+            name: PullFunction(
+                self, pascal_case(name), name=name, names=names, code=code, storage=storage, config=config
+            )
+            for name in PULL_VENDORS
+        }

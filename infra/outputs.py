@@ -1,0 +1,34 @@
+"""The stack's name and output keys, for the CLI that reads them (plain Python: importing it needs no CDK)."""
+
+from __future__ import annotations
+
+STACK_NAME = "Possync"
+
+RECORDS_TABLE_OUTPUT = "RecordsTableName"
+RECORDS_TABLE_STREAM_OUTPUT = "RecordsTableStreamArn"
+CONTROL_TABLE_OUTPUT = "ControlTableName"
+ARCHIVE_BUCKET_OUTPUT = "ArchiveBucketName"
+ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
+DASHBOARD_OUTPUT = "DashboardName"
+
+
+def pascal_case(text: str) -> str:
+    """pull_thsuite jobs -> PullThsuiteJobs: output keys and construct ids."""
+    return "".join(part.capitalize() for part in text.replace("_", " ").split())
+
+
+def function_name_output(function: str) -> str:
+    """pull_thsuite -> PullThsuiteFunctionName."""
+    return f"{pascal_case(function)}FunctionName"
+
+
+def queue_url_output(function: str) -> str:
+    return f"{pascal_case(function)}QueueUrl"
+
+
+def dead_letter_queue_url_output(function: str) -> str:
+    return f"{pascal_case(function)}DeadLetterQueueUrl"
+
+
+def dispatch_dead_letter_queue_url_output(function: str) -> str:
+    return f"{pascal_case(function)}DispatchDeadLetterQueueUrl"

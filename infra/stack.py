@@ -1,0 +1,66 @@
+"""PossyncStack: one stack per environment, composed of one construct per concern."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack, Tags
+from aws_cdk import aws_lambda as lambda_
+from constructs import Construct
+
+from functions.core.layout import ResourceNames
+from infra import outputs
+from infra.bundling import functions_code
+from infra.config import DeployConfig
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.pulls import Pulls
+from infra.constructs.storage import Storage
+
+
+class PossyncStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: DeployConfig,
+        names: ResourceNames | None = None,
+        **stack_options: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **stack_options)
+        self.config = config
+        self.names = names or ResourceNames()
+        Tags.of(self).add("application", self.names.prefix)
+        # One asset for every function in the stack, so the dependencies are bundled once.
+        self.code: lambda_.Code = functions_code()
+
+        self.storage = Storage(self, "Storage", names=self.names)
+        self.pulls = Pulls(self, "Pulls", names=self.names, code=self.code, storage=self.storage, config=config)
+        # The stream consumers (personas, enroll, optin, pos_sync) belong in a Rules construct here: event
+        # sources on self.storage.records_table's stream, functions built with PossyncFunction from self.code,
+        # and their functions and DLQs handed to Monitoring below.
+        self.monitoring = Monitoring(self, "Monitoring", names=self.names, pulls=list(self.pulls.functions.values()))
+        self._add_outputs()
+
+    def _add_outputs(self) -> None:
+        def output(key: str, value: str, description: str) -> None:
+            CfnOutput(self, key, value=value, description=description)
+
+        output(outputs.RECORDS_TABLE_OUTPUT, self.storage.records_table.table_name, "Normalized records")
+        stream_arn = self.storage.records_table.table_stream_arn
+        if stream_arn is None:
+            raise ValueError("the records table must have a stream: the rules consume it")
+        output(outputs.RECORDS_TABLE_STREAM_OUTPUT, stream_arn, "Stream of the records table, consumed by the rules")
+        output(outputs.CONTROL_TABLE_OUTPUT, self.storage.control_table.table_name, "Leases, checkpoints, registry")
+        output(outputs.ARCHIVE_BUCKET_OUTPUT, self.storage.archive_bucket.bucket_name, "Raw page archive")
+        output(outputs.ALARM_TOPIC_OUTPUT, self.monitoring.alarm_topic.topic_arn, "Subscribe to hear of alarms")
+        output(outputs.DASHBOARD_OUTPUT, self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard")
+        for name, pull in self.pulls.functions.items():
+            output(outputs.function_name_output(name), pull.function.function_name, f"{name} function")
+            output(outputs.queue_url_output(name), pull.queue.queue_url, f"{name} jobs queue")
+            output(outputs.dead_letter_queue_url_output(name), pull.dead_letter_queue.queue_url, f"{name} jobs DLQ")
+            output(
+                outputs.dispatch_dead_letter_queue_url_output(name),
+                pull.dispatch_dead_letter_queue.queue_url,
+                f"{name} failed schedule ticks",
+            )

@@ -1,0 +1,114 @@
+"""Least privilege: each role may do exactly what its function needs, on exactly its resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from functions.core.layout import PULL_VENDORS, ResourceNames
+from tests.infra import cfn
+from tests.infra.conftest import Synthesized
+
+NAMES = ResourceNames()
+PULL_FUNCTIONS = sorted(PULL_VENDORS)
+
+SQS_CONSUME = {
+    "sqs:ReceiveMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:GetQueueUrl",
+}
+SQS_SEND = {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+RECORDS = {
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+}
+CONTROL = {
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+}
+
+
+def _arn(logical_id: str) -> str:
+    return f"${{{logical_id}.Arn}}"
+
+
+@pytest.mark.parametrize("name", PULL_FUNCTIONS)
+def test_pull_role_has_exactly_the_expected_permissions(
+    synthesized: Synthesized, template: dict[str, Any], name: str
+) -> None:
+    pull = synthesized.stack.pulls.functions[name]
+    storage = synthesized.stack.storage
+    logical = synthesized.logical_id
+
+    permissions = cfn.role_permissions(template, logical(pull.role))
+
+    assert permissions == {
+        _arn(logical(pull.log_group)): {"logs:CreateLogStream", "logs:PutLogEvents"},
+        _arn(logical(storage.records_table)): RECORDS,
+        _arn(logical(storage.control_table)): CONTROL,
+        _arn(logical(storage.archive_bucket)) + "/raw/*": {"s3:GetObject", "s3:PutObject"},
+        _arn(logical(pull.queue)): SQS_CONSUME | SQS_SEND,
+        _arn(logical(pull.dispatch_dead_letter_queue)): SQS_SEND,
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/possync/*": {
+            "ssm:GetParameter",
+            "ssm:GetParameters",
+            "ssm:GetParametersByPath",
+        },
+        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:possync/*": {
+            "secretsmanager:GetSecretValue"
+        },
+    }
+
+
+def test_no_policy_grants_wildcard_actions_or_scans(template: dict[str, Any]) -> None:
+    for policy in cfn.of_type(template, "AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            for action in cfn.as_list(statement["Action"]):
+                assert "*" not in action, action
+                assert action not in {"dynamodb:Scan", "dynamodb:DeleteTable"}, action
+
+
+def test_roles_have_no_managed_or_inline_policies(template: dict[str, Any]) -> None:
+    for role in cfn.of_type(template, "AWS::IAM::Role").values():
+        assert "ManagedPolicyArns" not in role["Properties"]
+        assert "Policies" not in role["Properties"]
+
+
+@pytest.mark.parametrize("name", PULL_FUNCTIONS)
+def test_scheduler_role_may_only_invoke_its_function(
+    synthesized: Synthesized, template: dict[str, Any], name: str
+) -> None:
+    pull = synthesized.stack.pulls.functions[name]
+    logical = synthesized.logical_id
+    schedule = template["Resources"][logical(pull.schedule)]["Properties"]
+    role_id = schedule["Target"]["RoleArn"]["Fn::GetAtt"][0]
+    function_arn = _arn(logical(pull.function))
+
+    assert cfn.role_permissions(template, role_id) == {
+        function_arn: {"lambda:InvokeFunction"},
+        function_arn + ":*": {"lambda:InvokeFunction"},
+        _arn(logical(pull.dispatch_dead_letter_queue)): {"sqs:SendMessage"},
+    }
+    [trust] = template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_every_role_is_used_by_exactly_one_function_or_schedule(template: dict[str, Any]) -> None:
+    users = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in cfn.of_type(template, "AWS::Lambda::Function").values()]
+    users += [
+        s["Properties"]["Target"]["RoleArn"]["Fn::GetAtt"][0]
+        for s in cfn.of_type(template, "AWS::Scheduler::Schedule").values()
+    ]
+    assert sorted(users) == sorted(cfn.of_type(template, "AWS::IAM::Role"))

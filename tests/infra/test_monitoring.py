@@ -1,0 +1,99 @@
+"""Monitoring and outputs: every failure path raises an alarm, and the CLI finds every resource by output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk.assertions import Match, Template
+
+from functions.core.layout import PULL_VENDORS, ResourceNames
+from infra import outputs
+from tests.infra import cfn
+from tests.infra.conftest import Synthesized
+
+NAMES = ResourceNames()
+
+
+def _alarm_dimensions(template: dict[str, Any], metric_name: str) -> list[Any]:
+    return [
+        alarm["Properties"]["Dimensions"][0]["Value"]
+        for alarm in cfn.of_type(template, "AWS::CloudWatch::Alarm").values()
+        if alarm["Properties"].get("MetricName") == metric_name
+    ]
+
+
+def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized, template: dict[str, Any]) -> None:
+    dead_letter_queues = [
+        queue
+        for pull in synthesized.stack.pulls.functions.values()
+        for queue in (pull.dead_letter_queue, pull.dispatch_dead_letter_queue)
+    ]
+    watched = _alarm_dimensions(template, "ApproximateNumberOfMessagesVisible")
+
+    assert sorted(str(w) for w in watched) == sorted(
+        str({"Fn::GetAtt": [synthesized.logical_id(q), "QueueName"]}) for q in dead_letter_queues
+    )
+
+
+def test_every_function_alarms_on_errors(synthesized: Synthesized, template: dict[str, Any]) -> None:
+    watched = _alarm_dimensions(template, "Errors")
+    assert sorted(str(w) for w in watched) == sorted(
+        str({"Ref": synthesized.logical_id(pull.function)}) for pull in synthesized.stack.pulls.functions.values()
+    )
+
+
+def test_alarms_fire_on_the_first_occurrence_and_notify_the_topic(
+    synthesized: Synthesized, template: dict[str, Any]
+) -> None:
+    topic = {"Ref": synthesized.logical_id(synthesized.stack.monitoring.alarm_topic)}
+    alarms = cfn.of_type(template, "AWS::CloudWatch::Alarm").values()
+
+    assert len(alarms) == 3 * len(PULL_VENDORS)
+    for alarm in alarms:
+        props = alarm["Properties"]
+        assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanThreshold", 0)
+        assert props["EvaluationPeriods"] == 1
+        assert props["TreatMissingData"] == "notBreaching"
+        assert props["AlarmActions"] == props["OKActions"] == [topic]
+
+
+def test_alarm_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(assertions: Template) -> None:
+    assertions.has_resource_properties("AWS::SNS::Topic", {"KmsMasterKeyId": Match.any_value()})
+    assertions.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "EnableKeyRotation": True,
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [Match.object_like({"Principal": {"Service": "cloudwatch.amazonaws.com"}})]
+                )
+            },
+        },
+    )
+
+
+def test_dashboard_shows_every_pull_function(template: dict[str, Any]) -> None:
+    [dashboard] = cfn.of_type(template, "AWS::CloudWatch::Dashboard").values()
+    body = cfn.render(dashboard["Properties"]["DashboardBody"])
+
+    assert dashboard["Properties"]["DashboardName"] == NAMES.prefix
+    for name in PULL_VENDORS:
+        assert f'"title":"{name} invocations"' in body
+        assert f'"title":"{name} dead letters"' in body
+
+
+def test_outputs_name_every_resource_the_cli_reads(synthesized: Synthesized, template: dict[str, Any]) -> None:
+    stack_outputs = {key: cfn.render(value["Value"]) for key, value in template["Outputs"].items()}
+    storage = synthesized.stack.storage
+
+    assert stack_outputs[outputs.RECORDS_TABLE_OUTPUT] == f"${{{synthesized.logical_id(storage.records_table)}}}"
+    assert stack_outputs[outputs.CONTROL_TABLE_OUTPUT] == f"${{{synthesized.logical_id(storage.control_table)}}}"
+    assert stack_outputs[outputs.ARCHIVE_BUCKET_OUTPUT] == f"${{{synthesized.logical_id(storage.archive_bucket)}}}"
+    assert outputs.ALARM_TOPIC_OUTPUT in stack_outputs
+    for name, pull in synthesized.stack.pulls.functions.items():
+        assert stack_outputs[outputs.function_name_output(name)] == f"${{{synthesized.logical_id(pull.function)}}}"
+        assert stack_outputs[outputs.queue_url_output(name)] == f"${{{synthesized.logical_id(pull.queue)}}}"
+        assert stack_outputs[outputs.dead_letter_queue_url_output(name)] == (
+            f"${{{synthesized.logical_id(pull.dead_letter_queue)}}}"
+        )
+    assert synthesized.stack.stack_name == outputs.STACK_NAME
