@@ -1,0 +1,136 @@
+"""Flourish HTTP client: auth headers, the {"data", "meta"} envelope, facilities and customer creation."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from functions.core.credentials import FlourishCredential
+from functions.core.errors import CredentialError, MalformedPageError
+from functions.core.http import RetryPolicy, VendorHttp, parse_json
+from functions.core.layout import Vendor
+from functions.pull_flourish.constants import (
+    API_KEY_HEADER,
+    CUSTOMERS_PATH,
+    FACILITIES_PATH,
+    FACILITY_HEADER,
+    LIMIT_PARAM,
+    MAX_LIMIT,
+    OFFSET_PARAM,
+)
+
+VENDOR = Vendor.FLOURISH.value
+
+
+def auth_headers(credential: FlourishCredential) -> dict[str, str]:
+    """`x-api-key` for service keys, HTTP Basic `username:key` for legacy ones; `FacilityID` when scoped."""
+    key = credential.key.get_secret_value()
+    headers = {"Accept": "application/json"}
+    if credential.auth_mode == "basic":
+        token = base64.b64encode(f"{credential.username}:{key}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
+    else:
+        headers[API_KEY_HEADER] = key
+    if credential.facility_id:
+        headers[FACILITY_HEADER] = str(credential.facility_id)
+    return headers
+
+
+def format_timestamp(value: datetime) -> str:
+    """The documented filter format: UTC, milliseconds, `Z` (2022-04-20T12:34:56.789Z)."""
+    utc = value.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One list response: the exact bytes, the unwrapped items and what `meta` says about the rest."""
+
+    body: bytes
+    items: list[dict[str, Any]]
+    has_next: bool
+    total: int | None
+
+
+def parse_list_envelope(response: httpx.Response, payload: Any) -> ListPage:
+    """{"data": [...], "meta": {"next": ..., "total"|"count": n}}; anything else is a malformed page."""
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("data"), list):
+        raise MalformedPageError(
+            f"{VENDOR} answered {response.request.url.path} without the documented {{data: [...]}} envelope"
+        )
+    meta = payload.get("meta")
+    meta = meta if isinstance(meta, Mapping) else {}
+    total = meta.get("total", meta.get("count"))
+    return ListPage(
+        body=response.content,
+        items=payload["data"],
+        has_next=bool(meta.get("next")),
+        total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+    )
+
+
+class FlourishClient:
+    """One credential's session with the Flourish external API; the auth headers live only on the httpx client."""
+
+    def __init__(
+        self,
+        credential: FlourishCredential,
+        base_url: str,
+        *,
+        timeout: httpx.Timeout,
+        policy: RetryPolicy,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._client = httpx.Client(
+            base_url=base_url,
+            headers=auth_headers(credential),
+            timeout=timeout,
+            transport=transport,
+            follow_redirects=False,  # a redirect would carry the key to wherever it points
+        )
+        self.http = VendorHttp(self._client, VENDOR, policy)
+
+    def list_page(self, path: str, params: Mapping[str, Any]) -> ListPage:
+        response, payload = self.http.get_json(path, params)
+        return parse_list_envelope(response, payload)
+
+    def facilities(self) -> list[dict[str, Any]]:
+        """Every facility the key can see (a company has a handful), following `meta.next`."""
+        found: list[dict[str, Any]] = []
+        offset = 0
+        while True:
+            page = self.list_page(FACILITIES_PATH, {LIMIT_PARAM: MAX_LIMIT, OFFSET_PARAM: offset})
+            found.extend(f for f in page.items if isinstance(f, dict))
+            if not page.has_next or not page.items:
+                return found
+            offset += len(page.items)
+
+    def create_customer(self, customer: Mapping[str, Any]) -> dict[str, Any]:
+        """POST a new customer (email, first_name, last_name and dob are required by Flourish); returns it."""
+        if not customer.get("dob"):
+            raise ValueError("flourish requires a date of birth (dob) to create a customer")
+        response = self.http.request("POST", CUSTOMERS_PATH, json=dict(customer))
+        payload = parse_json(response, VENDOR)
+        data = payload.get("data") if isinstance(payload, Mapping) else None
+        if not isinstance(data, dict) or data.get("id") is None:
+            raise MalformedPageError(f"{VENDOR} created a customer but its answer carries no data.id")
+        return data
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def require_facility(facilities: list[dict[str, Any]], facility_id: str | None) -> None:
+    """A credential scoped to a facility the key cannot see is a credential problem, not an outage."""
+    if facility_id is None:
+        return
+    if not any(str(f.get("id")) == str(facility_id) for f in facilities):
+        raise CredentialError(
+            "the Flourish credential's facility id is not one of the facilities its key can see; "
+            "check the facility id and re-add it with `possync credentials add flourish`"
+        )
