@@ -9,6 +9,11 @@ import typer
 from rich.console import Console
 
 from functions.core.layout import Vendor
+from possync.admin import credentials as admin_credentials
+from possync.admin import replay_cmd as admin_replay
+from possync.admin import settings as admin_settings
+from possync.admin import status as admin_status
+from possync.admin.context import admin_options
 from possync.local.runtime import LocalRuntime, Scale
 
 app = typer.Typer(
@@ -19,6 +24,12 @@ app = typer.Typer(
 )
 local_app = typer.Typer(help="The embedded default: moto and the POS simulators on this machine.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
+app.callback()(admin_options)
+app.add_typer(admin_credentials.app, name="credentials")
+app.add_typer(admin_settings.app, name="settings")
+app.command("status")(admin_status.status_command)
+app.add_typer(admin_status.quarantine_app, name="quarantine")
+app.command("replay")(admin_replay.replay_command)
 console = Console()
 
 

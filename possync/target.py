@@ -33,11 +33,14 @@ class Target:
     region: str | None = None
 
     def client(self, service: str) -> Any:
+        local = {"aws_access_key_id": "local", "aws_secret_access_key": "local"} if self.endpoint_url else {}
+        # The local runtime's moto accepts any keys; the admin's shell may have none at all.
         return boto3.client(
             service,
             region_name=self.region,
             endpoint_url=self.endpoint_url,
             config=Config(retries={"mode": "standard", "max_attempts": 5}),
+            **local,
         )
 
     @property

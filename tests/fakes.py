@@ -30,6 +30,7 @@ class FakeConnector:
     streams: tuple[Stream, ...] = (Stream.INVENTORY,)
     on_page: Any = None  # callable(page_number) run after a page is served: mutate data mid-pull
     duplicate_boundary: bool = False
+    ignore_window_end: bool = False  # like a POS whose filter has no upper bound
     served_pages: int = 0
     closed: bool = False
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -41,7 +42,11 @@ class FakeConnector:
         def ts(i: dict[str, Any]) -> datetime:
             return datetime.fromisoformat(i["updated_at"])
 
-        chosen = [i for i in self.items if (window.start is None or ts(i) >= window.start) and ts(i) < window.end]
+        chosen = [
+            i
+            for i in self.items
+            if (window.start is None or ts(i) >= window.start) and (self.ignore_window_end or ts(i) < window.end)
+        ]
         return sorted(chosen, key=lambda i: (ts(i), i["id"]))
 
     def pages(self, stream: Stream, window: Window, token: dict[str, Any] | None) -> Iterator[RawPage]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -144,9 +145,14 @@ class PullEngine:
         connector: Connector,
         streams: Sequence[Stream] | None = None,
     ) -> PullResult:
-        ctx = connector.prepare()
+        # The engine, not the connector, decides whose records these are.
+        ctx = dataclasses.replace(connector.prepare(), tenant=tenant, credential_id=credential_id)
         self.control.save_status(
-            tenant, connector.vendor, credential_id, {"timezone": ctx.timezone, "default_region": ctx.default_region}
+            tenant,
+            connector.vendor,
+            credential_id,
+            # replay maps archived pages with the same context the pull used
+            {"timezone": ctx.timezone, "default_region": ctx.default_region, "mapping_extra": dict(ctx.extra)},
         )
         todo = [s for s in connector.streams if streams is None or s in streams]
         result = PullResult(tenant, connector.vendor, credential_id)
@@ -225,8 +231,13 @@ class PullEngine:
 
     @staticmethod
     def _close_window(cp: Checkpoint) -> None:
-        if cp.window_max is not None and (cp.cursor is None or cp.window_max > cp.cursor):
-            cp.cursor = cp.window_max  # the largest record timestamp stored, never our clock
+        # The cursor is the largest record timestamp stored (never our clock), but not past the window's end:
+        # records stamped later (changed while we paged) do not prove the gap up to them was read.
+        newest = cp.window_max
+        if newest is not None and cp.window_end is not None and newest > cp.window_end:
+            newest = cp.window_end
+        if newest is not None and (cp.cursor is None or newest > cp.cursor):
+            cp.cursor = newest
         cp.window_start = cp.window_end = None
         cp.token, cp.pages_done, cp.window_max, cp.first_total, cp.window_pass, cp.run_id = (
             None,

@@ -26,6 +26,7 @@ from functions.core.errors import (
     CredentialError,
     HostNotAllowedError,
     LeaseHeldError,
+    MalformedPageError,
     PossyncError,
     SettingsError,
     VendorUnavailableError,
@@ -264,6 +265,10 @@ class PullService:
         try:
             result = engine.run(tenant, cred, connector, job.streams)
         except CredentialError as exc:
+            self._record_failure(job, "failed", str(exc))
+            return JobOutcome(job, "failed", str(exc))
+        except MalformedPageError as exc:
+            # A page that stays unreadable after retries needs a person (or a mapping fix): say so in the status.
             self._record_failure(job, "failed", str(exc))
             return JobOutcome(job, "failed", str(exc))
         except VendorUnavailableError as exc:

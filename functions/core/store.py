@@ -352,6 +352,19 @@ class ControlStore:
                     raise StoreError(f"quarantine write failed: {type(exc).__name__}") from exc
         return requests
 
+    def release_quarantine(self, tenant: str, vendor: Vendor, credential_id: str, sks: Sequence[str]) -> None:
+        """Remove quarantine entries (by sort key) whose items now map, e.g. after a replay with a fixed mapping."""
+        pk = layout.control_quarantine_pk(tenant, vendor, credential_id)
+        for chunk in _chunks(list(sks), BATCH_WRITE_MAX):
+            request: dict[str, Any] = {
+                self.table: [{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for sk in chunk]
+            }
+            while request:
+                try:
+                    request = self.ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+                except (ClientError, BotoCoreError) as exc:
+                    raise StoreError(f"quarantine release failed: {type(exc).__name__}") from exc
+
     def list_quarantine(self, tenant: str, vendor: Vendor, credential_id: str) -> list[dict[str, Any]]:
         return [
             {

@@ -227,3 +227,18 @@ def test_archive_keys_are_deterministic_so_a_retry_overwrites(resources: Any) ->
     assert len(keys) == 2  # page 2 was rewritten under the same key, not added again
     assert all("/run=" in k and k.endswith(".json.gz") for k in keys)
     assert datetime.now(UTC) > T0
+
+
+def test_cursor_never_passes_the_window_end_even_if_the_pos_sends_newer_records(resources: Any) -> None:
+    # Given a POS that ignores the upper bound and returns a record stamped after the window's end
+    future = item(99, minutes=60 * 24 * 31)
+    connector = FakeConnector([item(1), item(2), future], ignore_window_end=True)
+
+    make_engine(resources).run("t1", "c1", connector)
+
+    cp = ControlStore(boto3.client("dynamodb"), resources.control_table).get_checkpoint(
+        "t1", Vendor.POSABIT, "c1", Stream.INVENTORY
+    )
+    assert cp.cursor is not None
+    assert cp.cursor <= NOW  # the gap between the window's end and that record was never proven read
+    assert cp.cursor >= NOW - timedelta(seconds=10)

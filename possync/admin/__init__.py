@@ -1,0 +1,1 @@
+"""Admin commands of the `possync` CLI: credentials, settings, status, quarantine and replay."""

@@ -1,0 +1,521 @@
+"""`possync credentials`: add a POS store (secret to Secrets Manager, public fields to the registry), list, remove."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, SecretStr
+
+from functions.core.credentials import (
+    AuphanCredential,
+    Credential,
+    FlourishCredential,
+    PosabitCredential,
+    ProfitekCredential,
+    ThsuiteCredential,
+    credential_json,
+    parse_credential,
+)
+from functions.core.errors import CredentialError, PossyncError
+from functions.core.layout import Vendor
+from functions.core.store import RegisteredCredential
+from possync.admin.context import (
+    CredentialIdOption,
+    OptionalTenant,
+    OptionalVendor,
+    TenantOption,
+    VendorArgument,
+    YesOption,
+    admin,
+    parse_id,
+    parse_vendor,
+)
+from possync.admin.render import Output, OutputOption, age, console, emit, fail, guarded, warn
+
+app = typer.Typer(
+    help="Connect POS stores: secrets go to Secrets Manager and are never shown; public fields to the registry.",
+    no_args_is_help=True,
+)
+
+CREDENTIAL_MODELS: dict[Vendor, type[BaseModel]] = {
+    Vendor.POSABIT: PosabitCredential,
+    Vendor.FLOURISH: FlourishCredential,
+    Vendor.THSUITE: ThsuiteCredential,
+    Vendor.PROFITEK: ProfitekCredential,
+    Vendor.AUPHAN: AuphanCredential,
+}
+# Credential field -> the option that sets it.
+PUBLIC_OPTIONS = {
+    "store_name": "--store-name",
+    "market": "--market",
+    "username": "--username",
+    "regions": "--regions",
+    "facility_id": "--facility-id",
+    "auth_mode": "--auth-mode",
+    "custom_ip_port": "--ip-port",
+    "pinned_cert_pem": "--pinned-cert",
+}
+SECRET_ENV_OPTIONS = {
+    "integrator_token": "--integrator-token-env",
+    "venue_token": "--venue-token-env",
+    "key": "--key-env",
+    "integration_token": "--integration-token-env",
+    "auth_key": "--auth-key-env",
+    "api_key": "--api-key-env",
+}
+ON_PREM = frozenset({Vendor.PROFITEK, Vendor.AUPHAN})
+DEFAULT_RECOVERY_DAYS = 7
+_SECRETS_PANEL = "Secrets (never on the command line)"
+
+
+def secret_fields(vendor: Vendor) -> list[str]:
+    model = CREDENTIAL_MODELS[vendor]
+    return [name for name, info in model.model_fields.items() if info.annotation is SecretStr]
+
+
+def public_fields(vendor: Vendor) -> list[str]:
+    model = CREDENTIAL_MODELS[vendor]
+    return [name for name in model.model_fields if name != "vendor" and name not in secret_fields(vendor)]
+
+
+def _read_json(source: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        fail(f"could not read {source}: {exc.strerror}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # The position only: the text may hold secrets.
+        fail(f"--from-json input is not valid JSON (line {exc.lineno}, column {exc.colno})")
+    if not isinstance(data, dict):
+        fail("--from-json input must be a JSON object of credential fields")
+    return data
+
+
+def build_credential_data(
+    vendor: Vendor,
+    credential_id: str,
+    options: dict[str, Any],
+    secret_envs: dict[str, str | None],
+    from_json: str | None,
+) -> dict[str, Any]:
+    """Merge --from-json, the public options and the secrets (env var or hidden prompt) into one raw dict."""
+    allowed_public, secrets = public_fields(vendor), secret_fields(vendor)
+    for name, value in options.items():
+        if value is not None and name not in allowed_public:
+            fail(
+                f"{PUBLIC_OPTIONS[name]} does not apply to {vendor.value}",
+                f"{vendor.value} takes {_describe_fields(vendor)}",
+            )
+    for name, variable in secret_envs.items():
+        if variable is not None and name not in secrets:
+            fail(
+                f"{SECRET_ENV_OPTIONS[name]} does not apply to {vendor.value}",
+                f"{vendor.value} takes {_describe_fields(vendor)}",
+            )
+    data: dict[str, Any] = _read_json(from_json) if from_json else {}
+    if data.get("vendor", vendor.value) != vendor.value:
+        fail(f"--from-json says vendor {data.get('vendor')!r} but the command is for {vendor.value}")
+    data["vendor"] = vendor.value
+    data.update({k: v for k, v in options.items() if v is not None})
+    for name in secrets:
+        variable = secret_envs.get(name)
+        if variable is not None:
+            value = os.environ.get(variable)
+            if value is None:
+                fail(f"environment variable {variable} (for {name}) is not set")
+            data[name] = value
+        elif name not in data:
+            if from_json == "-":  # stdin is spent: there is nothing left to prompt from
+                fail(f"{name} is missing", f"put it in the --from-json object or pass {SECRET_ENV_OPTIONS[name]} VAR")
+            data[name] = typer.prompt(
+                f"{vendor.value} {name.replace('_', ' ')} for credential {credential_id}", hide_input=True
+            )
+    model = CREDENTIAL_MODELS[vendor]
+    missing = [
+        name
+        for name, info in model.model_fields.items()
+        if info.is_required() and name not in data and name not in secrets
+    ]
+    if missing:
+        fail(
+            f"{vendor.value} credential needs {', '.join(missing)}",
+            "pass " + ", ".join(PUBLIC_OPTIONS.get(m, m) for m in missing) + " (or put it in the --from-json object)",
+        )
+    return data
+
+
+def _describe_fields(vendor: Vendor) -> str:
+    public = [PUBLIC_OPTIONS[f] for f in public_fields(vendor)]
+    secret = [f"{f} (secret: prompt or {SECRET_ENV_OPTIONS[f]})" for f in secret_fields(vendor)]
+    return ", ".join(public + secret)
+
+
+def check_custom_address(vendor: Vendor, address: str, allow_private: bool) -> None:
+    """A custom IP:PORT makes our Lambda call that address: refuse loopback, metadata, private (unless allowed)."""
+    try:
+        from functions.core.netguard import resolve_allowed
+    except ImportError:
+        fail(
+            "this possync build cannot check a custom IP:PORT (functions.core.netguard is missing), "
+            "so it is not stored",
+            "upgrade possync, or add the credential without --ip-port",
+        )
+    try:
+        resolve_allowed(address, allow_private=allow_private)
+    except (PossyncError, ValueError) as exc:
+        private = "private network" in str(exc) and not allow_private
+        fail(str(exc), "if the deployment allows private hosts, add --allow-private" if private else None)
+
+
+def _store_name_of_existing(secrets: Any, name: str, vendor: Vendor, credential_id: str) -> str | None:
+    try:
+        raw = secrets.get_secret_value(SecretId=name)["SecretString"]
+    except ClientError:
+        return None
+    try:
+        existing = parse_credential(raw, vendor, credential_id)
+    except CredentialError:
+        return None
+    store_name = existing.public_fields().get("store_name")
+    return str(store_name) if store_name else None
+
+
+def _fallback_store_name_rule(old: str | None, new: str) -> None:
+    if old is not None and old.strip() != new.strip():
+        raise CredentialError(
+            "the Profitek store name of an existing credential cannot be changed: Profitek keys a store's data by "
+            "its store name, so a rename would orphan the history already pulled. To connect a different store, "
+            "add a new credential with its own store name and AuthKey (and remove this one if the store is gone)"
+        )
+
+
+def _store_name_rule() -> Callable[[str | None, str], None]:
+    """The pull_onprem folder owns the rule; this build may predate it."""
+    try:
+        from functions.pull_onprem.profitek.store_name import check_store_name_change
+    except ImportError:
+        return _fallback_store_name_rule
+    return check_store_name_change
+
+
+def check_store_name_unchanged(vendor: Vendor, credential_id: str, old: str | None, new: str | None) -> None:
+    """Profitek keys a store's data by its store name: renaming would orphan the history already pulled."""
+    if vendor is not Vendor.PROFITEK or old is None or new is None:
+        return
+    try:
+        _store_name_rule()(old, new)
+    except CredentialError as exc:
+        fail(
+            f"profitek credential {credential_id}: {exc}",
+            "e.g. `possync credentials add profitek --tenant T --id NEW-ID --store-name NAME`, then "
+            f"`possync credentials remove profitek --tenant T --id {credential_id}` once it is no longer used",
+        )
+
+
+def _secret_state(secrets: Any, name: str) -> str:
+    """absent, present, or deleted (scheduled for deletion, restorable)."""
+    try:
+        described = secrets.describe_secret(SecretId=name)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return "absent"
+        raise
+    return "deleted" if described.get("DeletedDate") else "present"
+
+
+def store_secret(secrets: Any, name: str, value: str, state: str, description: str) -> None:
+    if state == "absent":
+        secrets.create_secret(Name=name, SecretString=value, Description=description)
+        return
+    if state == "deleted":
+        secrets.restore_secret(SecretId=name)
+    secrets.put_secret_value(SecretId=name, SecretString=value)
+
+
+def registry_entry(
+    tenant: str,
+    credential_id: str,
+    credential: Credential,
+    secret_name: str,
+    label: str | None,
+    active: bool,
+) -> RegisteredCredential:
+    public = {k: v for k, v in credential.public_fields().items() if k != "vendor" and v not in (None, (), "")}
+    if public.pop("pinned_cert_pem", None):
+        public["pinned_cert"] = True  # the certificate is long; the registry only says one is pinned
+    shown = label or public.get("store_name") or public.get("username") or credential_id
+    return RegisteredCredential(
+        tenant=tenant,
+        vendor=credential.vendor,
+        credential_id=credential_id,
+        active=active,
+        secret_name=secret_name,
+        label=str(shown),
+        market=public.get("market"),
+        attributes=json.loads(json.dumps(public, default=str)),
+    )
+
+
+@app.command("add")
+@guarded
+def add(
+    ctx: typer.Context,
+    vendor_name: VendorArgument,
+    tenant: TenantOption,
+    credential_id: CredentialIdOption,
+    store_name: Annotated[
+        str | None,
+        typer.Option(help="Store name (POSaBIT, THSuite, Profitek: never changes).", rich_help_panel="Fields"),
+    ] = None,
+    market: Annotated[
+        str | None, typer.Option(help="POSaBIT market (state, e.g. WA).", rich_help_panel="Fields")
+    ] = None,
+    username: Annotated[str | None, typer.Option(help="Flourish username.", rich_help_panel="Fields")] = None,
+    regions: Annotated[
+        str | None, typer.Option(help="Flourish regions, comma-separated (e.g. CO,OK).", rich_help_panel="Fields")
+    ] = None,
+    facility_id: Annotated[str | None, typer.Option(help="Flourish FacilityID.", rich_help_panel="Fields")] = None,
+    auth_mode: Annotated[
+        str | None, typer.Option(help="Flourish auth: api_key (default) or basic (legacy).", rich_help_panel="Fields")
+    ] = None,
+    ip_port: Annotated[
+        str | None,
+        typer.Option(
+            help="Profitek / Auphan on-premises server, IP:PORT (checked before it is stored).",
+            rich_help_panel="Fields",
+        ),
+    ] = None,
+    pinned_cert: Annotated[
+        Path | None,
+        typer.Option(help="Profitek / Auphan: PEM file of the store server's certificate.", rich_help_panel="Fields"),
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="Name shown in lists (default: the store name).")] = None,
+    integrator_token_env: Annotated[
+        str | None,
+        typer.Option(metavar="VAR", help="POSaBIT integrator token from env var VAR.", rich_help_panel=_SECRETS_PANEL),
+    ] = None,
+    venue_token_env: Annotated[
+        str | None,
+        typer.Option(metavar="VAR", help="POSaBIT venue token from env var VAR.", rich_help_panel=_SECRETS_PANEL),
+    ] = None,
+    key_env: Annotated[
+        str | None,
+        typer.Option(metavar="VAR", help="Flourish API key from env var VAR.", rich_help_panel=_SECRETS_PANEL),
+    ] = None,
+    integration_token_env: Annotated[
+        str | None,
+        typer.Option(metavar="VAR", help="THSuite integration token from env var VAR.", rich_help_panel=_SECRETS_PANEL),
+    ] = None,
+    auth_key_env: Annotated[
+        str | None,
+        typer.Option(metavar="VAR", help="Profitek AuthKey from env var VAR.", rich_help_panel=_SECRETS_PANEL),
+    ] = None,
+    api_key_env: Annotated[
+        str | None, typer.Option(metavar="VAR", help="Auphan APIKey from env var VAR.", rich_help_panel=_SECRETS_PANEL)
+    ] = None,
+    from_json: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="Read fields (secrets included) from a JSON object in FILE, or '-' for stdin.",
+            rich_help_panel=_SECRETS_PANEL,
+        ),
+    ] = None,
+    allow_private: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private",
+            help="Accept a private (RFC 1918) --ip-port; only if the deployment allows private hosts.",
+        ),
+    ] = False,
+    yes: YesOption = False,
+) -> None:
+    """Add or update a POS credential: validate it, store the secret, register the store for pulls.
+
+    Secrets come from a hidden prompt, an env var (e.g. --key-env FLOURISH_KEY) or --from-json FILE|-.
+
+    They are never taken from the command line, never printed and never logged.
+    """
+    vendor = parse_vendor(vendor_name)
+    tenant = parse_id(tenant, "tenant")
+    credential_id = parse_id(credential_id, "credential id")
+    pem = None
+    if pinned_cert is not None:
+        try:
+            pem = pinned_cert.read_text(encoding="utf-8")
+        except OSError as exc:
+            fail(f"could not read {pinned_cert}: {exc.strerror}")
+        if "BEGIN CERTIFICATE" not in pem:
+            fail(f"{pinned_cert} is not a PEM certificate (no BEGIN CERTIFICATE line)")
+    options: dict[str, Any] = {
+        "store_name": store_name,
+        "market": market.upper() if market else None,
+        "username": username,
+        "regions": [r.strip().upper() for r in regions.split(",") if r.strip()] if regions else None,
+        "facility_id": facility_id,
+        "auth_mode": auth_mode,
+        "custom_ip_port": ip_port,
+        "pinned_cert_pem": pem,
+    }
+    envs = {
+        "integrator_token": integrator_token_env,
+        "venue_token": venue_token_env,
+        "key": key_env,
+        "integration_token": integration_token_env,
+        "auth_key": auth_key_env,
+        "api_key": api_key_env,
+    }
+    data = build_credential_data(vendor, credential_id, options, envs, from_json)
+    if vendor in ON_PREM and not data.get("custom_ip_port"):
+        data.pop("custom_ip_port", None)
+    credential = parse_credential(data, vendor, credential_id)  # CredentialError names fields, never values
+    address = credential.public_fields().get("custom_ip_port")
+    if address:
+        check_custom_address(vendor, str(address), allow_private)
+
+    context = admin(ctx)
+    target = context.target()
+    secrets = context.client("secretsmanager")
+    control = context.control()
+    secret_name = target.names.credential_secret(tenant, vendor, credential_id)
+    state = _secret_state(secrets, secret_name)
+    registered = control.get_credential(tenant, vendor, credential_id)
+    if vendor is Vendor.PROFITEK:
+        old_store = _store_name_of_existing(secrets, secret_name, vendor, credential_id) if state == "present" else None
+        if old_store is None and registered is not None:
+            old_store = registered.attributes.get("store_name")
+        check_store_name_unchanged(vendor, credential_id, old_store, credential.public_fields().get("store_name"))
+    exists = state == "present" or registered is not None
+    if exists and not yes:
+        typer.confirm(
+            f"{vendor.value} credential {credential_id} of tenant {tenant} exists; replace its values?", abort=True
+        )
+    store_secret(
+        secrets,
+        secret_name,
+        credential_json(credential),
+        state,
+        f"possync {vendor.value} credential {credential_id} of tenant {tenant}",
+    )
+    control.register_credential(
+        registry_entry(tenant, credential_id, credential, secret_name, label, registered.active if registered else True)
+    )
+    verb = "Updated" if exists else "Added"
+    out = console()
+    out.print(f"{verb} {vendor.value} credential [bold]{credential_id}[/] for tenant [bold]{tenant}[/].")
+    out.print(f"Secret stored in Secrets Manager as {secret_name} (not shown). The next scheduled pull uses it.")
+    if state == "deleted":
+        out.print("The secret had been scheduled for deletion; it was restored with the new values.")
+
+
+@app.command("list")
+@guarded
+def list_credentials(
+    ctx: typer.Context,
+    tenant: OptionalTenant = None,
+    vendor_name: OptionalVendor = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """List registered credentials with their last pull (never their secrets)."""
+    vendors = [parse_vendor(vendor_name)] if vendor_name else list(Vendor)
+    control = admin(ctx).control()
+    rows = []
+    for vendor in vendors:
+        for entry in control.credentials(vendor, tenant):
+            status = control.get_status(entry.tenant, vendor, entry.credential_id)
+            rows.append(
+                {
+                    "tenant": entry.tenant,
+                    "vendor": vendor.value,
+                    "id": entry.credential_id,
+                    "store": entry.attributes.get("store_name") or entry.label,
+                    "market": entry.market,
+                    "active": entry.active,
+                    "last_outcome": status.get("last_outcome"),
+                    "last_attempt_at": status.get("last_attempt_at")
+                    if output is not Output.TABLE
+                    else age(status.get("last_attempt_at")),
+                    "last_success_at": status.get("last_success_at")
+                    if output is not Output.TABLE
+                    else age(status.get("last_success_at")),
+                }
+            )
+    rows.sort(key=lambda r: (r["tenant"], r["vendor"], r["id"]))
+    emit(
+        rows,
+        [
+            ("tenant", "tenant"),
+            ("vendor", "vendor"),
+            ("id", "id"),
+            ("store", "store"),
+            ("market", "market"),
+            ("active", "active"),
+            ("last_outcome", "last pull"),
+            ("last_attempt_at", "at"),
+            ("last_success_at", "last success"),
+        ],
+        output,
+        title="Credentials",
+        empty="no credentials registered"
+        + (f" for tenant {tenant}" if tenant else "")
+        + "; add one with `possync credentials add VENDOR --tenant T --id ID`",
+    )
+
+
+@app.command("remove")
+@guarded
+def remove(
+    ctx: typer.Context,
+    vendor_name: VendorArgument,
+    tenant: TenantOption,
+    credential_id: CredentialIdOption,
+    recovery_days: Annotated[
+        int, typer.Option(min=7, max=30, help="Days Secrets Manager keeps the secret restorable.")
+    ] = DEFAULT_RECOVERY_DAYS,
+    yes: YesOption = False,
+) -> None:
+    """Stop pulling a store: delete its secret (restorable for a while) and its registry entry.
+
+    Data already pulled (records, the raw archive, personas) stays.
+    """
+    vendor = parse_vendor(vendor_name)
+    tenant = parse_id(tenant, "tenant")
+    context = admin(ctx)
+    secrets = context.client("secretsmanager")
+    control = context.control()
+    secret_name = context.target().names.credential_secret(tenant, vendor, credential_id)
+    state = _secret_state(secrets, secret_name)
+    registered = control.get_credential(tenant, vendor, credential_id)
+    if registered is None and state != "present":
+        fail(
+            f"tenant {tenant} has no {vendor.value} credential {credential_id}",
+            f"see `possync credentials list --tenant {tenant}`",
+        )
+    if not yes:
+        typer.confirm(
+            f"Remove {vendor.value} credential {credential_id} of tenant {tenant}? Pulls of this store stop; "
+            "data already pulled stays",
+            abort=True,
+        )
+    if state == "present":
+        secrets.delete_secret(SecretId=secret_name, RecoveryWindowInDays=recovery_days)
+    control.remove_credential(tenant, vendor, credential_id)
+    out = console()
+    out.print(f"Removed {vendor.value} credential [bold]{credential_id}[/] of tenant [bold]{tenant}[/]: no more pulls.")
+    if state == "present":
+        out.print(
+            f"The secret {secret_name} is deleted after {recovery_days} days; until then "
+            f"`aws secretsmanager restore-secret --secret-id {secret_name}` brings it back."
+        )
+    else:
+        warn("it had no secret in Secrets Manager; only the registry entry was removed")
+    out.print("Data already pulled (records, raw archive, personas) stays.")

@@ -1,0 +1,164 @@
+"""Output for the admin commands: tables, JSON and CSV, errors that say what to do next, readable ages."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+
+import typer
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from functions.core.errors import PossyncError
+from possync.target import TargetError
+
+
+class Output(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+OutputOption = Annotated[
+    Output, typer.Option("--output", "-o", help="table for people, json or csv for scripts.", case_sensitive=False)
+]
+
+
+def console() -> Console:
+    # Built per call: rich then writes to whatever sys.stdout is now (the test runner swaps it).
+    return Console(highlight=False, soft_wrap=False)
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def fail(message: str, hint: str | None = None) -> NoReturn:
+    """A user error: say what is wrong and what to do next, exit 1."""
+    err = err_console()
+    err.print(f"[bold red]error:[/] {escape(message)}")
+    if hint:
+        err.print(f"[dim]hint:[/] {escape(hint)}")
+    raise typer.Exit(1)
+
+
+def warn(message: str) -> None:
+    err_console().print(f"[yellow]warning:[/] {escape(message)}")
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def guarded(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn domain and AWS failures into one readable error line and exit 1 (never a traceback)."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except TargetError as exc:
+            fail(str(exc))
+        except NoCredentialsError:
+            fail("no AWS credentials found", "configure a profile (AWS_PROFILE) or use --local")
+        except NoRegionError:
+            fail("no AWS region configured", "pass --region or set AWS_REGION")
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            fail(
+                f"AWS refused {exc.operation_name}: {error.get('Code', 'error')}",
+                "check that your AWS identity may use the possync stack's resources",
+            )
+        except BotoCoreError as exc:
+            fail(f"AWS request failed: {type(exc).__name__}", "check your network and AWS configuration")
+        except PossyncError as exc:
+            fail(str(exc))
+
+    return run
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, default=str, sort_keys=True)
+    return str(value)
+
+
+def emit(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[tuple[str, str]],
+    output: Output,
+    *,
+    title: str | None = None,
+    empty: str = "nothing to show",
+) -> None:
+    """Rows as a rich table, a JSON list, or CSV; `columns` is (key, heading), in order."""
+    if output is Output.JSON:
+        typer.echo(json.dumps([{k: row.get(k) for k, _ in columns} for row in rows], indent=2, default=str))
+        return
+    if output is Output.CSV:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow([k for k, _ in columns])
+        for row in rows:
+            writer.writerow([cell(row.get(k)) for k, _ in columns])
+        typer.echo(buffer.getvalue(), nl=False)
+        return
+    if not rows:
+        console().print(escape(empty))
+        return
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for _, heading in columns:
+        table.add_column(heading, overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(cell(row.get(k))) for k, _ in columns))
+    console().print(table)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def age(value: str | None, now: datetime | None = None) -> str:
+    """'3h 5m ago' for an ISO time; '' when there is none."""
+    moment = parse_time(value)
+    if moment is None:
+        return ""
+    seconds = int(((now or datetime.now(UTC)) - moment).total_seconds())
+    if seconds < 0:
+        return "in the future"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return f"{days}d {hours}h ago"
+    if hours:
+        return f"{hours}h {minutes}m ago"
+    if minutes:
+        return f"{minutes}m ago"
+    return f"{seconds}s ago"
+
+
+def when(value: str | None) -> str:
+    """An ISO time shortened to the minute, in UTC, with its age."""
+    moment = parse_time(value)
+    if moment is None:
+        return ""
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({age(value)})"

@@ -1,0 +1,417 @@
+"""`possync credentials add/list/remove` under moto: validation, Secrets Manager, registry, secrets never shown."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+import typer
+
+from functions.core.layout import Vendor
+from functions.core.store import ControlStore
+from possync.admin.credentials import check_store_name_unchanged
+from possync.target import Target
+from tests.cli.conftest import Invoke
+
+INTEGRATOR = "integrator-SECRET-111"
+VENUE = "venue-SECRET-2222"
+AUTH_KEY = "authkey-SECRET-333"
+
+
+def secret_of(target: Target, tenant: str, vendor: Vendor, credential_id: str) -> dict[str, Any]:
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    raw = sm.get_secret_value(SecretId=target.names.credential_secret(tenant, vendor, credential_id))["SecretString"]
+    return json.loads(raw)
+
+
+def secret_names() -> list[str]:
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    return [s["Name"] for s in sm.list_secrets(IncludePlannedDeletion=True)["SecretList"]]
+
+
+def add_posabit(cli: Invoke, *extra: str, credential_id: str = "store-1") -> Any:
+    return cli(
+        "credentials",
+        "add",
+        "posabit",
+        "--tenant",
+        "t1",
+        "--id",
+        credential_id,
+        "--store-name",
+        "Main St",
+        "--market",
+        "wa",
+        "--integrator-token-env",
+        "PB_INTEGRATOR",
+        "--venue-token-env",
+        "PB_VENUE",
+        *extra,
+        env={"PB_INTEGRATOR": INTEGRATOR, "PB_VENUE": VENUE},
+    )
+
+
+def assert_no_secret(result: Any) -> None:
+    for secret in (INTEGRATOR, VENUE, AUTH_KEY):
+        assert secret not in result.output
+
+
+def test_add_from_env_vars_stores_the_secret_and_registers_public_fields_only(
+    cli: Invoke, target: Target, control: ControlStore
+) -> None:
+    result = add_posabit(cli)
+
+    assert result.exit_code == 0, result.output
+    assert "Added posabit credential store-1" in result.output
+    assert_no_secret(result)
+    stored = secret_of(target, "t1", Vendor.POSABIT, "store-1")
+    assert stored["integrator_token"] == INTEGRATOR and stored["venue_token"] == VENUE
+    assert stored["market"] == "WA"
+    entry = control.get_credential("t1", Vendor.POSABIT, "store-1")
+    assert entry is not None and entry.active
+    assert entry.attributes == {"store_name": "Main St", "market": "WA"}
+    assert entry.market == "WA" and entry.label == "Main St"
+    registry_item = json.dumps(boto3.client("dynamodb").scan(TableName=target.control_table)["Items"])
+    assert INTEGRATOR not in registry_item and VENUE not in registry_item
+
+
+def test_add_reads_secrets_from_a_hidden_prompt(cli: Invoke, target: Target) -> None:
+    result = cli(
+        "credentials",
+        "add",
+        "flourish",
+        "--tenant",
+        "t1",
+        "--id",
+        "fl-1",
+        "--username",
+        "ops@example.com",
+        "--regions",
+        "co, ok",
+        input=f"{AUTH_KEY}\n",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert AUTH_KEY not in result.output  # hide_input: the typed value is not echoed
+    assert "flourish key for credential fl-1" in result.output
+    stored = secret_of(target, "t1", Vendor.FLOURISH, "fl-1")
+    assert stored["key"] == AUTH_KEY and stored["regions"] == ["CO", "OK"]
+
+
+def test_add_reads_every_field_from_stdin_json(cli: Invoke, target: Target, control: ControlStore) -> None:
+    payload = {"store_name": "Back Room", "integration_token": AUTH_KEY}
+    result = cli(
+        "credentials", "add", "thsuite", "--tenant", "t1", "--id", "th-1", "--from-json", "-", input=json.dumps(payload)
+    )
+
+    assert result.exit_code == 0, result.output
+    assert_no_secret(result)
+    assert secret_of(target, "t1", Vendor.THSUITE, "th-1")["integration_token"] == AUTH_KEY
+    entry = control.get_credential("t1", Vendor.THSUITE, "th-1")
+    assert entry is not None and entry.attributes == {"store_name": "Back Room"}
+
+
+def test_stdin_json_missing_a_secret_is_refused_without_prompting(offline_cli: Invoke) -> None:
+    result = offline_cli(
+        "credentials",
+        "add",
+        "thsuite",
+        "--tenant",
+        "t1",
+        "--id",
+        "th-1",
+        "--from-json",
+        "-",
+        input='{"store_name": "x"}',
+    )
+
+    assert result.exit_code == 1
+    assert "integration_token is missing" in result.output
+
+
+def test_missing_required_field_names_the_option_before_anything_is_stored(offline_cli: Invoke) -> None:
+    result = offline_cli(
+        "credentials",
+        "add",
+        "posabit",
+        "--tenant",
+        "t1",
+        "--id",
+        "store-1",
+        "--integrator-token-env",
+        "A",
+        "--venue-token-env",
+        "B",
+        env={"A": INTEGRATOR, "B": VENUE},
+    )
+
+    assert result.exit_code == 1
+    assert "needs store_name" in result.output and "--store-name" in result.output
+    assert_no_secret(result)
+
+
+def test_invalid_secret_is_refused_by_field_name_without_echoing_it(offline_cli: Invoke) -> None:
+    short = "short7"  # tokens need at least 8 characters
+    result = offline_cli(
+        "credentials",
+        "add",
+        "posabit",
+        "--tenant",
+        "t1",
+        "--id",
+        "store-1",
+        "--store-name",
+        "Main St",
+        "--integrator-token-env",
+        "A",
+        "--venue-token-env",
+        "B",
+        env={"A": short, "B": VENUE},
+    )
+
+    assert result.exit_code == 1
+    assert "invalid (fields: integrator_token)" in result.output
+    assert short not in result.output and VENUE not in result.output
+
+
+def test_an_option_of_another_vendor_is_refused(offline_cli: Invoke) -> None:
+    result = add_posabit(offline_cli, "--username", "someone")
+
+    assert result.exit_code == 1
+    assert "--username does not apply to posabit" in result.output
+    assert "--store-name" in result.output  # says what posabit takes
+
+
+def test_unset_environment_variable_is_reported(offline_cli: Invoke) -> None:
+    result = offline_cli(
+        "credentials",
+        "add",
+        "auphan",
+        "--tenant",
+        "t1",
+        "--id",
+        "au-1",
+        "--api-key-env",
+        "NOT_SET_ANYWHERE",
+    )
+
+    assert result.exit_code == 1
+    assert "NOT_SET_ANYWHERE" in result.output and "not set" in result.output
+
+
+@pytest.mark.parametrize("vendor", ["nope", "square"])
+def test_unknown_vendor_lists_the_vendors(offline_cli: Invoke, vendor: str) -> None:
+    result = offline_cli("credentials", "add", vendor, "--tenant", "t1", "--id", "c1")
+
+    assert result.exit_code == 1
+    assert f"unknown vendor {vendor!r}" in result.output and "posabit" in result.output
+
+
+def test_bad_tenant_id_is_refused(offline_cli: Invoke) -> None:
+    result = offline_cli("credentials", "add", "auphan", "--tenant", "Bad Tenant!", "--id", "c1")
+
+    assert result.exit_code == 1
+    assert "tenant 'Bad Tenant!' is not valid" in result.output
+
+
+def add_onprem(cli: Invoke, vendor: str, address: str, *extra: str, credential_id: str = "op-1") -> Any:
+    fields = ["--store-name", "Store One"] if vendor == "profitek" else []
+    key_option = "--auth-key-env" if vendor == "profitek" else "--api-key-env"
+    return cli(
+        "credentials",
+        "add",
+        vendor,
+        "--tenant",
+        "t1",
+        "--id",
+        credential_id,
+        "--ip-port",
+        address,
+        key_option,
+        "KEY",
+        *fields,
+        *extra,
+        env={"KEY": AUTH_KEY},
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254:80",  # the instance metadata address
+        "127.0.0.1:8080",
+        "0.0.0.0:8080",
+        "10.1.2.3:8443",  # private, not allowed by default
+        "[::1]:8080",
+        "224.0.0.1:80",
+        "52.10.20.30:99999",  # no such port
+        "localhost:8080",  # a name is resolved once and what it resolves to is checked
+    ],
+)
+@pytest.mark.parametrize("vendor", ["profitek", "auphan"])
+def test_hostile_custom_address_is_rejected_before_anything_is_stored(
+    offline_cli: Invoke, vendor: str, address: str
+) -> None:
+    result = add_onprem(offline_cli, vendor, address)
+
+    assert result.exit_code == 1, result.output
+    assert f"custom IP:PORT {address!r}" in result.output
+    assert_no_secret(result)
+
+
+def test_private_address_is_accepted_only_when_allowed(cli: Invoke, target: Target) -> None:
+    refused = add_onprem(cli, "auphan", "10.1.2.3:8443")
+    assert refused.exit_code == 1
+    assert "--allow-private" in refused.output
+
+    accepted = add_onprem(cli, "auphan", "10.1.2.3:8443", "--allow-private")
+    assert accepted.exit_code == 0, accepted.output
+    assert secret_of(target, "t1", Vendor.AUPHAN, "op-1")["custom_ip_port"] == "10.1.2.3:8443"
+
+
+def test_public_custom_address_is_stored(cli: Invoke, control: ControlStore) -> None:
+    result = add_onprem(cli, "profitek", "52.10.20.30:8080")
+
+    assert result.exit_code == 0, result.output
+    entry = control.get_credential("t1", Vendor.PROFITEK, "op-1")
+    assert entry is not None
+    assert entry.attributes == {"store_name": "Store One", "custom_ip_port": "52.10.20.30:8080"}
+
+
+def test_profitek_store_rename_is_refused_and_the_same_name_can_be_updated(cli: Invoke, target: Target) -> None:
+    assert add_onprem(cli, "profitek", "52.10.20.30:8080").exit_code == 0
+
+    renamed = cli(
+        "credentials",
+        "add",
+        "profitek",
+        "--tenant",
+        "t1",
+        "--id",
+        "op-1",
+        "--store-name",
+        "Store Two",
+        "--auth-key-env",
+        "KEY",
+        "--yes",
+        env={"KEY": "another-key-4444"},
+    )
+    assert renamed.exit_code == 1
+    assert "profitek credential op-1" in renamed.output and "cannot be changed" in renamed.output
+    assert "add a new credential" in renamed.output
+    assert secret_of(target, "t1", Vendor.PROFITEK, "op-1")["store_name"] == "Store One"
+
+    rotated = add_onprem(cli, "profitek", "52.10.20.31:8080", "--yes")
+    assert rotated.exit_code == 0, rotated.output
+    assert "Updated profitek credential op-1" in rotated.output
+    assert secret_of(target, "t1", Vendor.PROFITEK, "op-1")["custom_ip_port"] == "52.10.20.31:8080"
+
+
+def test_replacing_an_existing_credential_asks_first(cli: Invoke, target: Target) -> None:
+    assert add_posabit(cli).exit_code == 0
+
+    declined = cli(
+        "credentials",
+        "add",
+        "posabit",
+        "--tenant",
+        "t1",
+        "--id",
+        "store-1",
+        "--store-name",
+        "Main St",
+        "--integrator-token-env",
+        "A",
+        "--venue-token-env",
+        "B",
+        input="n\n",
+        env={"A": "new-integrator-9", "B": "new-venue-99"},
+    )
+
+    assert declined.exit_code == 1
+    assert "exists; replace its values?" in declined.output
+    assert secret_of(target, "t1", Vendor.POSABIT, "store-1")["integrator_token"] == INTEGRATOR
+
+
+def test_list_shows_credentials_with_their_last_pull(cli: Invoke, control: ControlStore) -> None:
+    assert add_posabit(cli).exit_code == 0
+    assert add_posabit(cli, credential_id="store-2").exit_code == 0
+    two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    control.save_status("t1", Vendor.POSABIT, "store-1", {"last_outcome": "ok", "last_attempt_at": two_hours_ago})
+
+    table = cli("credentials", "list", "--tenant", "t1")
+    as_json = cli("credentials", "list", "--vendor", "posabit", "--output", "json")
+    as_csv = cli("credentials", "list", "-o", "csv")
+
+    assert table.exit_code == 0, table.output
+    assert "store-1" in table.output and "Main St" in table.output and "2h 0m ago" in table.output
+    assert_no_secret(table)
+    rows = json.loads(as_json.stdout)
+    assert [(r["id"], r["last_outcome"]) for r in rows] == [("store-1", "ok"), ("store-2", None)]
+    assert rows[0]["last_attempt_at"] == two_hours_ago
+    assert as_csv.stdout.splitlines()[0].startswith("tenant,vendor,id,store")
+    assert len(as_csv.stdout.splitlines()) == 3
+
+
+def test_list_with_nothing_registered_says_how_to_add(cli: Invoke) -> None:
+    result = cli("credentials", "list", "--tenant", "t9")
+
+    assert result.exit_code == 0
+    assert "possync credentials add" in result.output
+
+
+def test_remove_deletes_secret_with_recovery_and_registry_entry(
+    cli: Invoke, target: Target, control: ControlStore
+) -> None:
+    assert add_posabit(cli).exit_code == 0
+
+    declined = cli("credentials", "remove", "posabit", "--tenant", "t1", "--id", "store-1", input="n\n")
+    assert declined.exit_code == 1
+    assert control.get_credential("t1", Vendor.POSABIT, "store-1") is not None
+
+    removed = cli("credentials", "remove", "posabit", "--tenant", "t1", "--id", "store-1", input="y\n")
+    assert removed.exit_code == 0, removed.output
+    assert "data already pulled stays" in removed.output.lower()
+    assert "restore-secret" in removed.output
+    assert control.get_credential("t1", Vendor.POSABIT, "store-1") is None
+    described = boto3.client("secretsmanager").describe_secret(
+        SecretId=target.names.credential_secret("t1", Vendor.POSABIT, "store-1")
+    )
+    assert "DeletedDate" in described  # scheduled, restorable
+
+    # Re-adding the same id restores the secret with the new values.
+    again = add_posabit(cli)
+    assert again.exit_code == 0, again.output
+    assert "restored" in again.output
+    assert secret_of(target, "t1", Vendor.POSABIT, "store-1")["venue_token"] == VENUE
+
+
+def test_remove_unknown_credential_is_an_error(cli: Invoke) -> None:
+    result = cli("credentials", "remove", "posabit", "--tenant", "t1", "--id", "ghost", "--yes")
+
+    assert result.exit_code == 1
+    assert "has no posabit credential ghost" in result.output
+
+
+def test_store_name_rule_has_a_fallback_when_pull_onprem_lacks_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "functions.pull_onprem.profitek.store_name", None)  # import fails
+
+    check_store_name_unchanged(Vendor.PROFITEK, "op-1", "Store One", " Store One ")  # same name: fine
+    with pytest.raises(typer.Exit):
+        check_store_name_unchanged(Vendor.PROFITEK, "op-1", "Store One", "Store Two")
+
+
+def test_malformed_json_is_reported_by_position_only(offline_cli: Invoke) -> None:
+    text = '{"store_name": "x", "integration_token": "' + AUTH_KEY + '",}'
+
+    result = offline_cli(
+        "credentials", "add", "thsuite", "--tenant", "t1", "--id", "th-1", "--from-json", "-", input=text
+    )
+
+    assert result.exit_code == 1
+    assert "not valid JSON (line 1, column" in result.output
+    assert AUTH_KEY not in result.output
