@@ -1,0 +1,1 @@
+"""POSaBIT (Venue API v3): contract, client, pure mapping and connector; the Lambda handler lives beside them."""

@@ -1,0 +1,266 @@
+"""POSaBIT Venue API v3 client: Basic auth, page-numbered reads of an updated-at window, customer create."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.core.connector import ConnectorConfig, RawPage, Window
+from functions.core.credentials import PosabitCredential
+from functions.core.errors import MalformedPageError
+from functions.core.http import RetryPolicy, VendorHttp
+from functions.core.layout import Stream, Vendor
+from functions.pull_posabit.constants import (
+    BOUNDARY_SLACK,
+    CREATE_CUSTOMER_PATH,
+    CREATE_CUSTOMER_WRAPPER,
+    CUSTOMERS_EARLIEST_DATE,
+    CUSTOMERS_PATH,
+    ENVELOPE_CURRENT_PAGE,
+    ENVELOPE_PER_PAGE,
+    ENVELOPE_TOTAL_PAGES,
+    ENVELOPE_TOTAL_RECORDS,
+    PARAM_END_DATE,
+    PARAM_PAGE,
+    PARAM_PER_PAGE,
+    PARAM_SORT,
+    PARAM_START_DATE,
+    PARAM_UPDATED_AFTER,
+    PARAM_UPDATED_BEFORE,
+    SORT_BY_UPDATE,
+    STREAM_CONTRACTS,
+    VENUE_INFO_PATH,
+)
+from functions.pull_posabit.mapping import unwrap_item
+
+USER_AGENT = "possync/pull_posabit"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One list response: its items (as sent, possibly wrapped) and the paging envelope."""
+
+    items: list[Any]
+    total_records: int | None
+    current_page: int | None
+    total_pages: int | None
+    per_page: int | None
+
+
+def _count(payload: Mapping[str, Any], key: str) -> int | None:
+    value = payload.get(key)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def parse_envelope(stream: Stream, payload: Any) -> Envelope:
+    """The documented list envelope, or MalformedPageError when the body is not one."""
+    key = STREAM_CONTRACTS[stream].records_key
+    if not isinstance(payload, dict) or not isinstance(payload.get(key), list):
+        raise MalformedPageError(f"posabit returned a {stream.value} page without a '{key}' list")
+    return Envelope(
+        items=payload[key],
+        total_records=_count(payload, ENVELOPE_TOTAL_RECORDS),
+        current_page=_count(payload, ENVELOPE_CURRENT_PAGE),
+        total_pages=_count(payload, ENVELOPE_TOTAL_PAGES),
+        per_page=_count(payload, ENVELOPE_PER_PAGE),
+    )
+
+
+def format_timestamp(moment: datetime) -> str:
+    """How POSaBIT filters are written by its integrators: UTC, milliseconds, `Z`."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def request_params(stream: Stream, window: Window, page: int, per_page: int) -> dict[str, str]:
+    """Query for one page of the records updated in [window.start, window.end)."""
+    params = {
+        PARAM_PAGE: str(page),
+        PARAM_PER_PAGE: str(per_page),
+        PARAM_SORT: SORT_BY_UPDATE,
+        PARAM_UPDATED_BEFORE: format_timestamp(window.end),
+    }
+    if window.start is not None:
+        params[PARAM_UPDATED_AFTER] = format_timestamp(window.start - BOUNDARY_SLACK)
+    if STREAM_CONTRACTS[stream].needs_date_range:
+        last_day = (window.end.astimezone(UTC) + timedelta(days=1)).date()
+        params[PARAM_START_DATE] = CUSTOMERS_EARLIEST_DATE.isoformat()
+        params[PARAM_END_DATE] = last_day.isoformat()
+    return params
+
+
+def next_page_number(page: int, envelope: Envelope, previous_total: int | None, per_page: int) -> int | None:
+    """The page to read after `page`, or None when the window is done.
+
+    The window's end is fixed in the past, so a record updated while we page leaves it and every record after it
+    moves up a place: read on by page number and one of them would be skipped. The envelope's total says how
+    many left since the previous page; stepping back that many places (whole pages) re-reads what moved across
+    the boundary. Records read twice are deduplicated by the engine; a record read never is lost.
+    """
+    size = envelope.per_page or per_page
+    total = envelope.total_records
+    if previous_total is not None and total is not None and total < previous_total:
+        back = -(-(previous_total - total) // size)
+        return max(1, page - back)
+    if not envelope.items:
+        return None
+    if envelope.total_pages is not None:
+        return page + 1 if page < envelope.total_pages else None
+    if total is not None:
+        return page + 1 if page * size < total else None
+    return page + 1 if len(envelope.items) >= size else None
+
+
+def _token_int(token: Mapping[str, Any], key: str) -> int | None:
+    # Checkpoints come back from DynamoDB with numbers as Decimal.
+    value = token.get(key)
+    return None if value is None else int(value)
+
+
+class NewCustomer(BaseModel):
+    """What persona sync sends when it creates a shopper in POSaBIT (field names as POSaBIT spells them)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    first_name: str = Field(min_length=1, max_length=100)
+    last_name: str = Field(default="", max_length=100)
+    telephone: str | None = Field(default=None, pattern=r"^\d{10}$")  # digits only, as POSaBIT stores them
+    email: str | None = Field(default=None, max_length=254)
+    birthday: date | None = None
+    state: str | None = Field(default=None, min_length=2, max_length=2)
+    zipcode: str | None = Field(default=None, max_length=10)
+    loyalty_member: bool = True
+    marketing_opt_in: bool = False
+    sms_opt_in: bool = False
+
+
+class PosabitClient:
+    """Sends POSaBIT requests through the shared HTTP policy; the tokens live only on the httpx client."""
+
+    def __init__(
+        self,
+        credential: PosabitCredential,
+        config: ConnectorConfig,
+        *,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.config = config
+        self._client = httpx.Client(
+            base_url=config.base_url,
+            auth=httpx.BasicAuth(
+                credential.integrator_token.get_secret_value(), credential.venue_token.get_secret_value()
+            ),
+            timeout=httpx.Timeout(connect=config.connect_timeout, read=config.read_timeout, write=10.0, pool=5.0),
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            transport=transport,
+        )
+        policy = policy or RetryPolicy(
+            attempts=config.retry_attempts,
+            wait_initial=config.retry_wait_initial,
+            wait_max=config.retry_wait_max,
+            wait_jitter=config.retry_wait_initial,
+        )
+        self.http = VendorHttp(self._client, Vendor.POSABIT.value, policy, sleep=sleep)
+        # A create that timed out may have happened: it is never retried blindly (callers look the shopper up).
+        self._write_http = VendorHttp(
+            self._client, Vendor.POSABIT.value, RetryPolicy(attempts=1, timeout=policy.timeout), sleep=sleep
+        )
+
+    # --- airbyte HttpStream vocabulary ----------------------------------------------------------------------------
+    @staticmethod
+    def path(stream: Stream) -> str:
+        return STREAM_CONTRACTS[stream].path
+
+    def page_size(self, stream: Stream) -> int:
+        return max(1, min(self.config.page_size, STREAM_CONTRACTS[stream].max_per_page))
+
+    def request_params(self, stream: Stream, window: Window, page: int) -> dict[str, str]:
+        return request_params(stream, window, page, self.page_size(stream))
+
+    @staticmethod
+    def parse_response(stream: Stream, payload: Any) -> Envelope:
+        return parse_envelope(stream, payload)
+
+    # --- reads ------------------------------------------------------------------------------------------------------
+    def venue_info(self) -> dict[str, Any]:
+        """The venue's own record (name, state, `timezone`); also proves the credential works."""
+        _, payload = self.http.get_json(VENUE_INFO_PATH)
+        if isinstance(payload, dict) and isinstance(payload.get("venue"), dict):
+            payload = payload["venue"]
+        if not isinstance(payload, dict):
+            raise MalformedPageError("posabit returned venue info that is not an object")
+        return payload
+
+    def read_pages(self, stream: Stream, window: Window, token: Mapping[str, Any] | None = None) -> Iterator[RawPage]:
+        """Every page of the window in order, from `token` (a previous page's next_token) when given."""
+        page = max(1, _token_int(token, "page") or 1) if token else 1
+        previous_total = _token_int(token, "total_records") if token else None
+        path = self.path(stream)
+        per_page = self.page_size(stream)
+        while True:
+            params = self.request_params(stream, window, page)
+            response, payload = self.http.get_json(path, params)
+            envelope = self.parse_response(stream, payload)
+            following = next_page_number(page, envelope, previous_total, per_page)
+            yield RawPage(
+                body=response.content,
+                items=[unwrap_item(stream, item) for item in envelope.items],
+                request={"method": "GET", "path": path, "params": params},
+                next_token=None if following is None else {"page": following, "total_records": envelope.total_records},
+                total_records=envelope.total_records,
+            )
+            if following is None:
+                return
+            page, previous_total = following, envelope.total_records
+
+    def find_customers(self, *, telephone: str | None = None, email: str | None = None) -> list[dict[str, Any]]:
+        """Customers whose phone (10 digits) or email equals the given one: persona sync looks before it creates."""
+        if not telephone and not email:
+            raise ValueError("find_customers needs a telephone or an email")
+        params: dict[str, str] = {
+            PARAM_PER_PAGE: "10",
+            PARAM_START_DATE: CUSTOMERS_EARLIEST_DATE.isoformat(),
+            PARAM_END_DATE: (datetime.now(UTC) + timedelta(days=1)).date().isoformat(),
+        }
+        if telephone:
+            params["q[telephone_eq]"] = telephone
+        if email:
+            params["q[email_eq]"] = email
+        _, payload = self.http.get_json(CUSTOMERS_PATH, params)
+        return [unwrap_item(Stream.CUSTOMERS, item) for item in parse_envelope(Stream.CUSTOMERS, payload).items]
+
+    # --- writes -----------------------------------------------------------------------------------------------------
+    def create_customer(self, customer: NewCustomer) -> dict[str, Any]:
+        """Create a shopper in the venue; returns POSaBIT's record of it (with its new `id`)."""
+        body = {CREATE_CUSTOMER_WRAPPER: customer.model_dump(mode="json", exclude_none=True)}
+        response = self._write_http.request("POST", CREATE_CUSTOMER_PATH, json=body)
+        try:
+            payload = response.json()
+        except ValueError:
+            raise MalformedPageError("posabit answered a customer create with a body that is not JSON") from None
+        record = unwrap_item(Stream.CUSTOMERS, payload)
+        if "id" not in record:
+            raise MalformedPageError("posabit answered a customer create without the new customer's id")
+        return record
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> PosabitClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,490 @@
+"""Pure mapping of POSaBIT records (customers, sales histories, inventories) to the canonical models."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from functions.core.connector import MappingContext, MappingError
+from functions.core.layout import Stream
+from functions.core.models import (
+    CanonicalRecord,
+    LoyaltyBalance,
+    Product,
+    Sale,
+    SaleLine,
+    Shopper,
+    normalize_email,
+    normalize_phone,
+)
+from functions.pull_posabit.constants import (
+    CANCELLED_STATUSES,
+    COMPLETED_STATUSES,
+    PARTIALLY_REFUNDED_STATUSES,
+    PENDING_STATUSES,
+    RAILS_TIME_ZONE_ALIASES,
+    RAILS_TIME_ZONES,
+    REFUNDED_STATUSES,
+    STREAM_CONTRACTS,
+    US_STATE_TIME_ZONES,
+)
+
+SaleStatus = Literal["completed", "refunded", "partially_refunded", "cancelled", "pending"]
+
+# --- list items -------------------------------------------------------------------------------------------------
+
+
+def unwrap_item(stream: Stream, item: Any) -> dict[str, Any]:
+    """POSaBIT sometimes wraps a list item as {"customer": {...}}; return the record itself either way."""
+    if not isinstance(item, dict):
+        # Kept (not dropped) so the engine quarantines it with a pointer to its page.
+        return {"_unparseable_item": item}
+    if "id" not in item:
+        for key in STREAM_CONTRACTS[stream].wrapper_keys:
+            inner = item.get(key)
+            if isinstance(inner, dict):
+                return inner
+    return item
+
+
+def item_id(stream: Stream, item: Mapping[str, Any]) -> str | None:
+    value = unwrap_item(stream, dict(item)).get("id")
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+# --- time -------------------------------------------------------------------------------------------------------
+
+_GMT_PREFIX = re.compile(r"^\(GMT[+-]\d{1,2}:\d{2}\)\s*")
+_RAILS_BY_FOLDED_NAME = {
+    name.casefold(): zone for name, zone in (*RAILS_TIME_ZONES.items(), *RAILS_TIME_ZONE_ALIASES.items())
+}
+
+
+def resolve_timezone(name: str | None) -> str | None:
+    """IANA zone for a Rails zone name ("Pacific Time (US & Canada)"), its "(GMT-08:00) ..." display form, or an
+    IANA name; None when the name is unknown."""
+    if not name or not isinstance(name, str):
+        return None
+    text = _GMT_PREFIX.sub("", name.strip())
+    zone = RAILS_TIME_ZONES.get(text) or _RAILS_BY_FOLDED_NAME.get(text.casefold())
+    if zone is not None:
+        return zone
+    if "/" in text or text in ("UTC", "Etc/UTC"):
+        try:
+            ZoneInfo(text)
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
+        return text
+    return None
+
+
+def venue_timezone(info: Mapping[str, Any], market: str | None = None) -> tuple[str, bool]:
+    """The venue's IANA zone and whether it came from the venue's own `timezone` (False: from its state).
+
+    The venue's zone decides sale dates, so an unreadable one falls back to the zone of the venue's state (or the
+    credential's market); when neither is known there is no safe answer and ValueError is raised.
+    """
+    zone = resolve_timezone(info.get("timezone"))
+    if zone is not None:
+        return zone, True
+    for state in (info.get("state"), info.get("state_abbrev"), market):
+        if isinstance(state, str) and state.strip().upper() in US_STATE_TIME_ZONES:
+            return US_STATE_TIME_ZONES[state.strip().upper()], False
+    raise ValueError("the venue's timezone is missing or unknown and its state gives no zone")
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+_TRAILING_UTC = re.compile(r"\s+(UTC|GMT)$", re.IGNORECASE)
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """A POSaBIT timestamp as written: aware when it carries an offset or `Z`, naive otherwise.
+
+    Accepts ISO 8601 (`T` or space separator, fractions, `Z`, `+hh:mm`, `+hhmm`) and Ruby's `Time#to_s`
+    (`2026-10-01 12:00:00 -0700`, `... UTC`). Raises ValueError for anything else.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("not a timestamp")
+    text = _TRAILING_UTC.sub("+00:00", value.strip())
+    return datetime.fromisoformat(text)
+
+
+def to_utc(moment: datetime, zone: str) -> datetime:
+    """Naive timestamps are the venue's wall clock; offset timestamps are converted. Always aware UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=_zone(zone))
+    return moment.astimezone(UTC)
+
+
+def _timestamp(value: Any, zone: str, field: str, pos_id: str | None) -> datetime:
+    try:
+        return to_utc(parse_timestamp(value), zone)
+    except ValueError:
+        raise MappingError(pos_id, f"{field} is not a timestamp") from None
+
+
+def _optional_timestamp(value: Any, zone: str, field: str, pos_id: str | None) -> datetime | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _timestamp(value, zone, field, pos_id)
+
+
+# --- vendor payload models (unknown fields ignored; input values never echoed in errors) ---------------------------
+
+
+def _to_id(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("an id cannot be a boolean")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ValueError("missing or empty id")
+
+
+def _to_optional_id(value: Any) -> Any:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return _to_id(value)
+
+
+def _to_optional_text(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str):
+        return value.strip() or None
+    return value  # anything else fails the str check, naming the field
+
+
+def _to_whole(value: Any) -> Any:
+    """Integer cents and points as POSaBIT sends them (ints, sometimes numeric strings); booleans and fractions
+    are errors, never rounded."""
+    if isinstance(value, bool):
+        raise ValueError("expected a whole number, got a boolean")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("expected a whole number, got a fraction")
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"[+-]?\d+", text):
+            raise ValueError("expected a whole number")
+        return int(text)
+    return value
+
+
+def _to_optional_flag(value: Any) -> Any:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    return value
+
+
+def _to_lenient_date(value: Any) -> Any:
+    """Birthdays are typed at the till: an unreadable one is dropped, not allowed to quarantine the shopper."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            return date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _to_list(value: Any) -> Any:
+    return [] if value is None else value
+
+
+PosId = Annotated[str, BeforeValidator(_to_id)]
+OptionalId = Annotated[str | None, BeforeValidator(_to_optional_id)]
+Text = Annotated[str | None, BeforeValidator(_to_optional_text)]
+Cents = Annotated[int, BeforeValidator(_to_whole)]
+OptionalWhole = Annotated[int | None, BeforeValidator(lambda v: None if v is None else _to_whole(v))]
+Flag = Annotated[bool | None, BeforeValidator(_to_optional_flag)]
+LenientDate = Annotated[date | None, BeforeValidator(_to_lenient_date)]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
+
+
+class PosabitCustomer(_Payload):
+    id: PosId
+    first_name: Text = None
+    last_name: Text = None
+    telephone: Text = None
+    email: Text = None
+    # Some venues return the flag as `loyalty` (seen in public integrations).
+    loyalty_member: Flag = Field(default=None, validation_alias=AliasChoices("loyalty_member", "loyalty"))
+    marketing_opt_in: Flag = None
+    sms_opt_in: Flag = None
+    sms_opt_out: Flag = None
+    birthday: LenientDate = None
+    state: Text = None
+    zipcode: Text = Field(default=None, validation_alias=AliasChoices("zipcode", "zip_code"))
+    customer_type: Text = None
+    created_at: Any = None
+    updated_at: Any
+
+
+class PosabitPointsBalance(_Payload):
+    """The loyalty view of a customer: its points are read here only, so bad points never block the shopper."""
+
+    id: PosId
+    points: OptionalWhole = None
+    updated_at: Any
+
+
+class PosabitSaleItem(_Payload):
+    product_id: OptionalId = None
+    sku: Text = None
+    category: Text = None
+    brand: Text = None
+    product_name: Text = Field(default=None, validation_alias=AliasChoices("product_name", "name"))
+    quantity: float
+    total: Cents
+    discount: Cents = 0
+    discount_list: Annotated[list[Any], BeforeValidator(_to_list)] = Field(default_factory=list)
+
+
+class PosabitTender(_Payload):
+    sales_tender_id: OptionalId = Field(default=None, validation_alias=AliasChoices("sales_tender_id", "id"))
+    payment_method_name: Text = Field(
+        default=None, validation_alias=AliasChoices("payment_method_name", "payment_method", "name")
+    )
+    total: OptionalWhole = None
+
+
+class PosabitSale(_Payload):
+    id: PosId
+    ordered_at: Any = None
+    ordered_at_local: Any = None
+    customer_id: OptionalId = None
+    sub_total: OptionalWhole = Field(default=None, validation_alias=AliasChoices("sub_total", "subtotal"))
+    discount: Cents = 0
+    tax: Cents = 0
+    total: Cents
+    status: Text = None
+    items: Annotated[list[PosabitSaleItem], BeforeValidator(_to_list)] = Field(default_factory=list)
+    sales_tenders: Annotated[list[PosabitTender], BeforeValidator(_to_list)] = Field(
+        default_factory=list, validation_alias=AliasChoices("sales_tenders", "tenders")
+    )
+    created_at: Any = None
+    updated_at: Any
+
+
+class PosabitInventory(_Payload):
+    id: PosId
+    product_id: OptionalId = None
+    name: Annotated[str, BeforeValidator(_to_optional_text)]
+    sku: Text = None
+    brand: Text = None
+    category: Text = None
+    price: OptionalWhole = None
+    quantity_on_hand: float | None = None
+    active: Flag = None
+    updated_at: Any
+
+
+def _validation_reason(exc: ValidationError) -> str:
+    """Field names and problems only: the values may be personal data."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors(include_input=False))
+
+
+# --- canonical records ------------------------------------------------------------------------------------------
+
+
+def _origin(ctx: MappingContext) -> dict[str, Any]:
+    venue_id = ctx.extra.get("venue_id")
+    return {
+        "tenant": ctx.tenant,
+        "vendor": ctx.vendor,
+        "credential_id": ctx.credential_id,
+        "location_id": str(venue_id) if venue_id is not None else None,
+    }
+
+
+def map_customer(raw: PosabitCustomer, ctx: MappingContext) -> Shopper:
+    """A POSaBIT customer as a shopper: phone in E.164 (US default), email lower-cased, typed values kept raw."""
+    return Shopper(
+        **_origin(ctx),
+        pos_id=raw.id,
+        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
+        first_name=raw.first_name,
+        last_name=raw.last_name,
+        phone=normalize_phone(raw.telephone, ctx.default_region),
+        phone_raw=raw.telephone,
+        email=normalize_email(raw.email),
+        birth_date=raw.birthday,
+        state=raw.state.upper() if raw.state and len(raw.state) == 2 else raw.state,
+        postal_code=raw.zipcode,
+        loyalty_member=raw.loyalty_member,
+        marketing_opt_in=raw.marketing_opt_in,
+        sms_opt_in=raw.sms_opt_in,
+        sms_opt_out=raw.sms_opt_out,
+        customer_type=raw.customer_type,
+        pos_created_at=_optional_timestamp(raw.created_at, ctx.timezone, "created_at", raw.id),
+    )
+
+
+def map_loyalty_balance(raw: PosabitPointsBalance, ctx: MappingContext) -> LoyaltyBalance:
+    """A customer's `points` as its balance at the customer's last update; no points on record means zero."""
+    as_of = _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id)
+    return LoyaltyBalance(
+        **_origin(ctx),
+        pos_id=raw.id,
+        source_updated_at=as_of,
+        customer_pos_id=raw.id,
+        points=raw.points or 0,
+        as_of=as_of,
+    )
+
+
+def sale_ordered_at(raw: PosabitSale, zone: str) -> datetime:
+    """When the sale happened, in UTC.
+
+    `ordered_at` is UTC and used when it says so (an offset or `Z`); otherwise `ordered_at_local`, the venue's
+    wall clock, is unambiguous; a bare naive `ordered_at` is read as venue time like every naive timestamp; a sale
+    with neither falls back to when it was recorded (`created_at`). Only the wall-clock fields of
+    `ordered_at_local` are used: a Rails app stores it in a zone-less column and may render it with a `Z` that
+    is not true.
+    """
+    ordered_at = None if raw.ordered_at is None else _parsed(raw.ordered_at, "ordered_at", raw.id)
+    if ordered_at is not None and ordered_at.tzinfo is not None:
+        return ordered_at.astimezone(UTC)
+    if raw.ordered_at_local is not None:
+        wall_clock = _parsed(raw.ordered_at_local, "ordered_at_local", raw.id).replace(tzinfo=None)
+        return to_utc(wall_clock, zone)
+    if ordered_at is not None:
+        return to_utc(ordered_at, zone)
+    if raw.created_at is not None:
+        return _timestamp(raw.created_at, zone, "created_at", raw.id)
+    raise MappingError(raw.id, "ordered_at, ordered_at_local and created_at are all missing")
+
+
+def _parsed(value: Any, field: str, pos_id: str) -> datetime:
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise MappingError(pos_id, f"{field} is not a timestamp") from None
+
+
+def sale_line(raw: PosabitSaleItem) -> SaleLine:
+    """A line is a refund when it gives goods back (negative quantity) or money back (negative total)."""
+    return SaleLine(
+        product_id=raw.product_id,
+        sku=raw.sku,
+        name=raw.product_name,
+        category=raw.category,
+        brand=raw.brand,
+        quantity=raw.quantity,
+        total_cents=raw.total,
+        discount_cents=raw.discount,
+        is_refund=raw.quantity < 0 or raw.total < 0,
+    )
+
+
+def sale_status(pos_id: str, status: str | None, lines: Sequence[SaleLine], total_cents: int) -> tuple[SaleStatus, int]:
+    """Canonical status and `refunded_cents`, the part of the sale given back that `total` does not already net.
+
+    Refund lines (negative quantities or totals) are already netted in the receipt's total, so they make a sale
+    refunded (all lines) or partially refunded (some) without adding to refunded_cents; an original sale whose
+    status became "refunded" keeps its positive total, which is then refunded in full. An unknown status is an
+    error rather than a guess, because status decides loyalty points.
+    """
+    key = (status or "completed").strip().lower().replace(" ", "_").replace("-", "_")
+    refund_lines = [line for line in lines if line.is_refund]
+    if key in CANCELLED_STATUSES:
+        return "cancelled", 0
+    if key in PENDING_STATUSES:
+        return "pending", 0
+    if key in REFUNDED_STATUSES:
+        return "refunded", total_cents if total_cents > 0 and not refund_lines else 0
+    if key in PARTIALLY_REFUNDED_STATUSES:
+        return "partially_refunded", 0
+    if key in COMPLETED_STATUSES:
+        if refund_lines and len(refund_lines) == len(lines):
+            return "refunded", 0
+        if refund_lines:
+            return "partially_refunded", 0
+        return "completed", 0
+    raise MappingError(pos_id, f"unknown sale status {key[:40]!r}")
+
+
+def _tender(raw: PosabitTender) -> dict[str, Any]:
+    return {"tender_id": raw.sales_tender_id, "method": raw.payment_method_name, "amount_cents": raw.total}
+
+
+def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
+    """A sales history as a sale: UTC order time, the venue's local date and zone, integer cents, refunds."""
+    ordered_at = sale_ordered_at(raw, ctx.timezone)
+    lines = tuple(sale_line(item) for item in raw.items)
+    status, refunded_cents = sale_status(raw.id, raw.status, lines, raw.total)
+    subtotal = raw.sub_total if raw.sub_total is not None else raw.total - raw.tax + raw.discount
+    return Sale(
+        **_origin(ctx),
+        pos_id=raw.id,
+        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
+        customer_pos_id=raw.customer_id,
+        ordered_at=ordered_at,
+        local_date=ordered_at.astimezone(_zone(ctx.timezone)).date(),
+        timezone=ctx.timezone,
+        status=status,
+        subtotal_cents=subtotal,
+        discount_cents=raw.discount,
+        tax_cents=raw.tax,
+        total_cents=raw.total,
+        refunded_cents=refunded_cents,
+        lines=lines,
+        tenders=tuple(_tender(t) for t in raw.sales_tenders),
+    )
+
+
+def map_inventory(raw: PosabitInventory, ctx: MappingContext) -> Product:
+    """An inventory row as a product; a row that does not say it is inactive is active."""
+    return Product(
+        **_origin(ctx),
+        pos_id=raw.id,
+        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
+        product_id=raw.product_id,
+        name=raw.name,
+        sku=raw.sku,
+        brand=raw.brand,
+        category=raw.category,
+        price_cents=raw.price,
+        quantity_on_hand=raw.quantity_on_hand,
+        active=raw.active is not False,
+    )
+
+
+def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    """One POSaBIT list item (wrapped or bare) to its canonical record, or MappingError naming what is wrong."""
+    record = unwrap_item(stream, dict(item))
+    pos_id = item_id(stream, record)
+    try:
+        if stream is Stream.CUSTOMERS:
+            return map_customer(PosabitCustomer.model_validate(record), ctx)
+        if stream is Stream.LOYALTY:
+            return map_loyalty_balance(PosabitPointsBalance.model_validate(record), ctx)
+        if stream is Stream.SALES:
+            return map_sale(PosabitSale.model_validate(record), ctx)
+        if stream is Stream.INVENTORY:
+            return map_inventory(PosabitInventory.model_validate(record), ctx)
+    except ValidationError as exc:
+        raise MappingError(pos_id, _validation_reason(exc)) from None
+    raise MappingError(pos_id, f"POSaBIT does not offer the {stream.value} stream")
