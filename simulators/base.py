@@ -187,7 +187,7 @@ class Simulator:
     def url(self) -> str:
         assert self._server is not None, "simulator not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def stop(self) -> None:
         if self._server is not None:

@@ -83,6 +83,13 @@ class ResourceNames:
     def control_table(self) -> str:
         return f"{self.prefix}-control"
 
+    @property
+    def personas_table(self) -> str:
+        return f"{self.prefix}-personas"
+
+    def rules_dlq(self, function: str) -> str:
+        return f"{self.prefix}-{function.replace('_', '-')}-failures"
+
     def archive_bucket(self, account: str, region: str) -> str:
         return f"{self.prefix}-archive-{account}-{region}"
 
@@ -222,3 +229,59 @@ CONTROL_TABLE_PARTITION_KEY = "pk"
 CONTROL_TABLE_SORT_KEY = "sk"
 CONTROL_TABLE_TTL_ATTRIBUTE = "expires_at"
 RECORDS_STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
+
+
+# --- personas table (pk, sk): personas, identity claims, visits, points ledger, pending sales ---------------
+PERSONAS_TABLE_PARTITION_KEY = "pk"
+PERSONAS_TABLE_SORT_KEY = "sk"
+PERSONA_PROFILE_SK = "PROFILE"
+IDENTITY_SK = "ID"
+ENV_PERSONAS_TABLE = "POSSYNC_PERSONAS_TABLE"
+
+# The stream consumers (Lambda function folder names) that the records table's stream feeds.
+RULE_FUNCTIONS: tuple[str, ...] = ("personas", "enroll")
+
+
+def persona_pk(tenant: str, persona_id: str) -> str:
+    return f"P#{tenant}#{persona_id}"
+
+
+def identity_pk(tenant: str, kind: str, value: str) -> str:
+    """kind is "phone" (E.164), "email" (lower-cased) or "pos" (value "vendor#credential#pos_id")."""
+    return f"I#{tenant}#{kind}#{value}"
+
+
+def pos_identity_value(vendor: Vendor, credential_id: str, pos_id: str) -> str:
+    return f"{vendor.value}#{credential_id}#{pos_id}"
+
+
+def visit_sk(store_id: str) -> str:
+    return f"VISIT#{store_id}"
+
+
+def ledger_sk(vendor: Vendor, credential_id: str, sale_id: str) -> str:
+    return f"LEDGER#{vendor.value}#{credential_id}#{sale_id}"
+
+
+def ledger_import_sk(vendor: Vendor, credential_id: str, pos_id: str) -> str:
+    return f"LEDGER#import#{vendor.value}#{credential_id}#{pos_id}"
+
+
+def pending_pk(tenant: str, vendor: Vendor, credential_id: str, customer_pos_id: str) -> str:
+    return f"PENDING#{tenant}#{vendor.value}#{credential_id}#{customer_pos_id}"
+
+
+def pending_sk(sale_id: str) -> str:
+    return f"SALE#{sale_id}"
+
+
+def control_unmapped_pk(tenant: str) -> str:
+    return f"UNMAPPED#{tenant}"
+
+
+def control_unmapped_sk(vendor: Vendor, credential_id: str, location_id: str | None) -> str:
+    return f"{vendor.value}#{credential_id}#{location_id or '-'}"
+
+
+def control_audit_pk(tenant: str) -> str:
+    return f"AUDIT#{tenant}"

@@ -7,11 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-AUDIT_PK_PREFIX = "AUDIT#"
-
-
-def audit_pk(tenant: str) -> str:
-    return f"{AUDIT_PK_PREFIX}{tenant}"
+from functions.core.layout import control_audit_pk as audit_pk
 
 
 def audit_sk(at: datetime, parameter: str) -> str:
