@@ -139,3 +139,29 @@ def open_connector(
     if not isinstance(credential, FlourishCredential):
         raise CredentialError(f"a {credential.vendor.value} credential cannot open a Flourish connection")
     return FlourishConnector(credential, config, tenant=tenant, credential_id=credential_id, retry_policy=retry_policy)
+
+
+# --- replay codec: rebuild records from an archived page body (possync replay) -------------------------
+
+
+def extract_items(stream: Stream, body: bytes) -> list[dict[str, Any]]:
+    """The items of an archived list page (its overlap rows included: re-mapping them again writes nothing)."""
+    import json
+
+    from functions.core.errors import MalformedPageError
+
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise MalformedPageError(f"archived flourish {stream.value} page is not JSON") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), list):
+        raise MalformedPageError(f"archived flourish {stream.value} page has no data list")
+    return [item for item in payload["data"] if isinstance(item, dict)]
+
+
+def map_item(stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    return mapping.map_record(stream, item, ctx)
+
+
+def item_id(stream: Stream, item: dict[str, Any]) -> str | None:
+    return mapping.item_id(item)

@@ -86,3 +86,27 @@ def open_connector(
         raise CredentialError(f"a {credential.vendor.value} credential cannot open a posabit connector")
     client = PosabitClient(credential, config, policy=policy, sleep=sleep)
     return PosabitConnector(client, credential, tenant, credential_id)
+
+
+# --- replay codec: rebuild records from an archived page body (possync replay) -------------------------
+
+
+def extract_items(stream: Stream, body: bytes) -> list[dict[str, Any]]:
+    """The items of an archived list page, unwrapped exactly as a pull hands them to the mapping."""
+    import json
+
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise MalformedPageError(f"archived posabit {stream.value} page is not JSON") from None
+    from functions.pull_posabit.client import parse_envelope
+
+    return [mapping.unwrap_item(stream, item) for item in parse_envelope(stream, payload).items]
+
+
+def map_item(stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    return mapping.map_record(stream, item, ctx)
+
+
+def item_id(stream: Stream, item: dict[str, Any]) -> str | None:
+    return mapping.item_id(stream, item)

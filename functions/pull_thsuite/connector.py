@@ -65,3 +65,27 @@ def open_connector(
         raise CredentialError(f"a {credential.vendor.value} credential cannot open a THSuite connection")
     client = ThsuiteClient.open(credential, config, sleep)
     return ThsuiteConnector(client, tenant=tenant, credential_id=credential_id)
+
+
+# --- replay codec: rebuild records from an archived page body (possync replay) -------------------------
+
+
+def extract_items(stream: Stream, body: bytes) -> list[dict[str, Any]]:
+    """The items of an archived list page, as a pull hands them to the mapping."""
+    import json
+
+    from functions.core.errors import MalformedPageError
+
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        raise MalformedPageError(f"archived thsuite {stream.value} page is not JSON") from None
+    return ThsuiteClient.parse_response(payload, f"archive:{stream.value}").data
+
+
+def map_item(stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    return mapping.map_record(stream, item, ctx)
+
+
+def item_id(stream: Stream, item: dict[str, Any]) -> str | None:
+    return mapping.item_id(stream, item)
