@@ -23,6 +23,10 @@ class VendorUnavailableError(PossyncError):
     """The POS did not answer usefully after bounded retries (5xx, 429, timeouts, refused connections)."""
 
 
+class StoreOfflineError(VendorUnavailableError):
+    """An on-premises store server did not accept connections (its PC is off or offline): retried next tick."""
+
+
 class MalformedPageError(PossyncError):
     """A page could not be parsed at all (not JSON, or not the documented envelope)."""
 

@@ -1,0 +1,1 @@
+"""Auphan: contract (ASSUMED, see CONTRACT.md), client and pure mapping."""

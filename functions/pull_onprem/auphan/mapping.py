@@ -1,0 +1,290 @@
+"""Auphan records to canonical ones: pure functions over the (ASSUMED) camelCase payloads of CONTRACT.md."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from functions.core.connector import MappingContext, MappingError
+from functions.core.layout import Stream
+from functions.core.models import CanonicalRecord, Product, Sale, SaleLine, Shopper, normalize_phone
+from functions.pull_onprem.auphan.constants import (
+    ID_FIELDS,
+    RETURN_SALE_TYPE,
+    SALE_STATUSES,
+    SMS_OPTED_IN,
+    SMS_OPTED_OUT,
+    SaleStatus,
+)
+from functions.pull_onprem.values import (
+    cents,
+    list_or_empty,
+    local_date,
+    optional_birth_date,
+    parse_payload,
+    store_zone,
+    text_field,
+    text_or_none,
+    to_utc,
+    validation_reason,
+)
+
+INACTIVE_PRODUCT_STATUSES = frozenset({"discontinued", "inactive", "archived", "deleted"})
+
+
+Id = Annotated[str, BeforeValidator(text_field), Field(min_length=1)]
+OptionalId = Annotated[str | None, BeforeValidator(text_field)]
+Text = Annotated[str | None, BeforeValidator(text_field)]
+BirthDate = Annotated[date | None, BeforeValidator(optional_birth_date)]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True, alias_generator=to_camel)
+
+
+class AuphanAddress(_Payload):
+    region: Text = None
+    postal_code: Text = None
+
+
+class AuphanCustomer(_Payload):
+    customer_id: Id
+    store_id: OptionalId = None
+    first_name: Text = None
+    last_name: Text = None
+    mobile_phone: Text = None
+    email: Text = None
+    birth_date: BirthDate = None
+    address: AuphanAddress | None = None
+    customer_type: Text = None
+    loyalty_enrolled: bool | None = None
+    sms_consent: Text = None
+    email_consent: bool | None = None
+    created_at: datetime | None = None
+    updated_at: datetime
+
+
+class AuphanLine(_Payload):
+    product_id: OptionalId = None
+    sku: Text = None
+    name: Text = None
+    category: Text = None
+    brand: Text = None
+    quantity: Decimal
+    amount: Decimal  # the line's total after discounts
+    discount: Decimal = Decimal(0)
+
+
+class AuphanPayment(_Payload):
+    method: Text = None
+    amount: Decimal
+
+
+class AuphanSale(_Payload):
+    sale_id: Id
+    store_id: OptionalId = None
+    customer_id: OptionalId = None  # Auphan often cannot link a sale to a shopper (see its FAQ)
+    sale_type: str = Field("sale", alias="type")
+    status: str
+    completed_at: datetime
+    updated_at: datetime
+    subtotal: Decimal
+    discount_total: Decimal = Decimal(0)
+    tax_total: Decimal = Decimal(0)
+    total: Decimal
+    refunded_amount: Decimal | None = None
+    lines: Annotated[list[AuphanLine], BeforeValidator(list_or_empty)] = Field(default_factory=list)
+    payments: Annotated[list[AuphanPayment], BeforeValidator(list_or_empty)] = Field(default_factory=list)
+
+
+class AuphanProduct(_Payload):
+    product_id: Id
+    store_id: OptionalId = None
+    sku: Text = None
+    name: Text = None
+    brand: Text = None
+    category: Text = None
+    retail_price: Decimal | None = None
+    on_hand: Decimal | None = None
+    status: Text = None
+    updated_at: datetime
+
+
+def item_id(stream: Stream, item: dict[str, Any]) -> str | None:
+    key = ID_FIELDS.get(stream)
+    return text_or_none(item.get(key)) if key is not None and isinstance(item, dict) else None
+
+
+def _location(store_id: str | None, ctx: MappingContext) -> str | None:
+    fallback = ctx.extra.get("store_id")
+    return store_id or (None if fallback is None else str(fallback))
+
+
+def _build(pos_id: str, build: Callable[[], CanonicalRecord]) -> CanonicalRecord:
+    try:
+        return build()
+    except ValidationError as exc:
+        raise MappingError(pos_id, validation_reason(exc)) from None
+
+
+def sms_flags(consent: str | None) -> tuple[bool | None, bool | None]:
+    """(sms_opt_in, sms_opt_out) from Auphan's consent state; an unknown state says nothing either way."""
+    state = (consent or "").strip().lower()
+    if state == SMS_OPTED_IN:
+        return True, False
+    if state == SMS_OPTED_OUT:
+        return False, True
+    return None, None
+
+
+def map_customer(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    raw = parse_payload(AuphanCustomer, item, lambda i: item_id(Stream.CUSTOMERS, i))
+    zone = store_zone(ctx.timezone)
+    sms_opt_in, sms_opt_out = sms_flags(raw.sms_consent)
+    address = raw.address or AuphanAddress()
+    return _build(
+        raw.customer_id,
+        lambda: Shopper(
+            tenant=ctx.tenant,
+            vendor=ctx.vendor,
+            credential_id=ctx.credential_id,
+            pos_id=raw.customer_id,
+            location_id=_location(raw.store_id, ctx),
+            source_updated_at=to_utc(raw.updated_at, zone),
+            first_name=raw.first_name,
+            last_name=raw.last_name,
+            phone=normalize_phone(raw.mobile_phone, ctx.default_region),
+            phone_raw=raw.mobile_phone,
+            email=raw.email,
+            birth_date=raw.birth_date,
+            state=address.region,
+            postal_code=address.postal_code,
+            loyalty_member=raw.loyalty_enrolled,
+            marketing_opt_in=raw.email_consent,
+            sms_opt_in=sms_opt_in,
+            sms_opt_out=sms_opt_out,
+            customer_type=raw.customer_type,
+            pos_created_at=None if raw.created_at is None else to_utc(raw.created_at, zone),
+        ),
+    )
+
+
+def sale_line(line: AuphanLine) -> SaleLine:
+    """A line gives goods or money back (a refund) when its quantity or amount is negative."""
+    return SaleLine(
+        product_id=line.product_id,
+        sku=line.sku,
+        name=line.name,
+        category=line.category,
+        brand=line.brand,
+        quantity=float(line.quantity),
+        total_cents=cents(line.amount),
+        discount_cents=cents(line.discount),
+        is_refund=line.quantity < 0 or line.amount < 0,
+    )
+
+
+def sale_status(raw: AuphanSale, lines: list[SaleLine]) -> tuple[SaleStatus, int]:
+    """Canonical status and `refunded_cents`, the money given back that `total` does not already net out.
+
+    A refund after the sale changes its status and refundedAmount while its total stays as sold, so the
+    refunded amount (the whole total when Auphan omits it) is counted. A return at the till is its own sale
+    with negative lines already netted in its total: refunded (all lines) or partly so, counting nothing more.
+    An unknown status is quarantined rather than guessed.
+    """
+    status = SALE_STATUSES.get(raw.status.strip().lower())
+    if status is None:
+        raise MappingError(raw.sale_id, f"unknown sale status {raw.status.strip()[:40]!r}")
+    total = cents(raw.total)
+    refunds = sum(1 for line in lines if line.is_refund)
+    if raw.sale_type.strip().lower() == RETURN_SALE_TYPE or refunds:
+        if status == "completed" and refunds:
+            return ("refunded" if refunds == len(lines) else "partially_refunded"), 0
+        if status == "completed":  # a return with no lines: the negative total is the refund
+            return "refunded", 0
+        return status, 0
+    if status == "refunded":
+        return status, cents(raw.refunded_amount) if raw.refunded_amount is not None else max(total, 0)
+    if status == "partially_refunded":
+        return status, cents(raw.refunded_amount)
+    return status, 0
+
+
+def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    raw = parse_payload(AuphanSale, item, lambda i: item_id(Stream.SALES, i))
+    zone = store_zone(ctx.timezone)
+    ordered_at = to_utc(raw.completed_at, zone)
+
+    def build() -> Sale:
+        lines = [sale_line(line) for line in raw.lines]
+        status, refunded_cents = sale_status(raw, lines)
+        return Sale(
+            tenant=ctx.tenant,
+            vendor=ctx.vendor,
+            credential_id=ctx.credential_id,
+            pos_id=raw.sale_id,
+            location_id=_location(raw.store_id, ctx),
+            source_updated_at=to_utc(raw.updated_at, zone),
+            customer_pos_id=raw.customer_id,
+            ordered_at=ordered_at,
+            local_date=local_date(ordered_at, zone),
+            timezone=ctx.timezone,
+            status=status,
+            subtotal_cents=cents(raw.subtotal),
+            discount_cents=cents(raw.discount_total),
+            tax_cents=cents(raw.tax_total),
+            total_cents=cents(raw.total),
+            refunded_cents=refunded_cents,
+            lines=tuple(lines),
+            tenders=tuple({"type": p.method, "amount_cents": cents(p.amount)} for p in raw.payments),
+        )
+
+    return _build(raw.sale_id, build)
+
+
+def map_product(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    raw = parse_payload(AuphanProduct, item, lambda i: item_id(Stream.INVENTORY, i))
+    name = raw.name or raw.sku
+    if name is None:
+        raise MappingError(raw.product_id, "product has neither name nor sku")
+    return _build(
+        raw.product_id,
+        lambda: Product(
+            tenant=ctx.tenant,
+            vendor=ctx.vendor,
+            credential_id=ctx.credential_id,
+            pos_id=raw.product_id,
+            location_id=_location(raw.store_id, ctx),
+            source_updated_at=to_utc(raw.updated_at, store_zone(ctx.timezone)),
+            product_id=raw.product_id,
+            name=name,
+            sku=raw.sku,
+            brand=raw.brand,
+            category=raw.category,
+            price_cents=None if raw.retail_price is None else cents(raw.retail_price),
+            quantity_on_hand=None if raw.on_hand is None else float(raw.on_hand),
+            active=(raw.status or "active").lower() not in INACTIVE_PRODUCT_STATUSES,
+        ),
+    )
+
+
+MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord]] = {
+    Stream.CUSTOMERS: map_customer,
+    Stream.SALES: map_sale,
+    Stream.INVENTORY: map_product,
+}
+
+
+def map_record(stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    """One Auphan item to its canonical record, or MappingError (the item is quarantined, the pull goes on)."""
+    if not isinstance(item, dict):
+        raise MappingError(None, f"{stream.value} item is not a JSON object")
+    mapper = MAPPERS.get(stream)
+    if mapper is None:
+        raise MappingError(None, f"auphan has no {stream.value} stream")
+    return mapper(item, ctx)

@@ -1,0 +1,1 @@
+"""Profitek: contract (ASSUMED, see CONTRACT.md), client and pure mapping."""

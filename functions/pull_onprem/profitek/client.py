@@ -1,0 +1,133 @@
+"""Profitek connector: AuthKey + store name, store info on prepare, page-numbered reads of a ModifiedDate window."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+from functions.core.connector import MappingContext, RawPage, Window
+from functions.core.credentials import ProfitekCredential
+from functions.core.errors import MalformedPageError
+from functions.core.layout import Stream, Vendor
+from functions.core.models import CanonicalRecord
+from functions.pull_onprem.paging import count_field, format_instant, page_number
+from functions.pull_onprem.profitek import mapping
+from functions.pull_onprem.profitek.constants import (
+    AUTH_HEADER,
+    DEFAULT_PHONE_REGION,
+    ENVELOPE_ITEMS,
+    ENVELOPE_TOTAL_COUNT,
+    ENVELOPE_TOTAL_PAGES,
+    FIRST_PAGE,
+    INFO_PATH,
+    MAX_PAGE_SIZE,
+    ORDER_BY_MODIFIED,
+    PARAM_MODIFIED_BEFORE,
+    PARAM_MODIFIED_SINCE,
+    PARAM_ORDER_BY,
+    PARAM_PAGE,
+    PARAM_PAGE_SIZE,
+    STORE_ROOT,
+    STREAM_PATHS,
+    STREAMS,
+)
+from functions.pull_onprem.transport import OnPremHttp
+from functions.pull_onprem.values import text_or_none
+
+
+def auth_headers(credential: ProfitekCredential) -> dict[str, str]:
+    return {AUTH_HEADER: credential.auth_key.get_secret_value()}
+
+
+def store_root(store_name: str) -> str:
+    return STORE_ROOT.format(store=quote(store_name, safe=""))
+
+
+class ProfitekConnector:
+    """One Profitek store (one credential): customers, transactions, items and loyalty balances."""
+
+    vendor: Vendor = Vendor.PROFITEK
+    streams: tuple[Stream, ...] = STREAMS
+
+    def __init__(
+        self, http: OnPremHttp, credential: ProfitekCredential, tenant: str, credential_id: str, page_size: int
+    ) -> None:
+        self.http = http
+        self.credential = credential
+        self.tenant = tenant
+        self.credential_id = credential_id
+        self.page_size = max(1, min(page_size, MAX_PAGE_SIZE))
+        self.root = store_root(credential.store_name)
+
+    def prepare(self) -> MappingContext:
+        """Reads the store's info: a refused key raises CredentialError; its Windows zone id becomes IANA."""
+        _, info = self.http.get_json(self.root + INFO_PATH)
+        if not isinstance(info, dict):
+            raise MalformedPageError("profitek store info is not a JSON object")
+        try:
+            zone = mapping.store_timezone(info.get("TimeZone"))
+        except ValueError:
+            raise MalformedPageError(
+                "profitek store info has no time zone we know; ask Profitek to set the store's time zone"
+            ) from None
+        store_id = text_or_none(info.get("StoreID"))
+        return MappingContext(
+            tenant=self.tenant,
+            vendor=self.vendor,
+            credential_id=self.credential_id,
+            timezone=zone,
+            default_region=DEFAULT_PHONE_REGION,
+            extra={"store_id": store_id, "store_name": self.credential.store_name},
+        )
+
+    def path(self, stream: Stream) -> str:
+        return self.root + STREAM_PATHS[stream]
+
+    def request_params(self, window: Window, page: int) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            PARAM_MODIFIED_BEFORE: format_instant(window.end),
+            PARAM_ORDER_BY: ORDER_BY_MODIFIED,
+            PARAM_PAGE: page,
+            PARAM_PAGE_SIZE: self.page_size,
+        }
+        if window.start is not None:
+            params[PARAM_MODIFIED_SINCE] = format_instant(window.start)
+        return params
+
+    def pages(self, stream: Stream, window: Window, token: dict[str, Any] | None) -> Iterator[RawPage]:
+        """Pages of the window in (ModifiedDate, id) order, from the page a resume token names."""
+        if stream not in self.streams:
+            raise ValueError(f"profitek does not offer the {stream.value} stream")
+        path = self.path(stream)
+        page = page_number(token, FIRST_PAGE)
+        while True:
+            params = self.request_params(window, page)
+            response, payload = self.http.get_json(path, params)
+            if not isinstance(payload, dict) or not isinstance(payload.get(ENVELOPE_ITEMS), list):
+                raise MalformedPageError(
+                    f"profitek returned a page of {stream.value} without a '{ENVELOPE_ITEMS}' list"
+                )
+            items: list[dict[str, Any]] = payload[ENVELOPE_ITEMS]
+            total_pages = count_field(payload, ENVELOPE_TOTAL_PAGES)
+            more = page < total_pages if total_pages is not None else len(items) >= self.page_size
+            next_token = {"page": page + 1} if more and items else None
+            yield RawPage(
+                body=response.content,
+                items=items,
+                request={"method": "GET", "path": path, "params": params},
+                next_token=next_token,
+                total_records=count_field(payload, ENVELOPE_TOTAL_COUNT),
+            )
+            if next_token is None:
+                return
+            page += 1
+
+    def map_record(self, stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+        return mapping.map_record(stream, item, ctx)
+
+    def item_id(self, stream: Stream, item: dict[str, Any]) -> str | None:
+        return mapping.item_id(stream, item)
+
+    def close(self) -> None:
+        self.http.client.close()

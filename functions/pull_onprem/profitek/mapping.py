@@ -1,0 +1,292 @@
+"""Profitek records to canonical ones: pure functions over the (ASSUMED) PascalCase payloads of CONTRACT.md."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from functions.core.connector import MappingContext, MappingError
+from functions.core.layout import Stream
+from functions.core.models import CanonicalRecord, LoyaltyBalance, Product, Sale, SaleLine, Shopper, normalize_phone
+from functions.pull_onprem.profitek.constants import ID_FIELDS, SALE_STATUSES, WINDOWS_TIMEZONES, SaleStatus
+from functions.pull_onprem.values import (
+    cents,
+    list_or_empty,
+    local_date,
+    optional_birth_date,
+    parse_payload,
+    store_zone,
+    text_field,
+    to_utc,
+    validation_reason,
+    whole_points,
+)
+
+
+def _id(value: Any) -> Any:
+    """Ids arrive as numbers or strings; 0 or a blank is .NET's "none"."""
+    text = text_field(value)
+    return None if text in (None, "0") else text
+
+
+Id = Annotated[str, BeforeValidator(_id), Field(min_length=1)]
+OptionalId = Annotated[str | None, BeforeValidator(_id)]
+Text = Annotated[str | None, BeforeValidator(text_field)]
+BirthDate = Annotated[date | None, BeforeValidator(optional_birth_date)]
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, hide_input_in_errors=True)
+
+
+class ProfitekCustomer(_Payload):
+    customer_id: Id = Field(alias="CustomerID")
+    store_id: OptionalId = Field(None, alias="StoreID")
+    first_name: Text = Field(None, alias="FirstName")
+    last_name: Text = Field(None, alias="LastName")
+    phone: Text = Field(None, alias="Phone")
+    email: Text = Field(None, alias="Email")
+    birth_date: BirthDate = Field(None, alias="BirthDate")
+    state: Text = Field(None, alias="State")
+    zip: Text = Field(None, alias="Zip")
+    customer_type: Text = Field(None, alias="CustomerType")
+    loyalty_member: bool | None = Field(None, alias="LoyaltyMember")
+    marketing_opt_in: bool | None = Field(None, alias="MarketingOptIn")
+    sms_opt_in: bool | None = Field(None, alias="SmsOptIn")
+    sms_opt_out: bool | None = Field(None, alias="SmsOptOut")
+    created_date: datetime | None = Field(None, alias="CreatedDate")
+    modified_date: datetime = Field(alias="ModifiedDate")
+
+
+class ProfitekLine(_Payload):
+    item_id: OptionalId = Field(None, alias="ItemID")
+    sku: Text = Field(None, alias="SKU")
+    description: Text = Field(None, alias="Description")
+    category: Text = Field(None, alias="Category")
+    brand: Text = Field(None, alias="Brand")
+    qty: Decimal = Field(alias="Qty")
+    ext_price: Decimal = Field(alias="ExtPrice")
+    discount: Decimal = Field(Decimal(0), alias="Discount")
+
+
+class ProfitekTender(_Payload):
+    tender_type: Text = Field(None, alias="TenderType")
+    amount: Decimal = Field(alias="Amount")
+
+
+class ProfitekTransaction(_Payload):
+    transaction_id: Id = Field(alias="TransactionID")
+    store_id: OptionalId = Field(None, alias="StoreID")
+    customer_id: OptionalId = Field(None, alias="CustomerID")
+    transaction_date: datetime = Field(alias="TransactionDate")
+    status: str = Field(alias="Status")
+    sub_total: Decimal = Field(alias="SubTotal")
+    discount_total: Decimal = Field(Decimal(0), alias="DiscountTotal")
+    tax_total: Decimal = Field(Decimal(0), alias="TaxTotal")
+    total: Decimal = Field(alias="Total")
+    lines: Annotated[list[ProfitekLine], BeforeValidator(list_or_empty)] = Field(default_factory=list, alias="Lines")
+    tenders: Annotated[list[ProfitekTender], BeforeValidator(list_or_empty)] = Field(
+        default_factory=list, alias="Tenders"
+    )
+    modified_date: datetime = Field(alias="ModifiedDate")
+
+
+class ProfitekItem(_Payload):
+    item_id: Id = Field(alias="ItemID")
+    store_id: OptionalId = Field(None, alias="StoreID")
+    sku: Text = Field(None, alias="SKU")
+    description: Text = Field(None, alias="Description")
+    brand: Text = Field(None, alias="Brand")
+    category: Text = Field(None, alias="Category")
+    price: Decimal | None = Field(None, alias="Price")
+    qty_on_hand: Decimal | None = Field(None, alias="QtyOnHand")
+    active: bool = Field(True, alias="Active")
+    modified_date: datetime = Field(alias="ModifiedDate")
+
+
+class ProfitekLoyaltyBalance(_Payload):
+    customer_id: Id = Field(alias="CustomerID")
+    store_id: OptionalId = Field(None, alias="StoreID")
+    points_balance: Decimal = Field(alias="PointsBalance")
+    modified_date: datetime = Field(alias="ModifiedDate")
+
+
+def store_timezone(raw: str | None) -> str:
+    """The store's zone as an IANA name: Windows zone ids are translated, IANA names pass through."""
+    name = (raw or "").strip()
+    iana = WINDOWS_TIMEZONES.get(name, name)
+    store_zone(iana)  # raises MappingError for a name we cannot use
+    return iana
+
+
+def item_id(stream: Stream, item: dict[str, Any]) -> str | None:
+    value = _id(item.get(ID_FIELDS[stream])) if isinstance(item, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _location(store_id: str | None, ctx: MappingContext) -> str | None:
+    fallback = ctx.extra.get("store_id")
+    return store_id or (None if fallback is None else str(fallback))
+
+
+def _build(pos_id: str, build: Callable[[], CanonicalRecord]) -> CanonicalRecord:
+    try:
+        return build()
+    except ValidationError as exc:
+        raise MappingError(pos_id, validation_reason(exc)) from None
+
+
+def map_customer(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    raw = parse_payload(ProfitekCustomer, item, lambda i: item_id(Stream.CUSTOMERS, i))
+    zone = store_zone(ctx.timezone)
+    return _build(
+        raw.customer_id,
+        lambda: Shopper(
+            tenant=ctx.tenant,
+            vendor=ctx.vendor,
+            credential_id=ctx.credential_id,
+            pos_id=raw.customer_id,
+            location_id=_location(raw.store_id, ctx),
+            source_updated_at=to_utc(raw.modified_date, zone),
+            first_name=raw.first_name,
+            last_name=raw.last_name,
+            phone=normalize_phone(raw.phone, ctx.default_region),
+            phone_raw=raw.phone,
+            email=raw.email,
+            birth_date=raw.birth_date,
+            state=raw.state,
+            postal_code=raw.zip,
+            loyalty_member=raw.loyalty_member,
+            marketing_opt_in=raw.marketing_opt_in,
+            sms_opt_in=raw.sms_opt_in,
+            sms_opt_out=raw.sms_opt_out,
+            customer_type=raw.customer_type,
+            pos_created_at=None if raw.created_date is None else to_utc(raw.created_date, zone),
+        ),
+    )
+
+
+def sale_line(line: ProfitekLine) -> SaleLine:
+    """A line gives goods or money back (a refund) when its quantity or extended price is negative."""
+    return SaleLine(
+        product_id=line.item_id,
+        sku=line.sku,
+        name=line.description,
+        category=line.category,
+        brand=line.brand,
+        quantity=float(line.qty),
+        total_cents=cents(line.ext_price),
+        discount_cents=cents(line.discount),
+        is_refund=line.qty < 0 or line.ext_price < 0,
+    )
+
+
+def sale_status(pos_id: str, raw_status: str, lines: list[SaleLine]) -> SaleStatus:
+    """Profitek's status, refined by the lines: refund lines make a completed sale refunded (all) or partly so.
+
+    Refund lines are already netted in the transaction's total, so they never add to `refunded_cents`; an
+    unknown status is quarantined rather than guessed.
+    """
+    key = raw_status.strip().lower().replace(" ", "").replace("_", "")
+    status = SALE_STATUSES.get(key)
+    if status is None:
+        raise MappingError(pos_id, f"unknown transaction status {raw_status.strip()[:40]!r}")
+    refunds = sum(1 for line in lines if line.is_refund)
+    if status == "completed" and refunds:
+        return "refunded" if refunds == len(lines) else "partially_refunded"
+    return status
+
+
+def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    raw = parse_payload(ProfitekTransaction, item, lambda i: item_id(Stream.SALES, i))
+    zone = store_zone(ctx.timezone)
+    ordered_at = to_utc(raw.transaction_date, zone)
+
+    def build() -> Sale:
+        lines = [sale_line(line) for line in raw.lines]
+        return Sale(
+            tenant=ctx.tenant,
+            vendor=ctx.vendor,
+            credential_id=ctx.credential_id,
+            pos_id=raw.transaction_id,
+            location_id=_location(raw.store_id, ctx),
+            source_updated_at=to_utc(raw.modified_date, zone),
+            customer_pos_id=raw.customer_id,
+            ordered_at=ordered_at,
+            local_date=local_date(ordered_at, zone),
+            timezone=ctx.timezone,
+            status=sale_status(raw.transaction_id, raw.status, lines),
+            subtotal_cents=cents(raw.sub_total),
+            discount_cents=cents(raw.discount_total),
+            tax_cents=cents(raw.tax_total),
+            total_cents=cents(raw.total),
+            refunded_cents=0,
+            lines=tuple(lines),
+            tenders=tuple({"type": tender.tender_type, "amount_cents": cents(tender.amount)} for tender in raw.tenders),
+        )
+
+    return _build(raw.transaction_id, build)
+
+
+def map_item(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    raw = parse_payload(ProfitekItem, item, lambda i: item_id(Stream.INVENTORY, i))
+    name = raw.description or raw.sku
+    if name is None:
+        raise MappingError(raw.item_id, "item has neither Description nor SKU")
+    return _build(
+        raw.item_id,
+        lambda: Product(
+            tenant=ctx.tenant,
+            vendor=ctx.vendor,
+            credential_id=ctx.credential_id,
+            pos_id=raw.item_id,
+            location_id=_location(raw.store_id, ctx),
+            source_updated_at=to_utc(raw.modified_date, store_zone(ctx.timezone)),
+            product_id=raw.item_id,
+            name=name,
+            sku=raw.sku,
+            brand=raw.brand,
+            category=raw.category,
+            price_cents=None if raw.price is None else cents(raw.price),
+            quantity_on_hand=None if raw.qty_on_hand is None else float(raw.qty_on_hand),
+            active=raw.active,
+        ),
+    )
+
+
+def map_loyalty(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    raw = parse_payload(ProfitekLoyaltyBalance, item, lambda i: item_id(Stream.LOYALTY, i))
+    as_of = to_utc(raw.modified_date, store_zone(ctx.timezone))
+    return _build(
+        raw.customer_id,
+        lambda: LoyaltyBalance(
+            tenant=ctx.tenant,
+            vendor=ctx.vendor,
+            credential_id=ctx.credential_id,
+            pos_id=raw.customer_id,
+            location_id=_location(raw.store_id, ctx),
+            source_updated_at=as_of,
+            customer_pos_id=raw.customer_id,
+            points=whole_points(raw.points_balance),
+            as_of=as_of,
+        ),
+    )
+
+
+MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord]] = {
+    Stream.CUSTOMERS: map_customer,
+    Stream.SALES: map_sale,
+    Stream.INVENTORY: map_item,
+    Stream.LOYALTY: map_loyalty,
+}
+
+
+def map_record(stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    """One Profitek item to its canonical record, or MappingError (the item is quarantined, the pull goes on)."""
+    if not isinstance(item, dict):
+        raise MappingError(None, f"{stream.value} item is not a JSON object")
+    return MAPPERS[stream](item, ctx)
