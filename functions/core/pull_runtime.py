@@ -29,6 +29,7 @@ from functions.core.errors import (
     MalformedPageError,
     PossyncError,
     SettingsError,
+    StoreOfflineError,
     VendorUnavailableError,
 )
 from functions.core.layout import ResourceNames, Stream, Vendor
@@ -67,7 +68,7 @@ class PullJob(BaseModel):
 @dataclass
 class JobOutcome:
     job: PullJob
-    status: Literal["ok", "continued", "frozen", "skipped", "failed", "unavailable"]
+    status: Literal["ok", "continued", "frozen", "skipped", "failed", "unavailable", "offline"]
     detail: str = ""
     result: PullResult | None = None
 
@@ -254,6 +255,10 @@ class PullService:
         except (CredentialError, HostNotAllowedError) as exc:
             self._record_failure(job, "failed", str(exc))
             return JobOutcome(job, "failed", str(exc))
+        except VendorUnavailableError as exc:  # e.g. a store PC whose name does not resolve right now
+            down = _down_status(exc)
+            self._record_failure(job, down, str(exc))
+            return JobOutcome(job, down, str(exc))
         engine = PullEngine(
             records=self.records,
             control=self.control,
@@ -272,9 +277,11 @@ class PullService:
             self._record_failure(job, "failed", str(exc))
             return JobOutcome(job, "failed", str(exc))
         except VendorUnavailableError as exc:
-            # Checkpoints hold everything stored so far; the next tick resumes. Not an alarm per attempt.
-            self._record_failure(job, "unavailable", str(exc))
-            return JobOutcome(job, "unavailable", str(exc))
+            # Checkpoints hold everything stored so far; the next tick resumes. Not an alarm per attempt: a store PC
+            # that is switched off is a normal condition ("offline"), a hosted POS failing is "unavailable".
+            down = _down_status(exc)
+            self._record_failure(job, down, str(exc))
+            return JobOutcome(job, down, str(exc))
         finally:
             connector.close()
         status: Literal["ok", "continued"] = "continued" if result.continued else "ok"
@@ -304,6 +311,7 @@ class PullService:
         return JobOutcome(job, status, result=result)
 
     def _record_failure(self, job: PullJob, status: str, error: str) -> None:
+        # `error` is one of our domain errors' messages: they never carry secrets or personal data.
         logger.warning(
             "pull did not complete",
             vendor=job.vendor.value,
@@ -327,12 +335,18 @@ class PullService:
                 m.add_metric(name="PullsFailed", unit=MetricUnit.Count, value=1)
             elif outcome.status == "unavailable":
                 m.add_metric(name="PullsVendorUnavailable", unit=MetricUnit.Count, value=1)
+            elif outcome.status == "offline":
+                m.add_metric(name="StoresOffline", unit=MetricUnit.Count, value=1)
             result = outcome.result
             if result is not None:
                 m.add_metric(name="PagesPulled", unit=MetricUnit.Count, value=result.pages)
                 m.add_metric(name="RecordsPulled", unit=MetricUnit.Count, value=result.records)
                 m.add_metric(name="RecordsChanged", unit=MetricUnit.Count, value=result.changed)
                 m.add_metric(name="RecordsQuarantined", unit=MetricUnit.Count, value=result.quarantined)
+
+
+def _down_status(exc: VendorUnavailableError) -> Literal["offline", "unavailable"]:
+    return "offline" if isinstance(exc, StoreOfflineError) else "unavailable"
 
 
 class _credential_metrics:  # noqa: N801 - used as a context manager, reads like a function

@@ -1,0 +1,109 @@
+"""PullService outcomes that need no POS: offline stores, leases, the continuation cap."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from functions.core import pull_runtime
+from functions.core.archive import S3Archive
+from functions.core.errors import LeaseHeldError, StoreOfflineError
+from functions.core.layout import Stream, Vendor
+from functions.core.pull_runtime import PullJob, PullService, RuntimeConfig
+from functions.core.sources import CredentialSource, SettingsSource
+from functions.core.store import ControlStore, RecordStore, RegisteredCredential
+from tests.fakes import FakeConnector, item
+
+CREDENTIAL = {"vendor": "posabit", "store_name": "Main", "integrator_token": "integrator-1", "venue_token": "venue-123"}
+
+
+class OfflineConnector(FakeConnector):
+    def pages(self, stream: Stream, window: Any, token: Any) -> Any:
+        raise StoreOfflineError("the store's server at 203.0.113.7:8080 refused the connection 3 times")
+
+
+def service(resources: Any, connector: FakeConnector) -> PullService:
+    ddb = boto3.client("dynamodb")
+    config = RuntimeConfig(
+        names=resources.names,
+        records_table=resources.records_table,
+        control_table=resources.control_table,
+        archive_bucket=resources.archive_bucket,
+        queue_url=resources.queue_urls["pull_posabit"],
+        allow_private_hosts=False,
+        lookback=timedelta(minutes=10),
+        settle=timedelta(seconds=0),
+        read_timeout=5,
+        base_urls={Vendor.POSABIT: "https://pos.invalid"},
+    )
+    secrets = boto3.client("secretsmanager")
+    import json
+
+    secrets.create_secret(
+        Name=resources.names.credential_secret("t1", Vendor.POSABIT, "c1"), SecretString=json.dumps(CREDENTIAL)
+    )
+    control = ControlStore(ddb, resources.control_table)
+    control.register_credential(RegisteredCredential("t1", Vendor.POSABIT, "c1", True, "x"))
+    return PullService(
+        config=config,
+        open_connector=lambda credential, config, *, tenant, credential_id: connector,
+        records=RecordStore(ddb, resources.records_table),
+        control=control,
+        archive=S3Archive(boto3.client("s3"), resources.archive_bucket),
+        settings=SettingsSource(resources.names),
+        credentials=CredentialSource(resources.names),
+        sqs=boto3.client("sqs"),
+    )
+
+
+def queued(resources: Any) -> list[dict[str, Any]]:
+    import json
+
+    sqs = boto3.client("sqs")
+    messages = sqs.receive_message(QueueUrl=resources.queue_urls["pull_posabit"], MaxNumberOfMessages=10)
+    return [json.loads(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def test_a_switched_off_store_is_recorded_offline_not_failed(resources: Any) -> None:
+    svc = service(resources, OfflineConnector([item(1)]))
+    outcome = svc.run_job(PullJob(tenant="t1", vendor=Vendor.POSABIT, credential_id="c1"), lambda: 900)
+    assert outcome.status == "offline"
+    status = svc.control.get_status("t1", Vendor.POSABIT, "c1")
+    assert status["last_outcome"] == "offline"
+    assert "refused" in status["last_error"]
+    assert queued(resources) == []  # retried by the next tick, not by a message storm
+
+
+def test_a_scheduled_job_is_skipped_while_another_pull_holds_the_lease(resources: Any) -> None:
+    svc = service(resources, FakeConnector([item(1)]))
+    svc.control.acquire_lease("t1", Vendor.POSABIT, "c1", "someone-else", 900)
+    outcome = svc.run_job(PullJob(tenant="t1", vendor=Vendor.POSABIT, credential_id="c1"), lambda: 900)
+    assert outcome.status == "skipped"
+    with pytest.raises(LeaseHeldError):  # a continuation must not be dropped: SQS redelivers it later
+        svc.run_job(PullJob(tenant="t1", vendor=Vendor.POSABIT, credential_id="c1", reason="continuation"), lambda: 900)
+
+
+def test_continuations_are_enqueued_until_the_cap(resources: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    connector = FakeConnector([item(n) for n in range(1, 40)], page_size=5)
+    svc = service(resources, connector)
+    looks = {"n": 0}
+
+    def remaining() -> float:  # one page per invocation
+        looks["n"] += 1
+        return 1000.0 if looks["n"] % 2 else 0.0
+
+    job = PullJob(tenant="t1", vendor=Vendor.POSABIT, credential_id="c1")
+    first = svc.run_job(job, remaining)
+    assert first.status == "continued"
+    [message] = queued(resources)
+    assert message["reason"] == "continuation"
+    assert message["continuation"] == 1
+    assert message["streams"] == ["inventory"]
+
+    monkeypatch.setattr(pull_runtime, "MAX_CONTINUATIONS", 1)
+    capped = svc.run_job(PullJob.model_validate(message), remaining)
+    assert capped.status == "failed"
+    assert "continuations" in svc.control.get_status("t1", Vendor.POSABIT, "c1")["last_error"]
