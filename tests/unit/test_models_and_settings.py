@@ -72,8 +72,16 @@ def test_content_hash_changes_with_content_only() -> None:
 
 def test_sale_requires_integer_cents() -> None:
     t = datetime(2026, 1, 1, tzinfo=UTC)
-    sale = dict(BASE, ordered_at=t, source_updated_at=t, local_date=date(2025, 12, 31), timezone="America/Los_Angeles",
-                status="completed", subtotal_cents=1000, total_cents=1100)
+    sale = dict(
+        BASE,
+        ordered_at=t,
+        source_updated_at=t,
+        local_date=date(2025, 12, 31),
+        timezone="America/Los_Angeles",
+        status="completed",
+        subtotal_cents=1000,
+        total_cents=1100,
+    )
     assert Sale(**sale).net_cents == 1100
     with pytest.raises(ValidationError):
         Sale(**{**sale, "total_cents": 11.5})
@@ -105,7 +113,12 @@ def test_invalid_settings_name_the_parameter_not_the_value() -> None:
 
 
 def test_credentials_validate_per_vendor_and_never_render_secrets() -> None:
-    raw = {"vendor": "posabit", "store_name": "Downtown", "integrator_token": "integrator-1", "venue_token": "venue-XYZ-1"}
+    raw = {
+        "vendor": "posabit",
+        "store_name": "Downtown",
+        "integrator_token": "integrator-1",
+        "venue_token": "venue-XYZ-1",
+    }
     credential = parse_credential(raw, Vendor.POSABIT, "downtown")
     assert "venue-XYZ-1" not in repr(credential) and "venue-XYZ-1" not in str(credential.public_fields())
     assert json.loads(credential_json(credential))["venue_token"] == "venue-XYZ-1"  # only where it is stored
