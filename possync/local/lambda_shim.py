@@ -87,24 +87,23 @@ class HandlerRunner:
 
     def __init__(self, log: TextIO | None = None) -> None:
         self.log = log or io.StringIO()
-        self._routed = False
 
-    def _route_logs(self) -> None:
-        if self._routed:
-            return
+    def _logger_handlers(self) -> list[Any]:
         from functions.core.observability import logger
 
-        for handler in logger.handlers:
-            if hasattr(handler, "setStream"):
-                handler.setStream(self.log)
-        self._routed = True
+        return [h for h in logger.handlers if hasattr(h, "setStream")]
 
     def invoke(
         self, function: str, event: dict[str, Any], env: Mapping[str, str], timeout_seconds: float = 900.0
     ) -> Any:
-        self._route_logs()
         module = importlib.import_module(f"functions.{function}.handler")
         context = LambdaContext(function_name=f"possync-{function.replace('_', '-')}", timeout_seconds=timeout_seconds)
-        with environment(env), contextlib.redirect_stdout(self.log):
-            response = module.handler(event, context)
+        handlers = self._logger_handlers()
+        previous = [h.setStream(self.log) for h in handlers]  # the shared logger writes here only meanwhile
+        try:
+            with environment(env), contextlib.redirect_stdout(self.log):
+                response = module.handler(event, context)
+        finally:
+            for handler, stream in zip(handlers, previous, strict=True):
+                handler.setStream(stream)
         return json.loads(json.dumps(response, default=str))
