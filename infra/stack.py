@@ -14,6 +14,7 @@ from infra.bundling import functions_code
 from infra.config import DeployConfig
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.pulls import Pulls
+from infra.constructs.rules import Rules
 from infra.constructs.storage import Storage
 
 
@@ -36,10 +37,15 @@ class PossyncStack(Stack):
 
         self.storage = Storage(self, "Storage", names=self.names)
         self.pulls = Pulls(self, "Pulls", names=self.names, code=self.code, storage=self.storage, config=config)
-        # The stream consumers (personas, enroll, optin, pos_sync) belong in a Rules construct here: event
-        # sources on self.storage.records_table's stream, functions built with PossyncFunction from self.code,
-        # and their functions and DLQs handed to Monitoring below.
-        self.monitoring = Monitoring(self, "Monitoring", names=self.names, pulls=list(self.pulls.functions.values()))
+        # The records table stream's consumers (functions.core.streams defines their filters and mappings).
+        self.rules = Rules(self, "Rules", names=self.names, code=self.code, storage=self.storage)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            names=self.names,
+            pulls=list(self.pulls.functions.values()),
+            rules=list(self.rules.functions.values()),
+        )
         self._add_outputs()
 
     def _add_outputs(self) -> None:
@@ -52,6 +58,11 @@ class PossyncStack(Stack):
             raise ValueError("the records table must have a stream: the rules consume it")
         output(outputs.RECORDS_TABLE_STREAM_OUTPUT, stream_arn, "Stream of the records table, consumed by the rules")
         output(outputs.CONTROL_TABLE_OUTPUT, self.storage.control_table.table_name, "Leases, checkpoints, registry")
+        output(
+            outputs.PERSONAS_TABLE_OUTPUT,
+            self.storage.personas_table.table_name,
+            "Personas, identity claims, visits, points ledger, pending sales",
+        )
         output(outputs.ARCHIVE_BUCKET_OUTPUT, self.storage.archive_bucket.bucket_name, "Raw page archive")
         output(outputs.ALARM_TOPIC_OUTPUT, self.monitoring.alarm_topic.topic_arn, "Subscribe to hear of alarms")
         output(outputs.DASHBOARD_OUTPUT, self.monitoring.dashboard.dashboard_name, "CloudWatch dashboard")
@@ -63,4 +74,11 @@ class PossyncStack(Stack):
                 outputs.dispatch_dead_letter_queue_url_output(name),
                 pull.dispatch_dead_letter_queue.queue_url,
                 f"{name} failed schedule ticks",
+            )
+        for name, rule in self.rules.functions.items():
+            output(outputs.function_name_output(name), rule.function.function_name, f"{name} stream consumer")
+            output(
+                outputs.dead_letter_queue_url_output(name),
+                rule.dead_letter_queue.queue_url,
+                f"{name}: stream batches that used up their retries",
             )

@@ -10,9 +10,11 @@ from rich.console import Console
 
 from functions.core.layout import Vendor
 from possync.admin import credentials as admin_credentials
+from possync.admin import personas as admin_personas
 from possync.admin import replay_cmd as admin_replay
 from possync.admin import settings as admin_settings
 from possync.admin import status as admin_status
+from possync.admin import stores as admin_stores
 from possync.admin.context import admin_options
 from possync.local.runtime import LocalRuntime, Scale
 
@@ -27,6 +29,8 @@ app.add_typer(local_app, name="local")
 app.callback()(admin_options)
 app.add_typer(admin_credentials.app, name="credentials")
 app.add_typer(admin_settings.app, name="settings")
+app.add_typer(admin_stores.app, name="stores")
+app.add_typer(admin_personas.app, name="personas")
 app.command("status")(admin_status.status_command)
 app.add_typer(admin_status.quarantine_app, name="quarantine")
 app.command("replay")(admin_replay.replay_command)

@@ -31,6 +31,11 @@ class Target:
     queue_urls: dict[str, str] = field(default_factory=dict)
     endpoint_url: str | None = None
     region: str | None = None
+    personas_table: str = ""  # "" means the default physical name, names.personas_table
+
+    def __post_init__(self) -> None:
+        if not self.personas_table:
+            self.personas_table = self.names.personas_table
 
     def client(self, service: str) -> Any:
         local = {"aws_access_key_id": "local", "aws_secret_access_key": "local"} if self.endpoint_url else {}
@@ -60,6 +65,7 @@ def local_target(state_file: Path = LOCAL_STATE) -> Target:
         queue_urls=state["queue_urls"],
         endpoint_url=state["endpoint_url"],
         region=state["region"],
+        personas_table=state.get("personas_table", ""),
     )
 
 
@@ -67,13 +73,13 @@ def stack_target(stack: str = DEFAULT_STACK, region: str | None = None) -> Targe
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     cfn = boto3.client("cloudformation", region_name=region)
     try:
-        outputs = cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
+        stack_outputs = cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
     except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
         raise TargetError(
             f"could not read stack {stack!r} ({type(exc).__name__}); check AWS credentials and region, "
             "or use --local against a running local runtime"
         ) from None
-    values = {o["OutputKey"]: o["OutputValue"] for o in outputs}
+    values = {o["OutputKey"]: o["OutputValue"] for o in stack_outputs}
     try:
         return Target(
             names=ResourceNames(),
@@ -84,6 +90,7 @@ def stack_target(stack: str = DEFAULT_STACK, region: str | None = None) -> Targe
                 f: values[outputs.queue_url_output(f)] for f in PULL_VENDORS if outputs.queue_url_output(f) in values
             },
             region=region,
+            personas_table=values.get(outputs.PERSONAS_TABLE_OUTPUT, ""),
         )
     except KeyError as exc:
         raise TargetError(f"stack {stack!r} has no output {exc.args[0]}; is it a possync stack?") from None

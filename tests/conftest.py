@@ -11,6 +11,7 @@ from moto import mock_aws
 
 from functions.core import aws
 from functions.core.sources import clear_caches
+from possync.local import moto_fixes
 
 os.environ.update(
     AWS_ACCESS_KEY_ID="testing",
@@ -25,6 +26,8 @@ os.environ.update(
     POWERTOOLS_TRACE_DISABLED="true",
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
+# The same moto the local runtime runs: transactions back up the items they name, not whole tables.
+moto_fixes.install()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Storage: the records table (streamed to the rules), the control table and the raw-page archive bucket."""
+"""Storage: the records table (streamed to the rules), the control and personas tables and the raw-page archive."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from functions.core.layout import (
     ENV_ARCHIVE_BUCKET,
     ENV_CONTROL_TABLE,
     ENV_RECORDS_TABLE,
+    PERSONAS_TABLE_PARTITION_KEY,
+    PERSONAS_TABLE_SORT_KEY,
     RECORDS_STREAM_VIEW_TYPE,
     RECORDS_TABLE_PARTITION_KEY,
     ResourceNames,
@@ -59,6 +61,22 @@ class Storage(Construct):
             sort_key=dynamodb.Attribute(name=CONTROL_TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             time_to_live_attribute=CONTROL_TABLE_TTL_ATTRIBUTE,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            deletion_protection=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # What the rules make of the records: personas, identity claims, visits, the points ledger, pending sales.
+        # Nothing consumes its changes, so it has no stream.
+        self.personas_table = dynamodb.Table(
+            self,
+            "PersonasTable",
+            table_name=names.personas_table,
+            partition_key=dynamodb.Attribute(name=PERSONAS_TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=PERSONAS_TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),

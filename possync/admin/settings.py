@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,8 +18,9 @@ from functions.core.errors import SettingsError
 from functions.core.layout import ResourceNames, Vendor
 from functions.core.settings import SYNC_VENDORS, IntegrationSettings, TenantSettings
 from functions.core.sources import SETTINGS_MAX_AGE_SECONDS
+from possync.admin import impact
 from possync.admin.audit import AuditLog
-from possync.admin.context import OptionalVendor, TenantOption, YesOption, admin, parse_id, parse_vendor
+from possync.admin.context import AdminContext, OptionalVendor, TenantOption, YesOption, admin, parse_id, parse_vendor
 from possync.admin.render import Output, OutputOption, cell, console, emit, fail, guarded, warn, when
 
 app = typer.Typer(
@@ -27,6 +29,7 @@ app = typer.Typer(
 )
 
 MAPPING_KEY = "store_mappings"
+FAIL_SAFE = "rules fail safe: no enrollment, no texts until this is fixed"
 AUTO_KEY = "sync_personas_enabled_on"
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the change and write nothing.")]
 SettingsVendor = Annotated[
@@ -262,46 +265,59 @@ def _print_diff(changes: list[dict[str, Any]], title: str) -> None:
     )
 
 
-def _change(
-    ctx: typer.Context,
-    tenant: str,
-    vendor_name: str | None,
-    sets: list[str],
+class Outcome(StrEnum):
+    UNCHANGED = "unchanged"
+    DRY_RUN = "dry run"
+    SAVED = "saved"
+
+
+def change_settings(
+    context: AdminContext,
+    scope: Scope,
+    sets: dict[str, Any],
+    mappings: dict[str, str],
     unsets: list[str],
+    *,
     dry_run: bool,
     yes: bool,
     action: str,
-) -> None:
-    context = admin(ctx)
-    tenant = parse_id(tenant, "tenant")
-    vendor = parse_vendor(vendor_name) if vendor_name else None
+) -> Outcome:
+    """The one read-modify-write path for settings: validate, show the diff, preview, confirm, write, audit."""
     target = context.target()
-    scope = Scope.of(target.names, tenant, vendor)
-    parsed, mappings = parse_assignments(scope, sets)
+    tenant = scope.tenant
     ssm = context.client("ssm")
     stored = read_stored(ssm, scope)
     before = current_view(scope, stored)
-    today = _tenant_today(ssm, target.names, tenant) if vendor is not None else datetime.now(UTC).date()
+    today = _tenant_today(ssm, target.names, tenant) if scope.vendor is not None else datetime.now(UTC).date()
     try:
-        after = apply_change(scope, stored, parsed, mappings, unsets, today)
+        after = apply_change(scope, stored, sets, mappings, unsets, today)
     except SettingsError as exc:
         fail(f"{exc}; nothing was written", f"see `possync settings show --tenant {tenant}` for the current values")
     changes = diff(before, after)
     if not changes:
         console().print(f"Nothing to change: the {scope.label} of {tenant} already say that.")
-        return
+        return Outcome.UNCHANGED
     _print_diff(changes, f"{scope.label} of {tenant}: {scope.parameter}")
     notes = consequences(scope, before, after)
     for note in notes:
         warn(note)
     if dry_run:
-        console().print(
-            "Dry run: nothing was written. How many personas this would enroll or text is not computed yet "
-            "(it comes with the persona rules); the diff above is the whole preview."
+        lines = (
+            impact.preview(context, tenant, scope.vendor, after, {c["setting"] for c in changes})
+            if scope.vendor is not None
+            else []
         )
-        return
+        for line in lines:
+            console().print(escape(line))
+        console().print(
+            "Dry run: nothing was written."
+            if lines
+            else "Dry run: nothing was written. The diff above is the whole preview: it enrolls or texts nobody."
+        )
+        return Outcome.DRY_RUN
     if notes and not yes:
         typer.confirm("Apply this change?", abort=True)
+    vendor = scope.vendor
     stored_value = json.dumps({"vendor": vendor.value, **after} if vendor is not None else after, sort_keys=True)
     version = ssm.put_parameter(Name=scope.parameter, Value=stored_value, Type="String", Overwrite=True)["Version"]
     who = context.actor()
@@ -324,6 +340,25 @@ def _change(
         f"Saved {scope.parameter} (version {version}) as {who}. Pulls and rules use it within "
         f"{SETTINGS_MAX_AGE_SECONDS} seconds."
     )
+    return Outcome.SAVED
+
+
+def _change(
+    ctx: typer.Context,
+    tenant: str,
+    vendor_name: str | None,
+    sets: list[str],
+    unsets: list[str],
+    dry_run: bool,
+    yes: bool,
+    action: str,
+) -> None:
+    context = admin(ctx)
+    tenant = parse_id(tenant, "tenant")
+    vendor = parse_vendor(vendor_name) if vendor_name else None
+    scope = Scope.of(context.target().names, tenant, vendor)
+    parsed, mappings = parse_assignments(scope, sets)  # before any AWS call: a typo costs nothing
+    change_settings(context, scope, parsed, mappings, unsets, dry_run=dry_run, yes=yes, action=action)
 
 
 @app.command("set")
@@ -404,21 +439,33 @@ def show(
         if output is Output.TABLE:
             console().print(f"[bold]{escape(scope.label)} of {escape(tenant)}: {escape(scope.parameter)}[/]")
         emit(rows, [("setting", "setting"), ("value", "value"), ("note", "")], output)
+    invalid: list[tuple[str, str]] = [] if stored.problem is None else [(scope.parameter, stored.problem)]
+    integrations: list[str] = []  # with --vendor omitted: each configured integration, flagged when not valid
+    if vendor is None:
+        known = {v.value for v in Vendor}
+        for name in _configured_integrations(ssm, target.names, tenant):
+            if name not in known:
+                continue  # a parameter no POS integration reads
+            other = Scope.of(target.names, tenant, Vendor(name))
+            problem = read_stored(ssm, other).problem
+            if problem is not None:
+                invalid.append((other.parameter, problem))
+            integrations.append(name if problem is None else f"{name} (NOT VALID)")
     if output is Output.TABLE:
         if not stored.exists:
             console().print("Not set yet: these are the defaults (nothing switched on).")
         if vendor is None:
-            configured = _configured_integrations(ssm, target.names, tenant)
             console().print(
                 "Integrations with settings: "
-                + (", ".join(configured) if configured else "none")
+                + (", ".join(integrations) if integrations else "none")
                 + ". Show one with --vendor."
             )
-    if stored.problem is not None:
+    if invalid:
         fail(
-            f"the stored settings are not valid, so rules fail safe (no enrollment, no texts): {stored.problem}",
-            f"fix them with `possync settings set` / `unset --tenant {tenant}"
-            + (f" --vendor {vendor.value}`" if vendor else "`"),
+            "\n".join(f"settings parameter {parameter} is not valid: {problem}" for parameter, problem in invalid)
+            + f"\n{FAIL_SAFE}",
+            f"fix with `possync settings set` / `possync settings unset --tenant {tenant}"
+            + (f" --vendor {vendor.value}`" if vendor else " --vendor VENDOR`"),
         )
 
 

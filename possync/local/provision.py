@@ -21,9 +21,18 @@ class Resources:
     queue_urls: dict[str, str] = field(default_factory=dict)  # pull function -> jobs queue URL
     dlq_urls: dict[str, str] = field(default_factory=dict)
     records_stream_arn: str = ""
+    personas_table: str = ""
+    rules_dlq_urls: dict[str, str] = field(default_factory=dict)  # stream consumer -> on-failure queue URL
 
     def lambda_env(self, function: str) -> dict[str, str]:
-        """The environment the CDK app gives a pull function, for the same function run locally."""
+        """The environment the CDK app gives a function (a puller or a stream consumer), for it run locally."""
+        if function in layout.RULE_FUNCTIONS:
+            return {
+                layout.ENV_RECORDS_TABLE: self.records_table,
+                layout.ENV_CONTROL_TABLE: self.control_table,
+                layout.ENV_PERSONAS_TABLE: self.personas_table,
+                layout.ENV_RESOURCE_PREFIX: self.names.prefix,
+            }
         return {
             layout.ENV_RECORDS_TABLE: self.records_table,
             layout.ENV_CONTROL_TABLE: self.control_table,
@@ -63,6 +72,19 @@ def provision(clients: Any, names: ResourceNames | None = None, region: str = LO
             TableName=names.control_table,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": layout.CONTROL_TABLE_TTL_ATTRIBUTE},
         )
+    if names.personas_table not in existing:
+        ddb.create_table(
+            TableName=names.personas_table,
+            AttributeDefinitions=[
+                {"AttributeName": layout.PERSONAS_TABLE_PARTITION_KEY, "AttributeType": "S"},
+                {"AttributeName": layout.PERSONAS_TABLE_SORT_KEY, "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": layout.PERSONAS_TABLE_PARTITION_KEY, "KeyType": "HASH"},
+                {"AttributeName": layout.PERSONAS_TABLE_SORT_KEY, "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
     stream_arn = ddb.describe_table(TableName=names.records_table)["Table"].get("LatestStreamArn", "")
 
     s3 = clients("s3")
@@ -75,7 +97,14 @@ def provision(clients: Any, names: ResourceNames | None = None, region: str = LO
             s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": region})
 
     sqs = clients("sqs")
-    resources = Resources(names, names.records_table, names.control_table, bucket, records_stream_arn=stream_arn)
+    resources = Resources(
+        names,
+        names.records_table,
+        names.control_table,
+        bucket,
+        records_stream_arn=stream_arn,
+        personas_table=names.personas_table,
+    )
     for function in layout.PULL_VENDORS:
         dlq_url = sqs.create_queue(QueueName=names.pull_dlq(function))["QueueUrl"]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -88,4 +117,7 @@ def provision(clients: Any, names: ResourceNames | None = None, region: str = LO
         )["QueueUrl"]
         resources.queue_urls[function] = url
         resources.dlq_urls[function] = dlq_url
+    for function in layout.RULE_FUNCTIONS:
+        # The stream consumers' on-failure destinations: descriptions of record batches that used up their retries.
+        resources.rules_dlq_urls[function] = sqs.create_queue(QueueName=names.rules_dlq(function))["QueueUrl"]
     return resources

@@ -5,10 +5,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sys
 import time
+import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -17,12 +20,22 @@ from botocore.config import Config
 
 from functions.core import aws, layout
 from functions.core.credentials import credential_json, parse_credential
-from functions.core.layout import PULL_FUNCTION, PULL_VENDORS, ResourceNames, Vendor
-from functions.core.settings import IntegrationSettings
+from functions.core.layout import PULL_FUNCTION, PULL_VENDORS, RULE_FUNCTIONS, ResourceNames, Vendor
+from functions.core.settings import IntegrationSettings, TenantSettings
 from functions.core.sources import clear_caches
-from functions.core.store import ControlStore, RegisteredCredential
+from functions.core.store import ControlStore
+from functions.core.streams import CONSUMERS
+from possync.admin.credentials import registry_entry
 from possync.local.lambda_shim import HandlerRunner, sqs_event
 from possync.local.provision import LOCAL_REGION, Resources, provision
+from possync.local.stream_pump import (
+    ConsumerStats,
+    DeadLetters,
+    LocalConsumer,
+    StreamPump,
+    StreamReader,
+    peek_dead_letters,
+)
 
 SIMULATORS: dict[Vendor, tuple[str, str]] = {
     Vendor.POSABIT: ("simulators.posabit", "PosabitSimulator"),
@@ -34,6 +47,9 @@ SIMULATORS: dict[Vendor, tuple[str, str]] = {
 
 # How many seconds a record stays "too fresh to read" locally (the deployed default is 5 s).
 LOCAL_SETTLE_SECONDS = 1.0
+# Demo tenants enroll shoppers of their first integration with a sale in the last 30 days.
+DEMO_ENROLL_AFTER_DAYS = 30
+DEMO_POINTS_PER_DOLLAR = 1
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,33 @@ class TickReport:
     label: str
     jobs: list[JobRecord] = field(default_factory=list)
     written: Counter[tuple[str, str]] = field(default_factory=Counter)  # (vendor, kind) -> stream records
+    rules: dict[str, ConsumerStats] = field(default_factory=dict)  # stream consumer -> what it was handed
     seconds: float = 0.0
+    rules_seconds: float = 0.0
+
+
+@dataclass
+class PersonaSummary:
+    """What the rules made of the pulled records, read back from the personas and control tables."""
+
+    personas: Counter[str] = field(default_factory=Counter)  # tenant -> personas
+    sourced_from: Counter[str] = field(default_factory=Counter)  # vendor -> personas sourced from it
+    members: Counter[tuple[str, str]] = field(default_factory=Counter)  # (tenant, member_how) -> members
+    points: Counter[str] = field(default_factory=Counter)  # tenant -> points balance of its personas
+    without_sources: int = 0  # personas whose "sourced from" is empty (never expected)
+    unmapped: list[tuple[str, str]] = field(default_factory=list)  # (tenant, "vendor#credential#location")
+
+    @property
+    def total_personas(self) -> int:
+        return sum(self.personas.values())
+
+    @property
+    def total_members(self) -> int:
+        return sum(self.members.values())
+
+    @property
+    def total_points(self) -> int:
+        return sum(self.points.values())
 
 
 class LocalRuntime:
@@ -82,7 +124,9 @@ class LocalRuntime:
         seed: int = 7,
         workdir: Path = Path(".local"),
         vendors: tuple[Vendor, ...] | None = None,
+        rules: bool = True,
     ) -> None:
+        """`rules=False` pulls without pumping the records stream to the stream consumers (pull-only runs)."""
         self.scale = scale or Scale()
         self.seed = seed
         self.workdir = workdir
@@ -93,12 +137,16 @@ class LocalRuntime:
         self.resources: Resources | None = None
         self.assignments: dict[tuple[str, Vendor], list[str]] = {}  # (tenant, vendor) -> simulator store ids
         self.credential_ids: dict[tuple[Vendor, str], tuple[str, str]] = {}  # (vendor, store) -> (tenant, cred)
+        self.enroll_integrations: set[tuple[str, Vendor]] = set()  # (tenant, vendor) with enroll_after set
+        self.unmapped_credentials: set[tuple[str, Vendor, str]] = set()  # left out of the store mappings
+        self.rules = rules
         self._moto: Any = None
         self._saved_env: dict[str, str | None] = {}
-        self._stream_iterators: dict[str, str] = {}
         self.log_path = workdir / "lambda.log"
         self._log: TextIO | None = None
         self.runner: HandlerRunner | None = None
+        self.reader: StreamReader | None = None
+        self.pump: StreamPump | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -111,10 +159,18 @@ class LocalRuntime:
     def start(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        from possync.local import moto_fixes
+
+        moto_fixes.install()
+
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
+        # moto keeps its state per process: start from empty even if an earlier runtime ran in this process.
+        urllib.request.urlopen(
+            urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST"), timeout=10
+        ).close()
         env = {
             "AWS_ENDPOINT_URL": f"http://{host}:{port}",
             "AWS_ACCESS_KEY_ID": "local",
@@ -137,9 +193,27 @@ class LocalRuntime:
         os.environ.update(env)
         aws.reset_clients()
         clear_caches()
+        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS])
         self.resources = provision(self.client)
         self._log = self.log_path.open("w", encoding="utf-8")
         self.runner = HandlerRunner(self._log)
+        # One reader of the records stream: the tick counts what it reads and hands the same records to the pump.
+        self.reader = StreamReader(self.client("dynamodbstreams"), self.resources.records_stream_arn)
+        if self.rules:
+            self.pump = StreamPump(
+                self.runner,
+                [
+                    LocalConsumer(
+                        function=name,
+                        spec=CONSUMERS[name],
+                        env=self.resources.lambda_env(name),
+                        failure_queue_url=self.resources.rules_dlq_urls[name],
+                    )
+                    for name in RULE_FUNCTIONS  # personas first: shoppers usually reach it before their sales
+                ],
+                self.client("sqs"),
+                self.resources.records_stream_arn,
+            )
         self.state_file.write_text(json.dumps(self.state(), indent=2))
 
     def stop(self) -> None:
@@ -155,6 +229,7 @@ class LocalRuntime:
                 os.environ[key] = value
         aws.reset_clients()
         clear_caches()
+        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS])
         if self._log is not None:
             self._log.close()
         if self.state_file.exists():
@@ -173,8 +248,10 @@ class LocalRuntime:
             "prefix": self.resources.names.prefix,
             "records_table": self.resources.records_table,
             "control_table": self.resources.control_table,
+            "personas_table": self.resources.personas_table,
             "archive_bucket": self.resources.archive_bucket,
             "queue_urls": self.resources.queue_urls,
+            "rules_dlq_urls": self.resources.rules_dlq_urls,
         }
 
     def _simulator_args(self, vendor: Vendor) -> dict[str, Any]:
@@ -197,13 +274,21 @@ class LocalRuntime:
 
     # --- tenants ---------------------------------------------------------------------------------
     def register_tenants(self) -> None:
-        """Give each tenant its stores: a credential in Secrets Manager, the registry entry, settings in SSM."""
+        """Give each tenant its stores: a credential in Secrets Manager, the registry entry, settings in SSM.
+
+        The settings make the rules visible: every integration has the age gate attested; each tenant's first
+        integration enrolls shoppers with a sale in the last 30 days; every credential is mapped to a retail
+        store except, in tenants with several, the last one (so the demo raises unmapped-store notices).
+        """
         assert self.resources is not None
+        assert self.reader is not None
         names = self.resources.names
         control = ControlStore(self.client("dynamodb"), self.resources.control_table)
         secrets, ssm = self.client("secretsmanager"), self.client("ssm")
         free = {v: list(sim.stores) for v, sim in self.simulators.items()}
+        enroll_after = datetime.now(UTC).date() - timedelta(days=DEMO_ENROLL_AFTER_DAYS)
         for plan in self.plan:
+            registered: list[tuple[Vendor, str]] = []
             for vendor, count in plan.stores.items():
                 stores = [free[vendor].pop(0) for _ in range(count)]
                 self.assignments[(plan.tenant, vendor)] = stores
@@ -212,34 +297,64 @@ class LocalRuntime:
                     credential = parse_credential(self.simulators[vendor].credential_for(store), vendor, credential_id)
                     secret_name = names.credential_secret(plan.tenant, vendor, credential_id)
                     secrets.create_secret(Name=secret_name, SecretString=credential_json(credential))
+                    # The registry entry the CLI's `credentials add` writes: public fields (market, regions) too.
+                    label = str(credential.public_fields().get("store_name") or store)
                     control.register_credential(
-                        RegisteredCredential(
-                            tenant=plan.tenant,
-                            vendor=vendor,
-                            credential_id=credential_id,
-                            active=True,
-                            secret_name=secret_name,
-                            label=str(credential.public_fields().get("store_name") or store),
-                        )
+                        registry_entry(plan.tenant, credential_id, credential, secret_name, label, active=True)
                     )
                     self.credential_ids[(vendor, store)] = (plan.tenant, credential_id)
-                settings = IntegrationSettings(vendor=vendor, age_gate_attested=True)
-                ssm.put_parameter(
-                    Name=names.integration_settings_parameter(plan.tenant, vendor),
-                    Value=settings.model_dump_json(),
-                    Type="String",
-                    Overwrite=True,
+                    registered.append((vendor, credential_id))
+            if len(registered) > 1:
+                vendor, credential_id = registered[-1]
+                self.unmapped_credentials.add((plan.tenant, vendor, credential_id))
+            for index, vendor in enumerate(plan.stores):
+                mappings = {
+                    credential_id: f"{plan.tenant}-store-{number}"
+                    for number, (v, credential_id) in enumerate(registered, start=1)
+                    if v == vendor and (plan.tenant, v, credential_id) not in self.unmapped_credentials
+                }
+                enrolls = index == 0
+                if enrolls:
+                    self.enroll_integrations.add((plan.tenant, vendor))
+                settings = IntegrationSettings(
+                    vendor=vendor,
+                    age_gate_attested=True,
+                    enroll_after=enroll_after if enrolls else None,
+                    store_mappings=mappings,
                 )
-        self._prime_stream()
+                self._put_setting(ssm, names.integration_settings_parameter(plan.tenant, vendor), settings)
+            tenant_settings = TenantSettings(points_per_dollar=DEMO_POINTS_PER_DOLLAR)
+            self._put_setting(ssm, names.tenant_settings_parameter(plan.tenant), tenant_settings)
+        self.reader.skip_to_latest()
+
+    @staticmethod
+    def _put_setting(ssm: Any, name: str, settings: IntegrationSettings | TenantSettings) -> None:
+        ssm.put_parameter(Name=name, Value=settings.model_dump_json(), Type="String", Overwrite=True)
 
     # --- the schedule ----------------------------------------------------------------------------
-    def tick(self, label: str, on_job: Callable[[JobRecord], None] | None = None) -> TickReport:
-        """What one EventBridge Scheduler tick does: each pull function dispatches, then consumes its queue."""
+    def tick(
+        self,
+        label: str,
+        on_job: Callable[[JobRecord], None] | None = None,
+        on_stream: Callable[[dict[str, int]], None] | None = None,
+        on_batch: Callable[[str, int], None] | None = None,
+    ) -> TickReport:
+        """One EventBridge Scheduler tick: each pull function dispatches, then consumes its queue; then the
+        records it wrote reach the stream consumers, as their event source mappings would deliver them.
+
+        `on_stream` hears how many records each consumer is about to be handed, `on_batch` each batch done.
+        """
         assert self.resources is not None
         assert self.runner is not None
         started = time.monotonic()
         report = TickReport(label, jobs=run_tick(self.client, self.resources, self.runner, self.functions, on_job))
-        report.written = self._stream_changes()
+        report.written = _count_written(self.stream_records())
+        if self.pump is not None:
+            rules_started = time.monotonic()
+            if on_stream is not None:
+                on_stream(self.pump.pending())
+            report.rules = self.pump.drain(on_batch)
+            report.rules_seconds = time.monotonic() - rules_started
         report.seconds = time.monotonic() - started
         return report
 
@@ -259,43 +374,58 @@ class LocalRuntime:
         return total
 
     # --- the records stream ----------------------------------------------------------------------
-    def _prime_stream(self) -> None:
-        assert self.resources is not None
-        streams = self.client("dynamodbstreams")
-        arn = self.resources.records_stream_arn
-        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            self._stream_iterators[shard["ShardId"]] = streams.get_shard_iterator(
-                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
-            )["ShardIterator"]
+    def stream_records(self) -> list[dict[str, Any]]:
+        """New records on the DynamoDB stream since the last read, in the Lambda event shape.
 
-    def stream_records(self) -> Iterator[dict[str, Any]]:
-        """New records on the DynamoDB stream since the last call (what the stream consumers would receive)."""
-        assert self.resources is not None
-        streams = self.client("dynamodbstreams")
-        arn = self.resources.records_stream_arn
-        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-            shard_id = shard["ShardId"]
-            iterator = (
-                self._stream_iterators.get(shard_id)
-                or streams.get_shard_iterator(StreamArn=arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")[
-                    "ShardIterator"
-                ]
-            )
-            while iterator:
-                response = streams.get_records(ShardIterator=iterator, Limit=1000)
-                records = response["Records"]
-                yield from records
-                iterator = response.get("NextShardIterator")
-                if not records:
-                    break
-            self._stream_iterators[shard_id] = iterator
+        The runtime has one reader: what it returns is also queued for the stream consumers (`tick` drains it).
+        """
+        assert self.reader is not None
+        records = self.reader.read()
+        if self.pump is not None:
+            self.pump.feed(records)
+        return [item.record for item in records]
 
-    def _stream_changes(self) -> Counter[tuple[str, str]]:
-        written: Counter[tuple[str, str]] = Counter()
-        for record in self.stream_records():
-            image = record["dynamodb"].get("NewImage", {})
-            written[(image.get("vendor", {}).get("S", "?"), image.get("kind", {}).get("S", "?"))] += 1
-        return written
+    def drain_rules(self, on_batch: Callable[[str, int], None] | None = None) -> dict[str, ConsumerStats]:
+        """Deliver what the stream holds to the consumers now (tests; `tick` does this after the pulls)."""
+        if self.pump is None:
+            return {}
+        self.stream_records()
+        return self.pump.drain(on_batch)
+
+    # --- what the rules made ---------------------------------------------------------------------
+    def persona_summary(self) -> PersonaSummary:
+        """Personas, their sources, members and points (personas table) and unmapped-store notices (control)."""
+        assert self.resources is not None
+        summary = PersonaSummary()
+        ddb = self.client("dynamodb")
+        for page in ddb.get_paginator("scan").paginate(
+            TableName=self.resources.personas_table,
+            FilterExpression="sk = :profile",
+            ExpressionAttributeValues={":profile": {"S": layout.PERSONA_PROFILE_SK}},
+        ):
+            for item in page["Items"]:
+                tenant = item["pk"]["S"].split("#")[1]
+                summary.personas[tenant] += 1
+                sources = _strings(item.get("sources"))
+                summary.sourced_from.update(sources)
+                summary.without_sources += not sources
+                if item.get("member", {}).get("BOOL"):
+                    summary.members[(tenant, item.get("member_how", {}).get("S", "?"))] += 1
+                summary.points[tenant] += int(float(item.get("points", {}).get("N", "0")))
+        for tenant in sorted({t for t, _ in self.assignments}):
+            for page in ddb.get_paginator("query").paginate(
+                TableName=self.resources.control_table,
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": layout.control_unmapped_pk(tenant)}},
+            ):
+                summary.unmapped.extend((tenant, item["sk"]["S"]) for item in page["Items"])
+        return summary
+
+    def rule_failures(self) -> dict[str, DeadLetters]:
+        """Each consumer's failure queue: descriptions of record batches that used up their retries."""
+        assert self.resources is not None
+        sqs = self.client("sqs")
+        return {name: peek_dead_letters(sqs, url) for name, url in self.resources.rules_dlq_urls.items()}
 
     # --- what is stored --------------------------------------------------------------------------
     def stored_counts(self) -> dict[str, Counter[str]]:
@@ -342,6 +472,35 @@ class LocalRuntime:
 
     def pull_function(self, vendor: Vendor) -> str:
         return PULL_FUNCTION[vendor]
+
+
+def cold_start(functions: list[str]) -> None:
+    """Forget what warm handlers cached (services built once per execution environment hold clients bound to
+    an endpoint): a new runtime gets new execution environments, as a new deployment would."""
+    for function in functions:
+        module = sys.modules.get(f"functions.{function}.handler")
+        for value in vars(module).values() if module is not None else ():
+            if callable(getattr(value, "cache_clear", None)):
+                value.cache_clear()
+
+
+def _count_written(records: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
+    written: Counter[tuple[str, str]] = Counter()
+    for record in records:
+        image = record["dynamodb"].get("NewImage", {})
+        written[(image.get("vendor", {}).get("S", "?"), image.get("kind", {}).get("S", "?"))] += 1
+    return written
+
+
+def _strings(value: dict[str, Any] | None) -> list[str]:
+    """A string set (SS) or list of strings (L) attribute as a list."""
+    if not value:
+        return []
+    if "SS" in value:
+        return list(value["SS"])
+    if "L" in value:
+        return [v["S"] for v in value["L"] if "S" in v]
+    return [value["S"]] if "S" in value else []
 
 
 def drain(sqs: Any, url: str) -> Iterator[dict[str, Any]]:

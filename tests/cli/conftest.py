@@ -9,7 +9,9 @@ import boto3
 import pytest
 from typer.testing import CliRunner, Result
 
-from functions.core.layout import ResourceNames
+from functions.core import layout
+from functions.core.layout import ResourceNames, Vendor
+from functions.core.personas_store import FieldSource, LedgerEntry, Persona, ledger_item, persona_item
 from functions.core.store import ControlStore
 from possync.admin.context import AdminContext
 from possync.cli import app
@@ -66,3 +68,71 @@ def offline_cli(monkeypatch: pytest.MonkeyPatch) -> Invoke:
         return runner.invoke(app, list(args), obj=AdminContext(target_override=nowhere), input=input, env=env)
 
     return invoke
+
+
+class PersonaSeeder:
+    """Writes persona-table items exactly as the rules' PersonaStore does (layout keys, ISSUE4 attribute names)."""
+
+    def __init__(self, table: str) -> None:
+        self.ddb = boto3.client("dynamodb", region_name="us-east-1")
+        self.table = table
+
+    def persona(self, tenant: str, persona_id: str, **fields: Any) -> Persona:
+        fields["field_sources"] = {k: FieldSource(**v) for k, v in fields.get("field_sources", {}).items()}
+        for name in ("sources", "source_records"):
+            fields[name] = frozenset(fields.get(name, ()))
+        fields.setdefault("created_at", "2026-04-01T10:00:00.000000+00:00")
+        fields.setdefault("updated_at", fields["created_at"])
+        persona = Persona(tenant=tenant, persona_id=persona_id, version=1, **fields)
+        self.ddb.put_item(TableName=self.table, Item=persona_item(persona))
+        return persona
+
+    def claim(self, tenant: str, kind: str, value: str, persona_id: str) -> None:
+        self.ddb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": layout.identity_pk(tenant, kind, value)},
+                "sk": {"S": layout.IDENTITY_SK},
+                "persona_id": {"S": persona_id},
+                "tenant": {"S": tenant},
+                "kind": {"S": kind},
+                "claimed_at": {"S": "2026-04-01T10:00:00.000000+00:00"},
+            },
+        )
+
+    def pos_claim(self, tenant: str, vendor: Vendor, credential_id: str, pos_id: str, persona_id: str) -> None:
+        self.claim(tenant, "pos", layout.pos_identity_value(vendor, credential_id, pos_id), persona_id)
+
+    def visit(self, tenant: str, persona_id: str, store: str, count: int, last_at: str) -> None:
+        self.ddb.put_item(
+            TableName=self.table,
+            Item={
+                "pk": {"S": layout.persona_pk(tenant, persona_id)},
+                "sk": {"S": layout.visit_sk(store)},
+                "store_id": {"S": store},
+                "count": {"N": str(count)},
+                "last_at": {"S": last_at},
+            },
+        )
+
+    def ledger(self, tenant: str, persona_id: str, entry: LedgerEntry) -> None:
+        self.ddb.put_item(TableName=self.table, Item=ledger_item(tenant, persona_id, entry))
+
+
+@pytest.fixture
+def personas(target: Target) -> PersonaSeeder:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    if target.personas_table not in ddb.list_tables()["TableNames"]:  # provision() may predate the personas table
+        ddb.create_table(
+            TableName=target.personas_table,
+            AttributeDefinitions=[
+                {"AttributeName": layout.PERSONAS_TABLE_PARTITION_KEY, "AttributeType": "S"},
+                {"AttributeName": layout.PERSONAS_TABLE_SORT_KEY, "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": layout.PERSONAS_TABLE_PARTITION_KEY, "KeyType": "HASH"},
+                {"AttributeName": layout.PERSONAS_TABLE_SORT_KEY, "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    return PersonaSeeder(target.personas_table)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from functions.core.layout import PULL_VENDORS, RULE_FUNCTIONS
 from infra.outputs import STACK_NAME
 from tests.infra import cfn
 from tests.infra.conftest import REPO_ROOT
@@ -45,7 +46,7 @@ def test_cli_synth_bundles_one_lambda_asset_for_arm64_python_3_12(cli_outdir: Pa
     [s3_key] = {f["Properties"]["Code"]["S3Key"] for f in functions}
     asset = cli_outdir / f"asset.{s3_key.removesuffix('.zip')}"
 
-    assert len(functions) == 4
+    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS)
     assert (asset / "functions" / "core" / "layout.py").is_file()
     assert not list((asset / "functions").rglob("__pycache__"))
     for package in ("boto3", "aws_lambda_powertools", "pydantic", "httpx", "stamina", "phonenumbers", "tzdata"):

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
-from functions.core.layout import PULL_VENDORS, ResourceNames
+from functions.core.layout import PULL_VENDORS, RULE_FUNCTIONS, ResourceNames
 from infra import outputs
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
@@ -27,7 +27,7 @@ def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized,
         queue
         for pull in synthesized.stack.pulls.functions.values()
         for queue in (pull.dead_letter_queue, pull.dispatch_dead_letter_queue)
-    ]
+    ] + [rule.dead_letter_queue for rule in synthesized.stack.rules.functions.values()]
     watched = _alarm_dimensions(template, "ApproximateNumberOfMessagesVisible")
 
     assert sorted(str(w) for w in watched) == sorted(
@@ -37,9 +37,9 @@ def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized,
 
 def test_every_function_alarms_on_errors(synthesized: Synthesized, template: dict[str, Any]) -> None:
     watched = _alarm_dimensions(template, "Errors")
-    assert sorted(str(w) for w in watched) == sorted(
-        str({"Ref": synthesized.logical_id(pull.function)}) for pull in synthesized.stack.pulls.functions.values()
-    )
+    functions = [pull.function for pull in synthesized.stack.pulls.functions.values()]
+    functions += [rule.function for rule in synthesized.stack.rules.functions.values()]
+    assert sorted(str(w) for w in watched) == sorted(str({"Ref": synthesized.logical_id(f)}) for f in functions)
 
 
 def test_alarms_fire_on_the_first_occurrence_and_notify_the_topic(
@@ -48,11 +48,13 @@ def test_alarms_fire_on_the_first_occurrence_and_notify_the_topic(
     topic = {"Ref": synthesized.logical_id(synthesized.stack.monitoring.alarm_topic)}
     alarms = cfn.of_type(template, "AWS::CloudWatch::Alarm").values()
 
-    assert len(alarms) == 3 * len(PULL_VENDORS)
+    # pulls: errors, jobs DLQ, dispatch DLQ; rules: errors, failure queue, iterator age
+    assert len(alarms) == 3 * len(PULL_VENDORS) + 3 * len(RULE_FUNCTIONS)
     for alarm in alarms:
         props = alarm["Properties"]
-        assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanThreshold", 0)
-        assert props["EvaluationPeriods"] == 1
+        if props["MetricName"] != "IteratorAge":
+            assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanThreshold", 0)
+            assert props["EvaluationPeriods"] == 1
         assert props["TreatMissingData"] == "notBreaching"
         assert props["AlarmActions"] == props["OKActions"] == [topic]
 
@@ -80,6 +82,10 @@ def test_dashboard_shows_every_pull_function(template: dict[str, Any]) -> None:
     for name in PULL_VENDORS:
         assert f'"title":"{name} invocations"' in body
         assert f'"title":"{name} dead letters"' in body
+    for name in RULE_FUNCTIONS:
+        assert f'"title":"{name} invocations"' in body
+        assert f'"title":"{name} iterator age"' in body
+        assert f'"title":"{name} dead letters"' in body
 
 
 def test_outputs_name_every_resource_the_cli_reads(synthesized: Synthesized, template: dict[str, Any]) -> None:
@@ -95,5 +101,11 @@ def test_outputs_name_every_resource_the_cli_reads(synthesized: Synthesized, tem
         assert stack_outputs[outputs.queue_url_output(name)] == f"${{{synthesized.logical_id(pull.queue)}}}"
         assert stack_outputs[outputs.dead_letter_queue_url_output(name)] == (
             f"${{{synthesized.logical_id(pull.dead_letter_queue)}}}"
+        )
+    assert stack_outputs[outputs.PERSONAS_TABLE_OUTPUT] == f"${{{synthesized.logical_id(storage.personas_table)}}}"
+    for name, rule in synthesized.stack.rules.functions.items():
+        assert stack_outputs[outputs.function_name_output(name)] == f"${{{synthesized.logical_id(rule.function)}}}"
+        assert stack_outputs[outputs.dead_letter_queue_url_output(name)] == (
+            f"${{{synthesized.logical_id(rule.dead_letter_queue)}}}"
         )
     assert synthesized.stack.stack_name == outputs.STACK_NAME

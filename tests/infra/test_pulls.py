@@ -16,6 +16,7 @@ from functions.core.layout import (
     ENV_RECORDS_TABLE,
     ENV_RESOURCE_PREFIX,
     PULL_VENDORS,
+    RULE_FUNCTIONS,
     ResourceNames,
 )
 from infra.constants import PULL_MAX_CONCURRENCY
@@ -38,8 +39,8 @@ def _props(synthesized: Synthesized, template: dict[str, Any], construct: Any) -
 def test_there_is_one_pull_function_per_layout_entry(template: dict[str, Any]) -> None:
     functions = cfn.of_type(template, "AWS::Lambda::Function").values()
     assert sorted(f["Properties"]["FunctionName"] for f in functions) == sorted(
-        NAMES.function_name(name) for name in PULL_FUNCTIONS
-    )
+        NAMES.function_name(name) for name in (*PULL_FUNCTIONS, *RULE_FUNCTIONS)
+    ), "the pull functions and the stream consumers, nothing else"
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
@@ -91,7 +92,7 @@ def test_functions_share_one_code_asset_and_have_their_own_roles(template: dict[
 
     assert len({json.dumps(f["Properties"]["Code"], sort_keys=True) for f in functions}) == 1
     roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions]
-    assert len(set(roles)) == len(roles) == len(PULL_FUNCTIONS)
+    assert len(set(roles)) == len(roles) == len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS)
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
@@ -116,7 +117,7 @@ def test_every_queue_is_encrypted_and_denies_plain_http(assertions: Template, te
     queues = cfn.of_type(template, "AWS::SQS::Queue")
     policies = cfn.of_type(template, "AWS::SQS::QueuePolicy").values()
 
-    assert len(queues) == 3 * len(PULL_FUNCTIONS)
+    assert len(queues) == 3 * len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS), "per rule: its stream failure queue"
     for queue_id, queue in queues.items():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         [policy] = [p for p in policies if p["Properties"]["Queues"] == [{"Ref": queue_id}]]
@@ -150,9 +151,12 @@ def test_event_source_takes_one_job_at_a_time_with_capped_concurrency(
     )
 
 
-def test_only_the_jobs_queues_feed_the_functions(template: dict[str, Any]) -> None:
+def test_only_the_jobs_queues_feed_the_functions(synthesized: Synthesized, template: dict[str, Any]) -> None:
     mappings = cfn.of_type(template, "AWS::Lambda::EventSourceMapping").values()
-    assert len(mappings) == len(PULL_FUNCTIONS)
+    queue_fed = [m for m in mappings if m["Properties"]["EventSourceArn"]["Fn::GetAtt"][1] == "Arn"]
+    assert sorted(m["Properties"]["FunctionName"]["Ref"] for m in queue_fed) == sorted(
+        synthesized.logical_id(_pull(synthesized, name).function) for name in PULL_FUNCTIONS
+    )
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
@@ -190,9 +194,11 @@ def test_failed_async_dispatch_lands_in_the_dispatch_dlq(
     )
 
 
-def test_continuations_on_the_own_queue_are_not_cut_by_loop_detection(template: dict[str, Any]) -> None:
-    for function in cfn.of_type(template, "AWS::Lambda::Function").values():
-        assert function["Properties"]["RecursiveLoop"] == "Allow"
+def test_continuations_on_the_own_queue_are_not_cut_by_loop_detection(
+    synthesized: Synthesized, template: dict[str, Any]
+) -> None:
+    for name in PULL_FUNCTIONS:
+        assert _props(synthesized, template, _pull(synthesized, name).function)["RecursiveLoop"] == "Allow"
 
 
 def test_every_pull_function_has_a_concurrency_cap() -> None:

@@ -7,7 +7,14 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
-from functions.core.layout import ResourceNames, Stream, Vendor, archive_key
+from functions.core.layout import (
+    PERSONAS_TABLE_PARTITION_KEY,
+    PERSONAS_TABLE_SORT_KEY,
+    ResourceNames,
+    Stream,
+    Vendor,
+    archive_key,
+)
 from infra.constructs.storage import ARCHIVE_RAW_PREFIX
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
@@ -49,6 +56,31 @@ def test_control_table_has_sort_key_ttl_and_protection(synthesized: Synthesized,
     assert props["DeletionProtectionEnabled"] is True
     assert "StreamSpecification" not in props
     assert table["DeletionPolicy"] == "Retain"
+
+
+def test_personas_table_has_layout_keys_and_is_protected(synthesized: Synthesized, template: dict[str, Any]) -> None:
+    table = _resource(synthesized, template, synthesized.stack.storage.personas_table)
+    props = table["Properties"]
+
+    assert props["TableName"] == NAMES.personas_table
+    assert props["KeySchema"] == [
+        {"AttributeName": PERSONAS_TABLE_PARTITION_KEY, "KeyType": "HASH"},
+        {"AttributeName": PERSONAS_TABLE_SORT_KEY, "KeyType": "RANGE"},
+    ]
+    assert props["AttributeDefinitions"] == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+    assert props["DeletionProtectionEnabled"] is True
+    assert "StreamSpecification" not in props, "nothing consumes persona changes"
+    assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
+
+
+def test_there_are_three_tables(template: dict[str, Any]) -> None:
+    assert len(cfn.of_type(template, "AWS::DynamoDB::Table")) == 3
 
 
 def test_archive_bucket_is_private_encrypted_versioned_logged_and_retained(

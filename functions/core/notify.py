@@ -1,0 +1,85 @@
+"""Operator notifications from the rules: the "unmapped store" EventBridge event and CloudWatch metrics (EMF)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from botocore.exceptions import BotoCoreError, ClientError
+
+from functions.core.errors import PossyncError
+from functions.core.observability import NAMESPACE
+from functions.core.personas_store import UnmappedStore
+
+EVENT_SOURCE = "possync"
+UNMAPPED_STORE_DETAIL_TYPE = "possync.unmapped-store"
+UNMAPPED_STORES_METRIC = "UnmappedStores"
+SETTINGS_INVALID_METRIC = "SettingsInvalid"
+DEFAULT_EVENT_BUS = "default"
+
+
+class NotifyError(PossyncError):
+    """EventBridge did not accept an event."""
+
+
+class Notifier(Protocol):
+    """What the rules tell operators: an unmapped store (event + metric) and counts for dashboards and alarms."""
+
+    def unmapped_store(self, notice: UnmappedStore) -> None: ...
+
+    def counts(self, values: Mapping[str, int]) -> None: ...
+
+
+def unmapped_store_event(notice: UnmappedStore, bus: str = DEFAULT_EVENT_BUS) -> dict[str, Any]:
+    """The PutEvents entry; the detail names the store by ids only (no personal data)."""
+    return {
+        "Source": EVENT_SOURCE,
+        "DetailType": UNMAPPED_STORE_DETAIL_TYPE,
+        "Detail": json.dumps(
+            {
+                "tenant": notice.tenant,
+                "vendor": notice.vendor.value,
+                "credential_id": notice.credential_id,
+                "location_id": notice.location_id,
+                "first_seen_at": notice.first_seen_at,
+                "record_kind": notice.record_kind,
+                "fix": fix_command(notice),
+            }
+        ),
+        "EventBusName": bus,
+    }
+
+
+def fix_command(notice: UnmappedStore) -> str:
+    """The CLI command that maps the store (STORE_ID is the retail store the admin picks)."""
+    target = f"--location {notice.location_id}" if notice.location_id else f"--credential {notice.credential_id}"
+    return f"possync stores map --tenant {notice.tenant} --vendor {notice.vendor.value} {target} --store STORE_ID"
+
+
+class AwsNotifier:
+    """EventBridge PutEvents on the default bus; metrics as one EMF line per call (no dimensions, for alarms)."""
+
+    def __init__(self, events: Any, bus: str = DEFAULT_EVENT_BUS, namespace: str = NAMESPACE) -> None:
+        self.events = events
+        self.bus = bus
+        self.namespace = namespace
+
+    def unmapped_store(self, notice: UnmappedStore) -> None:
+        try:
+            response = self.events.put_events(Entries=[unmapped_store_event(notice, self.bus)])
+        except (ClientError, BotoCoreError) as exc:
+            raise NotifyError(f"unmapped-store event not accepted: {type(exc).__name__}") from exc
+        if response.get("FailedEntryCount"):
+            raise NotifyError("unmapped-store event not accepted by EventBridge")
+        self.counts({UNMAPPED_STORES_METRIC: 1})
+
+    def counts(self, values: Mapping[str, int]) -> None:
+        if not any(values.values()):
+            return
+        metrics = EphemeralMetrics(namespace=self.namespace)
+        for name, value in values.items():
+            if value:
+                metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        metrics.flush_metrics()

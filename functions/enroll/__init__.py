@@ -1,0 +1,1 @@
+"""Enrollment stream consumer: sales and loyalty balances -> visits, favourite store, membership, points."""

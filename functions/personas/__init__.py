@@ -1,0 +1,1 @@
+"""Personas stream consumer: shopper records -> identity resolution, contact sync, sources."""

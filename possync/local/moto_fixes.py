@@ -1,0 +1,142 @@
+"""Two fixes for moto, the AWS stand-in of the local runtime, tests and benchmarks: costs that grow with the table.
+
+1. TransactWriteItems deep-copies every table a transaction touches, once per action, so that it can restore the
+   whole table if the transaction is cancelled: with a few thousand personas each transaction takes a second and
+   memory climbs by gigabytes. Here only the items the transaction names are backed up, and on cancellation those
+   (and the table's stream) are restored: the same all-or-nothing behaviour and cancellation reasons.
+2. Query on a table's key sorts every item of the table, then keeps those of the queried partition. Here it reads
+   that partition only (the results, their order and paging are the same).
+
+DynamoDB itself has neither cost: both requests cost what the items they touch cost.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import types
+from dataclasses import dataclass
+from typing import Any
+
+_installed = False
+_lock = threading.Lock()
+_partition = threading.local()  # the partition a table-key Query reads (set only during that Query)
+
+
+@dataclass
+class _ItemBackup:
+    table: Any  # moto.dynamodb.models.table.Table
+    hash_key: Any  # DynamoType
+    range_key: Any | None
+    item: Any | None  # a deep copy of the item before the transaction, None if it did not exist
+
+
+def _deepcopy_except_tables(obj: Any, memo: dict[int, Any] | None = None) -> Any:
+    from moto.dynamodb.models.table import Table
+
+    if isinstance(obj, Table):
+        return obj  # the whole-table backup becomes a no-op: _restore puts back the named items instead
+    return copy.deepcopy(obj, memo)
+
+
+def _backups(backend: Any, transact_items: list[dict[str, Any]]) -> tuple[list[_ItemBackup], dict[str, Any]]:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    backups: list[_ItemBackup] = []
+    tables: dict[str, Any] = {}
+    for action in transact_items[:100]:
+        if len(action) != 1:
+            continue
+        op_type, op = next(iter(action.items()))
+        table = backend.tables.get(op.get("TableName")) if isinstance(op, dict) else None
+        if table is None:
+            continue
+        key = op.get("Item") if op_type == "Put" else op.get("Key")
+        if not isinstance(key, dict) or table.hash_key_attr not in key:
+            continue
+        hash_key = DynamoType(key[table.hash_key_attr])
+        range_key = None
+        if table.range_key_attr is not None:
+            if table.range_key_attr not in key:
+                continue
+            range_key = DynamoType(key[table.range_key_attr])
+        tables.setdefault(table.name, table)
+        existing = table.get_item(hash_key, range_key)
+        backups.append(_ItemBackup(table, hash_key, range_key, copy.deepcopy(existing)))
+    return backups, tables
+
+
+def _restore(backend: Any, backups: list[_ItemBackup], tables: dict[str, Any], streams: dict[str, int]) -> None:
+    for name, table in tables.items():
+        backend.tables[name] = table
+        if table.stream_shard is not None and name in streams:
+            del table.stream_shard.items[streams[name] :]  # a cancelled transaction emits no stream records
+    for backup in reversed(backups):
+        items = backup.table.items
+        if backup.range_key is None:
+            if backup.item is None:
+                items.pop(backup.hash_key, None)
+            else:
+                items[backup.hash_key] = backup.item
+        elif backup.item is None:
+            items.get(backup.hash_key, {}).pop(backup.range_key, None)
+        else:
+            items[backup.hash_key][backup.range_key] = backup.item
+
+
+def _install_partition_query() -> None:
+    from moto.dynamodb.models.table import Table
+
+    original_query, original_all_items = Table.query, Table.all_items
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        # (range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward, projections, index_name, ...)
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        if index_name is not None or hash_key is None:
+            return original_query(self, hash_key, *args, **kwargs)  # an index query reads the whole table
+        _partition.table, _partition.key = self, hash_key
+        try:
+            return original_query(self, hash_key, *args, **kwargs)
+        finally:
+            _partition.table = _partition.key = None
+
+    def all_items(self: Any) -> Any:
+        table: Any = self
+        reading: Any = getattr(_partition, "table", None)
+        if reading is None or id(reading) != id(table):
+            return original_all_items(table)
+        held = table.items.get(_partition.key)
+        if held is None:
+            return []
+        if not table.range_key_attr:
+            return [held]
+        return sorted(held.values(), key=lambda item: item.range_key)
+
+    Table.query = query  # type: ignore[method-assign]
+    Table.all_items = all_items  # type: ignore[method-assign]
+
+
+def install() -> None:
+    """Patch moto's DynamoDB backend in this process (idempotent)."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        from moto.dynamodb import models
+
+        _install_partition_query()
+
+        original = models.DynamoDBBackend.transact_write_items
+        setattr(models, "copy", types.SimpleNamespace(deepcopy=_deepcopy_except_tables))  # noqa: B010
+
+        def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+            backups, tables = _backups(self, transact_items)
+            streams = {n: len(t.stream_shard.items) for n, t in tables.items() if t.stream_shard is not None}
+            try:
+                original(self, transact_items)
+            except Exception:
+                _restore(self, backups, tables, streams)
+                raise
+
+        models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+        _installed = True

@@ -1,0 +1,115 @@
+"""The local runtime's moto fix: a cancelled transaction leaves the table (and its stream) as it was."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from possync.local import moto_fixes
+
+TABLE = "fix-test"
+
+
+@pytest.fixture
+def ddb(moto_aws: None) -> Any:
+    moto_fixes.install()
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    client.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )
+    client.put_item(TableName=TABLE, Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+    client.put_item(TableName=TABLE, Item={"pk": {"S": "b"}, "sk": {"S": "1"}, "n": {"N": "5"}})
+    return client
+
+
+def _items(ddb: Any) -> dict[tuple[str, str], str]:
+    items = ddb.scan(TableName=TABLE)["Items"]
+    return {(i["pk"]["S"], i["sk"]["S"]): i["n"]["N"] for i in items}
+
+
+def _stream_length(ddb: Any) -> int:
+    streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+    arn = ddb.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    return len(streams.get_records(ShardIterator=iterator["ShardIterator"])["Records"])
+
+
+def test_a_cancelled_transaction_restores_every_item_it_touched_and_emits_no_stream_record(ddb: Any) -> None:
+    before, stream_before = _items(ddb), _stream_length(ddb)
+    with pytest.raises(ClientError) as raised:
+        ddb.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "c"}, "sk": {"S": "1"}, "n": {"N": "9"}}}},
+                {
+                    "Update": {
+                        "TableName": TABLE,
+                        "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                        "UpdateExpression": "SET n = :n",
+                        "ExpressionAttributeValues": {":n": {"N": "2"}},
+                    }
+                },
+                {"Delete": {"TableName": TABLE, "Key": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+                {
+                    "ConditionCheck": {
+                        "TableName": TABLE,
+                        "Key": {"pk": {"S": "missing"}, "sk": {"S": "1"}},
+                        "ConditionExpression": "attribute_exists(pk)",
+                    }
+                },
+            ]
+        )
+    assert raised.value.response["Error"]["Code"] == "TransactionCanceledException"
+    reasons = [r["Code"] for r in raised.value.response["CancellationReasons"]]
+    assert reasons == ["None", "None", "None", "ConditionalCheckFailed"]
+    assert _items(ddb) == before
+    assert _stream_length(ddb) == stream_before
+
+
+def test_a_committed_transaction_applies_every_action(ddb: Any) -> None:
+    ddb.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "c"}, "sk": {"S": "1"}, "n": {"N": "9"}}}},
+            {"Delete": {"TableName": TABLE, "Key": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+        ]
+    )
+    assert _items(ddb) == {("a", "1"): "1", ("c", "1"): "9"}
+
+
+def test_a_key_query_reads_its_partition_in_order_with_paging(ddb: Any) -> None:
+    for n in range(7):
+        ddb.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, "sk": {"S": f"{6 - n:02d}"}, "n": {"N": str(n)}})
+    seen: list[str] = []
+    start: dict[str, Any] | None = None
+    while True:
+        page = ddb.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :p AND sk >= :s",
+            ExpressionAttributeValues={":p": {"S": "p"}, ":s": {"S": "02"}},
+            Limit=2,
+            **({"ExclusiveStartKey": start} if start else {}),
+        )
+        seen += [item["sk"]["S"] for item in page["Items"]]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+    assert seen == ["02", "03", "04", "05", "06"]
+    backwards = ddb.query(
+        TableName=TABLE,
+        KeyConditionExpression="pk = :p",
+        ExpressionAttributeValues={":p": {"S": "p"}},
+        ScanIndexForward=False,
+    )
+    assert [item["sk"]["S"] for item in backwards["Items"]] == ["06", "05", "04", "03", "02", "01", "00"]
+    empty = ddb.query(TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "x"}})
+    assert empty["Items"] == []

@@ -1,0 +1,186 @@
+"""The stream consumers' FilterCriteria and the filter-pattern matcher the local pump applies them with."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from functions.core.layout import RULE_FUNCTIONS, RecordKind
+from functions.core.streams import (
+    CONSUMERS,
+    MAX_BATCHING_WINDOW_SECONDS,
+    StreamConsumer,
+    matches,
+    validate_pattern,
+)
+
+# Records table changes as Lambda delivers them (eventVersion 1.1, NEW_AND_OLD_IMAGES): RecordStore items
+# written under moto (shopper insert, sale insert, product insert, loyalty balance insert, shopper edit, sale
+# refund, product removal), read back from the moto stream.
+EVENT = json.loads((Path(__file__).parents[1] / "fixtures" / "streams" / "records_stream_event.json").read_text())
+RECORDS: list[dict[str, Any]] = EVENT["Records"]
+
+
+def _kind(record: dict[str, Any]) -> str:
+    image = record["dynamodb"].get("NewImage") or record["dynamodb"]["OldImage"]
+    return str(image["kind"]["S"])
+
+
+def _delivered(consumer: str) -> list[tuple[str, str]]:
+    return [(r["eventName"], _kind(r)) for r in RECORDS if CONSUMERS[consumer].wants(r)]
+
+
+def test_the_fixture_holds_every_kind_and_event_name() -> None:
+    assert {(r["eventName"], _kind(r)) for r in RECORDS} >= {
+        ("INSERT", "shopper"),
+        ("MODIFY", "shopper"),
+        ("INSERT", "sale"),
+        ("MODIFY", "sale"),
+        ("INSERT", "product"),
+        ("INSERT", "loyalty_balance"),
+        ("REMOVE", "product"),
+    }
+
+
+def test_personas_gets_inserted_and_modified_shoppers_only() -> None:
+    assert _delivered("personas") == [("INSERT", "shopper"), ("MODIFY", "shopper")]
+
+
+def test_enroll_gets_sales_and_loyalty_balances_only() -> None:
+    assert _delivered("enroll") == [("INSERT", "sale"), ("INSERT", "loyalty_balance"), ("MODIFY", "sale")]
+
+
+def test_no_consumer_gets_products_or_removals() -> None:
+    for record in RECORDS:
+        if _kind(record) == "product" or record["eventName"] == "REMOVE":
+            assert not any(c.wants(record) for c in CONSUMERS.values()), record["eventName"]
+
+
+def test_a_removed_shopper_reaches_no_one() -> None:
+    # Given a shopper removal: it has only an OldImage
+    removal = copy.deepcopy(RECORDS[0])
+    removal["eventName"] = "REMOVE"
+    removal["dynamodb"]["OldImage"] = removal["dynamodb"].pop("NewImage")
+
+    assert not CONSUMERS["personas"].wants(removal)
+
+
+def test_consumers_are_the_rule_functions_and_their_filters_are_lambda_filter_criteria() -> None:
+    assert tuple(CONSUMERS) == RULE_FUNCTIONS
+    personas = CONSUMERS["personas"].filter_criteria
+    assert personas == {
+        "Filters": [
+            {
+                "Pattern": json.dumps(
+                    {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"kind": {"S": ["shopper"]}}}}
+                )
+            }
+        ]
+    }
+    [enroll] = CONSUMERS["enroll"].filter_criteria["Filters"]
+    assert json.loads(enroll["Pattern"])["dynamodb"]["NewImage"]["kind"]["S"] == [
+        RecordKind.SALE.value,
+        RecordKind.LOYALTY_BALANCE.value,
+    ]
+
+
+def test_mapping_settings_are_bounded_and_fresh() -> None:
+    for consumer in CONSUMERS.values():
+        assert consumer.bisect_batch_on_function_error is True
+        assert 0 < consumer.max_retry_attempts <= 10
+        assert consumer.max_record_age_seconds <= 24 * 3600, "beyond the stream's retention it means nothing"
+        assert consumer.max_batching_window_seconds <= 60, "rule effects within 60 s of a page landing"
+        assert consumer.function_response_types == ("ReportBatchItemFailures",)
+        assert consumer.starting_position in {"TRIM_HORIZON", "LATEST"}
+    assert MAX_BATCHING_WINDOW_SECONDS <= 60
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"batch_size": 0}, "batch size"),
+        ({"max_batching_window_seconds": 300}, "batching window"),
+        ({"max_record_age_seconds": 7 * 86400}, "record age"),
+        ({"parallelization_factor": 11}, "parallelization"),
+        ({"patterns": ()}, "at least one"),
+        ({"patterns": ({"kind": "sale"},)}, "list of values"),
+    ],
+)
+def test_a_consumer_with_settings_lambda_would_reject_is_refused(change: dict[str, Any], message: str) -> None:
+    settings: dict[str, Any] = {"name": "x", "patterns": ({"eventName": ["INSERT"]},), **change}
+    with pytest.raises(ValueError, match=message):
+        StreamConsumer(**settings)
+
+
+# --- the matcher -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pattern", "record", "expected"),
+    [
+        ({"a": ["x"]}, {"a": "x"}, True),
+        ({"a": ["x"]}, {"a": "y"}, False),
+        ({"a": ["x", "y"]}, {"a": "y"}, True),  # a list is OR
+        ({"a": ["x"], "b": ["y"]}, {"a": "x", "b": "z"}, False),  # keys are AND
+        ({"a": ["x"]}, {"b": "x"}, False),  # a named field must be there
+        ({"a": ["x"]}, {"a": "x", "b": "anything"}, True),  # unnamed fields are ignored
+        ({"a": {"b": ["x"]}}, {"a": {"b": "x"}}, True),
+        ({"a": {"b": ["x"]}}, {"a": "x"}, False),  # nested pattern, flat value
+        ({"a": ["x"]}, {"a": {"b": "x"}}, False),  # flat pattern, nested value
+        ({"a": ["x"]}, {"a": ["y", "x"]}, True),  # a record array matches when any element does
+        ({"a": [1]}, {"a": 1.0}, True),
+        ({"a": [1]}, {"a": "1"}, False),
+        ({"a": [True]}, {"a": 1}, False),
+        ({"a": [None]}, {"a": None}, True),
+        ({"a": [None]}, {}, False),
+        ({"a": [{"prefix": "sh"}]}, {"a": "shopper"}, True),
+        ({"a": [{"prefix": "sh"}]}, {"a": "sale"}, False),
+        ({"a": [{"suffix": "balance"}]}, {"a": "loyalty_balance"}, True),
+        ({"a": [{"exists": True}]}, {"a": "x"}, True),
+        ({"a": [{"exists": True}]}, {}, False),
+        ({"a": [{"exists": False}]}, {}, True),
+        ({"a": [{"exists": False}]}, {"a": "x"}, False),
+        ({"a": [{"anything-but": ["product"]}]}, {"a": "sale"}, True),
+        ({"a": [{"anything-but": ["product"]}]}, {"a": "product"}, False),
+        ({"a": [{"anything-but": "product"}]}, {}, False),  # anything-but needs the field
+        ({"a": [{"numeric": [">", 0, "<=", 5]}]}, {"a": 5}, True),
+        ({"a": [{"numeric": [">", 0, "<=", 5]}]}, {"a": 6}, False),
+        ({"a": [{"numeric": [">", 0]}]}, {"a": "3"}, False),  # DynamoDB's {"N": "3"} is a string
+    ],
+)
+def test_matcher_follows_lambda_filter_rules(pattern: dict[str, Any], record: dict[str, Any], expected: bool) -> None:
+    validate_pattern(pattern)
+    assert matches(pattern, record) is expected
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [{}, {"a": "x"}, {"a": []}, {"a": [{"prefix": 1}]}, {"a": [{"wildcard": "*"}]}, {"a": [{"numeric": ["~", 1]}]}],
+)
+def test_invalid_patterns_are_rejected(pattern: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="filter pattern"):
+        validate_pattern(pattern)
+
+
+_kinds = st.sampled_from([k.value for k in RecordKind] + ["", "Shopper", "sale "])
+_events = st.sampled_from(["INSERT", "MODIFY", "REMOVE"])
+
+
+@given(kind=_kinds, event_name=_events)
+def test_each_change_reaches_the_consumers_that_act_on_its_kind(kind: str, event_name: str) -> None:
+    # Given any records table change
+    image = {"kind": {"S": kind}, "pk": {"S": "t#posabit#c#x#1"}}
+    dynamodb: dict[str, Any] = {"Keys": {"pk": image["pk"]}, "SequenceNumber": "1", "SizeBytes": 10}
+    dynamodb["OldImage" if event_name == "REMOVE" else "NewImage"] = image
+    record = {"eventName": event_name, "eventSource": "aws:dynamodb", "dynamodb": dynamodb}
+
+    # Then exactly the consumers whose rule reads that kind get it, and never a removal
+    changed = event_name != "REMOVE"
+    assert CONSUMERS["personas"].wants(record) is (changed and kind == "shopper")
+    assert CONSUMERS["enroll"].wants(record) is (changed and kind in {"sale", "loyalty_balance"})
