@@ -16,7 +16,7 @@ from possync.admin import settings as admin_settings
 from possync.admin import status as admin_status
 from possync.admin import stores as admin_stores
 from possync.admin.context import admin_options
-from possync.local.runtime import LocalRuntime, Scale
+from possync.local.runtime import DEMO_SCALE, LocalRuntime, Scale
 
 app = typer.Typer(
     name="possync",
@@ -48,17 +48,21 @@ def _vendors(value: str | None) -> tuple[Vendor, ...] | None:
 
 @app.command()
 def demo(
-    customers: Annotated[int, typer.Option(help="Customers per store.", min=1)] = 400,
-    sales: Annotated[int, typer.Option(help="Sales per store.", min=1)] = 800,
+    customers: Annotated[int, typer.Option(help="Customers per store.", min=1)] = DEMO_SCALE.customers_per_store,
+    sales: Annotated[int, typer.Option(help="Sales per store.", min=1)] = DEMO_SCALE.sales_per_store,
     vendors: Annotated[str | None, typer.Option(help="Comma-separated vendors (default: all five).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the simulators' data.")] = 7,
 ) -> None:
-    """Run possync's main job locally: pull every demo store, then pull again after new sales arrive."""
+    """Run possync's main job locally: pull every demo store into personas, members and points, then pull again
+    after new sales arrive. Everything runs on this machine (moto and POS simulators); no AWS account is used."""
     from possync.demo import run_demo
 
     outcome = run_demo(console, Scale(customers, sales), vendors=_vendors(vendors), seed=seed)
     if outcome["failed_jobs"]:
         console.print(f"[red]{len(outcome['failed_jobs'])} pull jobs failed; see .local/lambda.log[/]")  # type: ignore[arg-type]
+        raise typer.Exit(1)
+    if outcome["rule_failures"]:
+        console.print("[red]Some stream records could not be applied; see .local/lambda.log[/]")
         raise typer.Exit(1)
 
 

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from functions.core.layout import RecordKind, Vendor
-from possync.local.runtime import LOCAL_SETTLE_SECONDS, JobRecord, LocalRuntime, Scale, TickReport
+from possync.local.runtime import LOCAL_SETTLE_SECONDS, JobRecord, LocalRuntime, PersonaSummary, Scale, TickReport
 
 KINDS = (RecordKind.SHOPPER, RecordKind.SALE, RecordKind.PRODUCT, RecordKind.LOYALTY_BALANCE)
 KIND_TITLES = {
@@ -62,7 +62,20 @@ def run_demo(
             f"(the {added} new sales and nothing else unless a POS changed more); "
             f"Lambda logs and metrics are in {rt.log_path}."
         )
+        personas = rt.persona_summary() if rt.rules else None
+        if personas is not None:
+            _show_personas(console, rt, personas, (first, second))
+        failures = {name: dead for name, dead in rt.rule_failures().items() if dead.messages} if rt.rules else {}
+        for name, dead in failures.items():
+            console.print(
+                f"[red]{name}: {dead.records} stream records used up their retries (see its failure queue)[/]"
+            )
         return {
+            "personas": personas.total_personas if personas else 0,
+            "members": personas.total_members if personas else 0,
+            "points": personas.total_points if personas else 0,
+            "unmapped": len(personas.unmapped) if personas else 0,
+            "rule_failures": {name: dead.records for name, dead in failures.items()},
             "first_written": sum(first.written.values()),
             "second_written": written_second,
             "added_sales": added,
@@ -125,3 +138,49 @@ def _show_tick(console: Console, rt: LocalRuntime, report: TickReport) -> None:
             f"[yellow]{status['tenant']}/{status['credential']}: {status.get('last_outcome')}: "
             f"{status.get('last_error')}[/]"
         )
+
+
+def _show_personas(console: Console, rt: LocalRuntime, summary: PersonaSummary, ticks: tuple[TickReport, ...]) -> None:
+    """What the stream consumers made of the pulled records: personas, sources, members, points, unmapped stores."""
+    handled: Counter[str] = Counter()
+    seconds: dict[str, float] = {}
+    for report in ticks:
+        for name, stats in report.rules.items():
+            handled[name] += stats.delivered
+            seconds[name] = seconds.get(name, 0.0) + stats.seconds
+    console.print(
+        "\nStream consumers: "
+        + ", ".join(f"{name} handled {handled[name]:,} records in {seconds[name]:.1f}s" for name in sorted(handled))
+    )
+    table = Table(title="Loyalty personas (personas table)", title_justify="left")
+    for column, justify in (
+        ("tenant", "left"),
+        ("personas", "right"),
+        ("members", "right"),
+        ("points", "right"),
+        ("enrolls after", "left"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    tenants = sorted({t for t, _ in rt.assignments})
+    for tenant in tenants:
+        members = sum(n for (t, _), n in summary.members.items() if t == tenant)
+        enrolling = sorted(v.value for t, v in rt.enroll_integrations if t == tenant)
+        table.add_row(
+            tenant,
+            f"{summary.personas.get(tenant, 0):,}",
+            f"{members:,}",
+            f"{summary.points.get(tenant, 0):,}",
+            ", ".join(enrolling) or "-",
+        )
+    console.print(table)
+    sources = ", ".join(f"{vendor} {n:,}" for vendor, n in sorted(summary.sourced_from.items()))
+    console.print(f"Personas sourced from: {sources or 'nothing yet'}")
+    if summary.unmapped:
+        console.print(
+            f"[yellow]Unmapped stores ({len(summary.unmapped)}): "
+            + ", ".join(f"{tenant} {key}" for tenant, key in summary.unmapped)
+            + "[/]\n  Map each with `possync stores map --tenant T --vendor V --credential C --store STORE_ID`; "
+            "`possync stores unmapped` lists them."
+        )
+    else:
+        console.print("Unmapped stores: none")

@@ -378,6 +378,27 @@ class PersonaStore:
         ).get("Item")
         return persona_from_item(item) if item else None
 
+    def persona_and_entry(self, tenant: str, persona_id: str, sk: str) -> tuple[Persona | None, LedgerEntry | None]:
+        """A persona's profile and one of its ledger entries in one consistent BatchGetItem (the hot path of a sale)."""
+        pk = layout.persona_pk(tenant, persona_id)
+        request: dict[str, Any] = {
+            self.table: {
+                "Keys": [{"pk": {"S": pk}, "sk": {"S": layout.PERSONA_PROFILE_SK}}, {"pk": {"S": pk}, "sk": {"S": sk}}],
+                "ConsistentRead": True,
+            }
+        }
+        persona: Persona | None = None
+        entry: LedgerEntry | None = None
+        while request:
+            response = self._call("batch_get_item", RequestItems=request)
+            for item in response.get("Responses", {}).get(self.table, []):
+                if item["sk"]["S"] == layout.PERSONA_PROFILE_SK:
+                    persona = persona_from_item(item)
+                else:
+                    entry = ledger_from_item(item)
+            request = response.get("UnprocessedKeys") or {}
+        return persona, entry
+
     def list_personas(self, tenant: str, limit: int = 100) -> list[Persona]:
         """Up to `limit` persona profiles of a tenant (a scan: the CLI's listing, not a hot path)."""
         kwargs: dict[str, Any] = {
@@ -590,8 +611,10 @@ class PersonaStore:
             )
         self._transact(items)
 
-    def touch_visit(self, tenant: str, persona_id: str, store_id: str, at: str) -> None:
-        """Move a store's last visit time forward to `at` (never back): idempotent, so safe to repeat."""
+    def touch_visit(self, tenant: str, persona_id: str, store_id: str, at: str) -> bool:
+        """Move a store's last visit time forward to `at` (never back): idempotent, so safe to repeat.
+
+        Returns whether it moved (a favourite store can only change when a visit count or time does)."""
         try:
             self._call(
                 "update_item",
@@ -602,7 +625,8 @@ class PersonaStore:
                 ExpressionAttributeValues={":at": {"S": at}},
             )
         except PersonaConflictError:
-            return
+            return False
+        return True
 
     def visits(self, tenant: str, persona_id: str) -> list[Visit]:
         return [

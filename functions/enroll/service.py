@@ -247,6 +247,14 @@ class EnrollService:
         enrollment = rules.enrollment_for(integration, sale)
         if enrollment is None and earlier_purchase is not None:
             enrollment = rules.enrollment_for(integration, earlier_purchase)
+        sk = layout.ledger_sk(sale.vendor, sale.credential_id, sale.pos_id)
+        profile, entry = self.store.persona_and_entry(sale.tenant, persona_id, sk)
+        if profile is None:
+            raise PersonaConflictError(f"persona {persona_id} has a claim but no profile")
+        if enrollment is not None and profile.member_since is not None and profile.member_since < iso(enrollment.since):
+            # A member since an earlier sale: nothing to write (membership only moves back). The enrolling sale
+            # itself goes on, so its redelivery finishes re-evaluating points if a crash cut that short.
+            enrollment = None
         if enrollment is not None:
             since = iso(enrollment.since)
             changed, member_since = self.store.enroll(
@@ -258,23 +266,37 @@ class EnrollService:
             if changed or member_since == since:
                 # this sale starts the membership: sales booked before it may earn points now (order-independent)
                 self._reevaluate(sale.tenant, persona_id, tenant)
-        booked, profile, visit_store = self._book_sale(persona_id, sale, version, tenant, store_id)
+            profile = entry = None  # membership moved: read both again
+        booked, profile, visit_store, counted = self._book_sale(
+            persona_id, sale, version, tenant, store_id, profile, entry
+        )
         if visit_store is not None:
-            self.store.touch_visit(sale.tenant, persona_id, visit_store, iso(sale.ordered_at))
-            self._refresh_favourite(sale.tenant, persona_id, profile)
+            moved = self.store.touch_visit(sale.tenant, persona_id, visit_store, iso(sale.ordered_at))
+            if counted or moved:
+                self._refresh_favourite(sale.tenant, persona_id, profile)
         return outcome if booked else ("duplicate" if outcome == "applied" else outcome)
 
     def _book_sale(
-        self, persona_id: str, sale: Sale, version: int, tenant: TenantSettings, store_id: str | None
-    ) -> tuple[bool, Persona | None, str | None]:
-        """Write the sale's ledger entry and move the balance by the difference, in one transaction."""
+        self,
+        persona_id: str,
+        sale: Sale,
+        version: int,
+        tenant: TenantSettings,
+        store_id: str | None,
+        profile: Persona | None = None,
+        entry: LedgerEntry | None = None,
+    ) -> tuple[bool, Persona | None, str | None, bool]:
+        """Write the sale's ledger entry and move the balance by the difference, in one transaction.
+
+        `profile` and `entry` may come from a read just made; a retry reads both again. Returns whether the sale
+        was booked, the profile as written, the store its visit counts for and whether that visit is new."""
         sk = layout.ledger_sk(sale.vendor, sale.credential_id, sale.pos_id)
         updated = iso(sale.source_updated_at)
         for attempt in range(self.max_attempts):
-            profile = self.store.get_persona(sale.tenant, persona_id)
+            if profile is None:
+                profile, entry = self.store.persona_and_entry(sale.tenant, persona_id, sk)
             if profile is None:
                 raise PersonaConflictError(f"persona {persona_id} has a claim but no profile")
-            entry = self.store.ledger_entry(sale.tenant, persona_id, sk)
             points = rules.points_for_sale(
                 status=sale.status,
                 local_date=sale.local_date,
@@ -285,7 +307,7 @@ class EnrollService:
             current = ((entry.source_updated_at, entry.record_version), entry.points) if entry else None
             delta = rules.ledger_delta(current, (updated, version), points)
             if delta is None:
-                return False, profile, entry.visit_store if entry else None
+                return False, profile, entry.visit_store if entry else None, False
             counted = entry.visit_store if entry else None
             new_visit = store_id if store_id and counted is None and sale.status in rules.VISIT_STATUSES else None
             new = LedgerEntry(
@@ -307,9 +329,10 @@ class EnrollService:
             try:
                 self.store.apply_ledger(sale.tenant, persona_id, new, entry, profile.member_since_date, new_visit)
             except PersonaConflictError:
+                profile = entry = None
                 self._backoff(attempt)
                 continue
-            return True, replace(profile, version=profile.version + 1), new.visit_store
+            return True, replace(profile, version=profile.version + 1), new.visit_store, new_visit is not None
         raise PersonaConflictError(f"sale ledger entry kept conflicting after {self.max_attempts} attempts")
 
     def _reevaluate(self, tenant_id: str, persona_id: str, tenant: TenantSettings) -> None:

@@ -54,8 +54,14 @@ DEMO_POINTS_PER_DOLLAR = 1
 
 @dataclass(frozen=True)
 class Scale:
-    customers_per_store: int = 400
-    sales_per_store: int = 800
+    """How much data each simulated store holds. The default keeps `make demo` to a few minutes on a laptop: the
+    local stand-in for DynamoDB (moto) answers a request in milliseconds, and the rules make several per sale."""
+
+    customers_per_store: int = 100
+    sales_per_store: int = 200
+
+
+DEMO_SCALE = Scale()
 
 
 @dataclass(frozen=True)

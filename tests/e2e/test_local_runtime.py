@@ -10,12 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from functions.core.layout import STREAM_KIND, Stream, Vendor
+from possync import cli
 from possync.cli import app
 from possync.local.runtime import LOCAL_SETTLE_SECONDS, LocalRuntime, Scale
 
 pytestmark = pytest.mark.e2e
 
-SMALL = Scale(customers_per_store=40, sales_per_store=80)
+SMALL = Scale(customers_per_store=15, sales_per_store=30)
 
 
 def stored_ids(rt: LocalRuntime) -> dict[tuple[str, str], set[tuple[str, str]]]:
@@ -68,11 +69,29 @@ def test_every_simulated_record_is_stored_once_and_the_second_tick_writes_only_n
         assert sum(second.written.values()) == added
         assert {kind for (_, kind) in second.written} == {"sale"}
 
+        # The stream consumers saw every change and made personas, members and points of them.
+        assert second.rules["enroll"].delivered == added
+        assert first.rules["personas"].delivered == sum(
+            n for (_, kind), n in first.written.items() if kind == "shopper"
+        )
+        personas = rt.persona_summary()
+        assert personas.total_personas > 0 and personas.without_sources == 0
+        assert set(personas.sourced_from) == {v.value for v in rt.vendors}
+        assert personas.total_members > 0 and personas.total_points > 0
+        assert {tenant for tenant, _ in personas.members} <= {tenant for tenant, _ in rt.enroll_integrations}
+        unmapped = {(tenant, key) for tenant, key in personas.unmapped}
+        assert {(t, v.value, c) for t, v, c in rt.unmapped_credentials} == {
+            (tenant, key.split("#")[0], key.split("#")[1]) for tenant, key in unmapped
+        }
+        assert not any(dead.messages for dead in rt.rule_failures().values())
+
 
 def test_make_demo_prints_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli.console, "width", 200)  # tables wide enough that headers do not wrap
     result = CliRunner().invoke(app, ["demo", "--customers", "20", "--sales", "30", "--vendors", "posabit"])
     assert result.exit_code == 0, result.output
     assert "tick 1: first pull" in result.output and "tick 2: incremental pull" in result.output
     assert "Incremental tick wrote" in result.output
     assert "pages archived" in result.output
+    assert "Loyalty personas" in result.output and "Personas sourced from: posabit" in result.output
