@@ -6,7 +6,15 @@ from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from functions.core.layout import RecordKind, Vendor
@@ -95,7 +103,8 @@ def _tick(console: Console, rt: LocalRuntime, label: str) -> TickReport:
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(label, total=len(rt.credential_ids))
+        task = progress.add_task(f"{label}: pull jobs", total=len(rt.credential_ids))
+        rules: dict[str, TaskID] = {}
 
         def on_job(job: JobRecord) -> None:
             progress.update(
@@ -103,7 +112,15 @@ def _tick(console: Console, rt: LocalRuntime, label: str) -> TickReport:
             )
             progress.advance(task)
 
-        return rt.tick(label, on_job=on_job)
+        def on_stream(pending: dict[str, int]) -> None:
+            for name, count in pending.items():
+                rules[name] = progress.add_task(f"{label}: {name} stream records", total=count)
+
+        def on_batch(name: str, handled: int) -> None:
+            if name in rules:
+                progress.advance(rules[name], handled)
+
+        return rt.tick(label, on_job=on_job, on_stream=on_stream, on_batch=on_batch)
 
 
 def _show_tick(console: Console, rt: LocalRuntime, report: TickReport) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -57,8 +58,8 @@ class Scale:
     """How much data each simulated store holds. The default keeps `make demo` to a few minutes on a laptop: the
     local stand-in for DynamoDB (moto) answers a request in milliseconds, and the rules make several per sale."""
 
-    customers_per_store: int = 100
-    sales_per_store: int = 200
+    customers_per_store: int = 60
+    sales_per_store: int = 120
 
 
 DEMO_SCALE = Scale()
@@ -168,6 +169,8 @@ class LocalRuntime:
         from possync.local import moto_fixes
 
         moto_fixes.install()
+        # moto's HTTP server logs every request it answers; the demo's output is the summary, not thousands of those.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
