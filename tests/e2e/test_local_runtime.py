@@ -16,7 +16,7 @@ from possync.local.runtime import LOCAL_SETTLE_SECONDS, LocalRuntime, Scale
 
 pytestmark = pytest.mark.e2e
 
-SMALL = Scale(customers_per_store=15, sales_per_store=30)
+SMALL = Scale(customers_per_store=10, sales_per_store=20)
 
 
 def stored_ids(rt: LocalRuntime) -> dict[tuple[str, str], set[tuple[str, str]]]:
@@ -89,7 +89,7 @@ def test_every_simulated_record_is_stored_once_and_the_second_tick_writes_only_n
 def test_make_demo_prints_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli.console, "width", 200)  # tables wide enough that headers do not wrap
-    result = CliRunner().invoke(app, ["demo", "--customers", "20", "--sales", "30", "--vendors", "posabit"])
+    result = CliRunner().invoke(app, ["demo", "--customers", "10", "--sales", "15", "--vendors", "posabit"])
     assert result.exit_code == 0, result.output
     assert "tick 1: first pull" in result.output and "tick 2: incremental pull" in result.output
     assert "Incremental tick wrote" in result.output
