@@ -50,6 +50,7 @@ test: $(VENV)/.synced node_modules/.installed  ## everything CI runs: lint, type
 
 bench: $(VENV)/.synced  ## benchmarks that print figures (pull throughput, memory, AWS requests)
 	$(PY) -m bench.pull
+	$(PY) -m bench.rules
 
 clean:  ## remove generated files (keeps the venv)
 	rm -rf cdk.out .local .pytest_cache .mypy_cache .ruff_cache

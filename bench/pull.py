@@ -213,11 +213,21 @@ def main() -> None:
         with console.status(f"pulling {size:,} {args.vendor} records through the handler..."):
             out = subprocess.run(
                 [sys.executable, "-m", "bench.pull", "--child", str(size), "--vendor", args.vendor],
-                check=True,
+                check=False,
                 capture_output=True,
                 text=True,
             )
+        if out.returncode != 0:
+            tail = "\n".join(out.stderr.strip().splitlines()[-15:])
+            console.print(f"[red]the {size:,}-record run failed (exit {out.returncode}):[/]\n{tail}")
+            continue
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        console.print(
+            f"{size:,} records: {results[-1]['records_per_second']:,.0f} records/s, "
+            f"peak RSS {results[-1]['peak_rss_mb']:.0f} MB"
+        )
+    if not results:
+        raise SystemExit(1)
     if args.json:
         print(json.dumps(results, indent=2))
         return
