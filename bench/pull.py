@@ -68,9 +68,13 @@ def child(records: int, vendor: str) -> dict[str, Any]:
     finally:
         if sim.stdin:
             sim.stdin.close()
-        sim.wait(timeout=30)
-        moto.terminate()
-        moto.wait(timeout=30)
+        for process in (sim, moto):
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # moto holding 100,000 items can be slow to stop: the figures stand
+                process.kill()
+                process.wait()
 
 
 def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) -> dict[str, Any]:
