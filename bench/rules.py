@@ -381,6 +381,10 @@ def purpose(op: str, params: Mapping[str, Any]) -> str:
     """What a rules' DynamoDB request is for, from the keys and expressions it names (for the hot-spot rows)."""
     pk, sk = _key_of(op, params)
     expression = params.get("UpdateExpression", "")
+    if op == "BatchGetItem":
+        sorts = {k["sk"]["S"].split("#")[0] for r in params["RequestItems"].values() for k in r["Keys"] if "sk" in k}
+        if sorts == {"PROFILE", "LEDGER"}:
+            return "persona profile + ledger entry"
     if op == "TransactWriteItems":
         return {"LEDGER#": "ledger entry + balance (+ visit count)", "PROFILE": "persona + identity claims"}.get(
             "LEDGER#" if sk.startswith("LEDGER#") else sk, sk
@@ -515,7 +519,9 @@ def _peak_rss_mb(pid: int | None = None) -> float:
     return float("nan")
 
 
-def child(sales: int, seed: int, moto: str, emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def child(
+    sales: int, seed: int, moto: str, emit: Callable[[dict[str, Any]], None], partial_seconds: float = 300.0
+) -> dict[str, Any]:
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
@@ -537,7 +543,7 @@ def child(sales: int, seed: int, moto: str, emit: Callable[[dict[str, Any]], Non
         try:
             _wait_port(port)
             os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
-            result = _measure(sales, seed, emit)
+            result = _measure(sales, seed, emit, partial_seconds)
             result["moto_server_rss_mb"] = _peak_rss_mb(server.pid)
             return result
         finally:
@@ -547,10 +553,10 @@ def child(sales: int, seed: int, moto: str, emit: Callable[[dict[str, Any]], Non
 
     patch_moto()
     with mock_aws():
-        return _measure(sales, seed, emit)
+        return _measure(sales, seed, emit, partial_seconds)
 
 
-def _measure(sales: int, seed: int, emit: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def _measure(sales: int, seed: int, emit: Callable[[dict[str, Any]], None], partial_seconds: float) -> dict[str, Any]:
     import boto3
     from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
     from aws_lambda_powertools.utilities.parameters.ssm import SSMProvider
@@ -643,6 +649,42 @@ def _measure(sales: int, seed: int, emit: Callable[[dict[str, Any]], None]) -> d
     emit({"phase": "rules", "total": plan.records})
     rules_started = time.perf_counter()
     get_records = 0
+
+    def figures(rules_seconds: float, verify_seconds: float, checks: list[Any], partial: str = "") -> dict[str, Any]:
+        consumers = {}
+        for name in RULE_FUNCTIONS:
+            stats, calls = pump.totals[name], runner.per[name]
+            consumers[name] = {
+                "delivered": stats.delivered,
+                "invocations": stats.invocations,
+                "seconds": stats.seconds,
+                "aws_seconds": calls.aws_seconds,
+                "calls": dict(calls.calls),
+                "failed": dict(calls.failed),
+                "read_units": calls.read_units,
+                "write_units": calls.write_units,
+                "batch_seconds": sorted(calls.batch_seconds),
+            }
+        return {
+            "sales": sales,
+            "sale_updates": len(plan.updates),
+            "shoppers": len(plan.shoppers) + len(plan.late_shoppers),
+            "late_shoppers": len(plan.late_shoppers),
+            "persons": plan.expected.persons,
+            "records": plan.records,
+            "moto": "server" if os.environ.get("AWS_ENDPOINT_URL") else "in-process",
+            "code": code,
+            "write_seconds": write_seconds,
+            "rules_seconds": rules_seconds,
+            "verify_seconds": verify_seconds,
+            "get_records": get_records,
+            "consumers": consumers,
+            "checks": checks,
+            "peak_rss_mb": _peak_rss_mb(),
+            **({"partial": partial} if partial else {}),
+        }
+
+    last_partial = time.perf_counter()
     shards = streams.describe_stream(StreamArn=resources.records_stream_arn)["StreamDescription"]["Shards"]
     for shard in shards:
         iterator = streams.get_shard_iterator(
@@ -659,6 +701,12 @@ def _measure(sales: int, seed: int, emit: Callable[[dict[str, Any]], None]) -> d
             )
             pump.drain(lambda _function, n: emit({"advance": n}))
             iterator = response.get("NextShardIterator")
+            if time.perf_counter() - last_partial >= partial_seconds:
+                # What is measured so far, in case the run does not finish (it is long at 100,000 sales).
+                last_partial = time.perf_counter()
+                done = sum(stats.delivered for stats in pump.totals.values())
+                partial = f"stopped after {done:,} of {plan.records:,} stream records; figures up to there, unchecked"
+                emit({"partial": figures(last_partial - rules_started, 0.0, [], partial)})
     rules_seconds = time.perf_counter() - rules_started
 
     if code_version()["digest"] != code["digest"]:
@@ -667,8 +715,7 @@ def _measure(sales: int, seed: int, emit: Callable[[dict[str, Any]], None]) -> d
     verify_started = time.perf_counter()
     checks = verify(plan, resources, clients)
     dead = {name: peek_dead_letters(clients("sqs"), url).records for name, url in resources.rules_dlq_urls.items()}
-    totals = pump.totals
-    failures = {name: s.failed_invocations + s.partial_failures for name, s in totals.items()}
+    failures = {name: s.failed_invocations + s.partial_failures for name, s in pump.totals.items()}
     checks.append(
         (
             "no failed batches, nothing dead-lettered",
@@ -676,38 +723,7 @@ def _measure(sales: int, seed: int, emit: Callable[[dict[str, Any]], None]) -> d
             f"failed {failures}, dead-lettered {dead}",
         )
     )
-    verify_seconds = time.perf_counter() - verify_started
-    consumers = {}
-    for name in RULE_FUNCTIONS:
-        stats, calls = totals[name], runner.per[name]
-        consumers[name] = {
-            "delivered": stats.delivered,
-            "invocations": stats.invocations,
-            "seconds": stats.seconds,
-            "aws_seconds": calls.aws_seconds,
-            "calls": dict(calls.calls),
-            "failed": dict(calls.failed),
-            "read_units": calls.read_units,
-            "write_units": calls.write_units,
-            "batch_seconds": sorted(calls.batch_seconds),
-        }
-    return {
-        "sales": sales,
-        "sale_updates": len(plan.updates),
-        "shoppers": len(plan.shoppers) + len(plan.late_shoppers),
-        "late_shoppers": len(plan.late_shoppers),
-        "persons": plan.expected.persons,
-        "records": plan.records,
-        "moto": "server" if os.environ.get("AWS_ENDPOINT_URL") else "in-process",
-        "code": code,
-        "write_seconds": write_seconds,
-        "rules_seconds": rules_seconds,
-        "verify_seconds": verify_seconds,
-        "get_records": get_records,
-        "consumers": consumers,
-        "checks": checks,
-        "peak_rss_mb": _peak_rss_mb(),
-    }
+    return figures(rules_seconds, time.perf_counter() - verify_started, checks)
 
 
 def _scan(ddb: Any, table: str) -> Iterator[dict[str, Any]]:
@@ -803,18 +819,18 @@ def verify(plan: Plan, resources: Any, clients: Callable[[str], Any]) -> list[tu
 Row = tuple[str, Callable[[dict[str, Any]], str]]  # a table row: its label and how to print one run's figure
 
 
-def run_child(size: int, seed: int, moto: str, progress: Any) -> dict[str, Any]:
+def run_child(size: int, seed: int, moto: str, progress: Any, partial_seconds: float) -> dict[str, Any] | None:
+    """One size in a fresh process. A run that dies returns its last partial figures (marked so), else None."""
     from rich.markup import escape
 
+    command = [sys.executable, "-m", "bench.rules", "--child", str(size), "--seed", str(seed), "--moto", moto]
     with tempfile.TemporaryFile("w+") as errors:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.rules", "--child", str(size), "--seed", str(seed), "--moto", moto],
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
+            [*command, "--partial-seconds", str(partial_seconds)], stdout=subprocess.PIPE, stderr=errors, text=True
         )
         assert proc.stdout is not None
         result: dict[str, Any] | None = None
+        partial: dict[str, Any] | None = None
         task = None
         labels = {"write": "writing records table", "rules": "stream -> consumers", "verify": "checking results"}
         for line in proc.stdout:
@@ -829,16 +845,19 @@ def run_child(size: int, seed: int, moto: str, progress: Any) -> dict[str, Any]:
                 progress.update(task, total=message["total"])
             elif "advance" in message and task is not None:
                 progress.advance(task, message["advance"])
+            elif "partial" in message:
+                partial = message["partial"]
             elif "result" in message:
                 result = message["result"]
         if task is not None:
             progress.update(task, visible=False)
-        if proc.wait() != 0 or result is None:
-            errors.seek(0)
-            tail = errors.read()[-4000:]
-            progress.console.print(f"[red]the {size:,}-sale run failed:[/red]\n{escape(tail)}")
-            raise SystemExit(1)
-        return result
+        code = proc.wait()
+        if code == 0 and result is not None:
+            return result
+        errors.seek(0)
+        tail = errors.read()[-4000:]
+        progress.console.print(f"[red]the {size:,}-sale run failed (exit status {code}):[/red]\n{escape(tail)}")
+        return partial
 
 
 def _per_1000(n: float, of: float) -> str:
@@ -877,7 +896,7 @@ def print_table(results: list[dict[str, Any]], console: Any) -> None:
     )
     table.add_column("figure")
     for r in results:
-        table.add_column(f"{r['sales']:,} sales", justify="right")
+        table.add_column(f"{r['sales']:,} sales" + (" (partial)" if "partial" in r else ""), justify="right")
 
     def p(r: dict[str, Any]) -> dict[str, Any]:
         return dict(r["consumers"]["personas"])
@@ -938,13 +957,13 @@ def print_table(results: list[dict[str, Any]], console: Any) -> None:
     ]
     for label, fmt in rows:
         table.add_row(label, *(fmt(r) for r in results))
-    for index, (label, _, _) in enumerate(results[0]["checks"]):
-        table.add_row(
-            f"check: {label}",
-            *(f"{'[green]ok[/green]' if r['checks'][index][1] else '[red]FAILED[/red]'}" for r in results),
-        )
+    labels: list[Any] = next((r["checks"] for r in results if r["checks"]), [])
+    for index, (label, _, _) in enumerate(labels):
+        table.add_row(f"check: {label}", *(_check(r, index) for r in results))
     console.print(table)
     for r in results:
+        if "partial" in r:
+            console.print(f"  {r['sales']:,} sales: [yellow]{r['partial']}[/yellow]")
         for label, ok, detail in r["checks"]:
             mark = "[green]ok[/green]" if ok else "[red]FAILED[/red]"
             console.print(f"  {r['sales']:,} sales, {label}: {mark} - {detail}")
@@ -978,6 +997,12 @@ def _request_rows(results: list[dict[str, Any]], pick: Callable[[dict[str, Any]]
         rows.append((f"  {op}", rate(chosen)))
         rows += [(f"      {x.split('|')[1]}", rate([x])) for x in chosen]
     return rows
+
+
+def _check(r: dict[str, Any], index: int) -> str:
+    if index >= len(r["checks"]):
+        return "not run"
+    return "[green]ok[/green]" if r["checks"][index][1] else "[red]FAILED[/red]"
 
 
 def _ms_per_call(c: dict[str, Any]) -> float:
@@ -1031,6 +1056,7 @@ def main() -> None:
     parser.add_argument("--show", metavar="FILE", nargs="+", help="print the table from saved figures; run nothing")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-moto", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--partial-seconds", type=float, default=300.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_moto:
         serve_moto(args.serve_moto)
@@ -1043,7 +1069,7 @@ def main() -> None:
         def emit(message: dict[str, Any]) -> None:
             channel.write(json.dumps(message) + "\n")
 
-        result = child(args.child, args.seed, args.moto, emit)
+        result = child(args.child, args.seed, args.moto, emit, args.partial_seconds)
         emit({"result": result})
         return
 
@@ -1071,19 +1097,25 @@ def main() -> None:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
+    failed = False
     with Progress(*columns, console=console, transient=True) as progress:
         for size in sizes:
             started = time.perf_counter()
-            result = run_child(size, args.seed, args.moto, progress)
-            result["wall_seconds"] = time.perf_counter() - started
-            results.append(result)
-            progress.console.print(f"{size:,} sales done in {result['wall_seconds'] / 60:.1f} min")
+            outcome = run_child(size, args.seed, args.moto, progress, args.partial_seconds)
+            failed = failed or outcome is None or "partial" in outcome
+            if outcome is None:
+                continue
+            outcome["wall_seconds"] = time.perf_counter() - started
+            results.append(outcome)
+            progress.console.print(f"{size:,} sales: {outcome['wall_seconds'] / 60:.1f} min")
             if args.save:
                 Path(args.save).write_text(json.dumps(results, indent=2))
     if args.json:
         print(json.dumps(results, indent=2))
-        return
-    print_table(results, console)
+    elif results:
+        print_table(results, console)
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
