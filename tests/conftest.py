@@ -33,6 +33,8 @@ moto_fixes.install()
 @pytest.fixture
 def moto_aws() -> Iterator[None]:
     with mock_aws():
+        # mock_aws drops boto3's default session; its replacement shares the parsed service models (aws.session).
+        boto3.DEFAULT_SESSION = aws.session()
         aws.reset_clients()
         clear_caches()
         yield

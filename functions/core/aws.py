@@ -1,4 +1,10 @@
-"""Lazily built, cached boto3 clients; AWS_ENDPOINT_URL (set by the local runtime) points them at moto."""
+"""Lazily built, cached boto3 clients; AWS_ENDPOINT_URL (set by the local runtime) points them at moto.
+
+Every client comes from a fresh boto3 session (so a reset picks up changed credentials and endpoints) that
+shares one botocore data loader: the service models, endpoint rules and partitions are parsed from their JSON
+once per process, not once per session. On Lambda that is one parse per cold start either way; in the local
+runtime and the tests, which reset clients between jobs and cases, it saves most of the cost of a client.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,28 @@ import os
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
 
 @functools.cache
+def _loader() -> botocore.loaders.Loader:
+    return botocore.loaders.create_loader()
+
+
+def session() -> boto3.session.Session:
+    """A new boto3 session whose botocore session reads models through the shared loader."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _loader())
+    return boto3.session.Session(botocore_session=core)
+
+
+@functools.cache
 def client(service: str) -> Any:
-    return boto3.session.Session().client(service, config=_CONFIG, region_name=os.environ.get("AWS_REGION"))
+    return session().client(service, config=_CONFIG, region_name=os.environ.get("AWS_REGION"))
 
 
 def reset_clients() -> None:

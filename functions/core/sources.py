@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.ssm import SSMProvider
+
+from functions.core import aws
 
 from functions.core.credentials import Credential, parse_credential
 from functions.core.errors import CredentialError, SettingsError
@@ -20,6 +25,18 @@ SETTINGS_MAX_AGE_SECONDS = 60
 SECRET_MAX_AGE_SECONDS = 300
 
 
+def _use_shared_clients() -> None:
+    """Let Powertools' default providers (whose caches `max_age` governs) use our cached clients.
+
+    Left to itself Powertools builds each provider's client from a new boto3 session, which parses the service
+    models again after every `clear_caches()`; ours share one loader (functions.core.aws).
+    """
+    if "ssm" not in DEFAULT_PROVIDERS:
+        DEFAULT_PROVIDERS["ssm"] = SSMProvider(boto3_client=aws.client("ssm"))
+    if "secrets" not in DEFAULT_PROVIDERS:
+        DEFAULT_PROVIDERS["secrets"] = SecretsProvider(boto3_client=aws.client("secretsmanager"))
+
+
 def _missing(exc: GetParameterError) -> bool:
     text = str(exc)
     return "ParameterNotFound" in text or "ResourceNotFoundException" in text
@@ -33,6 +50,7 @@ class SettingsSource:
     def integration(self, tenant: str, vendor: Vendor) -> IntegrationSettings:
         """A tenant's settings for one POS; an absent parameter means the defaults (nothing switched on)."""
         name = self.names.integration_settings_parameter(tenant, vendor)
+        _use_shared_clients()
         try:
             raw = parameters.get_parameter(name, max_age=self.max_age)
         except GetParameterError as exc:
@@ -43,6 +61,7 @@ class SettingsSource:
 
     def tenant(self, tenant: str) -> TenantSettings:
         name = self.names.tenant_settings_parameter(tenant)
+        _use_shared_clients()
         try:
             raw = parameters.get_parameter(name, max_age=self.max_age)
         except GetParameterError as exc:
@@ -59,6 +78,7 @@ class CredentialSource:
 
     def get(self, tenant: str, vendor: Vendor, credential_id: str) -> Credential:
         name = self.names.credential_secret(tenant, vendor, credential_id)
+        _use_shared_clients()
         try:
             raw = parameters.get_secret(name, max_age=self.max_age)
         except GetParameterError as exc:
