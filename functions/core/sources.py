@@ -9,7 +9,6 @@ from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.ssm import SSMProvider
 
 from functions.core import aws
-
 from functions.core.credentials import Credential, parse_credential
 from functions.core.errors import CredentialError, SettingsError
 from functions.core.layout import ResourceNames, Vendor
