@@ -16,6 +16,7 @@ from possync.admin import settings as admin_settings
 from possync.admin import status as admin_status
 from possync.admin import stores as admin_stores
 from possync.admin.context import admin_options
+from possync.admin.render import output_width
 from possync.local.runtime import DEMO_SCALE, LocalRuntime, Scale
 
 app = typer.Typer(
@@ -34,7 +35,8 @@ app.add_typer(admin_personas.app, name="personas")
 app.command("status")(admin_status.status_command)
 app.add_typer(admin_status.quarantine_app, name="quarantine")
 app.command("replay")(admin_replay.replay_command)
-console = Console()
+
+console = Console(width=output_width())
 
 
 def _vendors(value: str | None) -> tuple[Vendor, ...] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -127,14 +128,24 @@ def _show_tick(console: Console, rt: LocalRuntime, report: TickReport) -> None:
     stored = rt.stored_counts()
     pages = rt.archived_pages()
     quarantined = rt.quarantined()
-    table = Table(title=f"{report.label} ({report.seconds:.1f}s, {len(report.jobs)} pull jobs)", title_justify="left")
-    table.add_column("vendor")
+    title = f"{report.label} ({report.seconds:.1f}s, {len(report.jobs)} pull jobs)"
+    # Narrow terminals get a compact table (no rules, one space between columns); headers wrap at their spaces
+    # rather than lose letters.
+    compact = console.width < 100
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD,
+        padding=(0, 0) if compact else (0, 1),
+        show_edge=not compact,
+    )
+    table.add_column("vendor", min_width=8)
     table.add_column("stores", justify="right")
     for kind in KINDS:
-        table.add_column(KIND_TITLES[kind], justify="right")
-    table.add_column("pages archived", justify="right")
-    table.add_column("written this tick", justify="right")
-    table.add_column("quarantined", justify="right")
+        table.add_column(KIND_TITLES[kind], justify="right", min_width=len(KIND_TITLES[kind]))
+    table.add_column("pages\narchived", justify="right")
+    table.add_column("written\nthis tick", justify="right")
+    table.add_column("quarantined", justify="right", min_width=len("quarantined"))
     statuses = rt.statuses()
     for vendor in rt.vendors:
         counts = stored.get(vendor.value, Counter())

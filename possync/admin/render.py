@@ -6,6 +6,8 @@ import csv
 import functools
 import io
 import json
+import os
+import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,9 +34,15 @@ OutputOption = Annotated[
 ]
 
 
+def output_width() -> int | None:
+    """None (rich measures the terminal, or reads $COLUMNS) on a terminal; 120 columns into a file or a pipe,
+    where rich would assume 80 and squeeze wide tables."""
+    return None if sys.stdout.isatty() or "COLUMNS" in os.environ else 120
+
+
 def console() -> Console:
     # Built per call: rich then writes to whatever sys.stdout is now (the test runner swaps it).
-    return Console(highlight=False, soft_wrap=False)
+    return Console(highlight=False, soft_wrap=False, width=output_width())
 
 
 def err_console() -> Console:

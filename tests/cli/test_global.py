@@ -64,3 +64,42 @@ def test_changes_against_the_local_runtime_are_attributed_to_the_local_user(monk
     local = Target(ResourceNames(), "r", "c", "b", endpoint_url="http://127.0.0.1:9", region="us-east-1")
 
     assert AdminContext(target_override=local).actor() == "local:dana"
+
+
+def test_piped_output_is_120_columns_and_a_terminal_or_columns_decides_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from possync.admin import render
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.setattr(render.sys.stdout, "isatty", lambda: False, raising=False)
+    assert render.output_width() == 120
+    monkeypatch.setenv("COLUMNS", "90")
+    assert render.output_width() is None  # rich reads $COLUMNS itself
+
+
+def test_the_demo_tick_table_keeps_whole_headers_on_an_80_column_terminal() -> None:
+    import io
+    from collections import Counter
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from functions.core.layout import Vendor
+    from possync.demo import _show_tick
+
+    rt = SimpleNamespace(
+        vendors=tuple(Vendor),
+        stored_counts=lambda: {v.value: Counter({"shopper": 1_800, "sale": 36_000}) for v in Vendor},
+        archived_pages=lambda: {v.value: 1_234 for v in Vendor},
+        quarantined=lambda: {},
+        statuses=lambda: [{"vendor": v.value, "last_outcome": "ok"} for v in Vendor],
+    )
+    report = SimpleNamespace(label="tick 1: first pull", seconds=12.5, jobs=[1] * 14, written={("posabit", "s"): 9})
+    out = io.StringIO()
+    _show_tick(Console(file=out, width=80), rt, report)  # type: ignore[arg-type]
+
+    text = out.getvalue()
+    assert "…" not in text
+    for word in ("vendor", "shoppers", "products", "archived", "written", "quarantined", "profitek", "36,000"):
+        assert word in text
