@@ -1,11 +1,13 @@
-"""Two fixes for moto, the AWS stand-in of the local runtime, tests and benchmarks: costs that grow with the table.
+"""Fixes for moto, the AWS stand-in of the local runtime, tests and benchmarks: costs that grow with the table.
 
 1. TransactWriteItems deep-copies every table a transaction touches, once per action, so that it can restore the
    whole table if the transaction is cancelled: with a few thousand personas each transaction takes a second and
    memory climbs by gigabytes. Here only the items the transaction names are backed up, and on cancellation those
    (and the table's stream) are restored: the same all-or-nothing behaviour and cancellation reasons.
 2. Query on a table's key sorts every item of the table, then keeps those of the queried partition. Here it reads
-   that partition only (the results, their order and paging are the same).
+   that partition only (the results, their order and paging are the same); with `begins_with` on the sort key,
+   only the partition's items with that prefix (moto sizes every candidate item before applying the key
+   condition, so a persona's visits query would cost as much as all its ledger entries).
 
 DynamoDB itself has neither cost: both requests cost what the items they touch cost.
 """
@@ -94,11 +96,16 @@ def _install_partition_query() -> None:
         index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
         if index_name is not None or hash_key is None:
             return original_query(self, hash_key, *args, **kwargs)  # an index query reads the whole table
-        _partition.table, _partition.key = self, hash_key
+        range_comparison = args[0] if args else kwargs.get("range_comparison")
+        range_objs = args[1] if len(args) > 1 else kwargs.get("range_objs")
+        prefix = None
+        if range_comparison == "BEGINS_WITH" and range_objs and getattr(range_objs[0], "type", None) == "S":
+            prefix = range_objs[0].value
+        _partition.table, _partition.key, _partition.prefix = self, hash_key, prefix
         try:
             return original_query(self, hash_key, *args, **kwargs)
         finally:
-            _partition.table = _partition.key = None
+            _partition.table = _partition.key = _partition.prefix = None
 
     def all_items(self: Any) -> Any:
         table: Any = self
@@ -110,7 +117,13 @@ def _install_partition_query() -> None:
             return []
         if not table.range_key_attr:
             return [held]
-        return sorted(held.values(), key=lambda item: item.range_key)
+        items = held.values()
+        prefix = getattr(_partition, "prefix", None)
+        if prefix is not None:
+            # begins_with(sk, :prefix): DynamoDB seeks to the prefix; moto would size every item of the partition
+            # (its 1 MB page check runs before the key condition). moto still applies the condition itself.
+            items = [i for i in items if i.range_key is not None and str(i.range_key.value).startswith(prefix)]
+        return sorted(items, key=lambda item: item.range_key)
 
     Table.query = query  # type: ignore[method-assign]
     Table.all_items = all_items  # type: ignore[method-assign]

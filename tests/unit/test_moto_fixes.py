@@ -113,3 +113,38 @@ def test_a_key_query_reads_its_partition_in_order_with_paging(ddb: Any) -> None:
     assert [item["sk"]["S"] for item in backwards["Items"]] == ["06", "05", "04", "03", "02", "01", "00"]
     empty = ddb.query(TableName=TABLE, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "x"}})
     assert empty["Items"] == []
+
+
+def test_a_begins_with_query_sizes_only_the_items_with_the_prefix(ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models.dynamo_type import Item
+
+    for n in range(300):
+        ddb.put_item(TableName=TABLE, Item={"pk": {"S": "q"}, "sk": {"S": f"LEDGER#{n:04d}"}, "n": {"N": str(n)}})
+    for n in range(3):
+        ddb.put_item(TableName=TABLE, Item={"pk": {"S": "q"}, "sk": {"S": f"VISIT#{n}"}, "n": {"N": str(n)}})
+    sized = 0
+    original = Item.size
+
+    def counting(self: Any) -> int:
+        nonlocal sized
+        sized += 1
+        return original(self)
+
+    monkeypatch.setattr(Item, "size", counting)
+    seen: list[str] = []
+    start: dict[str, Any] | None = None
+    while True:
+        page = ddb.query(
+            TableName=TABLE,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :v)",
+            ExpressionAttributeValues={":p": {"S": "q"}, ":v": {"S": "VISIT#"}},
+            Limit=2,
+            **({"ExclusiveStartKey": start} if start else {}),
+        )
+        seen += [item["sk"]["S"] for item in page["Items"]]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            break
+
+    assert seen == ["VISIT#0", "VISIT#1", "VISIT#2"]
+    assert sized < 20  # moto alone sizes all 303 items of the partition on every page
