@@ -215,7 +215,9 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from possync.admin.render import output_width
+
+    console = Console(width=output_width())  # 120 columns into a file or a pipe
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
         with console.status(f"pulling {size:,} {args.vendor} records through the handler..."):

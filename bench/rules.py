@@ -1083,7 +1083,9 @@ def main() -> None:
         TimeRemainingColumn,
     )
 
-    console = Console()
+    from possync.admin.render import output_width
+
+    console = Console(width=output_width())  # 120 columns into a file or a pipe
     if args.show:
         saved = [r for path in args.show for r in json.loads(Path(path).read_text())]
         print_table(sorted(saved, key=lambda r: int(r["sales"])), console)
