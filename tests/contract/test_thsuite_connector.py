@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,6 +17,7 @@ from functions.core.models import CanonicalRecord, Sale
 from functions.pull_thsuite.connector import ThsuiteConnector, open_connector
 from simulators.base import Faults
 from simulators.thsuite import ThsuiteSimulator
+from tests.wallclock import wall_clock_instant
 
 PAGE_SIZE = 9
 
@@ -314,13 +316,13 @@ def test_naive_timestamps_are_read_in_the_store_zone(sim: ThsuiteSimulator, stor
     naive = mapped(connector, ctx, Stream.SALES, drain(connector, Stream.SALES, everything()))
 
     assert naive.keys() == truth.keys()
+    # Only a wall time the DST fall-back repeats is ambiguous; the earlier instant is taken (tests/wallclock.py).
+    zone = ZoneInfo(sim.store_timezone(store))
     for key, record in naive.items():
         assert isinstance(record, Sale)
         expected = truth[key]
         assert record.local_date == expected.local_date
-        if record.source_updated_at != expected.source_updated_at:
-            # Only a wall time the DST fall-back repeats is ambiguous; the earlier instant is taken.
-            assert expected.source_updated_at - record.source_updated_at == timedelta(hours=1)
+        assert record.source_updated_at == wall_clock_instant(expected.source_updated_at, zone)
 
 
 def test_mixed_naive_and_offset_timestamps_in_one_page(sim: ThsuiteSimulator) -> None:
@@ -332,10 +334,14 @@ def test_mixed_naive_and_offset_timestamps_in_one_page(sim: ThsuiteSimulator) ->
     pages = drain(connector, Stream.CUSTOMERS, everything())
     mixed = mapped(connector, ctx, Stream.CUSTOMERS, pages)
 
-    stamps = [datetime.fromisoformat(i["updated_at"]) for p in pages for i in p.items]
-    assert {s.tzinfo is None for s in stamps} == {True, False}
-    differing = [k for k in mixed if mixed[k].source_updated_at != truth[k].source_updated_at]
-    assert all(truth[k].source_updated_at - mixed[k].source_updated_at == timedelta(hours=1) for k in differing)
+    naive_ids = {str(i["id"]) for p in pages for i in p.items if datetime.fromisoformat(i["updated_at"]).tzinfo is None}
+    assert mixed.keys() == truth.keys()
+    assert naive_ids and naive_ids != set(mixed)  # both forms on the pages
+    # Offset times are exact; naive ones as the store's wall clock can express them (tests/wallclock.py).
+    zone = ZoneInfo(sim.store_timezone(sim.stores[0]))
+    for key, record in mixed.items():
+        expected = truth[key].source_updated_at
+        assert record.source_updated_at == (wall_clock_instant(expected, zone) if key in naive_ids else expected)
 
 
 def test_refunds_map_to_refunded_sales_with_refund_lines(sim: ThsuiteSimulator) -> None:

@@ -86,23 +86,28 @@ def test_a_committed_transaction_applies_every_action(ddb: Any) -> None:
     assert _items(ddb) == {("a", "1"): "1", ("c", "1"): "9"}
 
 
-def test_a_key_query_reads_its_partition_in_order_with_paging(ddb: Any) -> None:
-    for n in range(7):
-        ddb.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, "sk": {"S": f"{6 - n:02d}"}, "n": {"N": str(n)}})
+def _sort_keys_paged(ddb: Any, condition: str, values: dict[str, Any]) -> list[str]:
+    """The sort keys a key query returns, read two items per page (so paging is exercised)."""
     seen: list[str] = []
     start: dict[str, Any] | None = None
     while True:
         page = ddb.query(
             TableName=TABLE,
-            KeyConditionExpression="pk = :p AND sk >= :s",
-            ExpressionAttributeValues={":p": {"S": "p"}, ":s": {"S": "02"}},
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
             Limit=2,
             **({"ExclusiveStartKey": start} if start else {}),
         )
         seen += [item["sk"]["S"] for item in page["Items"]]
         start = page.get("LastEvaluatedKey")
         if not start:
-            break
+            return seen
+
+
+def test_a_key_query_reads_its_partition_in_order_with_paging(ddb: Any) -> None:
+    for n in range(7):
+        ddb.put_item(TableName=TABLE, Item={"pk": {"S": "p"}, "sk": {"S": f"{6 - n:02d}"}, "n": {"N": str(n)}})
+    seen = _sort_keys_paged(ddb, "pk = :p AND sk >= :s", {":p": {"S": "p"}, ":s": {"S": "02"}})
     assert seen == ["02", "03", "04", "05", "06"]
     backwards = ddb.query(
         TableName=TABLE,
@@ -131,20 +136,7 @@ def test_a_begins_with_query_sizes_only_the_items_with_the_prefix(ddb: Any, monk
         return original(self)
 
     monkeypatch.setattr(Item, "size", counting)
-    seen: list[str] = []
-    start: dict[str, Any] | None = None
-    while True:
-        page = ddb.query(
-            TableName=TABLE,
-            KeyConditionExpression="pk = :p AND begins_with(sk, :v)",
-            ExpressionAttributeValues={":p": {"S": "q"}, ":v": {"S": "VISIT#"}},
-            Limit=2,
-            **({"ExclusiveStartKey": start} if start else {}),
-        )
-        seen += [item["sk"]["S"] for item in page["Items"]]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            break
+    seen = _sort_keys_paged(ddb, "pk = :p AND begins_with(sk, :v)", {":p": {"S": "q"}, ":v": {"S": "VISIT#"}})
 
     assert seen == ["VISIT#0", "VISIT#1", "VISIT#2"]
     assert sized < 20  # moto alone sizes all 303 items of the partition on every page
