@@ -37,3 +37,10 @@ class LeaseHeldError(PossyncError):
 
 class FrozenIntegrationError(PossyncError):
     """'Use last backup' is on: no calls to this POS."""
+
+
+class AwsServiceError(PossyncError):
+    """An AWS service (DynamoDB, S3, SQS, SSM, Secrets Manager) failed or stayed throttled past bounded retries.
+
+    Transient by nature: the unit of work (a pull job, a stream record) is retried whole and nothing is lost.
+    """

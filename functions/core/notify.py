@@ -9,14 +9,15 @@ from typing import Any, Protocol
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.core import metrics as metric_names
 from functions.core.errors import PossyncError
 from functions.core.observability import NAMESPACE
 from functions.core.personas_store import UnmappedStore
 
 EVENT_SOURCE = "possync"
 UNMAPPED_STORE_DETAIL_TYPE = "possync.unmapped-store"
-UNMAPPED_STORES_METRIC = "UnmappedStores"
-SETTINGS_INVALID_METRIC = "SettingsInvalid"
+UNMAPPED_STORES_METRIC = metric_names.UNMAPPED_STORES
+SETTINGS_INVALID_METRIC = metric_names.SETTINGS_INVALID
 DEFAULT_EVENT_BUS = "default"
 
 

@@ -11,10 +11,11 @@ from typing import Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core import layout
+from functions.core.ddb_batch import BATCH_GET_MAX, batch_get
 from functions.core.errors import PossyncError
 from functions.core.layout import RecordKind, Vendor
 from functions.core.models import RECORD_MODELS, CanonicalRecord
-from functions.core.store import BATCH_GET_MAX, StoreError
+from functions.core.store import StoreError
 
 CONTACT_FIELDS: tuple[str, ...] = ("first_name", "last_name", "email", "phone", "birth_date")
 IdentityKind = Literal["phone", "email", "pos"]
@@ -352,6 +353,12 @@ class PersonaStore:
         except BotoCoreError as exc:
             raise StoreError(f"{op} on {self.table} failed: {type(exc).__name__}") from exc
 
+    def _batch_get(self, request: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        def counted() -> None:
+            self.requests += 1
+
+        return batch_get(self.ddb, request, on_request=counted)
+
     def _transact(self, items: Sequence[dict[str, Any]]) -> None:
         self._call("transact_write_items", TransactItems=list(items))
 
@@ -389,14 +396,11 @@ class PersonaStore:
         }
         persona: Persona | None = None
         entry: LedgerEntry | None = None
-        while request:
-            response = self._call("batch_get_item", RequestItems=request)
-            for item in response.get("Responses", {}).get(self.table, []):
-                if item["sk"]["S"] == layout.PERSONA_PROFILE_SK:
-                    persona = persona_from_item(item)
-                else:
-                    entry = ledger_from_item(item)
-            request = response.get("UnprocessedKeys") or {}
+        for _, item in self._batch_get(request):
+            if item["sk"]["S"] == layout.PERSONA_PROFILE_SK:
+                persona = persona_from_item(item)
+            else:
+                entry = ledger_from_item(item)
         return persona, entry
 
     def list_personas(self, tenant: str, limit: int = 100) -> list[Persona]:
@@ -433,11 +437,8 @@ class PersonaStore:
                     "ConsistentRead": True,
                 }
             }
-            while request:
-                response = self._call("batch_get_item", RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table, []):
-                    owners[by_pk[item["pk"]["S"]]] = item["persona_id"]["S"]
-                request = response.get("UnprocessedKeys") or {}
+            for _, item in self._batch_get(request):
+                owners[by_pk[item["pk"]["S"]]] = item["persona_id"]["S"]
         return owners
 
     def pos_owner(self, tenant: str, vendor: Vendor, credential_id: str, customer_pos_id: str) -> str | None:

@@ -12,21 +12,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core import layout
-from functions.core.errors import LeaseHeldError, PossyncError
+from functions.core.ddb_batch import BATCH_GET_MAX, batch_get, batch_write, chunks
+from functions.core.errors import AwsServiceError, LeaseHeldError
 from functions.core.layout import RecordKind, Stream, Vendor
 from functions.core.models import RECORD_MODELS, CanonicalRecord
 
-BATCH_GET_MAX = 100
-BATCH_WRITE_MAX = 25
 
-
-class StoreError(PossyncError):
+class StoreError(AwsServiceError):
     """DynamoDB refused or failed a request."""
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _iso(value: datetime) -> str:
@@ -123,51 +116,30 @@ class RecordStore:
 
     def _versions(self, keys: list[str], stats: WriteStats) -> dict[str, StoredVersion]:
         found: dict[str, StoredVersion] = {}
-        for chunk in _chunks(keys, BATCH_GET_MAX):
-            request: dict[str, Any] = {
+
+        def counted() -> None:
+            stats.get_requests += 1
+
+        for chunk in chunks(keys, BATCH_GET_MAX):
+            request = {
                 self.table: {
                     "Keys": [{"pk": {"S": k}} for k in chunk],
                     "ProjectionExpression": "pk, content_hash, source_updated_at, version",
                     "ConsistentRead": True,
                 }
             }
-            attempt = 0
-            while request:
-                stats.get_requests += 1
-                try:
-                    response = self.ddb.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreError(f"batch read from {self.table} failed: {type(exc).__name__}") from exc
-                for item in response.get("Responses", {}).get(self.table, []):
-                    found[item["pk"]["S"]] = StoredVersion(
-                        item.get("content_hash", {}).get("S", ""),
-                        item.get("source_updated_at", {}).get("S", ""),
-                        int(item.get("version", {}).get("N", "0")),
-                    )
-                request = response.get("UnprocessedKeys") or {}
-                attempt = self._backoff(attempt, bool(request))
+            for _, item in batch_get(self.ddb, request, sleep=self._sleep, on_request=counted):
+                found[item["pk"]["S"]] = StoredVersion(
+                    item.get("content_hash", {}).get("S", ""),
+                    item.get("source_updated_at", {}).get("S", ""),
+                    int(item.get("version", {}).get("N", "0")),
+                )
         return found
 
     def _batch_write(self, items: list[dict[str, Any]], stats: WriteStats) -> None:
-        for chunk in _chunks(items, BATCH_WRITE_MAX):
-            request: dict[str, Any] = {self.table: [{"PutRequest": {"Item": item}} for item in chunk]}
-            attempt = 0
-            while request:
-                stats.write_requests += 1
-                try:
-                    response = self.ddb.batch_write_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreError(f"batch write to {self.table} failed: {type(exc).__name__}") from exc
-                request = response.get("UnprocessedItems") or {}
-                attempt = self._backoff(attempt, bool(request))
-
-    def _backoff(self, attempt: int, again: bool) -> int:
-        if not again:
-            return 0
-        if attempt >= 8:
-            raise StoreError(f"DynamoDB kept throttling {self.table}; the page will be retried")
-        self._sleep(min(2.0, 0.05 * 2**attempt))
-        return attempt + 1
+        stats.write_requests += batch_write(
+            self.ddb, self.table, [{"PutRequest": {"Item": item}} for item in items], sleep=self._sleep
+        )
 
     def get(
         self, tenant: str, vendor: Vendor, credential_id: str, kind: RecordKind, pos_id: str
@@ -342,28 +314,18 @@ class ControlStore:
             }
             for e in entries
         ]
-        for chunk in _chunks(items, BATCH_WRITE_MAX):
-            request: dict[str, Any] = {self.table: [{"PutRequest": {"Item": i}} for i in chunk]}
-            while request:
-                requests += 1
-                try:
-                    request = self.ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreError(f"quarantine write failed: {type(exc).__name__}") from exc
+        requests += batch_write(self.ddb, self.table, [{"PutRequest": {"Item": i}} for i in items], sleep=self._sleep)
         return requests
 
     def release_quarantine(self, tenant: str, vendor: Vendor, credential_id: str, sks: Sequence[str]) -> None:
         """Remove quarantine entries (by sort key) whose items now map, e.g. after a replay with a fixed mapping."""
         pk = layout.control_quarantine_pk(tenant, vendor, credential_id)
-        for chunk in _chunks(list(sks), BATCH_WRITE_MAX):
-            request: dict[str, Any] = {
-                self.table: [{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for sk in chunk]
-            }
-            while request:
-                try:
-                    request = self.ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
-                except (ClientError, BotoCoreError) as exc:
-                    raise StoreError(f"quarantine release failed: {type(exc).__name__}") from exc
+        batch_write(
+            self.ddb,
+            self.table,
+            [{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}} for sk in sks],
+            sleep=self._sleep,
+        )
 
     def list_quarantine(self, tenant: str, vendor: Vendor, credential_id: str) -> list[dict[str, Any]]:
         return [

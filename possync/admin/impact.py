@@ -12,11 +12,11 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from functions.core import layout
+from functions.core.ddb_batch import BATCH_GET_MAX, batch_get
 from functions.core.layout import RecordKind, Vendor
 from functions.core.models import Sale, normalize_phone
 from functions.core.personas_store import UNKNOWN_CONSENT, Claim, Persona, PersonaStore, persona_from_item
 from functions.core.settings import IntegrationSettings
-from functions.core.store import BATCH_GET_MAX
 from functions.enroll.rules import ENROLLING_STATUSES, would_enroll
 from possync.admin.context import AdminContext
 from possync.admin.render import err_console
@@ -126,13 +126,9 @@ def profiles(ddb: Any, table: str, tenant: str, persona_ids: Iterable[str]) -> d
             "ProjectionExpression": ", ".join(f"#a{i}" for i in range(len(PROFILE_ATTRIBUTES))),
             "ExpressionAttributeNames": {f"#a{i}": name for i, name in enumerate(PROFILE_ATTRIBUTES)},
         }
-        request: dict[str, Any] = {table: spec}
-        while request:
-            response = ddb.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                persona = persona_from_item(item)
-                found[persona.persona_id] = persona
-            request = response.get("UnprocessedKeys") or {}
+        for _, item in batch_get(ddb, {table: spec}):
+            persona = persona_from_item(item)
+            found[persona.persona_id] = persona
     return found
 
 

@@ -1,0 +1,36 @@
+"""The CloudWatch metric names possync emits: one list, read by the functions, the alarms and the dashboard.
+
+Every metric here is emitted once without dimensions (so one alarm covers every tenant and store), and the pull
+metrics again with `vendor` and `credential` dimensions for the dashboard and for finding the store at fault.
+"""
+
+from __future__ import annotations
+
+# --- pulls (functions.core.pull_runtime) ------------------------------------------------------------------
+PULL_DURATION = "PullDuration"
+PULLS_FAILED = "PullsFailed"
+PULLS_VENDOR_UNAVAILABLE = "PullsVendorUnavailable"
+STORES_OFFLINE = "StoresOffline"
+PAGES_PULLED = "PagesPulled"
+RECORDS_PULLED = "RecordsPulled"
+RECORDS_CHANGED = "RecordsChanged"
+RECORDS_QUARANTINED = "RecordsQuarantined"
+# Most records of a pull quarantined for one reason: the POS's payload no longer matches our contract.
+PULL_CONTRACT_MISMATCH = "PullContractMismatch"
+SECONDS_SINCE_LAST_SUCCESSFUL_PULL = "SecondsSinceLastSuccessfulPull"
+# Credentials with no successful pull for twice their interval (a gauge, emitted by each dispatch).
+CREDENTIALS_STALE = "CredentialsStale"
+# A pull's lease could not be released: the next ticks skip that credential until the lease expires.
+LEASE_RELEASE_FAILED = "LeaseReleaseFailed"
+# SQS pull jobs that can never succeed (not JSON, unknown vendor, invalid ids): sent to the DLQ, never retried.
+PULL_JOBS_REJECTED = "PullJobsRejected"
+# An AWS service (DynamoDB, S3, SSM, SQS, Secrets Manager) throttled or failed one of our calls past its retries.
+AWS_CALLS_FAILED = "AwsCallsFailed"
+
+# --- rules (the records stream's consumers) ---------------------------------------------------------------
+SETTINGS_INVALID = "SettingsInvalid"
+# Settings that could not be read (SSM throttled or down): the record is retried, nothing is dropped.
+SETTINGS_UNREADABLE = "SettingsUnreadable"
+# Records parked because their settings are invalid: applied once valid settings return (a gauge of the backlog).
+RECORDS_WAITING = "RecordsWaiting"
+UNMAPPED_STORES = "UnmappedStores"
