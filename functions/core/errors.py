@@ -44,3 +44,7 @@ class AwsServiceError(PossyncError):
 
     Transient by nature: the unit of work (a pull job, a stream record) is retried whole and nothing is lost.
     """
+
+
+class SettingsUnavailableError(AwsServiceError):
+    """Settings could not be read (SSM throttled or down): not invalid, so the work waits and is retried."""

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.parameters.ssm import SSMProvider
 
 from functions.core import aws
 from functions.core.credentials import Credential, parse_credential
-from functions.core.errors import CredentialError, SettingsError
+from functions.core.errors import CredentialError, SettingsUnavailableError
 from functions.core.layout import ResourceNames, Vendor
 from functions.core.settings import (
     IntegrationSettings,
@@ -55,7 +55,7 @@ class SettingsSource:
         except GetParameterError as exc:
             if _missing(exc):
                 return IntegrationSettings(vendor=vendor)
-            raise SettingsError(f"could not read settings parameter {name}") from exc
+            raise SettingsUnavailableError(f"could not read settings parameter {name}; retried later") from exc
         return parse_integration_settings(raw, vendor, name)
 
     def tenant(self, tenant: str) -> TenantSettings:
@@ -66,7 +66,7 @@ class SettingsSource:
         except GetParameterError as exc:
             if _missing(exc):
                 return TenantSettings()
-            raise SettingsError(f"could not read settings parameter {name}") from exc
+            raise SettingsUnavailableError(f"could not read settings parameter {name}; retried later") from exc
         return parse_tenant_settings(raw, name)
 
 
