@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -74,6 +75,12 @@ class ResourceNames:
     """Physical names of the AWS resources; the CDK app and the local runtime both build them from here."""
 
     prefix: str = "possync"
+
+    @classmethod
+    def from_env(cls) -> ResourceNames:
+        """The names a Lambda (or the local runtime) was deployed with: the CDK app sets ENV_RESOURCE_PREFIX."""
+        prefix = os.environ.get(ENV_RESOURCE_PREFIX)
+        return cls(prefix) if prefix else cls()
 
     @property
     def records_table(self) -> str:

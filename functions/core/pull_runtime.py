@@ -99,7 +99,7 @@ class RuntimeConfig:
     @classmethod
     def from_env(cls, default_base_urls: dict[Vendor, str]) -> RuntimeConfig:
         env = os.environ
-        names = ResourceNames(env.get(layout.ENV_RESOURCE_PREFIX, "possync"))
+        names = ResourceNames.from_env()
         return cls(
             names=names,
             records_table=env.get(layout.ENV_RECORDS_TABLE, names.records_table),

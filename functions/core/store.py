@@ -195,10 +195,11 @@ def _dt(value: str | None) -> datetime | None:
 class ControlStore:
     """Checkpoints, leases, quarantine, the credential registry and pull status, in one table."""
 
-    def __init__(self, dynamodb: Any, table: str, clock: Any = time.time) -> None:
+    def __init__(self, dynamodb: Any, table: str, clock: Any = time.time, sleep: Any = time.sleep) -> None:
         self.ddb = dynamodb
         self.table = table
         self.clock = clock
+        self._sleep = sleep
 
     def _call(self, op: str, **kwargs: Any) -> Any:
         try:

@@ -96,7 +96,7 @@ class EnrollService:
 
     @classmethod
     def from_env(cls) -> EnrollService:
-        names = ResourceNames(os.environ.get(layout.ENV_RESOURCE_PREFIX, "possync"))
+        names = ResourceNames.from_env()
         ddb = aws.client("dynamodb")
         return cls(
             store=PersonaStore(ddb, os.environ.get(layout.ENV_PERSONAS_TABLE, names.personas_table)),

@@ -95,7 +95,7 @@ class PersonaService:
 
     @classmethod
     def from_env(cls) -> PersonaService:
-        names = ResourceNames(os.environ.get(layout.ENV_RESOURCE_PREFIX, "possync"))
+        names = ResourceNames.from_env()
         enroll = EnrollService.from_env()
         control = ControlStore(aws.client("dynamodb"), os.environ.get(layout.ENV_CONTROL_TABLE, names.control_table))
         return cls(
