@@ -26,6 +26,7 @@ LEASE_RENEW_SECONDS = 300
 # Status keys the engine saves at each pull's prepare(): the MappingContext a replay must reproduce.
 STATUS_MAPPING_EXTRA = "mapping_extra"
 
+
 class ReplayError(PossyncError):
     """Replay cannot start (no codec for the vendor, a bad date range)."""
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
@@ -26,7 +26,6 @@ from functions.pull_flourish.constants import (
     FALLBACK_TIMEZONE,
     ORDER_STATUS_CANONICAL,
     PAYMENT_STATUS_CANONICAL,
-    STATE_TIMEZONES,
     US_STATES,
     SaleStatus,
 )
@@ -149,28 +148,13 @@ class FlourishItem(_Payload):
 # --- shared helpers ------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=64)
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def is_timezone(name: object) -> bool:
-    if not isinstance(name, str) or not name:
-        return False
-    try:
-        zone(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 def facility_timezone(facility: Mapping[str, Any]) -> str:
     """The facility's IANA zone (ASSUMED field `timezone`), else its state's zone, else UTC."""
-    declared = facility.get("timezone")
-    if is_timezone(declared):
-        return str(declared)
-    state = state_code(_address_state(facility))
-    return STATE_TIMEZONES.get(state or "", FALLBACK_TIMEZONE)
+    return (
+        zones.to_iana(facility.get("timezone"))
+        or zones.state_zone(state_code(_address_state(facility)))
+        or FALLBACK_TIMEZONE
+    )
 
 
 def _address_state(facility: Mapping[str, Any]) -> str | None:
@@ -220,11 +204,10 @@ def _cents(value: Decimal | None) -> int:
 
 
 def _zone_for(ctx: MappingContext, facility_id: str | None) -> tuple[str, ZoneInfo]:
-    zones = ctx.extra.get(FACILITY_TIMEZONES) or {}
-    name = zones.get(facility_id) if facility_id is not None else None
-    if not is_timezone(name):
-        name = ctx.timezone if is_timezone(ctx.timezone) else FALLBACK_TIMEZONE
-    return str(name), zone(str(name))
+    known = ctx.extra.get(FACILITY_TIMEZONES) or {}
+    name = zones.to_iana(known.get(facility_id) if facility_id is not None else None)
+    name = name or zones.to_iana(ctx.timezone) or FALLBACK_TIMEZONE
+    return name, zones.zone(name)
 
 
 # --- mappings ------------------------------------------------------------------------------------------------------
