@@ -342,12 +342,15 @@ def line_money(line: FlourishOrderLine) -> LineMoney:
     Flourish takes a line's applied discounts off its line total (the public double-count quirk), though CONTRACT.md
     ASSUMED the line total to be quantity x unit price before discounts. A line total equal to quantity x unit price
     less the discounts already had them taken off; any other line total is before discounts. Without a line total,
-    quantity x unit price is the gross.
+    quantity x unit price is the gross; a line with neither cannot be valued (MissingFieldError).
     """
     discount = line.discount_dollars()
     listed = None if line.unit_price is None else line.order_qty * line.unit_price
     if line.total_price is None:
-        gross = listed if listed is not None else Decimal(0)
+        if listed is None:
+            names = ", ".join(LINE_ALTERNATIVES["total_price"])
+            raise MissingFieldError(f"order_lines.total_price (nor {names}, nor unit_price)")
+        gross = listed
     elif (
         discount
         and listed is not None
