@@ -26,7 +26,8 @@ FACILITY_HEADER: Final = "FacilityID"
 
 # --- paging --------------------------------------------------------------------------------------------------------
 # Documented: `limit` / `offset` query parameters, default limit 50, envelope {"data": [...], "meta": {"next": ...}};
-# callers stop when `meta.next` is empty. ASSUMED: the server accepts limits up to 500 and meta also carries the
+# callers stop when `meta.next` is empty. A server that sends no `meta.next` is paged on by offset to an empty or
+# short page (client.ListPage.more_follow). ASSUMED: the server accepts limits up to 500 and meta also carries the
 # number of matching records as `total` (or `count`); a missing total only disables the engine's re-read check.
 LIMIT_PARAM: Final = "limit"
 OFFSET_PARAM: Final = "offset"

@@ -83,7 +83,8 @@ def read_listing(
     Each request starts OVERLAP records before the next offset; the first record returned must be one already served
     (same id and update time). If it is not, records moved below the offset since the last request (others left the
     filtered set or moved to its end), so we step back a page and check again; after MAX_BACKTRACK steps the listing
-    is re-read from offset 0. Records already served unchanged are not handed out again; changed ones are.
+    is re-read from offset 0. Records already served unchanged are not handed out again; changed ones are. The
+    listing ends where ListPage.more_follow says (meta.next when the server sends it, else by offset).
     """
     cursor = cursor or Cursor()
     backtracks = 0
