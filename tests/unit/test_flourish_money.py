@@ -179,9 +179,7 @@ def test_a_fully_refunded_discounted_order_nets_zero(reported: str) -> None:
 
 
 def test_a_partly_refunded_discounted_line_refunds_what_its_units_were_paid() -> None:
-    order = Order(
-        [Line(3, "10.00", ("3.00", "1.50"), refunded_qty=1), Line(2, "8.25")], payment="Partially Refunded"
-    )
+    order = Order([Line(3, "10.00", ("3.00", "1.50"), refunded_qty=1), Line(2, "8.25")], payment="Partially Refunded")
 
     result = sale(order.raw())
 

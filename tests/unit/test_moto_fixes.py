@@ -179,7 +179,7 @@ def test_install_refuses_to_patch_another_moto_release(monkeypatch: pytest.Monke
     monkeypatch.setattr(moto_fixes, "installed_moto_version", lambda: "5.3.0")
     monkeypatch.setattr(moto_fixes, "_installed", False)
 
-    with pytest.raises(moto_fixes.MotoVersionError, match="moto 5.3.0 is installed"):
+    with pytest.raises(moto_fixes.MotoVersionError, match=r"moto 5\.3\.0 is installed"):
         moto_fixes.install()
 
     assert (Table.query, Table.all_items, DynamoDBBackend.transact_write_items) == before
