@@ -11,7 +11,7 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 CDK := npx --no-install cdk
 
-.PHONY: help demo test lint typecheck unit synth bench clean
+.PHONY: help demo test test-unpatched-moto lint typecheck unit synth bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,11 @@ synth: $(VENV)/.synced node_modules/.installed  ## synthesize the CDK app with t
 test: $(VENV)/.synced node_modules/.installed  ## everything CI runs: lint, types, all tests, CDK synth
 	$(MAKE) --no-print-directory lint typecheck
 	$(VENV)/bin/pytest -q -n 2 --durations=10
+	$(MAKE) --no-print-directory test-unpatched-moto
+
+# Store tests carry the marker `moto_store` (tests/unit and tests/integration only, so infra modules are not imported).
+test-unpatched-moto: $(VENV)/.synced  ## the store tests once more, against moto without possync's patches
+	POSSYNC_TEST_UNPATCHED_MOTO=1 $(VENV)/bin/pytest -q -p no:cacheprovider -m moto_store tests/unit tests/integration
 
 bench: $(VENV)/.synced  ## benchmarks that print figures (pull throughput, memory, AWS requests)
 	$(PY) -m bench.pull

@@ -40,6 +40,33 @@ _ORDER_TIMES = (
     "completed_timestamp",
 )
 _FINAL_STATUSES = frozenset({"Completed", "Cancelled", "Undeliverable"})
+# The response fields CONTRACT.md marks ASSUMED timestamps; `order_timestamp` is documented and always served.
+_ASSUMED_TIMESTAMPS = frozenset(
+    {"created_timestamp", "submitted_timestamp", "packed_timestamp", "completed_timestamp", "last_updated_timestamp"}
+)
+ORDER_TOTAL_NAMES = ("total_price", "total", "total_paid")
+
+
+@dataclass
+class FlourishShape:
+    """What this server's answers look like, beyond the faults: Flourish as its public material describes it by
+    default, or a variant that an independent server written from the same public facts may serve."""
+
+    # The public quirk: applied discounts come off each line total and again off the order total (total_paid and
+    # total_refunded stay what the shopper paid and got back).
+    discount_double_count: bool = True
+    # Where the order total is served: "total_price" (as CONTRACT.md assumes), "total", "total_paid" (no
+    # total_price at all), or None (neither total_price nor total_paid: only the lines and tax).
+    order_total: str | None = "total_price"
+    renamed: dict[str, str] = field(default_factory=dict)  # record fields served under another name
+    line_renamed: dict[str, str] = field(default_factory=dict)  # order-line fields served under another name
+    timestamps: bool = True  # False: no ASSUMED timestamps on any record, and filters on them are ignored
+    meta_next: bool = True  # False: pages carry neither meta.next nor meta.prev
+    meta_total: bool = True  # False: pages carry no meta.total
+
+    def __post_init__(self) -> None:
+        if self.order_total is not None and self.order_total not in ORDER_TOTAL_NAMES:
+            raise ValueError(f"order_total must be one of {ORDER_TOTAL_NAMES} or None")
 
 
 def _ms(value: datetime) -> datetime:
@@ -48,6 +75,10 @@ def _ms(value: datetime) -> datetime:
 
 def _money(value: Decimal) -> float:
     return float(value.quantize(_CENT, rounding=ROUND_HALF_UP))
+
+
+def _cents(value: float) -> int:
+    return int((Decimal(str(value)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
 @dataclass
@@ -89,8 +120,10 @@ class FlourishSimulator(Simulator):
         *,
         facilities_per_company: int = 1,
         history_days: int = 60,
+        shape: FlourishShape | None = None,
     ) -> None:
         super().__init__()
+        self.shape = shape or FlourishShape()
         self.rng = random.Random(seed)
         self._people = People(seed)
         self._ids = {
@@ -181,6 +214,19 @@ class FlourishSimulator(Simulator):
                 for row in sorted(rows.values(), key=_order_key)
             ]
 
+    def order_amounts(self, store: str) -> dict[str, tuple[int, int]]:
+        """Cents each completed order of a store sold for and gave back: what a pull should store, whatever shape
+        (the discount double count included) the server answers in."""
+        facility = self._facilities[store]
+        with self.lock:
+            if self.faults.refunds:
+                self._apply_refunds()
+            return {
+                str(key): (_cents(row["total_price"]), _cents(row["total_refunded"]))
+                for key, row in facility.orders.items()
+                if row["order_status"] == "Completed"
+            }
+
     def add_sales(self, store: str, n: int) -> list[str]:
         """n new completed in-store orders, completed now."""
         facility = self._facilities[store]
@@ -270,7 +316,9 @@ class FlourishSimulator(Simulator):
     ) -> Response:
         try:
             limit, offset = _paging(request)
-            chosen = sorted((row for row in rows.values() if _matches(row, request)), key=_order_key)
+            chosen = sorted(
+                (row for row in rows.values() if _matches(row, request, self.shape.timestamps)), key=_order_key
+            )
         except ValueError as exc:
             return Response.json({"message": f"Invalid query parameter: {exc}"}, 400)
         page = chosen[offset : offset + limit]
@@ -307,13 +355,13 @@ class FlourishSimulator(Simulator):
             base = self.url if self._server is not None else ""
             return f"{base}{request.path}?{urlencode(query)}"
 
-        return {
-            "limit": limit,
-            "offset": offset,
-            "total": total,
-            "next": link(offset + limit) if offset + limit < total else None,
-            "prev": link(max(0, offset - limit)) if offset > 0 else None,
-        }
+        meta: dict[str, Any] = {"limit": limit, "offset": offset}
+        if self.shape.meta_total:
+            meta["total"] = total
+        if self.shape.meta_next:
+            meta["next"] = link(offset + limit) if offset + limit < total else None
+            meta["prev"] = link(max(0, offset - limit)) if offset > 0 else None
+        return meta
 
     def _create_customer(self, company: _Company, facility: _Facility | None, request: Request) -> Response:
         try:
@@ -381,9 +429,15 @@ class FlourishSimulator(Simulator):
         return (own or facility or company.facilities[0]).zone
 
     def _render(self, stream: Stream, row: dict[str, Any], zone: ZoneInfo, broken: int | None) -> dict[str, Any]:
-        out: dict[str, Any] = {key: self._value(value, zone) for key, value in row.items()}
+        shape = self.shape
+        out: dict[str, Any] = {
+            key: self._value(value, zone)
+            for key, value in row.items()
+            if shape.timestamps or key not in _ASSUMED_TIMESTAMPS
+        }
         if stream is Stream.SALES:
             out["order_lines"] = [dict(line) for line in row["order_lines"]]
+            self._shape_order(out)
         if self.faults.extra_fields:
             out["x_beta_flags"] = {"new_checkout": True, "experiments": [3, 7]}
             out["loyalty_tier"] = "gold"
@@ -398,7 +452,32 @@ class FlourishSimulator(Simulator):
                 out["order_status"] = "Teleported"
             else:
                 out["item_name"] = None
+        if shape.renamed:
+            out = {shape.renamed.get(key, key): value for key, value in out.items()}
         return out
+
+    def _shape_order(self, out: dict[str, Any]) -> None:
+        """The order's money and names as this server's shape has them (rows hold the order as sold, once)."""
+        shape = self.shape
+        lines = out["order_lines"]
+        if shape.discount_double_count:
+            discounts = Decimal(0)
+            for line in lines:
+                taken = sum((Decimal(str(d["discount_value"])) for d in line["applied_discounts"]), Decimal(0))
+                line["total_price"] = _money(Decimal(str(line["total_price"])) - taken)
+                discounts += taken
+            out["subtotal"] = _money(
+                sum((Decimal(str(line["total_price"])) for line in lines if line["order_qty"] > 0), Decimal(0))
+            )
+            out["total_price"] = _money(Decimal(str(out["total_price"])) - discounts)
+        if shape.order_total != "total_price":
+            total = out.pop("total_price")
+            if shape.order_total == "total":
+                out["total"] = total
+            elif shape.order_total is None:
+                out.pop("total_paid", None)
+        if shape.line_renamed:
+            out["order_lines"] = [{shape.line_renamed.get(k, k): v for k, v in line.items()} for line in lines]
 
     def _value(self, value: Any, zone: ZoneInfo) -> Any:
         if not isinstance(value, datetime):
@@ -676,19 +755,22 @@ def _parse_filter_time(raw: str) -> datetime:
 _EXACT_FILTERS = frozenset({"order_status", "order_payment_status", "customer_id", "sku", "patient_id", "active"})
 
 
-def _matches(row: dict[str, Any], request: Request) -> bool:
+def _matches(row: dict[str, Any], request: Request, timestamps: bool = True) -> bool:
     """Documented filters; undocumented query parameters are ignored, as a lenient API does."""
     for name, values in request.query.items():
         if name in ("limit", "offset") or values[0] == "":
             continue
-        if not _filter_accepts(row, name, values[0]):
+        if not _filter_accepts(row, name, values[0], timestamps):
             return False
     return True
 
 
-def _filter_accepts(row: dict[str, Any], name: str, value: str) -> bool:
+def _filter_accepts(row: dict[str, Any], name: str, value: str, timestamps: bool = True) -> bool:
     if name.endswith(("_timestamp_start", "_timestamp_end")):
-        stamp = row.get(name.rsplit("_", 1)[0])
+        field_name = name.rsplit("_", 1)[0]
+        if not timestamps and field_name in _ASSUMED_TIMESTAMPS:
+            return True  # a server without the field cannot filter on it: it ignores the filter, as a lenient API does
+        stamp = row.get(field_name)
         bound = _parse_filter_time(value)
         if stamp is None:
             return False

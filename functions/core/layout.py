@@ -206,6 +206,15 @@ def control_quarantine_sk(stream: Stream, pos_id: str) -> str:
 
 # --- S3 archive keys -----------------------------------------------------------------------------
 
+# raw/tenant=<t>/vendor=<v>/credential=<c>/stream=<s>/date=<YYYY-MM-DD>/run=<run id>/page-<000001>.json.gz: Hive-style
+# partitions (Athena and lifecycle rules can select on them), written by archive_key and read by parse_archive_key.
+_ARCHIVE_PARTITIONS = ("tenant", "vendor", "credential", "stream", "date", "run")
+_ARCHIVE_PAGE = re.compile(r"page-(?P<page>\d{6,})\.json\.gz")
+
+
+def _archive_dirs(*values: str) -> str:
+    return ARCHIVE_ROOT + "".join(f"{name}={value}/" for name, value in zip(_ARCHIVE_PARTITIONS, values, strict=False))
+
 
 def archive_key(
     tenant: str,
@@ -217,17 +226,59 @@ def archive_key(
     page: int,
 ) -> str:
     """Deterministic: the same run retrying the same page overwrites its object instead of adding one."""
-    return (
-        f"{ARCHIVE_ROOT}tenant={tenant}/vendor={vendor.value}/credential={credential_id}/stream={stream.value}/"
-        f"date={day.isoformat()}/run={run_id}/page-{page:06d}.json.gz"
-    )
+    if not run_id or "/" in run_id or page < 1:
+        raise ValueError("an archive key needs a run id without '/' and a page number from 1")
+    dirs = _archive_dirs(tenant, vendor.value, credential_id, stream.value, day.isoformat(), run_id)
+    return f"{dirs}page-{page:06d}.json.gz"
+
+
+@dataclass(frozen=True, order=True)
+class ArchiveKey:
+    """The parts of an archived page's key, as archive_key wrote them."""
+
+    tenant: str
+    vendor: Vendor
+    credential_id: str
+    stream: Stream
+    day: date
+    run_id: str
+    page: int
+
+    @property
+    def key(self) -> str:
+        return archive_key(self.tenant, self.vendor, self.credential_id, self.stream, self.day, self.run_id, self.page)
+
+
+def parse_archive_key(key: str) -> ArchiveKey | None:
+    """The inverse of archive_key; None for any key it would not write (other objects, a vendor or stream no longer
+    known, ids outside the safe alphabet)."""
+    if not key.startswith(ARCHIVE_ROOT):
+        return None
+    *dirs, name = key[len(ARCHIVE_ROOT) :].split("/")
+    page = _ARCHIVE_PAGE.fullmatch(name)
+    if page is None or len(dirs) != len(_ARCHIVE_PARTITIONS):
+        return None
+    parts: dict[str, str] = {}
+    for expected, part in zip(_ARCHIVE_PARTITIONS, dirs, strict=True):
+        label, _, value = part.partition("=")
+        if label != expected or not value:
+            return None
+        parts[label] = value
+    if not (_ID.fullmatch(parts["tenant"]) and _ID.fullmatch(parts["credential"])):
+        return None
+    try:
+        vendor, stream, day = Vendor(parts["vendor"]), Stream(parts["stream"]), date.fromisoformat(parts["date"])
+        parsed = ArchiveKey(parts["tenant"], vendor, parts["credential"], stream, day, parts["run"], int(page["page"]))
+        canonical = parsed.key  # only the one spelling archive_key writes (dates, zero padding, pages from 1)
+    except ValueError:
+        return None
+    return parsed if canonical == key else None
 
 
 def archive_prefix(tenant: str, vendor: Vendor, credential_id: str | None = None) -> str:
-    prefix = f"{ARCHIVE_ROOT}tenant={tenant}/vendor={vendor.value}/"
-    if credential_id is not None:
-        prefix += f"credential={credential_id}/"
-    return prefix
+    if credential_id is None:
+        return _archive_dirs(tenant, vendor.value)
+    return _archive_dirs(tenant, vendor.value, credential_id)
 
 
 # --- table shapes (the CDK storage construct and the local runtime both build tables from these) ------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -26,11 +25,6 @@ LEASE_SECONDS = 900
 LEASE_RENEW_SECONDS = 300
 # Status keys the engine saves at each pull's prepare(): the MappingContext a replay must reproduce.
 STATUS_MAPPING_EXTRA = "mapping_extra"
-
-_KEY = re.compile(
-    r"^raw/tenant=(?P<tenant>[^/]+)/vendor=(?P<vendor>[^/]+)/credential=(?P<credential>[^/]+)/"
-    r"stream=(?P<stream>[^/]+)/date=(?P<day>\d{4}-\d{2}-\d{2})/run=(?P<run>[^/]+)/page-(?P<page>\d+)\.json\.gz$"
-)
 
 
 class ReplayError(PossyncError):
@@ -90,15 +84,11 @@ class ArchivedPage:
 
 
 def parse_archive_key(key: str) -> ArchivedPage | None:
-    match = _KEY.match(key)
-    if match is None:
+    """The page an archive key names (layout.parse_archive_key reads what layout.archive_key writes)."""
+    parsed = layout.parse_archive_key(key)
+    if parsed is None:
         return None
-    try:
-        stream = Stream(match["stream"])
-        day = date.fromisoformat(match["day"])
-    except ValueError:
-        return None
-    return ArchivedPage(key, match["credential"], stream, day)
+    return ArchivedPage(key, parsed.credential_id, parsed.stream, parsed.day)
 
 
 def archived_pages(

@@ -17,6 +17,7 @@ from functions.core.layout import Vendor
 from functions.pull_flourish.constants import (
     API_KEY_HEADER,
     CUSTOMERS_PATH,
+    DEFAULT_LIMIT,
     FACILITIES_PATH,
     FACILITY_HEADER,
     LIMIT_PARAM,
@@ -53,8 +54,24 @@ class ListPage:
 
     body: bytes
     items: list[dict[str, Any]]
-    has_next: bool
+    has_next: bool | None  # meta.next given (True) or empty (False); None when the page has no meta.next at all
     total: int | None
+
+    def more_follow(self, end: int, limit: int, longest: int) -> bool:
+        """Whether records follow this page, which ends at offset `end` and answered a request for `limit` records.
+
+        The documented signal is meta.next. A server that leaves it out is paged on by offset: up to meta.total when
+        it sends that, else until an empty page or a short one. A page is short when it holds fewer records than were
+        asked for and fewer than the server's own page size, which may be smaller than asked: at least the documented
+        default limit, or the largest page this listing already got (`longest`).
+        """
+        if not self.items:
+            return False
+        if self.has_next is not None:
+            return self.has_next
+        if self.total is not None:
+            return end < self.total
+        return len(self.items) >= min(limit, max(longest, DEFAULT_LIMIT))
 
 
 def parse_list_envelope(response: httpx.Response, payload: Any) -> ListPage:
@@ -69,8 +86,8 @@ def parse_list_envelope(response: httpx.Response, payload: Any) -> ListPage:
     return ListPage(
         body=response.content,
         items=payload["data"],
-        has_next=bool(meta.get("next")),
-        total=total if isinstance(total, int) and not isinstance(total, bool) else None,
+        has_next=bool(meta["next"]) if "next" in meta else None,
+        total=total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None,
     )
 
 
@@ -100,15 +117,16 @@ class FlourishClient:
         return parse_list_envelope(response, payload)
 
     def facilities(self) -> list[dict[str, Any]]:
-        """Every facility the key can see (a company has a handful), following `meta.next`."""
+        """Every facility the key can see (a company has a handful), paged like every listing (ListPage.more_follow)."""
         found: list[dict[str, Any]] = []
-        offset = 0
+        offset = longest = 0
         while True:
             page = self.list_page(FACILITIES_PATH, {LIMIT_PARAM: MAX_LIMIT, OFFSET_PARAM: offset})
             found.extend(f for f in page.items if isinstance(f, dict))
-            if not page.has_next or not page.items:
-                return found
             offset += len(page.items)
+            if not page.more_follow(offset, MAX_LIMIT, longest):
+                return found
+            longest = max(longest, len(page.items))
 
     def create_customer(self, customer: Mapping[str, Any]) -> dict[str, Any]:
         """POST a new customer (email, first_name, last_name and dob are required by Flourish); returns it."""

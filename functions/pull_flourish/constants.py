@@ -26,7 +26,8 @@ FACILITY_HEADER: Final = "FacilityID"
 
 # --- paging --------------------------------------------------------------------------------------------------------
 # Documented: `limit` / `offset` query parameters, default limit 50, envelope {"data": [...], "meta": {"next": ...}};
-# callers stop when `meta.next` is empty. ASSUMED: the server accepts limits up to 500 and meta also carries the
+# callers stop when `meta.next` is empty. A server that sends no `meta.next` is paged on by offset to an empty or
+# short page (client.ListPage.more_follow). ASSUMED: the server accepts limits up to 500 and meta also carries the
 # number of matching records as `total` (or `count`); a missing total only disables the engine's re-read check.
 LIMIT_PARAM: Final = "limit"
 OFFSET_PARAM: Final = "offset"
@@ -132,40 +133,9 @@ STREAM_PASSES: Final[dict[Stream, tuple[Pass, ...]]] = {
 
 # --- facilities and time zones -------------------------------------------------------------------------------------
 # ASSUMED: a facility carries its IANA zone as `timezone`; when it does not (or the value is not a zone), the zone is
-# taken from the facility's state, and UTC when that is unknown too. Naive order timestamps and each sale's local
-# date use the zone of the order's facility.
+# taken from the facility's state (functions.core.zones), and UTC when that is unknown too. Naive order timestamps
+# and each sale's local date use the zone of the order's facility.
 FALLBACK_TIMEZONE: Final = "UTC"
-STATE_TIMEZONES: Final[dict[str, str]] = {
-    "AK": "America/Anchorage",
-    "AZ": "America/Phoenix",
-    "CA": "America/Los_Angeles",
-    "CO": "America/Denver",
-    "CT": "America/New_York",
-    "DC": "America/New_York",
-    "DE": "America/New_York",
-    "FL": "America/New_York",
-    "HI": "Pacific/Honolulu",
-    "IL": "America/Chicago",
-    "MA": "America/New_York",
-    "MD": "America/New_York",
-    "ME": "America/New_York",
-    "MI": "America/Detroit",
-    "MN": "America/Chicago",
-    "MO": "America/Chicago",
-    "MT": "America/Denver",
-    "NJ": "America/New_York",
-    "NM": "America/Denver",
-    "NV": "America/Los_Angeles",
-    "NY": "America/New_York",
-    "OH": "America/New_York",
-    "OK": "America/Chicago",
-    "OR": "America/Los_Angeles",
-    "PA": "America/New_York",
-    "RI": "America/New_York",
-    "VA": "America/New_York",
-    "VT": "America/New_York",
-    "WA": "America/Los_Angeles",
-}
 
 # Documented: the customers list filters `state` by full name, POST takes two-letter codes; canonical shoppers carry
 # the USPS code.

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import lru_cache
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from types import MappingProxyType
+from typing import Any, ClassVar, Final
+from zoneinfo import ZoneInfo
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
@@ -26,7 +28,6 @@ from functions.pull_flourish.constants import (
     FALLBACK_TIMEZONE,
     ORDER_STATUS_CANONICAL,
     PAYMENT_STATUS_CANONICAL,
-    STATE_TIMEZONES,
     US_STATES,
     SaleStatus,
 )
@@ -36,10 +37,73 @@ FACILITY_TIMEZONES = "facility_timezones"  # {facility id: IANA zone}
 FACILITY_ID = "facility_id"  # the credential's facility, when it has one
 
 
+# A record with no update or creation time at all (an ASSUMED field absent) still maps: it carries this fixed time, so
+# re-reading it unchanged gives the same record (and writes nothing) while any change of its content is written.
+UNKNOWN_UPDATE_TIME: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Field names CONTRACT.md marks ASSUMED, and the names an independent Flourish-shaped server may use instead, tried in
+# order when the first is absent (None or ""). Documented fields have no alternatives.
+UPDATED_NAMES: Final = ("updated_timestamp", "updated_at", "last_updated_at")
+CUSTOMER_ALTERNATIVES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "created_timestamp": ("created_at",),
+        "last_updated_timestamp": UPDATED_NAMES,
+    }
+)
+ITEM_ALTERNATIVES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "item_name": ("name",),
+        "item_category": ("category",),
+        "brand": ("brand_name",),
+        "created_timestamp": ("created_at",),
+        "last_updated_timestamp": UPDATED_NAMES,
+    }
+)
+ORDER_ALTERNATIVES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        # else the line totals plus tax and fees (order_money)
+        "total_price": ("total", "total_paid"),
+        "subtotal": ("sub_total",),
+        "total_discounts": ("total_discount", "discount_total"),
+        "total_tax": ("tax", "tax_total", "total_taxes"),
+        "total_refunded": ("refunded_total", "refund_total"),
+        "created_timestamp": ("created_at",),
+        "completed_timestamp": ("completed_at",),
+        "last_updated_timestamp": UPDATED_NAMES,
+    }
+)
+LINE_ALTERNATIVES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
+    {
+        "item_name": ("name", "product_name"),
+        "item_category": ("category",),
+        "brand": ("brand_name",),
+        "total_price": ("line_total", "total"),  # else quantity x unit price
+        "refunded_qty": ("returned_qty",),
+    }
+)
+
+
+def _absent(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 class _Payload(BaseModel):
-    """Vendor payloads: unknown fields are ignored, ids arrive as numbers or strings."""
+    """Vendor payloads: unknown fields are ignored, ids arrive as numbers or strings, ASSUMED fields have
+    alternatives (ALTERNATIVES: field -> other names, tried in order when the field itself is absent)."""
 
     model_config = ConfigDict(extra="ignore", frozen=True, coerce_numbers_to_str=True, hide_input_in_errors=True)
+    ALTERNATIVES: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType({})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _take_alternatives(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or not cls.ALTERNATIVES:
+            return data
+        found = dict(data)
+        for name, alternatives in cls.ALTERNATIVES.items():
+            if _absent(found.get(name)):
+                found[name] = next((data[a] for a in alternatives if not _absent(data.get(a))), None)
+        return found
 
 
 # --- payload models (documented fields, plus the ASSUMED ones listed in CONTRACT.md) ---------------------------------
@@ -55,6 +119,8 @@ class FlourishAddress(_Payload):
 
 
 class FlourishCustomer(_Payload):
+    ALTERNATIVES = CUSTOMER_ALTERNATIVES
+
     id: str = Field(min_length=1)
     first_name: str | None = None
     last_name: str | None = None
@@ -88,6 +154,8 @@ class FlourishDiscount(_Payload):
 
 
 class FlourishOrderLine(_Payload):
+    ALTERNATIVES = LINE_ALTERNATIVES
+
     id: str | None = None
     item_id: str | None = None
     sku: str | None = None
@@ -100,16 +168,18 @@ class FlourishOrderLine(_Payload):
     refunded_qty: Decimal | None = None
     applied_discounts: list[FlourishDiscount] = Field(default_factory=list)
 
-    def gross_dollars(self) -> Decimal:
-        if self.total_price is not None:
-            return self.total_price
-        return self.order_qty * (self.unit_price or Decimal(0))
+    @field_validator("applied_discounts", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
 
     def discount_dollars(self) -> Decimal:
         return sum((d.discount_value or Decimal(0) for d in self.applied_discounts), Decimal(0))
 
 
 class FlourishRetailOrder(_Payload):
+    ALTERNATIVES = ORDER_ALTERNATIVES
+
     id: str = Field(min_length=1)
     customer_id: str | None = None
     facility_id: str | None = None
@@ -122,7 +192,8 @@ class FlourishRetailOrder(_Payload):
     subtotal: Decimal | None = None
     total_discounts: Decimal | None = None
     total_tax: Decimal | None = None
-    total_price: Decimal
+    delivery_fee: Decimal | None = None
+    total_price: Decimal | None = None
     total_refunded: Decimal | None = None
     order_lines: list[FlourishOrderLine] = Field(default_factory=list)
 
@@ -133,8 +204,15 @@ class FlourishRetailOrder(_Payload):
             raise ValueError("order_status is not one of the documented retail order statuses")
         return value
 
+    @field_validator("order_lines", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
 
 class FlourishItem(_Payload):
+    ALTERNATIVES = ITEM_ALTERNATIVES
+
     id: str = Field(min_length=1)
     item_name: str = Field(min_length=1)
     sku: str | None = None
@@ -149,28 +227,13 @@ class FlourishItem(_Payload):
 # --- shared helpers ------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=64)
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
-
-
-def is_timezone(name: object) -> bool:
-    if not isinstance(name, str) or not name:
-        return False
-    try:
-        zone(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return False
-    return True
-
-
 def facility_timezone(facility: Mapping[str, Any]) -> str:
     """The facility's IANA zone (ASSUMED field `timezone`), else its state's zone, else UTC."""
-    declared = facility.get("timezone")
-    if is_timezone(declared):
-        return str(declared)
-    state = state_code(_address_state(facility))
-    return STATE_TIMEZONES.get(state or "", FALLBACK_TIMEZONE)
+    return (
+        zones.to_iana(facility.get("timezone"))
+        or zones.state_zone(state_code(_address_state(facility)))
+        or FALLBACK_TIMEZONE
+    )
 
 
 def _address_state(facility: Mapping[str, Any]) -> str | None:
@@ -215,16 +278,11 @@ def _time(raw: str | None, local: ZoneInfo, field: str) -> datetime | None:
         raise ValueError(f"{field} is not an ISO-8601 timestamp") from None
 
 
-def _cents(value: Decimal | None) -> int:
-    return 0 if value is None else dollars_to_cents(value)
-
-
 def _zone_for(ctx: MappingContext, facility_id: str | None) -> tuple[str, ZoneInfo]:
-    zones = ctx.extra.get(FACILITY_TIMEZONES) or {}
-    name = zones.get(facility_id) if facility_id is not None else None
-    if not is_timezone(name):
-        name = ctx.timezone if is_timezone(ctx.timezone) else FALLBACK_TIMEZONE
-    return str(name), zone(str(name))
+    known = ctx.extra.get(FACILITY_TIMEZONES) or {}
+    name = zones.to_iana(known.get(facility_id) if facility_id is not None else None)
+    name = name or zones.to_iana(ctx.timezone) or FALLBACK_TIMEZONE
+    return name, zones.zone(name)
 
 
 # --- mappings ------------------------------------------------------------------------------------------------------
@@ -236,15 +294,13 @@ def map_customer(item: Mapping[str, Any], ctx: MappingContext) -> Shopper:
     _, local = _zone_for(ctx, ctx.extra.get(FACILITY_ID))
     created = _time(customer.created_timestamp, local, "created_timestamp")
     updated = _time(customer.last_updated_timestamp, local, "last_updated_timestamp") or created
-    if updated is None:
-        raise ValueError("customer has neither last_updated_timestamp nor created_timestamp")
     postal = next((a.postcode for a in customer.address if a.postcode), None)
     return Shopper(
         tenant=ctx.tenant,
         vendor=ctx.vendor,
         credential_id=ctx.credential_id,
         pos_id=customer.id,
-        source_updated_at=updated,
+        source_updated_at=updated or UNKNOWN_UPDATE_TIME,
         first_name=_blank_to_none(customer.first_name),
         last_name=_blank_to_none(customer.last_name),
         phone=normalize_phone(customer.phone, ctx.default_region),
@@ -259,12 +315,95 @@ def map_customer(item: Mapping[str, Any], ctx: MappingContext) -> Shopper:
     )
 
 
+@dataclass(frozen=True)
+class LineMoney:
+    """One order line in dollars: what it sold for before discounts, its discounts, and what was paid for it."""
+
+    line: FlourishOrderLine
+    gross: Decimal
+    discount: Decimal
+    paid: Decimal
+
+
+@dataclass(frozen=True)
+class OrderMoney:
+    """An order's money with each discount taken once (dollars), and whether Flourish had taken it twice."""
+
+    lines: tuple[LineMoney, ...]
+    discount: Decimal
+    tax: Decimal
+    total: Decimal
+    double_counted: bool
+
+
+def line_money(line: FlourishOrderLine) -> LineMoney:
+    """A line's gross, discounts and paid amount.
+
+    Flourish takes a line's applied discounts off its line total (the public double-count quirk), though CONTRACT.md
+    ASSUMED the line total to be quantity x unit price before discounts. A line total equal to quantity x unit price
+    less the discounts already had them taken off; any other line total is before discounts. Without a line total,
+    quantity x unit price is the gross; a line with neither cannot be valued (MissingFieldError).
+    """
+    discount = line.discount_dollars()
+    listed = None if line.unit_price is None else line.order_qty * line.unit_price
+    if line.total_price is None:
+        if listed is None:
+            names = ", ".join(LINE_ALTERNATIVES["total_price"])
+            raise MissingFieldError(f"order_lines.total_price (nor {names}, nor unit_price)")
+        gross = listed
+    elif (
+        discount
+        and listed is not None
+        and line.total_price != listed
+        and _same_cents(line.total_price, listed - discount)
+    ):
+        gross = listed
+    else:
+        gross = line.total_price
+    return LineMoney(line, gross, discount, gross - discount)
+
+
+def order_money(order: FlourishRetailOrder) -> OrderMoney:
+    """The order's total with each applied discount taken once.
+
+    Flourish takes applied discounts off the line totals and again off the order total (public: Flourish's own
+    WooCommerce plugin, see CONTRACT.md), so a discounted order's reported total is short of what was paid (the lines,
+    net of their discounts once, plus tax and fees) by exactly its discounts; such a total is replaced by what was
+    paid. Any other reported total is taken as it is. An order that reports no total (nor an alternative) is what was
+    paid; one with no lines either cannot be valued and fails with the missing field named.
+    """
+    lines = tuple(line_money(line) for line in order.order_lines)
+    sold = [m for m in lines if m.line.order_qty > 0]
+    tax = order.total_tax or Decimal(0)
+    line_discounts = sum((m.discount for m in sold), Decimal(0))
+    discount = line_discounts if line_discounts else (order.total_discounts or Decimal(0))
+    paid = sum((m.paid for m in sold), Decimal(0)) + tax + (order.delivery_fee or Decimal(0))
+    if order.total_price is None:
+        if not sold:
+            names = ", ".join(ORDER_ALTERNATIVES["total_price"])
+            raise MissingFieldError(f"total_price (nor {names}, nor order_lines to add up)")
+        return OrderMoney(lines, discount, tax, paid, False)
+    double_counted = (
+        bool(sold)
+        and bool(line_discounts)
+        and order.total_price != paid
+        and _same_cents(order.total_price, paid - line_discounts)
+    )
+    return OrderMoney(lines, discount, tax, paid if double_counted else order.total_price, double_counted)
+
+
+def _same_cents(a: Decimal, b: Decimal) -> bool:
+    """Equal to the cent, give or take one (Flourish rounds tax and percentage discounts per line)."""
+    return abs(dollars_to_cents(a) - dollars_to_cents(b)) <= 1
+
+
 def map_retail_order(item: Mapping[str, Any], ctx: MappingContext) -> Sale:
     """A Flourish retail order as a sale.
 
     Only a Completed order is a completed sale; Created..Out for Delivery are pending, Cancelled and Undeliverable
-    are cancelled. A completed order whose payment status is Refunded / Partially Refunded (or that has returned
-    lines) is refunded / partially refunded, with the refunded amount in cents.
+    are cancelled. A completed order whose payment status is Refunded is refunded in full (its net is zero); one that
+    is Partially Refunded, or that has returned lines, is partially refunded by the amount reported (else the
+    returned units at the price paid for them), never by more than the sale. Money is taken with each discount once.
     """
     order = FlourishRetailOrder.model_validate(item)
     tz_name, local = _zone_for(ctx, order.facility_id or ctx.extra.get(FACILITY_ID))
@@ -272,64 +411,69 @@ def map_retail_order(item: Mapping[str, Any], ctx: MappingContext) -> Sale:
     placed = _time(order.order_timestamp, local, "order_timestamp")
     completed = _time(order.completed_timestamp, local, "completed_timestamp")
     updated = _time(order.last_updated_timestamp, local, "last_updated_timestamp")
-    ordered_at = completed or placed or created
-    if ordered_at is None:
-        raise ValueError("retail order has no completed_timestamp, order_timestamp or created_timestamp")
-    if updated is None:
-        updated = max(t for t in (created, placed, completed) if t is not None)
+    known = [t for t in (created, placed, completed) if t is not None]
+    if not known:
+        raise MissingFieldError("order_timestamp (nor completed_timestamp, created_timestamp)")
+    ordered_at = completed or placed or created or known[0]
+    money = order_money(order)
 
     lines: list[SaleLine] = []
-    returned_cents = 0
-    for line in order.order_lines:
-        net = line.gross_dollars() - line.discount_dollars()
-        lines.append(_sale_line(line, line.order_qty, line.gross_dollars(), line.discount_dollars()))
+    returned = Decimal(0)
+    for m in money.lines:
+        line = m.line
+        lines.append(_sale_line(line, line.order_qty, m.paid, m.discount))
         if line.order_qty < 0:  # a return line
-            returned_cents -= _cents(net)
+            returned -= m.paid
         if line.refunded_qty:  # units of a sold line given back later, at the price paid for them
-            paid_each = net / line.order_qty if line.order_qty else line.unit_price or Decimal(0)
+            paid_each = m.paid / line.order_qty if line.order_qty else line.unit_price or Decimal(0)
             refund = -(paid_each * line.refunded_qty)
             lines.append(_sale_line(line, -line.refunded_qty, refund, Decimal(0)))
-            returned_cents -= _cents(refund)
+            returned -= refund
 
-    total_cents = _cents(order.total_price)
+    total_cents = dollars_to_cents(money.total)
     status: SaleStatus = ORDER_STATUS_CANONICAL[order.order_status.strip().lower()]
     refunded_cents = 0
     if status == "completed":
         payment = PAYMENT_STATUS_CANONICAL.get((order.order_payment_status or "").strip().lower())
-        if order.total_refunded is not None:
-            refunded_cents = _cents(order.total_refunded)
-        elif payment == "refunded":
+        if payment == "refunded":
             refunded_cents = total_cents
+        elif order.total_refunded is not None:
+            refunded_cents = dollars_to_cents(order.total_refunded)
         else:
-            refunded_cents = returned_cents
+            refunded_cents = dollars_to_cents(returned)
+        refunded_cents = max(0, min(refunded_cents, total_cents))
         if payment is not None:
             status = payment
         elif refunded_cents > 0:
             status = "refunded" if refunded_cents >= total_cents else "partially_refunded"
 
-    line_gross = sum(line.total_cents + line.discount_cents for line in lines if not line.is_refund)
+    sold_gross = sum((m.gross for m in money.lines if m.line.order_qty > 0), Decimal(0))
+    if any(m.line.order_qty > 0 for m in money.lines):
+        subtotal = sold_gross
+    else:
+        subtotal = order.subtotal if order.subtotal is not None else money.total - money.tax + money.discount
     return Sale(
         tenant=ctx.tenant,
         vendor=ctx.vendor,
         credential_id=ctx.credential_id,
         pos_id=order.id,
         location_id=order.facility_id or _str_or_none(ctx.extra.get(FACILITY_ID)),
-        source_updated_at=updated,
+        source_updated_at=updated or max(known),
         customer_pos_id=order.customer_id,
         ordered_at=ordered_at,
         local_date=ordered_at.astimezone(local).date(),
         timezone=tz_name,
         status=status,
-        subtotal_cents=_cents(order.subtotal) if order.subtotal is not None else line_gross,
-        discount_cents=_cents(order.total_discounts),
-        tax_cents=_cents(order.total_tax),
+        subtotal_cents=dollars_to_cents(subtotal),
+        discount_cents=dollars_to_cents(money.discount),
+        tax_cents=dollars_to_cents(money.tax),
         total_cents=total_cents,
         refunded_cents=refunded_cents,
         lines=tuple(lines),
     )
 
 
-def _sale_line(line: FlourishOrderLine, quantity: Decimal, gross: Decimal, discount: Decimal) -> SaleLine:
+def _sale_line(line: FlourishOrderLine, quantity: Decimal, paid: Decimal, discount: Decimal) -> SaleLine:
     return SaleLine(
         product_id=line.item_id,
         sku=_blank_to_none(line.sku),
@@ -337,8 +481,8 @@ def _sale_line(line: FlourishOrderLine, quantity: Decimal, gross: Decimal, disco
         category=_blank_to_none(line.item_category),
         brand=_blank_to_none(line.brand),
         quantity=float(quantity),
-        total_cents=_cents(gross - discount),
-        discount_cents=_cents(discount),
+        total_cents=dollars_to_cents(paid),
+        discount_cents=dollars_to_cents(discount),
         is_refund=quantity < 0,
     )
 
@@ -349,14 +493,12 @@ def map_item(item: Mapping[str, Any], ctx: MappingContext) -> Product:
     _, local = _zone_for(ctx, ctx.extra.get(FACILITY_ID))
     created = _time(product.created_timestamp, local, "created_timestamp")
     updated = _time(product.last_updated_timestamp, local, "last_updated_timestamp") or created
-    if updated is None:
-        raise ValueError("item has neither last_updated_timestamp nor created_timestamp")
     return Product(
         tenant=ctx.tenant,
         vendor=ctx.vendor,
         credential_id=ctx.credential_id,
         pos_id=product.id,
-        source_updated_at=updated,
+        source_updated_at=updated or UNKNOWN_UPDATE_TIME,
         product_id=product.id,
         name=product.item_name,
         sku=_blank_to_none(product.sku),
@@ -375,19 +517,34 @@ MAPPERS: dict[Stream, Callable[[Mapping[str, Any], MappingContext], CanonicalRec
 
 
 def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> CanonicalRecord:
-    """One raw Flourish item to its canonical record, or MappingError naming the fields (never their values)."""
+    """One raw Flourish item to its canonical record, or MappingError naming the fields (never their values).
+
+    A field that is absent and cannot be derived gives the reason "missing field: <name>" (list positions left out,
+    so one missing field reads the same on every record it is missing from).
+    """
     mapper = MAPPERS.get(stream)
     if mapper is None:
         raise MappingError(item_id(item), f"flourish has no {stream.value} stream")
     try:
         return mapper(item, ctx)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors(include_input=False)
-        )
-        raise MappingError(item_id(item), problems) from None
+        problems = dict.fromkeys(_problem(error) for error in exc.errors(include_input=False))
+        raise MappingError(item_id(item), "; ".join(problems)) from None
+    except MissingFieldError as exc:
+        raise MappingError(item_id(item), f"missing field: {exc}") from None
     except (ValueError, TypeError, ArithmeticError) as exc:
         raise MappingError(item_id(item), f"{type(exc).__name__}: {exc}") from None
+
+
+class MissingFieldError(ValueError):
+    """A field the mapping needs is absent and cannot be derived from the rest of the record."""
+
+
+def _problem(error: Any) -> str:
+    field = ".".join(str(part) for part in error["loc"] if not isinstance(part, int)) or "record"
+    if error["type"] == "missing":
+        return f"missing field: {field}"
+    return f"{field}: {error['msg']}"
 
 
 def item_id(item: Mapping[str, Any]) -> str | None:

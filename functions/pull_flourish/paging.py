@@ -34,9 +34,15 @@ class Cursor:
     offset: int = 0
     recent: tuple[ServedKey, ...] = ()
     restarts: int = 0
+    longest: int = 0  # the largest page the listing got so far: the server's page size when it caps the limit
 
     def to_token(self) -> dict[str, Any]:
-        return {"offset": self.offset, "recent": [list(key) for key in self.recent], "restarts": self.restarts}
+        return {
+            "offset": self.offset,
+            "recent": [list(key) for key in self.recent],
+            "restarts": self.restarts,
+            "longest": self.longest,
+        }
 
     @classmethod
     def from_token(cls, token: Mapping[str, Any]) -> Cursor:
@@ -49,10 +55,12 @@ class Cursor:
             if isinstance(pair, list | tuple) and len(pair) == 2
         )
         restarts = token.get("restarts", 0)
+        longest = token.get("longest", 0)
         return cls(
             offset=offset if isinstance(offset, int) and offset >= 0 else 0,
             recent=recent[-RECENT_IDS:],
             restarts=restarts if isinstance(restarts, int) else 0,
+            longest=longest if isinstance(longest, int) and longest >= 0 else 0,
         )
 
 
@@ -75,7 +83,8 @@ def read_listing(
     Each request starts OVERLAP records before the next offset; the first record returned must be one already served
     (same id and update time). If it is not, records moved below the offset since the last request (others left the
     filtered set or moved to its end), so we step back a page and check again; after MAX_BACKTRACK steps the listing
-    is re-read from offset 0. Records already served unchanged are not handed out again; changed ones are.
+    is re-read from offset 0. Records already served unchanged are not handed out again; changed ones are. The
+    listing ends where ListPage.more_follow says (meta.next when the server sends it, else by offset).
     """
     cursor = cursor or Cursor()
     backtracks = 0
@@ -97,16 +106,17 @@ def read_listing(
                     f"flourish records kept moving while a listing was paged ({cursor.restarts} re-reads); "
                     "the next run resumes"
                 )
-            cursor, backtracks = Cursor(restarts=cursor.restarts + 1), 0
+            cursor, backtracks = Cursor(restarts=cursor.restarts + 1, longest=cursor.longest), 0
             continue
         end = offset + len(page.items)
-        last = not page.has_next or not page.items
+        last = not page.more_follow(end, limit, cursor.longest)
         if not last and end <= cursor.offset:
             raise MalformedPageError("flourish says more records follow but the page did not advance the offset")
         if end > furthest:
             backtracks = 0
         fresh = [item for item in page.items if served_key(item) not in served]
-        next_cursor = None if last else Cursor(end, _remember(cursor.recent, page.items), cursor.restarts)
+        longest = max(cursor.longest, len(page.items))
+        next_cursor = None if last else Cursor(end, _remember(cursor.recent, page.items), cursor.restarts, longest)
         yield ServedPage(page, fresh, sent, next_cursor)
         if next_cursor is None:
             return

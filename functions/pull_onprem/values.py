@@ -7,10 +7,11 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
 
+from functions.core import zones
 from functions.core.connector import MappingError
 from functions.core.models import dollars_to_cents
 
@@ -22,10 +23,10 @@ EARLIEST_BIRTH_YEAR = 1900
 @lru_cache(maxsize=128)
 def store_zone(name: str) -> ZoneInfo:
     """The store's IANA zone; an unknown name is a mapping error, never a silent UTC."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise MappingError(None, f"unknown store time zone {name!r}") from None
+    iana = zones.to_iana(name)
+    if iana is None:
+        raise MappingError(None, f"unknown store time zone {name.strip()[:64]!r}")
+    return zones.zone(iana)
 
 
 def to_utc(value: datetime, zone: ZoneInfo) -> datetime:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
@@ -32,7 +32,6 @@ from functions.pull_posabit.constants import (
     RAILS_TIME_ZONES,
     REFUNDED_STATUSES,
     STREAM_CONTRACTS,
-    US_STATE_TIME_ZONES,
 )
 
 SaleStatus = Literal["completed", "refunded", "partially_refunded", "cancelled", "pending"]
@@ -64,9 +63,7 @@ def item_id(stream: Stream, item: Mapping[str, Any]) -> str | None:
 # --- time -------------------------------------------------------------------------------------------------------
 
 _GMT_PREFIX = re.compile(r"^\(GMT[+-]\d{1,2}:\d{2}\)\s*")
-_RAILS_BY_FOLDED_NAME = {
-    name.casefold(): zone for name, zone in (*RAILS_TIME_ZONES.items(), *RAILS_TIME_ZONE_ALIASES.items())
-}
+_RAILS_NAMES = MappingProxyType({**RAILS_TIME_ZONES, **RAILS_TIME_ZONE_ALIASES})
 
 
 def resolve_timezone(name: str | None) -> str | None:
@@ -74,17 +71,7 @@ def resolve_timezone(name: str | None) -> str | None:
     IANA name; None when the name is unknown."""
     if not name or not isinstance(name, str):
         return None
-    text = _GMT_PREFIX.sub("", name.strip())
-    zone = RAILS_TIME_ZONES.get(text) or _RAILS_BY_FOLDED_NAME.get(text.casefold())
-    if zone is not None:
-        return zone
-    if "/" in text or text in ("UTC", "Etc/UTC"):
-        try:
-            ZoneInfo(text)
-        except (ZoneInfoNotFoundError, ValueError):
-            return None
-        return text
-    return None
+    return zones.to_iana(_GMT_PREFIX.sub("", name.strip()), _RAILS_NAMES)
 
 
 def venue_timezone(info: Mapping[str, Any], market: str | None = None) -> tuple[str, bool]:
@@ -97,14 +84,10 @@ def venue_timezone(info: Mapping[str, Any], market: str | None = None) -> tuple[
     if zone is not None:
         return zone, True
     for state in (info.get("state"), info.get("state_abbrev"), market):
-        if isinstance(state, str) and state.strip().upper() in US_STATE_TIME_ZONES:
-            return US_STATE_TIME_ZONES[state.strip().upper()], False
+        fallback = zones.state_zone(state)
+        if fallback is not None:
+            return fallback, False
     raise ValueError("the venue's timezone is missing or unknown and its state gives no zone")
-
-
-@lru_cache(maxsize=64)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
 
 
 _TRAILING_UTC = re.compile(r"\s+(UTC|GMT)$", re.IGNORECASE)
@@ -125,7 +108,7 @@ def parse_timestamp(value: Any) -> datetime:
 def to_utc(moment: datetime, zone: str) -> datetime:
     """Naive timestamps are the venue's wall clock; offset timestamps are converted. Always aware UTC."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=_zone(zone))
+        moment = moment.replace(tzinfo=zones.zone(zone))
     return moment.astimezone(UTC)
 
 
@@ -442,7 +425,7 @@ def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
         source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
         customer_pos_id=raw.customer_id,
         ordered_at=ordered_at,
-        local_date=ordered_at.astimezone(_zone(ctx.timezone)).date(),
+        local_date=ordered_at.astimezone(zones.zone(ctx.timezone)).date(),
         timezone=ctx.timezone,
         status=status,
         subtotal_cents=subtotal,

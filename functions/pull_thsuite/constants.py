@@ -6,6 +6,7 @@ from types import MappingProxyType
 from typing import Final
 
 from functions.core.layout import Stream
+from functions.core.zones import WINDOWS_ZONES
 
 # ASSUMED: one hosted, multi-tenant REST API; the integration token alone says which store is asked about.
 DEFAULT_BASE_URL: Final = "https://api.thsuite.com"
@@ -45,22 +46,6 @@ PARAM_UPDATED_BEFORE: Final = "updated_before"
 PARAM_SORT: Final = "sort"
 SORT_BY_UPDATE: Final = "updated_at"
 
-# ASSUMED: the store's timezone arrives as an IANA name or as a Windows zone name (THSuite runs on .NET/SQL
-# Server stacks in its on-premises past). The Windows names of the zones where cannabis is sold in North America.
-WINDOWS_TIMEZONES: Final = MappingProxyType(
-    {
-        "Pacific Standard Time": "America/Los_Angeles",
-        "Mountain Standard Time": "America/Denver",
-        "US Mountain Standard Time": "America/Phoenix",
-        "Central Standard Time": "America/Chicago",
-        "Canada Central Standard Time": "America/Regina",
-        "Eastern Standard Time": "America/New_York",
-        "US Eastern Standard Time": "America/Indiana/Indianapolis",
-        "Atlantic Standard Time": "America/Halifax",
-        "Newfoundland Standard Time": "America/St_Johns",
-        "Alaskan Standard Time": "America/Anchorage",
-        "Hawaiian Standard Time": "Pacific/Honolulu",
-        "SA Western Standard Time": "America/Puerto_Rico",
-        "UTC": "UTC",
-    }
-)
+# ASSUMED: the store's timezone arrives as an IANA name or as a Windows zone id (THSuite runs on .NET/SQL Server
+# stacks in its on-premises past); functions.core.zones holds the Windows table and the one conversion.
+STORE_ZONE_NAMES: Final = WINDOWS_ZONES

@@ -6,10 +6,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_DOWN, Decimal
 from typing import Annotated, Any, Final, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import (
@@ -22,7 +23,7 @@ from functions.core.models import (
     dollars_to_cents,
     normalize_phone,
 )
-from functions.pull_thsuite.constants import WINDOWS_TIMEZONES
+from functions.pull_thsuite.constants import STORE_ZONE_NAMES
 
 # --- payload models --------------------------------------------------------------------------------------------
 
@@ -148,15 +149,7 @@ class ThsuiteLoyaltyBalance(_Payload):
 
 def resolve_timezone(name: str | None) -> str | None:
     """The IANA zone for a store timezone given as an IANA or Windows name; None when it names no known zone."""
-    if name is None or not name.strip():
-        return None
-    text = name.strip()
-    candidate = WINDOWS_TIMEZONES.get(text, text)
-    try:
-        ZoneInfo(candidate)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-    return candidate
+    return zones.to_iana(name, STORE_ZONE_NAMES)
 
 
 def to_utc(value: datetime, zone: tzinfo) -> datetime:
@@ -204,7 +197,7 @@ _RECEIPT_STATUS: Final[dict[str, SaleStatus]] = {
 
 
 def _zone(ctx: MappingContext) -> ZoneInfo:
-    return ZoneInfo(ctx.timezone)
+    return zones.zone(ctx.timezone)
 
 
 def _common(ctx: MappingContext, pos_id: str, store_id: str | None, updated_at: datetime) -> dict[str, Any]:

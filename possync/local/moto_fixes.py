@@ -10,6 +10,10 @@
    condition, so a persona's visits query would cost as much as all its ledger entries).
 
 DynamoDB itself has neither cost: both requests cost what the items they touch cost.
+
+The patches reach into moto's internals (`DynamoDBBackend.transact_write_items`, the module's `copy`, `Table.query`,
+`Table.all_items`), so they are written for one moto release, MOTO_VERSION, and refuse to load on any other: a moto
+upgrade must re-check each patch against the new source before the pin below moves.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ import copy
 import threading
 import types
 from dataclasses import dataclass
-from typing import Any
+from importlib import metadata
+from typing import Any, Final
+
+# The moto release these patches were written and checked against (read from the installed distribution).
+MOTO_VERSION: Final = "5.2.5"
 
 _installed = False
 _lock = threading.Lock()
@@ -129,10 +137,41 @@ def _install_partition_query() -> None:
     Table.all_items = all_items  # type: ignore[method-assign]
 
 
+class MotoVersionError(RuntimeError):
+    """The installed moto is not the release the patches were written for."""
+
+
+def installed_moto_version() -> str | None:
+    try:
+        return metadata.version("moto")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_moto_version(installed: str | None = None) -> None:
+    """MotoVersionError unless the installed moto is MOTO_VERSION, with what to do about it."""
+    found = installed if installed is not None else installed_moto_version()
+    if found == MOTO_VERSION:
+        return
+    what = f"moto {found} is installed" if found else "moto is not installed"
+    raise MotoVersionError(
+        f"possync.local.moto_fixes patches moto's DynamoDB internals and was written for moto {MOTO_VERSION}, "
+        f"but {what}. Re-check each patch in possync/local/moto_fixes.py against that moto's source "
+        "(DynamoDBBackend.transact_write_items and its use of copy.deepcopy, Table.query, Table.all_items), "
+        "then set MOTO_VERSION there to the new version; or install the pinned moto with `make .venv/.synced`."
+    )
+
+
+def is_installed() -> bool:
+    """Whether this process runs patched moto."""
+    return _installed
+
+
 def install() -> None:
-    """Patch moto's DynamoDB backend in this process (idempotent)."""
+    """Patch moto's DynamoDB backend in this process (idempotent); MotoVersionError on any other moto release."""
     global _installed
     with _lock:
+        check_moto_version()
         if _installed:
             return
         from moto.dynamodb import models

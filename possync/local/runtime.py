@@ -453,8 +453,9 @@ class LocalRuntime:
         paginator = self.client("s3").get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=self.resources.archive_bucket, Prefix=layout.ARCHIVE_ROOT):
             for obj in page.get("Contents", []):
-                vendor = obj["Key"].split("/")[2].removeprefix("vendor=")
-                pages[vendor] += 1
+                archived = layout.parse_archive_key(obj["Key"])
+                if archived is not None:
+                    pages[archived.vendor.value] += 1
         return pages
 
     def quarantined(self) -> Counter[str]:

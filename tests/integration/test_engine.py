@@ -16,6 +16,9 @@ from functions.core.layout import Stream, Vendor
 from functions.core.store import ControlStore, RecordStore
 from tests.fakes import T0, FakeConnector, item
 
+# Also run against unpatched moto by `make test` (see tests/conftest.py).
+pytestmark = pytest.mark.moto_store
+
 NOW = T0 + timedelta(days=30)
 
 

@@ -17,6 +17,9 @@ from functions.core.personas_store import persona_from_item
 from tests.integration import test_personas_service as personas_tests
 from tests.integration.test_personas_service import PHONE, TENANT, World, balance, sale, shopper, stream_record
 
+# Also run against unpatched moto by `make test` (see tests/conftest.py).
+pytestmark = pytest.mark.moto_store
+
 # the same moto world as the personas consumer's tests
 aws_resources = personas_tests.aws_resources
 world = personas_tests.world

@@ -38,6 +38,9 @@ from functions.personas.service import CredentialMarkets, PersonaService
 from possync.local.lambda_shim import LambdaContext
 from possync.local.provision import Resources, provision
 
+# Also run against unpatched moto by `make test` (see tests/conftest.py).
+pytestmark = pytest.mark.moto_store
+
 TENANT = "t1"
 T0 = datetime(2026, 3, 1, 17, 0, tzinfo=UTC)
 PHONE = "+12065550143"

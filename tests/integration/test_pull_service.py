@@ -17,6 +17,9 @@ from functions.core.sources import CredentialSource, SettingsSource
 from functions.core.store import ControlStore, RecordStore, RegisteredCredential
 from tests.fakes import FakeConnector, item
 
+# Also run against unpatched moto by `make test` (see tests/conftest.py).
+pytestmark = pytest.mark.moto_store
+
 CREDENTIAL = {"vendor": "posabit", "store_name": "Main", "integrator_token": "integrator-1", "venue_token": "venue-123"}
 
 

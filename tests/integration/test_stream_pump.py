@@ -30,6 +30,9 @@ from possync.local.stream_pump import (
     peek_dead_letters,
 )
 
+# Also run against unpatched moto by `make test` (see tests/conftest.py).
+pytestmark = pytest.mark.moto_store
+
 NOW = datetime.now(UTC)
 COMMON = {"tenant": "t1", "vendor": Vendor.POSABIT, "credential_id": "c1", "location_id": "venue-1"}
 

@@ -69,7 +69,10 @@ def test_envelope_gives_items_next_and_total() -> None:
     page = parse_list_envelope(response(payload), payload)
 
     assert (page.items, page.has_next, page.total) == ([{"id": 1}], True, 51)
-    assert parse_list_envelope(response({"data": []}), {"data": []}).has_next is False
+    # meta.next empty is the documented last page; no meta.next at all says nothing (the pager decides by offset)
+    assert parse_list_envelope(response({"data": []}), {"data": []}).has_next is None
+    last = {"data": [], "meta": {"next": None}}
+    assert parse_list_envelope(response(last), last).has_next is False
     counted = {"data": [], "meta": {"count": 3}}
     assert parse_list_envelope(response(counted), counted).total == 3
 

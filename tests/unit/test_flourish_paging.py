@@ -26,14 +26,18 @@ class FakeListing:
     after_fetch: Callable[[FakeListing, int], None] | None = None
     repeat_previous: bool = False  # the duplicate_across_pages fault
     requests: list[dict[str, Any]] = field(default_factory=list)
+    meta_next: bool = True  # False: pages say nothing about a next page (no meta.next)
+    meta_total: bool = True
+    cap: int | None = None  # the server serves at most this many records per page, whatever the limit asked
 
     def fetch(self, params: Mapping[str, Any]) -> ListPage:
         self.requests.append(dict(params))
-        limit, offset = params["limit"], params["offset"]
+        limit, offset = min(params["limit"], self.cap or params["limit"]), params["offset"]
         items = self.rows[offset : offset + limit]
         if self.repeat_previous and 0 < offset <= len(self.rows):
             items = [self.rows[offset - 1], *items]
-        page = ListPage(b"{}", [dict(i) for i in items], offset + limit < len(self.rows), len(self.rows))
+        more = offset + limit < len(self.rows) if self.meta_next else None
+        page = ListPage(b"{}", [dict(i) for i in items], more, len(self.rows) if self.meta_total else None)
         if self.after_fetch is not None:
             self.after_fetch(self, len(self.requests))
         return page
@@ -142,3 +146,59 @@ def test_the_last_page_has_no_next_cursor_even_when_empty() -> None:
     pages = list(read_listing(FakeListing([]).fetch, {}, 10))
 
     assert len(pages) == 1 and pages[0].fresh == [] and pages[0].next_cursor is None
+
+
+# --- servers that leave out meta.next -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("meta_total", [True, False])
+def test_without_meta_next_the_listing_is_paged_by_offset_to_its_end(meta_total: bool) -> None:
+    listing = FakeListing([row(n) for n in range(47)], meta_next=False, meta_total=meta_total)
+
+    served = read_all(listing)
+
+    assert ids(served) == list(range(47))
+    assert [r["offset"] for r in listing.requests] == list(range(0, 41, 10 - OVERLAP))
+
+
+def test_without_meta_next_or_total_a_server_page_cap_below_the_limit_is_not_the_end() -> None:
+    # Given: we ask for 200 per page, the server serves at most 60 and says nothing about what follows
+    listing = FakeListing([row(n) for n in range(250)], meta_next=False, meta_total=False, cap=60)
+
+    served = read_all(listing, limit=200)
+
+    assert ids(served) == list(range(250))
+
+
+def test_without_meta_next_a_page_shorter_than_the_documented_default_is_the_last() -> None:
+    listing = FakeListing([row(n) for n in range(30)], meta_next=False, meta_total=False)
+
+    assert ids(read_all(listing, limit=200)) == list(range(30))
+    assert len(listing.requests) == 1
+
+
+def test_without_meta_next_a_short_first_page_above_the_default_is_confirmed_by_one_more_request() -> None:
+    listing = FakeListing([row(n) for n in range(80)], meta_next=False, meta_total=False)
+
+    assert ids(read_all(listing, limit=200)) == list(range(80))
+    assert [r["offset"] for r in listing.requests] == [0, 80 - OVERLAP]
+
+
+def test_without_meta_next_records_leaving_the_set_are_still_not_skipped() -> None:
+    def leave(listing: FakeListing, request: int) -> None:
+        if request == 1:
+            listing.rows = [r for r in listing.rows if r["id"] not in range(1, 9)]
+
+    listing = FakeListing([row(n) for n in range(40)], after_fetch=leave, meta_next=False, meta_total=False)
+
+    served = read_all(listing)
+
+    assert set(ids(served)) == set(range(40))
+    assert len(ids(served)) == len(set(ids(served)))
+
+
+def test_the_learnt_page_size_survives_a_resume_token() -> None:
+    cursor = Cursor(offset=120, recent=(("1", None),), restarts=1, longest=60)
+
+    assert Cursor.from_token(cursor.to_token()) == cursor
+    assert Cursor.from_token({"offset": 5}).longest == 0  # a token from an older deployment

@@ -1,4 +1,4 @@
-"""The local runtime's moto fix: a cancelled transaction leaves the table (and its stream) as it was."""
+"""The local runtime's moto fixes: DynamoDB semantics kept (also checked against unpatched moto), version pinned."""
 
 from __future__ import annotations
 
@@ -9,13 +9,16 @@ import pytest
 from botocore.exceptions import ClientError
 
 from possync.local import moto_fixes
+from tests.conftest import UNPATCHED_MOTO
+
+# The semantic tests here also run against unpatched moto (make test); a patch must not change what they see.
+pytestmark = pytest.mark.moto_store
 
 TABLE = "fix-test"
 
 
 @pytest.fixture
 def ddb(moto_aws: None) -> Any:
-    moto_fixes.install()
     client = boto3.client("dynamodb", region_name="us-east-1")
     client.create_table(
         TableName=TABLE,
@@ -120,6 +123,7 @@ def test_a_key_query_reads_its_partition_in_order_with_paging(ddb: Any) -> None:
     assert empty["Items"] == []
 
 
+@pytest.mark.moto_patch
 def test_a_begins_with_query_sizes_only_the_items_with_the_prefix(ddb: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from moto.dynamodb.models.dynamo_type import Item
 
@@ -140,3 +144,48 @@ def test_a_begins_with_query_sizes_only_the_items_with_the_prefix(ddb: Any, monk
 
     assert seen == ["VISIT#0", "VISIT#1", "VISIT#2"]
     assert sized < 20  # moto alone sizes all 303 items of the partition on every page
+
+
+# --- the pinned moto release -----------------------------------------------------------------------------------
+
+
+def test_this_run_patches_moto_unless_it_is_the_unpatched_run() -> None:
+    from moto.dynamodb.models.table import Table
+
+    assert moto_fixes.is_installed() is not UNPATCHED_MOTO
+    assert (Table.query.__module__ == moto_fixes.__name__) is not UNPATCHED_MOTO
+
+
+def test_the_pin_is_the_moto_this_environment_installs() -> None:
+    assert moto_fixes.installed_moto_version() == moto_fixes.MOTO_VERSION == "5.2.5"
+    moto_fixes.check_moto_version()
+
+
+@pytest.mark.parametrize("other", ["5.2.6", "5.1.0", "6.0.0"])
+def test_another_moto_release_is_refused_with_what_to_do(other: str) -> None:
+    with pytest.raises(moto_fixes.MotoVersionError) as refused:
+        moto_fixes.check_moto_version(other)
+
+    message = str(refused.value)
+    assert f"moto {other} is installed" in message and "written for moto 5.2.5" in message
+    assert "Re-check each patch" in message and "set MOTO_VERSION" in message
+
+
+def test_install_refuses_to_patch_another_moto_release(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    before = (Table.query, Table.all_items, DynamoDBBackend.transact_write_items)
+    monkeypatch.setattr(moto_fixes, "installed_moto_version", lambda: "5.3.0")
+    monkeypatch.setattr(moto_fixes, "_installed", False)
+
+    with pytest.raises(moto_fixes.MotoVersionError, match=r"moto 5\.3\.0 is installed"):
+        moto_fixes.install()
+
+    assert (Table.query, Table.all_items, DynamoDBBackend.transact_write_items) == before
+    assert not moto_fixes.is_installed()
+
+
+def test_a_missing_moto_is_refused_too() -> None:
+    with pytest.raises(moto_fixes.MotoVersionError, match="moto is not installed"):
+        moto_fixes.check_moto_version("")

@@ -6,7 +6,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from functions.pull_posabit.constants import RAILS_TIME_ZONE_ALIASES, RAILS_TIME_ZONES, US_STATE_TIME_ZONES
+from functions.core.zones import US_STATE_ZONES
+from functions.pull_posabit.constants import RAILS_TIME_ZONE_ALIASES, RAILS_TIME_ZONES
 from functions.pull_posabit.mapping import resolve_timezone, venue_timezone
 
 
@@ -71,6 +72,6 @@ def test_venue_zone_prefers_the_venue_then_its_state_then_the_credential_market(
 
 
 def test_every_state_fallback_zone_exists() -> None:
-    assert len(US_STATE_TIME_ZONES) >= 51
-    for zone in US_STATE_TIME_ZONES.values():
+    assert len(US_STATE_ZONES) >= 51
+    for zone in US_STATE_ZONES.values():
         ZoneInfo(zone)

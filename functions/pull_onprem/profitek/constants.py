@@ -6,6 +6,7 @@ from types import MappingProxyType
 from typing import Final, Literal
 
 from functions.core.layout import Stream
+from functions.core.zones import WINDOWS_ZONES
 
 # ASSUMED: the hosted (vendor-run) endpoint a credential without a custom IP:PORT talks to. On-premises
 # store servers expose the same API at their IP:PORT. The deployment can override it per environment.
@@ -80,22 +81,6 @@ SALE_STATUSES: Final[MappingProxyType[str, SaleStatus]] = MappingProxyType(
 
 DEFAULT_PHONE_REGION: Final = "US"
 
-# ASSUMED: the zone arrives as a Windows zone id (or an IANA name, accepted as is). The Windows ids of the zones
-# where cannabis is sold in North America.
-WINDOWS_TIMEZONES: Final = MappingProxyType(
-    {
-        "Hawaiian Standard Time": "Pacific/Honolulu",
-        "Alaskan Standard Time": "America/Anchorage",
-        "Pacific Standard Time": "America/Los_Angeles",
-        "Mountain Standard Time": "America/Denver",
-        "US Mountain Standard Time": "America/Phoenix",
-        "Central Standard Time": "America/Chicago",
-        "Canada Central Standard Time": "America/Regina",
-        "Eastern Standard Time": "America/New_York",
-        "US Eastern Standard Time": "America/Indiana/Indianapolis",
-        "Atlantic Standard Time": "America/Halifax",
-        "Newfoundland Standard Time": "America/St_Johns",
-        "SA Western Standard Time": "America/Puerto_Rico",
-        "UTC": "UTC",
-    }
-)
+# ASSUMED: the zone arrives as a Windows zone id (or an IANA name, accepted as is); functions.core.zones holds the
+# Windows table and the one conversion.
+STORE_ZONE_NAMES: Final = WINDOWS_ZONES

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import CanonicalRecord, LoyaltyBalance, Product, Sale, SaleLine, Shopper, normalize_phone
-from functions.pull_onprem.profitek.constants import ID_FIELDS, SALE_STATUSES, WINDOWS_TIMEZONES, SaleStatus
+from functions.pull_onprem.profitek.constants import ID_FIELDS, SALE_STATUSES, STORE_ZONE_NAMES, SaleStatus
 from functions.pull_onprem.values import (
     cents,
     list_or_empty,
@@ -117,9 +118,9 @@ class ProfitekLoyaltyBalance(_Payload):
 
 def store_timezone(raw: str | None) -> str:
     """The store's zone as an IANA name: Windows zone ids are translated, IANA names pass through."""
-    name = (raw or "").strip()
-    iana = WINDOWS_TIMEZONES.get(name, name)
-    store_zone(iana)  # raises MappingError for a name we cannot use
+    iana = zones.to_iana(raw, STORE_ZONE_NAMES)
+    if iana is None:
+        raise MappingError(None, f"unknown store time zone {(raw or '').strip()[:64]!r}")
     return iana
 
 
