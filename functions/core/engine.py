@@ -75,18 +75,19 @@ class StreamResult:
     quarantine_groups: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     def contract_verdict(self, stream: Stream) -> ContractMismatch | Literal["clean", "inconclusive"]:
-        """Mismatch when most records read quarantined for one field (and enough of them to tell); "clean" when
-        quarantine stayed below that share; "inconclusive" when too few records were read to tell either way."""
+        """Mismatch when most records read quarantined for one field (and enough of them to tell); "clean" when no
+        field accounts for that share; "inconclusive" when nothing, or too few records, were read to tell."""
         read = self.records + self.quarantined
         if read == 0:
             return "inconclusive"
-        if self.quarantine_groups:
-            (field_name, problem), count = self.quarantine_groups.most_common(1)[0]
-            if count >= CONTRACT_MISMATCH_MIN_RECORDS and count / read >= CONTRACT_MISMATCH_SHARE:
-                return ContractMismatch(stream, field_name, problem, count, read)
-        if self.quarantined / read >= CONTRACT_MISMATCH_SHARE:
+        if not self.quarantine_groups:
+            return "clean"
+        (field_name, problem), count = self.quarantine_groups.most_common(1)[0]
+        if count / read < CONTRACT_MISMATCH_SHARE:
+            return "clean"
+        if count < CONTRACT_MISMATCH_MIN_RECORDS:
             return "inconclusive"
-        return "clean"
+        return ContractMismatch(stream, field_name, problem, count, read)
 
 
 @dataclass
