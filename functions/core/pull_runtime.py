@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import PurePath
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -249,7 +249,14 @@ class PullService:
         outcome = DispatchOutcome()
         due: list[tuple[PullJob, int, dict[str, Any]]] = []
         for vendor in vendors:
-            for entry in self.control.credentials(vendor):
+            try:
+                registered = self.control.credentials(vendor)
+            except AwsServiceError as exc:
+                # Nothing to go on: the whole dispatch fails, Lambda retries it, then its dead-letter queue alarms.
+                self._emit([(AWS_CALLS_FAILED, MetricUnit.Count, 1.0)])
+                logger.error("credential registry unreadable; dispatch failed", vendor=vendor.value, error=str(exc))
+                raise
+            for entry in registered:
                 try:
                     job = self._consider(entry, reason, now, outcome)
                 except Exception as exc:  # noqa: BLE001 - one credential's failure must not stop the others
@@ -631,9 +638,7 @@ class PullService:
             self._emit([(AWS_CALLS_FAILED, MetricUnit.Count, 1.0)], job.tenant, job.vendor, job.credential_id)
             raise PullAttemptFailedError(f"{what}: the status could not be recorded ({reason})") from None
 
-    def _fail(
-        self, job: PullJob, exc: Exception, started: float, released: dict[str, Any] | None = None
-    ) -> Literal[None]:
+    def _fail(self, job: PullJob, exc: Exception, started: float, released: dict[str, Any] | None = None) -> NoReturn:
         """Record a failure a retry may fix, count it, and raise PullAttemptFailedError so SQS retries the job."""
         if isinstance(exc, PullAttemptFailedError):
             raise exc  # already recorded (or recording it was what failed)
