@@ -65,7 +65,8 @@ def run_demo(
         time.sleep(LOCAL_SETTLE_SECONDS + 1.0)
         # A schedule tick now would enqueue nothing (each credential is pulled once per its pull interval, 3 h by
         # default); the demo asks for the next pull at once, as an operator's "pull now" does.
-        second = _tick(console, rt, "tick 2: incremental pull (pull now)", pull_now=True)
+        console.print("Pulling now rather than waiting for each store's pull interval (3 h by default)...")
+        second = _tick(console, rt, "tick 2: incremental pull", pull_now=True)
         _show_tick(console, rt, second)
         written_second = sum(second.written.values())
         console.print(
