@@ -63,6 +63,9 @@ def demo(
     if outcome["failed_jobs"]:
         console.print(f"[red]{len(outcome['failed_jobs'])} pull jobs failed; see .local/lambda.log[/]")  # type: ignore[arg-type]
         raise typer.Exit(1)
+    if outcome["unhealthy"]:
+        console.print("[red]Some pulls need attention (see Pull health above and .local/lambda.log)[/]")
+        raise typer.Exit(1)
     if outcome["rule_failures"]:
         console.print("[red]Some stream records could not be applied; see .local/lambda.log[/]")
         raise typer.Exit(1)

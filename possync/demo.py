@@ -63,7 +63,10 @@ def run_demo(
         import time
 
         time.sleep(LOCAL_SETTLE_SECONDS + 1.0)
-        second = _tick(console, rt, "tick 2: incremental pull")
+        # A schedule tick now would enqueue nothing (each credential is pulled once per its pull interval, 3 h by
+        # default); the demo asks for the next pull at once, as an operator's "pull now" does.
+        console.print("Pulling now rather than waiting for each store's pull interval (3 h by default)...")
+        second = _tick(console, rt, "tick 2: incremental pull", pull_now=True)
         _show_tick(console, rt, second)
         written_second = sum(second.written.values())
         console.print(
@@ -79,6 +82,9 @@ def run_demo(
             console.print(
                 f"[red]{name}: {dead.records} stream records used up their retries (see its failure queue)[/]"
             )
+        statuses = rt.statuses()
+        failed_jobs = [j.body for t in (first, second) for j in t.jobs if not j.ok]
+        _show_pull_health(console, statuses, failed_jobs)
         return {
             "personas": personas.total_personas if personas else 0,
             "members": personas.total_members if personas else 0,
@@ -89,13 +95,32 @@ def run_demo(
             "second_written": written_second,
             "added_sales": added,
             "second_written_by_kind": dict(Counter({k: v for (_, k), v in second.written.items()})),
-            "failed_jobs": [j.body for t in (first, second) for j in t.jobs if not j.ok],
+            "failed_jobs": failed_jobs,
+            "unhealthy": [s for s in statuses if s["problems"]],
             "stored": {v: dict(c) for v, c in rt.stored_counts().items()},
-            "statuses": rt.statuses(),
+            "statuses": statuses,
         }
 
 
-def _tick(console: Console, rt: LocalRuntime, label: str) -> TickReport:
+def _show_pull_health(
+    console: Console, statuses: list[dict[str, object]], failed_jobs: list[dict[str, object]]
+) -> None:
+    """The pulls' health as `possync status` judges it: failed or contract-mismatched last pulls, stale data, and
+    jobs whose SQS message failed (left for SQS to retry)."""
+    unhealthy = [s for s in statuses if s["problems"]]
+    if not unhealthy and not failed_jobs:
+        console.print(f"Pull health: all {len(statuses)} store credentials healthy (`possync --local status` agrees).")
+        return
+    console.print(f"[red]Pull health: {len(unhealthy)} of {len(statuses)} store credentials need attention[/]")
+    for status in unhealthy:
+        problems = status["problems"]
+        assert isinstance(problems, list)
+        console.print(f"[red]  {status['tenant']}/{status['vendor']}/{status['credential']}: {'; '.join(problems)}[/]")
+    if failed_jobs:
+        console.print(f"[red]  {len(failed_jobs)} pull jobs failed and were left for SQS to retry[/]")
+
+
+def _tick(console: Console, rt: LocalRuntime, label: str, pull_now: bool = False) -> TickReport:
     columns = (
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -121,7 +146,7 @@ def _tick(console: Console, rt: LocalRuntime, label: str) -> TickReport:
             if name in rules:
                 progress.advance(rules[name], handled)
 
-        return rt.tick(label, on_job=on_job, on_stream=on_stream, on_batch=on_batch)
+        return rt.tick(label, on_job=on_job, on_stream=on_stream, on_batch=on_batch, pull_now=pull_now)
 
 
 def _show_tick(console: Console, rt: LocalRuntime, report: TickReport) -> None:

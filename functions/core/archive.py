@@ -8,11 +8,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.core.errors import PossyncError
+from functions.core.errors import AwsServiceError
 
 
-class ArchiveError(PossyncError):
-    """S3 refused or failed a write or read of the raw archive."""
+class ArchiveError(AwsServiceError):
+    """S3 refused, throttled or failed a write or read of the raw archive (after botocore's retries)."""
 
 
 class S3Archive:
@@ -34,14 +34,14 @@ class S3Archive:
                 Metadata=dict(metadata or {}),
             )
         except (ClientError, BotoCoreError) as exc:
-            raise ArchiveError(f"could not archive page {key}: {type(exc).__name__}") from exc
+            raise ArchiveError(f"could not archive page {key}: {_code(exc)}") from exc
         self.puts += 1
 
     def get_page(self, key: str) -> bytes:
         try:
             obj = self.s3.get_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
-            raise ArchiveError(f"could not read archived page {key}: {type(exc).__name__}") from exc
+            raise ArchiveError(f"could not read archived page {key}: {_code(exc)}") from exc
         data: bytes = obj["Body"].read()
         # Some S3 clients transparently decode Content-Encoding; accept either form.
         return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
@@ -53,4 +53,11 @@ class S3Archive:
                 for obj in page.get("Contents", []):
                     yield obj["Key"]
         except (ClientError, BotoCoreError) as exc:
-            raise ArchiveError(f"could not list archive prefix {prefix}: {type(exc).__name__}") from exc
+            raise ArchiveError(f"could not list archive prefix {prefix}: {_code(exc)}") from exc
+
+
+def _code(exc: ClientError | BotoCoreError) -> str:
+    """S3's error code (e.g. SlowDown, InternalError) or the botocore error's class: never a message with data."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
+    return type(exc).__name__

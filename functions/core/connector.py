@@ -41,12 +41,17 @@ class MappingContext:
 
 
 class MappingError(ValueError):
-    """A single vendor record could not be mapped: it is quarantined, the pull goes on."""
+    """A single vendor record could not be mapped: it is quarantined, the pull goes on.
 
-    def __init__(self, pos_id: str | None, reason: str) -> None:
+    `field` names the vendor field at fault when the reason does not start with it ("field: problem"), so that
+    quarantined records group by field and a contract mismatch can name it.
+    """
+
+    def __init__(self, pos_id: str | None, reason: str, field: str | None = None) -> None:
         super().__init__(reason)
         self.pos_id = pos_id
         self.reason = reason
+        self.field = field
 
 
 class Connector(Protocol):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -22,6 +24,14 @@ from functions.core.store import Checkpoint, ControlStore, RecordStore, WriteSta
 # while we paged moved out of the fixed window and may have shifted others across a page boundary.
 MAX_WINDOW_PASSES = 3
 
+# A contract mismatch: one pull of a stream quarantined at least this share of the records it read for one and the
+# same field, and at least this many of them. A few bad records are ordinary quarantine; most of a stream failing
+# the same way means the POS no longer sends what our mapping expects (a renamed or missing field).
+CONTRACT_MISMATCH_SHARE = 0.5
+CONTRACT_MISMATCH_MIN_RECORDS = 10
+# The field a reason names when it names none (e.g. "item is not a JSON object").
+WHOLE_RECORD = "record"
+
 
 @dataclass(frozen=True)
 class PullOptions:
@@ -32,6 +42,27 @@ class PullOptions:
     safety_budget_seconds: float = 60.0
 
 
+@dataclass(frozen=True)
+class ContractMismatch:
+    """Most of a stream's records quarantined for one field: what `possync status` and the alarm name."""
+
+    stream: Stream
+    field: str
+    problem: str
+    quarantined: int  # records quarantined for this field in this pull
+    read: int  # records this pull read from the stream (mapped + quarantined)
+
+    def describe(self) -> str:
+        return (
+            f"contract mismatch: {self.quarantined} of {self.read} {self.stream.value} records quarantined for "
+            f"field {self.field!r} ({self.problem}); they stay quarantined with their raw pages and are not stored "
+            "until the mapping or the POS is fixed (`possync quarantine list`, then `possync replay`)"
+        )
+
+    def as_status(self) -> dict[str, Any]:
+        return {"field": self.field, "problem": self.problem, "quarantined": self.quarantined, "read": self.read}
+
+
 @dataclass
 class StreamResult:
     pages: int = 0
@@ -40,6 +71,23 @@ class StreamResult:
     passes: int = 0
     writes: WriteStats = field(default_factory=WriteStats)
     complete: bool = False
+    # (field, problem) -> records quarantined for it: quarantine grouped by what is wrong
+    quarantine_groups: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def contract_verdict(self, stream: Stream) -> ContractMismatch | Literal["clean", "inconclusive"]:
+        """Mismatch when most records read quarantined for one field (and enough of them to tell); "clean" when no
+        field accounts for that share; "inconclusive" when nothing, or too few records, were read to tell."""
+        read = self.records + self.quarantined
+        if read == 0:
+            return "inconclusive"
+        if not self.quarantine_groups:
+            return "clean"
+        (field_name, problem), count = self.quarantine_groups.most_common(1)[0]
+        if count / read < CONTRACT_MISMATCH_SHARE:
+            return "clean"
+        if count < CONTRACT_MISMATCH_MIN_RECORDS:
+            return "inconclusive"
+        return ContractMismatch(stream, field_name, problem, count, read)
 
 
 @dataclass
@@ -80,10 +128,33 @@ class PullResult:
         return sum(s.writes.write_requests for s in self.streams.values())
 
 
+_FIELD_PATH = re.compile(r"^[A-Za-z_][\w-]*(?:\.[\w-]+)*$")
+_EXCEPTION_NAME = re.compile(r"^[A-Z]\w*(?:Error|Exception)$")
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_POSITION = re.compile(r"(?<=\.)\d+(?=\.|$)|^\d+(?=\.|$)")
+
+
+def quarantine_group(reason: str, field_name: str | None = None) -> tuple[str, str]:
+    """(field, problem) of a quarantine reason, stable across records so that they group.
+
+    Reasons read "field.path: problem; other: problem" (pydantic style; the first problem counts). List positions
+    become `*` (`lines.3.total` -> `lines.*.total`) and quoted values `'…'`, so two records failing the same way
+    give the same pair. A reason that names no field is about the whole `record`.
+    """
+    first = reason.split("; ", 1)[0].strip()
+    head, sep, problem = first.partition(": ")
+    named = bool(sep) and _FIELD_PATH.fullmatch(head) is not None and _EXCEPTION_NAME.fullmatch(head) is None
+    field_name = _POSITION.sub("*", field_name) if field_name else None
+    if named and (field_name is None or field_name == _POSITION.sub("*", head)):
+        field_name, first = _POSITION.sub("*", head), problem
+    return field_name or WHOLE_RECORD, _QUOTED.sub("'…'", first)[:200]
+
+
 def map_page(
     connector: Connector, stream: Stream, items: Sequence[dict[str, Any]], ctx: MappingContext, archive_key: str
 ) -> tuple[list[CanonicalRecord], list[dict[str, str]]]:
-    """Map one page's items; an item that fails becomes a quarantine entry pointing at its raw page."""
+    """Map one page's items; an item that fails becomes a quarantine entry pointing at its raw page, with the
+    field it failed on and the problem (`quarantine_group`)."""
     records: list[CanonicalRecord] = []
     quarantined: list[dict[str, str]] = []
     for index, item in enumerate(items):
@@ -92,11 +163,14 @@ def map_page(
         except (MappingError, ValidationError, ValueError, TypeError, KeyError) as exc:
             pos_id = getattr(exc, "pos_id", None) or _safe_item_id(connector, stream, item)
             reason = exc.reason if isinstance(exc, MappingError) else _validation_reason(exc)
+            field_name, problem = quarantine_group(reason, exc.field if isinstance(exc, MappingError) else None)
             quarantined.append(
                 {
                     "stream": stream.value,
                     "pos_id": pos_id or f"{archive_key}#{index}",
                     "reason": reason,
+                    "field": field_name,
+                    "problem": problem,
                     "archive_key": archive_key,
                     "item_index": str(index),
                 }
@@ -275,6 +349,8 @@ class PullEngine:
         out.pages += 1
         out.records += len(records)
         out.quarantined += len(quarantined)
+        for entry in quarantined:
+            out.quarantine_groups[(entry["field"], entry["problem"])] += 1
         out.writes.add(writes)
         cp.pages_done += 1
         for record in records:

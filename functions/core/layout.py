@@ -58,15 +58,13 @@ PULL_VENDORS: dict[str, tuple[Vendor, ...]] = {
 }
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+ID_RULE = "use 1-63 lower-case letters, digits and dashes, starting with a letter or digit"
 
 
 def check_id(value: str, what: str) -> str:
     """Tenant and credential ids appear in keys and paths, so they are kept to a safe alphabet."""
     if not _ID.fullmatch(value):
-        raise ValueError(
-            f"{what} {value!r} is not valid: use 1-63 lower-case letters, digits and dashes, "
-            "starting with a letter or digit"
-        )
+        raise ValueError(f"{what} {value!r} is not valid: {ID_RULE}")
     return value
 
 
@@ -134,8 +132,11 @@ class ResourceNames:
         return "possync"
 
 
-# What an EventBridge Scheduler tick sends a pull function: fan out one job per active credential.
+# What an EventBridge Scheduler tick sends a pull function: fan out one job per active credential that is due
+# (its integration's pull_interval_minutes has passed since its last pull).
 DISPATCH_EVENT: dict[str, str] = {"action": "dispatch"}
+# Pull every active, non-frozen credential now, whatever its interval (an operator's "pull now"; the local demo).
+DISPATCH_NOW_EVENT: dict[str, str] = {**DISPATCH_EVENT, "reason": "manual"}
 
 # Secrets Manager names of store credentials all start with this (IAM grants are scoped to it).
 SECRET_NAME_ROOT = "possync/"
@@ -147,6 +148,8 @@ ENV_RECORDS_TABLE = "POSSYNC_RECORDS_TABLE"
 ENV_CONTROL_TABLE = "POSSYNC_CONTROL_TABLE"
 ENV_ARCHIVE_BUCKET = "POSSYNC_ARCHIVE_BUCKET"
 ENV_JOB_QUEUE_URL = "POSSYNC_JOB_QUEUE_URL"
+# The pull function's jobs dead-letter queue: jobs that can never succeed (not JSON, invalid ids) go there at once.
+ENV_JOB_DLQ_URL = "POSSYNC_JOB_DLQ_URL"
 ENV_RESOURCE_PREFIX = "POSSYNC_RESOURCE_PREFIX"
 ENV_ALLOW_PRIVATE_HOSTS = "POSSYNC_ALLOW_PRIVATE_HOSTS"
 ENV_LOOKBACK_MINUTES = "POSSYNC_LOOKBACK_MINUTES"

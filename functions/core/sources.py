@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
@@ -10,7 +12,7 @@ from aws_lambda_powertools.utilities.parameters.ssm import SSMProvider
 
 from functions.core import aws
 from functions.core.credentials import Credential, parse_credential
-from functions.core.errors import CredentialError, SettingsUnavailableError
+from functions.core.errors import AwsServiceError, CredentialError, SettingsUnavailableError
 from functions.core.layout import ResourceNames, Vendor
 from functions.core.settings import (
     IntegrationSettings,
@@ -18,6 +20,8 @@ from functions.core.settings import (
     parse_integration_settings,
     parse_tenant_settings,
 )
+
+_ERROR_CODE = re.compile(r"An error occurred \((\w+)\)")
 
 # A settings change takes effect within a minute: that is how long a warm Lambda may keep a value cached.
 SETTINGS_MAX_AGE_SECONDS = 60
@@ -39,6 +43,18 @@ def _use_shared_clients() -> None:
 def _missing(exc: GetParameterError) -> bool:
     text = str(exc)
     return "ParameterNotFound" in text or "ResourceNotFoundException" in text
+
+
+def _deleted(exc: GetParameterError) -> bool:
+    """A secret scheduled for deletion reads as an InvalidRequestException: for a pull it no longer exists."""
+    text = str(exc)
+    return "InvalidRequestException" in text and "deletion" in text
+
+
+def _error_code(exc: GetParameterError) -> str:
+    """The AWS error code Powertools kept in its message (e.g. ThrottlingException), never the message itself."""
+    match = _ERROR_CODE.search(str(exc))
+    return match.group(1) if match else "the request failed"
 
 
 class SettingsSource:
@@ -81,10 +97,15 @@ class CredentialSource:
         try:
             raw = parameters.get_secret(name, max_age=self.max_age)
         except GetParameterError as exc:
-            what = "does not exist" if _missing(exc) else "could not be read"
-            raise CredentialError(
-                f"credential {credential_id} for {vendor.value} {what} in Secrets Manager ({name}); "
-                f"add it with `possync credentials add {vendor.value}`"
+            if _missing(exc) or _deleted(exc):
+                raise CredentialError(
+                    f"credential {credential_id} for {vendor.value} does not exist in Secrets Manager ({name}); "
+                    f"add it with `possync credentials add {vendor.value}`"
+                ) from None
+            # Throttled, unreachable or refused: not the credential's fault, so the job is retried whole.
+            raise AwsServiceError(
+                f"Secrets Manager could not be read for credential {credential_id} of {vendor.value} "
+                f"({_error_code(exc)}); the pull is retried"
             ) from None
         if not isinstance(raw, str | bytes):
             raise CredentialError(f"credential {credential_id} for {vendor.value} is not a JSON string secret")

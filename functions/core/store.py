@@ -192,6 +192,27 @@ def _dt(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _epoch(value: dict[str, str] | None) -> datetime | None:
+    return datetime.fromtimestamp(int(value["N"]), UTC) if value and "N" in value else None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who pulls a credential right now: `holder` describes the job, `until` is when the lease expires."""
+
+    owner: str
+    holder: str
+    acquired_at: datetime | None
+    until: datetime
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "holder": self.holder or f"pull {self.owner[:8]}",
+            "since": self.acquired_at.isoformat() if self.acquired_at else None,
+            "until": self.until.isoformat(),
+        }
+
+
 class ControlStore:
     """Checkpoints, leases, quarantine, the credential registry and pull status, in one table."""
 
@@ -264,19 +285,29 @@ class ControlStore:
         )
 
     # leases
-    def acquire_lease(self, tenant: str, vendor: Vendor, credential_id: str, owner: str, seconds: int) -> None:
-        """Take the credential's lease, or take over one that expired; LeaseHeldError if another pull holds it."""
+    def acquire_lease(
+        self, tenant: str, vendor: Vendor, credential_id: str, owner: str, seconds: int, holder: str = ""
+    ) -> None:
+        """Take the credential's lease, or take over one that expired; LeaseHeldError if another pull holds it.
+
+        `holder` says who takes it (e.g. "schedule job, Lambda request ..."): a pull that finds the lease held
+        reports who holds it, since when and until when.
+        """
         now = int(self.clock())
+        item: dict[str, Any] = {
+            "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+            "sk": {"S": layout.CONTROL_LEASE_SK},
+            "owner": {"S": owner},
+            "acquired_at": {"N": str(now)},
+            "lease_until": {"N": str(now + seconds)},
+            "expires_at": {"N": str(now + seconds + 86400)},
+        }
+        if holder:
+            item["holder"] = {"S": holder[:200]}
         try:
             self._call(
                 "put_item",
-                Item={
-                    "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
-                    "sk": {"S": layout.CONTROL_LEASE_SK},
-                    "owner": {"S": owner},
-                    "lease_until": {"N": str(now + seconds)},
-                    "expires_at": {"N": str(now + seconds + 86400)},
-                },
+                Item=item,
                 ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #o = :me",
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues={":now": {"N": str(now)}, ":me": {"S": owner}},
@@ -284,7 +315,28 @@ class ControlStore:
         except ClientError as exc:
             raise LeaseHeldError(f"another pull of {vendor.value} credential {credential_id} is running") from exc
 
+    def get_lease(self, tenant: str, vendor: Vendor, credential_id: str) -> Lease | None:
+        """The credential's lease if one is held now (an expired lease is as good as none: the next pull takes it)."""
+        item = self._call(
+            "get_item",
+            Key={
+                "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+                "sk": {"S": layout.CONTROL_LEASE_SK},
+            },
+            ConsistentRead=True,
+        ).get("Item")
+        if not item:
+            return None
+        lease = Lease(
+            owner=item["owner"]["S"],
+            holder=item.get("holder", {}).get("S", ""),
+            acquired_at=_epoch(item.get("acquired_at")),
+            until=_epoch(item["lease_until"]) or datetime.fromtimestamp(0, UTC),
+        )
+        return lease if lease.until.timestamp() >= self.clock() else None
+
     def release_lease(self, tenant: str, vendor: Vendor, credential_id: str, owner: str) -> None:
+        """Let go of our lease; StoreError if DynamoDB failed (the lease then stays until it expires)."""
         try:
             self._call(
                 "delete_item",
@@ -312,6 +364,7 @@ class ControlStore:
                 "archive_key": {"S": e["archive_key"]},
                 "item_index": {"N": e["item_index"]},
                 "quarantined_at": {"S": now},
+                **({"field": {"S": e["field"][:200]}} if e.get("field") else {}),
             }
             for e in entries
         ]
@@ -335,6 +388,7 @@ class ControlStore:
                 "reason": i["reason"]["S"],
                 "archive_key": i["archive_key"]["S"],
                 "item_index": int(i["item_index"]["N"]),
+                "field": i.get("field", {}).get("S"),
             }
             for i in self._query(layout.control_quarantine_pk(tenant, vendor, credential_id))
         ]
@@ -401,16 +455,24 @@ class ControlStore:
 
     # status
     def save_status(self, tenant: str, vendor: Vendor, credential_id: str, status: dict[str, Any]) -> None:
-        """Last pull outcome; `last_success_at` is kept from the previous status unless this pull succeeded."""
-        key = {
-            "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
-            "sk": {"S": layout.CONTROL_STATUS_SK},
-        }
-        previous = self.get_status(tenant, vendor, credential_id)
-        merged = {**previous, **status}
-        if "last_success_at" not in status and "last_success_at" in previous:
-            merged["last_success_at"] = previous["last_success_at"]
-        self._call("put_item", Item={**key, "status": {"S": json.dumps(merged, default=str)}})
+        """Set the given status fields (one attribute each, so two writers never undo each other's fields).
+
+        Fields not named keep their value: `last_success_at` survives a failed pull. A value of None clears a field.
+        """
+        if not status:
+            return
+        names = {f"#f{i}": name for i, name in enumerate(status)}
+        values = {f":v{i}": {"S": json.dumps(value, default=str)} for i, value in enumerate(status.values())}
+        self._call(
+            "update_item",
+            Key={
+                "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+                "sk": {"S": layout.CONTROL_STATUS_SK},
+            },
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(status))),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
 
     def get_status(self, tenant: str, vendor: Vendor, credential_id: str) -> dict[str, Any]:
         item = self._call(
@@ -421,4 +483,11 @@ class ControlStore:
             },
             ConsistentRead=True,
         ).get("Item")
-        return json.loads(item["status"]["S"]) if item else {}
+        if not item:
+            return {}
+        # Status items written before fields had attributes of their own kept them all in one JSON blob.
+        status: dict[str, Any] = json.loads(item["status"]["S"]) if "status" in item else {}
+        for name, value in item.items():
+            if name not in ("pk", "sk", "status") and "S" in value:
+                status[name] = json.loads(value["S"])
+        return status

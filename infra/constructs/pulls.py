@@ -15,6 +15,7 @@ from constructs import Construct
 
 from functions.core.layout import (
     ENV_ALLOW_PRIVATE_HOSTS,
+    ENV_JOB_DLQ_URL,
     ENV_JOB_QUEUE_URL,
     ENV_RESOURCE_PREFIX,
     PULL_VENDORS,
@@ -111,6 +112,8 @@ class PullFunction(Construct):
         environment = {
             **storage.environment,
             ENV_JOB_QUEUE_URL: self.queue.queue_url,
+            # Jobs that can never succeed (not JSON, invalid ids) are moved here at once instead of being retried.
+            ENV_JOB_DLQ_URL: self.dead_letter_queue.queue_url,
             ENV_RESOURCE_PREFIX: names.prefix,
             ENV_ALLOW_PRIVATE_HOSTS: "true" if config.allow_private_hosts else "false",
         }
@@ -154,6 +157,9 @@ class PullFunction(Construct):
             grantee=self.function, actions=list(ARCHIVE_ACTIONS), resource_arns=[storage.raw_objects_arn()]
         )
         self.queue.grant_send_messages(self.function)
+        iam.Grant.add_to_principal(
+            grantee=self.function, actions=["sqs:SendMessage"], resource_arns=[self.dead_letter_queue.queue_arn]
+        )
         grant_read_settings(self.function, names)
         grant_read_credentials(self.function, names)
         acknowledge_wildcard_resource(

@@ -1,14 +1,21 @@
-"""`possync status` (each credential's last pull and cursors) and `possync quarantine list`."""
+"""`possync status` (each credential's health, last pull and cursors; exit 1 when one needs attention) and
+`possync quarantine list`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.markup import escape
 from rich.table import Table
 
-from functions.core.layout import Stream, Vendor
+from functions.core import pull_health
+from functions.core.errors import SettingsError
+from functions.core.layout import ResourceNames, Stream, Vendor
+from functions.core.settings import IntegrationSettings, parse_integration_settings
 from functions.core.store import Checkpoint, ControlStore, RegisteredCredential
 from possync.admin.context import (
     CredentialIdOption,
@@ -27,9 +34,11 @@ quarantine_app = typer.Typer(
 )
 
 STATUS_FIELDS = (
+    ("health", "health"),
     ("last_outcome", "last outcome"),
     ("last_attempt_at", "last attempt"),
     ("last_success_at", "last success"),
+    ("pull_interval_minutes", "pull interval (min)"),
     ("last_pages", "pages"),
     ("last_records", "records"),
     ("last_changed", "changed"),
@@ -37,6 +46,38 @@ STATUS_FIELDS = (
     ("last_error", "last error"),
     ("timezone", "store timezone"),
 )
+# Reported beside the outcome: a lease another pull held (who, since, until), a lease that could not be let go,
+# a dispatch that could not read the settings, streams whose records no longer match the contract.
+NOTICE_FIELDS = (
+    ("lease_skip", "skipped (lease held)"),
+    ("lease_release_failed", "lease not released"),
+    ("dispatch_problem", "not dispatched"),
+    ("contract_mismatch", "contract mismatch"),
+)
+
+
+class IntervalLookup:
+    """Each integration's pull interval and freeze switch, read once per (tenant, vendor) from SSM."""
+
+    def __init__(self, ssm: Any, names: ResourceNames) -> None:
+        self.ssm = ssm
+        self.names = names
+        self._seen: dict[tuple[str, Vendor], IntegrationSettings | None] = {}
+
+    def __call__(self, tenant: str, vendor: Vendor) -> IntegrationSettings | None:
+        """The settings, or None when they cannot be read or are invalid (the last dispatch's interval is used)."""
+        key = (tenant, vendor)
+        if key not in self._seen:
+            parameter = self.names.integration_settings_parameter(tenant, vendor)
+            try:
+                raw = self.ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+                self._seen[key] = parse_integration_settings(raw, vendor, parameter)
+            except ClientError as exc:
+                missing = exc.response.get("Error", {}).get("Code") == "ParameterNotFound"
+                self._seen[key] = IntegrationSettings(vendor=vendor) if missing else None
+            except (BotoCoreError, SettingsError):
+                self._seen[key] = None
+        return self._seen[key]
 
 
 def _cursor_text(checkpoint: Checkpoint) -> str | None:
@@ -48,15 +89,30 @@ def _cursor_text(checkpoint: Checkpoint) -> str | None:
     return text
 
 
-def credential_status(control: ControlStore, entry: RegisteredCredential) -> dict[str, Any]:
+def credential_status(
+    control: ControlStore,
+    entry: RegisteredCredential,
+    settings: Callable[[str, Vendor], IntegrationSettings | None] | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """One credential's status row; `problems` (and `health`) say why it needs attention, if it does."""
     status = control.get_status(entry.tenant, entry.vendor, entry.credential_id)
+    found = settings(entry.tenant, entry.vendor) if settings is not None else None
+    interval = found.pull_interval_minutes if found is not None else pull_health.interval_of(status)
+    frozen = found.use_last_backup if found is not None else False
+    problems = pull_health.problems(status, interval, now or datetime.now(UTC), active=entry.active, frozen=frozen)
     row: dict[str, Any] = {
         "tenant": entry.tenant,
         "vendor": entry.vendor.value,
         "id": entry.credential_id,
         "store": entry.attributes.get("store_name") or entry.label,
         "active": entry.active,
+        "frozen": frozen,
         **{key: status.get(key) for key, _ in STATUS_FIELDS},
+        "pull_interval_minutes": interval,
+        "health": "needs attention" if problems else "ok",
+        "problems": problems,
+        **{key: status.get(key) or None for key, _ in NOTICE_FIELDS},
         "cursors": {},
     }
     for stream in Stream:
@@ -66,12 +122,34 @@ def credential_status(control: ControlStore, entry: RegisteredCredential) -> dic
     return row
 
 
+def _notice_text(key: str, value: Any) -> str:
+    if key == "lease_skip":
+        return (
+            f"{when(value.get('at'))}: the {value.get('by', 'pull')} found the lease held by {value.get('holder')}"
+            f" since {value.get('since') or '?'} until {value.get('until')}"
+        )
+    if key == "lease_release_failed":
+        return (
+            f"{when(value.get('at'))}: {value.get('error')}; pulls are skipped until the lease expires at "
+            f"{value.get('lease_until')}"
+        )
+    if key == "dispatch_problem":
+        return f"{when(value.get('at'))}: {value.get('error')}"
+    return "; ".join(
+        f"{stream}: {entry.get('quarantined')} of {entry.get('read')} records quarantined for field "
+        f"{entry.get('field')!r} ({entry.get('problem')})"
+        for stream, entry in sorted(value.items())
+    )
+
+
 def _status_table(row: dict[str, Any]) -> Table:
     title = f"{row['tenant']} / {row['vendor']} / {row['id']}" + (f"  ({row['store']})" if row["store"] else "")
     table = Table(title=escape(title), title_justify="left", show_header=False, min_width=60)
     table.add_column(style="bold")
     table.add_column(overflow="fold")
     table.add_row("active", cell(row["active"]) + ("" if row["active"] else " (not pulled)"))
+    if row["frozen"]:
+        table.add_row("frozen", "use last backup is on: the POS is not called")
     if row["last_outcome"] is None:
         table.add_row("last outcome", "never pulled")
     elif not row.get("last_success_at"):
@@ -82,7 +160,13 @@ def _status_table(row: dict[str, Any]) -> Table:
             continue
         if key in ("last_attempt_at", "last_success_at"):
             value = when(value)
+        if key == "health" and row["problems"]:
+            table.add_row(label, "[red]" + escape("needs attention: " + "; ".join(row["problems"])) + "[/]")
+            continue
         table.add_row(label, escape(cell(value)))
+    for key, label in NOTICE_FIELDS:
+        if row.get(key):
+            table.add_row(label, "[yellow]" + escape(_notice_text(key, row[key])) + "[/]")
     if row["cursors"]:
         for stream, text in row["cursors"].items():
             table.add_row(f"cursor {stream}", escape(text))
@@ -98,11 +182,23 @@ def status_command(
     vendor_name: OptionalVendor = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """How each credential's pulls are going: last outcome, freshness, counts, last error, cursor per stream."""
+    """How each credential's pulls are going: health, last outcome, freshness, counts, last error, cursors.
+
+    Exits 1 when any active credential needs attention: its last pull failed or hit a contract mismatch, or its
+    data is older than twice its pull interval.
+    """
     vendors = [parse_vendor(vendor_name)] if vendor_name else list(Vendor)
-    control = admin(ctx).control()
-    rows = [credential_status(control, entry) for vendor in vendors for entry in control.credentials(vendor, tenant)]
+    context = admin(ctx)
+    control = context.control()
+    settings = IntervalLookup(context.client("ssm"), context.target().names)
+    now = datetime.now(UTC)
+    rows = [
+        credential_status(control, entry, settings, now)
+        for vendor in vendors
+        for entry in control.credentials(vendor, tenant)
+    ]
     rows.sort(key=lambda r: (r["tenant"], r["vendor"], r["id"]))
+    unhealthy = [r for r in rows if r["problems"]]
     if output is Output.TABLE:
         if not rows:
             console().print(
@@ -119,18 +215,27 @@ def status_command(
             out.print(f"[yellow]{failed} of {len(rows)} credentials did not complete their last pull.[/]")
         if never:
             out.print(f"{never} of {len(rows)} credentials have not been pulled yet (next scheduled tick).")
-        return
-    columns = [("tenant", "tenant"), ("vendor", "vendor"), ("id", "id"), ("store", "store"), ("active", "active")]
-    columns += list(STATUS_FIELDS)
-    if output is Output.CSV:
-        for row in rows:
-            row["success_age"] = age(row.get("last_success_at"))
-            for stream in Stream:
-                row[f"cursor_{stream.value}"] = row["cursors"].get(stream.value)
-        columns += [("success_age", "success age")] + [(f"cursor_{s.value}", f"cursor {s.value}") for s in Stream]
+        if unhealthy:
+            out.print(
+                f"[red]{len(unhealthy)} of {len(rows)} credentials need attention: "
+                + escape(", ".join(f"{r['tenant']}/{r['vendor']}/{r['id']}" for r in unhealthy))
+                + "[/] (see `health` above; `possync quarantine list` for contract mismatches)"
+            )
     else:
-        columns += [("cursors", "cursors")]
-    emit(rows, columns, output)
+        columns = [("tenant", "tenant"), ("vendor", "vendor"), ("id", "id"), ("store", "store"), ("active", "active")]
+        columns += [("frozen", "frozen"), *STATUS_FIELDS, ("problems", "problems"), *NOTICE_FIELDS]
+        if output is Output.CSV:
+            for row in rows:
+                row["success_age"] = age(row.get("last_success_at"))
+                row["problems"] = "; ".join(row["problems"])
+                for stream in Stream:
+                    row[f"cursor_{stream.value}"] = row["cursors"].get(stream.value)
+            columns += [("success_age", "success age")] + [(f"cursor_{s.value}", f"cursor {s.value}") for s in Stream]
+        else:
+            columns += [("cursors", "cursors")]
+        emit(rows, columns, output)
+    if unhealthy:
+        raise typer.Exit(1)
 
 
 @quarantine_app.command("list")
@@ -161,6 +266,7 @@ def quarantine_list(
         [
             ("stream", "stream"),
             ("pos_id", "POS id"),
+            ("field", "field"),
             ("reason", "reason"),
             ("archive_key", "archived page"),
             ("item_index", "item"),

@@ -38,6 +38,7 @@ class Resources:
             layout.ENV_CONTROL_TABLE: self.control_table,
             layout.ENV_ARCHIVE_BUCKET: self.archive_bucket,
             layout.ENV_JOB_QUEUE_URL: self.queue_urls[function],
+            layout.ENV_JOB_DLQ_URL: self.dlq_urls[function],
             layout.ENV_RESOURCE_PREFIX: self.names.prefix,
         }
 

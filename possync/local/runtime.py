@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 
-from functions.core import aws, layout
+from functions.core import aws, layout, pull_health
 from functions.core.credentials import credential_json, parse_credential
 from functions.core.layout import PULL_FUNCTION, PULL_VENDORS, RULE_FUNCTIONS, ResourceNames, Vendor
 from functions.core.settings import IntegrationSettings, TenantSettings
@@ -347,16 +347,19 @@ class LocalRuntime:
         on_job: Callable[[JobRecord], None] | None = None,
         on_stream: Callable[[dict[str, int]], None] | None = None,
         on_batch: Callable[[str, int], None] | None = None,
+        pull_now: bool = False,
     ) -> TickReport:
-        """One EventBridge Scheduler tick: each pull function dispatches, then consumes its queue; then the
-        records it wrote reach the stream consumers, as their event source mappings would deliver them.
+        """One EventBridge Scheduler tick: each pull function dispatches the credentials that are due (or, with
+        `pull_now`, every active credential), then consumes its queue; then the records it wrote reach the stream
+        consumers, as their event source mappings would deliver them.
 
         `on_stream` hears how many records each consumer is about to be handed, `on_batch` each batch done.
         """
         assert self.resources is not None
         assert self.runner is not None
         started = time.monotonic()
-        report = TickReport(label, jobs=run_tick(self.client, self.resources, self.runner, self.functions, on_job))
+        jobs = run_tick(self.client, self.resources, self.runner, self.functions, on_job, pull_now=pull_now)
+        report = TickReport(label, jobs=jobs)
         report.written = _count_written(self.stream_records())
         if self.pump is not None:
             rules_started = time.monotonic()
@@ -472,8 +475,16 @@ class LocalRuntime:
         rows = []
         for (vendor, store), (tenant, credential_id) in sorted(self.credential_ids.items()):
             status = control.get_status(tenant, vendor, credential_id)
+            problems = pull_health.problems(status, pull_health.interval_of(status), datetime.now(UTC))
             rows.append(
-                {"tenant": tenant, "vendor": vendor.value, "store": store, "credential": credential_id, **status}
+                {
+                    "tenant": tenant,
+                    "vendor": vendor.value,
+                    "store": store,
+                    "credential": credential_id,
+                    **status,
+                    "problems": problems,
+                }
             )
         return rows
 
@@ -530,13 +541,17 @@ def run_tick(
     functions: list[str],
     on_job: Callable[[JobRecord], None] | None = None,
     timeout_seconds: float = 900.0,
+    pull_now: bool = False,
 ) -> list[JobRecord]:
-    """Each pull function gets the schedule's {"action": "dispatch"}, then its queue is consumed job by job."""
+    """Each pull function gets the schedule's {"action": "dispatch"} (only credentials whose pull interval has
+    passed are enqueued), or with `pull_now` the manual dispatch (every active credential, now); then its queue is
+    consumed job by job."""
     sqs = clients("sqs")
     jobs: list[JobRecord] = []
+    event = layout.DISPATCH_NOW_EVENT if pull_now else layout.DISPATCH_EVENT
     for function in functions:
         env = resources.lambda_env(function)
-        runner.invoke(function, dict(layout.DISPATCH_EVENT), env)
+        runner.invoke(function, dict(event), env)
         url = resources.queue_urls[function]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         for message in drain(sqs, url):

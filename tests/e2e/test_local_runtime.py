@@ -7,10 +7,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 from functions.core.layout import STREAM_KIND, Stream, Vendor
 from possync.cli import app
+from possync.demo import _show_pull_health
 from possync.local.runtime import LOCAL_SETTLE_SECONDS, LocalRuntime, Scale
 
 pytestmark = pytest.mark.e2e
@@ -42,6 +44,7 @@ def test_every_simulated_record_is_stored_once_and_the_second_tick_writes_only_n
         assert len(first.jobs) == len(rt.credential_ids)
         statuses = rt.statuses()
         assert {s["last_outcome"] for s in statuses} == {"ok"}, statuses
+        assert [s for s in statuses if s["problems"]] == []
         stored = stored_ids(rt)
         for vendor in rt.vendors:
             for stream in Stream:
@@ -62,7 +65,10 @@ def test_every_simulated_record_is_stored_once_and_the_second_tick_writes_only_n
                 added += 3
         time.sleep(LOCAL_SETTLE_SECONDS + 1.0)
 
-        second = rt.tick("second")
+        # A schedule tick before any pull interval has passed enqueues nothing; "pull now" pulls every store.
+        too_soon = rt.tick("too soon")
+        assert too_soon.jobs == [] and not too_soon.written
+        second = rt.tick("second", pull_now=True)
 
         assert all(job.ok for job in second.jobs)
         assert sum(second.written.values()) == added
@@ -91,5 +97,25 @@ def test_make_demo_prints_the_summary(tmp_path: Path, monkeypatch: pytest.Monkey
     assert result.exit_code == 0, result.output
     assert "tick 1: first pull" in result.output and "tick 2: incremental pull" in result.output
     assert "Incremental tick wrote" in result.output
+    assert "Pull health: all 3 store credentials healthy" in result.output
     assert "archived" in result.output and "this tick" in result.output and "…" not in result.output
     assert "Loyalty personas" in result.output and "Personas sourced from: posabit" in result.output
+
+
+def test_the_demo_summary_names_a_failed_pull(tmp_path: Path) -> None:
+    with LocalRuntime(scale=SMALL, workdir=tmp_path, vendors=(Vendor.POSABIT,), rules=False) as rt:
+        rt.register_tenants()
+        assert rt.resources is not None
+        tenant, credential_id = sorted(rt.credential_ids.values())[0]
+        rt.client("secretsmanager").delete_secret(
+            SecretId=rt.resources.names.credential_secret(tenant, Vendor.POSABIT, credential_id),
+            ForceDeleteWithoutRecovery=True,
+        )
+
+        report = rt.tick("first")
+        out = Console(record=True, width=300)
+        _show_pull_health(out, rt.statuses(), [job.body for job in report.jobs if not job.ok])
+
+        text = out.export_text()
+        assert "Pull health: 1 of" in text and "need attention" in text
+        assert f"{tenant}/posabit/{credential_id}: last pull failed: credential {credential_id}" in text

@@ -59,6 +59,8 @@ def test_pull_role_has_exactly_the_expected_permissions(
         _arn(logical(storage.control_table)): CONTROL,
         _arn(logical(storage.archive_bucket)) + "/raw/*": {"s3:GetObject", "s3:PutObject"},
         _arn(logical(pull.queue)): SQS_CONSUME | SQS_SEND,
+        # jobs that can never succeed are moved to the DLQ at once: send only, nothing else on it
+        _arn(logical(pull.dead_letter_queue)): {"sqs:SendMessage"},
         _arn(logical(pull.dispatch_dead_letter_queue)): SQS_SEND,
         "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/possync/*": {
             "ssm:GetParameter",

@@ -69,6 +69,7 @@ class PullWorld:
             self.runner,
             [self.function],
             timeout_seconds=timeout_seconds,
+            pull_now=True,  # every tick of these tests is a pull, whatever the credential's interval
         )
 
     def stored(self) -> dict[Stream, list[tuple[str, str]]]:

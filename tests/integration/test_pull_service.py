@@ -110,3 +110,20 @@ def test_continuations_are_enqueued_until_the_cap(resources: Any, monkeypatch: p
     capped = svc.run_job(PullJob.model_validate(message), remaining)
     assert capped.status == "failed"
     assert "continuations" in svc.control.get_status("t1", Vendor.POSABIT, "c1")["last_error"]
+
+
+def test_every_job_metric_is_emitted_once_without_dimensions_and_once_per_credential(
+    resources: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from functions.core import metrics as names
+    from tests.aws_faults import metrics
+
+    svc = service(resources, FakeConnector([item(n) for n in range(1, 13)], page_size=5))
+    assert svc.run_job(PullJob(tenant="t1", vendor=Vendor.POSABIT, credential_id="c1"), lambda: 900).status == "ok"
+
+    emitted = metrics(capsys.readouterr().out)
+    per_credential = (("credential", "t1/c1"), ("vendor", "posabit"))
+    for name in (names.PULL_DURATION, names.PAGES_PULLED, names.RECORDS_PULLED, names.RECORDS_CHANGED):
+        assert sorted(m.dimensions for m in emitted if m.name == name) == [(), per_credential], name
+    assert {m.value for m in emitted if m.name == names.RECORDS_PULLED} == {12.0}
+    assert {m.value for m in emitted if m.name == names.PAGES_PULLED} == {3.0}
