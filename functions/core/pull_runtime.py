@@ -33,6 +33,7 @@ from functions.core.errors import (
     VendorUnavailableError,
 )
 from functions.core.layout import ResourceNames, Stream, Vendor
+from functions.core.netguard import IPNetwork, parse_private_networks
 from functions.core.observability import NAMESPACE, logger
 from functions.core.sources import CredentialSource, SettingsSource
 from functions.core.store import ControlStore, RecordStore
@@ -95,6 +96,9 @@ class RuntimeConfig:
     settle: timedelta
     read_timeout: float
     base_urls: dict[Vendor, str]
+    # The only private ranges an on-premises pull may call when private hosts are allowed (the CDK app's
+    # onprem_vpc.private_cidrs); empty: none.
+    private_host_networks: tuple[IPNetwork, ...] = ()
 
     @classmethod
     def from_env(cls, default_base_urls: dict[Vendor, str]) -> RuntimeConfig:
@@ -107,6 +111,7 @@ class RuntimeConfig:
             archive_bucket=env[layout.ENV_ARCHIVE_BUCKET],
             queue_url=env[layout.ENV_JOB_QUEUE_URL],
             allow_private_hosts=env.get(layout.ENV_ALLOW_PRIVATE_HOSTS, "false").lower() == "true",
+            private_host_networks=parse_private_networks(env.get(layout.ENV_PRIVATE_HOST_CIDRS, "")),
             lookback=timedelta(minutes=int(env.get(layout.ENV_LOOKBACK_MINUTES, "10"))),
             settle=timedelta(seconds=float(env.get(layout.ENV_SETTLE_SECONDS, "5"))),
             read_timeout=float(env.get(layout.ENV_HTTP_READ_TIMEOUT, "30")),
@@ -249,6 +254,7 @@ class PullService:
             config = ConnectorConfig(
                 base_url=self.config.base_urls[vendor],
                 allow_private_hosts=self.config.allow_private_hosts,
+                private_host_networks=self.config.private_host_networks,
                 read_timeout=self.config.read_timeout,
             )
             connector = self.open_connector(credential, config, tenant=tenant, credential_id=cred)
