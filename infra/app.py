@@ -9,8 +9,8 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
+from functions.core.layout import ResourceNames
 from infra.config import DeployConfig
-from infra.outputs import STACK_NAME
 from infra.stack import PossyncStack
 
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
@@ -23,12 +23,15 @@ def cdk_json_context() -> dict[str, Any]:
 
 
 def build(app: cdk.App) -> PossyncStack:
-    """Add the stack to the app, configured from the app's context, with the AwsSolutions rules."""
+    """Add the stage's stack to the app, configured from the app's context, with the AwsSolutions rules."""
+    config = DeployConfig.from_context(app.node)
+    names = ResourceNames.for_stage(config.stage)
     stack = PossyncStack(
         app,
-        STACK_NAME,
-        config=DeployConfig.from_context(app.node),
-        description="possync: pulls POS data into S3 and DynamoDB and turns it into loyalty personas",
+        names.stack_name,
+        config=config,
+        names=names,
+        description=f"possync ({config.stage}): pulls POS data into S3 and DynamoDB and turns it into loyalty personas",
     )
     add_checks(app)
     return stack

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import EphemeralMetrics
 
 from functions.core.layout import ResourceNames
 
@@ -17,4 +18,15 @@ SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "possync")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or ResourceNames.from_env().metrics_namespace
 
 logger = Logger(service=SERVICE)
-metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# service="" keeps Powertools from adding its default `service` dimension (see alarm_metrics).
+metrics = Metrics(namespace=NAMESPACE, service="")
+
+
+def alarm_metrics() -> EphemeralMetrics:
+    """Metrics the alarms watch: the stage's namespace and NO dimension at all, so one alarm covers every function,
+    tenant and store.
+
+    Powertools adds a `service` dimension from POWERTOOLS_SERVICE_NAME (which every Lambda has) unless it is told
+    service=""; a metric emitted with it is a different metric from the one an alarm without dimensions watches.
+    """
+    return EphemeralMetrics(namespace=NAMESPACE, service="")

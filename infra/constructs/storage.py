@@ -144,6 +144,11 @@ class Storage(Construct):
         )
 
     @property
+    def tables(self) -> dict[str, dynamodb.Table]:
+        """Every table, by a short label (alarms and dashboards)."""
+        return {"records": self.records_table, "control": self.control_table, "personas": self.personas_table}
+
+    @property
     def environment(self) -> dict[str, str]:
         """The variables a function needs to find the storage."""
         return {

@@ -1,4 +1,4 @@
-"""Private on-premises hosts: reachable only inside the ranges the deployment configures, and refusals name the switch."""
+"""Private on-premises hosts: reachable only inside the configured ranges; refusals name the real switch."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def resolver(host: str, port: int, **_: Any) -> list[tuple[Any, ...]]:
 
 
 def test_ranges_are_parsed_from_a_comma_separated_string_or_a_list() -> None:
-    assert CONFIGURED == (ipaddress.ip_network("10.20.0.0/16"), ipaddress.ip_network("192.168.50.0/24"))
+    assert (ipaddress.ip_network("10.20.0.0/16"), ipaddress.ip_network("192.168.50.0/24")) == CONFIGURED
     assert parse_private_networks(["10.20.0.0/16", "192.168.50.0/24"]) == CONFIGURED
     assert parse_private_networks("") == ()
 
