@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,12 @@ def cdk_json_context() -> dict[str, Any]:
     return context
 
 
-def build(app: cdk.App) -> PossyncStack:
-    """Add the stage's stack to the app, configured from the app's context, with the AwsSolutions rules."""
+def build(app: cdk.App, env: cdk.Environment | None = None) -> PossyncStack:
+    """Add the stage's stack to the app, configured from the app's context, with the AwsSolutions rules.
+
+    With the account and region known (`env`, as `cdk deploy` provides them), every retained resource's name is a
+    literal, which is what lets `cdk deploy --import-existing-resources` adopt them again after a `cdk destroy`.
+    """
     config = DeployConfig.from_context(app.node)
     names = ResourceNames.for_stage(config.stage)
     stack = PossyncStack(
@@ -31,6 +36,7 @@ def build(app: cdk.App) -> PossyncStack:
         names.stack_name,
         config=config,
         names=names,
+        env=env,
         description=f"possync ({config.stage}): pulls POS data into S3 and DynamoDB and turns it into loyalty personas",
     )
     add_checks(app)
@@ -47,7 +53,11 @@ def main() -> None:
     # The CLI passes cdk.json's context itself, and what it passes wins over this; reading the file here makes
     # `python -m infra.app` without the CLI synthesize the same template.
     app = cdk.App(context=cdk_json_context())
-    build(app)
+    # The CDK CLI sets these from the caller's credentials; without them (offline synth) the stack is
+    # environment-agnostic and the same template deploys anywhere.
+    build(
+        app, cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    )
     app.synth()
 
 

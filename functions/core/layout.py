@@ -73,7 +73,7 @@ def check_id(value: str, what: str) -> str:
 APPLICATION = "possync"
 # The stage a deployment gets when `cdk deploy` (and the CLI's --stage) are not told otherwise.
 DEFAULT_STAGE = "prod"
-# Short enough that the longest name built from it (the archive bucket, 63 characters at most) always fits.
+# Short enough that the longest name built from it (the access-log bucket, 63 characters at most) always fits.
 MAX_STAGE_LENGTH = 12
 _STAGE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 
@@ -131,6 +131,9 @@ class ResourceNames:
 
     def archive_bucket(self, account: str, region: str) -> str:
         return f"{self.prefix}-archive-{account}-{region}"
+
+    def access_logs_bucket(self, account: str, region: str) -> str:
+        return f"{self.prefix}-access-logs-{account}-{region}"
 
     def pull_queue(self, function: str) -> str:
         return f"{self.prefix}-{function.replace('_', '-')}-jobs"

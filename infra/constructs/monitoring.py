@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_dynamodb as dynamodb
@@ -47,6 +47,7 @@ QUARANTINE_MIN_RECORDS = 100
 QUARANTINE_RATE_PERCENT = 5
 # Records parked for invalid settings: a gauge the consumers emit as they work.
 RECORDS_WAITING_PERIOD = Duration.minutes(15)
+KEY_PENDING_WINDOW = Duration.days(7)
 WIDGET_WIDTH = 6
 DASHBOARD_WIDTH = 4 * WIDGET_WIDTH
 
@@ -69,7 +70,15 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.names = names
-        key = kms.Key(self, "AlarmTopicKey", description="Encrypts the possync alarm topic", enable_key_rotation=True)
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"Encrypts the {names.alarm_topic} topic",
+            enable_key_rotation=True,
+            # It encrypts notifications in flight only: nothing is lost when a destroyed stack's key goes.
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=KEY_PENDING_WINDOW,
+        )
         # CloudWatch alarms can publish to an encrypted topic only if they may use its key.
         key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
         self.alarm_topic = sns.Topic(

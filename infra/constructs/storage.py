@@ -87,6 +87,7 @@ class Storage(Construct):
         self.access_logs_bucket = s3.Bucket(
             self,
             "AccessLogsBucket",
+            bucket_name=names.access_logs_bucket(stack.account, stack.region),
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             # S3 server access logging delivers only to buckets encrypted with S3-managed keys.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
 
 from functions.core.layout import ENV_RESOURCE_PREFIX, ResourceNames, check_stage
@@ -129,7 +130,32 @@ def test_valid_stages_fit_every_name_limit(stage: str) -> None:
     longest_region = "ap-southeast-5"
 
     assert len(names.archive_bucket("123456789012", longest_region)) <= 63
+    assert len(names.access_logs_bucket("123456789012", longest_region)) <= 63
     assert len(names.function_name("pull_flourish")) <= 64
     assert len(names.schedule_name("pull_flourish")) <= 64
     assert len(names.pull_dlq("pull_flourish")) <= 80
     assert json.dumps(names.prefix).isascii()
+
+
+def test_a_stage_deployed_again_after_destroy_can_adopt_what_it_retained(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Given the template `cdk deploy` synthesizes (the CLI knows the account and region)
+    env = cdk.Environment(account="123456789012", region="us-west-2")
+    template = synthesize(tmp_path_factory.mktemp("stage-env"), env=env, stage="dev").template
+    retained = {k: r for k, r in template["Resources"].items() if r.get("DeletionPolicy") == "Retain"}
+    name_of = {
+        "AWS::DynamoDB::Table": "TableName",
+        "AWS::S3::Bucket": "BucketName",
+        "AWS::Logs::LogGroup": "LogGroupName",
+    }
+
+    # Then every resource a `cdk destroy` leaves behind has a literal, stage-qualified name: what CloudFormation needs
+    # to import it again (`cdk deploy --import-existing-resources`) instead of failing on "already exists"
+    assert {r["Type"] for r in retained.values()} == set(name_of)
+    for logical_id, resource in retained.items():
+        name = resource["Properties"].get(name_of[resource["Type"]])
+        assert isinstance(name, str) and "possync-dev" in name, f"{logical_id}: {name!r}"
+    assert "possync-dev-archive-123456789012-us-west-2" in {
+        r["Properties"].get("BucketName") for r in retained.values()
+    }
