@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ from infra.config import DeployConfig
 from infra.stack import PossyncStack
 
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+
+
+class DeployConfigError(ValueError):
+    """The CDK context is invalid; the message names the key and what to set."""
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -29,7 +34,10 @@ def build(app: cdk.App, env: cdk.Environment | None = None) -> PossyncStack:
     With the account and region known (`env`, as `cdk deploy` provides them), every retained resource's name is a
     literal, which is what lets `cdk deploy --import-existing-resources` adopt them again after a `cdk destroy`.
     """
-    config = DeployConfig.from_context(app.node)
+    try:
+        config = DeployConfig.from_context(app.node)
+    except ValueError as exc:
+        raise DeployConfigError(str(exc)) from None
     names = ResourceNames.for_stage(config.stage)
     stack = PossyncStack(
         app,
@@ -55,9 +63,12 @@ def main() -> None:
     app = cdk.App(context=cdk_json_context())
     # The CDK CLI sets these from the caller's credentials; without them (offline synth) the stack is
     # environment-agnostic and the same template deploys anywhere.
-    build(
-        app, cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
-    )
+    env = cdk.Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION"))
+    try:
+        build(app, env)
+    except DeployConfigError as exc:
+        print(f"possync: invalid deployment settings (CDK context): {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
     app.synth()
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +160,15 @@ def test_cdk_json_context_is_what_the_app_reads() -> None:
     context = json.loads(Path("cdk.json").read_text(encoding="utf-8"))["context"]
     config = _config(**context)
     assert (config.stage, config.dispatch_tick_minutes, config.allow_private_hosts) == ("prod", 15, False)
+
+
+def test_the_app_reports_invalid_context_without_a_traceback(tmp_path: Path) -> None:
+    # What `cdk synth -c stage=Dev` runs: the CLI hands the context over in CDK_CONTEXT_JSON
+    env = {**os.environ, "CDK_CONTEXT_JSON": json.dumps({"stage": "Dev"}), "CDK_OUTDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.app"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+    assert result.returncode == 1
+    assert "invalid deployment settings (CDK context): stage 'Dev' is not valid" in result.stderr
+    assert "Traceback" not in result.stderr
