@@ -92,13 +92,7 @@ class OnPremVpc:
         if value is None or value == "":
             return None
         key = CONTEXT_ONPREM_VPC
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise ValueError(f"{key} must be a JSON object like {ONPREM_VPC_EXAMPLE}, got {value!r}") from None
-        if not isinstance(value, Mapping):
-            raise ValueError(f"{key} must be a JSON object like {ONPREM_VPC_EXAMPLE}")
+        value = _json_object(value, f"{key} must be a JSON object like {ONPREM_VPC_EXAMPLE}")
         known = {"vpc_id", "subnet_ids", "private_cidrs", "ports", "public_ports"}
         unknown = sorted(set(value) - known)
         if unknown:
@@ -199,6 +193,18 @@ class DeployConfig:
 
 
 # Values from cdk.json arrive typed; values from `-c key=value` arrive as strings.
+def _json_object(value: Any, expected: str) -> Mapping[str, Any]:
+    """An object from cdk.json, or the JSON text of one from the command line."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"{expected}, got {value!r}") from None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{expected}, got {value!r}")
+    return value
+
+
 def _as_stage(value: Any) -> str:
     if value is None:
         return DEFAULT_STAGE
@@ -254,13 +260,7 @@ def _ports(value: Any, name: str) -> tuple[int, ...]:
 def _as_vendor_urls(value: Any) -> dict[Vendor, str]:
     if value is None:
         return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise ValueError(f"{CONTEXT_VENDOR_BASE_URLS} must be a JSON object, got {value!r}") from None
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{CONTEXT_VENDOR_BASE_URLS} must map vendor names to URLs, got {value!r}")
+    value = _json_object(value, f"{CONTEXT_VENDOR_BASE_URLS} must be a JSON object mapping vendor names to URLs")
     known = {vendor.value for vendor in Vendor}
     urls: dict[Vendor, str] = {}
     for name, url in value.items():
