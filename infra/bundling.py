@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import platform
 import shutil
 import subprocess
 import sys
@@ -70,14 +71,27 @@ class BundleSpec:
         architecture: lambda_.Architecture = ARCHITECTURE,
         root: Path = REPO_ROOT,
     ) -> BundleSpec:
+        """The bundle the CDK asset deploys: wheels for the Lambda runtime and architecture."""
         if not runtime.name.startswith("python3."):
             raise BundlingError(f"{runtime.name} is not a Python runtime")
+        return cls._of(root, runtime.name.removeprefix("python"), _LAMBDA_MACHINE[architecture.name])
+
+    @classmethod
+    def for_this_machine(cls, root: Path = REPO_ROOT) -> BundleSpec:
+        """The same bundle built for this interpreter and CPU, so a test can import from it here.
+
+        Only the platform differs from `for_lambda`: the requirements, the constraints and the package are the same.
+        """
+        return cls._of(root, f"{sys.version_info.major}.{sys.version_info.minor}", platform.machine())
+
+    @classmethod
+    def _of(cls, root: Path, python_version: str, machine: str) -> BundleSpec:
         lock = root / "uv.lock"
         pins = locked_versions(lock) if lock.exists() else {}
         return cls(
             root=root,
-            python_version=runtime.name.removeprefix("python"),
-            machine=_LAMBDA_MACHINE[architecture.name],
+            python_version=python_version,
+            machine=machine,
             requirements=runtime_requirements(root / "pyproject.toml"),
             constraints=tuple(f"{name}=={version}" for name, version in pins.items()),
         )

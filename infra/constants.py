@@ -36,6 +36,9 @@ PULL_MAX_CONCURRENCY: dict[str, int] = {
     "pull_onprem": 5,
 }
 
+# The pull function that calls on-premises store servers (custom IP:PORT): the one that may run in a VPC.
+ONPREM_PULL_FUNCTION = layout.PULL_FUNCTION[layout.Vendor.PROFITEK]
+
 # What the schedule sends a pull function (defined once, beside the runtime that reads it).
 DISPATCH_EVENT = layout.DISPATCH_EVENT
 SCHEDULE_RETRY_ATTEMPTS = 3

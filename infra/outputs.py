@@ -1,8 +1,12 @@
-"""The stack's name and output keys, for the CLI that reads them (plain Python: importing it needs no CDK)."""
+"""The stack's output keys, for the CLI that reads them (plain Python: importing it needs no CDK).
+
+The stack's name is the stage's (functions.core.layout.ResourceNames.stack_name).
+"""
 
 from __future__ import annotations
 
-STACK_NAME = "Possync"
+# The stage-qualified prefix of every name, SSM parameter and secret of the stack (ResourceNames.prefix).
+RESOURCE_PREFIX_OUTPUT = "ResourcePrefix"
 
 RECORDS_TABLE_OUTPUT = "RecordsTableName"
 RECORDS_TABLE_STREAM_OUTPUT = "RecordsTableStreamArn"

@@ -25,13 +25,14 @@ class PossyncStack(Stack):
         construct_id: str,
         *,
         config: DeployConfig,
-        names: ResourceNames | None = None,
+        names: ResourceNames,
         **stack_options: Any,
     ) -> None:
         super().__init__(scope, construct_id, **stack_options)
         self.config = config
-        self.names = names or ResourceNames()
+        self.names = names
         Tags.of(self).add("application", self.names.prefix)
+        Tags.of(self).add("stage", config.stage)
         # One asset for every function in the stack, so the dependencies are bundled once.
         self.code: lambda_.Code = functions_code()
 
@@ -43,6 +44,8 @@ class PossyncStack(Stack):
             self,
             "Monitoring",
             names=self.names,
+            config=config,
+            storage=self.storage,
             pulls=list(self.pulls.functions.values()),
             rules=list(self.rules.functions.values()),
         )
@@ -52,6 +55,7 @@ class PossyncStack(Stack):
         def output(key: str, value: str, description: str) -> None:
             CfnOutput(self, key, value=value, description=description)
 
+        output(outputs.RESOURCE_PREFIX_OUTPUT, self.names.prefix, "Prefix of every name, SSM parameter and secret")
         output(outputs.RECORDS_TABLE_OUTPUT, self.storage.records_table.table_name, "Normalized records")
         stream_arn = self.storage.records_table.table_stream_arn
         if stream_arn is None:

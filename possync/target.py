@@ -11,10 +11,16 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from functions.core.layout import PULL_VENDORS, ResourceNames
+from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, ResourceNames
 from infra import outputs
 
-DEFAULT_STACK = outputs.STACK_NAME
+
+def stack_for_stage(stage: str) -> str:
+    """The stack `cdk deploy -c stage=<stage>` creates (ValueError, saying what a stage looks like, if invalid)."""
+    return ResourceNames.for_stage(stage).stack_name
+
+
+DEFAULT_STACK = stack_for_stage(DEFAULT_STAGE)
 LOCAL_STATE = Path(".local/runtime.json")
 
 
@@ -76,13 +82,15 @@ def stack_target(stack: str = DEFAULT_STACK, region: str | None = None) -> Targe
         stack_outputs = cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])
     except Exception as exc:  # noqa: BLE001 - any failure here means the same thing to the user
         raise TargetError(
-            f"could not read stack {stack!r} ({type(exc).__name__}); check AWS credentials and region, "
-            "or use --local against a running local runtime"
+            f"could not read stack {stack!r} ({type(exc).__name__}); check AWS credentials and region, and the "
+            "stage (--stage NAME finds the stack of `cdk deploy -c stage=NAME`; the default is "
+            f"{DEFAULT_STAGE}), or use --local against a running local runtime"
         ) from None
     values = {o["OutputKey"]: o["OutputValue"] for o in stack_outputs}
     try:
         return Target(
-            names=ResourceNames(),
+            # The stage's prefix as deployed: SSM parameters and secrets are named from it.
+            names=ResourceNames(values[outputs.RESOURCE_PREFIX_OUTPUT]),
             records_table=values[outputs.RECORDS_TABLE_OUTPUT],
             control_table=values[outputs.CONTROL_TABLE_OUTPUT],
             archive_bucket=values[outputs.ARCHIVE_BUCKET_OUTPUT],

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from functions.core.layout import Stream, Vendor
 from functions.core.models import CanonicalRecord
+from functions.core.netguard import IPNetwork
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class ConnectorConfig:
     base_url: str  # the vendor's hosted API, or a simulator's URL in tests and the local runtime
     page_size: int = 500
     allow_private_hosts: bool = False  # on-prem IP:PORT in RFC 1918 ranges (deployment setting)
+    # With allow_private_hosts, only these ranges (the deployment's onprem_vpc.private_cidrs); None = any private.
+    private_host_networks: tuple[IPNetwork, ...] | None = None
     connect_timeout: float = 5.0
     read_timeout: float = 30.0
     retry_attempts: int = 5

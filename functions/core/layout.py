@@ -68,17 +68,49 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
+APPLICATION = "possync"
+# The stage a deployment gets when `cdk deploy` (and the CLI's --stage) are not told otherwise.
+DEFAULT_STAGE = "prod"
+# Short enough that the longest name built from it (the access-log bucket, 63 characters at most) always fits.
+MAX_STAGE_LENGTH = 12
+_STAGE = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
+
+
+def check_stage(stage: str) -> str:
+    """A stage goes into every physical name, so it is short, lower-case and DNS-safe."""
+    if not isinstance(stage, str) or len(stage) > MAX_STAGE_LENGTH or not _STAGE.fullmatch(stage):
+        raise ValueError(
+            f"stage {stage!r} is not valid: use 1-{MAX_STAGE_LENGTH} lower-case letters, digits and single dashes, "
+            f"starting with a letter and not ending with a dash (e.g. {DEFAULT_STAGE}, dev, staging-eu)"
+        )
+    return stage
+
+
 @dataclass(frozen=True)
 class ResourceNames:
-    """Physical names of the AWS resources; the CDK app and the local runtime both build them from here."""
+    """Physical names of the AWS resources; the CDK app and the local runtime both build them from here.
 
-    prefix: str = "possync"
+    A deployment's names are `ResourceNames.for_stage(stage)`: every table, bucket, queue, function, schedule,
+    alarm, the stack, the metrics namespace and the SSM and Secrets Manager prefixes start with `possync-<stage>`,
+    so two stages share an account without sharing anything. `ResourceNames()` (prefix `possync`) names the local
+    runtime's resources, which live in a moto server that only ever holds one deployment.
+    """
+
+    prefix: str = APPLICATION
+
+    @classmethod
+    def for_stage(cls, stage: str) -> ResourceNames:
+        return cls(f"{APPLICATION}-{check_stage(stage)}")
 
     @classmethod
     def from_env(cls) -> ResourceNames:
         """The names a Lambda (or the local runtime) was deployed with: the CDK app sets ENV_RESOURCE_PREFIX."""
         prefix = os.environ.get(ENV_RESOURCE_PREFIX)
         return cls(prefix) if prefix else cls()
+
+    @property
+    def stack_name(self) -> str:
+        return self.prefix
 
     @property
     def records_table(self) -> str:
@@ -98,6 +130,9 @@ class ResourceNames:
     def archive_bucket(self, account: str, region: str) -> str:
         return f"{self.prefix}-archive-{account}-{region}"
 
+    def access_logs_bucket(self, account: str, region: str) -> str:
+        return f"{self.prefix}-access-logs-{account}-{region}"
+
     def pull_queue(self, function: str) -> str:
         return f"{self.prefix}-{function.replace('_', '-')}-jobs"
 
@@ -110,26 +145,40 @@ class ResourceNames:
     def schedule_name(self, function: str) -> str:
         return f"{self.prefix}-{function.replace('_', '-')}-schedule"
 
+    def alarm_name(self, label: str) -> str:
+        """pull_onprem jobs dead letters -> possync-prod-pull-onprem-jobs-dead-letters."""
+        return f"{self.prefix}-{re.sub(r'[^a-z0-9]+', '-', label.lower()).strip('-')}"
+
+    @property
+    def alarm_topic(self) -> str:
+        return f"{self.prefix}-alarms"
+
+    @property
+    def dashboard(self) -> str:
+        return self.prefix
+
     @property
     def ssm_root(self) -> str:
         return f"/{self.prefix}"
 
     def integration_settings_parameter(self, tenant: str, vendor: Vendor) -> str:
-        return f"/{self.prefix}/tenants/{tenant}/integrations/{vendor.value}"
+        return f"{self.ssm_root}/tenants/{tenant}/integrations/{vendor.value}"
 
     def tenant_settings_parameter(self, tenant: str) -> str:
-        return f"/{self.prefix}/tenants/{tenant}/loyalty"
+        return f"{self.ssm_root}/tenants/{tenant}/loyalty"
 
     def credential_secret(self, tenant: str, vendor: Vendor, credential_id: str) -> str:
         return f"{self.secret_root}{tenant}/{vendor.value}/{credential_id}"
 
     @property
     def secret_root(self) -> str:
+        """Every credential secret's name starts here (IAM grants are scoped to it)."""
         return f"{self.prefix}/"
 
     @property
     def metrics_namespace(self) -> str:
-        return "possync"
+        """Per stage, so one stage's alarms never count another stage's failures."""
+        return self.prefix
 
 
 # What an EventBridge Scheduler tick sends a pull function: fan out one job per active credential that is due
@@ -138,8 +187,6 @@ DISPATCH_EVENT: dict[str, str] = {"action": "dispatch"}
 # Pull every active, non-frozen credential now, whatever its interval (an operator's "pull now"; the local demo).
 DISPATCH_NOW_EVENT: dict[str, str] = {**DISPATCH_EVENT, "reason": "manual"}
 
-# Secrets Manager names of store credentials all start with this (IAM grants are scoped to it).
-SECRET_NAME_ROOT = "possync/"
 # The raw archive's key root (IAM grants and lifecycle rules are scoped to it).
 ARCHIVE_ROOT = "raw/"
 
@@ -152,6 +199,8 @@ ENV_JOB_QUEUE_URL = "POSSYNC_JOB_QUEUE_URL"
 ENV_JOB_DLQ_URL = "POSSYNC_JOB_DLQ_URL"
 ENV_RESOURCE_PREFIX = "POSSYNC_RESOURCE_PREFIX"
 ENV_ALLOW_PRIVATE_HOSTS = "POSSYNC_ALLOW_PRIVATE_HOSTS"
+# The private ranges (comma-separated CIDRs) an on-premises pull may call when private hosts are allowed.
+ENV_PRIVATE_HOST_CIDRS = "POSSYNC_PRIVATE_HOST_CIDRS"
 ENV_LOOKBACK_MINUTES = "POSSYNC_LOOKBACK_MINUTES"
 ENV_SETTLE_SECONDS = "POSSYNC_SETTLE_SECONDS"
 ENV_HTTP_READ_TIMEOUT = "POSSYNC_HTTP_READ_TIMEOUT_SECONDS"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -13,6 +13,7 @@ from functions.core.errors import HostNotAllowedError, VendorUnavailableError
 
 Scheme = Literal["http", "https"]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[..., Iterable[tuple[Any, ...]]]
 
 MAX_INPUT_LENGTH = 300  # a 253-character name, brackets, a port and a scheme fit comfortably
@@ -93,10 +94,16 @@ _REASONS: dict[Category, str] = {
     "special-purpose": "an address in a special-purpose range (documentation, benchmarking, tunnelling, protocols)",
     "ipv4-mapped": "an IPv4-mapped IPv6 address (write the IPv4 address itself instead)",
     "private": (
-        "a private network address (possync calls those only when the deployment allows private hosts with "
-        "POSSYNC_ALLOW_PRIVATE_HOSTS=true, for stores reached over a VPN)"
+        "a private network address (possync calls one only when it is deployed with the CDK context "
+        "allow_private_hosts=true and the store's range in onprem_vpc.private_cidrs, e.g. "
+        "`cdk deploy -c allow_private_hosts=true -c onprem_vpc='{...}'`: see the README's on-premises stores section)"
     ),
 }
+# The switch that widens the reachable private ranges, named in refusals of a private address outside them.
+_ADD_RANGE = (
+    "add the store's range to the CDK context onprem_vpc.private_cidrs and redeploy "
+    "(`cdk deploy -c onprem_vpc='{...}'`), or enter an address inside those ranges"
+)
 
 
 @dataclass(frozen=True)
@@ -289,13 +296,58 @@ def _classify_v4(address: ipaddress.IPv4Address) -> Category:
     return "public" if address.is_global else "reserved"
 
 
+# The ranges this guard calls private: the only ones a deployment may open to on-premises pulls.
+PRIVATE_RANGES: tuple[IPNetwork, ...] = (
+    *(network for network, category in _V4_TABLE if category == "private"),
+    *(network for network, category in _V6_TABLE if category == "private"),
+)
+
+
+def parse_private_networks(cidrs: str | Iterable[str]) -> tuple[IPNetwork, ...]:
+    """The deployment's reachable private ranges, from a comma-separated string or a list of CIDRs.
+
+    Each must lie inside a private range (loopback, link-local and the rest can never be opened); a typo is an
+    error, never a silently wider or narrower range.
+    """
+    items = [c.strip() for c in cidrs.split(",")] if isinstance(cidrs, str) else [str(c).strip() for c in cidrs]
+    networks: list[IPNetwork] = []
+    for item in filter(None, items):
+        try:
+            network = ipaddress.ip_network(item, strict=True)
+        except ValueError as exc:
+            raise ValueError(f"{item!r} is not a CIDR range like 10.20.0.0/16 ({exc})") from None
+        if not any(network.version == p.version and network.subnet_of(p) for p in PRIVATE_RANGES):  # type: ignore[arg-type]
+            ranges = ", ".join(str(p) for p in PRIVATE_RANGES)
+            raise ValueError(f"{item} is not inside a private range ({ranges}); only private store networks are listed")
+        networks.append(network)
+    return tuple(networks)
+
+
 def check_address(
-    address: IPAddress, *, allow_private: bool, allow_loopback_for_tests: bool = False
+    address: IPAddress,
+    *,
+    allow_private: bool,
+    allow_loopback_for_tests: bool = False,
+    private_networks: Sequence[IPNetwork] | None = None,
 ) -> tuple[Category, str] | None:
-    """None when the address may be called; else its category and a noun phrase saying why it may not."""
+    """None when the address may be called; else its category and a noun phrase saying why it may not.
+
+    With `allow_private`, a private address is accepted only inside `private_networks` when they are given (the
+    deployed Lambda passes exactly its configured ranges); None means any private range (the CLI's
+    --allow-private, which cannot know the deployment's ranges).
+    """
     category, embedded = classify(address)
-    if category == "public" or (category == "private" and allow_private):
+    if category == "public":
         return None
+    if category == "private" and allow_private:
+        inside = embedded or address
+        if private_networks is None or any(inside in network for network in private_networks):
+            return None
+        ranges = ", ".join(str(n) for n in private_networks) or "none are configured"
+        return (
+            category,
+            f"a private network address outside the ranges this deployment reaches ({ranges}); {_ADD_RANGE}",
+        )
     if category == "loopback" and allow_loopback_for_tests:
         return None
     phrase = _REASONS[category]
@@ -311,6 +363,7 @@ def resolve_allowed(
     resolver: Resolver = socket.getaddrinfo,
     *,
     allow_loopback_for_tests: bool = False,
+    private_networks: Sequence[IPNetwork] | None = None,
 ) -> ResolvedTarget:
     """Parse a custom IP:PORT, resolve a name once and accept it only if every address it yields is allowed.
 
@@ -322,7 +375,12 @@ def resolve_allowed(
     shown = _shown(text)
     literal = target.ip_literal
     if literal is not None:
-        refusal = check_address(literal, allow_private=allow_private, allow_loopback_for_tests=allow_loopback_for_tests)
+        refusal = check_address(
+            literal,
+            allow_private=allow_private,
+            allow_loopback_for_tests=allow_loopback_for_tests,
+            private_networks=private_networks,
+        )
         if refusal is not None:
             raise _reject(shown, f"is {refusal[1]}")
         return ResolvedTarget(target.host, target.port, str(literal), target.scheme, (str(literal),), is_name=False)
@@ -331,7 +389,12 @@ def resolve_allowed(
     if not addresses:
         raise _reject(shown, "resolves to no address; check the host name or enter the IP address")
     for address in addresses:
-        refusal = check_address(address, allow_private=allow_private, allow_loopback_for_tests=allow_loopback_for_tests)
+        refusal = check_address(
+            address,
+            allow_private=allow_private,
+            allow_loopback_for_tests=allow_loopback_for_tests,
+            private_networks=private_networks,
+        )
         if refusal is not None:
             raise _reject(shown, f"resolves to {address}, {refusal[1]}")
     # IPv4 first: a Lambda outside a dual-stack VPC has no IPv6 egress, so an AAAA answer would look "offline".

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import PurePath
 from typing import Any, Literal, NoReturn, Protocol
 
-from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from botocore.exceptions import BotoCoreError, ClientError
@@ -59,7 +59,8 @@ from functions.core.metrics import (
     SECONDS_SINCE_LAST_SUCCESSFUL_PULL,
     STORES_OFFLINE,
 )
-from functions.core.observability import NAMESPACE, logger
+from functions.core.netguard import IPNetwork, parse_private_networks
+from functions.core.observability import alarm_metrics, logger
 from functions.core.sources import CredentialSource, SettingsSource
 from functions.core.store import ControlStore, RecordStore, RegisteredCredential
 
@@ -175,6 +176,9 @@ class RuntimeConfig:
     read_timeout: float
     base_urls: dict[Vendor, str]
     dead_letter_queue_url: str | None = None
+    # The only private ranges an on-premises pull may call when private hosts are allowed (the CDK app's
+    # onprem_vpc.private_cidrs); empty: none.
+    private_host_networks: tuple[IPNetwork, ...] = ()
 
     @classmethod
     def from_env(cls, default_base_urls: dict[Vendor, str]) -> RuntimeConfig:
@@ -187,6 +191,7 @@ class RuntimeConfig:
             archive_bucket=env[layout.ENV_ARCHIVE_BUCKET],
             queue_url=env[layout.ENV_JOB_QUEUE_URL],
             allow_private_hosts=env.get(layout.ENV_ALLOW_PRIVATE_HOSTS, "false").lower() == "true",
+            private_host_networks=parse_private_networks(env.get(layout.ENV_PRIVATE_HOST_CIDRS, "")),
             lookback=timedelta(minutes=int(env.get(layout.ENV_LOOKBACK_MINUTES, "10"))),
             settle=timedelta(seconds=float(env.get(layout.ENV_SETTLE_SECONDS, "5"))),
             read_timeout=float(env.get(layout.ENV_HTTP_READ_TIMEOUT, "30")),
@@ -517,6 +522,7 @@ class PullService:
             config = ConnectorConfig(
                 base_url=self.config.base_urls[vendor],
                 allow_private_hosts=self.config.allow_private_hosts,
+                private_host_networks=self.config.private_host_networks,
                 read_timeout=self.config.read_timeout,
             )
             connector = self.open_connector(credential, config, tenant=tenant, credential_id=cred)
@@ -750,18 +756,16 @@ def emit_metrics(
 ) -> None:
     """Each metric once without dimensions (one alarm covers every tenant and store) and, when the credential is
     known, once more with `vendor` and `credential` dimensions (the dashboard; finding the store at fault).
-
-    `service=""` keeps Powertools from adding its `service` dimension: the alarms match the metric without any.
     """
     if not values:
         return
-    plain = EphemeralMetrics(namespace=NAMESPACE, service="")
+    plain = alarm_metrics()
     for name, unit, value in values:
         plain.add_metric(name=name, unit=unit, value=value)
     plain.flush_metrics()
     if vendor is None or tenant is None or credential_id is None:
         return
-    per_credential = EphemeralMetrics(namespace=NAMESPACE, service="")
+    per_credential = alarm_metrics()
     per_credential.add_dimension(name="vendor", value=vendor.value)
     per_credential.add_dimension(name="credential", value=f"{tenant}/{credential_id}")
     for name, unit, value in values:

@@ -90,6 +90,7 @@ def endpoint_for(
             config.allow_private_hosts,
             resolver,
             allow_loopback_for_tests=allow_loopback_for_tests,
+            private_networks=config.private_host_networks,
         )
     except VendorUnavailableError as exc:
         raise StoreOfflineError(f"{vendor.value} store server: {exc}") from None

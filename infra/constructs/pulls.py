@@ -17,6 +17,7 @@ from functions.core.layout import (
     ENV_ALLOW_PRIVATE_HOSTS,
     ENV_JOB_DLQ_URL,
     ENV_JOB_QUEUE_URL,
+    ENV_PRIVATE_HOST_CIDRS,
     ENV_RESOURCE_PREFIX,
     PULL_VENDORS,
     ResourceNames,
@@ -26,6 +27,7 @@ from infra.config import DeployConfig
 from infra.constants import (
     DISPATCH_EVENT,
     DLQ_RETENTION,
+    ONPREM_PULL_FUNCTION,
     PULL_MAX_CONCURRENCY,
     PULL_MAX_RECEIVES,
     PULL_MEMORY_MB,
@@ -36,6 +38,7 @@ from infra.constants import (
     SCHEDULE_RETRY_ATTEMPTS,
 )
 from infra.constructs.function import PossyncFunction
+from infra.constructs.onprem_network import OnPremNetwork
 from infra.constructs.permissions import acknowledge_wildcard_resource, grant_read_credentials, grant_read_settings
 from infra.constructs.storage import Storage
 from infra.outputs import pascal_case
@@ -109,14 +112,31 @@ class PullFunction(Construct):
             )
         )
 
+        # Only the on-premises pull calls addresses from credentials, and only it may run in the operator's VPC.
+        onprem = name == ONPREM_PULL_FUNCTION
+        self.network = (
+            OnPremNetwork(self, "Network", network=config.onprem_vpc, function_label=names.function_name(name))
+            if onprem and config.onprem_vpc is not None
+            else None
+        )
+        private_cidrs = config.private_host_cidrs if onprem else ()
         environment = {
             **storage.environment,
             ENV_JOB_QUEUE_URL: self.queue.queue_url,
             # Jobs that can never succeed (not JSON, invalid ids) are moved here at once instead of being retried.
             ENV_JOB_DLQ_URL: self.dead_letter_queue.queue_url,
             ENV_RESOURCE_PREFIX: names.prefix,
-            ENV_ALLOW_PRIVATE_HOSTS: "true" if config.allow_private_hosts else "false",
+            ENV_ALLOW_PRIVATE_HOSTS: "true" if private_cidrs else "false",
         }
+        if private_cidrs:
+            environment[ENV_PRIVATE_HOST_CIDRS] = ",".join(str(cidr) for cidr in private_cidrs)
+        network_options: dict[str, object] = {}
+        if self.network is not None:
+            network_options = {
+                "vpc": self.network.vpc,
+                "vpc_subnets": self.network.subnet_selection,
+                "security_groups": [self.network.security_group],
+            }
         for vendor in PULL_VENDORS[name]:
             if vendor in config.vendor_base_urls:
                 environment[base_url_env(vendor)] = config.vendor_base_urls[vendor]
@@ -137,8 +157,11 @@ class PullFunction(Construct):
             retry_attempts=DISPATCH_ASYNC_RETRIES,
             max_event_age=SCHEDULE_MAX_EVENT_AGE,
             on_failure=destinations.SqsDestination(self.dispatch_dead_letter_queue),
+            **network_options,
         )
         self.function, self.role, self.log_group = pull.function, pull.role, pull.log_group
+        if self.network is not None:
+            self.network.grant_network_interfaces(self.role)
         self._grant(storage, names)
         self.function.add_event_source(
             SqsEventSource(
@@ -183,8 +206,9 @@ class PullFunction(Construct):
             self,
             "Schedule",
             schedule_name=names.schedule_name(self.name),
-            description=f"Dispatches {self.name} jobs every {config.pull_interval_minutes} minutes",
-            schedule=scheduler.ScheduleExpression.rate(Duration.minutes(config.pull_interval_minutes)),
+            description=f"Dispatch tick of {self.name}, every {config.dispatch_tick_minutes} minutes: enqueues each "
+            "credential whose pull_interval_minutes setting has elapsed",
+            schedule=scheduler.ScheduleExpression.rate(Duration.minutes(config.dispatch_tick_minutes)),
             target=targets.LambdaInvoke(
                 self.function,
                 input=scheduler.ScheduleTargetInput.from_object(DISPATCH_EVENT),

@@ -87,6 +87,7 @@ class Storage(Construct):
         self.access_logs_bucket = s3.Bucket(
             self,
             "AccessLogsBucket",
+            bucket_name=names.access_logs_bucket(stack.account, stack.region),
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             # S3 server access logging delivers only to buckets encrypted with S3-managed keys.
@@ -142,6 +143,11 @@ class Storage(Construct):
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
+
+    @property
+    def tables(self) -> dict[str, dynamodb.Table]:
+        """Every table, by a short label (alarms and dashboards)."""
+        return {"records": self.records_table, "control": self.control_table, "personas": self.personas_table}
 
     @property
     def environment(self) -> dict[str, str]:

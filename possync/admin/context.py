@@ -10,10 +10,10 @@ from typing import Annotated, Any
 import typer
 
 from functions.core.archive import S3Archive
-from functions.core.layout import Vendor, check_id
+from functions.core.layout import DEFAULT_STAGE, Vendor, check_id
 from functions.core.store import ControlStore, RecordStore
 from possync.admin.render import fail
-from possync.target import DEFAULT_STACK, Target, local_target, stack_target
+from possync.target import DEFAULT_STACK, Target, local_target, stack_for_stage, stack_target
 
 VENDOR_NAMES = ", ".join(v.value for v in Vendor)
 
@@ -76,21 +76,43 @@ def admin_options(
     local: Annotated[
         bool, typer.Option("--local", help="Talk to a running `possync local serve` instead of AWS.")
     ] = False,
+    stage: Annotated[
+        str,
+        typer.Option(
+            "--stage",
+            envvar="POSSYNC_STAGE",
+            help="The deployment stage (`cdk deploy -c stage=NAME`); talks to its stack, possync-NAME.",
+        ),
+    ] = DEFAULT_STAGE,
     stack: Annotated[
-        str, typer.Option("--stack", envvar="POSSYNC_STACK", help="The deployed CloudFormation stack.")
-    ] = DEFAULT_STACK,
+        str | None,
+        typer.Option(
+            "--stack", envvar="POSSYNC_STACK", help=f"The deployed CloudFormation stack [default: {DEFAULT_STACK}]."
+        ),
+    ] = None,
     region: Annotated[
         str | None, typer.Option("--region", help="AWS region of the stack (default: AWS_REGION / your profile).")
     ] = None,
 ) -> None:
-    source = ctx.get_parameter_source("stack")
-    explicit_stack = source is not None and source.name == "COMMANDLINE"  # not POSSYNC_STACK from the env
-    if local and (explicit_stack or region):
+    def explicit(name: str) -> bool:  # typed on the command line, not taken from POSSYNC_* in the environment
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
+
+    if local and (explicit("stack") or explicit("stage") or region):
         fail(
-            "--local talks to the local runtime; --stack and --region are for a deployed stack", "use one or the other"
+            "--local talks to the local runtime; --stage, --stack and --region are for a deployed stack",
+            "use one or the other",
         )
+    if explicit("stack") and explicit("stage"):
+        fail("--stage picks the stage's stack and --stack names one", "use one or the other")
+    stage_stack = DEFAULT_STACK
+    if not local:
+        try:
+            stage_stack = stack_for_stage(stage)
+        except ValueError as exc:
+            fail(str(exc), "a stage is what the stack was deployed with: `cdk deploy -c stage=NAME`")
     admin = ctx.obj if isinstance(ctx.obj, AdminContext) else AdminContext()
-    admin.local, admin.stack, admin.region = local, stack, region
+    admin.local, admin.stack, admin.region = local, stack or stage_stack, region
     ctx.obj = admin
 
 

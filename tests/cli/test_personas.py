@@ -275,6 +275,7 @@ class FakeCloudFormation:
 
 def test_a_stack_target_reads_the_personas_table_output(monkeypatch: pytest.MonkeyPatch) -> None:
     base = {
+        outputs.RESOURCE_PREFIX_OUTPUT: ResourceNames().prefix,
         outputs.RECORDS_TABLE_OUTPUT: "rec",
         outputs.CONTROL_TABLE_OUTPUT: "ctl",
         outputs.ARCHIVE_BUCKET_OUTPUT: "arc",

@@ -52,9 +52,9 @@ class Synthesized:
         return self.stack.get_logical_id(resource)
 
 
-def synthesize(outdir: Path, **context: Any) -> Synthesized:
+def synthesize(outdir: Path, env: cdk.Environment | None = None, **context: Any) -> Synthesized:
     app = cdk.App(context=cdk_context(**context), outdir=str(outdir))
-    stack = build(app)
+    stack = build(app, env)
     app.synth()
     return Synthesized(outdir=outdir, stack=stack)
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from functions.core.layout import PULL_VENDORS, RULE_FUNCTIONS
-from infra.outputs import STACK_NAME
+from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RULE_FUNCTIONS, ResourceNames
 from tests.infra import cfn
 from tests.infra.conftest import REPO_ROOT
 
@@ -41,7 +40,9 @@ def cli_outdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_cli_synth_bundles_one_lambda_asset_for_arm64_python_3_12(cli_outdir: Path) -> None:
-    template = json.loads((cli_outdir / f"{STACK_NAME}.template.json").read_text(encoding="utf-8"))
+    template = json.loads(
+        (cli_outdir / f"{ResourceNames.for_stage(DEFAULT_STAGE).stack_name}.template.json").read_text(encoding="utf-8")
+    )
     functions = cfn.of_type(template, "AWS::Lambda::Function").values()
     [s3_key] = {f["Properties"]["Code"]["S3Key"] for f in functions}
     asset = cli_outdir / f"asset.{s3_key.removesuffix('.zip')}"

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from functions.core.layout import PULL_VENDORS, ResourceNames
+from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, ResourceNames
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
 
-NAMES = ResourceNames()
+NAMES = ResourceNames.for_stage(DEFAULT_STAGE)
 PULL_FUNCTIONS = sorted(PULL_VENDORS)
 
 SQS_CONSUME = {
@@ -62,12 +62,12 @@ def test_pull_role_has_exactly_the_expected_permissions(
         # jobs that can never succeed are moved to the DLQ at once: send only, nothing else on it
         _arn(logical(pull.dead_letter_queue)): {"sqs:SendMessage"},
         _arn(logical(pull.dispatch_dead_letter_queue)): SQS_SEND,
-        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/possync/*": {
+        f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter{NAMES.ssm_root}/*": {
             "ssm:GetParameter",
             "ssm:GetParameters",
             "ssm:GetParametersByPath",
         },
-        "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:possync/*": {
+        f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{NAMES.secret_root}*": {
             "secretsmanager:GetSecretValue"
         },
     }

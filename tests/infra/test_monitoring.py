@@ -6,12 +6,26 @@ from typing import Any
 
 from aws_cdk.assertions import Match, Template
 
-from functions.core.layout import PULL_VENDORS, RULE_FUNCTIONS, ResourceNames
+from functions.core import metrics
+from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RULE_FUNCTIONS, ResourceNames
 from infra import outputs
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
 
-NAMES = ResourceNames()
+NAMES = ResourceNames.for_stage(DEFAULT_STAGE)
+# possync's own metrics that page someone (functions.core.metrics), as the alarms watch them.
+CUSTOM_ALARMS = (
+    metrics.SETTINGS_INVALID,
+    metrics.SETTINGS_UNREADABLE,
+    metrics.PULLS_FAILED,
+    metrics.PULL_CONTRACT_MISMATCH,
+    "quarantine rate",
+    metrics.CREDENTIALS_STALE,
+    metrics.LEASE_RELEASE_FAILED,
+    metrics.PULL_JOBS_REJECTED,
+    metrics.RECORDS_WAITING,
+    metrics.AWS_CALLS_FAILED,
+)
 
 
 def _alarm_dimensions(template: dict[str, Any], metric_name: str) -> list[Any]:
@@ -47,16 +61,20 @@ def test_alarms_fire_on_the_first_occurrence_and_notify_the_topic(
 ) -> None:
     topic = {"Ref": synthesized.logical_id(synthesized.stack.monitoring.alarm_topic)}
     alarms = cfn.of_type(template, "AWS::CloudWatch::Alarm").values()
+    # Alarms that deliberately wait for more than one data point or count a share, each tested on its own.
+    sustained = {"IteratorAge", metrics.SETTINGS_UNREADABLE, metrics.AWS_CALLS_FAILED, "quarantine rate"}
 
-    # pulls: errors, jobs DLQ, dispatch DLQ; rules: errors, failure queue, iterator age
-    assert len(alarms) == 3 * len(PULL_VENDORS) + 3 * len(RULE_FUNCTIONS)
+    # per function: errors and throttles; pulls: jobs DLQ, dispatch DLQ; rules: failure queue, iterator age;
+    # per table: throttles; and possync's own failure metrics
+    assert len(alarms) == 4 * len(PULL_VENDORS) + 4 * len(RULE_FUNCTIONS) + 3 + len(CUSTOM_ALARMS)
     for alarm in alarms:
         props = alarm["Properties"]
-        if props["MetricName"] != "IteratorAge":
+        if props.get("MetricName", "quarantine rate") not in sustained:
             assert (props["ComparisonOperator"], props["Threshold"]) == ("GreaterThanThreshold", 0)
             assert props["EvaluationPeriods"] == 1
-        assert props["TreatMissingData"] == "notBreaching"
+        assert props["TreatMissingData"] in {"notBreaching", "ignore"}
         assert props["AlarmActions"] == props["OKActions"] == [topic]
+        assert props["AlarmName"].startswith(f"{NAMES.prefix}-")
 
 
 def test_alarm_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(assertions: Template) -> None:
@@ -78,7 +96,7 @@ def test_dashboard_shows_every_pull_function(template: dict[str, Any]) -> None:
     [dashboard] = cfn.of_type(template, "AWS::CloudWatch::Dashboard").values()
     body = cfn.render(dashboard["Properties"]["DashboardBody"])
 
-    assert dashboard["Properties"]["DashboardName"] == NAMES.prefix
+    assert dashboard["Properties"]["DashboardName"] == NAMES.dashboard == "possync-prod"
     for name in PULL_VENDORS:
         assert f'"title":"{name} invocations"' in body
         assert f'"title":"{name} dead letters"' in body
@@ -108,4 +126,5 @@ def test_outputs_name_every_resource_the_cli_reads(synthesized: Synthesized, tem
         assert stack_outputs[outputs.dead_letter_queue_url_output(name)] == (
             f"${{{synthesized.logical_id(rule.dead_letter_queue)}}}"
         )
-    assert synthesized.stack.stack_name == outputs.STACK_NAME
+    assert synthesized.stack.stack_name == NAMES.stack_name == "possync-prod"
+    assert stack_outputs[outputs.RESOURCE_PREFIX_OUTPUT] == NAMES.prefix

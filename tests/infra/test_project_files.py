@@ -23,7 +23,8 @@ def test_cdk_json_runs_the_app_with_the_venv_python_and_bundles() -> None:
 
     assert cdk_json["app"] == ".venv/bin/python -m infra.app"
     assert "aws:cdk:bundling-stacks" not in cdk_json["context"], "a real synth must bundle the Lambda code"
-    assert cdk_json["context"]["pull_interval_minutes"] == 180
+    assert cdk_json["context"]["dispatch_tick_minutes"] == 15
+    assert "pull_interval_minutes" not in cdk_json["context"], "renamed: it is the tick, not an integration's interval"
     assert cdk_json["context"]["allow_private_hosts"] is False
 
 

@@ -9,6 +9,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from functions.core.layout import (
+    DEFAULT_STAGE,
     ENV_ALLOW_PRIVATE_HOSTS,
     ENV_ARCHIVE_BUCKET,
     ENV_CONTROL_TABLE,
@@ -25,7 +26,7 @@ from infra.constructs.pulls import PullFunction
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
 
-NAMES = ResourceNames()
+NAMES = ResourceNames.for_stage(DEFAULT_STAGE)
 PULL_FUNCTIONS = sorted(PULL_VENDORS)
 
 
@@ -162,13 +163,16 @@ def test_only_the_jobs_queues_feed_the_functions(synthesized: Synthesized, templ
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
-def test_schedule_dispatches_every_three_hours(synthesized: Synthesized, template: dict[str, Any], name: str) -> None:
+def test_schedule_dispatches_every_fifteen_minutes_by_default(
+    synthesized: Synthesized, template: dict[str, Any], name: str
+) -> None:
     pull = _pull(synthesized, name)
     schedule = _props(synthesized, template, pull.schedule)
     target = schedule["Target"]
 
     assert schedule["Name"] == NAMES.schedule_name(name)
-    assert schedule["ScheduleExpression"] == "rate(3 hours)"
+    # The dispatch tick: the fastest any integration is pulled; its pull_interval_minutes decides each tick
+    assert schedule["ScheduleExpression"] == "rate(15 minutes)"
     assert schedule["State"] == "ENABLED"
     assert target["Arn"] == {"Fn::GetAtt": [synthesized.logical_id(pull.function), "Arn"]}
     assert json.loads(target["Input"]) == {"action": "dispatch"}

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from functions.core.layout import (
+    DEFAULT_STAGE,
     ENV_CONTROL_TABLE,
     ENV_PERSONAS_TABLE,
     ENV_RECORDS_TABLE,
@@ -21,7 +22,7 @@ from infra.constructs.rules import RuleFunction
 from tests.infra import cfn
 from tests.infra.conftest import REPO_ROOT, Synthesized
 
-NAMES = ResourceNames()
+NAMES = ResourceNames.for_stage(DEFAULT_STAGE)
 STREAM_EVENT = Path(REPO_ROOT) / "tests" / "fixtures" / "streams" / "records_stream_event.json"
 
 
@@ -197,7 +198,7 @@ def test_rule_role_has_exactly_the_expected_permissions(
         },
         _arn(logical(rule.dead_letter_queue)): {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"},
         "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default": {"events:PutEvents"},
-        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/possync/*": {
+        f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter{NAMES.ssm_root}/*": {
             "ssm:GetParameter",
             "ssm:GetParameters",
             "ssm:GetParametersByPath",
@@ -224,7 +225,7 @@ def test_rule_alarms_on_errors_dead_letters_and_lag(
     alarms = [a["Properties"] for a in cfn.of_type(template, "AWS::CloudWatch::Alarm").values()]
 
     def watching(metric: str, dimension: Any) -> list[dict[str, Any]]:
-        return [a for a in alarms if a["MetricName"] == metric and a["Dimensions"][0]["Value"] == dimension]
+        return [a for a in alarms if a.get("MetricName") == metric and a["Dimensions"][0]["Value"] == dimension]
 
     function_ref = {"Ref": synthesized.logical_id(rule.function)}
     queue_name = {"Fn::GetAtt": [synthesized.logical_id(rule.dead_letter_queue), "QueueName"]}

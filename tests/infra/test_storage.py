@@ -8,6 +8,7 @@ from typing import Any
 from aws_cdk.assertions import Match, Template
 
 from functions.core.layout import (
+    DEFAULT_STAGE,
     PERSONAS_TABLE_PARTITION_KEY,
     PERSONAS_TABLE_SORT_KEY,
     ResourceNames,
@@ -19,7 +20,7 @@ from infra.constructs.storage import ARCHIVE_RAW_PREFIX
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
 
-NAMES = ResourceNames()
+NAMES = ResourceNames.for_stage(DEFAULT_STAGE)
 
 
 def _resource(synthesized: Synthesized, template: dict[str, Any], construct: Any) -> dict[str, Any]:

@@ -1,0 +1,153 @@
+"""Alarms that match the failures: possync's own metrics, throttles of every function and table, the e-mail topic."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from functions.core import metrics
+from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RULE_FUNCTIONS, ResourceNames
+from infra.constructs import monitoring
+from tests.infra import cfn
+from tests.infra.conftest import Synthesized, synthesize
+
+NAMES = ResourceNames.for_stage(DEFAULT_STAGE)
+FIVE_MINUTES = 300
+
+
+def _alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [a["Properties"] for a in cfn.of_type(template, "AWS::CloudWatch::Alarm").values()]
+
+
+def _custom(template: dict[str, Any], metric_name: str) -> dict[str, Any]:
+    """The one alarm on a possync metric as its emitters send it for alarms: this stage, no dimensions."""
+    [alarm] = [a for a in _alarms(template) if a.get("MetricName") == metric_name]
+    assert alarm["Namespace"] == NAMES.metrics_namespace == "possync-prod"
+    assert "Dimensions" not in alarm, "alarmed metrics are emitted without dimensions; one alarm covers every store"
+    return alarm
+
+
+@pytest.mark.parametrize(
+    ("metric_name", "statistic", "period", "evaluation_periods", "datapoints", "missing"),
+    [
+        (metrics.SETTINGS_INVALID, "Sum", FIVE_MINUTES, 1, None, "notBreaching"),
+        (metrics.SETTINGS_UNREADABLE, "Sum", FIVE_MINUTES, 3, None, "notBreaching"),
+        (metrics.PULLS_FAILED, "Sum", FIVE_MINUTES, 1, None, "notBreaching"),
+        (metrics.PULL_CONTRACT_MISMATCH, "Sum", FIVE_MINUTES, 1, None, "notBreaching"),
+        (metrics.LEASE_RELEASE_FAILED, "Sum", FIVE_MINUTES, 1, None, "notBreaching"),
+        (metrics.PULL_JOBS_REJECTED, "Sum", FIVE_MINUTES, 1, None, "notBreaching"),
+        (metrics.AWS_CALLS_FAILED, "Sum", FIVE_MINUTES, 3, 2, "notBreaching"),
+        # gauges: the last value stands until the next one arrives
+        (metrics.CREDENTIALS_STALE, "Maximum", 15 * 60, 1, None, "ignore"),
+        (metrics.RECORDS_WAITING, "Maximum", 15 * 60, 1, None, "ignore"),
+    ],
+)
+def test_each_failure_metric_has_its_alarm(
+    template: dict[str, Any],
+    metric_name: str,
+    statistic: str,
+    period: int,
+    evaluation_periods: int,
+    datapoints: int | None,
+    missing: str,
+) -> None:
+    alarm = _custom(template, metric_name)
+
+    assert (alarm["Statistic"], alarm["Period"]) == (statistic, period)
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+    assert alarm["EvaluationPeriods"] == evaluation_periods
+    assert alarm.get("DatapointsToAlarm") == datapoints
+    assert alarm["TreatMissingData"] == missing
+
+
+def test_credentials_stale_is_read_once_per_dispatch_tick(tmp_path_factory: pytest.TempPathFactory) -> None:
+    hourly = synthesize(tmp_path_factory.mktemp("hourly-tick"), dispatch_tick_minutes="60").template
+
+    assert _custom(hourly, metrics.CREDENTIALS_STALE)["Period"] == 3600
+
+
+def test_quarantine_rate_is_a_share_of_the_records_pulled_above_a_minimum(template: dict[str, Any]) -> None:
+    [alarm] = [a for a in _alarms(template) if a["AlarmName"] == NAMES.alarm_name("quarantine rate")]
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    [expression] = [q for q in alarm["Metrics"] if "Expression" in q]
+
+    assert expression["Expression"] == (
+        f"IF(pulled >= {monitoring.QUARANTINE_MIN_RECORDS}, 100 * FILL(quarantined, 0) / pulled, 0)"
+    )
+    assert expression["ReturnData"] is True
+    for query_id, metric_name in (("pulled", metrics.RECORDS_PULLED), ("quarantined", metrics.RECORDS_QUARANTINED)):
+        stat = queries[query_id]["MetricStat"]
+        assert stat["Metric"] == {"MetricName": metric_name, "Namespace": NAMES.metrics_namespace}
+        assert (stat["Stat"], stat["Period"]) == ("Sum", 3600)
+        assert queries[query_id]["ReturnData"] is False
+    assert monitoring.QUARANTINE_MIN_RECORDS >= 50, "one bad record in a tiny pull must not page"
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 5)
+
+
+def test_every_function_alarms_on_lambda_throttles(synthesized: Synthesized, template: dict[str, Any]) -> None:
+    functions = [p.function for p in synthesized.stack.pulls.functions.values()]
+    functions += [r.function for r in synthesized.stack.rules.functions.values()]
+    throttles = [a for a in _alarms(template) if a.get("MetricName") == "Throttles"]
+
+    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS)
+    assert sorted(str(a["Dimensions"]) for a in throttles) == sorted(
+        str([{"Name": "FunctionName", "Value": {"Ref": synthesized.logical_id(f)}}]) for f in functions
+    )
+    for alarm in throttles:
+        assert (alarm["Namespace"], alarm["Statistic"], alarm["Threshold"]) == ("AWS/Lambda", "Sum", 0)
+
+
+def test_every_table_alarms_on_throttled_reads_and_writes(synthesized: Synthesized, template: dict[str, Any]) -> None:
+    storage = synthesized.stack.storage
+    watched: dict[str, set[str]] = {}
+    for alarm in _alarms(template):
+        stats = [q["MetricStat"]["Metric"] for q in alarm.get("Metrics", []) if "MetricStat" in q]
+        if not stats or stats[0]["Namespace"] != "AWS/DynamoDB":
+            continue
+        [expression] = [q["Expression"] for q in alarm["Metrics"] if "Expression" in q]
+        assert expression == "FILL(reads, 0) + FILL(writes, 0)"
+        assert alarm["Threshold"] == 0
+        [table] = {str(s["Dimensions"]) for s in stats}
+        watched[table] = {s["MetricName"] for s in stats}
+
+    assert watched == {
+        str([{"Name": "TableName", "Value": {"Ref": synthesized.logical_id(t)}}]): {
+            "ReadThrottleEvents",
+            "WriteThrottleEvents",
+        }
+        for t in (storage.records_table, storage.control_table, storage.personas_table)
+    }
+
+
+def test_every_alarm_says_what_to_do(template: dict[str, Any]) -> None:
+    for alarm in _alarms(template):
+        description = alarm["AlarmDescription"]
+        assert len(description) >= 50, alarm["AlarmName"]
+        verbs = ("check", "fix", "inspect", "see", "look", "ask", "redrive")
+        assert any(verb in description.lower() for verb in verbs), alarm["AlarmName"]
+
+
+def test_alarm_and_topic_names_carry_the_stage(template: dict[str, Any]) -> None:
+    [topic] = cfn.of_type(template, "AWS::SNS::Topic").values()
+    names = [a["AlarmName"] for a in _alarms(template)]
+
+    assert topic["Properties"]["TopicName"] == NAMES.alarm_topic == "possync-prod-alarms"
+    assert len(set(names)) == len(names)
+    assert NAMES.alarm_name("pull_onprem jobs dead letters") in names
+    assert "possync-prod-pull-onprem-jobs-dead-letters" in names
+
+
+def test_no_email_subscription_by_default(template: dict[str, Any]) -> None:
+    assert cfn.of_type(template, "AWS::SNS::Subscription") == {}
+
+
+def test_alarm_email_from_context_subscribes_to_the_topic(tmp_path_factory: pytest.TempPathFactory) -> None:
+    synthesized = synthesize(tmp_path_factory.mktemp("alarm-email"), alarm_email="ops@example.com")
+
+    [subscription] = cfn.of_type(synthesized.template, "AWS::SNS::Subscription").values()
+    assert subscription["Properties"] == {
+        "Endpoint": "ops@example.com",
+        "Protocol": "email",
+        "TopicArn": {"Ref": synthesized.logical_id(synthesized.stack.monitoring.alarm_topic)},
+    }
