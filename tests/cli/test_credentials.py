@@ -358,7 +358,7 @@ def test_list_shows_credentials_with_their_last_pull(cli: Invoke, control: Contr
 
 
 def test_list_with_nothing_registered_says_how_to_add(cli: Invoke) -> None:
-    result = cli("credentials", "list", "--tenant", "t9")
+    result = cli("credentials", "list", "--tenant", "t2")  # a tenant with no store yet
 
     assert result.exit_code == 0
     assert "possync credentials add" in result.output

@@ -15,6 +15,7 @@ from functions.core.layout import Vendor
 from functions.core.personas_store import UnmappedStore, UnmappedStores
 from functions.core.store import ControlStore, RegisteredCredential
 from possync.admin.audit import AuditLog
+from possync.admin.tenants import AUDIT_PARAMETER as TENANT_AUDIT_PARAMETER
 from possync.target import Target
 from tests.cli.conftest import Invoke
 
@@ -66,7 +67,9 @@ def mappings(target: Target, vendor: Vendor = Vendor.POSABIT) -> dict[str, str] 
 
 
 def audit(target: Target) -> list[Any]:
-    return AuditLog(boto3.client("dynamodb", region_name="us-east-1"), target.control_table).history("t1")
+    """t1's settings changes (its creation, audited too, is left out)."""
+    entries = AuditLog(boto3.client("dynamodb", region_name="us-east-1"), target.control_table).history("t1")
+    return [e for e in entries if e.parameter != TENANT_AUDIT_PARAMETER]
 
 
 def stores(cli: Invoke, *args: str, input: str | None = None) -> Any:
