@@ -417,6 +417,8 @@ def add(
     Secrets come from a hidden prompt, an env var (e.g. --key-env FLOURISH_KEY) or --from-json FILE|-.
 
     They are never taken from the command line, never printed and never logged.
+
+    The tenant must exist (`possync tenants add`); --new-tenant creates it with this, its first credential.
     """
     vendor = parse_vendor(vendor_name)
     tenant = parse_id(tenant, "tenant")
@@ -512,8 +514,8 @@ def add(
     out.print(f"{verb} {vendor.value} credential [bold]{credential_id}[/] for tenant [bold]{tenant}[/].")
     if pin is not None:
         out.print(
-            f"Pinned certificate SHA-256 {pin.fingerprint}: only a server presenting exactly this certificate is "
-            "called (compare with `openssl x509 -noout -fingerprint -sha256 -in FILE`).",
+            f"Pinned certificate, SHA-256 fingerprint {pin.fingerprint}. Only a server presenting exactly this "
+            "certificate is called; compare with `openssl x509 -noout -fingerprint -sha256 -in FILE`.",
             markup=False,
         )
     out.print(f"Secret stored in Secrets Manager as {secret_name} (not shown). The next scheduled pull uses it.")

@@ -13,8 +13,8 @@ from possync.admin.context import AdminContext, admin, parse_id
 from possync.admin.render import Output, OutputOption, console, emit, fail, guarded, when
 
 app = typer.Typer(
-    help="Tenants: each admin command takes --tenant, and only tenants created here (or with their first "
-    "credential, `credentials add ... --new-tenant`) are accepted, so a mistyped id configures nothing.",
+    help="Tenants: create them explicitly (here, or with a first `credentials add ... --new-tenant`); every "
+    "--tenant must name one, so a mistyped id configures nothing.",
     no_args_is_help=True,
 )
 
