@@ -10,8 +10,9 @@ import pytest
 
 from functions.core.layout import Vendor
 from functions.core.store import ControlStore, RegisteredCredential
-from functions.core.tenants import TenantRegistry
+from functions.core.tenants import TenantExistsError, TenantRegistry
 from possync.admin.audit import AuditLog
+from possync.admin.tenants import create_tenant
 from possync.target import Target
 from tests.cli.conftest import Invoke
 
@@ -254,3 +255,16 @@ def test_adding_a_credential_to_a_derived_tenant_registers_it(bare_cli: Invoke, 
     assert result.exit_code == 0, result.output
     tenant = TenantRegistry(ddb(), target.control_table).get("oldco")
     assert tenant is not None and tenant.registered and tenant.credentials == 2
+
+
+def test_registering_a_tenant_twice_writes_neither_the_tenant_nor_its_audit_again(
+    bare_cli: Invoke, target: Target
+) -> None:
+    create_tenant(ddb(), target.control_table, "acme", who=ADMIN, name="Acme")
+
+    with pytest.raises(TenantExistsError, match="tenant acme already exists"):
+        create_tenant(ddb(), target.control_table, "acme", who="someone-else", name="Other")
+
+    tenant = TenantRegistry(ddb(), target.control_table).get("acme")
+    assert tenant is not None and (tenant.name, tenant.created_by) == ("Acme", ADMIN)
+    assert [e.who for e in AuditLog(ddb(), target.control_table).history("acme")] == [ADMIN]
