@@ -30,7 +30,7 @@ class Tenant:
     created_by: str | None = None
     # False: known only from its registered credentials (added before tenants were registered explicitly).
     registered: bool = True
-    credentials: int = 0
+    credentials: int | None = None  # None: not counted
 
 
 def check_tenant_name(name: str) -> str:
@@ -104,14 +104,17 @@ class TenantRegistry:
             raise StoreError(f"registering tenant {tenant} in {self.table} failed: {type(exc).__name__}") from exc
         return self._tenant(request["Put"]["Item"])
 
-    def get(self, tenant: str) -> Tenant | None:
-        """The tenant if it is registered or has credentials; None when possync knows no such tenant."""
+    def get(self, tenant: str, *, count_credentials: bool = False) -> Tenant | None:
+        """The tenant if it is registered or has credentials; None when possync knows no such tenant.
+
+        A registered tenant costs one read; its credentials are counted only when asked.
+        """
         try:
             item = self.ddb.get_item(TableName=self.table, Key=self.key(tenant), ConsistentRead=True).get("Item")
         except (ClientError, BotoCoreError) as exc:
             raise StoreError(f"reading tenant {tenant} from {self.table} failed: {_code(exc)}") from exc
         if item is not None:
-            return self._tenant(item, credentials=self._credential_count(tenant))
+            return self._tenant(item, self._credential_count(tenant) if count_credentials else None)
         count = self._credential_count(tenant)
         return Tenant(tenant, registered=False, credentials=count) if count else None
 
@@ -151,7 +154,7 @@ class TenantRegistry:
         return sum(len(self.control.credentials(vendor, tenant)) for vendor in Vendor)
 
     @staticmethod
-    def _tenant(item: Mapping[str, Any], credentials: int = 0) -> Tenant:
+    def _tenant(item: Mapping[str, Any], credentials: int | None = None) -> Tenant:
         return Tenant(
             tenant=item["tenant"]["S"],
             name=item.get("name", {}).get("S"),

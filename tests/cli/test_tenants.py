@@ -196,7 +196,7 @@ def test_new_tenant_creates_the_tenant_with_its_first_credential(cli: Invoke, ta
 
     assert result.exit_code == 0, result.output
     assert "Created tenant acme." in result.output and "Added posabit credential store-1" in result.output
-    tenant = TenantRegistry(ddb(), target.control_table).get("acme")
+    tenant = TenantRegistry(ddb(), target.control_table).get("acme", count_credentials=True)
     assert tenant is not None and tenant.registered and tenant.credentials == 1
     [entry] = AuditLog(ddb(), target.control_table).history("acme")
     assert entry.action == "credentials add posabit store-1 --new-tenant"
@@ -230,7 +230,7 @@ def test_a_tenant_known_only_from_its_credentials_is_still_recognised(bare_cli: 
 
     assert registered.exit_code == 0, registered.output
     assert "was known from its 1 credentials; it is now registered" in registered.output
-    tenant = TenantRegistry(ddb(), target.control_table).get("oldco")
+    tenant = TenantRegistry(ddb(), target.control_table).get("oldco", count_credentials=True)
     assert tenant is not None and tenant.registered
 
 
@@ -240,7 +240,7 @@ def test_removing_the_last_credential_of_a_derived_tenant_keeps_the_tenant(bare_
     removed = bare_cli("credentials", "remove", "flourish", "--tenant", "oldco", "--id", "old-1", "--yes")
 
     assert removed.exit_code == 0, removed.output
-    tenant = TenantRegistry(ddb(), target.control_table).get("oldco")
+    tenant = TenantRegistry(ddb(), target.control_table).get("oldco", count_credentials=True)
     assert tenant is not None and tenant.registered and tenant.credentials == 0
     [entry] = AuditLog(ddb(), target.control_table).history("oldco")
     assert entry.action == "tenants add (backfill: credentials remove)"
@@ -253,7 +253,7 @@ def test_adding_a_credential_to_a_derived_tenant_registers_it(bare_cli: Invoke, 
     result = add_posabit(bare_cli, "oldco")
 
     assert result.exit_code == 0, result.output
-    tenant = TenantRegistry(ddb(), target.control_table).get("oldco")
+    tenant = TenantRegistry(ddb(), target.control_table).get("oldco", count_credentials=True)
     assert tenant is not None and tenant.registered and tenant.credentials == 2
 
 
