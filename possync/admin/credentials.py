@@ -95,11 +95,12 @@ def public_fields(vendor: Vendor) -> list[str]:
     return [name for name in model.model_fields if name != "vendor" and name not in secret_fields(vendor)]
 
 
-def read_text_file(path: str, option: str, *, not_text_hint: str) -> str:
-    """A UTF-8 text file (or '-' for stdin), or exit 1 saying why not; its content never reaches a message."""
-    shown = "stdin" if path == "-" else path
+def read_text_file(path: str, option: str, *, not_text_hint: str, dash_is_stdin: bool = False) -> str:
+    """A UTF-8 text file (or stdin), or exit 1 saying why not; its content never reaches a message."""
+    from_stdin = dash_is_stdin and path == "-"
+    shown = "stdin" if from_stdin else path
     try:
-        if path == "-":
+        if from_stdin:
             stream = getattr(sys.stdin, "buffer", None)
             raw: bytes | str = stream.read() if stream is not None else sys.stdin.read()
         else:
@@ -128,6 +129,7 @@ def _read_json(source: str) -> dict[str, Any]:
         source,
         "--from-json",
         not_text_hint="save it as UTF-8 (e.g. `iconv -f WINDOWS-1252 -t UTF-8 FILE > FILE.json`) and try again",
+        dash_is_stdin=True,
     )
     try:
         data = json.loads(text)
