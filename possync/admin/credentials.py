@@ -497,6 +497,7 @@ def add(
             )
         except TenantExistsError:
             fail(f"tenant {tenant} was created by someone else while this command ran; nothing was stored")
+        console().print(f"Created tenant [bold]{tenant}[/].")
     elif found is not None:
         register_known_tenant(context, found, "credentials add")
     store_secret(
@@ -511,8 +512,6 @@ def add(
     )
     verb = "Updated" if exists else "Added"
     out = console()
-    if new_tenant:
-        out.print(f"Created tenant [bold]{tenant}[/].")
     out.print(f"{verb} {vendor.value} credential [bold]{credential_id}[/] for tenant [bold]{tenant}[/].")
     if pin is not None:
         out.print(
