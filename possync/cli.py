@@ -15,6 +15,7 @@ from possync.admin import replay_cmd as admin_replay
 from possync.admin import settings as admin_settings
 from possync.admin import status as admin_status
 from possync.admin import stores as admin_stores
+from possync.admin import tenants as admin_tenants
 from possync.admin.context import admin_options
 from possync.admin.render import output_width
 from possync.local.runtime import DEMO_SCALE, LocalRuntime, Scale
@@ -28,6 +29,7 @@ app = typer.Typer(
 local_app = typer.Typer(help="The embedded default: moto and the POS simulators on this machine.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 app.callback()(admin_options)
+app.add_typer(admin_tenants.app, name="tenants")
 app.add_typer(admin_credentials.app, name="credentials")
 app.add_typer(admin_settings.app, name="settings")
 app.add_typer(admin_stores.app, name="stores")

@@ -395,3 +395,11 @@ def control_unmapped_sk(vendor: Vendor, credential_id: str, location_id: str | N
 
 def control_audit_pk(tenant: str) -> str:
     return f"AUDIT#{tenant}"
+
+
+# Control table: the tenant registry, one item per tenant under one partition (a handful of tenants per stack).
+CONTROL_TENANT_PK = "TENANT"
+
+
+def control_tenant_sk(tenant: str) -> str:
+    return tenant

@@ -4,12 +4,55 @@ from __future__ import annotations
 
 import json
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from functions.core.errors import SettingsError
 from functions.core.layout import Vendor
+
+STORE_ID_MAX = 100
+
+
+def _id_problem(value: str) -> str | None:
+    if not value:
+        return "is empty"
+    if value != value.strip():
+        return "starts or ends with whitespace"
+    if len(value) > STORE_ID_MAX:
+        return f"is longer than {STORE_ID_MAX} characters"
+    if not value.isprintable():
+        return "contains control or other non-printable characters"
+    return None
+
+
+def check_store_id(value: str) -> str:
+    """A retail store id: 1-100 printable characters without '#' (store ids become parts of DynamoDB keys,
+    where '#' separates the parts) and without surrounding whitespace. The message never quotes the value."""
+    problem = _id_problem(value) or ("contains '#'" if "#" in value else None)
+    if problem is not None:
+        raise ValueError(f"a store id {problem}; use 1-{STORE_ID_MAX} printable characters without '#', e.g. downtown")
+    return value
+
+
+def check_mapping_key(value: str) -> str:
+    """What a store mapping maps: a credential id or a POS location id, as the POS reports it (so '#' is allowed),
+    1-100 printable characters without surrounding whitespace."""
+    problem = _id_problem(value)
+    if problem is not None:
+        raise ValueError(
+            f"a store mapping's credential or location id {problem}; copy the id from `possync stores unmapped`"
+        )
+    return value
+
+
+def error_location(loc: tuple[int | str, ...]) -> str:
+    """A validation error's location, dotted, with control characters in mapping keys escaped for the log line."""
+    return ".".join("".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(part)) for part in loc)
+
+
+StoreId = Annotated[str, AfterValidator(check_store_id)]
+MappingKey = Annotated[str, AfterValidator(check_mapping_key)]
 
 # Vendors whose integration card offers two-way persona sync and the market/state restriction.
 SYNC_VENDORS = frozenset({Vendor.POSABIT, Vendor.FLOURISH})
@@ -31,7 +74,7 @@ class IntegrationSettings(BaseModel):
     loyalty_points_imported_on: date | None = None
     use_last_backup: bool = False
     # credential id or POS location id -> retail store id
-    store_mappings: dict[str, str] = Field(default_factory=dict)
+    store_mappings: dict[MappingKey, StoreId] = Field(default_factory=dict)
     pull_interval_minutes: int = Field(default=180, ge=15, le=1440)
 
     @model_validator(mode="after")
@@ -69,7 +112,7 @@ def parse_integration_settings(raw: Any, vendor: Vendor, parameter: str) -> Inte
     except json.JSONDecodeError:
         raise SettingsError(f"invalid settings in parameter {parameter}: not valid JSON") from None
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{error_location(e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
         raise SettingsError(f"invalid settings in parameter {parameter}: {problems}") from None
     if settings.vendor != vendor:
         raise SettingsError(f"invalid settings in parameter {parameter}: vendor is {settings.vendor}, not {vendor}")
@@ -82,5 +125,5 @@ def parse_tenant_settings(raw: Any, parameter: str) -> TenantSettings:
             return TenantSettings.model_validate_json(raw)
         return TenantSettings.model_validate(raw or {})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(f"{error_location(e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
         raise SettingsError(f"invalid settings in parameter {parameter}: {problems}") from None

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import httpx
 
 from functions.core.connector import ConnectorConfig
-from functions.core.errors import CredentialError, StoreOfflineError, VendorUnavailableError
+from functions.core.errors import StoreOfflineError, VendorUnavailableError
 from functions.core.http import RetryPolicy, VendorHttp
 from functions.core.layout import Vendor
 from functions.core.netguard import Resolver, Scheme, resolve_allowed
@@ -20,6 +20,7 @@ from functions.pull_onprem.tls import (
     PinnedCertificateMismatchError,
     PinnedSSLContext,
     StoreCertificateError,
+    check_pin,
     pinned_ssl_context,
     system_ssl_context,
 )
@@ -75,13 +76,9 @@ def endpoint_for(
     `allow_loopback_for_tests` lets contract tests aim a custom IP:PORT at a simulator on 127.0.0.1; production
     code never sets it.
     """
-    pinned = pinned_cert_pem is not None and bool(pinned_cert_pem.strip())
+    # The pin rules `possync credentials add` applies too, before it stores anything.
+    pinned = check_pin(vendor, custom_ip_port, pinned_cert_pem) is not None
     if is_blank(custom_ip_port):
-        if pinned:
-            raise CredentialError(
-                f"the {vendor.value} credential pins a certificate but has no custom IP:PORT; a pin applies only to "
-                "an on-premises store server, so add its IP:PORT or remove the pin"
-            )
         return Endpoint(base_url=config.base_url, display=f"{vendor.value} hosted endpoint", on_premises=False)
     assert custom_ip_port is not None
     try:
@@ -95,11 +92,6 @@ def endpoint_for(
     except VendorUnavailableError as exc:
         raise StoreOfflineError(f"{vendor.value} store server: {exc}") from None
     scheme = choose_scheme(target.scheme, target.port, pinned)
-    if pinned and scheme == "http":
-        raise CredentialError(
-            f"the {vendor.value} credential pins a certificate but its IP:PORT says http://; "
-            "remove the http:// prefix (a pinned certificate means TLS) or remove the pin"
-        )
     verify: ssl.SSLContext | bool = True
     if scheme == "https":
         verify = pinned_ssl_context(pinned_cert_pem or "") if pinned else system_ssl_context()

@@ -30,6 +30,46 @@ class AuditLog:
         self.ddb = dynamodb
         self.table = table
 
+    def item(
+        self,
+        tenant: str,
+        parameter: str,
+        who: str,
+        action: str,
+        old: dict[str, Any] | None,
+        new: dict[str, Any] | None,
+        at: datetime,
+    ) -> dict[str, Any]:
+        return {
+            "pk": {"S": audit_pk(tenant)},
+            "sk": {"S": audit_sk(at, parameter)},
+            "parameter": {"S": parameter},
+            "at": {"S": at.astimezone(UTC).isoformat()},
+            "who": {"S": who},
+            "action": {"S": action},
+            "old": {"S": json.dumps(old, default=str, sort_keys=True)},
+            "new": {"S": json.dumps(new, default=str, sort_keys=True)},
+        }
+
+    def put_request(
+        self,
+        tenant: str,
+        parameter: str,
+        who: str,
+        action: str,
+        old: dict[str, Any] | None,
+        new: dict[str, Any] | None,
+        at: datetime,
+    ) -> dict[str, Any]:
+        """The entry as a TransactWriteItems action, for a change that must be written together with its audit."""
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": self.item(tenant, parameter, who, action, old, new, at),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
     def record(
         self,
         tenant: str,
@@ -44,16 +84,7 @@ class AuditLog:
         entry = AuditEntry(tenant, parameter, moment.astimezone(UTC).isoformat(), who, action, old, new)
         self.ddb.put_item(
             TableName=self.table,
-            Item={
-                "pk": {"S": audit_pk(tenant)},
-                "sk": {"S": audit_sk(moment, parameter)},
-                "parameter": {"S": parameter},
-                "at": {"S": entry.at},
-                "who": {"S": who},
-                "action": {"S": action},
-                "old": {"S": json.dumps(old, default=str, sort_keys=True)},
-                "new": {"S": json.dumps(new, default=str, sort_keys=True)},
-            },
+            Item=self.item(tenant, parameter, who, action, old, new, moment),
             # Two changes in the same microsecond must not hide one another.
             ConditionExpression="attribute_not_exists(pk)",
         )

@@ -135,8 +135,12 @@ def parse_id(value: str, what: str) -> str:
         fail(str(exc))
 
 
-TenantOption = Annotated[str, typer.Option("--tenant", "-t", help="Tenant id (e.g. greenleaf).")]
-OptionalTenant = Annotated[str | None, typer.Option("--tenant", "-t", help="Only this tenant.")]
+TenantOption = Annotated[
+    str, typer.Option("--tenant", "-t", help="Tenant id (e.g. greenleaf); `possync tenants list` shows them.")
+]
+OptionalTenant = Annotated[
+    str | None, typer.Option("--tenant", "-t", help="Only this tenant (`possync tenants list` shows them).")
+]
 VendorArgument = Annotated[str, typer.Argument(metavar="VENDOR", help=f"The POS: {VENDOR_NAMES}.", show_default=False)]
 VendorOption = Annotated[str, typer.Option("--vendor", "-v", help=f"The POS: {VENDOR_NAMES}.")]
 OptionalVendor = Annotated[str | None, typer.Option("--vendor", "-v", help=f"Only this POS ({VENDOR_NAMES}).")]

@@ -23,9 +23,11 @@ from functions.core.credentials import (
     credential_json,
     parse_credential,
 )
-from functions.core.errors import CredentialError, PossyncError
+from functions.core.errors import CredentialError, HostNotAllowedError, PossyncError
 from functions.core.layout import Vendor
 from functions.core.store import RegisteredCredential
+from functions.core.tenants import TenantExistsError
+from functions.pull_onprem.tls import PinnedCertificate, check_pin
 from possync.admin.context import (
     CredentialIdOption,
     OptionalTenant,
@@ -38,6 +40,14 @@ from possync.admin.context import (
     parse_vendor,
 )
 from possync.admin.render import Output, OutputOption, age, console, emit, fail, guarded, warn
+from possync.admin.tenants import (
+    command_line,
+    create_tenant,
+    known_tenant,
+    register_known_tenant,
+    registry,
+    require_tenant,
+)
 
 app = typer.Typer(
     help="Connect POS stores: secrets go to Secrets Manager and are never shown; public fields to the registry.",
@@ -85,19 +95,63 @@ def public_fields(vendor: Vendor) -> list[str]:
     return [name for name in model.model_fields if name != "vendor" and name not in secret_fields(vendor)]
 
 
-def _read_json(source: str) -> dict[str, Any]:
+def read_text_file(path: str, option: str, *, not_text_hint: str, dash_is_stdin: bool = False) -> str:
+    """A UTF-8 text file (or stdin), or exit 1 saying why not; its content never reaches a message."""
+    from_stdin = dash_is_stdin and path == "-"
+    shown = "stdin" if from_stdin else path
     try:
-        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+        if from_stdin:
+            stream = getattr(sys.stdin, "buffer", None)
+            raw: bytes | str = stream.read() if stream is not None else sys.stdin.read()
+        else:
+            raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        fail(f"{option} {shown}: no such file", "check the path (relative paths start from the current directory)")
+    except IsADirectoryError:
+        fail(f"{option} {shown} is a directory, not a file", f"give {option} the path of the file itself")
+    except PermissionError:
+        fail(f"{option} {shown}: permission denied", "make the file readable by you, or copy it somewhere it is")
+    except UnicodeDecodeError as exc:  # stdin opened as text in a non-UTF-8 locale
+        fail(f"{option} {shown} is not UTF-8 text (undecodable byte at offset {exc.start})", not_text_hint)
     except OSError as exc:
-        fail(f"could not read {source}: {exc.strerror}")
+        fail(f"{option} {shown} could not be read: {exc.strerror or type(exc).__name__}")
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8-sig")  # a byte-order mark (Windows editors) is not part of the text
+    except UnicodeDecodeError as exc:
+        # The offset only: the bytes may be part of a secret.
+        fail(f"{option} {shown} is not UTF-8 text (undecodable byte at offset {exc.start})", not_text_hint)
+
+
+def _read_json(source: str) -> dict[str, Any]:
+    text = read_text_file(
+        source,
+        "--from-json",
+        not_text_hint="save it as UTF-8 (e.g. `iconv -f WINDOWS-1252 -t UTF-8 FILE > FILE.json`) and try again",
+        dash_is_stdin=True,
+    )
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         # The position only: the text may hold secrets.
-        fail(f"--from-json input is not valid JSON (line {exc.lineno}, column {exc.colno})")
+        fail(
+            f"--from-json input is not valid JSON (line {exc.lineno}, column {exc.colno})",
+            'it must be one JSON object of credential fields, e.g. {"store_name": "Main St", "api_key": "..."}',
+        )
+    except RecursionError:
+        fail("--from-json input is nested too deeply to be credential fields", "give one flat JSON object")
     if not isinstance(data, dict):
-        fail("--from-json input must be a JSON object of credential fields")
+        fail(
+            f"--from-json input must be a JSON object of credential fields, not a JSON {_json_kind(data)}",
+            'e.g. {"store_name": "Main St", "api_key": "..."}',
+        )
     return data
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+    return kinds.get(type(value), type(value).__name__)
 
 
 def build_credential_data(
@@ -174,6 +228,23 @@ def check_custom_address(vendor: Vendor, address: str, allow_private: bool) -> N
     except (PossyncError, ValueError) as exc:
         private = "private network" in str(exc) and not allow_private
         fail(str(exc), "if the deployment allows private hosts, add --allow-private" if private else None)
+
+
+def check_pinned_certificate(credential: Credential) -> PinnedCertificate | None:
+    """The pin rules every pull applies (functions.pull_onprem.tls.check_pin), applied before anything is stored."""
+    if not isinstance(credential, ProfitekCredential | AuphanCredential):
+        return None
+    try:
+        return check_pin(credential.vendor, credential.custom_ip_port, credential.pinned_cert_pem)
+    except (CredentialError, HostNotAllowedError) as exc:
+        no_address = credential.custom_ip_port is None or not credential.custom_ip_port.strip()
+        fail(
+            f"{exc}; nothing was stored",
+            "pass --ip-port with the store server's IP:PORT (its certificate is the one pinned), or leave out "
+            "--pinned-cert to use the vendor's hosted endpoint"
+            if no_address
+            else None,
+        )
 
 
 def _store_name_of_existing(secrets: Any, name: str, vendor: Vendor, credential_id: str) -> str | None:
@@ -337,6 +408,10 @@ def add(
             help="Accept a private (RFC 1918) --ip-port; only if the deployment allows private hosts.",
         ),
     ] = False,
+    new_tenant: Annotated[
+        bool,
+        typer.Option("--new-tenant", help="Create the tenant with this, its first credential (refused if it exists)."),
+    ] = False,
     yes: YesOption = False,
 ) -> None:
     """Add or update a POS credential: validate it, store the secret, register the store for pulls.
@@ -344,18 +419,20 @@ def add(
     Secrets come from a hidden prompt, an env var (e.g. --key-env FLOURISH_KEY) or --from-json FILE|-.
 
     They are never taken from the command line, never printed and never logged.
+
+    The tenant must exist (`possync tenants add`); --new-tenant creates it with this, its first credential.
     """
     vendor = parse_vendor(vendor_name)
     tenant = parse_id(tenant, "tenant")
     credential_id = parse_id(credential_id, "credential id")
     pem = None
     if pinned_cert is not None:
-        try:
-            pem = pinned_cert.read_text(encoding="utf-8")
-        except OSError as exc:
-            fail(f"could not read {pinned_cert}: {exc.strerror}")
-        if "BEGIN CERTIFICATE" not in pem:
-            fail(f"{pinned_cert} is not a PEM certificate (no BEGIN CERTIFICATE line)")
+        pem = read_text_file(
+            str(pinned_cert),
+            "--pinned-cert",
+            not_text_hint=f"it may be a binary (DER) certificate: convert it with "
+            f"`openssl x509 -inform der -in {pinned_cert} -out store.pem` and pin store.pem",
+        )
     options: dict[str, Any] = {
         "store_name": store_name,
         "market": market.upper() if market else None,
@@ -381,8 +458,18 @@ def add(
     address = credential.public_fields().get("custom_ip_port")
     if address:
         check_custom_address(vendor, str(address), allow_private)
+    pin = check_pinned_certificate(credential)
 
     context = admin(ctx)
+    found = registry(context).get(tenant)
+    if new_tenant and found is not None:
+        fail(
+            f"tenant {tenant} already exists, and --new-tenant is for creating one",
+            "drop --new-tenant to add this credential to it, or pick another tenant id "
+            f"(`{command_line(context, 'tenants list')}` shows the taken ones)",
+        )
+    if not new_tenant and found is None:
+        require_tenant(context, tenant, new_tenant_flag=True)
     target = context.target()
     secrets = context.client("secretsmanager")
     control = context.control()
@@ -399,6 +486,20 @@ def add(
         typer.confirm(
             f"{vendor.value} credential {credential_id} of tenant {tenant} exists; replace its values?", abort=True
         )
+    if new_tenant:
+        try:
+            create_tenant(
+                context.client("dynamodb"),
+                target.control_table,
+                tenant,
+                who=context.actor(),
+                action=f"credentials add {vendor.value} {credential_id} --new-tenant",
+            )
+        except TenantExistsError:
+            fail(f"tenant {tenant} was created by someone else while this command ran; nothing was stored")
+        console().print(f"Created tenant [bold]{tenant}[/].")
+    elif found is not None:
+        register_known_tenant(context, found, "credentials add")
     store_secret(
         secrets,
         secret_name,
@@ -412,6 +513,12 @@ def add(
     verb = "Updated" if exists else "Added"
     out = console()
     out.print(f"{verb} {vendor.value} credential [bold]{credential_id}[/] for tenant [bold]{tenant}[/].")
+    if pin is not None:
+        out.print(
+            f"Pinned certificate, SHA-256 fingerprint {pin.fingerprint}. Only a server presenting exactly this "
+            "certificate is called; compare with `openssl x509 -noout -fingerprint -sha256 -in FILE`.",
+            markup=False,
+        )
     out.print(f"Secret stored in Secrets Manager as {secret_name} (not shown). The next scheduled pull uses it.")
     if state == "deleted":
         out.print("The secret had been scheduled for deletion; it was restored with the new values.")
@@ -427,7 +534,10 @@ def list_credentials(
 ) -> None:
     """List registered credentials with their last pull (never their secrets)."""
     vendors = [parse_vendor(vendor_name)] if vendor_name else list(Vendor)
-    control = admin(ctx).control()
+    context = admin(ctx)
+    if tenant is not None:
+        tenant = known_tenant(context, tenant)
+    control = context.control()
     rows = []
     for vendor in vendors:
         for entry in control.credentials(vendor, tenant):
@@ -489,7 +599,9 @@ def remove(
     """
     vendor = parse_vendor(vendor_name)
     tenant = parse_id(tenant, "tenant")
+    credential_id = parse_id(credential_id, "credential id")
     context = admin(ctx)
+    found = require_tenant(context, tenant)
     secrets = context.client("secretsmanager")
     control = context.control()
     secret_name = context.target().names.credential_secret(tenant, vendor, credential_id)
@@ -506,6 +618,7 @@ def remove(
             "data already pulled stays",
             abort=True,
         )
+    register_known_tenant(context, found, "credentials remove")  # its last credential must not take the tenant
     if state == "present":
         secrets.delete_secret(SecretId=secret_name, RecoveryWindowInDays=recovery_days)
     control.remove_credential(tenant, vendor, credential_id)

@@ -23,6 +23,7 @@ from functions.core.personas_store import (
 )
 from possync.admin.context import TenantOption, admin, parse_id, parse_vendor
 from possync.admin.render import Output, OutputOption, cell, console, emit, fail, guarded, when
+from possync.admin.tenants import require_tenant
 
 app = typer.Typer(
     help="Personas: one view of each shopper across POSes (sources, favourite store, membership, points, consent).",
@@ -173,6 +174,7 @@ def list_command(
     tenant = parse_id(tenant, "tenant")
     vendor = parse_vendor(sourced_from) if sourced_from else None
     context = admin(ctx)
+    require_tenant(context, tenant)
     personas, more = list_personas(
         context.client("dynamodb"),
         context.target().personas_table,
@@ -255,6 +257,7 @@ def show_command(
     if output is Output.CSV:
         fail("show prints one persona: use --output table or json", "for many personas use `possync personas list`")
     context = admin(ctx)
+    require_tenant(context, tenant)
     store = PersonaStore(context.client("dynamodb"), context.target().personas_table)
     persona_id = _resolve(store, tenant, who)
     persona = store.get_persona(tenant, persona_id)

@@ -13,6 +13,7 @@ from functions.core import replay as core_replay
 from functions.core.replay import ArchivedPage, ReplayError, archived_pages, load_codec
 from possync.admin.context import TenantOption, VendorOption, admin, parse_id, parse_vendor
 from possync.admin.render import Output, console, emit, fail, guarded, warn
+from possync.admin.tenants import require_tenant
 
 
 def _day(value: str, option: str) -> date:
@@ -50,6 +51,7 @@ def replay_command(
     except ReplayError as exc:
         fail(str(exc), "upgrade possync to a build whose connector exports the replay codec")
     context = admin(ctx)
+    require_tenant(context, tenant)
     archive = context.archive()
     pages = archived_pages(archive, tenant, vendor, first, last, credential_id)
     scope = f"{tenant} / {vendor.value}" + (f" / {credential_id}" if credential_id else "")

@@ -16,12 +16,20 @@ from rich.markup import escape
 
 from functions.core.errors import SettingsError
 from functions.core.layout import ResourceNames, Vendor
-from functions.core.settings import SYNC_VENDORS, IntegrationSettings, TenantSettings
+from functions.core.settings import (
+    SYNC_VENDORS,
+    IntegrationSettings,
+    TenantSettings,
+    check_mapping_key,
+    check_store_id,
+    error_location,
+)
 from functions.core.sources import SETTINGS_MAX_AGE_SECONDS
 from possync.admin import impact
 from possync.admin.audit import AuditLog
 from possync.admin.context import AdminContext, OptionalVendor, TenantOption, YesOption, admin, parse_id, parse_vendor
 from possync.admin.render import Output, OutputOption, cell, console, emit, fail, guarded, warn, when
+from possync.admin.tenants import require_tenant
 
 app = typer.Typer(
     help="Integration settings (per tenant and POS) and tenant-wide loyalty settings: validated, previewed, audited.",
@@ -78,7 +86,7 @@ class Scope:
             model: BaseModel = self.model.model_validate(payload)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors(include_input=False)
+                f"{error_location(e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors(include_input=False)
             )
             raise SettingsError(f"invalid {self.label} for tenant {self.tenant}: {problems}") from None
         view = model.model_dump(mode="json")
@@ -142,7 +150,8 @@ def parse_assignments(scope: Scope, pairs: list[str]) -> tuple[dict[str, Any], d
         if not sep or not key:
             fail(f"{pair!r} is not key=value", "e.g. `enroll_after=2026-05-01` or `age_gate_attested=true`")
         if key.startswith(f"{MAPPING_KEY}.") and scope.vendor is not None:
-            mappings[key.removeprefix(f"{MAPPING_KEY}.")] = value.strip()
+            location, store = mapping_pair(key.removeprefix(f"{MAPPING_KEY}."), value)
+            mappings[location] = store
             continue
         _known(scope, key, stored_keys=())
         if key == AUTO_KEY:
@@ -162,6 +171,20 @@ def parse_assignments(scope: Scope, pairs: list[str]) -> tuple[dict[str, Any], d
             continue
         changes[key] = value.strip()
     return changes, mappings
+
+
+def mapping_pair(location: str, store: str) -> tuple[str, str]:
+    """One store mapping as typed, checked by the validators the settings model applies (exit 1 when not valid)."""
+    location, store = location.strip(), store.strip()
+    try:
+        check_mapping_key(location)
+    except ValueError as exc:
+        fail(f"{MAPPING_KEY}.{location!r}: {exc}", f"e.g. {MAPPING_KEY}.store-12=downtown")
+    try:
+        check_store_id(store)
+    except ValueError as exc:
+        fail(f"{MAPPING_KEY}.{location}={store!r}: {exc}", f"e.g. {MAPPING_KEY}.{location}=downtown")
+    return location, store
 
 
 def _known(scope: Scope, key: str, stored_keys: tuple[str, ...]) -> None:
@@ -358,6 +381,7 @@ def _change(
     vendor = parse_vendor(vendor_name) if vendor_name else None
     scope = Scope.of(context.target().names, tenant, vendor)
     parsed, mappings = parse_assignments(scope, sets)  # before any AWS call: a typo costs nothing
+    require_tenant(context, tenant)
     change_settings(context, scope, parsed, mappings, unsets, dry_run=dry_run, yes=yes, action=action)
 
 
@@ -413,6 +437,7 @@ def show(
     context = admin(ctx)
     tenant = parse_id(tenant, "tenant")
     vendor = parse_vendor(vendor_name) if vendor_name else None
+    require_tenant(context, tenant)
     target = context.target()
     scope = Scope.of(target.names, tenant, vendor)
     ssm = context.client("ssm")
@@ -492,6 +517,7 @@ def history(
     tenant = parse_id(tenant, "tenant")
     target = context.target()
     only = Scope.of(target.names, tenant, parse_vendor(vendor_name)).parameter if vendor_name else None
+    require_tenant(context, tenant)
     entries = AuditLog(context.client("dynamodb"), target.control_table).history(tenant)
     entries = [e for e in entries if only is None or e.parameter == only][:limit]
     rows = []

@@ -28,6 +28,7 @@ from possync.admin.context import (
     parse_vendor,
 )
 from possync.admin.render import Output, OutputOption, age, cell, console, emit, fail, guarded, when
+from possync.admin.tenants import known_tenant, require_tenant
 
 quarantine_app = typer.Typer(
     help="Records a mapping refused: each with its reason and the archived page it came from.", no_args_is_help=True
@@ -189,6 +190,8 @@ def status_command(
     """
     vendors = [parse_vendor(vendor_name)] if vendor_name else list(Vendor)
     context = admin(ctx)
+    if tenant is not None:
+        tenant = known_tenant(context, tenant)
     control = context.control()
     settings = IntervalLookup(context.client("ssm"), context.target().names)
     now = datetime.now(UTC)
@@ -250,7 +253,9 @@ def quarantine_list(
     """Quarantined records of one credential: stream, POS id, reason, archived page and item position."""
     vendor = parse_vendor(vendor_name)
     tenant = parse_id(tenant, "tenant")
-    control = admin(ctx).control()
+    context = admin(ctx)
+    require_tenant(context, tenant)
+    control = context.control()
     entries = control.list_quarantine(tenant, vendor, credential_id)
     if not entries and control.get_credential(tenant, vendor, credential_id) is None:
         fail(

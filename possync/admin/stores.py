@@ -10,6 +10,7 @@ import typer
 from functions.core import layout
 from functions.core.layout import Vendor
 from functions.core.personas_store import UnmappedStore, UnmappedStores
+from functions.core.settings import check_mapping_key, check_store_id
 from functions.core.store import ControlStore
 from possync.admin.context import (
     AdminContext,
@@ -22,6 +23,7 @@ from possync.admin.context import (
 )
 from possync.admin.render import Output, OutputOption, console, emit, fail, guarded, warn, when
 from possync.admin.settings import MAPPING_KEY, Outcome, Scope, change_settings, current_view, read_stored
+from possync.admin.tenants import known_tenant, require_tenant
 
 app = typer.Typer(
     help="Store mappings: which retail store each credential or POS location is (favourite stores come from them).",
@@ -35,7 +37,6 @@ CredentialOption = Annotated[
 ]
 LocationOption = Annotated[str | None, typer.Option("--location", "-l", help="Map one POS location id.")]
 StoreOption = Annotated[str, typer.Option("--store", "-s", help="The retail store id (e.g. downtown).")]
-MAX_ID = 100
 
 
 def unmapped_notices(ddb: Any, table: str, tenant: str | None = None) -> list[UnmappedStore]:
@@ -77,16 +78,20 @@ def _what(credential_id: str | None, location: str | None) -> tuple[str, str]:
     if credential_id is not None:
         return parse_id(credential_id, "credential id"), f"credential {credential_id}"
     key = (location or "").strip()
-    if not key or len(key) > MAX_ID or any(not ch.isprintable() for ch in key):
-        fail(f"location id {location!r} is not usable as a mapping key", "copy it from `possync stores unmapped`")
+    try:
+        check_mapping_key(key)
+    except ValueError as exc:
+        fail(f"location id {location!r} is not usable as a mapping key: {exc}")
     return key, f"location {key}"
 
 
 def _store_id(store: str) -> str:
+    """The same check the settings model applies to every store mapping, however it was written."""
     value = store.strip()
-    if not value or len(value) > MAX_ID or any(not ch.isprintable() for ch in value):
-        fail(f"store id {store!r} is not valid", f"use 1-{MAX_ID} printable characters, e.g. downtown")
-    return value
+    try:
+        return check_store_id(value)
+    except ValueError as exc:
+        fail(f"store id {store!r} is not valid: {exc}")
 
 
 def map_command_line(context: AdminContext, notice: UnmappedStore, store: str = "STORE_ID") -> str:
@@ -118,6 +123,7 @@ def map_store(
     key, what = _what(credential_id, location)
     store = _store_id(store)
     context = admin(ctx)
+    require_tenant(context, tenant)
     target = context.target()
     ddb = context.client("dynamodb")
     control = ControlStore(ddb, target.control_table)
@@ -162,6 +168,7 @@ def unmap_store(
     vendor = parse_vendor(vendor_name)
     key, what = _what(credential_id, location)
     context = admin(ctx)
+    require_tenant(context, tenant)
     scope = Scope.of(context.target().names, tenant, vendor)
     outcome = change_settings(
         context, scope, {}, {}, [f"{MAPPING_KEY}.{key}"], dry_run=False, yes=False, action=f"stores unmap {what}"
@@ -181,9 +188,9 @@ def unmapped(
     output: OutputOption = Output.TABLE,
 ) -> None:
     """Credentials and POS locations that sent data but map to no store, each with the command that maps it."""
-    if tenant is not None:
-        tenant = parse_id(tenant, "tenant")
     context = admin(ctx)
+    if tenant is not None:
+        tenant = known_tenant(context, tenant)
     target = context.target()
     ddb = context.client("dynamodb")
     notices = unmapped_notices(ddb, target.control_table, tenant)

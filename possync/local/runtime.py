@@ -27,6 +27,7 @@ from functions.core.sources import clear_caches
 from functions.core.store import ControlStore
 from functions.core.streams import CONSUMERS
 from possync.admin.credentials import registry_entry
+from possync.admin.tenants import create_tenant
 from possync.local.lambda_shim import HandlerRunner, sqs_event
 from possync.local.provision import LOCAL_REGION, Resources, provision
 from possync.local.stream_pump import (
@@ -51,6 +52,8 @@ LOCAL_SETTLE_SECONDS = 1.0
 # Demo tenants enroll shoppers of their first integration with a sale in the last 30 days.
 DEMO_ENROLL_AFTER_DAYS = 30
 DEMO_POINTS_PER_DOLLAR = 1
+# Who the audit log says created the demo tenants.
+LOCAL_ACTOR = "local:possync-runtime"
 
 
 @dataclass(frozen=True)
@@ -297,6 +300,8 @@ class LocalRuntime:
         free = {v: list(sim.stores) for v, sim in self.simulators.items()}
         enroll_after = datetime.now(UTC).date() - timedelta(days=DEMO_ENROLL_AFTER_DAYS)
         for plan in self.plan:
+            # The same path as `possync tenants add`: the tenant item and its audit entry.
+            create_tenant(self.client("dynamodb"), self.resources.control_table, plan.tenant, who=LOCAL_ACTOR)
             registered: list[tuple[Vendor, str]] = []
             for vendor, count in plan.stores.items():
                 stores = [free[vendor].pop(0) for _ in range(count)]

@@ -14,6 +14,7 @@ from functions.core.layout import ResourceNames, Vendor
 from functions.core.personas_store import FieldSource, LedgerEntry, Persona, ledger_item, persona_item
 from functions.core.store import ControlStore
 from possync.admin.context import AdminContext
+from possync.admin.tenants import create_tenant
 from possync.cli import app
 from possync.target import Target
 
@@ -34,8 +35,14 @@ def target(resources: Any) -> Target:
     )
 
 
+# The tenants the `cli` fixture's stack has, created as `possync tenants add` creates them.
+TENANTS = ("t1", "t2")
+TENANT_CREATOR = "arn:aws:iam::123456789012:user/setup"
+
+
 @pytest.fixture
-def cli(target: Target, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+def bare_cli(target: Target, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    """The CLI against a stack with no tenant yet."""
     monkeypatch.setenv("COLUMNS", "250")  # wide tables: assertions read whole cells
     runner = CliRunner()
 
@@ -43,6 +50,20 @@ def cli(target: Target, monkeypatch: pytest.MonkeyPatch) -> Invoke:
         return runner.invoke(app, list(args), obj=AdminContext(target_override=target), input=input, env=env)
 
     return invoke
+
+
+@pytest.fixture
+def tenants(target: Target) -> tuple[str, ...]:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    for tenant in TENANTS:
+        create_tenant(ddb, target.control_table, tenant, who=TENANT_CREATOR)
+    return TENANTS
+
+
+@pytest.fixture
+def cli(bare_cli: Invoke, tenants: tuple[str, ...]) -> Invoke:
+    """The CLI against a stack with tenants t1 and t2."""
+    return bare_cli
 
 
 @pytest.fixture

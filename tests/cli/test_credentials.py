@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 import typer
 
+from functions.core.errors import CredentialError
 from functions.core.layout import Vendor
 from functions.core.store import ControlStore
+from functions.pull_onprem.tls import check_pin
 from possync.admin.credentials import check_store_name_unchanged
 from possync.target import Target
+from simulators.profitek import self_signed_identity
 from tests.cli.conftest import Invoke
 
 INTEGRATOR = "integrator-SECRET-111"
@@ -358,7 +363,7 @@ def test_list_shows_credentials_with_their_last_pull(cli: Invoke, control: Contr
 
 
 def test_list_with_nothing_registered_says_how_to_add(cli: Invoke) -> None:
-    result = cli("credentials", "list", "--tenant", "t9")
+    result = cli("credentials", "list", "--tenant", "t2")  # a tenant with no store yet
 
     assert result.exit_code == 0
     assert "possync credentials add" in result.output
@@ -415,3 +420,186 @@ def test_malformed_json_is_reported_by_position_only(offline_cli: Invoke) -> Non
     assert result.exit_code == 1
     assert "not valid JSON (line 1, column" in result.output
     assert AUTH_KEY not in result.output
+
+
+# --- pinned certificates: the pull's own checks, applied before anything is stored ------------------------------
+
+IDENTITY = self_signed_identity()
+
+
+def pinned(cli: Invoke, tmp_path: Path, vendor: str, content: str | bytes, *extra: str) -> Any:
+    path = tmp_path / "store.pem"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    fields = ["--store-name", "Store One"] if vendor == "profitek" else []
+    key_option = "--auth-key-env" if vendor == "profitek" else "--api-key-env"
+    return cli(
+        "credentials",
+        "add",
+        vendor,
+        "--tenant",
+        "t1",
+        "--id",
+        "op-1",
+        key_option,
+        "KEY",
+        "--pinned-cert",
+        str(path),
+        *fields,
+        *extra,
+        env={"KEY": AUTH_KEY},
+    )
+
+
+@pytest.mark.parametrize("vendor", ["profitek", "auphan"])
+def test_a_pin_without_an_ip_port_is_refused_and_nothing_is_stored(
+    cli: Invoke, tmp_path: Path, control: ControlStore, vendor: str
+) -> None:
+    result = pinned(cli, tmp_path, vendor, IDENTITY.cert_pem)
+
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "pins a certificate but has no custom IP:PORT" in text and "nothing was stored" in text
+    assert "pass --ip-port" in text
+    assert secret_names() == [] and control.get_credential("t1", Vendor(vendor), "op-1") is None
+
+
+NOT_CERTIFICATES = {
+    "only the BEGIN line": "-----BEGIN CERTIFICATE-----\n",
+    "BEGIN and END around text": "-----BEGIN CERTIFICATE-----\nnot a certificate at all\n-----END CERTIFICATE-----\n",
+    "BEGIN and END around short base64": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    "a certificate with its private key": IDENTITY.cert_pem + IDENTITY.key_pem,
+}
+
+
+@pytest.mark.parametrize("content", NOT_CERTIFICATES.values(), ids=NOT_CERTIFICATES.keys())
+@pytest.mark.parametrize("vendor", ["profitek", "auphan"])
+def test_a_pin_that_is_not_one_certificate_is_refused_with_the_pulls_own_message(
+    cli: Invoke, tmp_path: Path, vendor: str, content: str
+) -> None:
+    with pytest.raises(CredentialError) as at_pull:
+        check_pin(Vendor(vendor), "52.10.20.30:8443", content)
+
+    result = pinned(cli, tmp_path, vendor, content, "--ip-port", "52.10.20.30:8443")
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert " ".join(str(at_pull.value).split()) in " ".join(result.output.split())
+    assert IDENTITY.key_pem.splitlines()[1] not in result.output  # a pasted key is never echoed
+    assert secret_names() == []
+
+
+def test_a_pin_with_an_http_prefix_is_refused(cli: Invoke, tmp_path: Path) -> None:
+    result = pinned(cli, tmp_path, "auphan", IDENTITY.cert_pem, "--ip-port", "http://52.10.20.30:8080")
+
+    assert result.exit_code == 1 and "says http://" in result.output
+    assert secret_names() == []
+
+
+def test_a_binary_der_certificate_file_gets_a_conversion_hint(cli: Invoke, tmp_path: Path) -> None:
+    der = ssl.PEM_cert_to_DER_cert(IDENTITY.cert_pem)
+
+    result = pinned(cli, tmp_path, "auphan", der, "--ip-port", "52.10.20.30:8443")
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # not a UnicodeDecodeError traceback
+    text = " ".join(result.output.split())
+    assert "is not UTF-8 text" in text and "openssl x509 -inform der" in text
+    assert secret_names() == []
+
+
+def test_a_good_pin_with_an_ip_port_is_stored_and_its_fingerprint_shown(
+    cli: Invoke, tmp_path: Path, target: Target, control: ControlStore
+) -> None:
+    result = pinned(cli, tmp_path, "profitek", IDENTITY.cert_pem, "--ip-port", "52.10.20.30:8443")
+
+    assert result.exit_code == 0, result.output
+    pin = check_pin(Vendor.PROFITEK, "52.10.20.30:8443", IDENTITY.cert_pem)
+    assert pin is not None and pin.fingerprint in result.output
+    assert secret_of(target, "t1", Vendor.PROFITEK, "op-1")["pinned_cert_pem"] == IDENTITY.cert_pem
+    entry = control.get_credential("t1", Vendor.PROFITEK, "op-1")
+    assert entry is not None and entry.attributes["pinned_cert"] is True
+
+
+def test_a_pin_in_from_json_is_checked_too(offline_cli: Invoke) -> None:
+    payload = {"api_key": AUTH_KEY, "pinned_cert_pem": "-----BEGIN CERTIFICATE-----\n"}
+
+    result = offline_cli(
+        "credentials", "add", "auphan", "-t", "t1", "--id", "op-1", "--from-json", "-", input=json.dumps(payload)
+    )
+
+    assert result.exit_code == 1
+    assert "no custom IP:PORT" in " ".join(result.output.split())
+    assert AUTH_KEY not in result.output
+
+
+# --- --from-json files that cannot be read: a clear error, never a traceback, never a secret ---------------------
+
+
+def from_json(cli: Invoke, path: str, input: str | bytes | None = None) -> Any:
+    return cli("credentials", "add", "auphan", "-t", "t1", "--id", "op-1", "--from-json", path, input=input)
+
+
+def test_a_non_utf8_json_file_is_a_clear_error_without_its_bytes(offline_cli: Invoke, tmp_path: Path) -> None:
+    path = tmp_path / "cred.json"
+    path.write_bytes(json.dumps({"api_key": "caf\u00e9-SECRET-9"}, ensure_ascii=False).encode("latin-1"))
+
+    result = from_json(offline_cli, str(path))
+
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)  # not a UnicodeDecodeError traceback
+    text = " ".join(result.output.split())
+    assert f"--from-json {path} is not UTF-8 text (undecodable byte at offset 16)" in text
+    assert "save it as UTF-8" in text
+    assert "SECRET" not in result.output and "\\xe9" not in result.output and "0xe9" not in result.output
+
+
+def test_non_utf8_json_on_stdin_is_a_clear_error(offline_cli: Invoke) -> None:
+    result = from_json(offline_cli, "-", input=b'{"api_key": "\xff\xfeSECRET-12"}')
+
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "--from-json stdin is not UTF-8 text" in result.output
+    assert "SECRET" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('["api_key", "x"]', "must be a JSON object of credential fields, not a JSON array"),
+        ('"just a string"', "not a JSON string"),
+        ("api_key=abc", "not valid JSON (line 1, column 1)"),
+        ("", "not valid JSON (line 1, column 1)"),
+        ("[" * 100_000, "nested too deeply"),
+    ],
+    ids=["array", "string", "not json", "empty", "deep"],
+)
+def test_json_that_is_not_an_object_says_what_is_expected(
+    offline_cli: Invoke, tmp_path: Path, content: str, expected: str
+) -> None:
+    path = tmp_path / "cred.json"
+    path.write_text(content)
+
+    result = from_json(offline_cli, str(path))
+
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert expected in " ".join(result.output.split())
+
+
+def test_a_missing_file_and_a_directory_are_named(offline_cli: Invoke, tmp_path: Path) -> None:
+    missing = from_json(offline_cli, str(tmp_path / "nope.json"))
+    directory = from_json(offline_cli, str(tmp_path))
+
+    assert missing.exit_code == 1 and "nope.json: no such file" in " ".join(missing.output.split())
+    assert directory.exit_code == 1 and "is a directory, not a file" in " ".join(directory.output.split())
+
+
+def test_a_utf8_file_with_a_byte_order_mark_is_read(cli: Invoke, tmp_path: Path, target: Target) -> None:
+    path = tmp_path / "cred.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"api_key": AUTH_KEY}).encode())
+
+    result = from_json(cli, str(path))
+
+    assert result.exit_code == 0, result.output
+    assert secret_of(target, "t1", Vendor.AUPHAN, "op-1")["api_key"] == AUTH_KEY

@@ -181,10 +181,10 @@ def test_list_refuses_an_unknown_pos(offline_cli: Invoke) -> None:
 
 
 def test_list_of_a_tenant_without_personas(cli: Invoke, personas: PersonaSeeder) -> None:
-    result = cli("personas", "list", "--tenant", "t3")
+    result = cli("personas", "list", "--tenant", "t2")
 
     assert result.exit_code == 0
-    assert "no personas for tenant t3 yet" in result.output
+    assert "no personas for tenant t2 yet" in result.output
 
 
 def test_show_prints_everything_in_full(cli: Invoke, seeded: PersonaSeeder) -> None:

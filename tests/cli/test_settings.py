@@ -13,8 +13,9 @@ import pytest
 from functions.core.layout import Vendor
 from functions.core.settings import IntegrationSettings
 from possync.admin.audit import AuditLog
+from possync.admin.tenants import AUDIT_PARAMETER as TENANT_AUDIT_PARAMETER
 from possync.target import Target
-from tests.cli.conftest import Invoke
+from tests.cli.conftest import TENANT_CREATOR, Invoke
 
 MOTO_CALLER = "arn:aws:sts::123456789012:user/moto"
 
@@ -33,7 +34,9 @@ def stored(target: Target, tenant: str = "t1", vendor: Vendor | None = Vendor.PO
 
 
 def audit(target: Target, tenant: str = "t1") -> list[Any]:
-    return AuditLog(boto3.client("dynamodb", region_name="us-east-1"), target.control_table).history(tenant)
+    """The tenant's settings changes (its creation, audited too, is left out)."""
+    entries = AuditLog(boto3.client("dynamodb", region_name="us-east-1"), target.control_table).history(tenant)
+    return [e for e in entries if e.parameter != TENANT_AUDIT_PARAMETER]
 
 
 def put_raw(target: Target, value: str, vendor: Vendor = Vendor.POSABIT) -> None:
@@ -260,4 +263,6 @@ def test_history_lists_changes_newest_first(cli: Invoke) -> None:
     assert table.exit_code == 0, table.output
     assert "pull_interval_minutes: 180 -> 60" in table.output and MOTO_CALLER in table.output
     assert [e["changes"][0]["setting"] for e in only_posabit] == ["pull_interval_minutes", "age_gate_attested"]
-    assert cli("settings", "history", "--tenant", "t2").output.startswith("no settings changes recorded")
+    # t2's history holds its own creation only, none of t1's changes.
+    other = json.loads(cli("settings", "history", "--tenant", "t2", "-o", "json").stdout)
+    assert [(e["parameter"], e["action"], e["who"]) for e in other] == [("tenant", "tenants add", TENANT_CREATOR)]

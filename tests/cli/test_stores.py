@@ -15,6 +15,7 @@ from functions.core.layout import Vendor
 from functions.core.personas_store import UnmappedStore, UnmappedStores
 from functions.core.store import ControlStore, RegisteredCredential
 from possync.admin.audit import AuditLog
+from possync.admin.tenants import AUDIT_PARAMETER as TENANT_AUDIT_PARAMETER
 from possync.target import Target
 from tests.cli.conftest import Invoke
 
@@ -66,7 +67,9 @@ def mappings(target: Target, vendor: Vendor = Vendor.POSABIT) -> dict[str, str] 
 
 
 def audit(target: Target) -> list[Any]:
-    return AuditLog(boto3.client("dynamodb", region_name="us-east-1"), target.control_table).history("t1")
+    """t1's settings changes (its creation, audited too, is left out)."""
+    entries = AuditLog(boto3.client("dynamodb", region_name="us-east-1"), target.control_table).history("t1")
+    return [e for e in entries if e.parameter != TENANT_AUDIT_PARAMETER]
 
 
 def stores(cli: Invoke, *args: str, input: str | None = None) -> Any:
@@ -300,3 +303,50 @@ def test_mapping_removes_the_store_from_the_unmapped_listing(
 
     assert [(r["credential"], r["location"]) for r in listed] == [("store-1", None)]
     assert mappings(target) == {"Front Room": "back"}
+
+
+# --- one store-id validator: `stores map`, `settings set store_mappings...` and the settings model ---------------
+
+BAD_STORES = {"hash": "down#town", "control": "down\x07town", "tab": "down\ttown", "long": "s" * 101}
+
+
+@pytest.mark.parametrize("store", BAD_STORES.values(), ids=BAD_STORES.keys())
+def test_stores_map_and_settings_set_refuse_the_same_store_ids(cli: Invoke, target: Target, store: str) -> None:
+    by_map = stores(cli, "map", "-t", "t1", "-v", "posabit", "--location", "loc-a", "--store", store)
+    by_set = cli("settings", "set", "-t", "t1", "-v", "posabit", f"store_mappings.loc-a={store}")
+    by_json = cli("settings", "set", "-t", "t1", "-v", "posabit", "store_mappings=" + json.dumps({"loc-a": store}))
+
+    for result in (by_map, by_set, by_json):
+        assert result.exit_code == 1, result.output
+        assert isinstance(result.exception, SystemExit)
+        assert "a store id" in result.output
+    assert mappings(target) is None and audit(target) == []
+
+
+def test_settings_set_refuses_an_empty_store_id(cli: Invoke, target: Target) -> None:
+    result = cli("settings", "set", "-t", "t1", "-v", "posabit", "store_mappings.loc-a=")
+
+    assert result.exit_code == 1 and "a store id is empty" in result.output
+    assert mappings(target) is None
+
+
+BAD_KEYS = {"empty": "", "control": "loc\x07a", "long": "k" * 101}
+
+
+@pytest.mark.parametrize("key", BAD_KEYS.values(), ids=BAD_KEYS.keys())
+def test_the_credential_or_location_side_is_checked_the_same_way(cli: Invoke, target: Target, key: str) -> None:
+    by_map = stores(cli, "map", "-t", "t1", "-v", "posabit", "--location", key, "--store", "downtown")
+    by_set = cli("settings", "set", "-t", "t1", "-v", "posabit", f"store_mappings.{key}=downtown")
+    by_json = cli("settings", "set", "-t", "t1", "-v", "posabit", "store_mappings=" + json.dumps({key: "downtown"}))
+
+    for result in (by_map, by_set, by_json):
+        assert result.exit_code == 1, result.output
+        assert "credential or location id" in result.output
+    assert mappings(target) is None and audit(target) == []
+
+
+def test_a_good_mapping_set_by_either_command_is_the_same(cli: Invoke, target: Target) -> None:
+    assert cli("settings", "set", "-t", "t1", "-v", "posabit", "store_mappings.Front Room #2= uptown ").exit_code == 0
+    assert stores(cli, "map", "-t", "t1", "-v", "posabit", "--location", "42", "--store", "North Side").exit_code == 0
+
+    assert mappings(target) == {"Front Room #2": "uptown", "42": "North Side"}

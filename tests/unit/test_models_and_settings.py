@@ -14,7 +14,13 @@ from functions.core.credentials import credential_json, parse_credential
 from functions.core.errors import CredentialError, SettingsError
 from functions.core.layout import Stream, Vendor, archive_key, check_id
 from functions.core.models import Product, Sale, Shopper, dollars_to_cents, normalize_email, normalize_phone
-from functions.core.settings import IntegrationSettings, parse_integration_settings, parse_tenant_settings
+from functions.core.settings import (
+    IntegrationSettings,
+    check_mapping_key,
+    check_store_id,
+    parse_integration_settings,
+    parse_tenant_settings,
+)
 
 BASE = {"tenant": "t1", "vendor": Vendor.POSABIT, "credential_id": "c1", "pos_id": "42"}
 
@@ -141,3 +147,40 @@ def test_archive_keys_are_deterministic_and_partitioned() -> None:
 def test_ids_used_in_keys_are_restricted(bad: str) -> None:
     with pytest.raises(ValueError, match="not valid"):
         check_id(bad, "tenant")
+
+
+# --- store ids: one validator in the settings model, so every path (CLI, SSM edited by hand) applies it ---------
+
+BAD_STORE_IDS = {"empty": "", "hash": "down#town", "control": "down\x07town", "padded": " downtown", "long": "s" * 101}
+BAD_MAPPING_KEYS = {"empty": "", "control": "loc\x00", "newline": "loc\n1", "padded": "loc-1 ", "long": "k" * 101}
+
+
+@pytest.mark.parametrize("store", BAD_STORE_IDS.values(), ids=BAD_STORE_IDS.keys())
+def test_a_hand_edited_store_mapping_with_a_bad_store_id_is_invalid_settings(store: str) -> None:
+    raw = json.dumps({"vendor": "posabit", "store_mappings": {"loc-1": store}})
+
+    with pytest.raises(SettingsError, match="a store id") as caught:
+        parse_integration_settings(raw, Vendor.POSABIT, "/possync/tenants/t1/integrations/posabit")
+
+    assert "/possync/tenants/t1/integrations/posabit" in str(caught.value)
+    assert all(ch.isprintable() for ch in str(caught.value))
+
+
+@pytest.mark.parametrize("key", BAD_MAPPING_KEYS.values(), ids=BAD_MAPPING_KEYS.keys())
+def test_a_hand_edited_store_mapping_with_a_bad_credential_or_location_id_is_invalid_settings(key: str) -> None:
+    raw = json.dumps({"vendor": "flourish", "store_mappings": {key: "downtown"}})
+
+    with pytest.raises(SettingsError, match="credential or location id") as caught:
+        parse_integration_settings(raw, Vendor.FLOURISH, "/p")
+
+    assert all(ch.isprintable() for ch in str(caught.value))  # a control character is escaped, not logged raw
+
+
+def test_good_store_mappings_pass_and_a_location_id_may_hold_a_hash() -> None:
+    mappings = {"store-12": "downtown", "Front Room #2": "uptown", "42": "North Side (WA)"}
+
+    settings = IntegrationSettings(vendor=Vendor.THSUITE, store_mappings=mappings)
+
+    assert settings.store_mappings == mappings
+    assert check_store_id("North Side (WA)") == "North Side (WA)"
+    assert check_mapping_key("Front Room #2") == "Front Room #2"

@@ -14,7 +14,13 @@ from functions.core.connector import ConnectorConfig
 from functions.core.errors import CredentialError, HostNotAllowedError, StoreOfflineError, VendorUnavailableError
 from functions.core.http import RetryPolicy
 from functions.core.layout import Vendor
-from functions.pull_onprem.tls import PinnedSSLContext, StoreCertificateError, pem_fingerprint, pinned_ssl_context
+from functions.pull_onprem.tls import (
+    PinnedSSLContext,
+    StoreCertificateError,
+    check_pin,
+    pem_fingerprint,
+    pinned_ssl_context,
+)
 from functions.pull_onprem.transport import Endpoint, OnPremHttp, build_http, choose_scheme, endpoint_for
 from simulators.profitek import self_signed_identity
 
@@ -226,3 +232,67 @@ def test_build_http_puts_the_name_in_host_and_the_key_only_on_the_client() -> No
     assert http.client.headers["AuthKey"] == "secret-key-123"
     assert http.client.follow_redirects is False
     http.client.close()
+
+
+# --- check_pin: the one set of pin rules, applied by `possync credentials add` and by every pull ----------------
+
+
+def _pem_body(der: bytes) -> str:
+    import base64
+
+    lines = base64.encodebytes(der).decode().strip()
+    return f"-----BEGIN CERTIFICATE-----\n{lines}\n-----END CERTIFICATE-----\n"
+
+
+IDENTITY = self_signed_identity()
+REAL_DER = ssl.PEM_cert_to_DER_cert(IDENTITY.cert_pem)
+BAD_PINS = {
+    "only the BEGIN line": ("-----BEGIN CERTIFICATE-----\n", "exactly one PEM certificate"),
+    "BEGIN and END around nothing": ("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", "could not be"),
+    "base64 that is not DER": (_pem_body(b"hello, this is not a certificate"), "could not be loaded"),
+    "a DER prefix cut short": (_pem_body(REAL_DER[:-20]), "could not be loaded"),
+    "trailing bytes after the certificate": (_pem_body(REAL_DER + b"\x00\x01"), "could not be loaded"),
+    "a well-formed SEQUENCE that is no certificate": (_pem_body(b"\x30\x03\x02\x01\x01"), "could not be loaded"),
+    "two certificates": (IDENTITY.cert_pem + IDENTITY.cert_pem, "exactly one PEM certificate"),
+    "a certificate with its private key": (IDENTITY.cert_pem + IDENTITY.key_pem, "also holds a private key"),
+}
+
+
+@pytest.mark.parametrize(("pem", "match"), BAD_PINS.values(), ids=BAD_PINS.keys())
+def test_check_pin_parses_the_certificate_for_real(pem: str, match: str) -> None:
+    with pytest.raises(CredentialError, match=match) as caught:
+        check_pin(Vendor.AUPHAN, "93.184.215.14:8443", pem)
+
+    message = str(caught.value)
+    # It never quotes what it read: a pasted file may hold a private key.
+    assert IDENTITY.key_pem.splitlines()[1] not in message and IDENTITY.cert_pem.splitlines()[1] not in message
+
+
+@pytest.mark.parametrize(("pem", "match"), BAD_PINS.values(), ids=BAD_PINS.keys())
+def test_the_pull_refuses_the_same_pins_with_the_same_message(pem: str, match: str) -> None:
+    with pytest.raises(CredentialError) as at_add:
+        check_pin(Vendor.PROFITEK, "93.184.215.14:8443", pem)
+    with pytest.raises(CredentialError) as at_pull:
+        endpoint_for(Vendor.PROFITEK, "93.184.215.14:8443", pem, CONFIG, resolver=resolver)
+
+    assert str(at_pull.value) == str(at_add.value)
+
+
+@pytest.mark.parametrize("address", [None, "", "  "])
+def test_check_pin_needs_a_custom_ip_port(address: str | None) -> None:
+    with pytest.raises(CredentialError, match="has no custom IP:PORT"):
+        check_pin(Vendor.PROFITEK, address, PEM)
+
+
+def test_check_pin_refuses_an_explicit_http_prefix() -> None:
+    with pytest.raises(CredentialError, match="says http://"):
+        check_pin(Vendor.PROFITEK, "http://93.184.215.14:8080", PEM)
+
+
+def test_check_pin_returns_the_fingerprint_of_a_good_pin_and_none_without_one() -> None:
+    pin = check_pin(Vendor.AUPHAN, "93.184.215.14:8443", PEM)
+
+    assert pin is not None and pin.sha256 == pem_fingerprint(PEM)
+    assert pin.fingerprint.count(":") == 31 and pin.fingerprint.replace(":", "").lower() == pin.sha256
+    assert check_pin(Vendor.AUPHAN, "93.184.215.14:8443", None) is None
+    assert check_pin(Vendor.AUPHAN, None, "  ") is None  # a blank pin is no pin
