@@ -9,8 +9,8 @@ import typer
 
 from functions.core import layout
 from functions.core.layout import Vendor
-from functions.core.personas_store import UnmappedStore, UnmappedStores
 from functions.core.store import ControlStore
+from functions.core.unmapped import UnmappedStore, UnmappedStores
 from possync.admin.context import (
     AdminContext,
     OptionalTenant,
