@@ -12,8 +12,8 @@ import pytest
 
 from functions.core import layout
 from functions.core.layout import Vendor
-from functions.core.notify import UNMAPPED_STORE_DETAIL_TYPE
 from functions.core.loyalty.codecs import persona_from_item
+from functions.core.notify import UNMAPPED_STORE_DETAIL_TYPE
 from tests.integration import test_personas_service as personas_tests
 from tests.integration.test_personas_service import PHONE, TENANT, World, balance, sale, shopper, stream_record
 

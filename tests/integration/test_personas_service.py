@@ -19,12 +19,12 @@ from moto import mock_aws
 
 from functions.core import aws, layout
 from functions.core.layout import RecordKind, ResourceNames, Vendor
-from functions.core.models import CanonicalRecord, LoyaltyBalance, Sale, Shopper
 from functions.core.loyalty.codecs import persona_from_item
 from functions.core.loyalty.repository import PersonaStore
 from functions.core.loyalty.service import LoyaltyService
 from functions.core.loyalty.settings import CredentialMarkets
 from functions.core.loyalty.values import Claim, Persona, iso
+from functions.core.models import CanonicalRecord, LoyaltyBalance, Sale, Shopper
 from functions.core.sources import SettingsSource, clear_caches
 from functions.core.store import ControlStore, RecordStore, RegisteredCredential, record_item_key
 from functions.core.streams import read_batch

@@ -10,10 +10,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from functions.core.layout import Vendor
-from functions.core.models import PLACEHOLDER_EMAILS, PLACEHOLDER_PHONES, Shopper
 from functions.core.loyalty import identity as rules
 from functions.core.loyalty import stores
 from functions.core.loyalty.values import Claim, FieldSource, Persona, Visit, iso
+from functions.core.models import PLACEHOLDER_EMAILS, PLACEHOLDER_PHONES, Shopper
 from functions.core.settings import IntegrationSettings
 
 T0 = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
