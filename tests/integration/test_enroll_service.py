@@ -131,7 +131,7 @@ def test_invalid_settings_fail_safe_and_say_which_parameter(
     # enroll_after without the age gate attested: the settings model refuses it
     world.settings(Vendor.POSABIT, '{"vendor": "posabit", "enroll_after": "2026-03-01"}')
     response = world.sales(sale("s1", "1", date(2026, 3, 2), 1_000))
-    # the record is not failed (no retry storm), nothing is enrolled or booked, an operator is told
+    # the record is not failed (no retry storm) but parked, nothing is enrolled or booked, an operator is told
     assert response == {"batchItemFailures": []}
     persona = world.persona_of(Vendor.POSABIT, "c1", "1")
     assert (persona.member, persona.points) == (False, 0)
@@ -142,10 +142,13 @@ def test_invalid_settings_fail_safe_and_say_which_parameter(
     parameter = world.names.integration_settings_parameter(TENANT, Vendor.POSABIT)
     [logged] = [r for r in caplog.records if "fail safe" in r.getMessage()]
     assert parameter in logged.error and "age_gate_attested" in logged.error  # type: ignore[attr-defined]
-    # once fixed, the next sale enrolls (membership is sticky, so later sales make up for the skipped one)
+    # once fixed, the next sale's batch first applies the parked one: nothing was skipped
     world.settings(Vendor.POSABIT, POSABIT_SETTINGS)
+    world.cold_start()
     world.sales(sale("s2", "1", date(2026, 3, 3), 1_000))
-    assert world.persona_of(Vendor.POSABIT, "c1", "1").member is True
+    persona = world.persona_of(Vendor.POSABIT, "c1", "1")
+    assert (persona.member, persona.member_since_date) == (True, "2026-03-02")
+    assert ledger(world, persona.persona_id) == {"posabit#c1#s1": 10, "posabit#c1#s2": 10}
 
 
 def test_posabit_points_are_imported_once_as_of_the_date(world: World) -> None:

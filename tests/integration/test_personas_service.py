@@ -501,12 +501,21 @@ def test_credential_markets_come_from_the_registry(world: World) -> None:
     assert markets(TENANT, Vendor.FLOURISH, "unknown") == frozenset()
 
 
-def test_unreadable_sync_settings_fail_safe_to_fill_only(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_sync_settings_make_shopper_changes_wait_instead_of_filling_only(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # (This consumer used to fall back to fill-only here, which loses an edit that should overwrite: issue 7.)
     world.settings(Vendor.POSABIT, '{"sync_personas": true}')  # no enabled day: invalid
     world.shoppers(shopper("1", first_name="Ava"))
     world.shoppers((shopper("1", minutes=5, first_name="Eva"), 2))
-    assert world.persona_of(Vendor.POSABIT, "c1", "1").first_name == "Ava"
+    # nothing is applied while the settings are invalid, and an operator is told
+    assert world.profiles() == []
     assert '"SettingsInvalid"' in capsys.readouterr().out
+    # once fixed, the newest change applies (the next batch of that tenant and POS takes the waiting ones first)
+    world.settings(Vendor.POSABIT, {"sync_personas": True, "sync_personas_enabled_on": "2026-01-01"})
+    world.cold_start()
+    world.shoppers(shopper("2", first_name="Bo"))
+    assert world.persona_of(Vendor.POSABIT, "c1", "1").first_name == "Eva"
 
 
 # --- the handler's batch contract ------------------------------------------------------------------------------
