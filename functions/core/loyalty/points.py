@@ -150,8 +150,9 @@ def plan_bookings(
 ) -> BookingPlan:
     """Book each sale (in order; its versions fold) and balance of one persona: the earliest qualifying purchase
     makes the persona a member since that sale (membership only ever moves earlier and never ends), every sale's
-    points follow the membership, a sale counts one visit to its mapped store the first time it is served, and the
-    favourite store follows the visits. Changes older than the ledger entry, or equal to it, change nothing.
+    points follow the membership, a sale counts one visit to its mapped store if any version of it was served, and
+    the favourite store follows the visits. Otherwise changes older than the ledger entry, or equal to it, change
+    nothing: the result is the same in whatever order and grouping the versions arrive.
 
     When the membership moves to a day on or before a sale already booked, the points of booked sales may change:
     without `ledger` (all the persona's entries) the plan only says so (`needs_ledger`)."""
@@ -194,13 +195,21 @@ def plan_bookings(
             )
             updated = iso(record.source_updated_at)
             held = ((current.source_updated_at, current.record_version), current.points) if current else None
-            if ledger_delta(held, (updated, booking.version), points) is None:
-                outcomes[booking.item_id] = "duplicate"
-                continue
             counted = current.visit_store if current else None
             new_visit = None
             if booking.store_id and counted is None and record.status in VISIT_STATUSES:
                 new_visit = booking.store_id
+            if ledger_delta(held, (updated, booking.version), points) is None:
+                if current is not None and new_visit is not None:
+                    # an older version that was served arrives after a newer one that was not (say, cancelled
+                    # later): the visit happened all the same, whatever order the versions came in
+                    visits = with_visit(visits, new_visit, iso(record.ordered_at))
+                    state[sk] = replace(current, visit_store=new_visit, applied_at=now)
+                    outcomes[booking.item_id] = "applied"
+                else:
+                    outcomes[booking.item_id] = "duplicate"
+                continue
+            if new_visit is not None:
                 visits = with_visit(visits, new_visit, iso(record.ordered_at))
             state[sk] = LedgerEntry(
                 sk=sk,
