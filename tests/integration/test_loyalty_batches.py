@@ -147,7 +147,7 @@ def test_a_sale_under_invalid_settings_waits_and_is_booked_once_they_are_fixed(
     persona = world.persona_of(Vendor.POSABIT, "c1", "1")
     assert (persona.member, persona.member_since_date, persona.points) == (True, "2026-03-02", 10 + 5)
     assert ledger(world, persona.persona_id) == {"posabit#c1#s1": 10, "posabit#c1#s2": 5}
-    assert emitted(capsys.readouterr().out, metrics.RECORDS_WAITING) == [0.0]
+    assert emitted(capsys.readouterr().out, metrics.RECORDS_WAITING) == [1.0, 0.0]  # seen waiting, then cleared
     assert not [i for i in world.items() if i["pk"]["S"].startswith("WAITING#")]
 
 

@@ -265,6 +265,8 @@ class LoyaltyService:
             return held[1]
         try:
             present = self.store.waiting_flag(*scope) is not None
+            if present:  # keep the gauge (and its alarm) current while records wait
+                self.notifier.gauge(metrics.RECORDS_WAITING, self.store.count_waiting(*scope))
         except AwsServiceError:
             return False
         self._waiting_seen[scope] = (self.clock(), present)
