@@ -476,3 +476,25 @@ def test_membership_moving_back_over_booked_sales_reads_that_ledger_once(world: 
     persona = world.persona_of(Vendor.POSABIT, "c1", "1")
     assert (persona.member_since_date, persona.points) == ("2026-03-03", 60)
     assert counted.calls["Query"] == 1  # the persona's ledger, once
+
+
+def test_re_evaluating_more_entries_than_one_transaction_holds_keeps_balance_and_ledger_equal(
+    world: World, counted: Counted
+) -> None:
+    world.settings(Vendor.POSABIT, POSABIT_SETTINGS)
+    world.loyalty(points_per_dollar=1)
+    world.shoppers(shopper("1", phone=PHONE))
+    world.sales(sale("joined", "1", date(2026, 3, 25), 1_000))  # a member since March 25th
+    # 150 returns recorded as their own sales before that day: booked, earning nothing (not a member yet)
+    returns = [sale(f"r{n}", "1", date(2026, 3, 12 + n % 10), -100, status="refunded") for n in range(150)]
+    world.sales(*returns[:100])
+    world.sales(*returns[100:])
+    assert world.persona_of(Vendor.POSABIT, "c1", "1").points == 10
+    # When an earlier purchase arrives, the membership moves back over all of them: each return takes a point
+    counted.calls.clear()
+    assert world.sales(sale("early", "1", date(2026, 3, 11), 2_000)) == {"batchItemFailures": []}
+    persona = world.persona_of(Vendor.POSABIT, "c1", "1")
+    entries = ledger(world, persona.persona_id)
+    assert (persona.member_since_date, persona.points) == ("2026-03-11", 10 + 20 - 150)
+    assert persona.points == sum(entries.values()) and len(entries) == 152
+    assert counted.calls["TransactWriteItems"] == 2  # 151 entries: 99 + 52, the profile in each

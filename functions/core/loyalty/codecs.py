@@ -124,9 +124,11 @@ def persona_item(p: Persona) -> Item:
     }
 
 
-def profile_update(p: Persona, names: Iterable[str], expected_version: int) -> Item:
-    """An Update of these attributes (and version, updated_at) of the profile, if it is still at
-    `expected_version`: the persona's other attributes stay as they are."""
+def profile_update(p: Persona, names: Iterable[str], expected_version: int, before: Persona | None = None) -> Item:
+    """An Update of these attributes (those that differ from `before`, when given) and of version and updated_at,
+    if the profile is still at `expected_version`: the persona's other attributes stay as they are."""
+    if before is not None:
+        names = [name for name in names if profile_attributes(p, [name]) != profile_attributes(before, [name])]
     values, removed = profile_attributes(p, names)
     placeholders = {f"#a{i}": name for i, name in enumerate((*values, *removed))}
     by_name = {name: key for key, name in placeholders.items()}

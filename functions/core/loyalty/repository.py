@@ -141,14 +141,14 @@ class PersonaStore:
     def save_persona(
         self,
         persona: Persona,
-        expected_version: int,
+        current: Persona,
         new_claims: Sequence[Claim] = (),
         moved: tuple[Claim, str] | None = None,
     ) -> None:
-        """The profile's contact and source attributes (if still at `expected_version`), new claims (if still free)
-        and, when a POS record moves here from another persona, its claim repointed (if that persona still holds
-        it): one conditional write, or one transaction when there are claims."""
-        update = codecs.profile_update(persona, codecs.CONTACT_ATTRIBUTES, expected_version)
+        """The profile's contact and source attributes that differ from `current` (if the profile is still at its
+        version), new claims (if still free) and, when a POS record moves here from another persona, its claim
+        repointed (if that persona still holds it): one conditional write, or one transaction with claims."""
+        update = codecs.profile_update(persona, codecs.CONTACT_ATTRIBUTES, current.version, current)
         items: list[Item] = [{"Update": {"TableName": self.table, **update}}]
         now = persona.updated_at
         items += [self._claim_put(persona.tenant, c, persona.persona_id, now) for c in new_claims]
@@ -212,26 +212,25 @@ class PersonaStore:
         self,
         profile: Persona,
         writes: Sequence[tuple[LedgerEntry, LedgerEntry | None]],
-        expected_version: int,
+        current: Persona,
     ) -> Persona:
         """Write ledger entries (each only if it is still exactly as read) with the profile's loyalty attributes
-        (only if the profile is still at `expected_version`) in one transaction; more entries than one
-        transaction holds go in several, each moving the balance by its own entries, the profile's other changes
-        in the last. Returns the profile as written."""
+        that differ from `current` (only if the profile is still at its version) in one transaction; more entries
+        than one transaction holds go in several, each moving the balance by its own entries, the profile's other
+        changes in the last. Returns the profile as written."""
         parts = list(chunks(list(writes), TRANSACTION_MAX_ITEMS - 1)) or [[]]
-        points = profile.points - sum(new.points - (old.points if old else 0) for new, old in writes)
-        version = expected_version
+        stored = current  # the profile as stored before each part
         for index, part in enumerate(parts):
-            points += sum(new.points - (old.points if old else 0) for new, old in part)
+            points = stored.points + sum(new.points - (old.points if old else 0) for new, old in part)
             last = index == len(parts) - 1
-            written = replace(profile, points=points, version=version + 1)
+            written = replace(profile, points=points, version=stored.version + 1)
             names = codecs.LOYALTY_ATTRIBUTES if last else ("points",)
-            update = codecs.profile_update(written, names, version)
+            update = codecs.profile_update(written, names, stored.version, stored)
             items: list[Item] = [self._ledger_put(profile.tenant, profile.persona_id, new, old) for new, old in part]
             items.append({"Update": {"TableName": self.table, **update}})
             self._write(items)
-            version += 1
-        return replace(profile, version=version)
+            stored = replace(stored, points=points, version=stored.version + 1)
+        return replace(profile, version=stored.version)
 
     def _ledger_put(self, tenant: str, persona_id: str, new: LedgerEntry, old: LedgerEntry | None) -> Item:
         put: Item = {"TableName": self.table, "Item": codecs.ledger_item(tenant, persona_id, new)}

@@ -237,7 +237,7 @@ class SalesEngine(Engine):
             if not plan.changed:
                 return dict(plan.outcomes)
             try:
-                self.store.book(plan.profile, plan.writes, profile.version)
+                self.store.book(plan.profile, plan.writes, profile)
             except PersonaConflictError:
                 self.sleep(ddb_batch.backoff_delay(attempt))
                 profile, ledger = None, None

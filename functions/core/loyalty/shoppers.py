@@ -155,7 +155,7 @@ class ShopperEngine(Engine):
                 if not free and moved is None and _same(current, updated):
                     profiles[target] = current
                     return "unchanged"
-                self.store.save_persona(updated, current.version, free, moved)
+                self.store.save_persona(updated, current, free, moved)
                 owners.update(dict.fromkeys(free, target))
                 owners[pos_claim] = target
                 profiles[target] = updated
