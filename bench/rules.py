@@ -1135,7 +1135,8 @@ def main() -> None:
 
     from possync.admin.render import output_width
 
-    console = Console(width=output_width())  # 120 columns into a file or a pipe
+    # 120 columns into a file or a pipe; with --json, stdout carries only the JSON (progress goes to stderr)
+    console = Console(width=output_width(), stderr=args.json)
     if args.show:
         saved = [r for path in args.show for r in json.loads(Path(path).read_text())]
         for r in saved:
