@@ -498,3 +498,36 @@ def test_re_evaluating_more_entries_than_one_transaction_holds_keeps_balance_and
     assert (persona.member_since_date, persona.points) == ("2026-03-11", 10 + 20 - 150)
     assert persona.points == sum(entries.values()) and len(entries) == 152
     assert counted.calls["TransactWriteItems"] == 2  # 151 entries: 99 + 52, the profile in each
+
+
+# --- settings that reach data already stored (the building block of a re-evaluation) ------------------------------
+
+
+def test_reapplying_stored_records_applies_settings_and_mappings_made_after_they_arrived(world: World) -> None:
+    world.loyalty(points_per_dollar=1)
+    person = shopper("1", phone=PHONE)
+    stored = [
+        (sale("s1", "1", date(2026, 3, 2), 1_000, location="loc-9"), 1),
+        (sale("s2", "1", date(2026, 3, 4), 2_000, status="cancelled"), 1),
+        (personas_tests.balance("b1", "1", 150, date(2026, 2, 20)), 1),
+    ]
+    # Given a store that pulled before anything was configured: a persona, sales booked for nothing
+    world.shoppers(person)
+    world.sales(*stored)
+    before = world.persona_of(Vendor.POSABIT, "c1", "1")
+    assert (before.member, before.points, before.favourite_store) == (False, 0, None)
+    # When the admin sets enroll_after, maps the location and sets the points import date, and the stored records
+    # are applied again (twice: a re-evaluation may run again)
+    world.settings(
+        Vendor.POSABIT,
+        {**POSABIT_SETTINGS, "store_mappings": {"loc-9": "store-z"}, "loyalty_points_imported_on": "2026-02-28"},
+    )
+    svc = direct(world)
+    first = svc.reapply([(person, 1), *stored])
+    second = svc.reapply([(person, 1), *stored])
+    # Then the data already stored is brought in line, once
+    after = world.persona_of(Vendor.POSABIT, "c1", "1")
+    assert (after.member, after.member_since_date, after.favourite_store) == (True, "2026-03-02", "store-z")
+    assert after.points == 10 + 150 and {v.store_id: v.count for v in after.visits.values()} == {"store-z": 1}
+    assert first.failed == second.failed == 0
+    assert first.outcomes["imported"] == 1 and set(second.outcomes) <= {"duplicate", "unchanged"}

@@ -7,6 +7,7 @@
   (safe to call at any time, idempotent; what a settings change should trigger). The consumers also call it
   before a batch of that tenant and POS once the settings read valid again.
 - `apply_pending(customers)`: the sales and balances parked until these POS customers had a persona.
+- `reapply(records)`: stored records applied again after a settings or store-mapping change.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from functions.core.loyalty.repository import Customer, PersonaStore
 from functions.core.loyalty.sales import SalesEngine, StoreNotices
 from functions.core.loyalty.settings import CredentialMarkets, Markets, SettingsReader, tenant_zone
 from functions.core.loyalty.shoppers import ShopperEngine
+from functions.core.models import CanonicalRecord
 from functions.core.notify import AwsNotifier, Notifier
 from functions.core.observability import logger
 from functions.core.sources import SettingsSource
-from functions.core.store import ControlStore
+from functions.core.store import ControlStore, record_item_key
 from functions.core.streams import BatchFailures, StreamChange
 from functions.core.unmapped import UnmappedStores
 
@@ -236,6 +238,33 @@ class LoyaltyService:
             failed=report.failed,
             remaining=report.remaining,
         )
+        return report
+
+    def reapply(self, records: Iterable[tuple[CanonicalRecord, int]]) -> ApplyReport:
+        """Apply stored records again, shoppers first (each with the version it has in the records table): what a
+        re-evaluation after a settings or store-mapping change runs. The same engines as the stream, so exactly
+        once with it: a change already applied changes nothing unless the settings now say otherwise (a member
+        enrolled by `enroll_after`, points at a new rate, a visit at a store mapped since, a points import)."""
+        report = ApplyReport()
+        changes = [
+            Change(f"reapply#{index}", record_item_key(record), record, version)
+            for index, (record, version) in enumerate(records)
+        ]
+        shoppers = [c for c in changes if c.record.kind is RecordKind.SHOPPER]
+        others = [c for c in changes if c.record.kind is not RecordKind.SHOPPER]
+        for group, run in ((shoppers, self._shoppers), (others, self._sales)):
+            for chunk in chunks(group, APPLY_CHUNK):
+                failures = BatchFailures()
+                outcomes = run(chunk, failures).outcomes
+                for change in chunk:
+                    outcome = outcomes.get(change.item_id)
+                    if change.item_id in failures or outcome is None:
+                        report.failed += 1
+                    elif outcome == "waiting":
+                        report.still_waiting += 1
+                    else:
+                        report.applied += 1
+                        report.outcomes[outcome] += 1
         return report
 
     def _waiting_first(self, changes: Sequence[Change]) -> None:
