@@ -86,18 +86,13 @@ def test_a_refund_parked_without_its_purchase_still_enrolls_by_the_purchase_it_r
 
 def test_redelivered_and_older_versions_change_nothing() -> None:
     first = plan(persona(), [booking(sale("s1", date(2026, 3, 2), 1_000), 2)])
-    stored = persona_after(first)
+    stored = first.profile
     entries = {new.sk: new for new, _ in first.writes}
     again = plan(stored, [booking(sale("s1", date(2026, 3, 2), 1_000), 2)], entries)
     older = plan(stored, [booking(sale("s1", date(2026, 3, 2), 5_000, minutes=-5), 1)], entries)
     for result in (again, older):
         assert (result.changed, result.writes, result.profile) == (False, (), stored)
         assert set(result.outcomes.values()) == {"duplicate"}
-
-
-def persona_after(result: Any) -> Persona:
-    profile: Persona = result.profile
-    return profile
 
 
 def test_membership_moving_back_over_booked_sales_asks_for_the_ledger_then_re_evaluates_it() -> None:
@@ -159,7 +154,7 @@ def test_a_balance_import_is_one_ledger_entry_by_its_as_of_time() -> None:
     result = plan(persona(), [booking(balance, 2, store=None)])
     [(written, _)] = result.writes
     assert (written.kind, written.points, result.profile.points, result.profile.member) == ("import", 175, 175, False)
-    stored = persona_after(result)
+    stored = result.profile
     replayed = plan(stored, [booking(balance.model_copy(update={"points": 150}), 1, store=None)], {written.sk: written})
     assert not replayed.changed
 
