@@ -7,9 +7,14 @@ make is counted by operation with a botocore `before-call` hook, per consumer. E
 (peak RSS is per process). At the end the personas table is read back and checked against what the generated data
 must produce (every sale booked once, balances = ledger, members and points as the rules define them).
 
-moto runs in-process by default (about twice as fast per request as the server on loopback, so its tables count
-in the RSS); `--moto server` runs it as a separate process instead. moto costs that grow with the table are
-removed (possync.local.moto_fixes, and a Scan fix here): without them a run is quadratic in the personas table.
+moto runs in its own process by default (a moto server on loopback), so its tables and its CPU do not count in the
+consumers' figures; `--moto in-process` runs it inside the measured process instead (faster per request, but its
+tables then count in the RSS). moto costs that grow with the table are removed (possync.local.moto_fixes, and a
+Scan fix here): without them a run is quadratic in the personas table.
+
+`--json` prints one JSON object per run, with at least `ddb_requests_per_sale_record`,
+`ddb_requests_per_shopper_record`, `modelled_ddb_cost_per_million_sales`, `own_time_share` (per consumer: the share
+of handler time outside AWS calls) and `checks_ok` (true only when every correctness check passed).
 """
 
 from __future__ import annotations
@@ -380,29 +385,41 @@ def _key_of(op: str, params: Mapping[str, Any]) -> tuple[str, str]:
 def purpose(op: str, params: Mapping[str, Any]) -> str:
     """What a rules' DynamoDB request is for, from the keys and expressions it names (for the hot-spot rows)."""
     pk, sk = _key_of(op, params)
-    expression = params.get("UpdateExpression", "")
     if op == "BatchGetItem":
-        sorts = {k["sk"]["S"].split("#")[0] for r in params["RequestItems"].values() for k in r["Keys"] if "sk" in k}
-        if sorts == {"PROFILE", "LEDGER"}:
-            return "persona profile + ledger entry"
+        keys = [k for r in params["RequestItems"].values() for k in r["Keys"]]
+        sorts = {k["sk"]["S"].split("#")[0] or k["sk"]["S"] for k in keys}
+        names = {"ID": "claims", "PROFILE": "profiles", "LEDGER": "ledger entries", "MARKER": "parked-sale markers"}
+        return " + ".join(names.get(x, x) for x in sorted(sorts))
     if op == "TransactWriteItems":
-        return {"LEDGER#": "ledger entry + balance (+ visit count)", "PROFILE": "persona + identity claims"}.get(
-            "LEDGER#" if sk.startswith("LEDGER#") else sk, sk
-        )
+        kinds = {
+            next(iter(a.values())).get("Item", next(iter(a.values())).get("Key", {}))["sk"]["S"].split("#")[0]
+            for a in params["TransactItems"]
+        }
+        if "LEDGER" in kinds:
+            return "sale effects: ledger entries + profile"
+        if "ID" in kinds:
+            return "persona + identity claims"
+        return "+".join(sorted(kinds))
     if sk == "PROFILE":
-        if "#member" in expression:
-            return "enroll (member since)"
-        if "favourite_store" in expression:
-            return "favourite store"
-        return "persona profile"
+        attributes = set(params.get("ExpressionAttributeNames", {}).values())
+        if "points" in attributes:
+            return "sale effects: profile only"
+        return "persona contact update" if op == "UpdateItem" else "persona profile"
     for prefix, name in (
-        ("LEDGER#", "ledger entries" if op == "Query" else "ledger entry"),
-        ("VISIT#", "store visits" if op == "Query" else "visit time"),
+        ("LEDGER#", "ledger entries (membership moved back)" if op == "Query" else "ledger entry"),
         ("ID", "identity claims"),
+        ("MARKER", "parked-sale marker"),
+        ("#FLAG", "waiting flag"),
     ):
         if sk.startswith(prefix):
             return name
-    for prefix, name in (("PENDING#", "pending sales"), ("UNMAPPED#", "unmapped notice"), ("REGISTRY#", "registry")):
+    for prefix, name in (
+        ("PENDING#", "pending sales"),
+        ("WAITING#", "waiting records"),
+        ("UNMAPPED#", "unmapped notice"),
+        ("CRED#", "credential registry"),
+        ("REGISTRY#", "credential registry"),
+    ):
         if pk.startswith(prefix):
             return name
     return pk.split("#", 1)[0] or "?"
@@ -745,15 +762,15 @@ def verify(plan: Plan, resources: Any, clients: Callable[[str], Any]) -> list[tu
         pk, sk = item["pk"]["S"], item["sk"]["S"]
         if sk == layout.PERSONA_PROFILE_SK:
             profiles[item["persona_id"]["S"]] = item
+            # visits are kept on the profile: store -> {count, last_at}
+            visits += sum(int(v["M"]["count"]["N"]) for v in item.get("visits", {}).get("M", {}).values())
         elif sk == layout.IDENTITY_SK and item["kind"]["S"] == "pos":
             owner[pk.split("#", 3)[3]] = item["persona_id"]["S"]
         elif sk.startswith("LEDGER#"):
             ledger_entries += 1
             ledger_points[pk.split("#", 2)[2]] += int(item["points"]["N"])
-        elif sk.startswith("VISIT#"):
-            visits += int(item.get("count", {}).get("N", "0"))
-        elif pk.startswith("PENDING#"):
-            pending += 1
+        elif pk.startswith(("PENDING#", "WAITING#")):
+            pending += 1  # a parked record, or the marker / flag that says records may be parked
     expected = plan.expected
     persona_of: dict[int, set[str]] = defaultdict(set)
     for customer in plan.customers:
@@ -788,7 +805,7 @@ def verify(plan: Plan, resources: Any, clients: Callable[[str], Any]) -> list[tu
             "every sale booked exactly once",
             ledger_entries == expected.ledger_entries and pending == 0,
             f"{ledger_entries:,} ledger entries for {expected.ledger_entries:,} sales with a customer; "
-            f"{pending} still pending",
+            f"{pending} parked items (records, markers, flags) left",
         ),
         (
             "each balance = sum of its ledger entries",
@@ -882,6 +899,26 @@ def _cost_per_million_sales(r: dict[str, Any]) -> float:
     return 1_000_000 / r["sales"] * (reads * PRICE_DDB_READ_UNIT + writes * PRICE_DDB_WRITE_UNIT)
 
 
+def _ddb_requests(c: dict[str, Any]) -> int:
+    return sum(n for op, n in c["calls"].items() if op.startswith("dynamodb."))
+
+
+def summary(r: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of one run (the issue's targets are stated in these)."""
+    p, e = r["consumers"]["personas"], r["consumers"]["enroll"]
+    return {
+        "ddb_requests_per_sale_record": _ddb_requests(e) / max(1, e["delivered"]),
+        "ddb_requests_per_shopper_record": _ddb_requests(p) / max(1, p["delivered"]),
+        "ddb_requests_per_sale": (_ddb_requests(p) + _ddb_requests(e)) / max(1, r["sales"]),
+        "modelled_ddb_cost_per_million_sales": _cost_per_million_sales(r),
+        "own_time_share": {
+            name: (max(0.0, c["seconds"] - c["aws_seconds"]) / c["seconds"]) if c["seconds"] else 0.0
+            for name, c in r["consumers"].items()
+        },
+        "checks_ok": bool(r["checks"]) and all(ok for _, ok, _ in r["checks"]) and "partial" not in r,
+    }
+
+
 def print_table(results: list[dict[str, Any]], console: Any) -> None:
     from rich.table import Table
 
@@ -904,8 +941,7 @@ def print_table(results: list[dict[str, Any]], console: Any) -> None:
     def e(r: dict[str, Any]) -> dict[str, Any]:
         return dict(r["consumers"]["enroll"])
 
-    def ddb(c: dict[str, Any]) -> int:
-        return sum(n for op, n in c["calls"].items() if op.startswith("dynamodb."))
+    ddb = _ddb_requests
 
     rows: list[Row] = [
         (
@@ -922,6 +958,20 @@ def print_table(results: list[dict[str, Any]], console: Any) -> None:
             lambda r: (
                 f"{100 * p(r)['aws_seconds'] / p(r)['seconds']:.0f}% / "
                 f"{100 * e(r)['aws_seconds'] / e(r)['seconds']:.0f}%"
+            ),
+        ),
+        (
+            "share of handler time outside AWS calls: our code (personas / enroll)",
+            lambda r: (
+                f"{100 * summary(r)['own_time_share']['personas']:.0f}% / "
+                f"{100 * summary(r)['own_time_share']['enroll']:.0f}%"
+            ),
+        ),
+        (
+            "our code's time per record, ms (personas / enroll)",
+            lambda r: (
+                f"{1000 * (p(r)['seconds'] - p(r)['aws_seconds']) / max(1, p(r)['delivered']):.2f} / "
+                f"{1000 * (e(r)['seconds'] - e(r)['aws_seconds']) / max(1, e(r)['delivered']):.2f}"
             ),
         ),
         (
@@ -1047,11 +1097,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated shoppers and sales")
     parser.add_argument(
         "--moto",
-        choices=("in-process", "server"),
-        default="in-process",
-        help="moto inside the measured process (faster) or as a separate server process (clean RSS)",
+        choices=("server", "in-process"),
+        default="server",
+        help="moto as a separate server process (the default: clean RSS and CPU) or inside the measured process",
     )
-    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per run (its figures)")
     parser.add_argument("--save", metavar="FILE", help="also write the raw figures to FILE (JSON)")
     parser.add_argument("--show", metavar="FILE", nargs="+", help="print the table from saved figures; run nothing")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
@@ -1085,9 +1135,12 @@ def main() -> None:
 
     from possync.admin.render import output_width
 
-    console = Console(width=output_width())  # 120 columns into a file or a pipe
+    # 120 columns into a file or a pipe; with --json, stdout carries only the JSON (progress goes to stderr)
+    console = Console(width=output_width(), stderr=args.json)
     if args.show:
         saved = [r for path in args.show for r in json.loads(Path(path).read_text())]
+        for r in saved:
+            r.update(summary(r))
         print_table(sorted(saved, key=lambda r: int(r["sales"])), console)
         return
     sizes = list(QUICK) if args.quick else args.sales
@@ -1108,12 +1161,14 @@ def main() -> None:
             if outcome is None:
                 continue
             outcome["wall_seconds"] = time.perf_counter() - started
+            outcome.update(summary(outcome))
             results.append(outcome)
             progress.console.print(f"{size:,} sales: {outcome['wall_seconds'] / 60:.1f} min")
             if args.save:
                 Path(args.save).write_text(json.dumps(results, indent=2))
     if args.json:
-        print(json.dumps(results, indent=2))
+        for result in results:
+            print(json.dumps(result))
     elif results:
         print_table(results, console)
     if failed:

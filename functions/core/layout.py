@@ -341,7 +341,7 @@ CONTROL_TABLE_TTL_ATTRIBUTE = "expires_at"
 RECORDS_STREAM_VIEW_TYPE = "NEW_AND_OLD_IMAGES"
 
 
-# --- personas table (pk, sk): personas, identity claims, visits, points ledger, pending sales ---------------
+# --- personas table (pk, sk): personas (visits on the profile), identity claims, points ledger, parked records -
 PERSONAS_TABLE_PARTITION_KEY = "pk"
 PERSONAS_TABLE_SORT_KEY = "sk"
 PERSONA_PROFILE_SK = "PROFILE"
@@ -365,10 +365,6 @@ def pos_identity_value(vendor: Vendor, credential_id: str, pos_id: str) -> str:
     return f"{vendor.value}#{credential_id}#{pos_id}"
 
 
-def visit_sk(store_id: str) -> str:
-    return f"VISIT#{store_id}"
-
-
 def ledger_sk(vendor: Vendor, credential_id: str, sale_id: str) -> str:
     return f"LEDGER#{vendor.value}#{credential_id}#{sale_id}"
 
@@ -383,6 +379,24 @@ def pending_pk(tenant: str, vendor: Vendor, credential_id: str, customer_pos_id:
 
 def pending_sk(sale_id: str) -> str:
     return f"SALE#{sale_id}"
+
+
+# Written (before any parked record) in the partition of a POS customer with parked records, so the personas
+# consumer finds parked sales with one batched read of the customers it has just resolved.
+PENDING_MARKER_SK = "MARKER"
+
+
+def waiting_pk(tenant: str, vendor: Vendor) -> str:
+    """Records parked because their tenant's settings for this POS were invalid: applied once they are valid."""
+    return f"WAITING#{tenant}#{vendor.value}"
+
+
+def waiting_sk(kind: RecordKind, credential_id: str, pos_id: str) -> str:
+    return f"{kind.value}#{credential_id}#{pos_id}"
+
+
+# In a waiting partition: present (with a change counter) while records may wait there.
+WAITING_FLAG_SK = "#FLAG"
 
 
 def control_unmapped_pk(tenant: str) -> str:

@@ -34,3 +34,11 @@ SETTINGS_UNREADABLE = "SettingsUnreadable"
 # Records parked because their settings are invalid: applied once valid settings return (a gauge of the backlog).
 RECORDS_WAITING = "RecordsWaiting"
 UNMAPPED_STORES = "UnmappedStores"
+# What the rules did with the records of a batch (for the dashboard).
+PERSONAS_CREATED = "PersonasCreated"
+PERSONAS_UPDATED = "PersonasUpdated"
+PERSONA_SOURCES_MOVED = "PersonaSourcesMoved"
+SALES_APPLIED = "SalesApplied"
+MEMBERS_ENROLLED = "MembersEnrolled"
+RECORDS_PENDING = "RecordsPending"  # sales or balances parked until their shopper has a persona
+POINTS_IMPORTED = "PointsImported"

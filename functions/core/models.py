@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from functions.core.layout import RecordKind, Vendor
 
@@ -192,6 +192,43 @@ RECORD_MODELS: dict[RecordKind, type[CanonicalRecord]] = {
     RecordKind.PRODUCT: Product,
     RecordKind.LOYALTY_BALANCE: LoyaltyBalance,
 }
+
+
+def read_record(kind: RecordKind, data: str | bytes) -> CanonicalRecord:
+    """A stored record as its consumers read it: written by this version of the code or by a newer or older one
+    (a staggered deploy, a rollback). Fields this version does not know are dropped, missing optional ones take
+    their defaults; the models themselves stay strict, so what the pulls write is still checked field by field.
+    Raises pydantic's ValidationError (or ValueError for data that is not JSON) when a required field is missing
+    or a value is invalid."""
+    model = RECORD_MODELS[kind]
+    try:
+        return model.model_validate_json(data)  # the common case, fastest: written by this version
+    except ValidationError as exc:
+        if not any(error["type"] == "extra_forbidden" for error in exc.errors()):
+            raise
+    return model.model_validate(_known_fields(model, json.loads(data)))
+
+
+def _known_fields(model: type[BaseModel], value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    known: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if name in value:
+            known[name] = _known_nested(info.annotation, value[name])
+    return known
+
+
+def _known_nested(annotation: Any, value: Any) -> Any:
+    """Drop unknown fields inside nested models too (a sale's lines), whatever container holds them."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _known_fields(annotation, value)
+    for inner in get_args(annotation):
+        if isinstance(inner, type) and issubclass(inner, BaseModel):
+            if isinstance(value, list | tuple):
+                return [_known_fields(inner, v) for v in value]
+            return _known_fields(inner, value)
+    return value
 
 
 def dollars_to_cents(value: Any) -> int:

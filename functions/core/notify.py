@@ -12,7 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from functions.core import metrics as metric_names
 from functions.core.errors import PossyncError
 from functions.core.observability import NAMESPACE
-from functions.core.personas_store import UnmappedStore
+from functions.core.unmapped import UnmappedStore
 
 EVENT_SOURCE = "possync"
 UNMAPPED_STORE_DETAIL_TYPE = "possync.unmapped-store"
@@ -26,11 +26,14 @@ class NotifyError(PossyncError):
 
 
 class Notifier(Protocol):
-    """What the rules tell operators: an unmapped store (event + metric) and counts for dashboards and alarms."""
+    """What the rules tell operators: an unmapped store (event + metric), counts, and gauges (a level, such as how
+    many records wait: emitted even when it is 0, so an alarm sees it clear)."""
 
     def unmapped_store(self, notice: UnmappedStore) -> None: ...
 
     def counts(self, values: Mapping[str, int]) -> None: ...
+
+    def gauge(self, name: str, value: int) -> None: ...
 
 
 def unmapped_store_event(notice: UnmappedStore, bus: str = DEFAULT_EVENT_BUS) -> dict[str, Any]:
@@ -83,4 +86,9 @@ class AwsNotifier:
         for name, value in values.items():
             if value:
                 metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        metrics.flush_metrics()
+
+    def gauge(self, name: str, value: int) -> None:
+        metrics = EphemeralMetrics(namespace=self.namespace)
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         metrics.flush_metrics()

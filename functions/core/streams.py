@@ -1,13 +1,17 @@
-"""The records table stream's consumers: each one's FilterCriteria and event source mapping settings, defined once."""
+"""The records table stream's consumers: each one's FilterCriteria and event source mapping settings, defined once;
+and what a consumer makes of a batch: the record changes it carries and the batch item failures it reports."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from functions.core.layout import RULE_FUNCTIONS, RecordKind
+from functions.core.models import CanonicalRecord, read_record
 
 # --- event source mapping settings (the CDK rules construct and the local stream pump both read these) ----------
 # Records handed to one invocation. A rule does a few DynamoDB requests per record, so 100 records finish in
@@ -205,3 +209,118 @@ CONSUMERS: dict[str, StreamConsumer] = {
 }
 if tuple(CONSUMERS) != RULE_FUNCTIONS:
     raise RuntimeError("functions.core.streams.CONSUMERS must list exactly layout.RULE_FUNCTIONS, in order")
+
+
+# --- records-table stream records (what the rule consumers receive) ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordChange:
+    """A record item written by RecordStore, as its stream NewImage carries it."""
+
+    kind: RecordKind
+    version: int
+    record: CanonicalRecord
+
+
+def _image_text(image: Mapping[str, Any], name: str) -> str | None:
+    value = image.get(name)
+    return value["S"] if isinstance(value, Mapping) and isinstance(value.get("S"), str) else None
+
+
+def record_change(stream_record: Mapping[str, Any]) -> RecordChange | None:
+    """The canonical record and its version from an INSERT/MODIFY stream record of the records table (DynamoDB JSON);
+    None for removals and items that are not records. The record is read leniently (functions.core.models
+    .read_record: written by a newer or older version of the code, it still applies); data that is not a valid
+    record raises ValueError (the record is then failed and retried)."""
+    if stream_record.get("eventName") not in ("INSERT", "MODIFY"):
+        return None
+    image = (stream_record.get("dynamodb") or {}).get("NewImage") or {}
+    kind = _image_text(image, "kind")
+    data = _image_text(image, "data")
+    if kind not in {k.value for k in RecordKind} or data is None:
+        return None
+    version = image.get("version")
+    number = int(version["N"]) if isinstance(version, Mapping) and "N" in version else 0
+    record_kind = RecordKind(kind)
+    try:
+        record = read_record(record_kind, data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['type']}" for e in exc.errors())
+        raise ValueError(f"the stream record's {kind} data is not a valid record ({problems})") from None
+    return RecordChange(record_kind, number, record)
+
+
+@dataclass(frozen=True)
+class StreamChange:
+    """One record change of a batch: its sequence number (what a batch item failure names) and its records-table
+    key (changes of one key must be applied in stream order)."""
+
+    item_id: str
+    key: str
+    change: RecordChange
+
+
+class BatchFailures:
+    """The records of a batch that failed, for ReportBatchItemFailures.
+
+    On a DynamoDB stream Lambda restarts the batch from the lowest failed sequence number: everything after it
+    comes again (and is applied again, idempotently). A record of the same item after a failed one must not be
+    applied before it, so it is failed too (`blocked`); records of other items are applied and reported done.
+    """
+
+    def __init__(self) -> None:
+        self._failed: dict[str, str] = {}  # item id -> why
+        self._keys: set[str] = set()
+
+    def fail(self, item_id: str, key: str, reason: str) -> None:
+        self._failed.setdefault(item_id, reason)
+        self._keys.add(key)
+
+    def blocked(self, key: str) -> bool:
+        return key in self._keys
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._failed
+
+    def __len__(self) -> int:
+        return len(self._failed)
+
+    def reasons(self) -> dict[str, int]:
+        counted: dict[str, int] = {}
+        for reason in self._failed.values():
+            counted[reason] = counted.get(reason, 0) + 1
+        return counted
+
+    def response(self) -> dict[str, list[dict[str, str]]]:
+        return {"batchItemFailures": [{"itemIdentifier": item_id} for item_id in self._failed]}
+
+
+@dataclass
+class StreamBatch:
+    changes: list[StreamChange]
+    failures: BatchFailures
+    ignored: int = 0  # removals, other kinds (the filter criteria should not have sent them)
+
+
+def read_batch(event: Mapping[str, Any], kinds: Collection[RecordKind]) -> StreamBatch:
+    """The record changes of a DynamoDB stream event that a consumer acts on, in stream order. A record that cannot
+    be read is failed at once (and so is every later record of the same item)."""
+    batch = StreamBatch([], BatchFailures())
+    for raw in event.get("Records") or []:
+        dynamodb = raw.get("dynamodb") or {}
+        item_id = str(dynamodb.get("SequenceNumber", ""))
+        key = _image_text(dynamodb.get("Keys") or {}, "pk") or item_id
+        if batch.failures.blocked(key):
+            batch.failures.fail(item_id, key, "an earlier record of the same item failed")
+            continue
+        try:
+            change = record_change(raw)
+        except ValueError as exc:
+            batch.failures.fail(item_id, key, str(exc))
+            continue
+        if change is None or change.kind not in kinds:
+            batch.ignored += 1
+            continue
+        batch.changes.append(StreamChange(item_id, key, change))
+    return batch

@@ -14,10 +14,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from functions.core import layout
 from functions.core.ddb_batch import BATCH_GET_MAX, batch_get
 from functions.core.layout import RecordKind, Vendor
+from functions.core.loyalty.codecs import persona_from_item
+from functions.core.loyalty.points import ENROLLING_STATUSES, would_enroll
+from functions.core.loyalty.repository import PersonaStore
+from functions.core.loyalty.values import UNKNOWN_CONSENT, Claim, Persona
 from functions.core.models import Sale, normalize_phone
-from functions.core.personas_store import UNKNOWN_CONSENT, Claim, Persona, PersonaStore, persona_from_item
 from functions.core.settings import IntegrationSettings
-from functions.enroll.rules import ENROLLING_STATUSES, would_enroll
 from possync.admin.context import AdminContext
 from possync.admin.render import err_console
 
@@ -144,7 +146,8 @@ def count(
     on_page: Callable[[int], None] | None = None,
 ) -> Impact:
     """How many personas these integration settings would enroll (if `enroll`) and text (if `text`), from the
-    sales and personas stored now. Enrollment is decided by the enroll rule itself (functions.enroll.rules)."""
+    sales and personas stored now. Enrollment is decided by the enrollment rule itself
+    (functions.core.loyalty.points)."""
     impact = Impact()
     enrolling = enroll and settings.enroll_after is not None and settings.age_gate_attested
     texting = text and settings.sms_optin_after is not None

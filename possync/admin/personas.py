@@ -12,15 +12,10 @@ from rich.table import Table
 
 from functions.core import layout
 from functions.core.layout import Vendor
+from functions.core.loyalty.codecs import persona_from_item
+from functions.core.loyalty.repository import PersonaStore
+from functions.core.loyalty.values import UNKNOWN_CONSENT, Claim, LedgerEntry, Persona
 from functions.core.models import normalize_email, normalize_phone
-from functions.core.personas_store import (
-    UNKNOWN_CONSENT,
-    Claim,
-    LedgerEntry,
-    Persona,
-    PersonaStore,
-    persona_from_item,
-)
 from possync.admin.context import TenantOption, admin, parse_id, parse_vendor
 from possync.admin.render import Output, OutputOption, cell, console, emit, fail, guarded, when
 from possync.admin.tenants import require_tenant
@@ -152,7 +147,8 @@ def _list_row(persona: Persona) -> dict[str, Any]:
         "sourced_from": sorted(persona.sources),
         "favourite_store": persona.favourite_store,
         "member": persona.member,
-        "member_since": persona.member_since if persona.member else None,
+        # the enrolling sale's store-local date (a UTC timestamp's date can be the day after, in the evening)
+        "member_since": persona.member_since_date if persona.member else None,
         "points": persona.points,
         "consent_sms": sms_consent(persona),
     }
@@ -188,7 +184,7 @@ def list_command(
     if output is Output.TABLE:
         for row in rows:
             row["sourced_from"] = ", ".join(row["sourced_from"])
-            row["member_since"] = (row["member_since"] or "")[:10] if row["member"] else "no"
+            row["member_since"] = (row["member_since"] or "unknown") if row["member"] else "no"
     which = ("members" if member_only else "personas") + (f" sourced from {vendor.value}" if vendor else "")
     emit(
         rows,
@@ -277,7 +273,7 @@ def show_command(
     ]
     visits: list[dict[str, Any]] = [
         {"store": v.store_id, "count": v.count, "last_at": v.last_at or None}
-        for v in sorted(store.visits(tenant, persona_id), key=lambda v: (-v.count, v.store_id))
+        for v in sorted(persona.visits.values(), key=lambda v: (-v.count, v.store_id))
     ]
     entries = sorted(store.ledger_entries(tenant, persona_id), key=lambda e: (e.at, e.applied_at), reverse=True)
     latest = [_ledger_row(e) for e in entries[:ledger]]
@@ -308,7 +304,7 @@ def show_command(
     card.add_column(overflow="fold")
     membership = "no"
     if persona.member:
-        membership = f"yes, since {when(persona.member_since) or 'unknown'}" + (
+        membership = f"yes, since {persona.member_since_date or 'unknown'}" + (
             f" ({persona.member_how})" if persona.member_how else ""
         )
     for label, value in (

@@ -9,9 +9,9 @@ import typer
 
 from functions.core import layout
 from functions.core.layout import Vendor
-from functions.core.personas_store import UnmappedStore, UnmappedStores
 from functions.core.settings import check_mapping_key, check_store_id
 from functions.core.store import ControlStore
+from functions.core.unmapped import UnmappedStore, UnmappedStores
 from possync.admin.context import (
     AdminContext,
     OptionalTenant,

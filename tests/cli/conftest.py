@@ -11,7 +11,8 @@ from typer.testing import CliRunner, Result
 
 from functions.core import layout
 from functions.core.layout import ResourceNames, Vendor
-from functions.core.personas_store import FieldSource, LedgerEntry, Persona, ledger_item, persona_item
+from functions.core.loyalty.codecs import ledger_item, persona_item
+from functions.core.loyalty.values import FieldSource, LedgerEntry, Persona
 from functions.core.store import ControlStore
 from possync.admin.context import AdminContext
 from possync.admin.tenants import create_tenant
@@ -125,15 +126,13 @@ class PersonaSeeder:
         self.claim(tenant, "pos", layout.pos_identity_value(vendor, credential_id, pos_id), persona_id)
 
     def visit(self, tenant: str, persona_id: str, store: str, count: int, last_at: str) -> None:
-        self.ddb.put_item(
+        """Visits live on the profile (the sales rules keep them there with the favourite store)."""
+        self.ddb.update_item(
             TableName=self.table,
-            Item={
-                "pk": {"S": layout.persona_pk(tenant, persona_id)},
-                "sk": {"S": layout.visit_sk(store)},
-                "store_id": {"S": store},
-                "count": {"N": str(count)},
-                "last_at": {"S": last_at},
-            },
+            Key={"pk": {"S": layout.persona_pk(tenant, persona_id)}, "sk": {"S": layout.PERSONA_PROFILE_SK}},
+            UpdateExpression="SET visits.#store = :visit",
+            ExpressionAttributeNames={"#store": store},
+            ExpressionAttributeValues={":visit": {"M": {"count": {"N": str(count)}, "last_at": {"S": last_at}}}},
         )
 
     def ledger(self, tenant: str, persona_id: str, entry: LedgerEntry) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from functions.core import layout
 from functions.core.layout import ResourceNames, Vendor
-from functions.core.personas_store import LedgerEntry
+from functions.core.loyalty.values import LedgerEntry
 from infra import outputs
 from possync.admin.personas import mask_email, mask_phone
 from possync.target import stack_target
@@ -58,7 +58,9 @@ def seeded(personas: PersonaSeeder) -> PersonaSeeder:
         },
         favourite_store="downtown",
         member=True,
-        member_since="2026-05-03T18:20:00+00:00",
+        # the enrolling sale: May 3rd, 19:20 in Seattle, which is already May 4th in UTC
+        member_since="2026-05-04T02:20:00.000000+00:00",
+        member_since_date="2026-05-03",
         member_how="enroll_after:posabit",
         points=42,
         created_at="2026-04-01T10:00:00+00:00",
@@ -121,6 +123,7 @@ def test_list_shows_the_marketers_columns_with_phone_and_email_masked(cli: Invok
     out = result.output
     assert "Ana Lopez" in out and "Ben Baker" in out and "Cy" in out
     assert "flourish, posabit" in out and "downtown" in out and "2026-05-03" in out and "42" in out
+    assert "2026-05-04" not in out  # membership is dated by the enrolling sale's store-local day, not UTC
     assert "unknown" in out  # SMS consent until SMS lands
     assert "+*******0143" in out and "a***@example.com" in out
     for private in (ANA_PHONE, ANA_EMAIL, ANA_BIRTH, "1985-01-01", "+12065550188", "ben@example.org"):
@@ -143,7 +146,7 @@ def test_list_json_and_csv_are_masked_too(cli: Invoke, seeded: PersonaSeeder) ->
         "email": "a***@example.com",
         "sourced_from": ["flourish", "posabit"],
         "favourite_store": "downtown",
-        "member_since": "2026-05-03T18:20:00+00:00",
+        "member_since": "2026-05-03",
         "points": 42,
         "consent_sms": "unknown",
     }
@@ -226,7 +229,8 @@ def test_show_json_has_sources_claims_visits_and_ledger(cli: Invoke, seeded: Per
         "c-17",
         30,
     )
-    assert shown["consent"] == {"sms": "unknown"} and shown["member_since"] == "2026-05-03T18:20:00+00:00"
+    assert shown["consent"] == {"sms": "unknown"} and shown["member_since"] == "2026-05-03"
+    assert shown["member_since_at"] == "2026-05-04T02:20:00.000000+00:00"
 
 
 @pytest.mark.parametrize("who", [ANA_PHONE, "(206) 555-0143", ANA_EMAIL.upper()])

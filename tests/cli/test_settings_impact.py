@@ -10,8 +10,8 @@ import boto3
 import pytest
 
 from functions.core.layout import Vendor
+from functions.core.loyalty.values import Persona
 from functions.core.models import Sale
-from functions.core.personas_store import Persona
 from functions.core.store import RecordStore
 from possync.admin.audit import AuditLog
 from possync.admin.impact import matchable_phone, texts

@@ -12,8 +12,8 @@ import pytest
 
 from functions.core import layout
 from functions.core.layout import Vendor
-from functions.core.personas_store import UnmappedStore, UnmappedStores
 from functions.core.store import ControlStore, RegisteredCredential
+from functions.core.unmapped import UnmappedStore, UnmappedStores
 from possync.admin.audit import AuditLog
 from possync.admin.tenants import AUDIT_PARAMETER as TENANT_AUDIT_PARAMETER
 from possync.target import Target

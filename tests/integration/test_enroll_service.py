@@ -12,8 +12,8 @@ import pytest
 
 from functions.core import layout
 from functions.core.layout import Vendor
+from functions.core.loyalty.codecs import persona_from_item
 from functions.core.notify import UNMAPPED_STORE_DETAIL_TYPE
-from functions.core.personas_store import persona_from_item
 from tests.integration import test_personas_service as personas_tests
 from tests.integration.test_personas_service import PHONE, TENANT, World, balance, sale, shopper, stream_record
 
@@ -87,7 +87,8 @@ def test_a_sale_before_its_shopper_is_applied_when_the_persona_appears(world: Wo
     response = world.sales(sale("s1", "77", date(2026, 3, 3), 4_200, location="loc-2"))
     assert response == {"batchItemFailures": []}
     pending = [i for i in world.items() if i["pk"]["S"].startswith("PENDING#")]
-    assert [i["sk"]["S"] for i in pending] == [layout.pending_sk("s1")]
+    # the parked sale, and the customer's marker the personas consumer looks for
+    assert sorted(i["sk"]["S"] for i in pending) == sorted([layout.pending_sk("s1"), layout.PENDING_MARKER_SK])
     assert world.profiles() == []
     # When the shopper arrives
     world.shoppers(shopper("77", email="late@example.com"))
@@ -133,7 +134,7 @@ def test_invalid_settings_fail_safe_and_say_which_parameter(
     # enroll_after without the age gate attested: the settings model refuses it
     world.settings(Vendor.POSABIT, '{"vendor": "posabit", "enroll_after": "2026-03-01"}')
     response = world.sales(sale("s1", "1", date(2026, 3, 2), 1_000))
-    # the record is not failed (no retry storm), nothing is enrolled or booked, an operator is told
+    # the record is not failed (no retry storm) but parked, nothing is enrolled or booked, an operator is told
     assert response == {"batchItemFailures": []}
     persona = world.persona_of(Vendor.POSABIT, "c1", "1")
     assert (persona.member, persona.points) == (False, 0)
@@ -144,10 +145,13 @@ def test_invalid_settings_fail_safe_and_say_which_parameter(
     parameter = world.names.integration_settings_parameter(TENANT, Vendor.POSABIT)
     [logged] = [r for r in caplog.records if "fail safe" in r.getMessage()]
     assert parameter in logged.error and "age_gate_attested" in logged.error  # type: ignore[attr-defined]
-    # once fixed, the next sale enrolls (membership is sticky, so later sales make up for the skipped one)
+    # once fixed, the next sale's batch first applies the parked one: nothing was skipped
     world.settings(Vendor.POSABIT, POSABIT_SETTINGS)
+    world.cold_start()
     world.sales(sale("s2", "1", date(2026, 3, 3), 1_000))
-    assert world.persona_of(Vendor.POSABIT, "c1", "1").member is True
+    persona = world.persona_of(Vendor.POSABIT, "c1", "1")
+    assert (persona.member, persona.member_since_date) == (True, "2026-03-02")
+    assert ledger(world, persona.persona_id) == {"posabit#c1#s1": 10, "posabit#c1#s2": 10}
 
 
 def test_posabit_points_are_imported_once_as_of_the_date(world: World) -> None:
@@ -189,7 +193,7 @@ def test_favourite_store_is_the_most_visited_mapped_store_ties_to_the_most_recen
     world.sales(sale("s4", "1", date(2026, 3, 4), 100, status="cancelled"))  # not a visit
     persona = world.persona_of(Vendor.POSABIT, "c1", "1")
     assert persona.favourite_store == "store-b"
-    visits = {v.store_id: v.count for v in world.store.visits(TENANT, persona.persona_id)}
+    visits = {v.store_id: v.count for v in persona.visits.values()}
     assert visits == {"store-a": 1, "store-b": 2}
 
 

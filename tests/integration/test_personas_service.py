@@ -19,22 +19,18 @@ from moto import mock_aws
 
 from functions.core import aws, layout
 from functions.core.layout import RecordKind, ResourceNames, Vendor
+from functions.core.loyalty.codecs import persona_from_item
+from functions.core.loyalty.repository import PersonaStore
+from functions.core.loyalty.service import LoyaltyService
+from functions.core.loyalty.settings import CredentialMarkets
+from functions.core.loyalty.values import Claim, Persona, iso
 from functions.core.models import CanonicalRecord, LoyaltyBalance, Sale, Shopper
-from functions.core.personas_store import (
-    Claim,
-    Persona,
-    PersonaStore,
-    UnmappedStore,
-    UnmappedStores,
-    iso,
-    persona_from_item,
-)
 from functions.core.sources import SettingsSource, clear_caches
 from functions.core.store import ControlStore, RecordStore, RegisteredCredential, record_item_key
+from functions.core.streams import read_batch
+from functions.core.unmapped import UnmappedStore, UnmappedStores
 from functions.enroll import handler as enroll_handler
-from functions.enroll.service import EnrollService
 from functions.personas import handler as personas_handler
-from functions.personas.service import CredentialMarkets, PersonaService
 from possync.local.lambda_shim import LambdaContext
 from possync.local.provision import Resources, provision
 
@@ -170,6 +166,7 @@ def create_table(ddb: Any, name: str) -> None:
 class RecordingNotifier:
     notices: list[UnmappedStore] = field(default_factory=list)
     metrics: dict[str, int] = field(default_factory=dict)
+    gauges: dict[str, list[int]] = field(default_factory=dict)
 
     def unmapped_store(self, notice: UnmappedStore) -> None:
         self.notices.append(notice)
@@ -178,6 +175,9 @@ class RecordingNotifier:
     def counts(self, values: Mapping[str, int]) -> None:
         for name, value in values.items():
             self.metrics[name] = self.metrics.get(name, 0) + value
+
+    def gauge(self, name: str, value: int) -> None:
+        self.gauges.setdefault(name, []).append(value)
 
 
 @dataclass
@@ -406,19 +406,30 @@ def test_concurrent_shoppers_with_one_phone_make_one_persona(world: World) -> No
     store = PersonaStore(ddb, world.personas_table)
     settings = SettingsSource(world.names)
     notifier = RecordingNotifier()
-    enroll = EnrollService(store=store, unmapped=world.unmapped, settings=settings, notifier=notifier)
 
-    def consumer() -> PersonaService:
-        return PersonaService(
-            store=store, settings=settings, markets=lambda *_: frozenset(), notifier=notifier, enroll=enroll
+    def consumer() -> LoyaltyService:
+        return LoyaltyService(
+            store=store,
+            settings=settings,
+            markets=lambda *_: frozenset(),
+            notifier=notifier,
+            unmapped=world.unmapped,
         )
 
     records = [
         shopper("a-1", phone=PHONE, email="one@example.com"),
         shopper("b-2", vendor=Vendor.FLOURISH, cred="fl1", phone=PHONE, email="two@example.com"),
     ]
+
+    def handle(record: Shopper) -> str:
+        batch = read_batch(stream_event(record), {RecordKind.SHOPPER})
+        outcomes = consumer().shopper_batch(batch.changes, batch.failures)
+        assert len(batch.failures) == 0
+        [outcome] = outcomes.elements()
+        return outcome
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-        outcomes = list(pool.map(lambda r: consumer().handle_shopper(r, 1), records))
+        outcomes = list(pool.map(handle, records))
     # Then both tried to create it, one transaction lost the race, and its retry joined the winner's persona
     assert ddb.cancelled == 1
     assert sorted(outcomes) == ["created", "updated"]
@@ -493,12 +504,21 @@ def test_credential_markets_come_from_the_registry(world: World) -> None:
     assert markets(TENANT, Vendor.FLOURISH, "unknown") == frozenset()
 
 
-def test_unreadable_sync_settings_fail_safe_to_fill_only(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_sync_settings_make_shopper_changes_wait_instead_of_filling_only(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # (This consumer used to fall back to fill-only here, which loses an edit that should overwrite: issue 7.)
     world.settings(Vendor.POSABIT, '{"sync_personas": true}')  # no enabled day: invalid
     world.shoppers(shopper("1", first_name="Ava"))
     world.shoppers((shopper("1", minutes=5, first_name="Eva"), 2))
-    assert world.persona_of(Vendor.POSABIT, "c1", "1").first_name == "Ava"
+    # nothing is applied while the settings are invalid, and an operator is told
+    assert world.profiles() == []
     assert '"SettingsInvalid"' in capsys.readouterr().out
+    # once fixed, the newest change applies (the next batch of that tenant and POS takes the waiting ones first)
+    world.settings(Vendor.POSABIT, {"sync_personas": True, "sync_personas_enabled_on": "2026-01-01"})
+    world.cold_start()
+    world.shoppers(shopper("2", first_name="Bo"))
+    assert world.persona_of(Vendor.POSABIT, "c1", "1").first_name == "Eva"
 
 
 # --- the handler's batch contract ------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from functions.core.layout import Vendor
+from functions.core.loyalty import points as rules
 from functions.core.settings import IntegrationSettings, TenantSettings
-from functions.enroll import rules
 
 ENROLL_AFTER = date(2026, 3, 1)
 SETTINGS = IntegrationSettings(vendor=Vendor.POSABIT, age_gate_attested=True, enroll_after=ENROLL_AFTER)

@@ -10,10 +10,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from functions.core.layout import Vendor
+from functions.core.loyalty import identity as rules
+from functions.core.loyalty import stores
+from functions.core.loyalty.values import Claim, FieldSource, Persona, Visit, iso
 from functions.core.models import PLACEHOLDER_EMAILS, PLACEHOLDER_PHONES, Shopper
-from functions.core.personas_store import Claim, FieldSource, Persona, Visit, iso
 from functions.core.settings import IntegrationSettings
-from functions.personas import rules
 
 T0 = datetime(2026, 3, 1, 18, 0, tzinfo=UTC)
 NOW = iso(T0)
@@ -215,10 +216,10 @@ def test_apply_shopper_records_sources_and_ignores_stale_changes() -> None:
 
 def test_a_location_mapping_wins_over_its_credential_mapping() -> None:
     mappings = {"c1": "store-a", "loc-9": "store-b"}
-    assert rules.mapped_store(mappings, "c1", "loc-9") == "store-b"
-    assert rules.mapped_store(mappings, "c1", "loc-1") == "store-a"
-    assert rules.mapped_store(mappings, "c2", None) is None
-    assert rules.mapped_store(mappings, "c2", "loc-1") is None
+    assert stores.mapped_store(mappings, "c1", "loc-9") == "store-b"
+    assert stores.mapped_store(mappings, "c1", "loc-1") == "store-a"
+    assert stores.mapped_store(mappings, "c2", None) is None
+    assert stores.mapped_store(mappings, "c2", "loc-1") is None
 
 
 visits = st.lists(
@@ -235,7 +236,7 @@ visits = st.lists(
 
 @given(visits=visits, data=st.data())
 def test_favourite_store_is_the_most_visited_ties_to_the_most_recent(visits: list[Visit], data: st.DataObject) -> None:
-    favourite = rules.favourite_store(visits)
+    favourite = stores.favourite_store(visits)
     counted = [v for v in visits if v.count > 0]
     if not counted:
         assert favourite is None
@@ -244,14 +245,14 @@ def test_favourite_store_is_the_most_visited_ties_to_the_most_recent(visits: lis
     assert all(chosen.count >= v.count for v in counted)
     assert all(chosen.last_at >= v.last_at for v in counted if v.count == chosen.count)
     # the order visits are read in does not matter
-    assert rules.favourite_store(data.draw(st.permutations(visits))) == favourite
+    assert stores.favourite_store(data.draw(st.permutations(visits))) == favourite
 
 
 def test_favourite_store_tie_goes_to_the_most_recent_visit() -> None:
     older = Visit("s1", 3, iso(T0))
     newer = Visit("s2", 3, iso(T0 + timedelta(hours=1)))
-    assert rules.favourite_store([older, newer]) == "s2"
-    assert rules.favourite_store([Visit("s1", 4, iso(T0)), newer]) == "s1"
+    assert stores.favourite_store([older, newer]) == "s2"
+    assert stores.favourite_store([Visit("s1", 4, iso(T0)), newer]) == "s1"
 
 
 def test_field_source_shape_is_what_the_cli_reads() -> None:

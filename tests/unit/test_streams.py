@@ -17,6 +17,7 @@ from functions.core.streams import (
     MAX_BATCHING_WINDOW_SECONDS,
     StreamConsumer,
     matches,
+    read_batch,
     validate_pattern,
 )
 
@@ -184,3 +185,56 @@ def test_each_change_reaches_the_consumers_that_act_on_its_kind(kind: str, event
     changed = event_name != "REMOVE"
     assert CONSUMERS["personas"].wants(record) is (changed and kind == "shopper")
     assert CONSUMERS["enroll"].wants(record) is (changed and kind in {"sale", "loyalty_balance"})
+
+
+# --- what a consumer reads of a batch (functions.core.streams.read_batch) ----------------------------------------
+
+
+def _with_data(record: dict[str, Any], change: Any) -> dict[str, Any]:
+    copied = copy.deepcopy(record)
+    data = json.loads(copied["dynamodb"]["NewImage"]["data"]["S"])
+    change(data)
+    copied["dynamodb"]["NewImage"]["data"] = {"S": json.dumps(data)}
+    return copied
+
+
+def test_read_batch_gives_the_changes_of_its_kinds_in_stream_order() -> None:
+    batch = read_batch(EVENT, {RecordKind.SALE, RecordKind.LOYALTY_BALANCE})
+    assert [(c.change.kind.value, c.change.version) for c in batch.changes] == [
+        ("sale", 1),
+        ("loyalty_balance", 1),
+        ("sale", 2),
+    ]
+    assert len(batch.failures) == 0 and batch.ignored == len(RECORDS) - 3
+    assert batch.changes[0].key == RECORDS[1]["dynamodb"]["Keys"]["pk"]["S"]
+
+
+def test_read_batch_accepts_fields_it_does_not_know_and_misses_optional_ones() -> None:
+    shopper = RECORDS[0]
+    newer = _with_data(shopper, lambda d: d.update(loyalty_tier="gold", consents={"sms": True}))
+    older = _with_data(shopper, lambda d: [d.pop(k) for k in ("location_id", "phone_raw", "state", "pos_created_at")])
+    batch = read_batch({"Records": [newer, older]}, {RecordKind.SHOPPER})
+    assert len(batch.failures) == 0
+    assert [c.change.record.pos_id for c in batch.changes] == ["c-1001", "c-1001"]
+    assert batch.changes[1].change.record.location_id is None
+
+
+def test_a_record_that_cannot_be_read_fails_and_so_do_later_ones_of_the_same_item() -> None:
+    shopper = RECORDS[0]
+    broken = _with_data(shopper, lambda d: d.pop("tenant"))
+    later = copy.deepcopy(shopper)
+    later["dynamodb"]["SequenceNumber"] = "1100000000017454423999"
+    other = next(r for r in RECORDS if r["eventName"] == "MODIFY" and _kind(r) == "shopper")
+    other = copy.deepcopy(other)
+    other["dynamodb"]["Keys"]["pk"]["S"] += "-another"
+    batch = read_batch({"Records": [broken, later, other]}, {RecordKind.SHOPPER})
+    assert batch.failures.response() == {
+        "batchItemFailures": [
+            {"itemIdentifier": broken["dynamodb"]["SequenceNumber"]},
+            {"itemIdentifier": later["dynamodb"]["SequenceNumber"]},
+        ]
+    }
+    assert [c.item_id for c in batch.changes] == [other["dynamodb"]["SequenceNumber"]]
+    # the reason names the field, never a value
+    [reason] = [r for r in batch.failures.reasons() if "tenant" in r]
+    assert "greenleaf" not in reason and "Ana" not in reason

@@ -1,4 +1,4 @@
-"""Persona rules as pure functions: identity matching, POS-to-persona contact sync, store mapping, favourite store."""
+"""Persona rules as pure functions: identity matching and POS-to-persona contact sync."""
 
 from __future__ import annotations
 
@@ -8,15 +8,8 @@ from datetime import date
 from typing import Literal
 
 from functions.core import layout
+from functions.core.loyalty.values import Claim, FieldSource, Persona, SourceVersion, iso
 from functions.core.models import PLACEHOLDER_PHONES, Shopper, is_placeholder_email
-from functions.core.personas_store import (
-    Claim,
-    FieldSource,
-    Persona,
-    SourceVersion,
-    Visit,
-    iso,
-)
 from functions.core.settings import SYNC_VENDORS, IntegrationSettings
 
 SyncMode = Literal["fill", "overwrite"]
@@ -153,24 +146,3 @@ def new_persona(tenant: str, persona_id: str, shopper: Shopper, version: int, no
     """A persona created from its first shopper record (every field it offers fills the empty profile)."""
     blank = Persona(tenant=tenant, persona_id=persona_id, created_at=now, updated_at=now, version=0)
     return apply_shopper(blank, shopper, version, "fill", now)
-
-
-# --- stores --------------------------------------------------------------------------------------------------
-
-
-def mapped_store(mappings: Mapping[str, str], credential_id: str, location_id: str | None) -> str | None:
-    """The retail store a record belongs to: its POS location's mapping, else its credential's; None is unmapped."""
-    if location_id and mappings.get(location_id):
-        return mappings[location_id]
-    return mappings.get(credential_id) or None
-
-
-def favourite_store(visits: Iterable[Visit]) -> str | None:
-    """The mapped store where the persona shops most; ties go to the most recent visit (then the store id)."""
-    best: Visit | None = None
-    for visit in visits:
-        if visit.count <= 0:
-            continue
-        if best is None or (visit.count, visit.last_at, visit.store_id) > (best.count, best.last_at, best.store_id):
-            best = visit
-    return best.store_id if best else None
