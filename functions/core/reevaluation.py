@@ -836,28 +836,29 @@ class ReevaluationService:
             where=failure_site(exc),
         )
         counted = {metrics.AWS_CALLS_FAILED: 1 if is_aws_failure(exc) else 0}
-        if run_id is not None:
-            if last:
-                counted[metrics.REEVALUATIONS_FAILED] = 1
-                error = (
-                    f"{reason}; gave up after {MAX_RECEIVES} attempts (the job is in the re-evaluation dead-letter "
-                    f"queue); `possync reevaluate --tenant {job.tenant} --vendor {job.vendor.value}` runs it again"
-                )
-            else:
-                error = f"{reason}; attempt {message.receive_count} of {MAX_RECEIVES}, retried in about {backoff} s"
-            try:
-                self.statuses.end(
-                    job.tenant,
-                    job.vendor,
-                    run_id,
-                    "failed" if last else "retrying",
-                    self.now(),
-                    error,
-                    keep_lease=not last,
-                )
-            except Exception as status_exc:  # noqa: BLE001 - the attempt's own failure is what is re-raised
-                counted[metrics.AWS_CALLS_FAILED] = 1
-                logger.error("re-evaluation status could not be recorded", error=describe_failure(status_exc))
+        if last:
+            counted[metrics.REEVALUATIONS_FAILED] = 1
+            error = (
+                f"{reason}; gave up after {MAX_RECEIVES} attempts (the job is in the re-evaluation dead-letter "
+                f"queue); `possync reevaluate --tenant {job.tenant} --vendor {job.vendor.value}` runs it again"
+            )
+        else:
+            error = f"{reason}; attempt {message.receive_count} of {MAX_RECEIVES}, retried in about {backoff} s"
+        # A run this message started is named after it; the write is conditional on the run, so nothing is recorded
+        # when the attempt failed before it had one (the request then still shows as queued).
+        try:
+            self.statuses.end(
+                job.tenant,
+                job.vendor,
+                run_id or message.message_id,
+                "failed" if last else "retrying",
+                self.now(),
+                error,
+                keep_lease=not last,
+            )
+        except Exception as status_exc:  # noqa: BLE001 - the attempt's own failure is what is re-raised
+            counted[metrics.AWS_CALLS_FAILED] = 1
+            logger.error("re-evaluation status could not be recorded", error=describe_failure(status_exc))
         self._count(counted)
         if not last and message.receipt_handle:
             # If SQS refuses, the queue's visibility timeout applies instead: a later retry, never a lost one.

@@ -5,6 +5,7 @@ SQS queue. Pull first, then configure: what the admin changes reaches the data a
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -199,3 +200,256 @@ def test_enroll_after_set_after_the_pull_enrolls_from_the_first_qualifying_sale_
     assert (status.state, status.phase, status.error) == ("done", "done", None)
     assert (status.counts.evaluated, status.counts.enrolled, status.counts.points) == (4, 1, 30)
     assert status.trigger == "settings set (test)" and status.shown_state(datetime.now(UTC)) == "done"
+
+
+def emitted(site: Site, name: str) -> list[float]:
+    """Values of one metric the handlers emitted (their stdout went to the runner's log, as to CloudWatch)."""
+    return [m.value for m in emitted_metrics(site.runner.log.getvalue()) if m.name == name and not m.dimensions]
+
+
+def pulled_store(site: Site) -> None:
+    """A pulled store, nothing configured but the points rate: two shoppers, their sales and a POSaBIT balance."""
+    site.loyalty({"points_per_dollar": 1})
+    site.pull(shopper("1", phone=PHONE), shopper("2", email="bo@example.com"))
+    site.pull(
+        sale("a1", "1", date(2026, 11, 21), 1_000),
+        sale("a2", "1", date(2026, 11, 26), 2_000),
+        sale("b1", "2", date(2026, 11, 22), 4_000),
+        sale("b0", "2", date(2026, 11, 2), 300),
+        balance("bal-2", "2", 75, date(2026, 11, 1)),
+    )
+
+
+# --- exactly once: twice, retried, and beside the stream ---------------------------------------------------------
+
+
+def test_a_second_run_and_the_stream_redelivering_the_same_records_book_nothing_twice(site: Site) -> None:
+    pulled_store(site)
+    site.integration(**ENROLL, loyalty_points_imported_on="2026-11-01")
+    site.request()
+    site.run_jobs()
+    first = {pos: (site.persona(pos).points, site.ledger(site.persona(pos))) for pos in ("1", "2")}
+    assert first == {"1": (30, {"a1": 10, "a2": 20}), "2": (75 + 40, {"b0": 0, "b1": 40, "bal-2": 75})}
+
+    # When the same change is requested again: the settings are those of the last run, so nothing runs
+    site.request(trigger="the same change, again")
+    site.run_jobs()
+    assert site.status().counts.evaluated == 7 and site.status().shown_state(datetime.now(UTC)) == "done"
+    # When a change that moves nothing (the brand name) runs a whole second re-evaluation, and the stream
+    # delivers every record again meanwhile
+    site.loyalty({"points_per_dollar": 1, "brand_name": "Greenleaf"})
+    site.request(trigger="tenant settings")
+    site.pump.feed(site.reader.read())
+    site.run_jobs()
+    RecordStore(site.ddb, site.resources.records_table)  # the stream replays: the consumers see old versions again
+    # Then every sale and the balance are still booked once, at the same points
+    assert {pos: (site.persona(pos).points, site.ledger(site.persona(pos))) for pos in ("1", "2")} == first
+    second = site.status()
+    assert (second.state, second.counts.evaluated, second.counts.enrolled, second.counts.points) == ("done", 7, 0, 0)
+    assert second.trigger == "tenant settings"
+
+
+def test_pages_interleaved_with_the_stream_book_each_sale_once_at_its_newest_version(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pulled_store(site)
+    site.integration(**ENROLL)
+    site.request()
+    # Given a run that reads one record per page and has time for one page per invocation (a continuation each)
+    monkeypatch.setattr(reevaluation, "PAGE_SIZE", 1)
+    short = {"timeout_seconds": reevaluation.TIME_BUDGET_SECONDS - 1, "max_messages": 1}
+    for _ in range(4):  # two shoppers, two sales
+        [job] = site.run_jobs(**short)
+        assert job.ok
+    assert site.status().phase == "sale" and site.status().continuations == 4
+    # When, between its pages, the POS refunds a sale the run has already applied and records a new one
+    site.pull(
+        sale("a1", "1", date(2026, 11, 21), 1_000, status="partially_refunded", refunded=400, minutes=90),
+        sale("a3", "1", date(2026, 11, 28), 500),
+    )
+    while site.run_jobs(**short):
+        pass
+    # Then each sale is booked once, at its newest version, whichever path applied it last
+    persona = site.persona("1")
+    assert site.ledger(persona) == {"a1": 6, "a2": 20, "a3": 5}
+    assert persona.points == 31 and persona.member_since_date == "2026-11-21"
+    status = site.status()
+    assert status.state == "done" and status.counts.evaluated == 2 + 6  # the run read the new sale too
+    assert status.continuations >= 7
+
+
+def test_shoppers_on_later_pages_are_resolved_before_any_sale_is_applied(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given sales stored while their shoppers' personas were missing (a persona table restored empty, say)
+    site.loyalty({"points_per_dollar": 1})
+    site.integration(**ENROLL)
+    records = [shopper(str(n), email=f"p{n}@example.com") for n in range(5)]
+    records += [sale(f"s{n}", str(n), date(2026, 11, 21 + n), 1_000) for n in range(5)]
+    RecordStore(site.ddb, site.resources.records_table).upsert_changed(records, "raw/page-1.json.gz")
+    site.reader.skip_to_latest()  # the stream never delivered them
+    monkeypatch.setattr(reevaluation, "PAGE_SIZE", 2)
+    # When the job runs in pages of two, one page per invocation
+    site.request()
+    invocations = 0
+    while site.run_jobs(timeout_seconds=1, max_messages=1):
+        invocations += 1
+    # Then all five shoppers became personas before the sales were applied: every sale enrolled its shopper
+    assert invocations == 3 + 3 + 1 + 1  # shopper pages, sale pages, the balance phase, the parked records
+    for n in range(5):
+        persona = site.persona(str(n))
+        assert (persona.member_since_date, persona.points) == (f"2026-11-{21 + n}", 10)
+    assert site.store.pending_markers(TENANT, {(Vendor.POSABIT, "c1", str(n)) for n in range(5)}) == set()
+
+
+def test_a_failed_page_is_retried_from_where_the_run_stood_and_books_nothing_twice(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reevaluation, "RETRY_BACKOFF_SECONDS", (1, 1, 1))  # seconds, so the test can wait it out
+    pulled_store(site)
+    site.integration(**ENROLL)
+    site.request()
+    service = job_service(site)
+    # Given DynamoDB throttling the index query of the sales (past its retries), once
+    real = service.records.ddb
+    service.records.ddb = Faulty(real, "query", after=1, times=1)
+    [attempt] = site.run_jobs()
+
+    # Then the attempt failed, is shown as retrying with the reason, and the message waits out its backoff
+    assert not attempt.ok
+    status = site.status()
+    assert (status.state, status.phase) == ("retrying", "sale")
+    assert status.error is not None and "ThrottlingException" in status.error and "attempt 1 of 4" in status.error
+    assert status.shown_state(datetime.now(UTC)) == "retrying"
+    assert "retried in about 1 s" in status.error
+    assert site.run_jobs() == [] and hidden(site) == 1  # hidden for its backoff
+    assert emitted(site, metrics.AWS_CALLS_FAILED) == [1.0] and emitted(site, metrics.REEVALUATIONS_FAILED) == []
+
+    # When SQS hands it out again (the backoff over), the run goes on from the sales and finishes
+    time.sleep(1.2)
+    [retry] = site.run_jobs()
+    assert retry.ok
+    status = site.status()
+    assert (status.state, status.error, status.counts.evaluated) == ("done", None, 7)
+    assert site.persona("1").points == 30 and site.ledger(site.persona("2")) == {"b0": 0, "b1": 40}
+
+
+def hidden(site: Site) -> int:
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=site.resources.reevaluation_queue_url, AttributeNames=["ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+# --- records parked for invalid settings (issue 7), and settings invalid when the job starts ----------------------
+
+
+def test_a_sale_parked_while_the_tenant_settings_were_invalid_is_booked_once_when_they_are_fixed(site: Site) -> None:
+    # Given a configured store whose job has run: its settings are those of the last run
+    site.register()
+    site.loyalty({"points_per_dollar": 1})
+    site.integration(**ENROLL)
+    site.pull(shopper("1", phone=PHONE), sale("s1", "1", date(2026, 11, 21), 1_000))
+    site.requests().request_tenant(TENANT, "settings set (test)")
+    site.run_jobs()
+    assert site.status().state == "done" and site.persona("1").points == 10
+    # When the tenant's loyalty settings are briefly invalid while a sale arrives
+    site.loyalty('{"points_per_dollar": "lots"}')
+    site.pull(sale("s2", "1", date(2026, 11, 23), 2_000))
+    assert site.persona("1").points == 10 and site.store.count_waiting(TENANT, Vendor.POSABIT) == 1
+    assert emitted(site, metrics.RECORDS_WAITING)[-1] == 1.0
+    # ... and are then fixed back to exactly what they were (the change's job runs: records wait)
+    site.loyalty({"points_per_dollar": 1})
+    assert site.requests().request_tenant(TENANT, "settings set (test)") == [Vendor.POSABIT]
+    [job] = site.run_jobs()
+
+    # Then the parked sale is booked, once, and nothing waits any more
+    persona = site.persona("1")
+    assert job.ok and site.ledger(persona) == {"s1": 10, "s2": 20} and persona.points == 30
+    assert site.store.count_waiting(TENANT, Vendor.POSABIT) == 0
+    assert emitted(site, metrics.RECORDS_WAITING)[-1] == 0.0
+    status = site.status()
+    assert (status.state, status.counts.waiting_applied, status.counts.still_waiting) == ("done", 1, 0)
+    # and the stream delivering the sale again (its retry, say) changes nothing
+    site.pump.feed(site.reader.read())
+    site.pull(sale("s2", "1", date(2026, 11, 23), 2_000))
+    assert site.persona("1").points == 30
+
+
+def test_a_job_whose_settings_are_invalid_fails_visibly_and_parks_nothing(site: Site) -> None:
+    pulled_store(site)
+    site.integration(**ENROLL)
+    site.loyalty({"points_per_dollar": 1, "timezone": "Mars/Olympus_Mons"})
+    site.request()
+    [job] = site.run_jobs()
+
+    status = site.status()
+    assert job.ok  # nothing a retry could fix: the message is done
+    assert status.state == "failed" and status.error is not None
+    assert "timezone" in status.error and "nothing was re-evaluated" in status.error
+    assert site.store.count_waiting(TENANT, Vendor.POSABIT) == 0 and site.persona("1").member is False
+    assert emitted(site, metrics.REEVALUATIONS_FAILED) == [1.0]
+    # When the settings are fixed, the change runs the job again, and it succeeds
+    site.loyalty({"points_per_dollar": 1})
+    site.request()
+    site.run_jobs()
+    assert site.status().state == "done" and site.persona("1").member is True
+
+
+def test_the_last_failed_attempt_records_the_run_as_failed_and_counts_it(site: Site) -> None:
+    pulled_store(site)
+    site.integration(**ENROLL)
+    service = job_service(site)
+    service.records.ddb = Faulty(service.records.ddb, "query")  # DynamoDB never answers the index query
+    body = reevaluation.ReevaluationJob(tenant=TENANT, vendor=Vendor.POSABIT, trigger="test").model_dump_json()
+
+    for attempt in range(1, reevaluation.MAX_RECEIVES + 1):
+        message = reevaluation.QueueMessage(body, "message-1", receive_count=attempt)
+        with pytest.raises(reevaluation.RunFailedError):
+            service.handle(message, lambda: 300.0)
+        state = site.status().state
+        assert state == ("failed" if attempt == reevaluation.MAX_RECEIVES else "retrying"), attempt
+
+    status = site.status()
+    assert status.error is not None and "gave up after 4 attempts" in status.error
+    assert "possync reevaluate --tenant t1 --vendor posabit" in status.error
+    assert status.lease_until is None and status.shown_state(datetime.now(UTC)) == "failed"
+
+
+# --- coalescing ----------------------------------------------------------------------------------------------------
+
+
+def test_changes_made_while_a_run_is_under_way_run_once_after_it(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reevaluation, "PAGE_SIZE", 1)
+    monkeypatch.setattr(reevaluation, "RECHECK_DELAY_SECONDS", 0)  # looks again at once (2 minutes in AWS)
+    pulled_store(site)
+    site.integration(**ENROLL)
+    site.request()
+    short = {"timeout_seconds": 1, "max_messages": 1}
+    site.run_jobs(**short)  # the run has done one page and continues
+    assert site.status().state == "running"
+    # When three more changes are made while it runs: one asks for nothing new, two for new settings
+    site.request(trigger="the same settings again")
+    site.integration(**ENROLL, loyalty_points_imported_on="2026-11-01")
+    site.request(trigger="points import 1")
+    site.request(trigger="points import 2")
+    assert site.status().shown_state(datetime.now(UTC)) == "running" and site.status().queued_behind
+    while site.run_jobs(**short):
+        pass
+    # Then the first run finished, and one more ran after it, from the new settings (the others it covered)
+    status = site.status()
+    assert logged(site, "re-evaluation started") == 2
+    answered = ("re-evaluation covered by the running one", "re-evaluation not needed: settings as of the last run")
+    assert sum(logged(site, message) for message in answered) == 2
+    assert status.state == "done" and status.trigger in {
+        "the same settings again",
+        "points import 1",
+        "points import 2",
+    }
+    assert status.requests == status.handled_requests == 4 and status.shown_state(datetime.now(UTC)) == "done"
+    assert site.ledger(site.persona("2"))["bal-2"] == 75  # imported once (by whichever run read the new setting)
+
+
+def logged(site: Site, message: str) -> int:
+    """How many log lines the handlers wrote with this message."""
+    return sum(1 for line in site.runner.log.getvalue().splitlines() if f'"message":"{message}"' in line)
