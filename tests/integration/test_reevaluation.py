@@ -9,13 +9,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
 from functions.core import layout, metrics, reevaluation
-from functions.core.layout import RecordKind, Vendor
+from functions.core.layout import Vendor
 from functions.core.loyalty.codecs import ledger_from_item
 from functions.core.loyalty.repository import PersonaStore
 from functions.core.loyalty.values import Persona
@@ -24,7 +25,6 @@ from functions.core.reevaluation import (
     ReevaluationRequests,
     RunStatus,
     RunStatuses,
-    settings_change_pattern,
     vendors_with_credentials,
 )
 from functions.core.sources import clear_caches
@@ -453,3 +453,81 @@ def test_changes_made_while_a_run_is_under_way_run_once_after_it(site: Site, mon
 def logged(site: Site, message: str) -> int:
     """How many log lines the handlers wrote with this message."""
     return sum(1 for line in site.runner.log.getvalue().splitlines() if f'"message":"{message}"' in line)
+
+
+# --- an edit made outside the CLI: EventBridge's "Parameter Store Change" event, delivered through the queue -----
+
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "events"
+
+
+def ssm_change(name: str, operation: str = "Update") -> dict[str, Any]:
+    """The event EventBridge puts on the job queue for an edit in Parameter Store (the AWS sample's shape)."""
+    event = json.loads((FIXTURES / "ssm_parameter_store_change.json").read_text())
+    event["detail"].update(name=name, operation=operation)
+    event["resources"] = [f"arn:aws:ssm:us-east-1:123456789012:parameter/{name.lstrip('/')}"]
+    return event
+
+
+def put_event(site: Site, event: dict[str, Any]) -> None:
+    boto3.client("sqs").send_message(QueueUrl=site.resources.reevaluation_queue_url, MessageBody=json.dumps(event))
+
+
+def test_an_integration_settings_edit_in_the_console_runs_that_integrations_job(site: Site) -> None:
+    pulled_store(site)
+    site.integration(**ENROLL)  # edited in the console: no CLI, only the event
+    names = site.resources.names
+    put_event(site, ssm_change(names.integration_settings_parameter(TENANT, Vendor.POSABIT)))
+
+    jobs = site.run_jobs()
+
+    assert [job.ok for job in jobs] == [True, True]  # the event, then the job it requested
+    status = site.status()
+    assert status.state == "done" and status.trigger == f"SSM Update of /{names.prefix}/tenants/t1/integrations/posabit"
+    assert site.persona("1").member_since_date == "2026-11-21"
+
+
+def test_a_tenant_settings_edit_runs_one_job_per_pos_the_tenant_has_credentials_for(site: Site) -> None:
+    site.register(Vendor.POSABIT)
+    site.register(Vendor.FLOURISH)
+    site.loyalty({"points_per_dollar": 2})
+    # EventBridge may name the parameter without its leading "/": read the same
+    put_event(site, ssm_change(site.resources.names.tenant_settings_parameter(TENANT).lstrip("/"), "Create"))
+
+    site.run_jobs()
+
+    assert {s.vendor: s.state for s in site.statuses.of_tenant(TENANT)} == {
+        Vendor.POSABIT: "done",
+        Vendor.FLOURISH: "done",
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "/possync/tenants/t1/integrations/square",  # no such POS
+        "/possync/tenants/t1/credentials",  # not settings
+        "/possync-dev/tenants/t1/loyalty",  # another stage's
+        "/possync/tenants/T1!/loyalty",  # not a tenant id
+    ],
+)
+def test_other_parameter_changes_request_nothing(site: Site, name: str) -> None:
+    site.register()
+    put_event(site, ssm_change(name))
+
+    [job] = site.run_jobs()
+
+    assert job.ok and site.statuses.of_tenant(TENANT) == []
+
+
+def test_a_message_that_can_never_be_a_job_goes_to_the_dead_letter_queue_at_once(site: Site) -> None:
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=site.resources.reevaluation_queue_url, MessageBody='{"tenant": "../etc", "vendor": "x"}')
+
+    [job] = site.run_jobs()
+
+    assert job.ok  # acknowledged: not retried
+    [dead] = sqs.receive_message(
+        QueueUrl=site.resources.reevaluation_dlq_url, MessageAttributeNames=["All"], MaxNumberOfMessages=10
+    )["Messages"]
+    assert dead["Body"] == '{"tenant": "../etc", "vendor": "x"}'
+    assert "not a valid re-evaluation job" in dead["MessageAttributes"]["rejected_reason"]["StringValue"]
