@@ -39,11 +39,11 @@ from functions.core.errors import (
     SettingsUnavailableError,
     StoreOfflineError,
     VendorUnavailableError,
-    describe_failure,
 )
-from functions.core.errors import aws_error_code as _aws_code
-from functions.core.errors import failure_site as _where
-from functions.core.errors import is_aws_failure as _is_aws
+from functions.core.failures import aws_error_code as _aws_code
+from functions.core.failures import describe_failure
+from functions.core.failures import failure_site as _where
+from functions.core.failures import is_aws_failure as _is_aws
 from functions.core.layout import ResourceNames, Stream, Vendor
 from functions.core.metrics import (
     AWS_CALLS_FAILED,

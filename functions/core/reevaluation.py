@@ -38,15 +38,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 from pydantic_core import PydanticCustomError
 
 from functions.core import aws, layout, metrics
-from functions.core.errors import (
-    AwsServiceError,
-    PossyncError,
-    SettingsError,
-    aws_error_code,
-    describe_failure,
-    failure_site,
-    is_aws_failure,
-)
+from functions.core.errors import AwsServiceError, PossyncError, SettingsError
+from functions.core.failures import aws_error_code, describe_failure, failure_site, is_aws_failure
 from functions.core.layout import RecordKind, ResourceNames, Vendor
 from functions.core.loyalty.service import LoyaltyService
 from functions.core.loyalty.settings import tenant_zone
