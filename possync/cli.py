@@ -11,6 +11,7 @@ from rich.console import Console
 from functions.core.layout import Vendor
 from possync.admin import credentials as admin_credentials
 from possync.admin import personas as admin_personas
+from possync.admin import reevaluate as admin_reevaluate
 from possync.admin import replay_cmd as admin_replay
 from possync.admin import settings as admin_settings
 from possync.admin import status as admin_status
@@ -37,6 +38,7 @@ app.add_typer(admin_personas.app, name="personas")
 app.command("status")(admin_status.status_command)
 app.add_typer(admin_status.quarantine_app, name="quarantine")
 app.command("replay")(admin_replay.replay_command)
+app.command("reevaluate")(admin_reevaluate.reevaluate_command)
 
 console = Console(width=output_width())
 

@@ -122,6 +122,8 @@ class ReevaluationJob(BaseModel):
     trigger: str = Field(default="", max_length=TRIGGER_MAX)
     run_id: str | None = Field(default=None, max_length=100)
     continuation: int = Field(default=0, ge=0)
+    # Run even if the records were last evaluated with the settings in force now (`possync reevaluate --force`).
+    force: bool = False
 
     @field_validator("tenant")
     @classmethod
@@ -514,16 +516,16 @@ class ReevaluationRequests:
         self.vendors_of = vendors_of
         self.now = now
 
-    def request(self, tenant: str, vendor: Vendor, trigger: str, delay_seconds: int = 0) -> None:
+    def request(self, tenant: str, vendor: Vendor, trigger: str, *, force: bool = False) -> None:
         """AwsServiceError if the request could not be recorded or sent."""
         self.statuses.record_request(tenant, vendor, trigger, self.now())
-        self.send(ReevaluationJob(tenant=tenant, vendor=vendor, trigger=trigger[:TRIGGER_MAX]), delay_seconds)
+        self.send(ReevaluationJob(tenant=tenant, vendor=vendor, trigger=trigger[:TRIGGER_MAX], force=force))
 
-    def request_tenant(self, tenant: str, trigger: str) -> list[Vendor]:
+    def request_tenant(self, tenant: str, trigger: str, *, force: bool = False) -> list[Vendor]:
         """A change of the tenant's loyalty settings: one job per POS the tenant has credentials for."""
         vendors = list(self.vendors_of(tenant))
         for vendor in vendors:
-            self.request(tenant, vendor, trigger)
+            self.request(tenant, vendor, trigger, force=force)
         return vendors
 
     def send(self, job: ReevaluationJob, delay_seconds: int = 0) -> None:
@@ -692,7 +694,8 @@ class ReevaluationService:
             logger.info("re-evaluation waits for the running one", tenant=tenant, vendor=vendor.value)
             return "deferred"
         if (
-            fingerprint is not None
+            not job.force
+            and fingerprint is not None
             and status.state == "done"
             and fingerprint == status.done_fingerprint
             and self.loyalty.store.waiting_flag(tenant, vendor) is None

@@ -149,7 +149,10 @@ def map_store(
     for notice in covered:
         unmapped_stores.clear(notice.tenant, notice.vendor, notice.credential_id, notice.location_id)
     out = console()
-    out.print(f"{vendor.value} {what} of {tenant} is store {store}. New sales from it count toward favourite stores.")
+    out.print(
+        f"{vendor.value} {what} of {tenant} is store {store}. Its sales count toward favourite stores: new ones as "
+        "they arrive, stored ones through the re-evaluation."
+    )
     if covered:
         out.print(f"Cleared {len(covered)} unmapped-store notice{'s' if len(covered) != 1 else ''}.")
 
