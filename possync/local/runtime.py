@@ -294,12 +294,14 @@ class LocalRuntime:
         )
 
     # --- tenants ---------------------------------------------------------------------------------
-    def register_tenants(self) -> None:
+    def register_tenants(self, configure_loyalty: bool = True) -> None:
         """Give each tenant its stores: a credential in Secrets Manager, the registry entry, settings in SSM.
 
         The settings make the rules visible: every integration has the age gate attested; each tenant's first
         integration enrolls shoppers with a sale in the last 30 days; every credential is mapped to a retail
         store except, in tenants with several, the last one (so the demo raises unmapped-store notices).
+        `configure_loyalty=False` leaves every setting at its default (nothing switched on, nothing mapped), as for
+        a store that is pulled first and configured afterwards.
         """
         assert self.resources is not None
         assert self.reader is not None
@@ -327,6 +329,9 @@ class LocalRuntime:
                     )
                     self.credential_ids[(vendor, store)] = (plan.tenant, credential_id)
                     registered.append((vendor, credential_id))
+            if not configure_loyalty:
+                self.unmapped_credentials.update((plan.tenant, v, c) for v, c in registered)
+                continue
             if len(registered) > 1:
                 vendor, credential_id = registered[-1]
                 self.unmapped_credentials.add((plan.tenant, vendor, credential_id))
