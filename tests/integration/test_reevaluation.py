@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+from typer.testing import CliRunner, Result
 
 from functions.core import layout, metrics, reevaluation
 from functions.core.layout import Vendor
@@ -30,11 +31,16 @@ from functions.core.reevaluation import (
 from functions.core.sources import clear_caches
 from functions.core.store import ControlStore, RecordStore, RegisteredCredential
 from functions.core.streams import CONSUMERS
+from functions.core.tenants import TenantRegistry
 from functions.reevaluate import handler as reevaluate_handler
+from possync.admin.context import AdminContext
+from possync.admin.tenants import create_tenant
+from possync.cli import app
 from possync.local.lambda_shim import HandlerRunner, environment
 from possync.local.provision import Resources
 from possync.local.runtime import JobRecord, cold_start, run_reevaluations
 from possync.local.stream_pump import LocalConsumer, StreamPump, StreamReader
+from possync.target import Target
 from tests.aws_faults import Faulty
 from tests.aws_faults import metrics as emitted_metrics
 from tests.integration.test_personas_service import PHONE, TENANT, balance, sale, shopper
@@ -99,6 +105,23 @@ class Site:
         return run_reevaluations(
             lambda s: boto3.client(s, region_name="us-east-1"), self.resources, self.runner, **options
         )
+
+    def cli(self, *args: str) -> Result:
+        """The possync CLI against this deployment (its tenant registered as `possync tenants add` does)."""
+        ddb = self.ddb
+        if not TenantRegistry(ddb, self.resources.control_table).get(TENANT):
+            create_tenant(ddb, self.resources.control_table, TENANT, who="test")
+        resources = self.resources
+        target = Target(
+            names=resources.names,
+            records_table=resources.records_table,
+            control_table=resources.control_table,
+            archive_bucket=resources.archive_bucket,
+            personas_table=resources.personas_table,
+            reevaluation_queue_url=resources.reevaluation_queue_url,
+            region="us-east-1",
+        )
+        return CliRunner().invoke(app, list(args), obj=AdminContext(target_override=target, actor_override="test"))
 
     # --- what there is to see --------------------------------------------------------------------------------
     @property
@@ -358,9 +381,10 @@ def test_a_sale_parked_while_the_tenant_settings_were_invalid_is_booked_once_whe
     site.pull(sale("s2", "1", date(2026, 11, 23), 2_000))
     assert site.persona("1").points == 10 and site.store.count_waiting(TENANT, Vendor.POSABIT) == 1
     assert emitted(site, metrics.RECORDS_WAITING)[-1] == 1.0
-    # ... and are then fixed back to exactly what they were (the change's job runs: records wait)
-    site.loyalty({"points_per_dollar": 1})
-    assert site.requests().request_tenant(TENANT, "settings set (test)") == [Vendor.POSABIT]
+    # ... and are then fixed with the CLI, back to exactly what they were (the change's job runs: records wait)
+    fixed = site.cli("settings", "set", "--tenant", TENANT, "points_per_dollar=1")
+    assert fixed.exit_code == 0, fixed.output
+    assert "Re-evaluation of the stored posabit records of t1 queued" in " ".join(fixed.output.split())
     [job] = site.run_jobs()
 
     # Then the parked sale is booked, once, and nothing waits any more
