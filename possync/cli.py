@@ -92,7 +92,7 @@ def local_serve(
         console.print(f"Local runtime up: moto at {rt.state()['endpoint_url']}; state in {rt.state_file}")
         rt.tick("first pull")
         console.print("First pull done. Ctrl-C to stop.")
-        next_tick = time.monotonic() + max(60.0, tick_minutes * 60) if tick_minutes else None
+        next_tick = time.monotonic() + max(1.0, tick_minutes * 60) if tick_minutes else None
         try:
             while True:
                 time.sleep(JOB_POLL_SECONDS)
@@ -100,7 +100,7 @@ def local_serve(
                     where = f"{job.body.get('tenant', '?')}/{job.body.get('vendor', '?')}"
                     console.print(f"re-evaluation message for {where}: {'done' if job.ok else 'failed (retried)'}")
                 if next_tick is not None and time.monotonic() >= next_tick:
-                    next_tick += max(60.0, tick_minutes * 60)
+                    next_tick += max(1.0, tick_minutes * 60)
                     report = rt.tick("scheduled pull")
                     console.print(f"tick: {len(report.jobs)} jobs, {sum(report.written.values())} records written")
         except KeyboardInterrupt:
