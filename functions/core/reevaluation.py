@@ -716,7 +716,7 @@ class ReevaluationService:
         if status.run_id != run_id:
             logger.info("re-evaluation superseded by a newer run", tenant=tenant, vendor=vendor.value)
             return "superseded"
-        changes: dict[str, Any] = {"state": "running"}
+        changes: dict[str, Any] = {"state": "running", "error": None}  # a retried attempt's error is over
         if status.fingerprint is None:
             self.fresh_settings()
             try:
