@@ -14,6 +14,7 @@ from infra.bundling import functions_code
 from infra.config import DeployConfig
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.pulls import Pulls
+from infra.constructs.reevaluation import Reevaluation
 from infra.constructs.rules import Rules
 from infra.constructs.storage import Storage
 
@@ -40,6 +41,8 @@ class PossyncStack(Stack):
         self.pulls = Pulls(self, "Pulls", names=self.names, code=self.code, storage=self.storage, config=config)
         # The records table stream's consumers (functions.core.streams defines their filters and mappings).
         self.rules = Rules(self, "Rules", names=self.names, code=self.code, storage=self.storage)
+        # Settings and store-mapping changes applied to the records already stored.
+        self.reevaluation = Reevaluation(self, "Reevaluation", names=self.names, code=self.code, storage=self.storage)
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -48,6 +51,7 @@ class PossyncStack(Stack):
             storage=self.storage,
             pulls=list(self.pulls.functions.values()),
             rules=list(self.rules.functions.values()),
+            reevaluation=self.reevaluation,
         )
         self._add_outputs()
 
@@ -79,6 +83,10 @@ class PossyncStack(Stack):
                 pull.dispatch_dead_letter_queue.queue_url,
                 f"{name} failed schedule ticks",
             )
+        job = self.reevaluation
+        output(outputs.function_name_output(job.name), job.function.function_name, "re-evaluation job")
+        output(outputs.queue_url_output(job.name), job.queue.queue_url, "re-evaluation jobs (the CLI sends them)")
+        output(outputs.dead_letter_queue_url_output(job.name), job.dead_letter_queue.queue_url, "re-evaluation DLQ")
         for name, rule in self.rules.functions.items():
             output(outputs.function_name_output(name), rule.function.function_name, f"{name} stream consumer")
             output(

@@ -11,6 +11,7 @@ from rich.console import Console
 from functions.core.layout import Vendor
 from possync.admin import credentials as admin_credentials
 from possync.admin import personas as admin_personas
+from possync.admin import reevaluate as admin_reevaluate
 from possync.admin import replay_cmd as admin_replay
 from possync.admin import settings as admin_settings
 from possync.admin import status as admin_status
@@ -37,8 +38,11 @@ app.add_typer(admin_personas.app, name="personas")
 app.command("status")(admin_status.status_command)
 app.add_typer(admin_status.quarantine_app, name="quarantine")
 app.command("replay")(admin_replay.replay_command)
+app.command("reevaluate")(admin_reevaluate.reevaluate_command)
 
 console = Console(width=output_width())
+# How often `possync local serve` looks for re-evaluation jobs the CLI queued.
+JOB_POLL_SECONDS = 2.0
 
 
 def _vendors(value: str | None) -> tuple[Vendor, ...] | None:
@@ -78,16 +82,25 @@ def local_serve(
     vendors: Annotated[str | None, typer.Option(help="Comma-separated vendors (default: all five).")] = None,
     tick_minutes: Annotated[float, typer.Option(help="Minutes between schedule ticks (0: only the first).")] = 0,
 ) -> None:
-    """Keep a local runtime up so `possync --local ...` commands can talk to it; Ctrl-C stops it."""
+    """Keep a local runtime up so `possync --local ...` commands can talk to it; Ctrl-C stops it.
+
+    Re-evaluation jobs (queued by `possync --local settings set`, `stores map` or `reevaluate`) run within a few
+    seconds, as the job queue's event source mapping would run them.
+    """
     with LocalRuntime(vendors=_vendors(vendors)) as rt:
         rt.register_tenants()
         console.print(f"Local runtime up: moto at {rt.state()['endpoint_url']}; state in {rt.state_file}")
         rt.tick("first pull")
         console.print("First pull done. Ctrl-C to stop.")
+        next_tick = time.monotonic() + max(1.0, tick_minutes * 60) if tick_minutes else None
         try:
             while True:
-                time.sleep(max(1.0, tick_minutes * 60) if tick_minutes else 3600)
-                if tick_minutes:
+                time.sleep(JOB_POLL_SECONDS)
+                for job in rt.reevaluate():
+                    where = f"{job.body.get('tenant', '?')}/{job.body.get('vendor', '?')}"
+                    console.print(f"re-evaluation message for {where}: {'done' if job.ok else 'failed (retried)'}")
+                if next_tick is not None and time.monotonic() >= next_tick:
+                    next_tick += max(1.0, tick_minutes * 60)
                     report = rt.tick("scheduled pull")
                     console.print(f"tick: {len(report.jobs)} jobs, {sum(report.written.values())} records written")
         except KeyboardInterrupt:

@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, ResourceNames
+from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, REEVALUATION_FUNCTION, ResourceNames
 from infra import outputs
 
 
@@ -38,6 +38,7 @@ class Target:
     endpoint_url: str | None = None
     region: str | None = None
     personas_table: str = ""  # "" means the default physical name, names.personas_table
+    reevaluation_queue_url: str = ""  # where settings and store-mapping changes send their re-evaluation jobs
 
     def __post_init__(self) -> None:
         if not self.personas_table:
@@ -72,6 +73,7 @@ def local_target(state_file: Path = LOCAL_STATE) -> Target:
         endpoint_url=state["endpoint_url"],
         region=state["region"],
         personas_table=state.get("personas_table", ""),
+        reevaluation_queue_url=state.get("reevaluation_queue_url", ""),
     )
 
 
@@ -99,6 +101,7 @@ def stack_target(stack: str = DEFAULT_STACK, region: str | None = None) -> Targe
             },
             region=region,
             personas_table=values.get(outputs.PERSONAS_TABLE_OUTPUT, ""),
+            reevaluation_queue_url=values.get(outputs.queue_url_output(REEVALUATION_FUNCTION), ""),
         )
     except KeyError as exc:
         raise TargetError(f"stack {stack!r} has no output {exc.args[0]}; is it a possync stack?") from None

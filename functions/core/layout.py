@@ -86,6 +86,22 @@ def check_stage(stage: str) -> str:
     return stage
 
 
+# The path parts of the settings parameters under a deployment's SSM root (ResourceNames builds and parses them).
+_TENANTS = "tenants"
+_INTEGRATIONS = "integrations"
+_LOYALTY = "loyalty"
+_VENDOR_VALUES = frozenset(v.value for v in Vendor)
+
+
+@dataclass(frozen=True)
+class SettingsParameter:
+    """Whose settings one SSM parameter holds: a tenant's integration with one POS, or (vendor None) the tenant's
+    loyalty settings."""
+
+    tenant: str
+    vendor: Vendor | None
+
+
 @dataclass(frozen=True)
 class ResourceNames:
     """Physical names of the AWS resources; the CDK app and the local runtime both build them from here.
@@ -139,6 +155,19 @@ class ResourceNames:
     def pull_dlq(self, function: str) -> str:
         return f"{self.prefix}-{function.replace('_', '-')}-jobs-dlq"
 
+    @property
+    def reevaluation_queue(self) -> str:
+        return f"{self.prefix}-{REEVALUATION_FUNCTION}-jobs"
+
+    @property
+    def reevaluation_dlq(self) -> str:
+        return f"{self.prefix}-{REEVALUATION_FUNCTION}-jobs-dlq"
+
+    @property
+    def settings_change_rule(self) -> str:
+        """The EventBridge rule that turns an edit of this stage's settings parameters into re-evaluation jobs."""
+        return f"{self.prefix}-settings-changes"
+
     def function_name(self, function: str) -> str:
         return f"{self.prefix}-{function.replace('_', '-')}"
 
@@ -161,11 +190,33 @@ class ResourceNames:
     def ssm_root(self) -> str:
         return f"/{self.prefix}"
 
+    @property
+    def settings_parameter_root(self) -> str:
+        """Every tenant's settings parameter starts here (the settings-change rule matches this prefix)."""
+        return f"{self.ssm_root}/{_TENANTS}/"
+
     def integration_settings_parameter(self, tenant: str, vendor: Vendor) -> str:
-        return f"{self.ssm_root}/tenants/{tenant}/integrations/{vendor.value}"
+        return f"{self.settings_parameter_root}{tenant}/{_INTEGRATIONS}/{vendor.value}"
 
     def tenant_settings_parameter(self, tenant: str) -> str:
-        return f"{self.ssm_root}/tenants/{tenant}/loyalty"
+        return f"{self.settings_parameter_root}{tenant}/{_LOYALTY}"
+
+    def parse_settings_parameter(self, name: str) -> SettingsParameter | None:
+        """The inverse of integration_settings_parameter and tenant_settings_parameter: whose settings a parameter
+        name holds (vendor None: the tenant's loyalty settings). None for any other name, including another
+        stage's. EventBridge reports parameter names with or without their leading '/'; both are read."""
+        root = self.settings_parameter_root
+        path = name if name.startswith("/") else f"/{name}"
+        if not path.startswith(root):
+            return None
+        parts = path[len(root) :].split("/")
+        if not _ID.fullmatch(parts[0]):
+            return None
+        if parts[1:] == [_LOYALTY]:
+            return SettingsParameter(parts[0], None)
+        if len(parts) == 3 and parts[1] == _INTEGRATIONS and parts[2] in _VENDOR_VALUES:
+            return SettingsParameter(parts[0], Vendor(parts[2]))
+        return None
 
     def credential_secret(self, tenant: str, vendor: Vendor, credential_id: str) -> str:
         return f"{self.secret_root}{tenant}/{vendor.value}/{credential_id}"
@@ -186,6 +237,12 @@ class ResourceNames:
 DISPATCH_EVENT: dict[str, str] = {"action": "dispatch"}
 # Pull every active, non-frozen credential now, whatever its interval (an operator's "pull now"; the local demo).
 DISPATCH_NOW_EVENT: dict[str, str] = {**DISPATCH_EVENT, "reason": "manual"}
+
+# The function (folder functions/reevaluate) that applies a settings or store-mapping change to stored records.
+REEVALUATION_FUNCTION = "reevaluate"
+# The SQS queue it drains; the CLI and the settings-change rule send it jobs (the local runtime sets it too).
+ENV_REEVALUATION_QUEUE_URL = "POSSYNC_REEVALUATION_QUEUE_URL"
+ENV_REEVALUATION_DLQ_URL = "POSSYNC_REEVALUATION_DLQ_URL"
 
 # The raw archive's key root (IAM grants and lifecycle rules are scoped to it).
 ARCHIVE_ROOT = "raw/"
@@ -224,6 +281,28 @@ def record_pk(tenant: str, vendor: Vendor, credential_id: str, kind: RecordKind,
 
 
 RECORD_SK = "record"
+
+# --- the records table's index by tenant and POS: what a re-evaluation (and a settings dry-run) reads -------------
+# Sparse: only the kinds the loyalty rules read carry its key attributes (inventory is left out), in the order a
+# re-evaluation applies them: shoppers first, so every sale finds its shopper's persona.
+RECORDS_BY_SCOPE_INDEX = "by-tenant-vendor"
+RECORDS_SCOPE_ATTRIBUTE = "tenant_vendor"
+RECORDS_SCOPE_KEY_ATTRIBUTE = "kind_key"
+RULE_RECORD_KINDS: tuple[RecordKind, ...] = (RecordKind.SHOPPER, RecordKind.SALE, RecordKind.LOYALTY_BALANCE)
+
+
+def record_scope(tenant: str, vendor: Vendor) -> str:
+    """The index partition of a tenant's records from one POS."""
+    return f"{tenant}#{vendor.value}"
+
+
+def record_scope_key(kind: RecordKind, credential_id: str, pos_id: str) -> str:
+    """The index sort key: kind first, so one kind of a tenant+POS is one begins_with range."""
+    return f"{record_scope_kind_prefix(kind)}{credential_id}#{pos_id}"
+
+
+def record_scope_kind_prefix(kind: RecordKind) -> str:
+    return f"{kind.value}#"
 
 
 # Control table (pk, sk)
@@ -405,6 +484,15 @@ def control_unmapped_pk(tenant: str) -> str:
 
 def control_unmapped_sk(vendor: Vendor, credential_id: str, location_id: str | None) -> str:
     return f"{vendor.value}#{credential_id}#{location_id or '-'}"
+
+
+def control_reevaluation_pk(tenant: str) -> str:
+    """A tenant's re-evaluation jobs, one item per POS (its state, progress and outcome)."""
+    return f"REEVAL#{tenant}"
+
+
+def control_reevaluation_sk(vendor: Vendor) -> str:
+    return vendor.value
 
 
 def control_audit_pk(tenant: str) -> str:

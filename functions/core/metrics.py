@@ -42,3 +42,10 @@ SALES_APPLIED = "SalesApplied"
 MEMBERS_ENROLLED = "MembersEnrolled"
 RECORDS_PENDING = "RecordsPending"  # sales or balances parked until their shopper has a persona
 POINTS_IMPORTED = "PointsImported"
+
+# --- re-evaluation of stored records after a settings or store-mapping change (functions.core.reevaluation) ----
+# A re-evaluation job that gave up (its retries used up, invalid settings, a record that cannot be applied): alarmed.
+REEVALUATIONS_FAILED = "ReevaluationsFailed"
+# Jobs finished, and the stored records they applied again (for the dashboard).
+REEVALUATIONS_DONE = "ReevaluationsDone"
+RECORDS_REEVALUATED = "RecordsReevaluated"

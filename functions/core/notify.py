@@ -82,13 +82,20 @@ class AwsNotifier:
     def counts(self, values: Mapping[str, int]) -> None:
         if not any(values.values()):
             return
-        metrics = EphemeralMetrics(namespace=self.namespace)
+        metrics = _without_dimensions(self.namespace)
         for name, value in values.items():
             if value:
                 metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         metrics.flush_metrics()
 
     def gauge(self, name: str, value: int) -> None:
-        metrics = EphemeralMetrics(namespace=self.namespace)
+        metrics = _without_dimensions(self.namespace)
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         metrics.flush_metrics()
+
+
+def _without_dimensions(namespace: str) -> EphemeralMetrics:
+    """The alarms watch these metrics without dimensions: service="" keeps Powertools from adding its `service`
+    dimension (from POWERTOOLS_SERVICE_NAME, which every Lambda has), as functions.core.observability.alarm_metrics
+    does."""
+    return EphemeralMetrics(namespace=namespace, service="")

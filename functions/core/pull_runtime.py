@@ -10,12 +10,10 @@ from __future__ import annotations
 import json
 import os
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import PurePath
 from typing import Any, Literal, NoReturn, Protocol
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -42,6 +40,10 @@ from functions.core.errors import (
     StoreOfflineError,
     VendorUnavailableError,
 )
+from functions.core.failures import aws_error_code as _aws_code
+from functions.core.failures import describe_failure
+from functions.core.failures import failure_site as _where
+from functions.core.failures import is_aws_failure as _is_aws
 from functions.core.layout import ResourceNames, Stream, Vendor
 from functions.core.metrics import (
     AWS_CALLS_FAILED,
@@ -771,39 +773,6 @@ def emit_metrics(
     for name, unit, value in values:
         per_credential.add_metric(name=name, unit=unit, value=value)
     per_credential.flush_metrics()
-
-
-def describe_failure(exc: BaseException) -> str:
-    """A reason safe for a status field, a log line and an exception message.
-
-    Our own errors' messages never carry secrets or personal data; anything else is named by its type and where it
-    was raised, never by its message (which might quote a record or a credential).
-    """
-    if isinstance(exc, PossyncError):
-        return str(exc)
-    if isinstance(exc, ClientError | BotoCoreError):
-        return f"AWS call failed ({_aws_code(exc)}) at {_where(exc)}"
-    return f"unexpected {type(exc).__name__} at {_where(exc)}"
-
-
-def _where(exc: BaseException) -> str:
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return "unknown place"
-    frame = frames[-1]
-    parts = PurePath(frame.filename).parts
-    path = "/".join(parts[parts.index("functions") :]) if "functions" in parts else PurePath(frame.filename).name
-    return f"{path}:{frame.lineno} in {frame.name}"
-
-
-def _is_aws(exc: BaseException) -> bool:
-    return isinstance(exc, AwsServiceError | ClientError | BotoCoreError)
-
-
-def _aws_code(exc: ClientError | BotoCoreError) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or type(exc).__name__)
-    return type(exc).__name__
 
 
 def _label(tenant: str, vendor: Vendor, credential_id: str) -> str:

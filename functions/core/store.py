@@ -15,7 +15,7 @@ from functions.core import layout
 from functions.core.ddb_batch import BATCH_GET_MAX, batch_get, batch_write, chunks
 from functions.core.errors import AwsServiceError, LeaseHeldError
 from functions.core.layout import RecordKind, Stream, Vendor
-from functions.core.models import RECORD_MODELS, CanonicalRecord
+from functions.core.models import RECORD_MODELS, CanonicalRecord, read_record
 
 
 class StoreError(AwsServiceError):
@@ -45,6 +45,15 @@ class StoredVersion:
     content_hash: str
     source_updated_at: str
     version: int
+
+
+@dataclass
+class StoredPage:
+    """Stored records (each with its version in the records table) and where the next page starts."""
+
+    records: list[tuple[CanonicalRecord, int]] = field(default_factory=list)
+    next_key: dict[str, Any] | None = None
+    unreadable: int = 0  # items this version of the code cannot read as a record
 
 
 def record_item_key(record: CanonicalRecord) -> str:
@@ -112,6 +121,13 @@ class RecordStore:
         }
         if record.location_id:
             item["location_id"] = {"S": record.location_id}
+        if record.kind in layout.RULE_RECORD_KINDS:
+            # The index a re-evaluation reads a tenant+POS through. Keys only, and they never change for an item, so
+            # a record costs the index one small write when it is first stored and nothing when it changes.
+            item[layout.RECORDS_SCOPE_ATTRIBUTE] = {"S": layout.record_scope(record.tenant, record.vendor)}
+            item[layout.RECORDS_SCOPE_KEY_ATTRIBUTE] = {
+                "S": layout.record_scope_key(record.kind, record.credential_id, record.pos_id)
+            }
         return item
 
     def _versions(self, keys: list[str], stats: WriteStats) -> dict[str, StoredVersion]:
@@ -140,6 +156,67 @@ class RecordStore:
         stats.write_requests += batch_write(
             self.ddb, self.table, [{"PutRequest": {"Item": item}} for item in items], sleep=self._sleep
         )
+
+    def scope_page(
+        self,
+        tenant: str,
+        vendor: Vendor,
+        kind: RecordKind,
+        start_key: dict[str, Any] | None = None,
+        limit: int = BATCH_GET_MAX,
+    ) -> StoredPage:
+        """One page of a tenant's stored records of one kind from one POS, each with its version: the keys from the
+        records table's index by tenant and POS (never a scan), then the items in one batched read. `next_key` is
+        where the next page starts (None: that was the last)."""
+        if kind not in layout.RULE_RECORD_KINDS:
+            raise ValueError(f"{kind.value} records are not in the index by tenant and POS")
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": layout.RECORDS_BY_SCOPE_INDEX,
+            "KeyConditionExpression": "#scope = :scope AND begins_with(#key, :kind)",
+            "ExpressionAttributeNames": {
+                "#scope": layout.RECORDS_SCOPE_ATTRIBUTE,
+                "#key": layout.RECORDS_SCOPE_KEY_ATTRIBUTE,
+            },
+            "ExpressionAttributeValues": {
+                ":scope": {"S": layout.record_scope(tenant, vendor)},
+                ":kind": {"S": layout.record_scope_kind_prefix(kind)},
+            },
+            "Limit": limit,
+        }
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        try:
+            response = self.ddb.query(**kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            raise StoreError(f"query of {self.table} by tenant and POS failed: {code}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"query of {self.table} by tenant and POS failed: {type(exc).__name__}") from exc
+        keys = [item["pk"]["S"] for item in response.get("Items", [])]
+        found: dict[str, dict[str, Any]] = {}
+        if keys:
+            request = {
+                self.table: {
+                    "Keys": [{"pk": {"S": key}} for key in dict.fromkeys(keys)],
+                    # An older version read here is harmless: the rules never let an older change undo a newer one.
+                    "ProjectionExpression": "pk, kind, #data, version",
+                    "ExpressionAttributeNames": {"#data": "data"},
+                }
+            }
+            found = {item["pk"]["S"]: item for _, item in batch_get(self.ddb, request, sleep=self._sleep)}
+        page = StoredPage(next_key=response.get("LastEvaluatedKey") or None)
+        for key in keys:
+            item = found.get(key)
+            if item is None:
+                continue
+            try:
+                record = read_record(RecordKind(item["kind"]["S"]), item["data"]["S"])
+            except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
+                page.unreadable += 1
+                continue
+            page.records.append((record, int(item.get("version", {}).get("N", "1"))))
+        return page
 
     def get(
         self, tenant: str, vendor: Vendor, credential_id: str, kind: RecordKind, pos_id: str

@@ -26,6 +26,7 @@ from functions.core import metrics
 from functions.core.layout import ResourceNames
 from infra.config import DeployConfig
 from infra.constructs.pulls import PullFunction
+from infra.constructs.reevaluation import Reevaluation
 from infra.constructs.rules import RuleFunction
 from infra.constructs.storage import Storage
 from infra.outputs import pascal_case
@@ -65,6 +66,7 @@ class Monitoring(Construct):
         storage: Storage,
         pulls: Sequence[PullFunction],
         rules: Sequence[RuleFunction] = (),
+        reevaluation: Reevaluation | None = None,
         functions: Mapping[str, lambda_.IFunction] | None = None,
         dead_letter_queues: Mapping[str, sqs.IQueue] | None = None,
     ) -> None:
@@ -97,6 +99,7 @@ class Monitoring(Construct):
         watched_functions = (
             {pull.name: pull.function for pull in pulls}
             | {rule.name: rule.function for rule in rules}
+            | ({reevaluation.name: reevaluation.function} if reevaluation is not None else {})
             | dict(functions or {})
         )
         watched_queues: dict[str, sqs.IQueue] = {}
@@ -105,6 +108,8 @@ class Monitoring(Construct):
             watched_queues[f"{pull.name} dispatch"] = pull.dispatch_dead_letter_queue
         for rule in rules:
             watched_queues[f"{rule.name} stream"] = rule.dead_letter_queue
+        if reevaluation is not None:
+            watched_queues[f"{reevaluation.name} jobs"] = reevaluation.dead_letter_queue
         watched_queues |= dict(dead_letter_queues or {})
         for label, function in watched_functions.items():
             self._alarm(
@@ -155,6 +160,8 @@ class Monitoring(Construct):
             self.dashboard.add_widgets(*_pull_row(pull))
         for rule in rules:
             self.dashboard.add_widgets(*_rule_row(rule))
+        if reevaluation is not None:
+            self.dashboard.add_widgets(*self._reevaluation_row(reevaluation))
 
     def custom_metric(
         self, name: str, statistic: str = "Sum", period: Duration = PERIOD, label: str | None = None
@@ -237,6 +244,13 @@ class Monitoring(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.IGNORE,  # a gauge the consumers emit as they work
         )
         self._alarm(
+            "reevaluations failed",
+            self.custom_metric(metrics.REEVALUATIONS_FAILED),
+            "A re-evaluation (a settings or store-mapping change applied to the records already stored) failed: its "
+            "retries were used up, or the settings were invalid. `possync status` names the tenant, POS and reason "
+            "(and exits non-zero); fix the cause, then `possync reevaluate --tenant T --vendor V` runs it again.",
+        )
+        self._alarm(
             "aws calls failed",
             self.custom_metric(metrics.AWS_CALLS_FAILED),
             f"AWS calls (DynamoDB, S3, SQS, SSM, Secrets Manager) failed past their retries in "
@@ -272,6 +286,37 @@ class Monitoring(Construct):
         alarm.add_alarm_action(self._action)
         alarm.add_ok_action(self._action)
         self.alarms.append(alarm)
+
+    def _reevaluation_row(self, job: Reevaluation) -> list[cloudwatch.IWidget]:
+        function = job.function
+        return [
+            cloudwatch.GraphWidget(
+                title=f"{job.name} invocations",
+                left=[function.metric_invocations(period=PERIOD), function.metric_errors(period=PERIOD)],
+                right=[function.metric_throttles(period=PERIOD)],
+                width=WIDGET_WIDTH,
+            ),
+            cloudwatch.GraphWidget(
+                title="re-evaluations",
+                left=[
+                    self.custom_metric(metrics.REEVALUATIONS_DONE, label=metrics.REEVALUATIONS_DONE),
+                    self.custom_metric(metrics.REEVALUATIONS_FAILED, label=metrics.REEVALUATIONS_FAILED),
+                ],
+                right=[self.custom_metric(metrics.RECORDS_REEVALUATED, label=metrics.RECORDS_REEVALUATED)],
+                width=WIDGET_WIDTH,
+            ),
+            cloudwatch.GraphWidget(
+                title=f"{job.name} jobs queue",
+                left=[job.queue.metric_approximate_number_of_messages_visible(period=PERIOD)],
+                right=[job.queue.metric_approximate_age_of_oldest_message(period=PERIOD)],
+                width=WIDGET_WIDTH,
+            ),
+            cloudwatch.SingleValueWidget(
+                title=f"{job.name} dead letters",
+                metrics=[_dead_letters(job.dead_letter_queue, "jobs")],
+                width=WIDGET_WIDTH,
+            ),
+        ]
 
     def _outcome_row(self) -> list[cloudwatch.IWidget]:
         def graph(title: str, *names: str) -> cloudwatch.GraphWidget:

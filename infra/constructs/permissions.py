@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aws_cdk import Acknowledgment, ArnFormat, Stack, Validations
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct
@@ -51,6 +53,11 @@ def grant_read_credentials(function: lambda_.Function, names: ResourceNames) -> 
         "Credentials are one secret per tenant, vendor and credential under the possync prefix, created by "
         "admins after deployment; secret ARNs end in a random suffix, so only the name prefix can select them.",
     )
+
+
+def grant_table(principal: lambda_.Function, table: dynamodb.ITable, actions: Sequence[str]) -> None:
+    """These actions on the table itself and none of its indexes (Table.grant would add `index/*`)."""
+    iam.Grant.add_to_principal(grantee=principal, actions=list(actions), resource_arns=[table.table_arn])
 
 
 def acknowledge_wildcard_resource(principal: IConstruct | None, arn: str, reason: str) -> None:

@@ -39,7 +39,12 @@ from infra.constants import (
 )
 from infra.constructs.function import PossyncFunction
 from infra.constructs.onprem_network import OnPremNetwork
-from infra.constructs.permissions import acknowledge_wildcard_resource, grant_read_credentials, grant_read_settings
+from infra.constructs.permissions import (
+    acknowledge_wildcard_resource,
+    grant_read_credentials,
+    grant_read_settings,
+    grant_table,
+)
 from infra.constructs.storage import Storage
 from infra.outputs import pascal_case
 
@@ -174,7 +179,7 @@ class PullFunction(Construct):
         self.schedule = self._schedule(names, config)
 
     def _grant(self, storage: Storage, names: ResourceNames) -> None:
-        storage.records_table.grant(self.function, *RECORDS_TABLE_ACTIONS)
+        grant_table(self.function, storage.records_table, RECORDS_TABLE_ACTIONS)
         storage.control_table.grant(self.function, *CONTROL_TABLE_ACTIONS)
         iam.Grant.add_to_principal(
             grantee=self.function, actions=list(ARCHIVE_ACTIONS), resource_arns=[storage.raw_objects_arn()]

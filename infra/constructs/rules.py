@@ -21,7 +21,7 @@ from functions.core.layout import (
 from functions.core.streams import CONSUMERS, StreamConsumer
 from infra.constants import DLQ_RETENTION
 from infra.constructs.function import PossyncFunction
-from infra.constructs.permissions import acknowledge_wildcard_resource, grant_read_settings
+from infra.constructs.permissions import acknowledge_wildcard_resource, grant_read_settings, grant_table
 from infra.constructs.storage import Storage
 from infra.outputs import pascal_case
 
@@ -123,7 +123,7 @@ class RuleFunction(Construct):
         self._grant(storage, names)
 
     def _grant(self, storage: Storage, names: ResourceNames) -> None:
-        storage.records_table.grant(self.function, *RECORDS_TABLE_ACTIONS)
+        grant_table(self.function, storage.records_table, RECORDS_TABLE_ACTIONS)
         storage.personas_table.grant(self.function, *PERSONAS_TABLE_ACTIONS)
         storage.control_table.grant(self.function, *CONTROL_TABLE_ACTIONS)
         # Unmapped-store notices go to the account's default event bus.

@@ -53,6 +53,15 @@ class Storage(Construct):
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
+        # A tenant's records from one POS, by kind: what a re-evaluation reads (never a scan of the whole table).
+        # Keys only: an item's index keys never change, so the index costs one small write when a record is first
+        # stored and nothing when it changes; the job reads the items themselves in batches. Inventory is not in it.
+        self.records_table.add_global_secondary_index(
+            index_name=layout.RECORDS_BY_SCOPE_INDEX,
+            partition_key=dynamodb.Attribute(name=layout.RECORDS_SCOPE_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name=layout.RECORDS_SCOPE_KEY_ATTRIBUTE, type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.KEYS_ONLY,
+        )
         self.control_table = dynamodb.Table(
             self,
             "ControlTable",
@@ -157,6 +166,9 @@ class Storage(Construct):
             ENV_CONTROL_TABLE: self.control_table.table_name,
             ENV_ARCHIVE_BUCKET: self.archive_bucket.bucket_name,
         }
+
+    def records_by_scope_index_arn(self) -> str:
+        return f"{self.records_table.table_arn}/index/{layout.RECORDS_BY_SCOPE_INDEX}"
 
     def raw_objects_arn(self) -> str:
         return self.archive_bucket.arn_for_objects(f"{ARCHIVE_RAW_PREFIX}*")

@@ -2,30 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from botocore.exceptions import ClientError
-from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from functions.core import layout
 from functions.core.ddb_batch import BATCH_GET_MAX, batch_get
+from functions.core.errors import SettingsError
 from functions.core.layout import RecordKind, Vendor
 from functions.core.loyalty.codecs import persona_from_item
-from functions.core.loyalty.points import ENROLLING_STATUSES, would_enroll
+from functions.core.loyalty.points import (
+    ENROLLING_STATUSES,
+    VISIT_STATUSES,
+    import_applies,
+    ledger_delta,
+    ledger_sk_of,
+    would_enroll,
+)
 from functions.core.loyalty.repository import PersonaStore
-from functions.core.loyalty.values import UNKNOWN_CONSENT, Claim, Persona
-from functions.core.models import Sale, normalize_phone
-from functions.core.settings import IntegrationSettings
+from functions.core.loyalty.stores import mapped_store
+from functions.core.loyalty.values import UNKNOWN_CONSENT, Claim, Persona, iso
+from functions.core.models import CanonicalRecord, LoyaltyBalance, Sale, normalize_phone
+from functions.core.settings import POINTS_IMPORT_VENDORS, IntegrationSettings, parse_tenant_settings
+from functions.core.store import RecordStore
 from possync.admin.context import AdminContext
 from possync.admin.render import err_console
 
 ENROLL_KEYS = frozenset({"enroll_after", "age_gate_attested"})
 TEXT_KEYS = frozenset({"sms_optin_after"})
-PROFILE_ATTRIBUTES = ("pk", "tenant", "persona_id", "member", "phone", "consent")
+IMPORT_KEYS = frozenset({"loyalty_points_imported_on"})
+MAPPING_KEYS = frozenset({"store_mappings"})
+PROFILE_ATTRIBUTES = ("pk", "tenant", "persona_id", "member", "phone", "consent", "favourite_store")
 
 Shopper = tuple[str, str]  # (credential id, the POS's customer id)
 
@@ -60,6 +72,28 @@ class Impact:
     text_without_persona: int = 0
 
 
+def stored_records(
+    ddb: Any,
+    table: str,
+    tenant: str,
+    vendor: Vendor,
+    kind: RecordKind,
+    on_page: Callable[[int], None] | None = None,
+) -> Iterator[tuple[CanonicalRecord, int]]:
+    """A tenant's stored records of one kind from one POS, with their versions, through the records table's index by
+    tenant and POS: the records the re-evaluation reads, read the same way (never a scan of the whole table)."""
+    store = RecordStore(ddb, table)
+    start: dict[str, Any] | None = None
+    while True:
+        page = store.scope_page(tenant, vendor, kind, start)
+        yield from page.records
+        if on_page is not None:
+            on_page(len(page.records))
+        start = page.next_key
+        if start is None:
+            return
+
+
 def latest_sales(
     ddb: Any,
     table: str,
@@ -71,38 +105,19 @@ def latest_sales(
     """Each shopper's latest completed sale (store-local date on or after `since`), and how many sales were read.
 
     The latest one stands for all: a date rule that any such sale meets, the latest meets too."""
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "FilterExpression": "#kind = :kind AND #tenant = :tenant AND #vendor = :vendor",
-        "ProjectionExpression": "#data",
-        "ExpressionAttributeNames": {"#kind": "kind", "#tenant": "tenant", "#vendor": "vendor", "#data": "data"},
-        "ExpressionAttributeValues": {
-            ":kind": {"S": RecordKind.SALE.value},
-            ":tenant": {"S": tenant},
-            ":vendor": {"S": vendor.value},
-        },
-    }
     latest: dict[Shopper, Sale] = {}
     read = 0
-    while True:
-        response = ddb.scan(**kwargs)
-        for item in response.get("Items", []):
-            read += 1
-            try:
-                sale = Sale.model_validate_json(item["data"]["S"])
-            except (ValidationError, KeyError):
-                continue  # not a sale this code can read: it cannot count either way
-            if sale.status not in ENROLLING_STATUSES or not sale.customer_pos_id or sale.local_date < since:
-                continue
-            key = (sale.credential_id, sale.customer_pos_id)
-            held = latest.get(key)
-            if held is None or held.local_date < sale.local_date:
-                latest[key] = sale
-        if on_page is not None:
-            on_page(int(response.get("ScannedCount", 0)))
-        if "LastEvaluatedKey" not in response:
-            return latest, read
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    for sale, _ in stored_records(ddb, table, tenant, vendor, RecordKind.SALE, on_page):
+        read += 1
+        if not isinstance(sale, Sale):
+            continue
+        if sale.status not in ENROLLING_STATUSES or not sale.customer_pos_id or sale.local_date < since:
+            continue
+        key = (sale.credential_id, sale.customer_pos_id)
+        held = latest.get(key)
+        if held is None or held.local_date < sale.local_date:
+            latest[key] = sale
+    return latest, read
 
 
 def personas_of(store: PersonaStore, tenant: str, vendor: Vendor, shoppers: Iterable[Shopper]) -> dict[Shopper, str]:
@@ -190,11 +205,100 @@ def count(
     return impact
 
 
-def _approximate_items(ddb: Any, table: str) -> int | None:
-    try:
-        return int(ddb.describe_table(TableName=table)["Table"].get("ItemCount", 0)) or None
-    except ClientError:
-        return None
+@dataclass
+class ImportImpact:
+    balances_read: int = 0
+    would_import: int = 0  # POSaBIT balances the rules would import now (their ledger changes)
+    points: int = 0  # the balance change those imports make
+    already: int = 0  # balances imported already, as they are
+    without_persona: int = 0  # balances as of the date whose customer has no persona yet
+    after_date: int = 0  # balances as of a later day (ignored: accrual is ours from the day after)
+
+
+def count_imports(
+    ddb: Any,
+    records_table: str,
+    personas_table: str,
+    tenant: str,
+    settings: IntegrationSettings,
+    zone: ZoneInfo,
+    on_page: Callable[[int], None] | None = None,
+) -> ImportImpact:
+    """How many stored POSaBIT balances these settings would import: the import rule (points.import_applies) on the
+    balance's date in the tenant's time zone, and the ledger rule (points.ledger_delta) against the import entry the
+    persona holds, exactly as the rules book them."""
+    impact = ImportImpact()
+    if settings.loyalty_points_imported_on is None or settings.vendor not in POINTS_IMPORT_VENDORS:
+        return impact
+    vendor = settings.vendor
+    applying: list[tuple[LoyaltyBalance, int]] = []
+    for record, version in stored_records(ddb, records_table, tenant, vendor, RecordKind.LOYALTY_BALANCE, on_page):
+        impact.balances_read += 1
+        if not isinstance(record, LoyaltyBalance):
+            continue
+        if import_applies(settings, record.as_of.astimezone(zone).date()):
+            applying.append((record, version))
+        else:
+            impact.after_date += 1
+    store = PersonaStore(ddb, personas_table)
+    owners = store.pos_owners(tenant, {(vendor, b.credential_id, b.customer_pos_id) for b, _ in applying})
+    wanted: dict[str, list[str]] = {}
+    for balance, _ in applying:
+        owner = owners.get((vendor, balance.credential_id, balance.customer_pos_id))
+        if owner is not None:
+            wanted.setdefault(owner, []).append(ledger_sk_of(balance))
+    _, entries = store.read_bookings(tenant, wanted) if wanted else ({}, {})
+    for balance, version in applying:
+        owner = owners.get((vendor, balance.credential_id, balance.customer_pos_id))
+        if owner is None:
+            impact.without_persona += 1
+            continue
+        entry = entries.get(owner, {}).get(ledger_sk_of(balance))
+        held = ((entry.at, entry.record_version), entry.points) if entry is not None else None
+        delta = ledger_delta(held, (iso(balance.as_of), version), balance.points)
+        if delta is None:
+            impact.already += 1
+        else:
+            impact.would_import += 1
+            impact.points += delta
+    return impact
+
+
+@dataclass
+class FavouriteImpact:
+    sales_read: int = 0
+    would_set: int = 0  # personas without a favourite store that would get one
+    may_change: int = 0  # personas with a favourite store and served sales at a mapped store
+    without_persona: int = 0  # POS customers with such sales and no persona yet
+
+
+def count_favourites(
+    ddb: Any,
+    records_table: str,
+    personas_table: str,
+    tenant: str,
+    settings: IntegrationSettings,
+    on_page: Callable[[int], None] | None = None,
+) -> FavouriteImpact:
+    """How many personas these store mappings would give a favourite store: those without one that have a served
+    sale (a store visit, points.VISIT_STATUSES) whose credential or location maps to a store (stores.mapped_store)."""
+    impact = FavouriteImpact()
+    vendor = settings.vendor
+    visiting: set[Shopper] = set()
+    for sale, _ in stored_records(ddb, records_table, tenant, vendor, RecordKind.SALE, on_page):
+        impact.sales_read += 1
+        if not isinstance(sale, Sale) or not sale.customer_pos_id or sale.status not in VISIT_STATUSES:
+            continue
+        if mapped_store(settings.store_mappings, sale.credential_id, sale.location_id) is not None:
+            visiting.add((sale.credential_id, sale.customer_pos_id))
+    owners = personas_of(PersonaStore(ddb, personas_table), tenant, vendor, visiting)
+    impact.without_persona = len(visiting) - len(owners)
+    for persona in profiles(ddb, personas_table, tenant, set(owners.values())).values():
+        if persona.favourite_store is None:
+            impact.would_set += 1
+        else:
+            impact.may_change += 1
+    return impact
 
 
 def _table_exists(ddb: Any, table: str) -> bool:
@@ -212,10 +316,14 @@ def _s(n: int, word: str) -> str:
 
 
 def preview(context: AdminContext, tenant: str, vendor: Vendor, after: dict[str, Any], changed: set[str]) -> list[str]:
-    """Lines for `settings set --dry-run`: the personas the new settings would enroll or text (empty: no such key)."""
+    """Lines for `settings set --dry-run` (and `stores map --dry-run`): the personas the new settings would enroll,
+    text, import balances for or give a favourite store, counted from the records stored now with the rules' own
+    functions (empty: no such key changed)."""
     asks_enroll = bool(changed & ENROLL_KEYS)
     asks_text = bool(changed & TEXT_KEYS)
-    if not (asks_enroll or asks_text):
+    asks_import = bool(changed & IMPORT_KEYS)
+    asks_favourites = bool(changed & MAPPING_KEYS)
+    if not (asks_enroll or asks_text or asks_import or asks_favourites):
         return []
     settings = IntegrationSettings.model_validate({**after, "vendor": vendor.value})
     enroll_after, sms_after = settings.enroll_after, settings.sms_optin_after
@@ -229,7 +337,13 @@ def preview(context: AdminContext, tenant: str, vendor: Vendor, after: dict[str,
     if asks_text and sms_after is None:
         lines.append("Would text: nobody new (sms_optin_after is not set).")
         asks_text = False
-    if not (asks_enroll or asks_text):
+    if asks_import and settings.loyalty_points_imported_on is None:
+        lines.append("Would import: nothing (loyalty_points_imported_on is not set).")
+        asks_import = False
+    if asks_favourites and not settings.store_mappings:
+        lines.append("Would set favourite stores: none (no store is mapped).")
+        asks_favourites = False
+    if not (asks_enroll or asks_text or asks_import or asks_favourites):
         return lines
     target = context.target()
     ddb = context.client("dynamodb")
@@ -239,16 +353,25 @@ def preview(context: AdminContext, tenant: str, vendor: Vendor, after: dict[str,
             f"How many personas this would enroll or text cannot be counted: the personas table "
             f"{target.personas_table} does not exist yet (deploy or restart the runtime with the persona rules).",
         ]
-    total = _approximate_items(ddb, target.records_table)
+    zone: ZoneInfo | None = None
+    if asks_import:
+        zone, problem = _tenant_zone(context, tenant)
+        if zone is None:
+            lines.append(f"Would import: cannot be counted ({problem}).")
+            asks_import = False
     with Progress(
-        TextColumn("scanning {task.description}"),
+        TextColumn("reading {task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=err_console(),
         transient=True,
     ) as progress:
-        task = progress.add_task(f"{vendor.value} sales of {tenant}", total=total)
+        task = progress.add_task(f"stored {vendor.value} records of {tenant}", total=None)
+
+        def advance(read: int) -> None:
+            progress.advance(task, read)
+
         impact = count(
             ddb,
             target.records_table,
@@ -257,12 +380,70 @@ def preview(context: AdminContext, tenant: str, vendor: Vendor, after: dict[str,
             settings,
             enroll=asks_enroll,
             text=asks_text,
-            on_page=lambda scanned: progress.advance(task, scanned),
+            on_page=advance,
         )
-    lines.append(
+        imports = (
+            count_imports(ddb, target.records_table, target.personas_table, tenant, settings, zone, advance)
+            if asks_import and zone is not None
+            else None
+        )
+        favourites = (
+            count_favourites(ddb, target.records_table, target.personas_table, tenant, settings, advance)
+            if asks_favourites
+            else None
+        )
+    if asks_enroll or asks_text:
+        lines += _enroll_and_text_lines(impact, tenant, vendor, settings, asks_enroll, asks_text)
+    if imports is not None:
+        lines.append(
+            f"Would import: {_s(imports.would_import, 'POSaBIT balance')} ({imports.points:+d} points, as of "
+            f"{settings.loyalty_points_imported_on} or earlier in the tenant's time zone; counted from "
+            f"{_s(imports.balances_read, 'stored balance')}); {imports.already} imported already, "
+            f"{imports.after_date} as of a later day are not imported."
+        )
+        if imports.without_persona:
+            lines.append(
+                f"  {_s(imports.without_persona, 'more balance')} of a shopper with no persona yet: imported when "
+                "the persona appears."
+            )
+    if favourites is not None:
+        lines.append(
+            f"Would set the favourite store of {_s(favourites.would_set, 'persona')} (none yet, with a served "
+            f"{vendor.value} sale at a mapped store; counted from {_s(favourites.sales_read, 'stored sale')}); "
+            f"{favourites.may_change} with a favourite store already may change it."
+        )
+        if favourites.without_persona:
+            lines.append(
+                f"  {_s(favourites.without_persona, 'more shopper')} with such a sale "
+                f"{'has' if favourites.without_persona == 1 else 'have'} no persona yet."
+            )
+    return lines
+
+
+def _tenant_zone(context: AdminContext, tenant: str) -> tuple[ZoneInfo | None, str]:
+    """The tenant's time zone from its loyalty settings (the day a balance is as of), or why it cannot be read."""
+    parameter = context.target().names.tenant_settings_parameter(tenant)
+    try:
+        raw = context.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ParameterNotFound":
+            raise
+        raw = "{}"
+    try:
+        settings = parse_tenant_settings(raw, parameter)
+        return ZoneInfo(settings.timezone), ""
+    except (SettingsError, ZoneInfoNotFoundError, ValueError) as exc:
+        return None, f"the tenant loyalty settings are not valid: {exc}"
+
+
+def _enroll_and_text_lines(
+    impact: Impact, tenant: str, vendor: Vendor, settings: IntegrationSettings, asks_enroll: bool, asks_text: bool
+) -> list[str]:
+    enroll_after, sms_after = settings.enroll_after, settings.sms_optin_after
+    lines = [
         f"Impact, counted from {_s(impact.sales_scanned, 'stored ' + vendor.value + ' sale')} of {tenant} and the "
         "personas the persona rules have built so far:"
-    )
+    ]
     if asks_enroll and enroll_after is not None:
         lines.append(
             f"  Would enroll: {_s(impact.would_enroll, 'persona')} (not members yet, with a completed "

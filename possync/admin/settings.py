@@ -25,7 +25,7 @@ from functions.core.settings import (
     error_location,
 )
 from functions.core.sources import SETTINGS_MAX_AGE_SECONDS
-from possync.admin import impact
+from possync.admin import impact, reevaluate
 from possync.admin.audit import AuditLog
 from possync.admin.context import AdminContext, OptionalVendor, TenantOption, YesOption, admin, parse_id, parse_vendor
 from possync.admin.render import Output, OutputOption, cell, console, emit, fail, guarded, warn, when
@@ -363,6 +363,11 @@ def change_settings(
         f"Saved {scope.parameter} (version {version}) as {who}. Pulls and rules use it within "
         f"{SETTINGS_MAX_AGE_SECONDS} seconds."
     )
+    # The records already stored: a re-evaluation job applies the new settings to them (the job itself decides
+    # whether the change is one the rules read; one that is not, such as pull_interval_minutes, costs one read).
+    keys = ", ".join(c["setting"] for c in changes)
+    what = f"settings {action}" if action in ("set", "unset") else action
+    reevaluate.after_change(context, tenant, vendor, f"{what} ({keys})")
     return Outcome.SAVED
 
 

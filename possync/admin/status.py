@@ -17,6 +17,7 @@ from functions.core.errors import SettingsError
 from functions.core.layout import ResourceNames, Stream, Vendor
 from functions.core.settings import IntegrationSettings, parse_integration_settings
 from functions.core.store import Checkpoint, ControlStore, RegisteredCredential
+from possync.admin import reevaluate
 from possync.admin.context import (
     CredentialIdOption,
     OptionalTenant,
@@ -183,10 +184,11 @@ def status_command(
     vendor_name: OptionalVendor = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """How each credential's pulls are going: health, last outcome, freshness, counts, last error, cursors.
+    """How each credential's pulls are going: health, last outcome, freshness, counts, last error, cursors; and each
+    re-evaluation of stored records after a settings change: queued, running, done or failed, and what it did.
 
-    Exits 1 when any active credential needs attention: its last pull failed or hit a contract mismatch, or its
-    data is older than twice its pull interval.
+    Exits 1 when any active credential needs attention (its last pull failed or hit a contract mismatch, or its
+    data is older than twice its pull interval) or a re-evaluation failed.
     """
     vendors = [parse_vendor(vendor_name)] if vendor_name else list(Vendor)
     context = admin(ctx)
@@ -202,6 +204,17 @@ def status_command(
     ]
     rows.sort(key=lambda r: (r["tenant"], r["vendor"], r["id"]))
     unhealthy = [r for r in rows if r["problems"]]
+    # Re-evaluations of stored records after settings changes, per tenant and POS (queued, running, done, failed).
+    reevaluations = [
+        r
+        for r in reevaluate.status_rows(context, [tenant] if tenant else {r["tenant"] for r in rows}, now)
+        if vendor_name is None or r["vendor"] in {v.value for v in vendors}
+    ]
+    by_scope = {(r["tenant"], r["vendor"]): r for r in reevaluations}
+    for row in rows:
+        found = by_scope.get((row["tenant"], row["vendor"]))
+        row["reevaluation"] = found
+        row["reevaluation_state"] = found["state"] if found else None
     if output is Output.TABLE:
         if not rows:
             console().print(
@@ -211,6 +224,9 @@ def status_command(
         out = console()
         for row in rows:
             out.print(_status_table(row))
+        for found in reevaluations:
+            out.print(reevaluate.status_table(found))
+        reevaluate.warn_unhealthy(reevaluations)
         active = [r for r in rows if r["active"]]
         failed = sum(1 for r in active if r["last_outcome"] not in (None, "ok", "continued"))
         never = sum(1 for r in active if r["last_outcome"] is None)
@@ -228,6 +244,7 @@ def status_command(
         columns = [("tenant", "tenant"), ("vendor", "vendor"), ("id", "id"), ("store", "store"), ("active", "active")]
         columns += [("frozen", "frozen"), *STATUS_FIELDS, ("problems", "problems"), *NOTICE_FIELDS]
         if output is Output.CSV:
+            columns.append(("reevaluation_state", "re-evaluation"))
             for row in rows:
                 row["success_age"] = age(row.get("last_success_at"))
                 row["problems"] = "; ".join(row["problems"])
@@ -235,9 +252,9 @@ def status_command(
                     row[f"cursor_{stream.value}"] = row["cursors"].get(stream.value)
             columns += [("success_age", "success age")] + [(f"cursor_{s.value}", f"cursor {s.value}") for s in Stream]
         else:
-            columns += [("cursors", "cursors")]
+            columns += [("cursors", "cursors"), ("reevaluation", "reevaluation")]
         emit(rows, columns, output)
-    if unhealthy:
+    if unhealthy or any(r["needs_attention"] for r in reevaluations):
         raise typer.Exit(1)
 
 

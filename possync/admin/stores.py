@@ -22,7 +22,15 @@ from possync.admin.context import (
     parse_vendor,
 )
 from possync.admin.render import Output, OutputOption, console, emit, fail, guarded, warn, when
-from possync.admin.settings import MAPPING_KEY, Outcome, Scope, change_settings, current_view, read_stored
+from possync.admin.settings import (
+    MAPPING_KEY,
+    DryRunOption,
+    Outcome,
+    Scope,
+    change_settings,
+    current_view,
+    read_stored,
+)
 from possync.admin.tenants import known_tenant, require_tenant
 
 app = typer.Typer(
@@ -113,10 +121,13 @@ def map_store(
     store: StoreOption,
     credential_id: CredentialOption = None,
     location: LocationOption = None,
+    dry_run: DryRunOption = False,
 ) -> None:
     """Map a credential (or one POS location) to a retail store; clears its unmapped-store notice.
 
-    The mapping is an integration setting (store_mappings), validated and audited like `possync settings set`.
+    The mapping is an integration setting (store_mappings), validated and audited like `possync settings set`; its
+    stored sales count toward favourite stores too (a re-evaluation applies it to them). --dry-run says how many
+    personas would get a favourite store.
     """
     tenant = parse_id(tenant, "tenant")
     vendor = parse_vendor(vendor_name)
@@ -144,12 +155,19 @@ def map_store(
                 f"no {vendor.value} data from location {key} has been seen yet; if the id is mistyped, "
                 "its sales stay unmapped (compare with `possync stores unmapped`)"
             )
-    change_settings(context, scope, {}, {key: store}, [], dry_run=False, yes=False, action=f"stores map {what}")
+    outcome = change_settings(
+        context, scope, {}, {key: store}, [], dry_run=dry_run, yes=False, action=f"stores map {what}"
+    )
+    if outcome is Outcome.DRY_RUN:
+        return
     unmapped_stores = UnmappedStores(ddb, target.control_table)
     for notice in covered:
         unmapped_stores.clear(notice.tenant, notice.vendor, notice.credential_id, notice.location_id)
     out = console()
-    out.print(f"{vendor.value} {what} of {tenant} is store {store}. New sales from it count toward favourite stores.")
+    out.print(
+        f"{vendor.value} {what} of {tenant} is store {store}. Its sales count toward favourite stores: new ones as "
+        "they arrive, stored ones through the re-evaluation."
+    )
     if covered:
         out.print(f"Cleared {len(covered)} unmapped-store notice{'s' if len(covered) != 1 else ''}.")
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from functions.core import layout
+from functions.core import layout, reevaluation
 from functions.core.layout import ResourceNames
 
 LOCAL_ACCOUNT = "123456789012"
@@ -23,9 +24,21 @@ class Resources:
     records_stream_arn: str = ""
     personas_table: str = ""
     rules_dlq_urls: dict[str, str] = field(default_factory=dict)  # stream consumer -> on-failure queue URL
+    reevaluation_queue_url: str = ""
+    reevaluation_dlq_url: str = ""
 
     def lambda_env(self, function: str) -> dict[str, str]:
-        """The environment the CDK app gives a function (a puller or a stream consumer), for it run locally."""
+        """The environment the CDK app gives a function (a puller, a stream consumer or the re-evaluation job), for
+        it to run locally."""
+        if function == layout.REEVALUATION_FUNCTION:
+            return {
+                layout.ENV_RECORDS_TABLE: self.records_table,
+                layout.ENV_CONTROL_TABLE: self.control_table,
+                layout.ENV_PERSONAS_TABLE: self.personas_table,
+                layout.ENV_RESOURCE_PREFIX: self.names.prefix,
+                layout.ENV_REEVALUATION_QUEUE_URL: self.reevaluation_queue_url,
+                layout.ENV_REEVALUATION_DLQ_URL: self.reevaluation_dlq_url,
+            }
         if function in layout.RULE_FUNCTIONS:
             return {
                 layout.ENV_RECORDS_TABLE: self.records_table,
@@ -51,8 +64,22 @@ def provision(clients: Any, names: ResourceNames | None = None, region: str = LO
     if names.records_table not in existing:
         ddb.create_table(
             TableName=names.records_table,
-            AttributeDefinitions=[{"AttributeName": layout.RECORDS_TABLE_PARTITION_KEY, "AttributeType": "S"}],
+            AttributeDefinitions=[
+                {"AttributeName": layout.RECORDS_TABLE_PARTITION_KEY, "AttributeType": "S"},
+                {"AttributeName": layout.RECORDS_SCOPE_ATTRIBUTE, "AttributeType": "S"},
+                {"AttributeName": layout.RECORDS_SCOPE_KEY_ATTRIBUTE, "AttributeType": "S"},
+            ],
             KeySchema=[{"AttributeName": layout.RECORDS_TABLE_PARTITION_KEY, "KeyType": "HASH"}],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": layout.RECORDS_BY_SCOPE_INDEX,
+                    "KeySchema": [
+                        {"AttributeName": layout.RECORDS_SCOPE_ATTRIBUTE, "KeyType": "HASH"},
+                        {"AttributeName": layout.RECORDS_SCOPE_KEY_ATTRIBUTE, "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ],
             BillingMode="PAY_PER_REQUEST",
             StreamSpecification={"StreamEnabled": True, "StreamViewType": layout.RECORDS_STREAM_VIEW_TYPE},
         )
@@ -121,4 +148,18 @@ def provision(clients: Any, names: ResourceNames | None = None, region: str = LO
     for function in layout.RULE_FUNCTIONS:
         # The stream consumers' on-failure destinations: descriptions of record batches that used up their retries.
         resources.rules_dlq_urls[function] = sqs.create_queue(QueueName=names.rules_dlq(function))["QueueUrl"]
+    # The re-evaluation job's queue, as the CDK app declares it (reevaluation.py holds its settings).
+    resources.reevaluation_dlq_url = sqs.create_queue(QueueName=names.reevaluation_dlq)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=resources.reevaluation_dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    resources.reevaluation_queue_url = sqs.create_queue(
+        QueueName=names.reevaluation_queue,
+        Attributes={
+            "VisibilityTimeout": str(reevaluation.QUEUE_VISIBILITY_SECONDS),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(reevaluation.MAX_RECEIVES)}
+            ),
+        },
+    )["QueueUrl"]
     return resources

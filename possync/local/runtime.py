@@ -19,9 +19,16 @@ from typing import Any, TextIO
 import boto3
 from botocore.config import Config
 
-from functions.core import aws, layout, pull_health
+from functions.core import aws, layout, pull_health, reevaluation
 from functions.core.credentials import credential_json, parse_credential
-from functions.core.layout import PULL_FUNCTION, PULL_VENDORS, RULE_FUNCTIONS, ResourceNames, Vendor
+from functions.core.layout import (
+    PULL_FUNCTION,
+    PULL_VENDORS,
+    REEVALUATION_FUNCTION,
+    RULE_FUNCTIONS,
+    ResourceNames,
+    Vendor,
+)
 from functions.core.settings import IntegrationSettings, TenantSettings
 from functions.core.sources import clear_caches
 from functions.core.store import ControlStore
@@ -96,6 +103,7 @@ class TickReport:
     jobs: list[JobRecord] = field(default_factory=list)
     written: Counter[tuple[str, str]] = field(default_factory=Counter)  # (vendor, kind) -> stream records
     rules: dict[str, ConsumerStats] = field(default_factory=dict)  # stream consumer -> what it was handed
+    reevaluations: list[JobRecord] = field(default_factory=list)  # re-evaluation messages handled after the rules
     seconds: float = 0.0
     rules_seconds: float = 0.0
 
@@ -205,7 +213,7 @@ class LocalRuntime:
         os.environ.update(env)
         aws.reset_clients()
         clear_caches()
-        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS])
+        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION])
         self.resources = provision(self.client)
         self._log = self.log_path.open("w", encoding="utf-8")
         self.runner = HandlerRunner(self._log)
@@ -241,7 +249,7 @@ class LocalRuntime:
                 os.environ[key] = value
         aws.reset_clients()
         clear_caches()
-        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS])
+        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION])
         if self._log is not None:
             self._log.close()
         if self.state_file.exists():
@@ -264,6 +272,7 @@ class LocalRuntime:
             "archive_bucket": self.resources.archive_bucket,
             "queue_urls": self.resources.queue_urls,
             "rules_dlq_urls": self.resources.rules_dlq_urls,
+            "reevaluation_queue_url": self.resources.reevaluation_queue_url,
         }
 
     def _simulator_args(self, vendor: Vendor) -> dict[str, Any]:
@@ -285,12 +294,14 @@ class LocalRuntime:
         )
 
     # --- tenants ---------------------------------------------------------------------------------
-    def register_tenants(self) -> None:
+    def register_tenants(self, configure_loyalty: bool = True) -> None:
         """Give each tenant its stores: a credential in Secrets Manager, the registry entry, settings in SSM.
 
         The settings make the rules visible: every integration has the age gate attested; each tenant's first
         integration enrolls shoppers with a sale in the last 30 days; every credential is mapped to a retail
         store except, in tenants with several, the last one (so the demo raises unmapped-store notices).
+        `configure_loyalty=False` leaves every setting at its default (nothing switched on, nothing mapped), as for
+        a store that is pulled first and configured afterwards.
         """
         assert self.resources is not None
         assert self.reader is not None
@@ -318,6 +329,9 @@ class LocalRuntime:
                     )
                     self.credential_ids[(vendor, store)] = (plan.tenant, credential_id)
                     registered.append((vendor, credential_id))
+            if not configure_loyalty:
+                self.unmapped_credentials.update((plan.tenant, v, c) for v, c in registered)
+                continue
             if len(registered) > 1:
                 vendor, credential_id = registered[-1]
                 self.unmapped_credentials.add((plan.tenant, vendor, credential_id))
@@ -371,9 +385,19 @@ class LocalRuntime:
             if on_stream is not None:
                 on_stream(self.pump.pending())
             report.rules = self.pump.drain(on_batch)
+            report.reevaluations = self.reevaluate()
             report.rules_seconds = time.monotonic() - rules_started
         report.seconds = time.monotonic() - started
         return report
+
+    def reevaluate(self, on_job: Callable[[JobRecord], None] | None = None) -> list[JobRecord]:
+        """Run the re-evaluation jobs queued now (by `possync --local settings set` or `stores map`) through the real
+        handler, as its event source mapping would: one message per invocation, until the queue shows none."""
+        assert self.resources is not None
+        assert self.runner is not None
+        if not self.rules:
+            return []
+        return run_reevaluations(self.client, self.resources, self.runner, on_job)
 
     @property
     def functions(self) -> list[str]:
@@ -529,13 +553,17 @@ def _strings(value: dict[str, Any] | None) -> list[str]:
     return [value["S"]] if "S" in value else []
 
 
-def drain(sqs: Any, url: str) -> Iterator[dict[str, Any]]:
-    while True:
+def drain(sqs: Any, url: str, limit: int | None = None) -> Iterator[dict[str, Any]]:
+    """Receive until the queue shows nothing (or `limit` messages were received)."""
+    received = 0
+    while limit is None or received < limit:
+        wanted = 10 if limit is None else min(10, limit - received)
         messages = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, AttributeNames=["All"]
+            QueueUrl=url, MaxNumberOfMessages=wanted, WaitTimeSeconds=0, AttributeNames=["All"]
         ).get("Messages", [])
         if not messages:
             return
+        received += len(messages)
         yield from messages
 
 
@@ -575,4 +603,38 @@ def run_tick(
             jobs.append(job)
             if on_job is not None:
                 on_job(job)
+    return jobs
+
+
+def run_reevaluations(
+    clients: Callable[[str], Any],
+    resources: Resources,
+    runner: HandlerRunner,
+    on_job: Callable[[JobRecord], None] | None = None,
+    timeout_seconds: float = float(reevaluation.FUNCTION_TIMEOUT_SECONDS),
+    max_messages: int | None = None,
+) -> list[JobRecord]:
+    """Drain the re-evaluation queue through the real handler, one message per invocation (the event source
+    mapping's batch size): jobs, their continuations and settings-change events. A failed message stays on the
+    queue, hidden for its backoff, as in SQS; a message sent with a delay (a request waiting for a running job) is
+    left for a later call."""
+    sqs = clients("sqs")
+    url = resources.reevaluation_queue_url
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    env = resources.lambda_env(REEVALUATION_FUNCTION)
+    jobs: list[JobRecord] = []
+    for message in drain(sqs, url, max_messages):
+        try:
+            response = runner.invoke(REEVALUATION_FUNCTION, sqs_event([message], arn), env, timeout_seconds)
+        except Exception as exc:  # noqa: BLE001 - as in Lambda: the invocation failed, the message stays queued
+            runner.log.write(f"invocation of {REEVALUATION_FUNCTION} failed: {type(exc).__name__}: {exc}\n")
+            ok = False
+        else:
+            ok = message["MessageId"] not in {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        if ok:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        job = JobRecord(REEVALUATION_FUNCTION, ok, json.loads(message["Body"]))
+        jobs.append(job)
+        if on_job is not None:
+            on_job(job)
     return jobs

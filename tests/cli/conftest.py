@@ -33,6 +33,7 @@ def target(resources: Any) -> Target:
         queue_urls=resources.queue_urls,
         endpoint_url=None,
         region="us-east-1",
+        reevaluation_queue_url=resources.reevaluation_queue_url,
     )
 
 

@@ -38,6 +38,7 @@ def _custom(template: dict[str, Any], metric_name: str) -> dict[str, Any]:
         (metrics.LEASE_RELEASE_FAILED, "Sum", FIVE_MINUTES, 1, None, "notBreaching"),
         (metrics.PULL_JOBS_REJECTED, "Sum", FIVE_MINUTES, 1, None, "notBreaching"),
         (metrics.AWS_CALLS_FAILED, "Sum", FIVE_MINUTES, 3, 2, "notBreaching"),
+        (metrics.REEVALUATIONS_FAILED, "Sum", FIVE_MINUTES, 1, None, "notBreaching"),
         # gauges: the last value stands until the next one arrives
         (metrics.CREDENTIALS_STALE, "Maximum", 15 * 60, 1, None, "ignore"),
         (metrics.RECORDS_WAITING, "Maximum", 15 * 60, 1, None, "ignore"),
@@ -88,9 +89,11 @@ def test_quarantine_rate_is_a_share_of_the_records_pulled_above_a_minimum(templa
 def test_every_function_alarms_on_lambda_throttles(synthesized: Synthesized, template: dict[str, Any]) -> None:
     functions = [p.function for p in synthesized.stack.pulls.functions.values()]
     functions += [r.function for r in synthesized.stack.rules.functions.values()]
+    functions.append(synthesized.stack.reevaluation.function)
     throttles = [a for a in _alarms(template) if a.get("MetricName") == "Throttles"]
 
-    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS)
+    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + 1
+    assert len(cfn.of_type(template, "AWS::Lambda::Function")) == len(functions)
     assert sorted(str(a["Dimensions"]) for a in throttles) == sorted(
         str([{"Name": "FunctionName", "Value": {"Ref": synthesized.logical_id(f)}}]) for f in functions
     )

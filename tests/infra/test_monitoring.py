@@ -25,6 +25,7 @@ CUSTOM_ALARMS = (
     metrics.PULL_JOBS_REJECTED,
     metrics.RECORDS_WAITING,
     metrics.AWS_CALLS_FAILED,
+    metrics.REEVALUATIONS_FAILED,
 )
 
 
@@ -42,6 +43,7 @@ def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized,
         for pull in synthesized.stack.pulls.functions.values()
         for queue in (pull.dead_letter_queue, pull.dispatch_dead_letter_queue)
     ] + [rule.dead_letter_queue for rule in synthesized.stack.rules.functions.values()]
+    dead_letter_queues.append(synthesized.stack.reevaluation.dead_letter_queue)
     watched = _alarm_dimensions(template, "ApproximateNumberOfMessagesVisible")
 
     assert sorted(str(w) for w in watched) == sorted(
@@ -53,6 +55,7 @@ def test_every_function_alarms_on_errors(synthesized: Synthesized, template: dic
     watched = _alarm_dimensions(template, "Errors")
     functions = [pull.function for pull in synthesized.stack.pulls.functions.values()]
     functions += [rule.function for rule in synthesized.stack.rules.functions.values()]
+    functions.append(synthesized.stack.reevaluation.function)
     assert sorted(str(w) for w in watched) == sorted(str({"Ref": synthesized.logical_id(f)}) for f in functions)
 
 
@@ -65,8 +68,8 @@ def test_alarms_fire_on_the_first_occurrence_and_notify_the_topic(
     sustained = {"IteratorAge", metrics.SETTINGS_UNREADABLE, metrics.AWS_CALLS_FAILED, "quarantine rate"}
 
     # per function: errors and throttles; pulls: jobs DLQ, dispatch DLQ; rules: failure queue, iterator age;
-    # per table: throttles; and possync's own failure metrics
-    assert len(alarms) == 4 * len(PULL_VENDORS) + 4 * len(RULE_FUNCTIONS) + 3 + len(CUSTOM_ALARMS)
+    # the re-evaluation job: its jobs DLQ; per table: throttles; and possync's own failure metrics
+    assert len(alarms) == 4 * len(PULL_VENDORS) + 4 * len(RULE_FUNCTIONS) + 3 + 3 + len(CUSTOM_ALARMS)
     for alarm in alarms:
         props = alarm["Properties"]
         if props.get("MetricName", "quarantine rate") not in sustained:

@@ -18,6 +18,7 @@ from functions.core.layout import (
     ENV_RECORDS_TABLE,
     ENV_RESOURCE_PREFIX,
     PULL_VENDORS,
+    REEVALUATION_FUNCTION,
     RULE_FUNCTIONS,
     ResourceNames,
 )
@@ -41,8 +42,8 @@ def _props(synthesized: Synthesized, template: dict[str, Any], construct: Any) -
 def test_there_is_one_pull_function_per_layout_entry(template: dict[str, Any]) -> None:
     functions = cfn.of_type(template, "AWS::Lambda::Function").values()
     assert sorted(f["Properties"]["FunctionName"] for f in functions) == sorted(
-        NAMES.function_name(name) for name in (*PULL_FUNCTIONS, *RULE_FUNCTIONS)
-    ), "the pull functions and the stream consumers, nothing else"
+        NAMES.function_name(name) for name in (*PULL_FUNCTIONS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION)
+    ), "the pull functions, the stream consumers and the re-evaluation job, nothing else"
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
@@ -95,7 +96,7 @@ def test_functions_share_one_code_asset_and_have_their_own_roles(template: dict[
 
     assert len({json.dumps(f["Properties"]["Code"], sort_keys=True) for f in functions}) == 1
     roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions]
-    assert len(set(roles)) == len(roles) == len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS)
+    assert len(set(roles)) == len(roles) == len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + 1
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
@@ -116,15 +117,21 @@ def test_jobs_queue_redrives_to_its_dlq(synthesized: Synthesized, template: dict
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
 
 
-def test_every_queue_is_encrypted_and_denies_plain_http(assertions: Template, template: dict[str, Any]) -> None:
+def test_every_queue_is_encrypted_and_denies_plain_http(
+    synthesized: Synthesized, assertions: Template, template: dict[str, Any]
+) -> None:
     queues = cfn.of_type(template, "AWS::SQS::Queue")
     policies = cfn.of_type(template, "AWS::SQS::QueuePolicy").values()
+    # The settings-change rule may also send to the re-evaluation jobs queue (tests/infra/test_reevaluation.py).
+    ruled = synthesized.logical_id(synthesized.stack.reevaluation.queue)
 
-    assert len(queues) == 3 * len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS), "per rule: its stream failure queue"
+    assert len(queues) == 3 * len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + 2, "per rule: its stream failure queue"
     for queue_id, queue in queues.items():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         [policy] = [p for p in policies if p["Properties"]["Queues"] == [{"Ref": queue_id}]]
-        assert policy["Properties"]["PolicyDocument"]["Statement"] == [
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert len(statements) == (2 if queue_id == ruled else 1)
+        assert statements[:1] == [
             {
                 "Action": "sqs:*",
                 "Condition": {"Bool": {"aws:SecureTransport": "false"}},
@@ -158,7 +165,8 @@ def test_only_the_jobs_queues_feed_the_functions(synthesized: Synthesized, templ
     mappings = cfn.of_type(template, "AWS::Lambda::EventSourceMapping").values()
     queue_fed = [m for m in mappings if m["Properties"]["EventSourceArn"]["Fn::GetAtt"][1] == "Arn"]
     assert sorted(m["Properties"]["FunctionName"]["Ref"] for m in queue_fed) == sorted(
-        synthesized.logical_id(_pull(synthesized, name).function) for name in PULL_FUNCTIONS
+        [synthesized.logical_id(_pull(synthesized, name).function) for name in PULL_FUNCTIONS]
+        + [synthesized.logical_id(synthesized.stack.reevaluation.function)]
     )
 
 

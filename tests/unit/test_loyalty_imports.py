@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from functions.core.layout import RULE_FUNCTIONS
+from functions.core.layout import REEVALUATION_FUNCTION, RULE_FUNCTIONS
 
 ROOT = Path(__file__).parents[2]
 FUNCTIONS = ROOT / "functions"
-CONSUMERS = sorted({*RULE_FUNCTIONS, "optin", "pos_sync"})
+CONSUMERS = sorted({*RULE_FUNCTIONS, REEVALUATION_FUNCTION, "optin", "pos_sync"})
 PURE = ("values", "identity", "points", "stores")
 # Modules that talk to AWS, or hold the item formats and repositories that do.
 DATA_ACCESS = {

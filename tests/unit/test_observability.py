@@ -11,7 +11,8 @@ import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.core import layout, observability
-from functions.core.metrics import PULLS_FAILED
+from functions.core.metrics import PULLS_FAILED, RECORDS_WAITING, SETTINGS_INVALID
+from functions.core.notify import AwsNotifier
 
 
 def test_alarm_metrics_have_no_dimension_even_with_a_service_name(
@@ -27,6 +28,22 @@ def test_alarm_metrics_have_no_dimension_even_with_a_service_name(
     assert directive["Namespace"] == observability.NAMESPACE
     assert directive["Dimensions"] == [[]]
     assert [m["Name"] for m in directive["Metrics"]] == [PULLS_FAILED]
+
+
+def test_the_rules_counts_and_gauges_have_no_dimension_either(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The settings invalid and records waiting alarms watch these without dimensions: with a `service` dimension
+    # (Powertools' default from POWERTOOLS_SERVICE_NAME) they are other metrics and the alarms never fire.
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "enroll")
+    notifier = AwsNotifier(events=None, namespace=observability.NAMESPACE)
+
+    notifier.counts({SETTINGS_INVALID: 2})
+    notifier.gauge(RECORDS_WAITING, 0)
+
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] for line in lines] == [[[]], [[]]]
+    assert [(line.get(SETTINGS_INVALID), line.get(RECORDS_WAITING)) for line in lines] == [([2.0], None), (None, [0.0])]
 
 
 def _in_fresh_process(code: str, **env: str) -> str:

@@ -61,6 +61,24 @@ class StoreNotices:
         self._noticed[key] = self.clock()
 
 
+@dataclass
+class BookingTally:
+    """What an engine's bookings changed, summed since it was built (a re-evaluation reports the difference)."""
+
+    points: int = 0  # net change of the persona balances
+    enrolled: int = 0  # personas that became members
+    favourites_set: int = 0  # personas whose favourite store was unset and now is
+    imported: int = 0  # POSaBIT balances imported
+
+    def since(self, earlier: BookingTally) -> BookingTally:
+        return BookingTally(
+            self.points - earlier.points,
+            self.enrolled - earlier.enrolled,
+            self.favourites_set - earlier.favourites_set,
+            self.imported - earlier.imported,
+        )
+
+
 @dataclass(frozen=True)
 class _Rules:
     """One tenant's settings as a batch reads them."""
@@ -84,6 +102,7 @@ class SalesEngine(Engine):
     def __init__(self, *, notices: StoreNotices, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.notices = notices
+        self.tally = BookingTally()
 
     def apply(self, changes: Sequence[Change], failures: BatchFailures) -> BatchReport:
         report = BatchReport()
@@ -242,7 +261,12 @@ class SalesEngine(Engine):
                 self.sleep(ddb_batch.backoff_delay(attempt))
                 profile, ledger = None, None
                 continue
-            if "enrolled" in plan.outcomes.values():
+            outcomes = list(plan.outcomes.values())
+            self.tally.points += plan.profile.points - profile.points
+            self.tally.enrolled += outcomes.count("enrolled")
+            self.tally.imported += outcomes.count("imported")
+            self.tally.favourites_set += profile.favourite_store is None and plan.profile.favourite_store is not None
+            if "enrolled" in outcomes:
                 logger.info("persona enrolled", tenant=tenant, persona=persona_id, how=plan.profile.member_how)
             return dict(plan.outcomes)
         raise PersonaConflictError(f"sales of a persona kept conflicting after {self.max_attempts} attempts")
