@@ -15,6 +15,8 @@ PERSONAS_TABLE_OUTPUT = "PersonasTableName"
 ARCHIVE_BUCKET_OUTPUT = "ArchiveBucketName"
 ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
 DASHBOARD_OUTPUT = "DashboardName"
+# The private ranges on-premises pulls may call (comma-separated); absent when the deployment allows none.
+PRIVATE_HOST_CIDRS_OUTPUT = "PrivateHostCidrs"
 
 
 def pascal_case(text: str) -> str:

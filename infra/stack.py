@@ -60,6 +60,13 @@ class PossyncStack(Stack):
             CfnOutput(self, key, value=value, description=description)
 
         output(outputs.RESOURCE_PREFIX_OUTPUT, self.names.prefix, "Prefix of every name, SSM parameter and secret")
+        if self.config.private_host_cidrs:
+            # `possync credentials add` checks a custom IP:PORT against exactly what the pull will accept.
+            output(
+                outputs.PRIVATE_HOST_CIDRS_OUTPUT,
+                ",".join(str(cidr) for cidr in self.config.private_host_cidrs),
+                "Private ranges on-premises pulls may call (onprem_vpc.private_cidrs)",
+            )
         output(outputs.RECORDS_TABLE_OUTPUT, self.storage.records_table.table_name, "Normalized records")
         stream_arn = self.storage.records_table.table_stream_arn
         if stream_arn is None:

@@ -12,6 +12,7 @@ import boto3
 from botocore.config import Config
 
 from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, REEVALUATION_FUNCTION, ResourceNames
+from functions.core.netguard import IPNetwork, parse_private_networks
 from infra import outputs
 
 
@@ -39,6 +40,9 @@ class Target:
     region: str | None = None
     personas_table: str = ""  # "" means the default physical name, names.personas_table
     reevaluation_queue_url: str = ""  # where settings and store-mapping changes send their re-evaluation jobs
+    # The private ranges the deployment's on-premises pulls may call; None when unknown (the local runtime, where
+    # `credentials add --allow-private` decides).
+    private_host_networks: tuple[IPNetwork, ...] | None = None
 
     def __post_init__(self) -> None:
         if not self.personas_table:
@@ -102,6 +106,7 @@ def stack_target(stack: str = DEFAULT_STACK, region: str | None = None) -> Targe
             region=region,
             personas_table=values.get(outputs.PERSONAS_TABLE_OUTPUT, ""),
             reevaluation_queue_url=values.get(outputs.queue_url_output(REEVALUATION_FUNCTION), ""),
+            private_host_networks=parse_private_networks(values.get(outputs.PRIVATE_HOST_CIDRS_OUTPUT, "")),
         )
     except KeyError as exc:
         raise TargetError(f"stack {stack!r} has no output {exc.args[0]}; is it a possync stack?") from None

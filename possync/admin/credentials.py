@@ -25,6 +25,7 @@ from functions.core.credentials import (
 )
 from functions.core.errors import CredentialError, HostNotAllowedError, PossyncError
 from functions.core.layout import Vendor
+from functions.core.netguard import IPNetwork
 from functions.core.store import RegisteredCredential
 from functions.core.tenants import TenantExistsError
 from functions.pull_onprem.tls import PinnedCertificate, check_pin
@@ -213,8 +214,15 @@ def _describe_fields(vendor: Vendor) -> str:
     return ", ".join(public + secret)
 
 
-def check_custom_address(vendor: Vendor, address: str, allow_private: bool) -> None:
-    """A custom IP:PORT makes our Lambda call that address: refuse loopback, metadata, private (unless allowed)."""
+def check_custom_address(
+    vendor: Vendor, address: str, allow_private: bool, deployed_networks: tuple[IPNetwork, ...] | None = None
+) -> None:
+    """A custom IP:PORT makes our Lambda call that address: refuse loopback, metadata, private (unless allowed).
+
+    Against a deployed stack, `deployed_networks` are the private ranges its on-premises pulls may call (the stack's
+    output): the same check the pull applies, so a credential is never stored that every pull would refuse.
+    Unknown (None, the local runtime): `--allow-private` accepts any private range.
+    """
     try:
         from functions.core.netguard import resolve_allowed
     except ImportError:
@@ -223,6 +231,12 @@ def check_custom_address(vendor: Vendor, address: str, allow_private: bool) -> N
             "so it is not stored",
             "upgrade possync, or add the credential without --ip-port",
         )
+    if deployed_networks is not None:
+        try:
+            resolve_allowed(address, allow_private=bool(deployed_networks), private_networks=deployed_networks)
+        except (PossyncError, ValueError) as exc:
+            fail(str(exc), "nothing was stored")
+        return
     try:
         resolve_allowed(address, allow_private=allow_private)
     except (PossyncError, ValueError) as exc:
@@ -405,7 +419,7 @@ def add(
         bool,
         typer.Option(
             "--allow-private",
-            help="Accept a private (RFC 1918) --ip-port; only if the deployment allows private hosts.",
+            help="With --local: accept a private (RFC 1918) --ip-port. A deployed stack decides itself (its onprem_vpc ranges).",
         ),
     ] = False,
     new_tenant: Annotated[
@@ -455,12 +469,12 @@ def add(
     if vendor in ON_PREM and not data.get("custom_ip_port"):
         data.pop("custom_ip_port", None)
     credential = parse_credential(data, vendor, credential_id)  # CredentialError names fields, never values
-    address = credential.public_fields().get("custom_ip_port")
-    if address:
-        check_custom_address(vendor, str(address), allow_private)
     pin = check_pinned_certificate(credential)
 
     context = admin(ctx)
+    address = credential.public_fields().get("custom_ip_port")
+    if address:
+        check_custom_address(vendor, str(address), allow_private, context.target().private_host_networks)
     found = registry(context).get(tenant)
     if new_tenant and found is not None:
         fail(

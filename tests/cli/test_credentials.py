@@ -15,6 +15,7 @@ import typer
 
 from functions.core.errors import CredentialError
 from functions.core.layout import Vendor
+from functions.core.netguard import parse_private_networks
 from functions.core.store import ControlStore
 from functions.pull_onprem.tls import check_pin
 from possync.admin.credentials import check_store_name_unchanged
@@ -276,6 +277,33 @@ def test_private_address_is_accepted_only_when_allowed(cli: Invoke, target: Targ
     accepted = add_onprem(cli, "auphan", "10.1.2.3:8443", "--allow-private")
     assert accepted.exit_code == 0, accepted.output
     assert secret_of(target, "t1", Vendor.AUPHAN, "op-1")["custom_ip_port"] == "10.1.2.3:8443"
+
+
+def test_against_a_stack_a_private_address_is_checked_against_the_ranges_it_deploys(
+    cli: Invoke, target: Target
+) -> None:
+    # Given a deployment whose on-premises pulls reach 10.20.0.0/16 only (its PrivateHostCidrs output)
+    target.private_host_networks = parse_private_networks("10.20.0.0/16")
+
+    # A private address outside those ranges is refused even with --allow-private: every pull would refuse it
+    outside = add_onprem(cli, "auphan", "10.1.2.3:8443", "--allow-private")
+    assert outside.exit_code == 1
+    assert "outside the ranges this deployment reaches (10.20.0.0/16)" in outside.output
+    assert "onprem_vpc.private_cidrs" in outside.output
+    assert target.names.credential_secret("t1", Vendor.AUPHAN, "op-1") not in secret_names()
+
+    # One inside them is stored without the flag: the deployment, not the admin, decides
+    inside = add_onprem(cli, "auphan", "10.20.3.4:8443")
+    assert inside.exit_code == 0, inside.output
+    assert secret_of(target, "t1", Vendor.AUPHAN, "op-1")["custom_ip_port"] == "10.20.3.4:8443"
+
+
+def test_against_a_stack_without_private_ranges_a_private_address_is_refused(cli: Invoke, target: Target) -> None:
+    target.private_host_networks = ()
+    refused = add_onprem(cli, "auphan", "10.1.2.3:8443", "--allow-private")
+    assert refused.exit_code == 1
+    assert "allow_private_hosts=true" in refused.output  # names the deployment switch, not a CLI flag
+    assert target.names.credential_secret("t1", Vendor.AUPHAN, "op-1") not in secret_names()
 
 
 def test_public_custom_address_is_stored(cli: Invoke, control: ControlStore) -> None:

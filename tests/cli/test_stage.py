@@ -100,6 +100,22 @@ def test_the_stack_target_names_settings_and_secrets_from_the_stacks_prefix(monk
     assert target.names.credential_secret("t1", Vendor.POSABIT, "c1") == "possync-dev/t1/posabit/c1"
 
 
+def test_the_stack_target_knows_the_private_ranges_the_stack_deploys(monkeypatch: pytest.MonkeyPatch) -> None:
+    dev = ResourceNames.for_stage("dev")
+    with_ranges = stack_outputs(dev) | {outputs.PRIVATE_HOST_CIDRS_OUTPUT: "10.20.0.0/16,192.168.50.0/24"}
+    fake = FakeCloudFormation(
+        {"possync-dev": with_ranges, "possync-prod": stack_outputs(ResourceNames.for_stage("prod"))}
+    )
+    monkeypatch.setattr("possync.target.boto3.client", lambda service, **_: fake)
+
+    assert [str(n) for n in stack_target("possync-dev", "us-west-2").private_host_networks or ()] == [
+        "10.20.0.0/16",
+        "192.168.50.0/24",
+    ]
+    # No output: the deployment allows no private address (not "unknown")
+    assert stack_target("possync-prod", "us-west-2").private_host_networks == ()
+
+
 def test_a_missing_stage_stack_says_how_to_pick_the_stage(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("possync.target.boto3.client", lambda service, **_: FakeCloudFormation({}))
 

@@ -11,6 +11,7 @@ from cfnlint.api import ManualArgs, lint_file
 from functions.core.layout import ENV_ALLOW_PRIVATE_HOSTS, ENV_PRIVATE_HOST_CIDRS, PULL_VENDORS
 from infra.constants import ONPREM_PULL_FUNCTION
 from infra.constructs.onprem_network import ENI_ACTIONS
+from infra.outputs import PRIVATE_HOST_CIDRS_OUTPUT
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized, synthesize
 from tests.infra.test_checks import IGNORED_LINT_RULES, LINT_REGIONS
@@ -108,6 +109,14 @@ def test_the_vpc_variant_passes_cdk_nag_with_reasons_and_cfn_lint(in_vpc: Synthe
 
     matches = lint_file(in_vpc.template_path, ManualArgs(regions=LINT_REGIONS, include_checks=["I"]))
     assert [f"{m.rule.id} {m.message}" for m in matches if m.rule.id not in IGNORED_LINT_RULES] == []
+
+
+def test_the_stack_tells_the_cli_which_private_ranges_its_pulls_reach(
+    in_vpc: Synthesized, template: dict[str, Any]
+) -> None:
+    # `possync credentials add` reads this output to refuse an address every pull would refuse.
+    assert in_vpc.template["Outputs"][PRIVATE_HOST_CIDRS_OUTPUT]["Value"] == "10.20.0.0/16,192.168.50.0/24"
+    assert PRIVATE_HOST_CIDRS_OUTPUT not in template["Outputs"]
 
 
 def test_without_the_vpc_context_no_function_is_in_a_vpc(template: dict[str, Any]) -> None:
