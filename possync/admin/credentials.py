@@ -419,7 +419,7 @@ def add(
         bool,
         typer.Option(
             "--allow-private",
-            help="With --local: accept a private (RFC 1918) --ip-port. A deployed stack decides itself (its onprem_vpc ranges).",
+            help="With --local: accept a private (RFC 1918) --ip-port (a deployed stack checks its onprem_vpc ranges).",
         ),
     ] = False,
     new_tenant: Annotated[
