@@ -46,7 +46,7 @@ from functions.core.loyalty.settings import tenant_zone
 from functions.core.observability import logger
 from functions.core.settings import IntegrationSettings, TenantSettings
 from functions.core.sources import clear_caches
-from functions.core.store import ControlStore, RecordStore, StoreError
+from functions.core.store import ControlStore, RecordStore, call_table
 
 # --- the function, its queue and its event source mapping (the CDK app and the local runtime read these) --------
 FUNCTION_TIMEOUT_SECONDS = 300
@@ -278,14 +278,7 @@ class RunStatuses:
         }
 
     def _call(self, op: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.ddb, op)(TableName=self.table, **kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise
-            raise StoreError(f"{op} on {self.table} failed: {aws_error_code(exc)}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"{op} on {self.table} failed: {type(exc).__name__}") from exc
+        return call_table(self.ddb, self.table, op, TableName=self.table, **kwargs)
 
     def _conditional(self, **kwargs: Any) -> bool:
         """An update that applies only if its condition holds; False when it did not."""

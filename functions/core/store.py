@@ -22,6 +22,24 @@ class StoreError(AwsServiceError):
     """DynamoDB refused or failed a request."""
 
 
+CONDITION_FAILED = frozenset({"ConditionalCheckFailedException"})
+
+
+def call_table(ddb: Any, table: str, op: str, *, passthrough: frozenset[str] = CONDITION_FAILED, **kwargs: Any) -> Any:
+    """One DynamoDB request. A failure becomes a StoreError naming the operation, the table and AWS's error code
+    (never the request, which may carry personal data), except the codes in `passthrough` (a condition that did
+    not hold, a cancelled transaction): those are re-raised as the ClientError for the caller to decide."""
+    try:
+        return getattr(ddb, op)(**kwargs)
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        if code in passthrough:
+            raise
+        raise StoreError(f"{op} on {table} failed: {code}") from exc
+    except BotoCoreError as exc:
+        raise StoreError(f"{op} on {table} failed: {type(exc).__name__}") from exc
+
+
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
@@ -300,14 +318,7 @@ class ControlStore:
         self._sleep = sleep
 
     def _call(self, op: str, **kwargs: Any) -> Any:
-        try:
-            return getattr(self.ddb, op)(TableName=self.table, **kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                raise
-            raise StoreError(f"{op} on {self.table} failed: {exc.response.get('Error', {}).get('Code')}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"{op} on {self.table} failed: {type(exc).__name__}") from exc
+        return call_table(self.ddb, self.table, op, TableName=self.table, **kwargs)
 
     # checkpoints
     def get_checkpoint(self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream) -> Checkpoint:

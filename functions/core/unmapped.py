@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from functions.core import layout
 from functions.core.layout import Vendor
-from functions.core.store import StoreError
+from functions.core.store import call_table
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,9 @@ class UnmappedStores:
     def _call(self, op: str, **kwargs: Any) -> Any:
         """The request's response, or None when its condition was not met."""
         try:
-            return getattr(self.ddb, op)(TableName=self.table, **kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return exc.response
-            raise StoreError(f"{op} on {self.table} failed: {exc.response.get('Error', {}).get('Code')}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"{op} on {self.table} failed: {type(exc).__name__}") from exc
+            return call_table(self.ddb, self.table, op, TableName=self.table, **kwargs)
+        except ClientError as exc:  # only a condition that did not hold comes through
+            return exc.response
 
     @staticmethod
     def _key(tenant: str, vendor: Vendor, credential_id: str, location_id: str | None) -> dict[str, Any]:

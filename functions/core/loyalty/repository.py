@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 from pydantic import ValidationError
 
 from functions.core import layout
@@ -26,7 +26,7 @@ from functions.core.loyalty.codecs import Item
 from functions.core.loyalty.values import Claim, LedgerEntry, ParkedRecord, Persona, Purchase
 from functions.core.models import CanonicalRecord
 from functions.core.observability import logger
-from functions.core.store import StoreError
+from functions.core.store import call_table
 
 # DynamoDB's limit on the actions of one TransactWriteItems.
 TRANSACTION_MAX_ITEMS = 100
@@ -57,14 +57,9 @@ class PersonaStore:
     # --- plumbing ------------------------------------------------------------------------------------------
     def _call(self, op: str, **kwargs: Any) -> Any:
         try:
-            return getattr(self.ddb, op)(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in CANCELLED:
-                raise PersonaConflictError(f"{op} on {self.table} lost a race") from exc
-            raise StoreError(f"{op} on {self.table} failed: {code}") from exc
-        except BotoCoreError as exc:
-            raise StoreError(f"{op} on {self.table} failed: {type(exc).__name__}") from exc
+            return call_table(self.ddb, self.table, op, passthrough=CANCELLED, **kwargs)
+        except ClientError as exc:  # only a lost race comes through
+            raise PersonaConflictError(f"{op} on {self.table} lost a race") from exc
 
     def _get_many(self, keys: Sequence[Item]) -> Iterator[Item]:
         """Every item of these keys that exists (consistent reads, 100 keys per BatchGetItem)."""
