@@ -18,10 +18,13 @@ from possync.admin import status as admin_status
 from possync.admin import stores as admin_stores
 from possync.admin import tenants as admin_tenants
 from possync.admin.context import admin_options
+from possync.admin.globals import GlobalOptionsGroup, quiet_help_types
 from possync.admin.render import output_width
 from possync.local.runtime import DEMO_SCALE, LocalRuntime, Scale
 
+quiet_help_types()
 app = typer.Typer(
+    cls=GlobalOptionsGroup,
     name="possync",
     help="possync: POS data to loyalty personas. Run `possync demo` to see it work with no AWS account.",
     no_args_is_help=True,

@@ -12,6 +12,7 @@ import typer
 from functions.core.archive import S3Archive
 from functions.core.layout import DEFAULT_STAGE, Vendor, check_id
 from functions.core.store import ControlStore, RecordStore
+from possync.admin.globals import show_version
 from possync.admin.render import fail
 from possync.target import DEFAULT_STACK, Target, local_target, stack_for_stage, stack_target
 
@@ -74,7 +75,12 @@ def _local_user() -> str:
 def admin_options(
     ctx: typer.Context,
     local: Annotated[
-        bool, typer.Option("--local", help="Talk to a running `possync local serve` instead of AWS.")
+        bool,
+        typer.Option(
+            "--local",
+            help="Talk to a running `possync local serve` (found from any directory, or $POSSYNC_LOCAL) instead of "
+            "AWS.",
+        ),
     ] = False,
     stage: Annotated[
         str,
@@ -87,13 +93,19 @@ def admin_options(
     stack: Annotated[
         str | None,
         typer.Option(
-            "--stack", envvar="POSSYNC_STACK", help=f"The deployed CloudFormation stack [default: {DEFAULT_STACK}]."
+            "--stack", envvar="POSSYNC_STACK", help=f"The deployed CloudFormation stack \\[default: {DEFAULT_STACK}]."
         ),
     ] = None,
     region: Annotated[
         str | None, typer.Option("--region", help="AWS region of the stack (default: AWS_REGION / your profile).")
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", help="Print possync's version and exit.", callback=show_version, is_eager=True),
+    ] = False,
 ) -> None:
+    """possync: POS data to loyalty personas. Global options (--local, --stage, --stack, --region) may also
+    follow the subcommand: `possync status --local`."""
     def explicit(name: str) -> bool:  # typed on the command line, not taken from POSSYNC_* in the environment
         source = ctx.get_parameter_source(name)
         return source is not None and source.name == "COMMANDLINE"

@@ -37,6 +37,7 @@ from possync.admin.credentials import registry_entry
 from possync.admin.tenants import create_tenant
 from possync.local.lambda_shim import HandlerRunner, sqs_event
 from possync.local.provision import LOCAL_REGION, Resources, provision
+from possync.target import user_state_file
 from possync.local.stream_pump import (
     ConsumerStats,
     DeadLetters,
@@ -143,8 +144,11 @@ class LocalRuntime:
         workdir: Path = Path(".local"),
         vendors: tuple[Vendor, ...] | None = None,
         rules: bool = True,
+        publish: bool = False,
     ) -> None:
-        """`rules=False` pulls without pumping the records stream to the stream consumers (pull-only runs)."""
+        """`rules=False` pulls without pumping the records stream to the stream consumers (pull-only runs);
+        `publish=True` (`possync local serve`) also writes the state to the user's state path, so `possync --local`
+        finds this runtime from any directory."""
         self.scale = scale or Scale()
         self.seed = seed
         self.workdir = workdir
@@ -158,6 +162,7 @@ class LocalRuntime:
         self.enroll_integrations: set[tuple[str, Vendor]] = set()  # (tenant, vendor) with enroll_after set
         self.unmapped_credentials: set[tuple[str, Vendor, str]] = set()  # left out of the store mappings
         self.rules = rules
+        self.publish = publish
         self._moto: Any = None
         self._saved_env: dict[str, str | None] = {}
         self.log_path = workdir / "lambda.log"
@@ -235,6 +240,10 @@ class LocalRuntime:
                 self.resources.records_stream_arn,
             )
         self.state_file.write_text(json.dumps(self.state(), indent=2))
+        if self.publish:
+            published = user_state_file()
+            published.parent.mkdir(parents=True, exist_ok=True)
+            published.write_text(json.dumps(self.state(), indent=2))
 
     def stop(self) -> None:
         for simulator in self.simulators.values():
@@ -254,6 +263,8 @@ class LocalRuntime:
             self._log.close()
         if self.state_file.exists():
             self.state_file.unlink()
+        if self.publish:
+            _unpublish(user_state_file())
 
     @property
     def state_file(self) -> Path:
@@ -273,6 +284,8 @@ class LocalRuntime:
             "queue_urls": self.resources.queue_urls,
             "rules_dlq_urls": self.resources.rules_dlq_urls,
             "reevaluation_queue_url": self.resources.reevaluation_queue_url,
+            "pid": os.getpid(),
+            "workdir": str(self.workdir.resolve()),
         }
 
     def _simulator_args(self, vendor: Vendor) -> dict[str, Any]:
@@ -522,6 +535,15 @@ class LocalRuntime:
 
     def pull_function(self, vendor: Vendor) -> str:
         return PULL_FUNCTION[vendor]
+
+
+def _unpublish(published: Path) -> None:
+    """Remove the user-level state file if it is this process's (another runtime may have published since)."""
+    try:
+        if json.loads(published.read_text()).get("pid") == os.getpid():
+            published.unlink()
+    except (OSError, ValueError):
+        return
 
 
 def cold_start(functions: list[str]) -> None:
