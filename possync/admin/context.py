@@ -106,6 +106,7 @@ def admin_options(
 ) -> None:
     """possync: POS data to loyalty personas. Global options (--local, --stage, --stack, --region) may also
     follow the subcommand: `possync status --local`."""
+
     def explicit(name: str) -> bool:  # typed on the command line, not taken from POSSYNC_* in the environment
         source = ctx.get_parameter_source(name)
         return source is not None and source.name == "COMMANDLINE"

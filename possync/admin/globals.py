@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup, TyperOption
 
@@ -24,9 +24,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
             rest.extend(args[index:])
             break
         name = word.split("=", 1)[0]
-        if word in GLOBAL_FLAGS:
-            hoisted.append(word)
-        elif name in GLOBAL_VALUED and "=" in word:
+        if word in GLOBAL_FLAGS or (name in GLOBAL_VALUED and "=" in word):
             hoisted.append(word)
         elif word in GLOBAL_VALUED and index + 1 < len(args):
             hoisted.extend(args[index : index + 2])
@@ -40,7 +38,7 @@ def hoist_global_options(args: list[str]) -> list[str]:
 class GlobalOptionsGroup(TyperGroup):
     """The top-level `possync` group: global options may follow the subcommand, as in `gh` or `aws`."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own (vendored) click Context
         return super().parse_args(ctx, hoist_global_options(list(args)))
 
 
@@ -60,7 +58,7 @@ def show_version(value: bool) -> None:
 _PLAIN_TYPES = {"<str>": "TEXT", "<int>": "INTEGER", "<float>": "NUMBER", "<Path>": "PATH"}
 
 
-def _display_type(self: TyperOption, ctx: click.Context) -> str | None:
+def _display_type(self: TyperOption, ctx: Any) -> str | None:
     """A flag shows no type (`--local`, not `--local <bool>`); a value shows its metavar or a plain word."""
     if self.is_flag:
         return None
@@ -75,4 +73,4 @@ def _display_type(self: TyperOption, ctx: click.Context) -> str | None:
 def quiet_help_types() -> None:
     """Typer's rich help prints a type beside every option, `<bool>` on flags included; possync's help shows a
     type only where a value is expected (installed once, by possync.cli)."""
-    TyperOption.display_type_rich = _display_type  # type: ignore[method-assign]
+    TyperOption.display_type_rich = _display_type  # type: ignore[method-assign,assignment]

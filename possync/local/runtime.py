@@ -37,7 +37,6 @@ from possync.admin.credentials import registry_entry
 from possync.admin.tenants import create_tenant
 from possync.local.lambda_shim import HandlerRunner, sqs_event
 from possync.local.provision import LOCAL_REGION, Resources, provision
-from possync.target import user_state_file
 from possync.local.stream_pump import (
     ConsumerStats,
     DeadLetters,
@@ -46,6 +45,7 @@ from possync.local.stream_pump import (
     StreamReader,
     peek_dead_letters,
 )
+from possync.target import user_state_file
 
 SIMULATORS: dict[Vendor, tuple[str, str]] = {
     Vendor.POSABIT: ("simulators.posabit", "PosabitSimulator"),
@@ -380,17 +380,21 @@ class LocalRuntime:
         on_stream: Callable[[dict[str, int]], None] | None = None,
         on_batch: Callable[[str, int], None] | None = None,
         pull_now: bool = False,
+        dispatch: bool = True,
     ) -> TickReport:
         """One EventBridge Scheduler tick: each pull function dispatches the credentials that are due (or, with
         `pull_now`, every active credential), then consumes its queue; then the records it wrote reach the stream
         consumers, as their event source mappings would deliver them.
 
         `on_stream` hears how many records each consumer is about to be handed, `on_batch` each batch done.
+        `dispatch=False` only consumes the jobs already queued (`possync --local pull` enqueues them).
         """
         assert self.resources is not None
         assert self.runner is not None
         started = time.monotonic()
-        jobs = run_tick(self.client, self.resources, self.runner, self.functions, on_job, pull_now=pull_now)
+        jobs = run_tick(
+            self.client, self.resources, self.runner, self.functions, on_job, pull_now=pull_now, dispatch=dispatch
+        )
         report = TickReport(label, jobs=jobs)
         report.written = _count_written(self.stream_records())
         if self.pump is not None:
@@ -597,16 +601,18 @@ def run_tick(
     on_job: Callable[[JobRecord], None] | None = None,
     timeout_seconds: float = 900.0,
     pull_now: bool = False,
+    dispatch: bool = True,
 ) -> list[JobRecord]:
     """Each pull function gets the schedule's {"action": "dispatch"} (only credentials whose pull interval has
     passed are enqueued), or with `pull_now` the manual dispatch (every active credential, now); then its queue is
-    consumed job by job."""
+    consumed job by job. `dispatch=False` consumes only what is queued already."""
     sqs = clients("sqs")
     jobs: list[JobRecord] = []
     event = layout.DISPATCH_NOW_EVENT if pull_now else layout.DISPATCH_EVENT
     for function in functions:
         env = resources.lambda_env(function)
-        runner.invoke(function, dict(event), env)
+        if dispatch:
+            runner.invoke(function, dict(event), env)
         url = resources.queue_urls[function]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         for message in drain(sqs, url):
