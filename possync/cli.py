@@ -9,6 +9,7 @@ from rich.console import Console
 
 from functions.core.layout import Vendor
 from possync.admin import credentials as admin_credentials
+from possync.admin import overview as admin_overview
 from possync.admin import personas as admin_personas
 from possync.admin import pull as admin_pull
 from possync.admin import reevaluate as admin_reevaluate
@@ -33,6 +34,7 @@ app = typer.Typer(
 local_app = typer.Typer(help="The embedded default: moto and the POS simulators on this machine.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 app.callback()(admin_options)
+admin_tenants.app.command("show")(admin_overview.show_command)
 app.add_typer(admin_tenants.app, name="tenants")
 app.add_typer(admin_credentials.app, name="credentials")
 app.add_typer(admin_settings.app, name="settings")

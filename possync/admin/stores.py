@@ -31,7 +31,7 @@ from possync.admin.settings import (
     current_view,
     read_stored,
 )
-from possync.admin.tenants import known_tenant, require_tenant
+from possync.admin.tenants import command_line, known_tenant, require_tenant
 
 app = typer.Typer(
     help="Store mappings: which retail store each credential or POS location is (favourite stores come from them).",
@@ -257,3 +257,68 @@ def unmapped(
         out.print("Map each one to its retail store (favourite stores stay unset until then):")
         for row in rows:
             out.print(f"  {row['map_command']}", markup=False)
+
+
+@app.command("list")
+@guarded
+def list_mappings(
+    ctx: typer.Context,
+    tenant: TenantOption,
+    vendor_name: Annotated[str | None, typer.Option("--vendor", "-v", help="Only this POS.")] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """A tenant's store mappings as a table: which retail store each credential or POS location is.
+
+    Example: possync stores list --tenant acme
+    """
+    context = admin(ctx)
+    tenant = known_tenant(context, tenant)
+    vendors = [parse_vendor(vendor_name)] if vendor_name else list(Vendor)
+    target = context.target()
+    ssm = context.client("ssm")
+    control = context.control()
+    rows: list[dict[str, Any]] = []
+    unmapped_credentials: list[str] = []
+    for vendor in vendors:
+        scope = Scope.of(target.names, tenant, vendor)
+        mappings: dict[str, str] = dict(current_view(scope, read_stored(ssm, scope)).get(MAPPING_KEY) or {})
+        credentials = {c.credential_id: c for c in control.credentials(vendor, tenant)}
+        for key, store in sorted(mappings.items()):
+            credential = credentials.get(key)
+            rows.append(
+                {
+                    "vendor": vendor.value,
+                    "kind": "credential" if credential is not None else "location",
+                    "key": key,
+                    "store": store,
+                    "store_name": (credential.attributes.get("store_name") or credential.label) if credential else None,
+                }
+            )
+        unmapped_credentials += [f"{vendor.value}/{c}" for c in sorted(credentials) if c not in mappings]
+    emit(
+        rows,
+        [
+            ("vendor", "vendor"),
+            ("kind", "maps"),
+            ("key", "credential / location"),
+            ("store", "store"),
+            ("store_name", "POS store name"),
+        ],
+        output,
+        title=f"Store mappings of {tenant}",
+        empty=f"no store mappings for {tenant} yet",
+    )
+    if output is Output.TABLE:
+        out = console()
+        if unmapped_credentials:
+            out.print(
+                "Credentials with no mapping of their own (their locations may be mapped one by one): "
+                + ", ".join(unmapped_credentials),
+                markup=False,
+            )
+        map_line = f"stores map --tenant {tenant} --vendor VENDOR --credential ID --store STORE"
+        out.print(
+            f"Map one with `{command_line(context, map_line)}`; "
+            f"`{command_line(context, f'stores unmapped --tenant {tenant}')}` lists stores sending unmapped data.",
+            markup=False,
+        )
