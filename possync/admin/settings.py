@@ -39,6 +39,8 @@ app = typer.Typer(
 MAPPING_KEY = "store_mappings"
 FAIL_SAFE = "rules fail safe: no enrollment, no texts until this is fixed"
 AUTO_KEY = "sync_personas_enabled_on"
+# Dates whose setting enrolls or texts shoppers already stored: `set` shows the impact and asks first.
+DATE_KEYS = frozenset({"enroll_after", "sms_optin_after"})
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the change and write nothing.")]
 SettingsVendor = Annotated[
     str | None,
@@ -324,21 +326,21 @@ def change_settings(
     notes = consequences(scope, before, after)
     for note in notes:
         warn(note)
-    if dry_run:
-        lines = (
-            impact.preview(context, tenant, scope.vendor, after, {c["setting"] for c in changes})
-            if scope.vendor is not None
-            else []
-        )
+    changed_keys = {c["setting"] for c in changes}
+    # Setting an enroll or opt-in date acts on stored shoppers: show what it will do (the --dry-run counts) and ask.
+    dated = scope.vendor is not None and any(after.get(k) for k in DATE_KEYS & changed_keys)
+    if dry_run or dated:
+        lines = impact.preview(context, tenant, scope.vendor, after, changed_keys) if scope.vendor is not None else []
         for line in lines:
             console().print(escape(line))
+    if dry_run:
         console().print(
             "Dry run: nothing was written."
             if lines
             else "Dry run: nothing was written. The diff above is the whole preview: it enrolls or texts nobody."
         )
         return Outcome.DRY_RUN
-    if notes and not yes:
+    if (notes or dated) and not yes:
         typer.confirm("Apply this change?", abort=True)
     vendor = scope.vendor
     stored_value = json.dumps({"vendor": vendor.value, **after} if vendor is not None else after, sort_keys=True)

@@ -1,4 +1,4 @@
-"""`possync tenants show`, `stores list`, `quarantine list` per tenant, and that every --tenant command refuses a typo."""
+"""`possync tenants show`, `stores list`, `quarantine list` per tenant; every --tenant command refuses a typo."""
 
 from __future__ import annotations
 

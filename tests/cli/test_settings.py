@@ -60,7 +60,9 @@ def test_show_without_a_parameter_shows_the_defaults(cli: Invoke) -> None:
 
 
 def test_set_validates_writes_and_audits(cli: Invoke, target: Target) -> None:
-    result = set_posabit(cli, "age_gate_attested=true", "enroll_after=2026-05-01", "store_mappings.store-1=downtown")
+    result = set_posabit(
+        cli, "age_gate_attested=true", "enroll_after=2026-05-01", "store_mappings.store-1=downtown", "--yes"
+    )
 
     assert result.exit_code == 0, result.output
     value = stored(target)
@@ -153,7 +155,7 @@ def test_sync_personas_is_not_offered_for_thsuite(cli: Invoke) -> None:
 
 
 def test_removing_enroll_after_explains_and_asks(cli: Invoke, target: Target) -> None:
-    assert set_posabit(cli, "age_gate_attested=true", "enroll_after=2026-05-01").exit_code == 0
+    assert set_posabit(cli, "age_gate_attested=true", "enroll_after=2026-05-01", "--yes").exit_code == 0
 
     declined = cli("settings", "unset", "--tenant", "t1", "--vendor", "posabit", "enroll_after", input="n\n")
     assert declined.exit_code == 1
@@ -173,7 +175,7 @@ def test_removing_enroll_after_explains_and_asks(cli: Invoke, target: Target) ->
 
 
 def test_removing_sms_optin_after_explains_and_yes_skips_the_question(cli: Invoke, target: Target) -> None:
-    assert set_posabit(cli, "sms_optin_after=2026-06-01").exit_code == 0
+    assert set_posabit(cli, "sms_optin_after=2026-06-01", "--yes").exit_code == 0
 
     result = cli("settings", "set", "--tenant", "t1", "--vendor", "posabit", "--yes", "sms_optin_after=", input="")
     assert result.exit_code == 1  # an empty date is not a date: unset is the way to remove it
