@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from functions.core.credentials import (
     AuphanCredential,
@@ -40,6 +40,7 @@ from possync.admin.context import (
     parse_id,
     parse_vendor,
 )
+from possync.admin.problems import describe
 from possync.admin.render import Output, OutputOption, age, console, emit, fail, guarded, warn
 from possync.admin.tenants import (
     command_line,
@@ -242,6 +243,23 @@ def check_custom_address(
     except (PossyncError, ValueError) as exc:
         private = "private network" in str(exc) and not allow_private
         fail(str(exc), "if the deployment allows private hosts, add --allow-private" if private else None)
+
+
+def checked_credential(data: dict[str, Any], vendor: Vendor, credential_id: str) -> Credential:
+    """The credential, or exit 1 naming each bad field and the rule it breaks (never a value)."""
+    try:
+        return parse_credential(data, vendor, credential_id)
+    except CredentialError:
+        try:
+            TypeAdapter(Credential).validate_python(data)
+        except ValidationError as exc:
+            problems = describe(exc.errors(include_input=False), lambda loc: ".".join(map(str, loc[1:] or loc)))
+        else:  # pragma: no cover - parse_credential refuses only what the model refuses
+            problems = "not valid"
+        fail(
+            f"this {vendor.value} credential is not valid: {problems}; nothing was stored",
+            f"fields of a {vendor.value} credential: {_describe_fields(vendor)}",
+        )
 
 
 def check_pinned_certificate(credential: Credential) -> PinnedCertificate | None:
@@ -468,7 +486,7 @@ def add(
     data = build_credential_data(vendor, credential_id, options, envs, from_json)
     if vendor in ON_PREM and not data.get("custom_ip_port"):
         data.pop("custom_ip_port", None)
-    credential = parse_credential(data, vendor, credential_id)  # CredentialError names fields, never values
+    credential = checked_credential(data, vendor, credential_id)
     pin = check_pinned_certificate(credential)
 
     context = admin(ctx)

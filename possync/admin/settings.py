@@ -17,6 +17,7 @@ from rich.markup import escape
 from functions.core.errors import SettingsError
 from functions.core.layout import ResourceNames, Vendor
 from functions.core.settings import (
+    POINTS_IMPORT_VENDORS,
     SYNC_VENDORS,
     IntegrationSettings,
     TenantSettings,
@@ -28,6 +29,7 @@ from functions.core.sources import SETTINGS_MAX_AGE_SECONDS
 from possync.admin import impact, reevaluate
 from possync.admin.audit import AuditLog
 from possync.admin.context import AdminContext, OptionalVendor, TenantOption, YesOption, admin, parse_id, parse_vendor
+from possync.admin.problems import describe, did_you_mean
 from possync.admin.render import Output, OutputOption, cell, console, emit, fail, guarded, warn, when
 from possync.admin.tenants import require_tenant
 
@@ -87,9 +89,7 @@ class Scope:
         try:
             model: BaseModel = self.model.model_validate(payload)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{error_location(e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors(include_input=False)
-            )
+            problems = describe(exc.errors(include_input=False), error_location)
             raise SettingsError(f"invalid {self.label} for tenant {self.tenant}: {problems}") from None
         view = model.model_dump(mode="json")
         view.pop("vendor", None)
@@ -189,12 +189,26 @@ def mapping_pair(location: str, store: str) -> tuple[str, str]:
     return location, store
 
 
+def settable_keys(scope: Scope) -> list[str]:
+    """The keys `set` accepts for this scope: not the ones it fills in itself, nor those this POS does not offer."""
+    keys = [k for k in scope.settings_keys() if k != AUTO_KEY]
+    if scope.vendor is not None and scope.vendor not in SYNC_VENDORS:
+        keys = [k for k in keys if k not in ("sync_personas", "sync_to_relevant_market")]
+    if scope.vendor is not None and scope.vendor not in POINTS_IMPORT_VENDORS:
+        keys = [k for k in keys if k != "loyalty_points_imported_on"]
+    if scope.vendor is not None:
+        keys = [f"{MAPPING_KEY}.<credential-or-location>" if k == MAPPING_KEY else k for k in keys]
+    return keys
+
+
 def _known(scope: Scope, key: str, stored_keys: tuple[str, ...]) -> None:
     if key not in scope.settings_keys() and key not in stored_keys:
-        fail(
-            f"unknown setting {key!r} for the {scope.label}",
-            f"settings are: {', '.join(scope.settings_keys())}",
-        )
+        other = "--vendor" if scope.vendor is None else "no --vendor"
+        elsewhere = Scope(scope.tenant, None if scope.vendor is not None else Vendor.POSABIT, "")
+        hint = f"settings here are: {', '.join(settable_keys(scope))}"
+        if key in elsewhere.settings_keys():
+            hint = f"{key} is a {'tenant-wide' if scope.vendor is not None else 'per-POS'} setting: use {other}"
+        fail(f"unknown setting {key!r} for the {scope.label}{did_you_mean(key, scope.settings_keys())}", hint)
 
 
 def _as_bool(value: Any) -> bool | None:
