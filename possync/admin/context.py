@@ -28,6 +28,7 @@ class AdminContext:
     region: str | None = None
     target_override: Target | None = None
     actor_override: str | None = None
+    global_flags: list[str] = field(default_factory=list)  # as typed: hints repeat them
     _target: Target | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
 
@@ -126,6 +127,13 @@ def admin_options(
             fail(str(exc), "a stage is what the stack was deployed with: `cdk deploy -c stage=NAME`")
     admin = ctx.obj if isinstance(ctx.obj, AdminContext) else AdminContext()
     admin.local, admin.stack, admin.region = local, stack or stage_stack, region
+    # The global options typed (not from the environment), so printed hints run against the same target.
+    admin.global_flags = (
+        ["--local"] * local
+        + (["--stage", stage] if explicit("stage") else [])
+        + (["--stack", stack or ""] if explicit("stack") else [])
+        + (["--region", region] if region else [])
+    )
     ctx.obj = admin
 
 

@@ -642,7 +642,7 @@ def remove(
     if registered is None and state != "present":
         fail(
             f"tenant {tenant} has no {vendor.value} credential {credential_id}",
-            f"see `possync credentials list --tenant {tenant}`",
+            f"see `{command_line(context, f'credentials list --tenant {tenant}')}`",
         )
     if not yes:
         typer.confirm(

@@ -342,7 +342,10 @@ def show_command(
     persona_id = _resolve(store, tenant, who)
     persona = store.get_persona(tenant, persona_id)
     if persona is None:
-        fail(f"tenant {tenant} has no persona {persona_id}", f"see `possync personas list --tenant {tenant}`")
+        fail(
+            f"tenant {tenant} has no persona {persona_id}",
+            f"see `{command_line(context, f'personas list --tenant {tenant}')}`",
+        )
     claims = identity_claims(persona)
     owners = store.claim_owners(tenant, claims)
     claim_rows = [

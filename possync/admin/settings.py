@@ -31,7 +31,7 @@ from possync.admin.audit import AuditLog
 from possync.admin.context import AdminContext, OptionalVendor, TenantOption, YesOption, admin, parse_id, parse_vendor
 from possync.admin.problems import describe, did_you_mean
 from possync.admin.render import Output, OutputOption, cell, console, emit, fail, guarded, warn, when
-from possync.admin.tenants import require_tenant
+from possync.admin.tenants import command_line, require_tenant
 
 app = typer.Typer(
     help="Integration settings (per tenant and POS) and tenant-wide loyalty settings: validated, previewed, audited.",
@@ -331,7 +331,8 @@ def change_settings(
     try:
         after = apply_change(scope, stored, sets, mappings, unsets, today)
     except SettingsError as exc:
-        fail(f"{exc}; nothing was written", f"see `possync settings show --tenant {tenant}` for the current values")
+        shown = f"settings show --tenant {tenant}" + (f" --vendor {scope.vendor.value}" if scope.vendor else "")
+        fail(f"{exc}; nothing was written", f"see `{command_line(context, shown)}` for the current values")
     changes = diff(before, after)
     if not changes:
         console().print(f"Nothing to change: the {scope.label} of {tenant} already say that.")
@@ -373,7 +374,7 @@ def change_settings(
     if stored.version is not None and version != stored.version + 1:
         warn(
             f"{scope.parameter} changed while this command ran (version {stored.version} -> {version}); "
-            f"check `possync settings history --tenant {tenant}`"
+            f"check `{command_line(context, f'settings history --tenant {tenant}')}`"
         )
     console().print(
         f"Saved {scope.parameter} (version {version}) as {who}. Pulls and rules use it within "
@@ -510,8 +511,15 @@ def show(
         fail(
             "\n".join(f"settings parameter {parameter} is not valid: {problem}" for parameter, problem in invalid)
             + f"\n{FAIL_SAFE}",
-            f"fix with `possync settings set` / `possync settings unset --tenant {tenant}"
-            + (f" --vendor {vendor.value}`" if vendor else " --vendor VENDOR`"),
+            "fix with `"
+            + command_line(
+                context, f"settings set --tenant {tenant} --vendor {vendor.value if vendor else 'VENDOR'} KEY=VALUE"
+            )
+            + "` or `"
+            + command_line(
+                context, f"settings unset --tenant {tenant} --vendor {vendor.value if vendor else 'VENDOR'} KEY"
+            )
+            + "`",
         )
 
 

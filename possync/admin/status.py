@@ -223,7 +223,9 @@ def status_command(
     if output is Output.TABLE:
         if not rows:
             console().print(
-                "no credentials registered; add one with `possync credentials add VENDOR --tenant T --id ID`"
+                "no credentials registered; add one with "
+                f"`{command_line(context, 'credentials add VENDOR --tenant ' + (tenant or 'T') + ' --id ID')}`",
+                markup=False,
             )
             return
         out = console()
@@ -243,7 +245,9 @@ def status_command(
             out.print(
                 f"[red]{len(unhealthy)} of {len(rows)} credentials need attention: "
                 + escape(", ".join(f"{r['tenant']}/{r['vendor']}/{r['id']}" for r in unhealthy))
-                + "[/] (see `health` above; `possync quarantine list` for contract mismatches)"
+                + "[/] (see `health` above; `"
+                + escape(command_line(context, f"quarantine list --tenant {tenant or unhealthy[0]['tenant']}"))
+                + "` for contract mismatches)"
             )
     else:
         columns = [("tenant", "tenant"), ("vendor", "vendor"), ("id", "id"), ("store", "store"), ("active", "active")]

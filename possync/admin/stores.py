@@ -145,15 +145,16 @@ def map_store(
         if control.get_credential(tenant, vendor, key) is None:
             fail(
                 f"tenant {tenant} has no {vendor.value} credential {key}",
-                f"see `possync credentials list --tenant {tenant} --vendor {vendor.value}` "
-                "or `possync stores unmapped`",
+                f"see `{command_line(context, f'credentials list --tenant {tenant} --vendor {vendor.value}')}` "
+                f"or `{command_line(context, f'stores unmapped --tenant {tenant}')}`",
             )
     elif not covered:
         mapped = current_view(scope, read_stored(context.client("ssm"), scope)).get(MAPPING_KEY) or {}
         if key not in mapped:
             warn(
                 f"no {vendor.value} data from location {key} has been seen yet; if the id is mistyped, "
-                "its sales stay unmapped (compare with `possync stores unmapped`)"
+                "its sales stay unmapped (compare with "
+                f"`{command_line(context, f'stores unmapped --tenant {tenant}')}`)"
             )
     outcome = change_settings(
         context, scope, {}, {key: store}, [], dry_run=dry_run, yes=False, action=f"stores map {what}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -25,7 +26,8 @@ KNOWN_SHOWN = 20
 
 def command_line(context: AdminContext, words: str) -> str:
     """A possync command line to suggest, against the same target as the command that suggests it."""
-    return "possync " + ("--local " if context.local else "") + words
+    flags = context.global_flags or (["--local"] if context.local else [])
+    return shlex.join(["possync", *flags]) + " " + words
 
 
 def registry(context: AdminContext) -> TenantRegistry:
