@@ -78,6 +78,8 @@ class Target:
     # The private ranges the deployment's on-premises pulls may call; None when unknown (the local runtime, where
     # `credentials add --allow-private` decides).
     private_host_networks: tuple[IPNetwork, ...] | None = None
+    # Where the pulls call each POS, by vendor, when it is not the vendor's hosted API (the local simulators).
+    base_urls: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.personas_table:
@@ -126,6 +128,7 @@ def local_target(state_file: Path | None = None) -> Target:
         region=state["region"],
         personas_table=state.get("personas_table", ""),
         reevaluation_queue_url=state.get("reevaluation_queue_url", ""),
+        base_urls=dict(state.get("base_urls") or {}),
     )
 
 

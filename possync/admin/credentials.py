@@ -50,6 +50,7 @@ from possync.admin.tenants import (
     registry,
     require_tenant,
 )
+from possync.admin.verify import VerificationFailedError, verify
 
 app = typer.Typer(
     help="Connect POS stores: secrets go to Secrets Manager and are never shown; public fields to the registry.",
@@ -279,6 +280,45 @@ def check_pinned_certificate(credential: Credential) -> PinnedCertificate | None
         )
 
 
+def existing_credential(secrets: Any, name: str, vendor: Vendor, credential_id: str) -> Credential | None:
+    """The credential stored under `name`, if it is one (None when absent or unreadable)."""
+    try:
+        raw = secrets.get_secret_value(SecretId=name)["SecretString"]
+    except ClientError:
+        return None
+    try:
+        return parse_credential(raw, vendor, credential_id)
+    except CredentialError:
+        return None
+
+
+def credential_changes(old: Credential | None, new: Credential) -> list[dict[str, str]]:
+    """What an update changes: public fields with old and new values; secret fields only as changed or not."""
+    if old is None:
+        return []
+    rows = []
+    before, after = old.public_fields(), new.public_fields()
+    for key in sorted(set(before) | set(after)):
+        if key == "vendor" or before.get(key) == after.get(key):
+            continue
+        rows.append({"field": key, "old": _shown(before.get(key)), "new": _shown(after.get(key))})
+    for key in secret_fields(new.vendor):
+        old_value, new_value = getattr(old, key, None), getattr(new, key, None)
+        old_secret = old_value.get_secret_value() if isinstance(old_value, SecretStr) else None
+        new_secret = new_value.get_secret_value() if isinstance(new_value, SecretStr) else None
+        if old_secret != new_secret:
+            rows.append({"field": key, "old": "(secret)", "new": "(new secret, not shown)"})
+    return rows
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "":
+        return "(unset)"
+    if isinstance(value, str) and "BEGIN CERTIFICATE" in value:
+        return "(a certificate)"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def _store_name_of_existing(secrets: Any, name: str, vendor: Vendor, credential_id: str) -> str | None:
     try:
         raw = secrets.get_secret_value(SecretId=name)["SecretString"]
@@ -377,7 +417,11 @@ def add(
     credential_id: CredentialIdOption,
     store_name: Annotated[
         str | None,
-        typer.Option(help="Store name (POSaBIT, THSuite, Profitek: never changes).", rich_help_panel="Fields"),
+        typer.Option(
+            help="Store name the key belongs to (POSaBIT, THSuite, Profitek); a Profitek store name never changes "
+            "once set.",
+            rich_help_panel="Fields",
+        ),
     ] = None,
     market: Annotated[
         str | None, typer.Option(help="POSaBIT market (state, e.g. WA).", rich_help_panel="Fields")
@@ -445,6 +489,14 @@ def add(
         typer.Option("--new-tenant", help="Create the tenant with this, its first credential (refused if it exists)."),
     ] = False,
     yes: YesOption = False,
+    verify_pos: Annotated[
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            envvar="POSSYNC_VERIFY",
+            help="Check the credential with the POS (the simulator with --local) before saving it.",
+        ),
+    ] = True,
 ) -> None:
     """Add or update a POS credential: validate it, store the secret, register the store for pulls.
 
@@ -514,6 +566,28 @@ def add(
             old_store = registered.attributes.get("store_name")
         check_store_name_unchanged(vendor, credential_id, old_store, credential.public_fields().get("store_name"))
     exists = state == "present" or registered is not None
+    if exists:
+        previous = existing_credential(secrets, secret_name, vendor, credential_id) if state == "present" else None
+        changes = credential_changes(previous, credential)
+        if previous is not None and not changes:
+            console().print(f"{vendor.value} credential {credential_id} of tenant {tenant} already has these values.")
+        elif changes:
+            emit(
+                changes,
+                [("field", "field"), ("old", "now"), ("new", "after the update")],
+                Output.TABLE,
+                title=f"Changes to {vendor.value} credential {credential_id} of {tenant}",
+            )
+    if verify_pos:
+        try:
+            found_out = verify(credential, vendor, tenant, credential_id, target)
+        except VerificationFailedError as exc:
+            fail(
+                f"{exc}; nothing was stored",
+                "check the values with the merchant, then run the command again; --no-verify saves it without "
+                "asking the POS (e.g. a store server reachable only from the deployment's network)",
+            )
+        console().print(f"Verified with {vendor.value}: the credential works ({found_out}).", markup=False)
     if exists and not yes:
         typer.confirm(
             f"{vendor.value} credential {credential_id} of tenant {tenant} exists; replace its values?", abort=True

@@ -284,6 +284,7 @@ class LocalRuntime:
             "queue_urls": self.resources.queue_urls,
             "rules_dlq_urls": self.resources.rules_dlq_urls,
             "reevaluation_queue_url": self.resources.reevaluation_queue_url,
+            "base_urls": {vendor.value: simulator.url for vendor, simulator in self.simulators.items()},
             "pid": os.getpid(),
             "workdir": str(self.workdir.resolve()),
         }
