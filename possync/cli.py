@@ -66,7 +66,10 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed for the simulators' data.")] = 7,
 ) -> None:
     """Run possync's main job locally: pull every demo store into personas, members and points, then pull again
-    after new sales arrive. Everything runs on this machine (moto and POS simulators); no AWS account is used."""
+    after new sales arrive. Everything runs on this machine (moto and POS simulators); no AWS account is used.
+
+    Example: possync demo --vendors posabit,flourish --customers 20 --sales 40
+    """
     from possync.demo import run_demo
 
     outcome = run_demo(console, Scale(customers, sales), vendors=_vendors(vendors), seed=seed)

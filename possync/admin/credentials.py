@@ -505,6 +505,8 @@ def add(
     They are never taken from the command line, never printed and never logged.
 
     The tenant must exist (`possync tenants add`); --new-tenant creates it with this, its first credential.
+
+    Example: possync credentials add posabit --tenant acme --id downtown --store-name "Downtown" --market WA
     """
     vendor = parse_vendor(vendor_name)
     tenant = parse_id(tenant, "tenant")
@@ -638,7 +640,10 @@ def list_credentials(
     vendor_name: OptionalVendor = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """List registered credentials with their last pull (never their secrets)."""
+    """List registered credentials with their last pull (never their secrets).
+
+    Example: possync credentials list --tenant acme
+    """
     vendors = [parse_vendor(vendor_name)] if vendor_name else list(Vendor)
     context = admin(ctx)
     if tenant is not None:
@@ -702,6 +707,8 @@ def remove(
     """Stop pulling a store: delete its secret (restorable for a while) and its registry entry.
 
     Data already pulled (records, the raw archive, personas) stays.
+
+    Example: possync credentials remove posabit --tenant acme --id downtown
     """
     vendor = parse_vendor(vendor_name)
     tenant = parse_id(tenant, "tenant")

@@ -6,7 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import typer
-from typer.core import TyperGroup, TyperOption
+from typer.core import TyperArgument, TyperGroup, TyperOption
 
 GLOBAL_FLAGS = frozenset({"--local"})
 GLOBAL_VALUED = frozenset({"--stage", "--stack", "--region"})
@@ -74,3 +74,9 @@ def quiet_help_types() -> None:
     """Typer's rich help prints a type beside every option, `<bool>` on flags included; possync's help shows a
     type only where a value is expected (installed once, by possync.cli)."""
     TyperOption.display_type_rich = _display_type  # type: ignore[method-assign,assignment]
+    # An argument's name or metavar (KEY=VALUE, VENDOR) already says what it takes; `<list[str]>` adds noise.
+    TyperArgument.display_type_rich = _no_type  # type: ignore[method-assign,assignment]
+
+
+def _no_type(self: TyperArgument, ctx: Any) -> str | None:
+    return None

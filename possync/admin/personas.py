@@ -332,7 +332,10 @@ def show_command(
     ledger: Annotated[int, typer.Option(min=0, help="How many of the latest ledger entries to show.")] = 10,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """One persona in full: profile, sources, identity claims, store visits, latest points ledger entries."""
+    """One persona in full: profile, sources, identity claims, store visits, latest points ledger entries.
+
+    Example: possync personas show --tenant acme +12065550123
+    """
     tenant = parse_id(tenant, "tenant")
     if output is Output.CSV:
         fail("show prints one persona: use --output table or json", "for many personas use `possync personas list`")

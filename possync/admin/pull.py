@@ -158,6 +158,8 @@ def pull_command(
     Test a new credential at once: `possync pull --tenant acme --vendor posabit --credential downtown --wait`
     shows its outcome (records read, or the error) and exits 1 if it failed or mismatched the POS's contract.
     Without --wait the jobs are queued and `possync status --tenant acme` shows how they went.
+
+    Example: possync pull --tenant acme --vendor posabit --credential downtown --wait
     """
     context = admin(ctx)
     tenant = parse_id(tenant, "tenant")

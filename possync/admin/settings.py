@@ -429,6 +429,8 @@ def set_settings(
     loyalty_points_imported_on use_last_backup pull_interval_minutes store_mappings.<credential-or-location>=<store>
 
     Tenant keys (no --vendor): brand_name points_per_dollar accrual_start_date timezone
+
+    Example: possync settings set -t acme -v posabit age_gate_attested=true enroll_after=2026-11-01 --dry-run
     """
     _change(ctx, tenant, vendor_name, assignments, [], dry_run, yes, "set")
 
@@ -443,7 +445,10 @@ def unset_settings(
     dry_run: DryRunOption = False,
     yes: YesOption = False,
 ) -> None:
-    """Return settings to their default (store_mappings.<id> removes one store mapping)."""
+    """Return settings to their default (store_mappings.<id> removes one store mapping).
+
+    Example: possync settings unset --tenant acme --vendor posabit enroll_after
+    """
     _change(ctx, tenant, vendor_name, [], keys, dry_run, yes, "unset")
 
 
@@ -455,7 +460,10 @@ def show(
     vendor_name: SettingsVendor = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Show the settings in force (defaults marked) for one integration, or the tenant-wide settings."""
+    """Show the settings in force (defaults marked) for one integration, or the tenant-wide settings.
+
+    Example: possync settings show --tenant acme --vendor posabit
+    """
     context = admin(ctx)
     tenant = parse_id(tenant, "tenant")
     vendor = parse_vendor(vendor_name) if vendor_name else None
@@ -541,7 +549,10 @@ def history(
     limit: Annotated[int, typer.Option(min=1, help="Newest N changes.")] = 20,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Every settings change of a tenant, newest first: who, when, what changed."""
+    """Every settings change of a tenant, newest first: who, when, what changed.
+
+    Example: possync settings history --tenant acme --vendor posabit
+    """
     context = admin(ctx)
     tenant = parse_id(tenant, "tenant")
     target = context.target()

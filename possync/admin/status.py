@@ -194,6 +194,8 @@ def status_command(
 
     Exits 1 when any active credential needs attention (its last pull failed or hit a contract mismatch, or its
     data is older than twice its pull interval) or a re-evaluation failed.
+
+    Example: possync status --tenant acme --vendor posabit
     """
     vendors = [parse_vendor(vendor_name)] if vendor_name else list(Vendor)
     context = admin(ctx)

@@ -128,6 +128,8 @@ def map_store(
     The mapping is an integration setting (store_mappings), validated and audited like `possync settings set`; its
     stored sales count toward favourite stores too (a re-evaluation applies it to them). --dry-run says how many
     personas would get a favourite store.
+
+    Example: possync stores map --tenant acme --vendor posabit --credential downtown --store downtown
     """
     tenant = parse_id(tenant, "tenant")
     vendor = parse_vendor(vendor_name)
@@ -182,7 +184,10 @@ def unmap_store(
     credential_id: CredentialOption = None,
     location: LocationOption = None,
 ) -> None:
-    """Remove a store mapping (audited). Favourite stores already computed from it stay until new sales arrive."""
+    """Remove a store mapping (audited). Favourite stores already computed from it stay until new sales arrive.
+
+    Example: possync stores unmap --tenant acme --vendor posabit --location 42
+    """
     tenant = parse_id(tenant, "tenant")
     vendor = parse_vendor(vendor_name)
     key, what = _what(credential_id, location)
@@ -206,7 +211,10 @@ def unmapped(
     tenant: OptionalTenant = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Credentials and POS locations that sent data but map to no store, each with the command that maps it."""
+    """Credentials and POS locations that sent data but map to no store, each with the command that maps it.
+
+    Example: possync stores unmapped --tenant acme
+    """
     context = admin(ctx)
     if tenant is not None:
         tenant = known_tenant(context, tenant)

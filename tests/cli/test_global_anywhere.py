@@ -104,3 +104,26 @@ def test_help_shows_no_type_on_flags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "--version" in top.output
     assert "[default: possync-prod]" in top.output  # not eaten as rich markup
     assert "table|json|csv" in listing.output
+
+
+def test_every_command_has_an_example_in_its_help() -> None:
+    from typer.main import get_command
+
+    def leaves(command: object, path: tuple[str, ...]) -> list[tuple[tuple[str, ...], object]]:
+        subs = getattr(command, "commands", {})
+        if not subs:
+            return [(path, command)]
+        return [leaf for name, sub in subs.items() for leaf in leaves(sub, (*path, name))]
+
+    found = leaves(get_command(app), ())
+    missing = [" ".join(path) for path, command in found if "Example" not in (getattr(command, "help", "") or "")]
+
+    assert len(found) > 20 and not missing, missing
+
+
+def test_arguments_show_no_type_either(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    result = CliRunner().invoke(app, ["settings", "set", "--help"])
+
+    assert "<list[str]>" not in result.output and "KEY=VALUE" in result.output
+    assert "Example: possync settings set" in result.output
