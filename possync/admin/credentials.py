@@ -24,12 +24,13 @@ from functions.core.credentials import (
     parse_credential,
 )
 from functions.core.errors import CredentialError, HostNotAllowedError, PossyncError
-from functions.core.layout import Vendor
+from functions.core.layout import ResourceNames, Vendor
 from functions.core.netguard import IPNetwork
 from functions.core.store import RegisteredCredential
 from functions.core.tenants import TenantExistsError
 from functions.pull_onprem.tls import PinnedCertificate, check_pin
 from possync.admin.context import (
+    AdminContext,
     CredentialIdOption,
     OptionalTenant,
     OptionalVendor,
@@ -163,8 +164,10 @@ def build_credential_data(
     options: dict[str, Any],
     secret_envs: dict[str, str | None],
     from_json: str | None,
+    deployment_secrets: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Merge --from-json, the public options and the secrets (env var or hidden prompt) into one raw dict."""
+    """Merge --from-json, the public options and the secrets (env var or hidden prompt) into one raw dict;
+    `deployment_secrets` are the deployment's own (POSaBIT's integrator token), never asked of the merchant."""
     allowed_public, secrets = public_fields(vendor), secret_fields(vendor)
     for name, value in options.items():
         if value is not None and name not in allowed_public:
@@ -183,6 +186,8 @@ def build_credential_data(
         fail(f"--from-json says vendor {data.get('vendor')!r} but the command is for {vendor.value}")
     data["vendor"] = vendor.value
     data.update({k: v for k, v in options.items() if v is not None})
+    for name, value in (deployment_secrets or {}).items():
+        data.setdefault(name, value)
     for name in secrets:
         variable = secret_envs.get(name)
         if variable is not None:
@@ -194,7 +199,9 @@ def build_credential_data(
             if from_json == "-":  # stdin is spent: there is nothing left to prompt from
                 fail(f"{name} is missing", f"put it in the --from-json object or pass {SECRET_ENV_OPTIONS[name]} VAR")
             data[name] = typer.prompt(
-                f"{vendor.value} {name.replace('_', ' ')} for credential {credential_id}", hide_input=True
+                PROMPTS.get((vendor, name), f"{vendor.value} {name.replace('_', ' ')}")
+                + f" for credential {credential_id}",
+                hide_input=True,
             )
     model = CREDENTIAL_MODELS[vendor]
     missing = [
@@ -212,7 +219,12 @@ def build_credential_data(
 
 def _describe_fields(vendor: Vendor) -> str:
     public = [PUBLIC_OPTIONS[f] for f in public_fields(vendor)]
-    secret = [f"{f} (secret: prompt or {SECRET_ENV_OPTIONS[f]})" for f in secret_fields(vendor)]
+    secret = [
+        f"{f} (the deployment's, `credentials integrator-token`; or {SECRET_ENV_OPTIONS[f]})"
+        if vendor is Vendor.POSABIT and f == INTEGRATOR_FIELD
+        else f"{f} (secret: prompt or {SECRET_ENV_OPTIONS[f]})"
+        for f in secret_fields(vendor)
+    ]
     return ", ".join(public + secret)
 
 
@@ -278,6 +290,32 @@ def check_pinned_certificate(credential: Credential) -> PinnedCertificate | None
             if no_address
             else None,
         )
+
+
+# What the merchant calls each secret (the integration card's words), where that differs from the field name.
+PROMPTS = {(Vendor.POSABIT, "venue_token"): "POSaBIT key of this store (POSaBIT gives one per store name)"}
+INTEGRATOR_FIELD = "integrator_token"
+
+
+def integrator_secret_name(names: ResourceNames, vendor: Vendor) -> str:
+    """The deployment's own integrator token for a POS (possync's, not a merchant's): one secret per stage. It
+    cannot collide with a credential's secret, which has four parts (prefix/tenant/vendor/id)."""
+    return f"{names.secret_root}{vendor.value}/integrator-token"
+
+
+def deployment_integrator_token(context: AdminContext, vendor: Vendor) -> str:
+    """The integrator token every credential of this POS is added with (exit 1 saying how to set it if unset)."""
+    name = integrator_secret_name(context.target().names, vendor)
+    try:
+        return str(context.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("ResourceNotFoundException", "InvalidRequestException"):
+            raise
+    fail(
+        f"this deployment has no {vendor.value} integrator token yet (secret {name})",
+        f"set it once, for every store: `{command_line(context, f'credentials integrator-token {vendor.value}')}`; "
+        "or pass --integrator-token-env VAR",
+    )
 
 
 def existing_credential(secrets: Any, name: str, vendor: Vendor, credential_id: str) -> Credential | None:
@@ -448,11 +486,20 @@ def add(
     label: Annotated[str | None, typer.Option(help="Name shown in lists (default: the store name).")] = None,
     integrator_token_env: Annotated[
         str | None,
-        typer.Option(metavar="VAR", help="POSaBIT integrator token from env var VAR.", rich_help_panel=_SECRETS_PANEL),
+        typer.Option(
+            metavar="VAR",
+            help="POSaBIT integrator token from env var VAR (default: the deployment's, see `credentials "
+            "integrator-token`).",
+            rich_help_panel=_SECRETS_PANEL,
+        ),
     ] = None,
     venue_token_env: Annotated[
         str | None,
-        typer.Option(metavar="VAR", help="POSaBIT venue token from env var VAR.", rich_help_panel=_SECRETS_PANEL),
+        typer.Option(
+            metavar="VAR",
+            help="POSaBIT key of the store (venue token) from env var VAR.",
+            rich_help_panel=_SECRETS_PANEL,
+        ),
     ] = None,
     key_env: Annotated[
         str | None,
@@ -537,13 +584,17 @@ def add(
         "auth_key": auth_key_env,
         "api_key": api_key_env,
     }
-    data = build_credential_data(vendor, credential_id, options, envs, from_json)
+    context = admin(ctx)
+    deployment: dict[str, str] = {}
+    if vendor is Vendor.POSABIT and integrator_token_env is None and not from_json:
+        # The merchant has one key per store (the venue token); the integrator token is the deployment's.
+        deployment[INTEGRATOR_FIELD] = deployment_integrator_token(context, vendor)
+    data = build_credential_data(vendor, credential_id, options, envs, from_json, deployment)
     if vendor in ON_PREM and not data.get("custom_ip_port"):
         data.pop("custom_ip_port", None)
     credential = checked_credential(data, vendor, credential_id)
     pin = check_pinned_certificate(credential)
 
-    context = admin(ctx)
     address = credential.public_fields().get("custom_ip_port")
     if address:
         check_custom_address(vendor, str(address), allow_private, context.target().private_host_networks)
@@ -745,3 +796,42 @@ def remove(
     else:
         warn("it had no secret in Secrets Manager; only the registry entry was removed")
     out.print("Data already pulled (records, raw archive, personas) stays.")
+
+
+@app.command("integrator-token")
+@guarded
+def integrator_token(
+    ctx: typer.Context,
+    vendor_name: VendorArgument,
+    token_env: Annotated[
+        str | None, typer.Option("--token-env", metavar="VAR", help="Read the token from env var VAR (else a prompt).")
+    ] = None,
+) -> None:
+    """Set the deployment's own POSaBIT integrator token, once: every POSaBIT credential is added with it, so a
+    merchant gives only the key POSaBIT issued for each store.
+
+    Example: possync credentials integrator-token posabit --token-env POSABIT_INTEGRATOR_TOKEN
+    """
+    vendor = parse_vendor(vendor_name)
+    if vendor is not Vendor.POSABIT:
+        fail(f"{vendor.value} has no integrator token", "only POSaBIT authenticates the integrator and the store")
+    if token_env is not None:
+        token = os.environ.get(token_env)
+        if token is None:
+            fail(f"environment variable {token_env} is not set")
+    else:
+        token = typer.prompt("POSaBIT integrator token of this deployment", hide_input=True)
+    try:
+        PosabitCredential.model_validate({"store_name": "check", INTEGRATOR_FIELD: token, "venue_token": "x" * 8})
+    except ValidationError as exc:
+        problems = describe([e for e in exc.errors(include_input=False) if e["loc"][:1] == (INTEGRATOR_FIELD,)], None)
+        fail(f"the integrator token is not valid: {problems}; nothing was stored")
+    context = admin(ctx)
+    secrets = context.client("secretsmanager")
+    name = integrator_secret_name(context.target().names, vendor)
+    store_secret(secrets, name, token, _secret_state(secrets, name), "possync's own POSaBIT integrator token")
+    console().print(
+        f"Saved the POSaBIT integrator token as {name} (not shown) as {context.actor()}. Credentials added from now "
+        "on use it; existing ones keep the token they were added with (add them again to change it).",
+        markup=False,
+    )

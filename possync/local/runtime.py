@@ -33,7 +33,7 @@ from functions.core.settings import IntegrationSettings, TenantSettings
 from functions.core.sources import clear_caches
 from functions.core.store import ControlStore
 from functions.core.streams import CONSUMERS
-from possync.admin.credentials import registry_entry
+from possync.admin.credentials import integrator_secret_name, registry_entry
 from possync.admin.tenants import create_tenant
 from possync.local.lambda_shim import HandlerRunner, sqs_event
 from possync.local.provision import LOCAL_REGION, Resources, provision
@@ -220,6 +220,12 @@ class LocalRuntime:
         clear_caches()
         cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION])
         self.resources = provision(self.client)
+        if Vendor.POSABIT in self.simulators:
+            # possync's own POSaBIT integrator token, as `possync credentials integrator-token posabit` sets it.
+            self.client("secretsmanager").create_secret(
+                Name=integrator_secret_name(self.resources.names, Vendor.POSABIT),
+                SecretString=self.simulators[Vendor.POSABIT].integrator_token,
+            )
         self._log = self.log_path.open("w", encoding="utf-8")
         self.runner = HandlerRunner(self._log)
         # One reader of the records stream: the tick counts what it reads and hands the same records to the pump.

@@ -129,3 +129,27 @@ def test_help_claims_the_immutable_store_name_for_profitek_only() -> None:
     text = " ".join(result.output.split())
     assert "a Profitek store name never changes once set" in text
     assert "POSaBIT, THSuite, Profitek: never changes" not in text
+
+
+def test_posabit_asks_the_merchant_only_for_the_store_key(verifying: Any, simulator: PosabitSimulator) -> None:
+    credential = simulator.credential_for(simulator.stores[0])
+    words = ["credentials", "add", "posabit", "--tenant", "t1", "--id", "downtown", "--store-name", "Downtown"]
+
+    unset = verifying(*words, input=f"{credential['venue_token']}\n")
+    saved = verifying(
+        "credentials", "integrator-token", "posabit", "--token-env", "T", env={"T": credential["integrator_token"]}
+    )
+    added = verifying(*words, input=f"{credential['venue_token']}\n")
+
+    assert unset.exit_code == 1 and "possync credentials integrator-token posabit" in unset.output
+    assert saved.exit_code == 0, saved.output
+    assert credential["integrator_token"] not in saved.output
+    assert added.exit_code == 0, added.output
+    assert "POSaBIT key of this store" in added.output and "integrator token" not in added.output.lower()
+    assert "Verified with posabit" in added.output
+
+
+def test_only_posabit_has_an_integrator_token(verifying: Any) -> None:
+    result = verifying("credentials", "integrator-token", "thsuite", "--token-env", "T", env={"T": "x" * 12})
+
+    assert result.exit_code == 1 and "thsuite has no integrator token" in result.output

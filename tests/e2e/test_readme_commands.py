@@ -95,7 +95,7 @@ def prompt_answers(rt: LocalRuntime, words: list[str]) -> str | None:
     """What the admin types at the command's prompts: the merchant's secrets of a simulated store, or "y"."""
     if words[:3] == ["credentials", "add", "posabit"]:
         credential = rt.simulators[Vendor.POSABIT].credential_for(rt.simulators[Vendor.POSABIT].stores[0])
-        return f"{credential['integrator_token']}\n{credential['venue_token']}\n"
+        return f"{credential['venue_token']}\n"  # the merchant's one key; the integrator token is the deployment's
     if words[:3] == ["credentials", "add", "flourish"]:
         simulator = rt.simulators[Vendor.FLOURISH]
         return f"{simulator.credential_for(simulator.stores[0])['key']}\n"
