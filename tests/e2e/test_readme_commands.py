@@ -121,7 +121,11 @@ def test_every_readme_command_runs_as_written(
     monkeypatch.setattr(pull, "sleep", lambda seconds: rt.tick("manual pull", dispatch=False))
     context = AdminContext(target_override=local_target(rt.state_file))
     runner = CliRunner()
-    env = {"PROFITEK_KEY": "profitek-authkey-0001", "COLUMNS": "200"}
+    env = {
+        "PROFITEK_KEY": "profitek-authkey-0001",
+        "POSABIT_INTEGRATOR_TOKEN": rt.simulators[Vendor.POSABIT].integrator_token,
+        "COLUMNS": "200",
+    }
     ran: list[str] = []
     for command in readme_commands(README.read_text()):
         words, into = words_of(command)
