@@ -23,6 +23,41 @@ def stack_for_stage(stage: str) -> str:
 
 DEFAULT_STACK = stack_for_stage(DEFAULT_STAGE)
 LOCAL_STATE = Path(".local/runtime.json")
+# Names the state file of a running `possync local serve` (or the directory holding it), from any directory.
+LOCAL_ENV = "POSSYNC_LOCAL"
+STATE_FILE_NAME = "runtime.json"
+
+
+def user_state_file() -> Path:
+    """Where `possync local serve` also publishes its state, so `--local` finds it from any directory:
+    $XDG_RUNTIME_DIR/possync/, else $XDG_STATE_HOME/possync/, else ~/.local/state/possync/."""
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        return Path(runtime_dir) / "possync" / STATE_FILE_NAME
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "possync" / STATE_FILE_NAME
+
+
+def find_local_state() -> Path:
+    """The running local runtime's state file: $POSSYNC_LOCAL (a file or its directory), else `.local/runtime.json`
+    here, else the user's state path (`user_state_file`); TargetError listing where it looked when none exists."""
+    named = os.environ.get(LOCAL_ENV)
+    if named:
+        path = Path(named).expanduser()
+        path = path / STATE_FILE_NAME if path.is_dir() else path
+        if not path.exists():
+            raise TargetError(
+                f"{LOCAL_ENV} names {path}, which does not exist: is `possync local serve` running? "
+                f"Unset {LOCAL_ENV} to look in .local/ and {user_state_file()}"
+            )
+        return path
+    for path in (LOCAL_STATE, user_state_file()):
+        if path.exists():
+            return path
+    raise TargetError(
+        f"no local runtime is running (looked for {LOCAL_STATE} here and {user_state_file()}): start one with "
+        f"`possync local serve` (from any directory), or set {LOCAL_ENV} to its runtime.json"
+    )
 
 
 class TargetError(RuntimeError):
@@ -43,6 +78,8 @@ class Target:
     # The private ranges the deployment's on-premises pulls may call; None when unknown (the local runtime, where
     # `credentials add --allow-private` decides).
     private_host_networks: tuple[IPNetwork, ...] | None = None
+    # Where the pulls call each POS, by vendor, when it is not the vendor's hosted API (the local simulators).
+    base_urls: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.personas_table:
@@ -64,10 +101,23 @@ class Target:
         return f"local runtime at {self.endpoint_url}" if self.endpoint_url else f"AWS ({self.region or 'default'})"
 
 
-def local_target(state_file: Path = LOCAL_STATE) -> Target:
+def local_target(state_file: Path | None = None) -> Target:
+    if state_file is None:
+        state_file = find_local_state()
     if not state_file.exists():
         raise TargetError(f"no local runtime is running ({state_file} not found): start one with `possync local serve`")
-    state = json.loads(state_file.read_text())
+    try:
+        state = json.loads(state_file.read_text())
+    except (OSError, ValueError):
+        raise TargetError(
+            f"{state_file} is not a local runtime's state (unreadable or not JSON): restart `possync local serve`"
+        ) from None
+    pid = state.get("pid")
+    if isinstance(pid, int) and not _alive(pid):
+        raise TargetError(
+            f"the local runtime that wrote {state_file} (process {pid}) is no longer running: start one with "
+            "`possync local serve`"
+        )
     return Target(
         names=ResourceNames(state["prefix"]),
         records_table=state["records_table"],
@@ -78,7 +128,18 @@ def local_target(state_file: Path = LOCAL_STATE) -> Target:
         region=state["region"],
         personas_table=state.get("personas_table", ""),
         reevaluation_queue_url=state.get("reevaluation_queue_url", ""),
+        base_urls=dict(state.get("base_urls") or {}),
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: it exists
+    return True
 
 
 def stack_target(stack: str = DEFAULT_STACK, region: str | None = None) -> Target:

@@ -18,7 +18,7 @@ Resolver = Callable[..., Iterable[tuple[Any, ...]]]
 
 MAX_INPUT_LENGTH = 300  # a 253-character name, brackets, a port and a scheme fit comfortably
 DEFAULT_PORTS: dict[Scheme, int] = {"http": 80, "https": 443}
-EXAMPLE = "203.0.113.10:8080"
+EXAMPLE = "192.101.102.103:25565"  # the Profitek card's own example: public, not a reserved range
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _NUMERIC_LABEL = re.compile(r"^(?:0x[0-9a-f]*|[0-9]+)$")
@@ -251,7 +251,8 @@ def _check_host_form(host: str, shown: str) -> str:
         except ValueError:
             raise _reject(
                 shown,
-                "is not a standard IPv4 address; write four decimal numbers without leading zeros, e.g. 203.0.113.10",
+                "is not a standard IPv4 address; write four decimal numbers without leading zeros, "
+                f"e.g. {EXAMPLE.split(':')[0]}",
             ) from None
     if len(host) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
         raise _reject(shown, "is not a valid host name; use letters, digits, dashes and dots, or an IP address")

@@ -12,6 +12,7 @@ import typer
 from functions.core.archive import S3Archive
 from functions.core.layout import DEFAULT_STAGE, Vendor, check_id
 from functions.core.store import ControlStore, RecordStore
+from possync.admin.globals import show_version
 from possync.admin.render import fail
 from possync.target import DEFAULT_STACK, Target, local_target, stack_for_stage, stack_target
 
@@ -27,6 +28,7 @@ class AdminContext:
     region: str | None = None
     target_override: Target | None = None
     actor_override: str | None = None
+    global_flags: list[str] = field(default_factory=list)  # as typed: hints repeat them
     _target: Target | None = None
     _clients: dict[str, Any] = field(default_factory=dict)
 
@@ -74,7 +76,12 @@ def _local_user() -> str:
 def admin_options(
     ctx: typer.Context,
     local: Annotated[
-        bool, typer.Option("--local", help="Talk to a running `possync local serve` instead of AWS.")
+        bool,
+        typer.Option(
+            "--local",
+            help="Talk to a running `possync local serve` (found from any directory, or $POSSYNC_LOCAL) instead of "
+            "AWS.",
+        ),
     ] = False,
     stage: Annotated[
         str,
@@ -87,13 +94,20 @@ def admin_options(
     stack: Annotated[
         str | None,
         typer.Option(
-            "--stack", envvar="POSSYNC_STACK", help=f"The deployed CloudFormation stack [default: {DEFAULT_STACK}]."
+            "--stack", envvar="POSSYNC_STACK", help=f"The deployed CloudFormation stack \\[default: {DEFAULT_STACK}]."
         ),
     ] = None,
     region: Annotated[
         str | None, typer.Option("--region", help="AWS region of the stack (default: AWS_REGION / your profile).")
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option("--version", help="Print possync's version and exit.", callback=show_version, is_eager=True),
+    ] = False,
 ) -> None:
+    """possync: POS data to loyalty personas. Global options (--local, --stage, --stack, --region) may also
+    follow the subcommand: `possync status --local`."""
+
     def explicit(name: str) -> bool:  # typed on the command line, not taken from POSSYNC_* in the environment
         source = ctx.get_parameter_source(name)
         return source is not None and source.name == "COMMANDLINE"
@@ -113,6 +127,13 @@ def admin_options(
             fail(str(exc), "a stage is what the stack was deployed with: `cdk deploy -c stage=NAME`")
     admin = ctx.obj if isinstance(ctx.obj, AdminContext) else AdminContext()
     admin.local, admin.stack, admin.region = local, stack or stage_stack, region
+    # The global options typed (not from the environment), so printed hints run against the same target.
+    admin.global_flags = (
+        ["--local"] * local
+        + (["--stage", stage] if explicit("stage") else [])
+        + (["--stack", stack or ""] if explicit("stack") else [])
+        + (["--region", region] if region else [])
+    )
     ctx.obj = admin
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from functions.core.credentials import (
     AuphanCredential,
@@ -24,12 +24,13 @@ from functions.core.credentials import (
     parse_credential,
 )
 from functions.core.errors import CredentialError, HostNotAllowedError, PossyncError
-from functions.core.layout import Vendor
+from functions.core.layout import ResourceNames, Vendor
 from functions.core.netguard import IPNetwork
 from functions.core.store import RegisteredCredential
 from functions.core.tenants import TenantExistsError
 from functions.pull_onprem.tls import PinnedCertificate, check_pin
 from possync.admin.context import (
+    AdminContext,
     CredentialIdOption,
     OptionalTenant,
     OptionalVendor,
@@ -40,6 +41,7 @@ from possync.admin.context import (
     parse_id,
     parse_vendor,
 )
+from possync.admin.problems import describe
 from possync.admin.render import Output, OutputOption, age, console, emit, fail, guarded, warn
 from possync.admin.tenants import (
     command_line,
@@ -49,6 +51,7 @@ from possync.admin.tenants import (
     registry,
     require_tenant,
 )
+from possync.admin.verify import VerificationFailedError, verify
 
 app = typer.Typer(
     help="Connect POS stores: secrets go to Secrets Manager and are never shown; public fields to the registry.",
@@ -161,8 +164,10 @@ def build_credential_data(
     options: dict[str, Any],
     secret_envs: dict[str, str | None],
     from_json: str | None,
+    deployment_secrets: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Merge --from-json, the public options and the secrets (env var or hidden prompt) into one raw dict."""
+    """Merge --from-json, the public options and the secrets (env var or hidden prompt) into one raw dict;
+    `deployment_secrets` are the deployment's own (POSaBIT's integrator token), never asked of the merchant."""
     allowed_public, secrets = public_fields(vendor), secret_fields(vendor)
     for name, value in options.items():
         if value is not None and name not in allowed_public:
@@ -181,6 +186,8 @@ def build_credential_data(
         fail(f"--from-json says vendor {data.get('vendor')!r} but the command is for {vendor.value}")
     data["vendor"] = vendor.value
     data.update({k: v for k, v in options.items() if v is not None})
+    for name, value in (deployment_secrets or {}).items():
+        data.setdefault(name, value)
     for name in secrets:
         variable = secret_envs.get(name)
         if variable is not None:
@@ -192,7 +199,9 @@ def build_credential_data(
             if from_json == "-":  # stdin is spent: there is nothing left to prompt from
                 fail(f"{name} is missing", f"put it in the --from-json object or pass {SECRET_ENV_OPTIONS[name]} VAR")
             data[name] = typer.prompt(
-                f"{vendor.value} {name.replace('_', ' ')} for credential {credential_id}", hide_input=True
+                PROMPTS.get((vendor, name), f"{vendor.value} {name.replace('_', ' ')}")
+                + f" for credential {credential_id}",
+                hide_input=True,
             )
     model = CREDENTIAL_MODELS[vendor]
     missing = [
@@ -210,7 +219,12 @@ def build_credential_data(
 
 def _describe_fields(vendor: Vendor) -> str:
     public = [PUBLIC_OPTIONS[f] for f in public_fields(vendor)]
-    secret = [f"{f} (secret: prompt or {SECRET_ENV_OPTIONS[f]})" for f in secret_fields(vendor)]
+    secret = [
+        f"{f} (the deployment's, `credentials integrator-token`; or {SECRET_ENV_OPTIONS[f]})"
+        if vendor is Vendor.POSABIT and f == INTEGRATOR_FIELD
+        else f"{f} (secret: prompt or {SECRET_ENV_OPTIONS[f]})"
+        for f in secret_fields(vendor)
+    ]
     return ", ".join(public + secret)
 
 
@@ -244,6 +258,23 @@ def check_custom_address(
         fail(str(exc), "if the deployment allows private hosts, add --allow-private" if private else None)
 
 
+def checked_credential(data: dict[str, Any], vendor: Vendor, credential_id: str) -> Credential:
+    """The credential, or exit 1 naming each bad field and the rule it breaks (never a value)."""
+    try:
+        return parse_credential(data, vendor, credential_id)
+    except CredentialError:
+        try:
+            TypeAdapter(Credential).validate_python(data)
+        except ValidationError as exc:
+            problems = describe(exc.errors(include_input=False), lambda loc: ".".join(map(str, loc[1:] or loc)))
+        else:  # pragma: no cover - parse_credential refuses only what the model refuses
+            problems = "not valid"
+        fail(
+            f"this {vendor.value} credential is not valid: {problems}; nothing was stored",
+            f"fields of a {vendor.value} credential: {_describe_fields(vendor)}",
+        )
+
+
 def check_pinned_certificate(credential: Credential) -> PinnedCertificate | None:
     """The pin rules every pull applies (functions.pull_onprem.tls.check_pin), applied before anything is stored."""
     if not isinstance(credential, ProfitekCredential | AuphanCredential):
@@ -259,6 +290,71 @@ def check_pinned_certificate(credential: Credential) -> PinnedCertificate | None
             if no_address
             else None,
         )
+
+
+# What the merchant calls each secret (the integration card's words), where that differs from the field name.
+PROMPTS = {(Vendor.POSABIT, "venue_token"): "POSaBIT key of this store (POSaBIT gives one per store name)"}
+INTEGRATOR_FIELD = "integrator_token"
+
+
+def integrator_secret_name(names: ResourceNames, vendor: Vendor) -> str:
+    """The deployment's own integrator token for a POS (possync's, not a merchant's): one secret per stage. It
+    cannot collide with a credential's secret, which has four parts (prefix/tenant/vendor/id)."""
+    return f"{names.secret_root}{vendor.value}/integrator-token"
+
+
+def deployment_integrator_token(context: AdminContext, vendor: Vendor) -> str:
+    """The integrator token every credential of this POS is added with (exit 1 saying how to set it if unset)."""
+    name = integrator_secret_name(context.target().names, vendor)
+    try:
+        return str(context.client("secretsmanager").get_secret_value(SecretId=name)["SecretString"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("ResourceNotFoundException", "InvalidRequestException"):
+            raise
+    fail(
+        f"this deployment has no {vendor.value} integrator token yet (secret {name})",
+        f"set it once, for every store: `{command_line(context, f'credentials integrator-token {vendor.value}')}`; "
+        "or pass --integrator-token-env VAR",
+    )
+
+
+def existing_credential(secrets: Any, name: str, vendor: Vendor, credential_id: str) -> Credential | None:
+    """The credential stored under `name`, if it is one (None when absent or unreadable)."""
+    try:
+        raw = secrets.get_secret_value(SecretId=name)["SecretString"]
+    except ClientError:
+        return None
+    try:
+        return parse_credential(raw, vendor, credential_id)
+    except CredentialError:
+        return None
+
+
+def credential_changes(old: Credential | None, new: Credential) -> list[dict[str, str]]:
+    """What an update changes: public fields with old and new values; secret fields only as changed or not."""
+    if old is None:
+        return []
+    rows = []
+    before, after = old.public_fields(), new.public_fields()
+    for key in sorted(set(before) | set(after)):
+        if key == "vendor" or before.get(key) == after.get(key):
+            continue
+        rows.append({"field": key, "old": _shown(before.get(key)), "new": _shown(after.get(key))})
+    for key in secret_fields(new.vendor):
+        old_value, new_value = getattr(old, key, None), getattr(new, key, None)
+        old_secret = old_value.get_secret_value() if isinstance(old_value, SecretStr) else None
+        new_secret = new_value.get_secret_value() if isinstance(new_value, SecretStr) else None
+        if old_secret != new_secret:
+            rows.append({"field": key, "old": "(secret)", "new": "(new secret, not shown)"})
+    return rows
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == "":
+        return "(unset)"
+    if isinstance(value, str) and "BEGIN CERTIFICATE" in value:
+        return "(a certificate)"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _store_name_of_existing(secrets: Any, name: str, vendor: Vendor, credential_id: str) -> str | None:
@@ -359,7 +455,11 @@ def add(
     credential_id: CredentialIdOption,
     store_name: Annotated[
         str | None,
-        typer.Option(help="Store name (POSaBIT, THSuite, Profitek: never changes).", rich_help_panel="Fields"),
+        typer.Option(
+            help="Store name the key belongs to (POSaBIT, THSuite, Profitek); a Profitek store name never changes "
+            "once set.",
+            rich_help_panel="Fields",
+        ),
     ] = None,
     market: Annotated[
         str | None, typer.Option(help="POSaBIT market (state, e.g. WA).", rich_help_panel="Fields")
@@ -386,11 +486,20 @@ def add(
     label: Annotated[str | None, typer.Option(help="Name shown in lists (default: the store name).")] = None,
     integrator_token_env: Annotated[
         str | None,
-        typer.Option(metavar="VAR", help="POSaBIT integrator token from env var VAR.", rich_help_panel=_SECRETS_PANEL),
+        typer.Option(
+            metavar="VAR",
+            help="POSaBIT integrator token from env var VAR (default: the deployment's, see `credentials "
+            "integrator-token`).",
+            rich_help_panel=_SECRETS_PANEL,
+        ),
     ] = None,
     venue_token_env: Annotated[
         str | None,
-        typer.Option(metavar="VAR", help="POSaBIT venue token from env var VAR.", rich_help_panel=_SECRETS_PANEL),
+        typer.Option(
+            metavar="VAR",
+            help="POSaBIT key of the store (venue token) from env var VAR.",
+            rich_help_panel=_SECRETS_PANEL,
+        ),
     ] = None,
     key_env: Annotated[
         str | None,
@@ -427,6 +536,14 @@ def add(
         typer.Option("--new-tenant", help="Create the tenant with this, its first credential (refused if it exists)."),
     ] = False,
     yes: YesOption = False,
+    verify_pos: Annotated[
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            envvar="POSSYNC_VERIFY",
+            help="Check the credential with the POS (the simulator with --local) before saving it.",
+        ),
+    ] = True,
 ) -> None:
     """Add or update a POS credential: validate it, store the secret, register the store for pulls.
 
@@ -435,6 +552,8 @@ def add(
     They are never taken from the command line, never printed and never logged.
 
     The tenant must exist (`possync tenants add`); --new-tenant creates it with this, its first credential.
+
+    Example: possync credentials add posabit --tenant acme --id downtown --store-name "Downtown" --market WA
     """
     vendor = parse_vendor(vendor_name)
     tenant = parse_id(tenant, "tenant")
@@ -465,13 +584,17 @@ def add(
         "auth_key": auth_key_env,
         "api_key": api_key_env,
     }
-    data = build_credential_data(vendor, credential_id, options, envs, from_json)
+    context = admin(ctx)
+    deployment: dict[str, str] = {}
+    if vendor is Vendor.POSABIT and integrator_token_env is None and not from_json:
+        # The merchant has one key per store (the venue token); the integrator token is the deployment's.
+        deployment[INTEGRATOR_FIELD] = deployment_integrator_token(context, vendor)
+    data = build_credential_data(vendor, credential_id, options, envs, from_json, deployment)
     if vendor in ON_PREM and not data.get("custom_ip_port"):
         data.pop("custom_ip_port", None)
-    credential = parse_credential(data, vendor, credential_id)  # CredentialError names fields, never values
+    credential = checked_credential(data, vendor, credential_id)
     pin = check_pinned_certificate(credential)
 
-    context = admin(ctx)
     address = credential.public_fields().get("custom_ip_port")
     if address:
         check_custom_address(vendor, str(address), allow_private, context.target().private_host_networks)
@@ -496,6 +619,28 @@ def add(
             old_store = registered.attributes.get("store_name")
         check_store_name_unchanged(vendor, credential_id, old_store, credential.public_fields().get("store_name"))
     exists = state == "present" or registered is not None
+    if exists:
+        previous = existing_credential(secrets, secret_name, vendor, credential_id) if state == "present" else None
+        changes = credential_changes(previous, credential)
+        if previous is not None and not changes:
+            console().print(f"{vendor.value} credential {credential_id} of tenant {tenant} already has these values.")
+        elif changes:
+            emit(
+                changes,
+                [("field", "field"), ("old", "now"), ("new", "after the update")],
+                Output.TABLE,
+                title=f"Changes to {vendor.value} credential {credential_id} of {tenant}",
+            )
+    if verify_pos:
+        try:
+            found_out = verify(credential, vendor, tenant, credential_id, target)
+        except VerificationFailedError as exc:
+            fail(
+                f"{exc}; nothing was stored",
+                "check the values with the merchant, then run the command again; --no-verify saves it without "
+                "asking the POS (e.g. a store server reachable only from the deployment's network)",
+            )
+        console().print(f"Verified with {vendor.value}: the credential works ({found_out}).", markup=False)
     if exists and not yes:
         typer.confirm(
             f"{vendor.value} credential {credential_id} of tenant {tenant} exists; replace its values?", abort=True
@@ -546,7 +691,10 @@ def list_credentials(
     vendor_name: OptionalVendor = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """List registered credentials with their last pull (never their secrets)."""
+    """List registered credentials with their last pull (never their secrets).
+
+    Example: possync credentials list --tenant acme
+    """
     vendors = [parse_vendor(vendor_name)] if vendor_name else list(Vendor)
     context = admin(ctx)
     if tenant is not None:
@@ -610,6 +758,8 @@ def remove(
     """Stop pulling a store: delete its secret (restorable for a while) and its registry entry.
 
     Data already pulled (records, the raw archive, personas) stays.
+
+    Example: possync credentials remove posabit --tenant acme --id downtown
     """
     vendor = parse_vendor(vendor_name)
     tenant = parse_id(tenant, "tenant")
@@ -624,7 +774,7 @@ def remove(
     if registered is None and state != "present":
         fail(
             f"tenant {tenant} has no {vendor.value} credential {credential_id}",
-            f"see `possync credentials list --tenant {tenant}`",
+            f"see `{command_line(context, f'credentials list --tenant {tenant}')}`",
         )
     if not yes:
         typer.confirm(
@@ -646,3 +796,42 @@ def remove(
     else:
         warn("it had no secret in Secrets Manager; only the registry entry was removed")
     out.print("Data already pulled (records, raw archive, personas) stays.")
+
+
+@app.command("integrator-token")
+@guarded
+def integrator_token(
+    ctx: typer.Context,
+    vendor_name: VendorArgument,
+    token_env: Annotated[
+        str | None, typer.Option("--token-env", metavar="VAR", help="Read the token from env var VAR (else a prompt).")
+    ] = None,
+) -> None:
+    """Set the deployment's own POSaBIT integrator token, once: every POSaBIT credential is added with it, so a
+    merchant gives only the key POSaBIT issued for each store.
+
+    Example: possync credentials integrator-token posabit --token-env POSABIT_INTEGRATOR_TOKEN
+    """
+    vendor = parse_vendor(vendor_name)
+    if vendor is not Vendor.POSABIT:
+        fail(f"{vendor.value} has no integrator token", "only POSaBIT authenticates the integrator and the store")
+    if token_env is not None:
+        token = os.environ.get(token_env)
+        if token is None:
+            fail(f"environment variable {token_env} is not set")
+    else:
+        token = typer.prompt("POSaBIT integrator token of this deployment", hide_input=True)
+    try:
+        PosabitCredential.model_validate({"store_name": "check", INTEGRATOR_FIELD: token, "venue_token": "x" * 8})
+    except ValidationError as exc:
+        problems = describe([e for e in exc.errors(include_input=False) if e["loc"][:1] == (INTEGRATOR_FIELD,)], None)
+        fail(f"the integrator token is not valid: {problems}; nothing was stored")
+    context = admin(ctx)
+    secrets = context.client("secretsmanager")
+    name = integrator_secret_name(context.target().names, vendor)
+    store_secret(secrets, name, token, _secret_state(secrets, name), "possync's own POSaBIT integrator token")
+    console().print(
+        f"Saved the POSaBIT integrator token as {name} (not shown) as {context.actor()}. Credentials added from now "
+        "on use it; existing ones keep the token they were added with (add them again to change it).",
+        markup=False,
+    )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
+import sys
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import typer
@@ -16,9 +19,10 @@ from functions.core.loyalty.codecs import persona_from_item
 from functions.core.loyalty.repository import PersonaStore
 from functions.core.loyalty.values import UNKNOWN_CONSENT, Claim, LedgerEntry, Persona
 from functions.core.models import normalize_email, normalize_phone
+from possync.admin.audit import AuditLog
 from possync.admin.context import TenantOption, admin, parse_id, parse_vendor
-from possync.admin.render import Output, OutputOption, cell, console, emit, fail, guarded, when
-from possync.admin.tenants import require_tenant
+from possync.admin.render import Output, OutputOption, cell, console, emit, err_console, fail, guarded, when
+from possync.admin.tenants import command_line, require_tenant
 
 app = typer.Typer(
     help="Personas: one view of each shopper across POSes (sources, favourite store, membership, points, consent).",
@@ -138,12 +142,12 @@ def _resolve(store: PersonaStore, tenant: str, who: str) -> str:
     return text
 
 
-def _list_row(persona: Persona) -> dict[str, Any]:
+def _list_row(persona: Persona, *, unmask: bool = False) -> dict[str, Any]:
     return {
         "id": persona.persona_id,
         "name": full_name(persona),
-        "phone": mask_phone(persona.phone),
-        "email": mask_email(persona.email),
+        "phone": persona.phone if unmask else mask_phone(persona.phone),
+        "email": persona.email if unmask else mask_email(persona.email),
         "sourced_from": sorted(persona.sources),
         "favourite_store": persona.favourite_store,
         "member": persona.member,
@@ -152,6 +156,47 @@ def _list_row(persona: Persona) -> dict[str, Any]:
         "points": persona.points,
         "consent_sms": sms_consent(persona),
     }
+
+
+LIST_COLUMNS = [
+    ("id", "id"),
+    ("name", "name"),
+    ("phone", "phone"),
+    ("email", "email"),
+    ("sourced_from", "sourced from"),
+    ("favourite_store", "favourite store"),
+    ("member_since", "member since"),
+    ("points", "points"),
+    ("consent_sms", "SMS consent"),
+]
+TABLE_LIMIT = 100  # on screen; exports (-o csv / json) have no limit unless one is given
+# The audit log's parameter for exports of unmasked personal data (settings changes name their SSM parameter).
+UNMASK_AUDIT_PARAMETER = "personas export (unmasked)"
+
+
+def sort_key(persona: Persona) -> tuple[str, str, str]:
+    return ((persona.last_name or "").lower(), (persona.first_name or "").lower(), persona.persona_id)
+
+
+def stream_rows(rows: Iterable[dict[str, Any]], output: Output) -> int:
+    """Write rows to stdout as they come (CSV: lists `;`-joined; JSON: one array), returning how many."""
+    keys = [k for k, _ in LIST_COLUMNS]
+    count = 0
+    if output is Output.CSV:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(keys)
+        for row in rows:
+            writer.writerow([";".join(v) if isinstance(v := row.get(k), list) else cell(v) for k in keys])
+            count += 1
+        sys.stdout.flush()
+        return count
+    sys.stdout.write("[")
+    for row in rows:
+        sys.stdout.write(("," if count else "") + "\n  " + json.dumps({k: row.get(k) for k in keys}, default=str))
+        count += 1
+    sys.stdout.write("\n]\n" if count else "]\n")
+    sys.stdout.flush()
+    return count
 
 
 @app.command("list")
@@ -163,50 +208,89 @@ def list_command(
     sourced_from: Annotated[
         str | None, typer.Option("--sourced-from", help="Only personas sourced from this POS.")
     ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="At most this many personas.")] = 100,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help=f"At most this many, after sorting by name (default: {TABLE_LIMIT} on screen, all in an export).",
+        ),
+    ] = None,
+    unmask: Annotated[
+        bool,
+        typer.Option("--unmask", help="Full phone numbers and emails (the export is audited: who, when, how many)."),
+    ] = False,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """List personas: name, sourced from, favourite store, member since, points, consent (phone and email masked)."""
+    """List personas: name, sourced from, favourite store, member since, points, consent (phone and email masked).
+
+    Sorted by last name, then first name. On screen the first 100 and the total; `-o csv` or `-o json` export every
+    matching persona (the count goes to stderr), with lists `;`-joined in CSV.
+
+    Examples: possync personas list --tenant acme --member-only --output csv > members.csv
+
+    possync personas list --tenant acme --sourced-from posabit --limit 20
+    """
     tenant = parse_id(tenant, "tenant")
     vendor = parse_vendor(sourced_from) if sourced_from else None
     context = admin(ctx)
     require_tenant(context, tenant)
-    personas, more = list_personas(
+    if unmask and output is Output.TABLE:
+        fail("--unmask is for exports", "add -o csv or -o json (the export is audited)")
+    personas, _ = list_personas(
         context.client("dynamodb"),
         context.target().personas_table,
         tenant,
         member_only=member_only,
         sourced_from=vendor,
-        limit=limit,
     )
-    personas.sort(key=lambda p: ((p.last_name or "").lower(), (p.first_name or "").lower(), p.persona_id))
-    rows = [_list_row(p) for p in personas]
-    if output is Output.TABLE:
-        for row in rows:
-            row["sourced_from"] = ", ".join(row["sourced_from"])
-            row["member_since"] = (row["member_since"] or "unknown") if row["member"] else "no"
+    total = len(personas)
+    personas.sort(key=sort_key)
+    cap = limit if limit is not None else (TABLE_LIMIT if output is Output.TABLE else None)
+    chosen = personas[:cap] if cap is not None else personas
     which = ("members" if member_only else "personas") + (f" sourced from {vendor.value}" if vendor else "")
+    if output is not Output.TABLE:
+        if unmask:
+            AuditLog(context.client("dynamodb"), context.target().control_table).record(
+                tenant,
+                UNMASK_AUDIT_PARAMETER,
+                context.actor(),
+                "personas list --unmask",
+                None,
+                {
+                    "output": output.value,
+                    "member_only": member_only,
+                    "sourced_from": vendor.value if vendor else None,
+                    "rows": len(chosen),
+                },
+            )
+        count = stream_rows((_list_row(p, unmask=unmask) for p in chosen), output)
+        err_console().print(
+            f"{count} of {total} {which} exported"
+            + (
+                " (phone and email unmasked; audited)"
+                if unmask
+                else " (phone and email masked; --unmask for full values)"
+            ),
+            highlight=False,
+        )
+        return
+    rows = [_list_row(p) for p in chosen]
+    for row in rows:
+        row["sourced_from"] = ", ".join(row["sourced_from"])
+        row["member_since"] = (row["member_since"] or "unknown") if row["member"] else "no"
     emit(
         rows,
-        [
-            ("id", "id"),
-            ("name", "name"),
-            ("phone", "phone"),
-            ("email", "email"),
-            ("sourced_from", "sourced from"),
-            ("favourite_store", "favourite store"),
-            ("member_since", "member since"),
-            ("points", "points"),
-            ("consent_sms", "SMS consent"),
-        ],
+        LIST_COLUMNS,
         output,
         title=f"{which.capitalize()} of {tenant}",
         empty=f"no {which} for tenant {tenant} yet (personas appear as shopper records are pulled)",
     )
-    if output is Output.TABLE and rows:
+    if rows:
+        more = f"; raise --limit (now {cap}) or export with -o csv to see all" if len(rows) < total else ""
         console().print(
-            f"{len(rows)} shown" + (f"; more match: raise --limit (now {limit})" if more else "") + ". "
-            f"Full details: `possync personas show --tenant {tenant} ID`."
+            f"{len(rows)} shown of {total} {which}{more}. "
+            f"Full details: `{command_line(context, f'personas show --tenant {tenant} ID')}`.",
+            markup=False,
         )
 
 
@@ -248,7 +332,10 @@ def show_command(
     ledger: Annotated[int, typer.Option(min=0, help="How many of the latest ledger entries to show.")] = 10,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """One persona in full: profile, sources, identity claims, store visits, latest points ledger entries."""
+    """One persona in full: profile, sources, identity claims, store visits, latest points ledger entries.
+
+    Example: possync personas show --tenant acme +12065550123
+    """
     tenant = parse_id(tenant, "tenant")
     if output is Output.CSV:
         fail("show prints one persona: use --output table or json", "for many personas use `possync personas list`")
@@ -258,7 +345,10 @@ def show_command(
     persona_id = _resolve(store, tenant, who)
     persona = store.get_persona(tenant, persona_id)
     if persona is None:
-        fail(f"tenant {tenant} has no persona {persona_id}", f"see `possync personas list --tenant {tenant}`")
+        fail(
+            f"tenant {tenant} has no persona {persona_id}",
+            f"see `{command_line(context, f'personas list --tenant {tenant}')}`",
+        )
     claims = identity_claims(persona)
     owners = store.claim_owners(tenant, claims)
     claim_rows = [

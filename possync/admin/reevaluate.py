@@ -95,7 +95,10 @@ def reevaluate_command(
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Apply the settings in force to the records already stored (a settings change does this by itself; run it
-    after a failed re-evaluation). Without --vendor: every POS the tenant has credentials for."""
+    after a failed re-evaluation). Without --vendor: every POS the tenant has credentials for.
+
+    Example: possync reevaluate --tenant acme --vendor posabit
+    """
     context = admin(ctx)
     tenant = known_tenant(context, tenant)
     vendor = parse_vendor(vendor_name) if vendor_name else None

@@ -52,14 +52,14 @@ def err_console() -> Console:
 def fail(message: str, hint: str | None = None) -> NoReturn:
     """A user error: say what is wrong and what to do next, exit 1."""
     err = err_console()
-    err.print(f"[bold red]error:[/] {escape(message)}")
+    err.print(f"[bold red]Error:[/] {escape(message)}")  # spelled as click spells its usage errors
     if hint:
-        err.print(f"[dim]hint:[/] {escape(hint)}")
+        err.print(f"[dim]Hint:[/] {escape(hint)}")
     raise typer.Exit(1)
 
 
 def warn(message: str) -> None:
-    err_console().print(f"[yellow]warning:[/] {escape(message)}")
+    err_console().print(f"[yellow]Warning:[/] {escape(message)}")
 
 
 P = ParamSpec("P")

@@ -20,7 +20,7 @@ def _day(value: str, option: str) -> date:
     try:
         return date.fromisoformat(value)
     except ValueError:
-        fail(f"{option} {value!r} is not a date", "use YYYY-MM-DD, e.g. 2026-05-01")
+        fail(f"{option} {value!r} is not a date: use YYYY-MM-DD, e.g. 2026-05-01")
 
 
 @guarded
@@ -28,16 +28,24 @@ def replay_command(
     ctx: typer.Context,
     tenant: TenantOption,
     vendor_name: VendorOption,
-    start: Annotated[str, typer.Option("--from", metavar="YYYY-MM-DD", help="First archive day (inclusive).")],
-    end: Annotated[str, typer.Option("--to", metavar="YYYY-MM-DD", help="Last archive day (inclusive).")],
+    start: Annotated[
+        str,
+        typer.Option(
+            "--from", metavar="YYYY-MM-DD", help="First pull day, UTC (the day pages were pulled, not record time)."
+        ),
+    ],
+    end: Annotated[str, typer.Option("--to", metavar="YYYY-MM-DD", help="Last pull day, UTC (inclusive; e.g. today).")],
     credential_id: Annotated[str | None, typer.Option("--credential", help="Only this credential id.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Compare with what is stored; write nothing.")] = False,
 ) -> None:
     """Map archived pages again with the current mapping and write what changed.
 
-    Pages are chosen by the day in their archive key (the day they were pulled). Older versions never
-    overwrite newer ones; items that still fail are quarantined again; quarantine entries of items that now
-    map are cleared. Takes each credential's lease, so it never interleaves with a running pull.
+    Pages are chosen by the UTC day they were pulled (the day in their archive key), not by the time of the
+    records in them: to rebuild records pulled since November 1st, use --from 2026-11-01 --to today's date.
+    Older versions never overwrite newer ones; items that still fail are quarantined again; quarantine entries
+    of items that now map are cleared. Takes each credential's lease, so it never interleaves with a running pull.
+
+    Example: possync replay --tenant acme --vendor posabit --from 2026-11-01 --to 2026-11-30 --dry-run
     """
     tenant = parse_id(tenant, "tenant")
     vendor = parse_vendor(vendor_name)
@@ -56,7 +64,16 @@ def replay_command(
     pages = archived_pages(archive, tenant, vendor, first, last, credential_id)
     scope = f"{tenant} / {vendor.value}" + (f" / {credential_id}" if credential_id else "")
     if not pages:
-        console().print(f"No archived pages for {scope} between {first} and {last}: nothing to replay.")
+        days = sorted({p.day for p in archived_pages(archive, tenant, vendor, date.min, date.max, credential_id)})
+        console().print(
+            f"No pages of {scope} were pulled between {first} and {last} (UTC pull days): nothing to replay. "
+            + (
+                f"Pages were pulled on {days[0]}" + (f" to {days[-1]}" if len(days) > 1 else "") + "."
+                if days
+                else "Nothing of it is archived yet."
+            ),
+            markup=False,
+        )
         return
     with Progress(
         TextColumn("[bold]replay[/] {task.description}"),

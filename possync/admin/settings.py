@@ -17,6 +17,7 @@ from rich.markup import escape
 from functions.core.errors import SettingsError
 from functions.core.layout import ResourceNames, Vendor
 from functions.core.settings import (
+    POINTS_IMPORT_VENDORS,
     SYNC_VENDORS,
     IntegrationSettings,
     TenantSettings,
@@ -28,8 +29,9 @@ from functions.core.sources import SETTINGS_MAX_AGE_SECONDS
 from possync.admin import impact, reevaluate
 from possync.admin.audit import AuditLog
 from possync.admin.context import AdminContext, OptionalVendor, TenantOption, YesOption, admin, parse_id, parse_vendor
+from possync.admin.problems import describe, did_you_mean
 from possync.admin.render import Output, OutputOption, cell, console, emit, fail, guarded, warn, when
-from possync.admin.tenants import require_tenant
+from possync.admin.tenants import command_line, require_tenant
 
 app = typer.Typer(
     help="Integration settings (per tenant and POS) and tenant-wide loyalty settings: validated, previewed, audited.",
@@ -39,6 +41,8 @@ app = typer.Typer(
 MAPPING_KEY = "store_mappings"
 FAIL_SAFE = "rules fail safe: no enrollment, no texts until this is fixed"
 AUTO_KEY = "sync_personas_enabled_on"
+# Dates whose setting enrolls or texts shoppers already stored: `set` shows the impact and asks first.
+DATE_KEYS = frozenset({"enroll_after", "sms_optin_after"})
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Print the change and write nothing.")]
 SettingsVendor = Annotated[
     str | None,
@@ -85,9 +89,7 @@ class Scope:
         try:
             model: BaseModel = self.model.model_validate(payload)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{error_location(e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors(include_input=False)
-            )
+            problems = describe(exc.errors(include_input=False), error_location)
             raise SettingsError(f"invalid {self.label} for tenant {self.tenant}: {problems}") from None
         view = model.model_dump(mode="json")
         view.pop("vendor", None)
@@ -187,12 +189,26 @@ def mapping_pair(location: str, store: str) -> tuple[str, str]:
     return location, store
 
 
+def settable_keys(scope: Scope) -> list[str]:
+    """The keys `set` accepts for this scope: not the ones it fills in itself, nor those this POS does not offer."""
+    keys = [k for k in scope.settings_keys() if k != AUTO_KEY]
+    if scope.vendor is not None and scope.vendor not in SYNC_VENDORS:
+        keys = [k for k in keys if k not in ("sync_personas", "sync_to_relevant_market")]
+    if scope.vendor is not None and scope.vendor not in POINTS_IMPORT_VENDORS:
+        keys = [k for k in keys if k != "loyalty_points_imported_on"]
+    if scope.vendor is not None:
+        keys = [f"{MAPPING_KEY}.<credential-or-location>" if k == MAPPING_KEY else k for k in keys]
+    return keys
+
+
 def _known(scope: Scope, key: str, stored_keys: tuple[str, ...]) -> None:
     if key not in scope.settings_keys() and key not in stored_keys:
-        fail(
-            f"unknown setting {key!r} for the {scope.label}",
-            f"settings are: {', '.join(scope.settings_keys())}",
-        )
+        other = "--vendor" if scope.vendor is None else "no --vendor"
+        elsewhere = Scope(scope.tenant, None if scope.vendor is not None else Vendor.POSABIT, "")
+        hint = f"settings here are: {', '.join(settable_keys(scope))}"
+        if key in elsewhere.settings_keys():
+            hint = f"{key} is a {'tenant-wide' if scope.vendor is not None else 'per-POS'} setting: use {other}"
+        fail(f"unknown setting {key!r} for the {scope.label}{did_you_mean(key, scope.settings_keys())}", hint)
 
 
 def _as_bool(value: Any) -> bool | None:
@@ -315,7 +331,8 @@ def change_settings(
     try:
         after = apply_change(scope, stored, sets, mappings, unsets, today)
     except SettingsError as exc:
-        fail(f"{exc}; nothing was written", f"see `possync settings show --tenant {tenant}` for the current values")
+        shown = f"settings show --tenant {tenant}" + (f" --vendor {scope.vendor.value}" if scope.vendor else "")
+        fail(f"{exc}; nothing was written", f"see `{command_line(context, shown)}` for the current values")
     changes = diff(before, after)
     if not changes:
         console().print(f"Nothing to change: the {scope.label} of {tenant} already say that.")
@@ -324,21 +341,21 @@ def change_settings(
     notes = consequences(scope, before, after)
     for note in notes:
         warn(note)
-    if dry_run:
-        lines = (
-            impact.preview(context, tenant, scope.vendor, after, {c["setting"] for c in changes})
-            if scope.vendor is not None
-            else []
-        )
+    changed_keys = {c["setting"] for c in changes}
+    # Setting an enroll or opt-in date acts on stored shoppers: show what it will do (the --dry-run counts) and ask.
+    dated = scope.vendor is not None and any(after.get(k) for k in DATE_KEYS & changed_keys)
+    if dry_run or dated:
+        lines = impact.preview(context, tenant, scope.vendor, after, changed_keys) if scope.vendor is not None else []
         for line in lines:
             console().print(escape(line))
+    if dry_run:
         console().print(
             "Dry run: nothing was written."
             if lines
             else "Dry run: nothing was written. The diff above is the whole preview: it enrolls or texts nobody."
         )
         return Outcome.DRY_RUN
-    if notes and not yes:
+    if (notes or dated) and not yes:
         typer.confirm("Apply this change?", abort=True)
     vendor = scope.vendor
     stored_value = json.dumps({"vendor": vendor.value, **after} if vendor is not None else after, sort_keys=True)
@@ -357,7 +374,7 @@ def change_settings(
     if stored.version is not None and version != stored.version + 1:
         warn(
             f"{scope.parameter} changed while this command ran (version {stored.version} -> {version}); "
-            f"check `possync settings history --tenant {tenant}`"
+            f"check `{command_line(context, f'settings history --tenant {tenant}')}`"
         )
     console().print(
         f"Saved {scope.parameter} (version {version}) as {who}. Pulls and rules use it within "
@@ -412,6 +429,8 @@ def set_settings(
     loyalty_points_imported_on use_last_backup pull_interval_minutes store_mappings.<credential-or-location>=<store>
 
     Tenant keys (no --vendor): brand_name points_per_dollar accrual_start_date timezone
+
+    Example: possync settings set -t acme -v posabit age_gate_attested=true enroll_after=2026-11-01 --dry-run
     """
     _change(ctx, tenant, vendor_name, assignments, [], dry_run, yes, "set")
 
@@ -426,7 +445,10 @@ def unset_settings(
     dry_run: DryRunOption = False,
     yes: YesOption = False,
 ) -> None:
-    """Return settings to their default (store_mappings.<id> removes one store mapping)."""
+    """Return settings to their default (store_mappings.<id> removes one store mapping).
+
+    Example: possync settings unset --tenant acme --vendor posabit enroll_after
+    """
     _change(ctx, tenant, vendor_name, [], keys, dry_run, yes, "unset")
 
 
@@ -438,7 +460,10 @@ def show(
     vendor_name: SettingsVendor = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Show the settings in force (defaults marked) for one integration, or the tenant-wide settings."""
+    """Show the settings in force (defaults marked) for one integration, or the tenant-wide settings.
+
+    Example: possync settings show --tenant acme --vendor posabit
+    """
     context = admin(ctx)
     tenant = parse_id(tenant, "tenant")
     vendor = parse_vendor(vendor_name) if vendor_name else None
@@ -494,8 +519,15 @@ def show(
         fail(
             "\n".join(f"settings parameter {parameter} is not valid: {problem}" for parameter, problem in invalid)
             + f"\n{FAIL_SAFE}",
-            f"fix with `possync settings set` / `possync settings unset --tenant {tenant}"
-            + (f" --vendor {vendor.value}`" if vendor else " --vendor VENDOR`"),
+            "fix with `"
+            + command_line(
+                context, f"settings set --tenant {tenant} --vendor {vendor.value if vendor else 'VENDOR'} KEY=VALUE"
+            )
+            + "` or `"
+            + command_line(
+                context, f"settings unset --tenant {tenant} --vendor {vendor.value if vendor else 'VENDOR'} KEY"
+            )
+            + "`",
         )
 
 
@@ -517,7 +549,10 @@ def history(
     limit: Annotated[int, typer.Option(min=1, help="Newest N changes.")] = 20,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Every settings change of a tenant, newest first: who, when, what changed."""
+    """Every settings change of a tenant, newest first: who, when, what changed.
+
+    Example: possync settings history --tenant acme --vendor posabit
+    """
     context = admin(ctx)
     tenant = parse_id(tenant, "tenant")
     target = context.target()

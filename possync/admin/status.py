@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -19,17 +19,15 @@ from functions.core.settings import IntegrationSettings, parse_integration_setti
 from functions.core.store import Checkpoint, ControlStore, RegisteredCredential
 from possync.admin import reevaluate
 from possync.admin.context import (
-    CredentialIdOption,
     OptionalTenant,
     OptionalVendor,
     TenantOption,
-    VendorOption,
     admin,
     parse_id,
     parse_vendor,
 )
 from possync.admin.render import Output, OutputOption, age, cell, console, emit, fail, guarded, when
-from possync.admin.tenants import known_tenant, require_tenant
+from possync.admin.tenants import command_line, known_tenant, require_tenant
 
 quarantine_app = typer.Typer(
     help="Records a mapping refused: each with its reason and the archived page it came from.", no_args_is_help=True
@@ -144,6 +142,13 @@ def _notice_text(key: str, value: Any) -> str:
     )
 
 
+def cursor_age(text: str) -> str:
+    """A cursor as people read it: '2026-10-01 08:30 UTC (3h 5m ago)', and what follows the time unchanged."""
+    moment, space, rest = text.partition(" ")
+    shown = when(moment)
+    return (shown + space + rest) if shown else text
+
+
 def _status_table(row: dict[str, Any]) -> Table:
     title = f"{row['tenant']} / {row['vendor']} / {row['id']}" + (f"  ({row['store']})" if row["store"] else "")
     table = Table(title=escape(title), title_justify="left", show_header=False, min_width=60)
@@ -171,7 +176,7 @@ def _status_table(row: dict[str, Any]) -> Table:
             table.add_row(label, "[yellow]" + escape(_notice_text(key, row[key])) + "[/]")
     if row["cursors"]:
         for stream, text in row["cursors"].items():
-            table.add_row(f"cursor {stream}", escape(text))
+            table.add_row(f"cursor {stream}", escape(cursor_age(text)))
     else:
         table.add_row("cursors", "none yet: no window has completed")
     return table
@@ -189,6 +194,8 @@ def status_command(
 
     Exits 1 when any active credential needs attention (its last pull failed or hit a contract mismatch, or its
     data is older than twice its pull interval) or a re-evaluation failed.
+
+    Example: possync status --tenant acme --vendor posabit
     """
     vendors = [parse_vendor(vendor_name)] if vendor_name else list(Vendor)
     context = admin(ctx)
@@ -218,7 +225,9 @@ def status_command(
     if output is Output.TABLE:
         if not rows:
             console().print(
-                "no credentials registered; add one with `possync credentials add VENDOR --tenant T --id ID`"
+                "no credentials registered; add one with "
+                f"`{command_line(context, 'credentials add VENDOR --tenant ' + (tenant or 'T') + ' --id ID')}`",
+                markup=False,
             )
             return
         out = console()
@@ -238,7 +247,9 @@ def status_command(
             out.print(
                 f"[red]{len(unhealthy)} of {len(rows)} credentials need attention: "
                 + escape(", ".join(f"{r['tenant']}/{r['vendor']}/{r['id']}" for r in unhealthy))
-                + "[/] (see `health` above; `possync quarantine list` for contract mismatches)"
+                + "[/] (see `health` above; `"
+                + escape(command_line(context, f"quarantine list --tenant {tenant or unhealthy[0]['tenant']}"))
+                + "` for contract mismatches)"
             )
     else:
         columns = [("tenant", "tenant"), ("vendor", "vendor"), ("id", "id"), ("store", "store"), ("active", "active")]
@@ -263,29 +274,49 @@ def status_command(
 def quarantine_list(
     ctx: typer.Context,
     tenant: TenantOption,
-    vendor_name: VendorOption,
-    credential_id: CredentialIdOption,
+    vendor_name: OptionalVendor = None,
+    credential_id: Annotated[
+        str | None, typer.Option("--id", "--credential", help="Only this store credential (its id).")
+    ] = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Quarantined records of one credential: stream, POS id, reason, archived page and item position."""
-    vendor = parse_vendor(vendor_name)
+    """Quarantined records of a tenant (or one POS, or one credential): stream, POS id, reason, archived page.
+
+    Example: possync quarantine list --tenant acme --vendor posabit --id downtown
+    """
+    vendor = parse_vendor(vendor_name) if vendor_name else None
     tenant = parse_id(tenant, "tenant")
+    if credential_id is not None:
+        credential_id = parse_id(credential_id, "credential id")
     context = admin(ctx)
     require_tenant(context, tenant)
     control = context.control()
-    entries = control.list_quarantine(tenant, vendor, credential_id)
-    if not entries and control.get_credential(tenant, vendor, credential_id) is None:
+    vendors = [vendor] if vendor is not None else list(Vendor)
+    credentials = [
+        entry
+        for v in vendors
+        for entry in control.credentials(v, tenant)
+        if credential_id is None or entry.credential_id == credential_id
+    ]
+    if credential_id is not None and not credentials:
         fail(
-            f"tenant {tenant} has no {vendor.value} credential {credential_id}",
-            f"see `possync credentials list --tenant {tenant}`",
+            f"tenant {tenant} has no {vendor.value + ' ' if vendor else ''}credential {credential_id}",
+            f"see `{command_line(context, f'credentials list --tenant {tenant}')}`",
         )
     rows = []
-    for entry in entries:
-        stream, _, pos_id = entry["sk"].partition("#")
-        rows.append({"stream": stream, "pos_id": pos_id, **entry})
+    for entry in credentials:
+        for found in control.list_quarantine(tenant, entry.vendor, entry.credential_id):
+            stream, _, pos_id = found["sk"].partition("#")
+            rows.append(
+                {"vendor": entry.vendor.value, "credential": entry.credential_id, "stream": stream, "pos_id": pos_id}
+                | found
+            )
+    scope = " / ".join([tenant, *([vendor.value] if vendor else []), *([credential_id] if credential_id else [])])
     emit(
         rows,
         [
+            ("vendor", "vendor"),
+            ("credential", "credential"),
             ("stream", "stream"),
             ("pos_id", "POS id"),
             ("field", "field"),
@@ -294,11 +325,17 @@ def quarantine_list(
             ("item_index", "item"),
         ],
         output,
-        title=f"Quarantine of {tenant} / {vendor.value} / {credential_id}",
-        empty=f"nothing quarantined for {tenant} / {vendor.value} / {credential_id}",
+        title=f"Quarantine of {scope}",
+        empty=f"nothing quarantined for {scope}",
     )
     if rows and output is Output.TABLE:
+        first = rows[0]
+        replay = (
+            f"replay --tenant {tenant} --vendor {first['vendor']} --credential {first['credential']} "
+            "--from YYYY-MM-DD --to YYYY-MM-DD"
+        )
         console().print(
-            f"{len(rows)} quarantined. After a mapping fix, `possync replay --tenant {tenant} --vendor {vendor.value} "
-            f"--credential {credential_id} --from DATE --to DATE` rebuilds them from the archive."
+            f"{len(rows)} quarantined. After a mapping fix, `{command_line(context, replay)}` rebuilds them from the "
+            "archive.",
+            markup=False,
         )

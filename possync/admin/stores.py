@@ -31,7 +31,7 @@ from possync.admin.settings import (
     current_view,
     read_stored,
 )
-from possync.admin.tenants import known_tenant, require_tenant
+from possync.admin.tenants import command_line, known_tenant, require_tenant
 
 app = typer.Typer(
     help="Store mappings: which retail store each credential or POS location is (favourite stores come from them).",
@@ -128,6 +128,8 @@ def map_store(
     The mapping is an integration setting (store_mappings), validated and audited like `possync settings set`; its
     stored sales count toward favourite stores too (a re-evaluation applies it to them). --dry-run says how many
     personas would get a favourite store.
+
+    Example: possync stores map --tenant acme --vendor posabit --credential downtown --store downtown
     """
     tenant = parse_id(tenant, "tenant")
     vendor = parse_vendor(vendor_name)
@@ -145,15 +147,16 @@ def map_store(
         if control.get_credential(tenant, vendor, key) is None:
             fail(
                 f"tenant {tenant} has no {vendor.value} credential {key}",
-                f"see `possync credentials list --tenant {tenant} --vendor {vendor.value}` "
-                "or `possync stores unmapped`",
+                f"see `{command_line(context, f'credentials list --tenant {tenant} --vendor {vendor.value}')}` "
+                f"or `{command_line(context, f'stores unmapped --tenant {tenant}')}`",
             )
     elif not covered:
         mapped = current_view(scope, read_stored(context.client("ssm"), scope)).get(MAPPING_KEY) or {}
         if key not in mapped:
             warn(
                 f"no {vendor.value} data from location {key} has been seen yet; if the id is mistyped, "
-                "its sales stay unmapped (compare with `possync stores unmapped`)"
+                "its sales stay unmapped (compare with "
+                f"`{command_line(context, f'stores unmapped --tenant {tenant}')}`)"
             )
     outcome = change_settings(
         context, scope, {}, {key: store}, [], dry_run=dry_run, yes=False, action=f"stores map {what}"
@@ -181,7 +184,10 @@ def unmap_store(
     credential_id: CredentialOption = None,
     location: LocationOption = None,
 ) -> None:
-    """Remove a store mapping (audited). Favourite stores already computed from it stay until new sales arrive."""
+    """Remove a store mapping (audited). Favourite stores already computed from it stay until new sales arrive.
+
+    Example: possync stores unmap --tenant acme --vendor posabit --location 42
+    """
     tenant = parse_id(tenant, "tenant")
     vendor = parse_vendor(vendor_name)
     key, what = _what(credential_id, location)
@@ -205,7 +211,10 @@ def unmapped(
     tenant: OptionalTenant = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """Credentials and POS locations that sent data but map to no store, each with the command that maps it."""
+    """Credentials and POS locations that sent data but map to no store, each with the command that maps it.
+
+    Example: possync stores unmapped --tenant acme
+    """
     context = admin(ctx)
     if tenant is not None:
         tenant = known_tenant(context, tenant)
@@ -257,3 +266,68 @@ def unmapped(
         out.print("Map each one to its retail store (favourite stores stay unset until then):")
         for row in rows:
             out.print(f"  {row['map_command']}", markup=False)
+
+
+@app.command("list")
+@guarded
+def list_mappings(
+    ctx: typer.Context,
+    tenant: TenantOption,
+    vendor_name: Annotated[str | None, typer.Option("--vendor", "-v", help="Only this POS.")] = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """A tenant's store mappings as a table: which retail store each credential or POS location is.
+
+    Example: possync stores list --tenant acme
+    """
+    context = admin(ctx)
+    tenant = known_tenant(context, tenant)
+    vendors = [parse_vendor(vendor_name)] if vendor_name else list(Vendor)
+    target = context.target()
+    ssm = context.client("ssm")
+    control = context.control()
+    rows: list[dict[str, Any]] = []
+    unmapped_credentials: list[str] = []
+    for vendor in vendors:
+        scope = Scope.of(target.names, tenant, vendor)
+        mappings: dict[str, str] = dict(current_view(scope, read_stored(ssm, scope)).get(MAPPING_KEY) or {})
+        credentials = {c.credential_id: c for c in control.credentials(vendor, tenant)}
+        for key, store in sorted(mappings.items()):
+            credential = credentials.get(key)
+            rows.append(
+                {
+                    "vendor": vendor.value,
+                    "kind": "credential" if credential is not None else "location",
+                    "key": key,
+                    "store": store,
+                    "store_name": (credential.attributes.get("store_name") or credential.label) if credential else None,
+                }
+            )
+        unmapped_credentials += [f"{vendor.value}/{c}" for c in sorted(credentials) if c not in mappings]
+    emit(
+        rows,
+        [
+            ("vendor", "vendor"),
+            ("kind", "maps"),
+            ("key", "credential / location"),
+            ("store", "store"),
+            ("store_name", "POS store name"),
+        ],
+        output,
+        title=f"Store mappings of {tenant}",
+        empty=f"no store mappings for {tenant} yet",
+    )
+    if output is Output.TABLE:
+        out = console()
+        if unmapped_credentials:
+            out.print(
+                "Credentials with no mapping of their own (their locations may be mapped one by one): "
+                + ", ".join(unmapped_credentials),
+                markup=False,
+            )
+        map_line = f"stores map --tenant {tenant} --vendor VENDOR --credential ID --store STORE"
+        out.print(
+            f"Map one with `{command_line(context, map_line)}`; "
+            f"`{command_line(context, f'stores unmapped --tenant {tenant}')}` lists stores sending unmapped data.",
+            markup=False,
+        )

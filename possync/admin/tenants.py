@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -25,7 +26,8 @@ KNOWN_SHOWN = 20
 
 def command_line(context: AdminContext, words: str) -> str:
     """A possync command line to suggest, against the same target as the command that suggests it."""
-    return "possync " + ("--local " if context.local else "") + words
+    flags = context.global_flags or (["--local"] if context.local else [])
+    return shlex.join(["possync", *flags]) + " " + words
 
 
 def registry(context: AdminContext) -> TenantRegistry:
@@ -113,7 +115,10 @@ def add(
     ],
     name: Annotated[str | None, typer.Option("--name", help='Display name, e.g. "Acme Cannabis".')] = None,
 ) -> None:
-    """Create a tenant (audited: who and when). Then connect its stores with `possync credentials add`."""
+    """Create a tenant (audited: who and when). Then connect its stores with `possync credentials add`.
+
+    Example: possync tenants add acme --name "Acme Cannabis"
+    """
     tenant = parse_id(tenant, "tenant")
     if name is not None:
         try:
@@ -151,7 +156,10 @@ def add(
 @app.command("list")
 @guarded
 def list_tenants(ctx: typer.Context, output: OutputOption = Output.TABLE) -> None:
-    """Every tenant: id, name, when and by whom it was created, how many store credentials it has."""
+    """Every tenant: id, name, when and by whom it was created, how many store credentials it has.
+
+    Example: possync tenants list --output csv
+    """
     context = admin(ctx)
     tenants = registry(context).all()
     rows = [

@@ -33,7 +33,7 @@ from functions.core.settings import IntegrationSettings, TenantSettings
 from functions.core.sources import clear_caches
 from functions.core.store import ControlStore
 from functions.core.streams import CONSUMERS
-from possync.admin.credentials import registry_entry
+from possync.admin.credentials import integrator_secret_name, registry_entry
 from possync.admin.tenants import create_tenant
 from possync.local.lambda_shim import HandlerRunner, sqs_event
 from possync.local.provision import LOCAL_REGION, Resources, provision
@@ -45,6 +45,7 @@ from possync.local.stream_pump import (
     StreamReader,
     peek_dead_letters,
 )
+from possync.target import user_state_file
 
 SIMULATORS: dict[Vendor, tuple[str, str]] = {
     Vendor.POSABIT: ("simulators.posabit", "PosabitSimulator"),
@@ -143,8 +144,11 @@ class LocalRuntime:
         workdir: Path = Path(".local"),
         vendors: tuple[Vendor, ...] | None = None,
         rules: bool = True,
+        publish: bool = False,
     ) -> None:
-        """`rules=False` pulls without pumping the records stream to the stream consumers (pull-only runs)."""
+        """`rules=False` pulls without pumping the records stream to the stream consumers (pull-only runs);
+        `publish=True` (`possync local serve`) also writes the state to the user's state path, so `possync --local`
+        finds this runtime from any directory."""
         self.scale = scale or Scale()
         self.seed = seed
         self.workdir = workdir
@@ -158,6 +162,7 @@ class LocalRuntime:
         self.enroll_integrations: set[tuple[str, Vendor]] = set()  # (tenant, vendor) with enroll_after set
         self.unmapped_credentials: set[tuple[str, Vendor, str]] = set()  # left out of the store mappings
         self.rules = rules
+        self.publish = publish
         self._moto: Any = None
         self._saved_env: dict[str, str | None] = {}
         self.log_path = workdir / "lambda.log"
@@ -215,6 +220,12 @@ class LocalRuntime:
         clear_caches()
         cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION])
         self.resources = provision(self.client)
+        if Vendor.POSABIT in self.simulators:
+            # possync's own POSaBIT integrator token, as `possync credentials integrator-token posabit` sets it.
+            self.client("secretsmanager").create_secret(
+                Name=integrator_secret_name(self.resources.names, Vendor.POSABIT),
+                SecretString=self.simulators[Vendor.POSABIT].integrator_token,
+            )
         self._log = self.log_path.open("w", encoding="utf-8")
         self.runner = HandlerRunner(self._log)
         # One reader of the records stream: the tick counts what it reads and hands the same records to the pump.
@@ -235,6 +246,10 @@ class LocalRuntime:
                 self.resources.records_stream_arn,
             )
         self.state_file.write_text(json.dumps(self.state(), indent=2))
+        if self.publish:
+            published = user_state_file()
+            published.parent.mkdir(parents=True, exist_ok=True)
+            published.write_text(json.dumps(self.state(), indent=2))
 
     def stop(self) -> None:
         for simulator in self.simulators.values():
@@ -254,6 +269,8 @@ class LocalRuntime:
             self._log.close()
         if self.state_file.exists():
             self.state_file.unlink()
+        if self.publish:
+            _unpublish(user_state_file())
 
     @property
     def state_file(self) -> Path:
@@ -273,6 +290,9 @@ class LocalRuntime:
             "queue_urls": self.resources.queue_urls,
             "rules_dlq_urls": self.resources.rules_dlq_urls,
             "reevaluation_queue_url": self.resources.reevaluation_queue_url,
+            "base_urls": {vendor.value: simulator.url for vendor, simulator in self.simulators.items()},
+            "pid": os.getpid(),
+            "workdir": str(self.workdir.resolve()),
         }
 
     def _simulator_args(self, vendor: Vendor) -> dict[str, Any]:
@@ -367,17 +387,21 @@ class LocalRuntime:
         on_stream: Callable[[dict[str, int]], None] | None = None,
         on_batch: Callable[[str, int], None] | None = None,
         pull_now: bool = False,
+        dispatch: bool = True,
     ) -> TickReport:
         """One EventBridge Scheduler tick: each pull function dispatches the credentials that are due (or, with
         `pull_now`, every active credential), then consumes its queue; then the records it wrote reach the stream
         consumers, as their event source mappings would deliver them.
 
         `on_stream` hears how many records each consumer is about to be handed, `on_batch` each batch done.
+        `dispatch=False` only consumes the jobs already queued (`possync --local pull` enqueues them).
         """
         assert self.resources is not None
         assert self.runner is not None
         started = time.monotonic()
-        jobs = run_tick(self.client, self.resources, self.runner, self.functions, on_job, pull_now=pull_now)
+        jobs = run_tick(
+            self.client, self.resources, self.runner, self.functions, on_job, pull_now=pull_now, dispatch=dispatch
+        )
         report = TickReport(label, jobs=jobs)
         report.written = _count_written(self.stream_records())
         if self.pump is not None:
@@ -524,6 +548,15 @@ class LocalRuntime:
         return PULL_FUNCTION[vendor]
 
 
+def _unpublish(published: Path) -> None:
+    """Remove the user-level state file if it is this process's (another runtime may have published since)."""
+    try:
+        if json.loads(published.read_text()).get("pid") == os.getpid():
+            published.unlink()
+    except (OSError, ValueError):
+        return
+
+
 def cold_start(functions: list[str]) -> None:
     """Forget what warm handlers cached (services built once per execution environment hold clients bound to
     an endpoint): a new runtime gets new execution environments, as a new deployment would."""
@@ -575,16 +608,18 @@ def run_tick(
     on_job: Callable[[JobRecord], None] | None = None,
     timeout_seconds: float = 900.0,
     pull_now: bool = False,
+    dispatch: bool = True,
 ) -> list[JobRecord]:
     """Each pull function gets the schedule's {"action": "dispatch"} (only credentials whose pull interval has
     passed are enqueued), or with `pull_now` the manual dispatch (every active credential, now); then its queue is
-    consumed job by job."""
+    consumed job by job. `dispatch=False` consumes only what is queued already."""
     sqs = clients("sqs")
     jobs: list[JobRecord] = []
     event = layout.DISPATCH_NOW_EVENT if pull_now else layout.DISPATCH_EVENT
     for function in functions:
         env = resources.lambda_env(function)
-        runner.invoke(function, dict(event), env)
+        if dispatch:
+            runner.invoke(function, dict(event), env)
         url = resources.queue_urls[function]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         for message in drain(sqs, url):

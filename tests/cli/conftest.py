@@ -49,6 +49,8 @@ def bare_cli(target: Target, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     runner = CliRunner()
 
     def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        # No POS answers here: `credentials add` saves without asking it, unless a test says otherwise.
+        env = {"POSSYNC_VERIFY": "false", **(env or {})}
         return runner.invoke(app, list(args), obj=AdminContext(target_override=target), input=input, env=env)
 
     return invoke
@@ -88,6 +90,7 @@ def offline_cli(monkeypatch: pytest.MonkeyPatch) -> Invoke:
     )
 
     def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        env = {"POSSYNC_VERIFY": "false", **(env or {})}
         return runner.invoke(app, list(args), obj=AdminContext(target_override=nowhere), input=input, env=env)
 
     return invoke

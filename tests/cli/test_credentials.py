@@ -180,7 +180,7 @@ def test_invalid_secret_is_refused_by_field_name_without_echoing_it(offline_cli:
     )
 
     assert result.exit_code == 1
-    assert "invalid (fields: integrator_token)" in result.output
+    assert "integrator_token: must be at least 8 characters long" in " ".join(result.output.split())
     assert short not in result.output and VENUE not in result.output
 
 

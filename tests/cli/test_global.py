@@ -28,6 +28,8 @@ def test_help_needs_no_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
 
 def test_local_without_a_running_runtime_says_how_to_start_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # a `possync local serve` on this machine is not ours
+    monkeypatch.delenv("POSSYNC_LOCAL", raising=False)
 
     result = CliRunner().invoke(app, ["--local", "status"])
 

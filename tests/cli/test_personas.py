@@ -129,7 +129,7 @@ def test_list_shows_the_marketers_columns_with_phone_and_email_masked(cli: Invok
     for private in (ANA_PHONE, ANA_EMAIL, ANA_BIRTH, "1985-01-01", "+12065550188", "ben@example.org"):
         assert private not in out
     assert "Zed" not in out  # tenant t10 is another tenant
-    assert "3 shown" in out
+    assert "3 shown of 3 personas" in out
     # sorted by last name: Baker, Lopez, then Cy (no last name) first
     assert out.index("Cy") < out.index("Ben Baker") < out.index("Ana Lopez")
 
@@ -153,7 +153,7 @@ def test_list_json_and_csv_are_masked_too(cli: Invoke, seeded: PersonaSeeder) ->
     cy = next(p for p in as_json if p["id"] == "c3")
     assert cy["member_since"] is None and cy["phone"] is None
     assert [r["id"] for r in as_csv] == ["c3", "b2", "a1"]
-    assert as_csv[2]["sourced_from"] == '["flourish", "posabit"]' and as_csv[2]["phone"] == "+*******0143"
+    assert as_csv[2]["sourced_from"] == "flourish;posabit" and as_csv[2]["phone"] == "+*******0143"
     assert "birth" not in " ".join(as_csv[0]) and ANA_BIRTH not in personas_list(cli, "-o", "csv").stdout
 
 
@@ -173,8 +173,8 @@ def test_list_limit_says_more_match(cli: Invoke, seeded: PersonaSeeder) -> None:
     as_json = json.loads(personas_list(cli, "--limit", "2", "-o", "json").stdout)
 
     assert limited.exit_code == 0, limited.output
-    assert "2 shown; more match: raise --limit (now 2)" in limited.output
-    assert len(as_json) == 2
+    assert "2 shown of 3 personas; raise --limit (now 2)" in limited.output
+    assert [p["id"] for p in as_json] == ["c3", "b2"]  # the limit applies after sorting by name
 
 
 def test_list_refuses_an_unknown_pos(offline_cli: Invoke) -> None:
@@ -294,3 +294,30 @@ def test_a_stack_target_reads_the_personas_table_output(monkeypatch: pytest.Monk
 
     assert (with_output.records_table, with_output.personas_table) == ("rec", "prod-personas")
     assert older_stack.personas_table == ResourceNames().personas_table
+
+
+def test_an_export_is_complete_streamed_and_counted_on_stderr(cli: Invoke, personas: PersonaSeeder) -> None:
+    for n in range(130):
+        personas.persona("t1", f"p{n:03d}", first_name="Pat", last_name=f"Name{n:03d}")
+
+    exported = personas_list(cli, "-o", "csv")
+    on_screen = personas_list(cli)
+
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert len(rows) == 130 and rows[0]["id"] == "p000" and rows[-1]["id"] == "p129"
+    assert "130 of 130 personas exported" in exported.stderr and "masked" in exported.stderr
+    assert "100 shown of 130 personas" in on_screen.output
+
+
+def test_unmask_is_explicit_for_exports_and_audited(cli: Invoke, seeded: PersonaSeeder) -> None:
+    table = personas_list(cli, "--unmask")
+    exported = personas_list(cli, "--unmask", "-o", "json")
+    history = cli("settings", "history", "--tenant", "t1", "-o", "json")
+
+    assert table.exit_code == 1 and "--unmask is for exports" in table.output
+    ana = next(p for p in json.loads(exported.stdout) if p["id"] == "a1")
+    assert (ana["phone"], ana["email"]) == (ANA_PHONE, ANA_EMAIL)
+    assert "unmasked; audited" in exported.stderr
+    [entry] = [e for e in json.loads(history.stdout) if e["action"] == "personas list --unmask"]
+    assert entry["parameter"] == "personas export (unmasked)" and entry["new"]["rows"] == 3
+    assert ANA_PHONE not in history.stdout  # the audit says who exported how many, not what

@@ -40,7 +40,15 @@ def statuses(target: Target) -> RunStatuses:
 
 def test_a_saved_integration_change_queues_the_re_evaluation_of_that_pos(cli: Invoke, target: Target) -> None:
     result = cli(
-        "settings", "set", "--tenant", "t1", "--vendor", "posabit", "age_gate_attested=true", "enroll_after=2026-11-20"
+        "settings",
+        "set",
+        "--tenant",
+        "t1",
+        "--vendor",
+        "posabit",
+        "age_gate_attested=true",
+        "enroll_after=2026-11-20",
+        "--yes",
     )
 
     assert result.exit_code == 0, result.output

@@ -270,3 +270,16 @@ def test_replay_command_fails_when_a_credential_is_skipped(
 
     assert result.exit_code == 1
     assert "credential c9 not replayed" in result.output
+
+
+def test_an_empty_range_names_the_pull_days_that_exist(
+    pulled: Target, cli: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("possync.admin.replay_cmd.load_codec", lambda vendor: FakeCodec(fixed=True))
+    earlier = DAY - timedelta(days=30)
+
+    result = cli("replay", "--tenant", "t1", "--vendor", "posabit", "--from", str(earlier), "--to", str(earlier))
+
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "(UTC pull days): nothing to replay" in out and f"Pages were pulled on {DAY}." in out

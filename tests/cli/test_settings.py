@@ -60,7 +60,9 @@ def test_show_without_a_parameter_shows_the_defaults(cli: Invoke) -> None:
 
 
 def test_set_validates_writes_and_audits(cli: Invoke, target: Target) -> None:
-    result = set_posabit(cli, "age_gate_attested=true", "enroll_after=2026-05-01", "store_mappings.store-1=downtown")
+    result = set_posabit(
+        cli, "age_gate_attested=true", "enroll_after=2026-05-01", "store_mappings.store-1=downtown", "--yes"
+    )
 
     assert result.exit_code == 0, result.output
     value = stored(target)
@@ -81,16 +83,19 @@ def test_invalid_value_is_refused_and_nothing_is_written(cli: Invoke, target: Ta
     result = set_posabit(cli, "age_gate_attested=true", "enroll_after=someday")
 
     assert result.exit_code == 1
-    assert "enroll_after: Input should be a valid date" in result.output and "nothing was written" in result.output
+    assert (
+        "enroll_after: not a date: use YYYY-MM-DD, e.g. 2026-05-01" in result.output
+        and "nothing was written" in result.output
+    )
     assert stored(target) is None and audit(target) == []
 
 
 @pytest.mark.parametrize(
     ("pair", "message"),
     [
-        ("pull_interval_minutes=5", "pull_interval_minutes: Input should be greater than or equal to 15"),
+        ("pull_interval_minutes=5", "pull_interval_minutes: must be at least 15"),
         ("enroll_after=2026-05-01", "enroll_after needs age_gate_attested"),
-        ("use_last_backup=perhaps", "use_last_backup: Input should be a valid boolean"),
+        ("use_last_backup=perhaps", "use_last_backup: use true or false"),
     ],
 )
 def test_rule_breaking_values_are_refused(cli: Invoke, target: Target, pair: str, message: str) -> None:
@@ -153,7 +158,7 @@ def test_sync_personas_is_not_offered_for_thsuite(cli: Invoke) -> None:
 
 
 def test_removing_enroll_after_explains_and_asks(cli: Invoke, target: Target) -> None:
-    assert set_posabit(cli, "age_gate_attested=true", "enroll_after=2026-05-01").exit_code == 0
+    assert set_posabit(cli, "age_gate_attested=true", "enroll_after=2026-05-01", "--yes").exit_code == 0
 
     declined = cli("settings", "unset", "--tenant", "t1", "--vendor", "posabit", "enroll_after", input="n\n")
     assert declined.exit_code == 1
@@ -173,7 +178,7 @@ def test_removing_enroll_after_explains_and_asks(cli: Invoke, target: Target) ->
 
 
 def test_removing_sms_optin_after_explains_and_yes_skips_the_question(cli: Invoke, target: Target) -> None:
-    assert set_posabit(cli, "sms_optin_after=2026-06-01").exit_code == 0
+    assert set_posabit(cli, "sms_optin_after=2026-06-01", "--yes").exit_code == 0
 
     result = cli("settings", "set", "--tenant", "t1", "--vendor", "posabit", "--yes", "sms_optin_after=", input="")
     assert result.exit_code == 1  # an empty date is not a date: unset is the way to remove it

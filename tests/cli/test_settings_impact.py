@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -160,7 +161,9 @@ def test_sms_only_change_counts_texts_only(cli: Invoke, seeded: PersonaSeeder) -
 def test_removing_enroll_after_enrolls_nobody_and_keeps_the_sticky_note(
     cli: Invoke, target: Target, seeded: PersonaSeeder
 ) -> None:
-    setup = cli("settings", "set", "-t", "t1", "-v", "posabit", "age_gate_attested=true", "enroll_after=2026-05-01")
+    setup = cli(
+        "settings", "set", "-t", "t1", "-v", "posabit", "age_gate_attested=true", "enroll_after=2026-05-01", "--yes"
+    )
     assert setup.exit_code == 0, setup.output
     before = stored(target)
 
@@ -246,3 +249,28 @@ def test_show_of_valid_settings_exits_0(cli: Invoke, target: Target) -> None:
     assert cli("settings", "show", "--tenant", "t1", "--vendor", "posabit").exit_code == 0
     shown = cli("settings", "show", "--tenant", "t1")
     assert shown.exit_code == 0 and "fail safe" not in shown.output
+
+
+def test_setting_an_enroll_date_shows_the_impact_and_asks(cli: Invoke, target: Target, seeded: PersonaSeeder) -> None:
+    change = ("settings", "set", "-t", "t1", "-v", "posabit", "age_gate_attested=true", "enroll_after=2026-05-01")
+    preview = " ".join(dry_run(cli, "age_gate_attested=true", "enroll_after=2026-05-01").output.split())
+    counted = re.search(r"Would enroll: \d+ persona", preview)
+    assert counted is not None
+
+    declined = cli(*change, input="n\n")
+    assert declined.exit_code == 1
+    assert counted.group(0) in " ".join(declined.output.split()) and "Apply this change?" in declined.output
+    assert stored(target) is None and audit(target) == []
+
+    confirmed = cli(*change, input="y\n")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert json.loads(stored(target) or "{}")["enroll_after"] == "2026-05-01"
+
+
+def test_yes_skips_the_question_for_scripts(cli: Invoke, target: Target, seeded: PersonaSeeder) -> None:
+    result = cli("settings", "set", "-t", "t1", "-v", "posabit", "sms_optin_after=2026-05-08", "--yes", input="")
+
+    assert result.exit_code == 0, result.output
+    assert "Would text: 1 persona" in " ".join(result.output.split())
+    assert "Apply this change?" not in result.output
+    assert json.loads(stored(target) or "{}")["sms_optin_after"] == "2026-05-08"

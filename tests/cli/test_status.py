@@ -74,7 +74,8 @@ def test_status_shows_last_pull_counts_error_and_cursors(cli: Invoke, control: C
     assert "needs attention: last pull failed: credential store-2 was refused" in table.output
     assert "1 of 2 credentials need attention: t1/posabit/store-2" in table.output
     assert "t1 / posabit / store-1" in table.output and "3h 0m ago" in table.output
-    assert "cursor sales" in table.output and "2026-10-01T08:30:00+00:00" in table.output
+    assert "cursor sales" in table.output and "2026-10-01 08:30 UTC (" in table.output
+    assert "2026-10-01T08:30:00+00:00" not in table.output  # an age people read, not a raw ISO string
     assert "window open: 2 pages stored" in table.output
     assert "credential store-2 was refused" in table.output
     assert "1 of 2 credentials did not complete their last pull" in table.output

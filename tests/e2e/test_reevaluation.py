@@ -108,7 +108,7 @@ def test_settings_made_after_the_pull_reach_the_stored_records_as_their_dry_runs
         change = ("settings", "set", "--tenant", TENANT, "--vendor", "posabit", "age_gate_attested=true")
         change += (f"enroll_after={enroll_after}",)
         would_enroll = admin.predicted(r"Would enroll: (\d+) persona", *change)
-        assert "queued" in admin(*change).output
+        assert "queued" in admin(*change, "--yes").output
         reevaluation_done(rt, admin)
         members = [p for p in profiles(rt) if p.member]
         assert len(members) == would_enroll > 0

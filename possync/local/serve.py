@@ -1,0 +1,93 @@
+"""`possync local serve`: keep a local runtime up, tick it like the schedule, run what the CLI queues."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.markup import escape
+
+from functions.core.layout import Vendor
+from possync.local.runtime import JobRecord, LocalRuntime, Scale, TickReport
+
+# How often the loop looks for jobs the CLI queued (pulls, re-evaluations).
+JOB_POLL_SECONDS = 2.0
+
+
+def default_tick_minutes() -> int:
+    """The deployment's default dispatch tick (read lazily: infra.config loads the CDK's libraries)."""
+    from infra.config import DEFAULT_DISPATCH_TICK_MINUTES
+
+    return DEFAULT_DISPATCH_TICK_MINUTES
+
+
+def commands_to_try(tenant: str) -> list[str]:
+    return [
+        f"possync --local tenants show {tenant}",
+        f"possync --local pull --tenant {tenant} --wait",
+        f"possync --local personas list --tenant {tenant} --member-only",
+        f"possync --local settings show --tenant {tenant}",
+        f"possync --local status --tenant {tenant}",
+    ]
+
+
+def describe_jobs(report: TickReport) -> str:
+    failed = [job for job in report.jobs if not job.ok]
+    text = f"{len(report.jobs)} pull jobs, {sum(report.written.values())} records written"
+    if failed:
+        who = ", ".join(
+            f"{job.body.get('tenant', '?')}/{job.body.get('vendor', '?')}/{job.body.get('credential_id', '?')}"
+            for job in failed
+        )
+        text += f"; [red]{len(failed)} FAILED: {escape(who)}[/] (retried; see `possync --local status`)"
+    return text
+
+
+def serve(
+    console: Console,
+    *,
+    vendors: tuple[Vendor, ...] | None,
+    scale: Scale,
+    seed: int,
+    tick_minutes: float | None,
+    stop_after: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run until Ctrl-C (or `stop_after()` says so): the first pull, then a tick every `tick_minutes` (None: the
+    deployment's default tick; 0: none), and within seconds every pull or re-evaluation the CLI queued."""
+    minutes = default_tick_minutes() if tick_minutes is None else tick_minutes
+    with LocalRuntime(vendors=vendors, scale=scale, seed=seed, publish=True) as rt:
+        rt.register_tenants()
+        console.print(f"Local runtime up: moto at {rt.state()['endpoint_url']}; state in {rt.state_file}")
+        report = rt.tick("first pull")
+        console.print(f"First pull: {describe_jobs(report)}.")
+        console.print("Demo tenants:")
+        for plan in rt.plan:
+            stores = ", ".join(f"{count} {vendor.value}" for vendor, count in plan.stores.items())
+            console.print(f"  {escape(plan.tenant)} ({escape(stores)})")
+        console.print("Try, from any directory:")
+        for line in commands_to_try(rt.plan[0].tenant):
+            console.print(f"  {escape(line)}")
+        console.print(
+            (f"A schedule tick every {minutes:g} minutes" if minutes else "No schedule ticks (--tick-minutes 0)")
+            + "; Ctrl-C to stop."
+        )
+        next_tick = time.monotonic() + max(1.0, minutes * 60) if minutes else None
+        try:
+            while not stop_after():
+                time.sleep(JOB_POLL_SECONDS)
+                if rt.queued_jobs():
+                    console.print(f"manual pull: {describe_jobs(rt.tick('manual pull', dispatch=False))}")
+                for job in rt.reevaluate():
+                    console.print(
+                        f"re-evaluation message for {_where(job)}: {'done' if job.ok else 'failed (retried)'}"
+                    )
+                if next_tick is not None and time.monotonic() >= next_tick:
+                    next_tick += max(1.0, minutes * 60)
+                    console.print(f"tick: {describe_jobs(rt.tick('scheduled pull'))}")
+        except KeyboardInterrupt:
+            console.print("stopping")
+
+
+def _where(job: JobRecord) -> str:
+    return f"{job.body.get('tenant', '?')}/{job.body.get('vendor', '?')}"

@@ -1,0 +1,72 @@
+"""`possync local serve`: publishes itself so `--local` finds it from any directory, prints the demo tenants and
+commands to try, and runs a pull the CLI queues within seconds."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from functions.core.layout import Vendor
+from possync.cli import app
+from possync.local import serve as serve_module
+from possync.local.runtime import Scale
+from possync.target import find_local_state, user_state_file
+
+pytestmark = pytest.mark.e2e
+
+
+def test_serve_is_found_from_anywhere_and_runs_the_pull_the_cli_queues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    monkeypatch.delenv("POSSYNC_LOCAL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(serve_module, "JOB_POLL_SECONDS", 0.01)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = io.StringIO()
+    calls: list[str] = []
+
+    def stop_after() -> bool:
+        calls.append("check")
+        if len(calls) == 1:
+            # Given a running runtime, from another directory, `--local` after the subcommand finds it
+            monkeypatch.chdir(elsewhere)
+            assert find_local_state() == user_state_file()
+            queued = CliRunner().invoke(
+                app, ["pull", "--tenant", "greenleaf", "--vendor", "posabit", "--local"], env={"COLUMNS": "200"}
+            )
+            assert queued.exit_code == 0, queued.output
+            assert "possync --local status --tenant greenleaf" in queued.output
+            return False
+        return True
+
+    serve_module.serve(
+        Console(file=out, width=200),
+        vendors=(Vendor.POSABIT,),
+        scale=Scale(customers_per_store=2, sales_per_store=2),
+        seed=7,
+        tick_minutes=0,
+        stop_after=stop_after,
+    )
+
+    text = out.getvalue()
+    assert "Demo tenants:" in text and "greenleaf (2 posabit)" in text
+    assert "possync --local pull --tenant greenleaf --wait" in text
+    assert "No schedule ticks" in text
+    assert "manual pull: 2 pull jobs" in text and "FAILED" not in text
+    assert not user_state_file().exists()  # unpublished when it stopped
+
+
+def test_a_failed_job_is_named() -> None:
+    from possync.local.runtime import JobRecord, TickReport
+
+    report = TickReport(
+        "tick", jobs=[JobRecord("pull_posabit", False, {"tenant": "t", "vendor": "posabit", "credential_id": "c1"})]
+    )
+
+    assert "1 FAILED: t/posabit/c1" in serve_module.describe_jobs(report)
