@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -113,7 +113,7 @@ def test_segments_gsm7_and_ucs2() -> None:
     assert measure("a" * 70 + "é").encoding == "GSM-7"  # é is in the GSM-7 alphabet
     emoji = measure("a" * 69 + "🙂")
     assert emoji.encoding == "UCS-2" and emoji.units == 71 and emoji.segments == 2
-    assert measure("’" * 70).segments == 1 and measure("’" * 71).segments == 2
+    assert measure("\u2019" * 70).segments == 1 and measure("\u2019" * 71).segments == 2  # curly quote
 
 
 def test_template_checks_name_the_problem() -> None:
@@ -126,7 +126,7 @@ def test_template_checks_name_the_problem() -> None:
     emoji = (
         "{brand} 🌿 " + "deals " * 40 + "Reply YES. Msg & data rates may apply. Reply STOP to cancel, HELP for help."
     )
-    with pytest.raises(TemplateError, match="UCS-2.*emoji, curly quotes"):
+    with pytest.raises(TemplateError, match=r"UCS-2.*emoji, curly quotes"):
         check_templates("Greenleaf", "x", {"optin_request": emoji})
     with pytest.raises(TemplateError, match="placeholders"):
         check_templates("Greenleaf", "x", {"help": "{brand} {name} STOP Msg & data rates may apply"})
@@ -140,7 +140,7 @@ def test_tenant_settings_check_templates_when_set() -> None:
     assert texts.version == 2 and texts.render(Kind.OPTIN_REQUEST).startswith("Greenleaf: ")
     for phrase in ("Reply YES to join", "Msg & data rates may apply", "Reply STOP to cancel, HELP for help"):
         assert phrase in texts.render(Kind.OPTIN_REQUEST)
-    with pytest.raises(ValidationError, match="sms_templates|SMS template confirmation"):
+    with pytest.raises(ValidationError, match=r"SMS template confirmation must contain"):
         TenantSettings(brand_name="Greenleaf", sms_templates={"confirmation": "You're in"})
     with pytest.raises(ValidationError, match="segments"):
         TenantSettings(
@@ -207,5 +207,3 @@ def test_pos_consent_flags() -> None:
 def test_placeholder_and_invalid_numbers_are_never_texted() -> None:
     assert rules.textable("+12065550123")
     assert not rules.textable("+11234567890") and not rules.textable(None) and not rules.textable("2065550123")
-    assert rules.sale_qualifies.__doc__
-    assert date(2026, 1, 1)

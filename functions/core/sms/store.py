@@ -109,7 +109,7 @@ def consent_from_item(item: dict[str, Any]) -> Consent:
 
 def evidence_item(evidence: Evidence) -> dict[str, Any]:
     # The sort key orders a tenant's history by time; the counter keeps two events of one instant apart.
-    sk = f"{EVIDENCE_PREFIX}{evidence.tenant}#{evidence.at}#{evidence.event}#{next(_sequence):06d}"
+    sk = f"{EVIDENCE_PREFIX}{evidence.tenant}#{evidence.at}#{next(_sequence):09d}#{evidence.event}"
     return _to_item(
         {
             "pk": number_pk(evidence.number),
