@@ -90,9 +90,10 @@ def test_every_function_alarms_on_lambda_throttles(synthesized: Synthesized, tem
     functions = [p.function for p in synthesized.stack.pulls.functions.values()]
     functions += [r.function for r in synthesized.stack.rules.functions.values()]
     functions.append(synthesized.stack.reevaluation.function)
+    functions += list(synthesized.stack.messaging.functions().values())
     throttles = [a for a in _alarms(template) if a.get("MetricName") == "Throttles"]
 
-    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + 1
+    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + 1 + 2  # + the opt-in deferral and reply
     assert len(cfn.of_type(template, "AWS::Lambda::Function")) == len(functions)
     assert sorted(str(a["Dimensions"]) for a in throttles) == sorted(
         str([{"Name": "FunctionName", "Value": {"Ref": synthesized.logical_id(f)}}]) for f in functions
@@ -132,23 +133,32 @@ def test_every_alarm_says_what_to_do(template: dict[str, Any]) -> None:
 
 
 def test_alarm_and_topic_names_carry_the_stage(template: dict[str, Any]) -> None:
-    [topic] = cfn.of_type(template, "AWS::SNS::Topic").values()
+    topics = {t["Properties"]["TopicName"] for t in cfn.of_type(template, "AWS::SNS::Topic").values()}
     names = [a["AlarmName"] for a in _alarms(template)]
 
-    assert topic["Properties"]["TopicName"] == NAMES.alarm_topic == "possync-prod-alarms"
+    # the alarm topic, and the opt-in's inbound-SMS topic
+    assert topics == {NAMES.alarm_topic, "possync-prod-sms-inbound"} and NAMES.alarm_topic == "possync-prod-alarms"
     assert len(set(names)) == len(names)
     assert NAMES.alarm_name("pull_onprem jobs dead letters") in names
     assert "possync-prod-pull-onprem-jobs-dead-letters" in names
 
 
+def _email_subscriptions(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """Subscriptions other than the reply function's to the inbound-SMS topic."""
+    subscriptions = cfn.of_type(template, "AWS::SNS::Subscription").values()
+    return [s for s in subscriptions if s["Properties"]["Protocol"] != "lambda"]
+
+
 def test_no_email_subscription_by_default(template: dict[str, Any]) -> None:
-    assert cfn.of_type(template, "AWS::SNS::Subscription") == {}
+    assert _email_subscriptions(template) == []
+    [reply] = [s for s in cfn.of_type(template, "AWS::SNS::Subscription").values()]
+    assert reply["Properties"]["Protocol"] == "lambda"
 
 
 def test_alarm_email_from_context_subscribes_to_the_topic(tmp_path_factory: pytest.TempPathFactory) -> None:
     synthesized = synthesize(tmp_path_factory.mktemp("alarm-email"), alarm_email="ops@example.com")
 
-    [subscription] = cfn.of_type(synthesized.template, "AWS::SNS::Subscription").values()
+    [subscription] = _email_subscriptions(synthesized.template)
     assert subscription["Properties"] == {
         "Endpoint": "ops@example.com",
         "Protocol": "email",

@@ -125,13 +125,14 @@ def outbox_path() -> Path:
     return Path(os.environ.get(ENV_OUTBOX) or DEFAULT_OUTBOX)
 
 
-def gateway_from_env(client_factory: Any) -> SmsGateway:
-    """The gateway the environment names: the outbox locally, End User Messaging SMS when deployed."""
+def gateway_from_env(client_factory: Any) -> SmsGateway | None:
+    """The gateway the environment names: the outbox locally, End User Messaging SMS when deployed; None when the
+    stack was deployed without an origination identity (no text is sent or recorded as requested then)."""
     if os.environ.get(ENV_GATEWAY) == "outbox":
         return OutboxGateway(outbox_path())
     identity = os.environ.get(ENV_ORIGINATION_IDENTITY)
     if not identity:
-        raise PossyncError(f"{ENV_ORIGINATION_IDENTITY} is not set: deploy with -c sms_origination_identity=...")
+        return None
     return EndUserMessagingGateway(
         client_factory("pinpoint-sms-voice-v2"), identity, os.environ.get(ENV_CONFIGURATION_SET) or None
     )

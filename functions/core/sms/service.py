@@ -91,7 +91,7 @@ class OptinService:
         personas: PersonaStore,
         records: RecordReader,
         settings: SettingsReader,
-        gateway: SmsGateway,
+        gateway: SmsGateway | None,
         deferrals: Deferrals,
         notifier: Notifier,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -163,6 +163,12 @@ class OptinService:
             return "settings_invalid"
         if not rules.sale_qualifies(sale, integration.sms_optin_after) or sale.customer_pos_id is None:
             return "not_eligible"
+        if self.gateway is None:
+            logger.warning(
+                "opt-in not sent: the stack has no SMS origination identity (deploy with -c sms_origination_identity)",
+                tenant=sale.tenant,
+            )
+            return "sms_not_configured"
         persona_id = self.personas.pos_owner(sale.tenant, sale.vendor, sale.credential_id, sale.customer_pos_id)
         if persona_id is None:
             raise PersonaNotYetError("the sale's shopper has no persona yet")
@@ -256,7 +262,7 @@ class OptinService:
         claimed = replace(sending, version=consent.version + 1)
         body = consent.request_text or templates.render(Kind.OPTIN_REQUEST)
         try:
-            message_id = self.gateway.send(Outgoing(consent.tenant, consent.number, Kind.OPTIN_REQUEST, body), now)
+            message_id = self._gateway().send(Outgoing(consent.tenant, consent.number, Kind.OPTIN_REQUEST, body), now)
         except SendUnavailableError:
             self.consents.change(claimed, replace(claimed, state=State.INTENT))
             raise
@@ -278,6 +284,11 @@ class OptinService:
             self.consents.append(event)
         logger.info("opt-in request sent", tenant=consent.tenant, message_id=message_id)
         return "sent"
+
+    def _gateway(self) -> SmsGateway:
+        if self.gateway is None:
+            raise SendUnavailableError("no SMS origination identity is configured (-c sms_origination_identity)")
+        return self.gateway
 
     def _defer(self, consent: Consent, until: datetime, why: str) -> str:
         now = self.now()
@@ -422,7 +433,9 @@ class OptinService:
         except SettingsError:
             templates = Templates(brand=consent.tenant)
         try:
-            message_id = self.gateway.send(Outgoing(consent.tenant, consent.number, kind, templates.render(kind)), now)
+            message_id = self._gateway().send(
+                Outgoing(consent.tenant, consent.number, kind, templates.render(kind)), now
+            )
         except (SendUncertainError, SendRejectedError, SendUnavailableError) as exc:
             uncertain = isinstance(exc, SendUncertainError)
             self.notifier.counts({metrics.SMS_SENDS_UNCERTAIN if uncertain else metrics.SMS_SENDS_FAILED: 1})
