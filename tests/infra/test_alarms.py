@@ -10,7 +10,7 @@ from functions.core import metrics
 from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RULE_FUNCTIONS, ResourceNames
 from infra.constructs import monitoring
 from tests.infra import cfn
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import Synthesized
 
 NAMES = ResourceNames.for_stage(DEFAULT_STAGE)
 FIVE_MINUTES = 300
@@ -62,8 +62,8 @@ def test_each_failure_metric_has_its_alarm(
     assert alarm["TreatMissingData"] == missing
 
 
-def test_credentials_stale_is_read_once_per_dispatch_tick(tmp_path_factory: pytest.TempPathFactory) -> None:
-    hourly = synthesize(tmp_path_factory.mktemp("hourly-tick"), dispatch_tick_minutes="60").template
+def test_credentials_stale_is_read_once_per_dispatch_tick(synthesized_with_options: Synthesized) -> None:
+    hourly = synthesized_with_options.template  # dispatch_tick_minutes="60" (tests/infra/conftest.py)
 
     assert _custom(hourly, metrics.CREDENTIALS_STALE)["Period"] == 3600
 
@@ -151,12 +151,12 @@ def _email_subscriptions(template: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_no_email_subscription_by_default(template: dict[str, Any]) -> None:
     assert _email_subscriptions(template) == []
-    [reply] = [s for s in cfn.of_type(template, "AWS::SNS::Subscription").values()]
+    [reply] = list(cfn.of_type(template, "AWS::SNS::Subscription").values())
     assert reply["Properties"]["Protocol"] == "lambda"
 
 
-def test_alarm_email_from_context_subscribes_to_the_topic(tmp_path_factory: pytest.TempPathFactory) -> None:
-    synthesized = synthesize(tmp_path_factory.mktemp("alarm-email"), alarm_email="ops@example.com")
+def test_alarm_email_from_context_subscribes_to_the_topic(synthesized_with_options: Synthesized) -> None:
+    synthesized = synthesized_with_options  # alarm_email="ops@example.com" (tests/infra/conftest.py)
 
     [subscription] = _email_subscriptions(synthesized.template)
     assert subscription["Properties"] == {
