@@ -13,11 +13,14 @@ import boto3
 import pytest
 
 from functions.core import metrics
+from functions.core.settings import IntegrationSettings
 from functions.core.sms.consent import State
 from functions.core.sms.gateway import SendRejectedError, SendUnavailableError, SendUncertainError
 from functions.core.sms.store import number_pk
+from functions.core.store import RecordStore
 from functions.core.streams import BatchFailures, RecordChange, StreamChange
 from functions.optin import reply as reply_handler
+from possync.admin.impact import count
 from tests.integration.optin_world import NUMBER, TENANT, World, make_world
 
 LA = ZoneInfo("America/Los_Angeles")
@@ -351,3 +354,32 @@ def _context() -> Any:
         aws_request_id = "req-1"
 
     return Context()
+
+
+def test_the_dry_run_count_matches_what_the_consumer_sends(world: World) -> None:
+    # Given stored sales of five personas: two fresh, one opted out at the POS, one already asked, one placeholder
+    ddb = boto3.client("dynamodb")
+    shoppers = [
+        world.shopper("s1"),
+        world.shopper("s2", phone="+12065550124", persona="p2"),
+        world.shopper("s3", phone="+12065550125", persona="p3", sms_opt_out=True),
+        world.shopper("s4", phone="+12065550126", persona="p4"),
+        world.shopper("s5", phone="+11234567890", persona="p5"),
+    ]
+    sales = [world.sale(f"o{i}", customer=f"s{i}") for i in range(1, 6)]
+    RecordStore(ddb, world.resources.records_table).upsert_changed([*shoppers, *sales], "raw/test")
+    service = world.service()
+    service.batch(_batch(shoppers[2]), BatchFailures())  # the POS opt-out reaches the consumer
+    service.batch(_batch(sales[3]), BatchFailures())  # p4 was asked already
+    asked_before = len(world.gateway.sent)
+    # When the admin previews the setting, then the consumer applies the same sales
+    settings = IntegrationSettings(
+        vendor=sales[0].vendor, sms_optin_after=world.settings.integrations[sales[0].vendor].sms_optin_after
+    )
+    impact = count(
+        ddb, world.resources.records_table, world.resources.personas_table, TENANT, settings, enroll=False, text=True
+    )
+    service.batch(_batch(*sales), BatchFailures())
+    # Then the preview counted exactly the texts that went out
+    assert impact.would_text == len(world.gateway.sent) - asked_before == 2
+    assert (impact.text_answered, impact.text_no_phone) == (2, 1)
