@@ -14,6 +14,7 @@ from botocore.exceptions import ClientError
 from functions.core.layout import ResourceNames, Vendor
 from functions.core.loyalty.repository import PersonaStore
 from functions.core.loyalty.values import Persona
+from functions.core.models import normalize_phone
 from functions.core.settings import (
     IntegrationSettings,
     TenantSettings,
@@ -112,9 +113,12 @@ def reply_command(
     context.local = True
     target = context.target()
     state = local_sms_state()
+    e164 = normalize_phone(number)
+    if e164 is None:
+        fail("--from is not a usable phone number", "give --from as an E.164 number, e.g. +12065551234")
     message = json.dumps(
         {
-            "originationNumber": number,
+            "originationNumber": e164,
             "destinationNumber": LOCAL_DESTINATION,
             "messageKeyword": "KEYWORD_LOCAL",
             "messageBody": text,
