@@ -88,12 +88,21 @@ def test_the_same_batch_processed_in_parallel_sends_one_text(world: World) -> No
     assert world.gateway.kinds() == ["optin_request"]
 
 
-def test_a_sale_before_its_persona_is_retried(world: World) -> None:
-    world.shopper(persona=None)
-    failures = BatchFailures()
-    world.service().batch(_batch(world.sale()), failures)
-    assert len(failures) == 1 and failures.reasons() == {"PersonaNotYetError": 1}
+def test_a_sale_before_its_persona_waits_for_the_shopper(world: World) -> None:
+    # Given a sale whose shopper has no persona yet (its record is still on its way to the personas consumer)
+    shopper = world.shopper(persona=None)
+    service = world.service()
+    assert service.batch(_batch(world.sale()), BatchFailures()) == {"waiting_for_persona": 1}
     assert world.gateway.sent == []
+    # When the opt-in consumer sees the shopper record before the persona exists, the record is retried
+    failures = BatchFailures()
+    service.batch(_batch(shopper), failures)
+    assert failures.reasons() == {"PersonaNotYetError": 1}
+    # and once the persona exists, the waiting sale asks, once
+    world.shopper()  # the personas consumer made the persona
+    assert service.batch(_batch(shopper), BatchFailures()) == {"sent": 1}
+    assert service.batch(_batch(shopper), BatchFailures()) == {"no_flag": 1}
+    assert world.gateway.kinds() == ["optin_request"]
 
 
 def test_provider_unavailable_before_the_call_leaves_the_intent_to_resume(world: World) -> None:

@@ -142,20 +142,23 @@ class OptinService:
                 if isinstance(record, Sale):
                     outcome = self.sale(record)
                 elif isinstance(record, Shopper):
-                    outcome = self.pos_consent(record)
+                    outcome = self.shopper(record)
                 else:
                     outcome = "ignored"
             except AwsServiceError as exc:
                 logger.warning("opt-in record failed; retried", error=str(exc), tenant=record.tenant)
                 failures.fail(change.item_id, change.key, type(exc).__name__)
                 continue
+            except SettingsError as exc:
+                report_settings_problem(self.notifier, exc, record.tenant, record.vendor, "optin", 1)
+                outcome = "settings_invalid"
             outcomes[outcome] += 1
         return outcomes
 
     def sale(self, sale: Sale) -> str:
         try:
             integration = self.settings.integration(sale.tenant, sale.vendor)
-            tenant = self.settings.tenant(sale.tenant)
+            self.settings.tenant(sale.tenant)  # read now: invalid tenant settings text no one (fail safe)
         except (SettingsError, AwsServiceError) as exc:
             report_settings_problem(self.notifier, exc, sale.tenant, sale.vendor, "optin", 1)
             if isinstance(exc, AwsServiceError):
@@ -170,29 +173,41 @@ class OptinService:
             )
             return "sms_not_configured"
         persona_id = self.personas.pos_owner(sale.tenant, sale.vendor, sale.credential_id, sale.customer_pos_id)
+        sale_ref = f"{sale.vendor.value}#{sale.credential_id}#{sale.pos_id}"
         if persona_id is None:
-            raise PersonaNotYetError("the sale's shopper has no persona yet")
-        persona = self.personas.get_persona(sale.tenant, persona_id)
+            # The shopper's record has not made a persona yet: the sale waits for it (the opt-in consumer sees the
+            # shopper record too), then the owner is read again in case the persona appeared meanwhile.
+            waiting = {"tenant": sale.tenant, "store_zone": sale.timezone, "sale": sale_ref}
+            self.consents.park_sale(sale.tenant, sale.vendor.value, sale.credential_id, sale.customer_pos_id, waiting)
+            persona_id = self.personas.pos_owner(sale.tenant, sale.vendor, sale.credential_id, sale.customer_pos_id)
+            if persona_id is None:
+                return "waiting_for_persona"
+        return self._ask(sale.tenant, persona_id, sale.timezone, sale_ref)
+
+    def _ask(self, tenant_id: str, persona_id: str, store_zone: str | None, sale_ref: str) -> str:
+        """The opt-in request of a persona with a qualifying sale, unless it was ever asked or has answered."""
+        persona = self.personas.get_persona(tenant_id, persona_id)
         if persona is None:
             raise PersonaNotYetError("the sale's persona is not readable yet")
         if not rules.textable(persona.phone) or persona.phone is None:
             return "no_phone"
         number = persona.phone
-        existing = self.consents.consent(sale.tenant, number)
+        tenant = self.settings.tenant(tenant_id)
+        existing = self.consents.consent(tenant_id, number)
         if existing is not None:
             return self._resume(existing, tenant.sms_texts())
-        if self.consents.persona_marker(sale.tenant, persona_id) is not None:
+        if self.consents.persona_marker(tenant_id, persona_id) is not None:
             return "already_requested"
         shoppers = self._shoppers(persona.tenant, persona.source_records)
         flagged = rules.pos_consent(shoppers)
         if flagged is not None:
-            return self._record_pos_consent(sale.tenant, number, *flagged)
+            return self._record_pos_consent(tenant_id, number, *flagged)
         state = next((s.state for s in shoppers if s.state and s.phone == number), None)
-        zones = recipient_zones(state=state, store_zone=sale.timezone, number=number)
+        zones = recipient_zones(state=state, store_zone=store_zone, number=number)
         templates = tenant.sms_texts()
         now = self.now()
         consent = Consent(
-            tenant=sale.tenant,
+            tenant=tenant_id,
             number=number,
             state=State.INTENT,
             source="optin",
@@ -203,7 +218,7 @@ class OptinService:
             requested_at=iso(now),
         )
         evidence = Evidence(
-            sale.tenant,
+            tenant_id,
             number,
             "requested",
             iso(now),
@@ -212,7 +227,7 @@ class OptinService:
                 "persona_id": persona_id,
                 "template_version": templates.version,
                 "text": consent.request_text,
-                "sale": f"{sale.vendor.value}#{sale.credential_id}#{sale.pos_id}",
+                "sale": sale_ref,
                 "zones": ",".join(zones),
             },
         )
@@ -338,6 +353,21 @@ class OptinService:
         return self.deliver(consent, templates)
 
     # --- consent the POS recorded --------------------------------------------------------------------------
+    def shopper(self, shopper: Shopper) -> str:
+        """The consent the POS records (below), then a qualifying sale that waited for this shopper's persona."""
+        outcome = self.pos_consent(shopper)
+        waiting = self.consents.waiting_sale(
+            shopper.tenant, shopper.vendor.value, shopper.credential_id, shopper.pos_id
+        )
+        if waiting is None:
+            return outcome
+        persona_id = self.personas.pos_owner(shopper.tenant, shopper.vendor, shopper.credential_id, shopper.pos_id)
+        if persona_id is None:
+            raise PersonaNotYetError("a sale waits for this shopper's persona, which the personas consumer makes")
+        asked = self._ask(shopper.tenant, persona_id, waiting.get("store_zone"), waiting.get("sale", ""))
+        self.consents.drop_waiting_sale(shopper.tenant, shopper.vendor.value, shopper.credential_id, shopper.pos_id)
+        return asked
+
     def pos_consent(self, shopper: Shopper) -> str:
         """A POS opt-out is an opt-out; a POS signup with recorded consent is an opt-in with the POS as evidence."""
         flagged = rules.pos_consent([shopper])

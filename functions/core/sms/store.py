@@ -28,6 +28,9 @@ CONSENT_PREFIX = "CONSENT#"
 EVIDENCE_PREFIX = "EVIDENCE#"
 SEND_LOG_SK = "SENDLOG"
 PERSONA_MARKER_SK = "SMS#OPTIN"
+# A qualifying sale whose shopper had no persona yet: picked up when the shopper's record comes through.
+WAITING_SALE_PREFIX = "SMSWAIT#"
+WAITING_SALE_SK = "SALE"
 # At most this many texts of any kind to one number in any 24 hours.
 TEXTS_PER_DAY = 3
 CAP_WINDOW = timedelta(hours=24)
@@ -324,6 +327,28 @@ class ConsentStore:
         item = self._call("get_item", TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         sent = [s["S"] for s in item["sent"]["L"]] if item else []
         return sum(1 for s in sent if datetime.fromisoformat(s) > now - CAP_WINDOW)
+
+    # --- sales waiting for their shopper's persona ------------------------------------------------------------
+    @staticmethod
+    def _waiting_key(tenant: str, vendor: str, credential_id: str, customer: str) -> dict[str, Any]:
+        pk = f"{WAITING_SALE_PREFIX}{tenant}#{vendor}#{credential_id}#{customer}"
+        return {"pk": {"S": pk}, "sk": {"S": WAITING_SALE_SK}}
+
+    def park_sale(self, tenant: str, vendor: str, credential_id: str, customer: str, sale: dict[str, str]) -> None:
+        """Remember a qualifying sale of a customer without a persona (one per customer is enough: any asks)."""
+        item = {**self._waiting_key(tenant, vendor, credential_id, customer), **_to_item(dict(sale))}
+        self._call("put_item", TableName=self.table, Item=item)
+
+    def waiting_sale(self, tenant: str, vendor: str, credential_id: str, customer: str) -> dict[str, str] | None:
+        key = self._waiting_key(tenant, vendor, credential_id, customer)
+        item = self._call("get_item", TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        if item is None:
+            return None
+        return {k: str(v) for k, v in _from_item(item).items() if k not in ("pk", "sk")}
+
+    def drop_waiting_sale(self, tenant: str, vendor: str, credential_id: str, customer: str) -> None:
+        key = self._waiting_key(tenant, vendor, credential_id, customer)
+        self._call("delete_item", TableName=self.table, Key=key)
 
     def consents_of(self, tenant: str, numbers: Collection[str]) -> dict[str, Consent]:
         """The tenant's consent of each number that has one (one read each; for the CLI)."""
