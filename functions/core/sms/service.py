@@ -133,11 +133,15 @@ class OptinService:
         the record (and the later records of the same item); every decision is a conditional write, so the
         redelivered records decide nothing twice."""
         outcomes: Counter[str] = Counter()
+        settled = self._settled_sales(changes)
         for change in changes:
             if failures.blocked(change.key):
                 failures.fail(change.item_id, change.key, "an earlier record of the same item failed")
                 continue
             record = change.change.record
+            if change.item_id in settled:
+                outcomes[settled[change.item_id]] += 1
+                continue
             try:
                 if isinstance(record, Sale):
                     outcome = self.sale(record)
@@ -154,6 +158,46 @@ class OptinService:
                 outcome = "settings_invalid"
             outcomes[outcome] += 1
         return outcomes
+
+    def _settled_sales(self, changes: Sequence[StreamChange]) -> dict[str, str]:
+        """The qualifying sales of a batch whose persona was asked before or has answered, found with a few batched
+        reads (owners, profiles, consents and markers) instead of several reads per sale; and the later sales of a
+        customer whose earlier sale in the batch asks already. Everything else takes the one-by-one path."""
+        candidates: dict[tuple[str, layout.Vendor, str, str], list[str]] = {}
+        for change in changes:
+            sale = change.change.record
+            if not isinstance(sale, Sale) or sale.customer_pos_id is None:
+                continue
+            try:
+                after = self.settings.integration(sale.tenant, sale.vendor).sms_optin_after
+            except (SettingsError, AwsServiceError):
+                continue  # the one-by-one path reports it
+            if rules.sale_qualifies(sale, after):
+                key = (sale.tenant, sale.vendor, sale.credential_id, sale.customer_pos_id)
+                candidates.setdefault(key, []).append(change.item_id)
+        settled: dict[str, str] = {}
+        for tenant in {key[0] for key in candidates}:
+            customers = {key[1:]: ids for key, ids in candidates.items() if key[0] == tenant}
+            try:
+                owners = self.personas.pos_owners(tenant, list(customers))
+                personas = self.personas.get_personas(tenant, set(owners.values()))
+                numbers = {p.persona_id: p.phone for p in personas.values() if p.phone and rules.textable(p.phone)}
+                done = self.consents.settled(tenant, numbers)
+            except AwsServiceError as exc:
+                logger.warning("opt-in batch reads failed; sales read one by one", error=str(exc), tenant=tenant)
+                continue
+            first_of: dict[str, str] = {}
+            for customer, ids in customers.items():
+                persona_id = owners.get(customer)
+                if persona_id is None:
+                    continue
+                if persona_id in done:
+                    settled.update(dict.fromkeys(ids, done[persona_id]))
+                    continue
+                # one sale per persona in a batch is enough to ask; a failure of that one fails its own record
+                first = first_of.setdefault(persona_id, ids[0])
+                settled.update({i: "already_requested" for i in ids if i != first})
+        return settled
 
     def sale(self, sale: Sale) -> str:
         try:

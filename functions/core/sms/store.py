@@ -19,6 +19,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from functions.core import layout
+from functions.core.ddb_batch import BATCH_GET_MAX, batch_get
 from functions.core.loyalty.values import iso
 from functions.core.sms.consent import Consent, Evidence, State
 from functions.core.store import call_table
@@ -327,6 +328,39 @@ class ConsentStore:
         item = self._call("get_item", TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         sent = [s["S"] for s in item["sent"]["L"]] if item else []
         return sum(1 for s in sent if datetime.fromisoformat(s) > now - CAP_WINDOW)
+
+    def settled(self, tenant: str, numbers: dict[str, str]) -> dict[str, str]:
+        """Of these personas (persona id -> number), the ones nothing can be sent to any more: asked before (the
+        marker) or with a consent for the number that is not a request still to send. In BatchGetItem requests of
+        100 keys, consistent; a persona whose request may still go out is not settled (its sale resumes it)."""
+        keys: list[dict[str, Any]] = []
+        for persona_id, number in numbers.items():
+            keys.append({"pk": {"S": number_pk(number)}, "sk": {"S": consent_sk(tenant)}})
+            keys.append({"pk": {"S": layout.persona_pk(tenant, persona_id)}, "sk": {"S": PERSONA_MARKER_SK}})
+        unique = list({(k["pk"]["S"], k["sk"]["S"]): k for k in keys}.values())
+        consents: dict[str, Consent] = {}
+        marked: set[str] = set()
+        for start in range(0, len(unique), BATCH_GET_MAX):
+            request = {self.table: {"Keys": unique[start : start + BATCH_GET_MAX], "ConsistentRead": True}}
+            for _, item in batch_get(self.ddb, request, on_request=self._count_request):
+                if item["sk"]["S"] == PERSONA_MARKER_SK:
+                    marked.add(item["pk"]["S"])
+                else:
+                    found = consent_from_item(item)
+                    consents[found.number] = found
+        done: dict[str, str] = {}
+        for persona_id, number in numbers.items():
+            consent = consents.get(number)
+            if consent is not None and consent.state in (State.INTENT, State.DEFERRED, State.SENDING):
+                continue  # a request under way: its sale resumes or reports it
+            if consent is not None and consent.source != "optin":
+                done[persona_id] = "answered"  # the POS recorded the consent
+            elif consent is not None or layout.persona_pk(tenant, persona_id) in marked:
+                done[persona_id] = "already_requested"
+        return done
+
+    def _count_request(self) -> None:
+        self.requests += 1
 
     # --- sales waiting for their shopper's persona ------------------------------------------------------------
     @staticmethod
