@@ -83,6 +83,10 @@ def runtime_clock() -> Callable[[], datetime]:
     return lambda: start + (datetime.now(UTC) - offset)
 
 
+def _customer(record: CanonicalRecord) -> tuple[str, str, str, str]:
+    return (record.tenant, record.vendor.value, record.credential_id, record.pos_id)
+
+
 class OptinService:
     def __init__(
         self,
@@ -134,6 +138,7 @@ class OptinService:
         redelivered records decide nothing twice."""
         outcomes: Counter[str] = Counter()
         settled = self._settled_sales(changes)
+        waiting = self._waiting_shoppers(changes)
         for change in changes:
             if failures.blocked(change.key):
                 failures.fail(change.item_id, change.key, "an earlier record of the same item failed")
@@ -146,7 +151,7 @@ class OptinService:
                 if isinstance(record, Sale):
                     outcome = self.sale(record)
                 elif isinstance(record, Shopper):
-                    outcome = self.shopper(record)
+                    outcome = self.shopper(record, maybe_waiting=waiting is None or _customer(record) in waiting)
                 else:
                     outcome = "ignored"
             except AwsServiceError as exc:
@@ -397,9 +402,22 @@ class OptinService:
         return self.deliver(consent, templates)
 
     # --- consent the POS recorded --------------------------------------------------------------------------
-    def shopper(self, shopper: Shopper) -> str:
+    def _waiting_shoppers(self, changes: Sequence[StreamChange]) -> set[tuple[str, str, str, str]] | None:
+        """The batch's shoppers with a sale waiting for their persona, in one batched read (None: read each)."""
+        shoppers = {_customer(c.change.record) for c in changes if isinstance(c.change.record, Shopper)}
+        if not shoppers:
+            return set()
+        try:
+            return self.consents.waiting_sales(shoppers)
+        except AwsServiceError as exc:
+            logger.warning("waiting sales not read in a batch; read one by one", error=str(exc))
+            return None
+
+    def shopper(self, shopper: Shopper, maybe_waiting: bool = True) -> str:
         """The consent the POS records (below), then a qualifying sale that waited for this shopper's persona."""
         outcome = self.pos_consent(shopper)
+        if not maybe_waiting:
+            return outcome
         waiting = self.consents.waiting_sale(
             shopper.tenant, shopper.vendor.value, shopper.credential_id, shopper.pos_id
         )

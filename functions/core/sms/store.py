@@ -380,6 +380,17 @@ class ConsentStore:
             return None
         return {k: str(v) for k, v in _from_item(item).items() if k not in ("pk", "sk")}
 
+    def waiting_sales(self, customers: Collection[tuple[str, str, str, str]]) -> set[tuple[str, str, str, str]]:
+        """Which of these (tenant, vendor, credential, customer) have a sale waiting, in BatchGetItem requests."""
+        keys = {self._waiting_key(*c)["pk"]["S"]: c for c in customers}
+        request_keys = [self._waiting_key(*c) for c in keys.values()]
+        found: set[tuple[str, str, str, str]] = set()
+        for start in range(0, len(request_keys), BATCH_GET_MAX):
+            request = {self.table: {"Keys": request_keys[start : start + BATCH_GET_MAX], "ConsistentRead": True}}
+            for _, item in batch_get(self.ddb, request, on_request=self._count_request):
+                found.add(keys[item["pk"]["S"]])
+        return found
+
     def drop_waiting_sale(self, tenant: str, vendor: str, credential_id: str, customer: str) -> None:
         key = self._waiting_key(tenant, vendor, credential_id, customer)
         self._call("delete_item", TableName=self.table, Key=key)
