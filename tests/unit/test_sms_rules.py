@@ -207,3 +207,17 @@ def test_pos_consent_flags() -> None:
 def test_placeholder_and_invalid_numbers_are_never_texted() -> None:
     assert rules.textable("+12065550123")
     assert not rules.textable("+11234567890") and not rules.textable(None) and not rules.textable("2065550123")
+
+
+def test_flourish_consent_flags_reach_the_shopper() -> None:
+    from functions.core.connector import MappingContext
+    from functions.pull_flourish.mapping import map_customer
+
+    ctx = MappingContext(tenant="t1", vendor=Vendor.FLOURISH, credential_id="c1", timezone="America/Los_Angeles")
+    base = {"id": "9", "phone": "206-555-0123", "last_updated_timestamp": "2026-06-01T10:00:00.000Z"}
+    out = map_customer({**base, "opt_out_sms": True}, ctx)
+    signed = map_customer({**base, "sms_opt_in": True}, ctx)
+    silent = map_customer(base, ctx)
+    assert (out.sms_opt_out, signed.sms_opt_in, silent.sms_opt_in, silent.sms_opt_out) == (True, True, None, None)
+    assert rules.pos_consent([out]) == (State.OPTED_OUT, "pos:flourish", "sms_opt_out")
+    assert rules.pos_consent([signed]) == (State.CONFIRMED, "pos:flourish", "sms_opt_in")
