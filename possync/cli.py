@@ -118,6 +118,8 @@ def local_serve(
         try:
             while True:
                 time.sleep(JOB_POLL_SECONDS)
+                if rt.sms is not None:
+                    rt.sms.deliver_deferred()  # opt-in requests whose quiet hours are over
                 for job in rt.reevaluate():
                     where = f"{job.body.get('tenant', '?')}/{job.body.get('vendor', '?')}"
                     console.print(f"re-evaluation message for {where}: {'done' if job.ok else 'failed (retried)'}")

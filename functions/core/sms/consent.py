@@ -60,6 +60,7 @@ class Consent:
     requested_at: str | None = None
     deferred_until: str | None = None
     sent_at: str | None = None
+    sending_since: str | None = None  # when the provider call was claimed (a SENDING request older is stale)
     replied_at: str | None = None
     confirmed_at: str | None = None
     opted_out_at: str | None = None

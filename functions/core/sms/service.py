@@ -301,7 +301,7 @@ class OptinService:
         if consent.state in SENDABLE:
             return self.deliver(consent, templates)
         if consent.state is State.SENDING and consent.sent_at is None:
-            started = datetime.fromisoformat(consent.requested_at or iso(self.now()))
+            started = datetime.fromisoformat(consent.sending_since or consent.requested_at or iso(self.now()))
             if self.now() - started >= STALE_SENDING:
                 return self._uncertain(consent, "interrupted during the provider call")
         return "already_requested"
@@ -320,7 +320,7 @@ class OptinService:
         if frees is not None:
             later = next_window(frees, consent.zones) or frees
             return self._defer(consent, later, "24 h text cap")
-        sending = replace(consent, state=State.SENDING, deferred_until=None)
+        sending = replace(consent, state=State.SENDING, deferred_until=None, sending_since=iso(now))
         if not self.consents.change(consent, sending):
             return "duplicate"  # another batch, the deferral queue or a STOP got there first
         claimed = replace(sending, version=consent.version + 1)
