@@ -231,6 +231,9 @@ class OptinService:
             persona_id = self.personas.pos_owner(sale.tenant, sale.vendor, sale.credential_id, sale.customer_pos_id)
             if persona_id is None:
                 return "waiting_for_persona"
+            asked = self._ask(sale.tenant, persona_id, sale.timezone, sale_ref)
+            self.consents.drop_waiting_sale(sale.tenant, sale.vendor.value, sale.credential_id, sale.customer_pos_id)
+            return asked
         return self._ask(sale.tenant, persona_id, sale.timezone, sale_ref)
 
     def _ask(self, tenant_id: str, persona_id: str, store_zone: str | None, sale_ref: str) -> str:
