@@ -68,3 +68,15 @@ def test_personas_show_the_consent_state_and_its_evidence(asked: World, cli: Inv
     assert view["sms_consent_evidence"][2]["body"] == "Yes!"
     table = cli("personas", "show", "p1", "--tenant", TENANT)
     assert "SMS consent evidence (append-only)" in table.output and "opted_in (source optin)" in table.output
+
+
+def test_templates_are_checked_when_set(cli: Invoke) -> None:
+    too_long = '{"help": "{brand} {program}. Msg & data rates may apply. Reply STOP to cancel. ' + "x" * 480 + '"}'
+    refused = cli("settings", "set", "--tenant", "t1", f"sms_templates={too_long}")
+    assert refused.exit_code == 1
+    assert "SMS template help is" in refused.output and "segments; at most 3" in refused.output
+    missing = cli("settings", "set", "--tenant", "t1", 'sms_templates={"stop_ack": "Bye"}')
+    assert missing.exit_code == 1 and "stop_ack must contain '{brand}'" in missing.output
+    ok = '{"stop_ack": "{brand}: you will get no more texts."}'
+    assert cli("settings", "set", "--tenant", "t1", f"sms_templates={ok}", "sms_template_version=2").exit_code == 0
+    assert cli("settings", "set", "--tenant", "t1", "sms_templates=nope").exit_code == 1
