@@ -392,3 +392,24 @@ def test_the_dry_run_count_matches_what_the_consumer_sends(world: World) -> None
     # Then the preview counted exactly the texts that went out
     assert impact.would_text == len(world.gateway.sent) - asked_before == 2
     assert (impact.text_answered, impact.text_no_phone) == (2, 1)
+
+
+def test_the_deferral_handler_rejects_foreign_messages_and_sends_due_ones(world: World, monkeypatch: Any) -> None:
+    from functions.optin import deferred as deferred_handler
+
+    world.shopper()
+    world.clock.now = datetime(2026, 7, 1, 22, 0, tzinfo=LA)
+    service = world.service()
+    service.batch(_batch(world.sale()), BatchFailures())
+    [due] = world.deferrals.queued
+    world.clock.now = datetime(2026, 7, 2, 8, 0, tzinfo=LA)
+    monkeypatch.setattr(deferred_handler, "service", lambda: service)
+    event = {
+        "Records": [
+            {"messageId": "m1", "body": "not json"},
+            {"messageId": "m2", "body": json.dumps({"tenant": "t1", "number": NUMBER, "not_before": "2026-07-02"})},
+            {"messageId": "m3", "body": due.body()},
+        ]
+    }
+    assert deferred_handler.handler(event, _context()) == {"batchItemFailures": []}
+    assert world.gateway.kinds() == ["optin_request"]
