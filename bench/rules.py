@@ -581,6 +581,7 @@ def _measure(sales: int, seed: int, emit: Callable[[dict[str, Any]], None], part
     from functions.core import aws
     from functions.core.layout import RULE_FUNCTIONS, Vendor
     from functions.core.settings import IntegrationSettings, TenantSettings
+    from functions.core.sms.service import ENV_NOW
     from functions.core.sources import clear_caches
     from functions.core.store import ControlStore, RecordStore, RegisteredCredential
     from functions.core.streams import CONSUMERS
@@ -598,11 +599,16 @@ def _measure(sales: int, seed: int, emit: Callable[[dict[str, Any]], None], part
     names = resources.names
     now = datetime.now(UTC)
     today = now.astimezone(ZoneInfo(TIMEZONE)).date()
+    # The opt-in consumer texts through an outbox file, and runs as if at noon in the stores' zone so that every
+    # request is sent (daytime load) rather than deferred for quiet hours, whatever time the benchmark runs at.
+    resources.sms_outbox = str(Path(tempfile.mkdtemp(prefix="possync-bench-")) / "outbox.jsonl")
+    os.environ[ENV_NOW] = datetime.combine(today, datetime.min.time().replace(hour=12), ZoneInfo(TIMEZONE)).isoformat()
     ssm = clients("ssm")
     integration = IntegrationSettings(
         vendor=Vendor.POSABIT,
         age_gate_attested=True,
         enroll_after=today - timedelta(days=ENROLL_AFTER_DAYS),
+        sms_optin_after=today - timedelta(days=ENROLL_AFTER_DAYS),
         sync_personas=True,
         sync_personas_enabled_on=today - timedelta(days=365),
         sync_to_relevant_market=True,
@@ -772,6 +778,7 @@ def verify(plan: Plan, resources: Any, clients: Callable[[str], Any]) -> list[tu
         elif pk.startswith(("PENDING#", "WAITING#")):
             pending += 1  # a parked record, or the marker / flag that says records may be parked
     expected = plan.expected
+    optin = _optin_check(resources, ddb)
     persona_of: dict[int, set[str]] = defaultdict(set)
     for customer in plan.customers:
         value = layout.pos_identity_value(Vendor.POSABIT, customer.credential, customer.pos_id)
@@ -829,7 +836,27 @@ def verify(plan: Plan, resources: Any, clients: Callable[[str], Any]) -> list[tu
             notices == expected.unmapped_notices,
             f"{notices}, {expected.unmapped_notices} expected",
         ),
+        optin,
     ]
+
+
+def _optin_check(resources: Any, ddb: Any) -> tuple[str, bool, str]:
+    """No number got two opt-in requests, and every request the consumer recorded went out (it ran at noon; the
+    other consents are the ones the POS recorded)."""
+    from functions.core.sms.gateway import read_outbox
+    from functions.core.sms.store import CONSENT_PREFIX, NUMBER_PREFIX
+
+    sent = Counter(line["to"] for line in read_outbox(Path(resources.sms_outbox)) if line["kind"] == "optin_request")
+    recorded: Counter[str] = Counter()
+    for item in _scan(ddb, resources.personas_table):
+        if item["pk"]["S"].startswith(NUMBER_PREFIX) and item["sk"]["S"].startswith(CONSENT_PREFIX):
+            recorded[item["state"]["S"]] += 1
+    twice = sum(1 for n in sent.values() if n > 1)
+    return (
+        "no number got two opt-in requests (> 0 sent)",
+        twice == 0 and 0 < sum(sent.values()) == recorded["requested"],
+        f"{sum(sent.values()):,} requests to {len(sent):,} numbers, {twice} numbers twice; consent {dict(recorded)}",
+    )
 
 
 # --- the parent: one child per size, a progress bar, the table ------------------------------------------------------
@@ -905,12 +932,15 @@ def _ddb_requests(c: dict[str, Any]) -> int:
 
 def summary(r: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of one run (the issue's targets are stated in these)."""
-    p, e = r["consumers"]["personas"], r["consumers"]["enroll"]
+    p, e, o = r["consumers"]["personas"], r["consumers"]["enroll"], r["consumers"]["optin"]
     return {
         "ddb_requests_per_sale_record": _ddb_requests(e) / max(1, e["delivered"]),
         "ddb_requests_per_shopper_record": _ddb_requests(p) / max(1, p["delivered"]),
         "ddb_requests_per_sale": (_ddb_requests(p) + _ddb_requests(e)) / max(1, r["sales"]),
         "modelled_ddb_cost_per_million_sales": _cost_per_million_sales(r),
+        # the SMS opt-in consumer (sales and shoppers): handler throughput and its DynamoDB requests per 1,000 sales
+        "optin_records_per_second": o["delivered"] / o["seconds"] if o["seconds"] else 0.0,
+        "optin_ddb_requests_per_1000_sales": 1000 * _ddb_requests(o) / max(1, r["sales"]),
         "own_time_share": {
             name: (max(0.0, c["seconds"] - c["aws_seconds"]) / c["seconds"]) if c["seconds"] else 0.0
             for name, c in r["consumers"].items()
@@ -926,7 +956,7 @@ def print_table(results: list[dict[str, Any]], console: Any) -> None:
 
     timeout = CONSUMERS["enroll"].timeout_seconds
     table = Table(
-        title=f"rules benchmark (personas + enroll consumers, real handlers, moto {results[0]['moto']})",
+        title=f"rules benchmark (personas, enroll and optin consumers, real handlers, moto {results[0]['moto']})",
         caption="requests are counted per consumer from botocore before-call hooks; 'on Lambda' rows are a model: "
         f"512 MB = {LAMBDA_VCPU:.2f} vCPU, {DDB_REQUEST_SECONDS * 1000:.0f} ms per DynamoDB request\nrules code: "
         + "; ".join(sorted({f"{r['code']['git']} (sources {r['code']['digest']})" for r in results if "code" in r})),
@@ -940,6 +970,9 @@ def print_table(results: list[dict[str, Any]], console: Any) -> None:
 
     def e(r: dict[str, Any]) -> dict[str, Any]:
         return dict(r["consumers"]["enroll"])
+
+    def o(r: dict[str, Any]) -> dict[str, Any]:
+        return dict(r["consumers"]["optin"])
 
     ddb = _ddb_requests
 
@@ -998,6 +1031,11 @@ def print_table(results: list[dict[str, Any]], console: Any) -> None:
     rows += _request_rows(results, e)
     rows.append(("personas: DynamoDB requests / 1,000 shoppers", lambda r: _per_1000(ddb(p(r)), p(r)["delivered"])))
     rows += _request_rows(results, p)
+    rows += [
+        ("optin: sale and shopper records / s (handler time)", lambda r: _rate(o(r)["delivered"], o(r)["seconds"])),
+        ("optin: DynamoDB requests / 1,000 sales", lambda r: _per_1000(ddb(o(r)), r["sales"])),
+    ]
+    rows += _request_rows(results, o)
     rows += [
         ("both: DynamoDB requests / 1,000 sales", lambda r: _per_1000(ddb(p(r)) + ddb(e(r)), r["sales"])),
         ("  of which failed their condition", lambda r: _failed(r)),

@@ -22,6 +22,15 @@ CONTEXT_ALLOW_PRIVATE_HOSTS = "allow_private_hosts"
 CONTEXT_ONPREM_VPC = "onprem_vpc"
 CONTEXT_ALARM_EMAIL = "alarm_email"
 CONTEXT_VENDOR_BASE_URLS = "vendor_base_urls"
+# End User Messaging SMS: the phone number or pool the opt-in texts come from, and the configuration set that
+# logs their delivery events. Without an origination identity the opt-in functions are deployed but send nothing.
+CONTEXT_SMS_ORIGINATION_IDENTITY = "sms_origination_identity"
+CONTEXT_SMS_CONFIGURATION_SET = "sms_configuration_set"
+SMS_IDENTITY_EXAMPLE = "arn:aws:sms-voice:us-east-1:123456789012:phone-number/phone-1234567890abcdef0123456789abcdef"
+_SMS_IDENTITY = re.compile(
+    r"^arn:aws[a-z-]*:sms-voice:[a-z0-9-]+:\d{12}:(?:phone-number|pool|sender-id)/[A-Za-z0-9_/-]{1,128}$"
+)
+_SMS_CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # The deployment key's old name: it read like the per-integration setting of the same name, which it is not.
 RENAMED_CONTEXT = {"pull_interval_minutes": CONTEXT_DISPATCH_TICK_MINUTES}
 
@@ -127,9 +136,19 @@ class DeployConfig:
     alarm_email: str | None = None
     # Overrides of a vendor's hosted API base URL (a vendor sandbox for a staging stack).
     vendor_base_urls: Mapping[Vendor, str] = field(default_factory=dict)
+    # The origination identity's ARN (the opt-in functions may send through it and nothing else).
+    sms_origination_identity: str | None = None
+    sms_configuration_set: str | None = None
 
     def __post_init__(self) -> None:
         check_stage(self.stage)
+        if self.sms_origination_identity is not None and not _SMS_IDENTITY.fullmatch(self.sms_origination_identity):
+            raise ValueError(
+                f"{CONTEXT_SMS_ORIGINATION_IDENTITY} must be the ARN of an End User Messaging SMS phone number, "
+                f"pool or sender id, like {SMS_IDENTITY_EXAMPLE}"
+            )
+        if self.sms_configuration_set is not None and not _SMS_CONFIGURATION_SET.fullmatch(self.sms_configuration_set):
+            raise ValueError(f"{CONTEXT_SMS_CONFIGURATION_SET} must be a configuration set name (letters, digits, - _)")
         if not MIN_DISPATCH_TICK_MINUTES <= self.dispatch_tick_minutes <= MAX_DISPATCH_TICK_MINUTES:
             raise ValueError(
                 f"{CONTEXT_DISPATCH_TICK_MINUTES} must be from {MIN_DISPATCH_TICK_MINUTES} to "
@@ -189,6 +208,8 @@ class DeployConfig:
             onprem_vpc=OnPremVpc.from_context(node.try_get_context(CONTEXT_ONPREM_VPC)),
             alarm_email=_as_email(node.try_get_context(CONTEXT_ALARM_EMAIL)),
             vendor_base_urls=_as_vendor_urls(node.try_get_context(CONTEXT_VENDOR_BASE_URLS)),
+            sms_origination_identity=_as_optional_text(node.try_get_context(CONTEXT_SMS_ORIGINATION_IDENTITY)),
+            sms_configuration_set=_as_optional_text(node.try_get_context(CONTEXT_SMS_CONFIGURATION_SET)),
         )
 
 
@@ -240,6 +261,12 @@ def _as_email(value: Any) -> str | None:
     if not isinstance(value, str):
         raise ValueError(f"{CONTEXT_ALARM_EMAIL} must be one e-mail address like ops@example.com, got {value!r}")
     return value.strip()
+
+
+def _as_optional_text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value).strip()
 
 
 def _str_list(value: Any, name: str) -> list[str]:

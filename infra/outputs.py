@@ -17,6 +17,8 @@ ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
 DASHBOARD_OUTPUT = "DashboardName"
 # The private ranges on-premises pulls may call (comma-separated); absent when the deployment allows none.
 PRIVATE_HOST_CIDRS_OUTPUT = "PrivateHostCidrs"
+# The topic End User Messaging two-way SMS publishes inbound texts to (set it on the phone number's two-way channel).
+SMS_INBOUND_TOPIC_OUTPUT = "SmsInboundTopicArn"
 
 
 def pascal_case(text: str) -> str:

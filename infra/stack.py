@@ -12,6 +12,7 @@ from functions.core.layout import ResourceNames
 from infra import outputs
 from infra.bundling import functions_code
 from infra.config import DeployConfig
+from infra.constructs.messaging import Messaging
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.pulls import Pulls
 from infra.constructs.reevaluation import Reevaluation
@@ -41,6 +42,16 @@ class PossyncStack(Stack):
         self.pulls = Pulls(self, "Pulls", names=self.names, code=self.code, storage=self.storage, config=config)
         # The records table stream's consumers (functions.core.streams defines their filters and mappings).
         self.rules = Rules(self, "Rules", names=self.names, code=self.code, storage=self.storage)
+        # The SMS opt-in's deferral queue, inbound-SMS topic and their functions (functions.core.sms).
+        self.messaging = Messaging(
+            self,
+            "Messaging",
+            names=self.names,
+            code=self.code,
+            storage=self.storage,
+            config=config,
+            optin=self.rules.functions["optin"],
+        )
         # Settings and store-mapping changes applied to the records already stored.
         self.reevaluation = Reevaluation(self, "Reevaluation", names=self.names, code=self.code, storage=self.storage)
         self.monitoring = Monitoring(
@@ -52,6 +63,8 @@ class PossyncStack(Stack):
             pulls=list(self.pulls.functions.values()),
             rules=list(self.rules.functions.values()),
             reevaluation=self.reevaluation,
+            functions=self.messaging.functions(),
+            dead_letter_queues=self.messaging.dead_letter_queues(),
         )
         self._add_outputs()
 
@@ -94,6 +107,9 @@ class PossyncStack(Stack):
         output(outputs.function_name_output(job.name), job.function.function_name, "re-evaluation job")
         output(outputs.queue_url_output(job.name), job.queue.queue_url, "re-evaluation jobs (the CLI sends them)")
         output(outputs.dead_letter_queue_url_output(job.name), job.dead_letter_queue.queue_url, "re-evaluation DLQ")
+        output(outputs.SMS_INBOUND_TOPIC_OUTPUT, self.messaging.reply_topic.topic_arn, "Two-way SMS publishes here")
+        for name, function in self.messaging.functions().items():
+            output(outputs.function_name_output(name), function.function_name, f"{name} function")
         for name, rule in self.rules.functions.items():
             output(outputs.function_name_output(name), rule.function.function_name, f"{name} stream consumer")
             output(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -15,6 +16,7 @@ from possync.admin import pull as admin_pull
 from possync.admin import reevaluate as admin_reevaluate
 from possync.admin import replay_cmd as admin_replay
 from possync.admin import settings as admin_settings
+from possync.admin import sms as admin_sms
 from possync.admin import status as admin_status
 from possync.admin import stores as admin_stores
 from possync.admin import tenants as admin_tenants
@@ -40,6 +42,7 @@ app.add_typer(admin_credentials.app, name="credentials")
 app.add_typer(admin_settings.app, name="settings")
 app.add_typer(admin_stores.app, name="stores")
 app.add_typer(admin_personas.app, name="personas")
+app.add_typer(admin_sms.app, name="sms")
 app.command("status")(admin_status.status_command)
 app.add_typer(admin_status.quarantine_app, name="quarantine")
 app.command("replay")(admin_replay.replay_command)
@@ -58,12 +61,31 @@ def _vendors(value: str | None) -> tuple[Vendor, ...] | None:
         raise typer.BadParameter(f"vendors are {', '.join(v.value for v in Vendor)}") from None
 
 
+def _instant(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter("give an ISO-8601 instant, e.g. 2026-03-08T21:30:00-08:00") from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter("give the instant's UTC offset too, e.g. 2026-03-08T21:30:00-08:00 or ...Z")
+    return moment
+
+
 @app.command()
 def demo(
     customers: Annotated[int, typer.Option(help="Customers per store.", min=1)] = DEMO_SCALE.customers_per_store,
     sales: Annotated[int, typer.Option(help="Sales per store.", min=1)] = DEMO_SCALE.sales_per_store,
     vendors: Annotated[str | None, typer.Option(help="Comma-separated vendors (default: all five).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for the simulators' data.")] = 7,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            help="Run the SMS opt-in as if at this ISO-8601 instant with its offset (e.g. 2026-03-08T21:30:00-08:00), "
+            "to see quiet hours at any time of day."
+        ),
+    ] = None,
 ) -> None:
     """Run possync's main job locally: pull every demo store into personas, members and points, then pull again
     after new sales arrive. Everything runs on this machine (moto and POS simulators); no AWS account is used.
@@ -72,7 +94,7 @@ def demo(
     """
     from possync.demo import run_demo
 
-    outcome = run_demo(console, Scale(customers, sales), vendors=_vendors(vendors), seed=seed)
+    outcome = run_demo(console, Scale(customers, sales), vendors=_vendors(vendors), seed=seed, now=_instant(now))
     if outcome["failed_jobs"]:
         console.print(f"[red]{len(outcome['failed_jobs'])} pull jobs failed; see .local/lambda.log[/]")  # type: ignore[arg-type]
         raise typer.Exit(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 from rich import box
@@ -20,6 +21,7 @@ from rich.table import Table
 
 from functions.core.layout import RecordKind, Vendor
 from possync.local.runtime import LOCAL_SETTLE_SECONDS, JobRecord, LocalRuntime, PersonaSummary, Scale, TickReport
+from possync.local.sms import SmsReport
 
 KINDS = (RecordKind.SHOPPER, RecordKind.SALE, RecordKind.PRODUCT, RecordKind.LOYALTY_BALANCE)
 KIND_TITLES = {
@@ -37,9 +39,11 @@ def run_demo(
     seed: int = 7,
     new_sales_per_store: int = 3,
     workdir: Path = Path(".local"),
+    now: datetime | None = None,
 ) -> dict[str, object]:
-    """Two schedule ticks: a first full pull, then an incremental one after the POSes record a few new sales."""
-    with LocalRuntime(scale=scale, seed=seed, vendors=vendors, workdir=workdir) as rt:
+    """Two schedule ticks: a first full pull, then an incremental one after the POSes record a few new sales.
+    `now` runs the SMS opt-in as if at that instant (so quiet hours can be seen at any time of day)."""
+    with LocalRuntime(scale=scale, seed=seed, vendors=vendors, workdir=workdir, now=now) as rt:
         console.print(
             f"[bold]possync local runtime[/]: moto at {rt.state()['endpoint_url']}, "
             + ", ".join(f"{v.value} simulator at {s.url}" for v, s in rt.simulators.items())
@@ -51,6 +55,7 @@ def run_demo(
         )
         first = _tick(console, rt, "tick 1: first pull")
         _show_tick(console, rt, first)
+        sms_replies = rt.sms.simulate_replies() if rt.sms is not None and rt.rules else Counter()
 
         added = 0
         for simulator in rt.simulators.values():
@@ -68,6 +73,8 @@ def run_demo(
         console.print("Pulling now rather than waiting for each store's pull interval (3 h by default)...")
         second = _tick(console, rt, "tick 2: incremental pull", pull_now=True)
         _show_tick(console, rt, second)
+        if rt.sms is not None and rt.rules:
+            sms_replies.update(rt.sms.simulate_replies())
         written_second = sum(second.written.values())
         console.print(
             f"\nIncremental tick wrote [bold]{written_second}[/] records "
@@ -77,6 +84,9 @@ def run_demo(
         personas = rt.persona_summary() if rt.rules else None
         if personas is not None:
             _show_personas(console, rt, personas, (first, second))
+        sms = rt.sms.report() if rt.sms is not None and rt.rules else None
+        if sms is not None:
+            _show_sms(console, sms, now)
         failures = {name: dead for name, dead in rt.rule_failures().items() if dead.messages} if rt.rules else {}
         for name, dead in failures.items():
             console.print(
@@ -99,7 +109,34 @@ def run_demo(
             "unhealthy": [s for s in statuses if s["problems"]],
             "stored": {v: dict(c) for v, c in rt.stored_counts().items()},
             "statuses": statuses,
+            "sms": {
+                "texts": dict(sms.texts) if sms else {},
+                "consent": dict(sms.states) if sms else {},
+                "deferred": sms.deferred if sms else 0,
+                "replies": dict(sms_replies),
+            },
         }
+
+
+def _show_sms(console: Console, report: SmsReport, now: datetime | None) -> None:
+    """The SMS double opt-in: requests sent and deferred for quiet hours, the shoppers' answers, consent."""
+    texts, states = report.texts, report.states
+    clock = f" (as if at {now.isoformat()})" if now is not None else ""
+    console.print(
+        f"\nSMS opt-in{clock}: [bold]{texts.get('optin_request', 0)}[/] requests sent, "
+        f"[bold]{report.deferred}[/] deferred for quiet hours or the 24 h cap, "
+        f"[bold]{states.get('confirmed', 0)}[/] confirmed, [bold]{states.get('opted_out', 0)}[/] opted out "
+        f"({texts.get('confirmation', 0)} confirmations, {texts.get('help', 0)} help texts, "
+        f"{texts.get('stop_ack', 0)} STOP acknowledgements)."
+    )
+    if report.replies:
+        console.print(
+            "Simulated shoppers answered: " + ", ".join(f"{k} {n}" for k, n in sorted(report.replies.items()))
+        )
+    uncertain, failed = states.get("uncertain", 0), states.get("failed", 0)
+    if uncertain or failed:
+        console.print(f"[red]SMS: {uncertain} uncertain and {failed} failed sends (see .local/lambda.log)[/]")
+    console.print("Texts are in .local/outbox.jsonl: `possync sms outbox` lists them.")
 
 
 def _show_pull_health(

@@ -428,7 +428,7 @@ IDENTITY_SK = "ID"
 ENV_PERSONAS_TABLE = "POSSYNC_PERSONAS_TABLE"
 
 # The stream consumers (Lambda function folder names) that the records table's stream feeds.
-RULE_FUNCTIONS: tuple[str, ...] = ("personas", "enroll")
+RULE_FUNCTIONS: tuple[str, ...] = ("personas", "enroll", "optin")
 
 
 def persona_pk(tenant: str, persona_id: str) -> str:

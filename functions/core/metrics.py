@@ -49,3 +49,16 @@ REEVALUATIONS_FAILED = "ReevaluationsFailed"
 # Jobs finished, and the stored records they applied again (for the dashboard).
 REEVALUATIONS_DONE = "ReevaluationsDone"
 RECORDS_REEVALUATED = "RecordsReevaluated"
+
+# --- SMS double opt-in (functions.core.sms) --------------------------------------------------------------------
+# The provider refused a text (bad number, carrier opt-out, identity not allowed): alarmed.
+SMS_SENDS_FAILED = "SmsSendsFailed"
+# A send that may or may not have gone out (timeout or crash after the provider call began): never repeated; alarmed.
+SMS_SENDS_UNCERTAIN = "SmsSendsUncertain"
+# What the opt-in consumer and the reply handler did (for the dashboard).
+SMS_REQUESTS_SENT = "SmsRequestsSent"
+SMS_REQUESTS_DEFERRED = "SmsRequestsDeferred"
+SMS_CONFIRMED = "SmsConfirmed"
+SMS_OPTED_OUT = "SmsOptedOut"
+# Inbound messages that were not End User Messaging's documented JSON: logged and dropped.
+SMS_REPLIES_MALFORMED = "SmsRepliesMalformed"

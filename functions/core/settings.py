@@ -10,6 +10,14 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from functions.core.errors import SettingsError
 from functions.core.layout import Vendor
+from functions.core.sms.templates import (
+    DEFAULT_PROGRAM,
+    DEFAULT_TEMPLATES,
+    Kind,
+    TemplateError,
+    Templates,
+    check_templates,
+)
 
 STORE_ID_MAX = 100
 
@@ -99,6 +107,23 @@ class TenantSettings(BaseModel):
     points_per_dollar: int = Field(default=1, ge=0, le=100)
     accrual_start_date: date | None = None
     timezone: str = "America/Los_Angeles"
+    # SMS double opt-in texts (functions.core.sms.templates): the program described, per-kind template overrides
+    # and their version, recorded with each request as its evidence. Checked for wording and length when set.
+    sms_program: str = Field(default=DEFAULT_PROGRAM, min_length=1, max_length=120)
+    sms_templates: dict[str, str] = Field(default_factory=dict)
+    sms_template_version: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _sms_templates_fit(self) -> TenantSettings:
+        try:
+            check_templates(self.brand_name, self.sms_program, self.sms_templates)
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+    def sms_texts(self) -> Templates:
+        texts = {**DEFAULT_TEMPLATES, **{Kind(k): v for k, v in self.sms_templates.items()}}
+        return Templates(self.brand_name, self.sms_program, texts, self.sms_template_version)
 
 
 def parse_integration_settings(raw: Any, vendor: Vendor, parameter: str) -> IntegrationSettings:

@@ -206,6 +206,8 @@ def _same(expected: Any, value: Any) -> bool:
 CONSUMERS: dict[str, StreamConsumer] = {
     "personas": StreamConsumer("personas", (changed_records_of_kind(RecordKind.SHOPPER),)),
     "enroll": StreamConsumer("enroll", (changed_records_of_kind(RecordKind.SALE, RecordKind.LOYALTY_BALANCE),)),
+    # Sales ask for the SMS opt-in; shoppers carry the consent their POS recorded (functions.core.sms).
+    "optin": StreamConsumer("optin", (changed_records_of_kind(RecordKind.SALE, RecordKind.SHOPPER),)),
 }
 if tuple(CONSUMERS) != RULE_FUNCTIONS:
     raise RuntimeError("functions.core.streams.CONSUMERS must list exactly layout.RULE_FUNCTIONS, in order")

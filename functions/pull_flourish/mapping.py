@@ -48,6 +48,9 @@ CUSTOMER_ALTERNATIVES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
     {
         "created_timestamp": ("created_at",),
         "last_updated_timestamp": UPDATED_NAMES,
+        # SMS consent as the POS recorded it (ASSUMED names, see CONTRACT.md): opted out / signed up with consent.
+        "sms_opt_out": ("opt_out_sms", "text_opt_out"),
+        "sms_opt_in": ("opt_in_sms", "text_opt_in"),
     }
 )
 ITEM_ALTERNATIVES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
@@ -129,6 +132,8 @@ class FlourishCustomer(_Payload):
     dob: date | None = None
     state: str | None = None
     patient_id: str | None = None
+    sms_opt_in: bool | None = None
+    sms_opt_out: bool | None = None
     address: list[FlourishAddress] = Field(default_factory=list, validation_alias=AliasChoices("address", "addresses"))
     created_timestamp: str | None = None
     last_updated_timestamp: str | None = None
@@ -311,6 +316,8 @@ def map_customer(item: Mapping[str, Any], ctx: MappingContext) -> Shopper:
         postal_code=_blank_to_none(postal),
         # A state patient-registry id is what makes a Flourish customer a medical patient.
         customer_type="medical" if customer.patient_id else "recreational",
+        sms_opt_in=customer.sms_opt_in,
+        sms_opt_out=customer.sms_opt_out,
         pos_created_at=created,
     )
 

@@ -64,7 +64,8 @@ class PossyncFunction(Construct):
             function_name=function_name,
             description=description,
             code=code,
-            handler=handler_for(name),
+            # A function's entry point is functions/<name>/handler.py unless `handler` names another module.
+            handler=function_options.pop("handler", None) or handler_for(name),
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             memory_size=memory_size,

@@ -251,6 +251,21 @@ class Monitoring(Construct):
             "(and exits non-zero); fix the cause, then `possync reevaluate --tenant T --vendor V` runs it again.",
         )
         self._alarm(
+            "sms sends failed",
+            self.custom_metric(metrics.SMS_SENDS_FAILED),
+            "End User Messaging SMS refused a text (invalid number, carrier opt-out, origination identity not "
+            "allowed, spending limit). The opt-in function's log names the error code; the consent evidence "
+            "(`possync personas show`) marks the request failed. Check the origination identity's registration, "
+            "the account's SMS spending limit and the configuration set's delivery events.",
+        )
+        self._alarm(
+            "sms sends uncertain",
+            self.custom_metric(metrics.SMS_SENDS_UNCERTAIN),
+            "A text may or may not have been sent (the provider call timed out or the function stopped during it). "
+            "possync never repeats it; check the configuration set's delivery events for the number and time in "
+            "the consent evidence (`possync personas show`) to learn whether it went out.",
+        )
+        self._alarm(
             "aws calls failed",
             self.custom_metric(metrics.AWS_CALLS_FAILED),
             f"AWS calls (DynamoDB, S3, SQS, SSM, Secrets Manager) failed past their retries in "
@@ -329,6 +344,15 @@ class Monitoring(Construct):
             graph("pull failures", metrics.PULLS_FAILED, metrics.PULL_CONTRACT_MISMATCH, metrics.PULL_JOBS_REJECTED),
             graph("settings", metrics.SETTINGS_INVALID, metrics.SETTINGS_UNREADABLE, metrics.RECORDS_WAITING),
             graph("AWS side", metrics.AWS_CALLS_FAILED, metrics.LEASE_RELEASE_FAILED, metrics.CREDENTIALS_STALE),
+            graph(
+                "SMS opt-in",
+                metrics.SMS_REQUESTS_SENT,
+                metrics.SMS_REQUESTS_DEFERRED,
+                metrics.SMS_CONFIRMED,
+                metrics.SMS_OPTED_OUT,
+                metrics.SMS_SENDS_FAILED,
+                metrics.SMS_SENDS_UNCERTAIN,
+            ),
         ]
 
 

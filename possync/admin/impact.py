@@ -27,8 +27,10 @@ from functions.core.loyalty.points import (
 from functions.core.loyalty.repository import PersonaStore
 from functions.core.loyalty.stores import mapped_store
 from functions.core.loyalty.values import UNKNOWN_CONSENT, Claim, Persona, iso
-from functions.core.models import CanonicalRecord, LoyaltyBalance, Sale, normalize_phone
+from functions.core.models import CanonicalRecord, LoyaltyBalance, Sale
 from functions.core.settings import POINTS_IMPORT_VENDORS, IntegrationSettings, parse_tenant_settings
+from functions.core.sms import rules as sms_rules
+from functions.core.sms.store import ConsentStore
 from functions.core.store import RecordStore
 from possync.admin.context import AdminContext
 from possync.admin.render import err_console
@@ -42,18 +44,16 @@ PROFILE_ATTRIBUTES = ("pk", "tenant", "persona_id", "member", "phone", "consent"
 Shopper = tuple[str, str]  # (credential id, the POS's customer id)
 
 
-def matchable_phone(phone: str | None) -> bool:
-    """An E.164 number that parses as valid and is not a placeholder: the only kind possync ever texts."""
-    return bool(phone) and normalize_phone(phone) == phone
+# The opt-in consumer's own rules (functions.core.sms.rules), so the preview counts what it then sends.
+matchable_phone = sms_rules.textable
 
 
 def texts(persona: Persona, sale: Sale, sms_optin_after: date | None) -> bool:
     """A persona with a matchable phone and no SMS answer yet (consent unknown) gets one opt-in request for a
-    completed sale on or after sms_optin_after (store-local date)."""
+    completed sale on or after sms_optin_after (store-local date); the consent recorded for its number (a request
+    already sent, a reply, the POS's consent) is checked by `count`, as the consumer checks it."""
     return (
-        sms_optin_after is not None
-        and sale.status in ENROLLING_STATUSES
-        and sale.local_date >= sms_optin_after
+        sms_rules.sale_qualifies(sale, sms_optin_after)
         and matchable_phone(persona.phone)
         and persona.consent.get("sms", UNKNOWN_CONSENT) == UNKNOWN_CONSENT
     )
@@ -173,6 +173,7 @@ def count(
     latest, impact.sales_scanned = latest_sales(ddb, records_table, tenant, vendor, min(dates), on_page)
     impact.shoppers = len(latest)
     owners = personas_of(PersonaStore(ddb, personas_table), tenant, vendor, latest)
+    consents = ConsentStore(ddb, personas_table)
     known = profiles(ddb, personas_table, tenant, owners.values())
     persona_sale: dict[str, Sale] = {}
     for shopper, sale in latest.items():
@@ -195,7 +196,7 @@ def count(
             elif persona.member and would_enroll(settings, [sale], already_member=False):
                 impact.enroll_members_already += 1
         if texting:
-            if texts(persona, sale, settings.sms_optin_after):
+            if texts(persona, sale, settings.sms_optin_after) and not _consent_recorded(consents, tenant, persona):
                 impact.would_text += 1
             elif sale.local_date >= (settings.sms_optin_after or date.max):
                 if not matchable_phone(persona.phone):
@@ -203,6 +204,14 @@ def count(
                 else:
                     impact.text_answered += 1
     return impact
+
+
+def _consent_recorded(consents: ConsentStore, tenant: str, persona: Persona) -> bool:
+    """What the consumer finds before it records a request: a consent for the number (asked, answered, or the POS's)
+    or the persona's once-ever marker (asked at an earlier number)."""
+    if persona.phone and consents.consent(tenant, persona.phone) is not None:
+        return True
+    return consents.persona_marker(tenant, persona.persona_id) is not None
 
 
 @dataclass

@@ -22,6 +22,7 @@ from functions.core.models import normalize_email, normalize_phone
 from possync.admin.audit import AuditLog
 from possync.admin.context import TenantOption, admin, parse_id, parse_vendor
 from possync.admin.render import Output, OutputOption, cell, console, emit, err_console, fail, guarded, when
+from possync.admin.sms import consent_evidence, consent_labels
 from possync.admin.tenants import command_line, require_tenant
 
 app = typer.Typer(
@@ -142,7 +143,7 @@ def _resolve(store: PersonaStore, tenant: str, who: str) -> str:
     return text
 
 
-def _list_row(persona: Persona, *, unmask: bool = False) -> dict[str, Any]:
+def _list_row(persona: Persona, consent: str | None = None, *, unmask: bool = False) -> dict[str, Any]:
     return {
         "id": persona.persona_id,
         "name": full_name(persona),
@@ -154,7 +155,7 @@ def _list_row(persona: Persona, *, unmask: bool = False) -> dict[str, Any]:
         # the enrolling sale's store-local date (a UTC timestamp's date can be the day after, in the evening)
         "member_since": persona.member_since_date if persona.member else None,
         "points": persona.points,
-        "consent_sms": sms_consent(persona),
+        "consent_sms": consent or sms_consent(persona),
     }
 
 
@@ -247,6 +248,7 @@ def list_command(
     personas.sort(key=sort_key)
     cap = limit if limit is not None else (TABLE_LIMIT if output is Output.TABLE else None)
     chosen = personas[:cap] if cap is not None else personas
+    labels = consent_labels(context.client("dynamodb"), context.target().personas_table, tenant, chosen)
     which = ("members" if member_only else "personas") + (f" sourced from {vendor.value}" if vendor else "")
     if output is not Output.TABLE:
         if unmask:
@@ -263,7 +265,7 @@ def list_command(
                     "rows": len(chosen),
                 },
             )
-        count = stream_rows((_list_row(p, unmask=unmask) for p in chosen), output)
+        count = stream_rows((_list_row(p, labels.get(p.persona_id), unmask=unmask) for p in chosen), output)
         err_console().print(
             f"{count} of {total} {which} exported"
             + (
@@ -274,7 +276,7 @@ def list_command(
             highlight=False,
         )
         return
-    rows = [_list_row(p) for p in chosen]
+    rows = [_list_row(p, labels.get(p.persona_id)) for p in chosen]
     for row in rows:
         row["sourced_from"] = ", ".join(row["sourced_from"])
         row["member_since"] = (row["member_since"] or "unknown") if row["member"] else "no"
@@ -368,6 +370,10 @@ def show_command(
     entries = sorted(store.ledger_entries(tenant, persona_id), key=lambda e: (e.at, e.applied_at), reverse=True)
     latest = [_ledger_row(e) for e in entries[:ledger]]
     sources = _source_rows(persona)
+    consent, evidence = consent_evidence(
+        context.client("dynamodb"), context.target().personas_table, tenant, persona.phone
+    )
+    sms = consent.label if consent else sms_consent(persona)
     if output is Output.JSON:
         view = persona.as_dict()
         view["id"] = view.pop("persona_id")
@@ -377,7 +383,9 @@ def show_command(
             json.dumps(
                 {
                     **view,
-                    "consent": {"sms": sms_consent(persona), **dict(persona.consent)},
+                    "consent": {**dict(persona.consent), "sms": sms},
+                    "sms_consent": consent.as_dict() if consent else None,
+                    "sms_consent_evidence": [e.as_dict() for e in evidence],
                     "sources": sources,
                     "identity_claims": claim_rows,
                     "visits": visits,
@@ -406,7 +414,7 @@ def show_command(
         ("favourite store", persona.favourite_store or "none yet (needs a sale at a mapped store)"),
         ("member", membership),
         ("points", persona.points),
-        ("SMS consent", sms_consent(persona)),
+        ("SMS consent", sms + (f" (source {consent.source})" if consent else "")),
         ("created", when(persona.created_at)),
         ("updated", when(persona.updated_at)),
     ):
@@ -449,4 +457,14 @@ def show_command(
         Output.TABLE,
         title=f"Points ledger (latest {len(latest)} of {len(entries)})",
         empty="no points ledger entries",
+    )
+    emit(
+        [
+            {"at": e.at, "event": e.event, "source": e.source, "details": {k: v for k, v in e.details.items() if v}}
+            for e in evidence
+        ],
+        [("at", "when (UTC)"), ("event", "event"), ("source", "source"), ("details", "evidence")],
+        Output.TABLE,
+        title="SMS consent evidence (append-only)",
+        empty="no SMS consent evidence: never asked, never answered",
     )

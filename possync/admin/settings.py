@@ -142,6 +142,10 @@ def current_view(scope: Scope, stored: Stored) -> dict[str, Any]:
     return scope.validate(stored.data)
 
 
+# Per-kind SMS text overrides (tenant settings), given as one JSON object; checked for wording and length when set.
+SMS_TEMPLATES_KEY = "sms_templates"
+
+
 def parse_assignments(scope: Scope, pairs: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
     """`key=value` pairs, and `store_mappings.<credential or location>=<store>` pairs (one store mapping each)."""
     changes: dict[str, Any] = {}
@@ -162,6 +166,16 @@ def parse_assignments(scope: Scope, pairs: list[str]) -> tuple[dict[str, Any], d
                 "retroactive)",
                 "set sync_personas=true",
             )
+        if key == SMS_TEMPLATES_KEY:
+            try:
+                changes[key] = json.loads(value)
+            except json.JSONDecodeError:
+                fail(
+                    f"{SMS_TEMPLATES_KEY} takes a JSON object of template kind to text",
+                    f"""e.g. {SMS_TEMPLATES_KEY}='{{"help": "{{brand}} {{program}}. Msg & data rates may apply. """
+                    """Reply STOP to cancel."}'""",
+                )
+            continue
         if key == MAPPING_KEY:
             try:
                 changes[key] = json.loads(value)

@@ -94,9 +94,15 @@ class HandlerRunner:
         return [h for h in logger.handlers if hasattr(h, "setStream")]
 
     def invoke(
-        self, function: str, event: dict[str, Any], env: Mapping[str, str], timeout_seconds: float = 900.0
+        self,
+        function: str,
+        event: dict[str, Any],
+        env: Mapping[str, str],
+        timeout_seconds: float = 900.0,
+        module_name: str | None = None,
     ) -> Any:
-        module = importlib.import_module(f"functions.{function}.handler")
+        """`module_name` names the handler's module when it is not functions/<function>/handler.py."""
+        module = importlib.import_module(module_name or f"functions.{function}.handler")
         context = LambdaContext(function_name=f"possync-{function.replace('_', '-')}", timeout_seconds=timeout_seconds)
         handlers = self._logger_handlers()
         previous = [h.setStream(self.log) for h in handlers]  # the shared logger writes here only meanwhile

@@ -8,6 +8,9 @@ from typing import Any
 
 from functions.core import layout, reevaluation
 from functions.core.layout import ResourceNames
+from functions.core.sms import names as sms_names
+from functions.core.sms.deferral import ENV_DEFERRAL_QUEUE_URL
+from functions.core.sms.gateway import ENV_GATEWAY, ENV_OUTBOX
 
 LOCAL_ACCOUNT = "123456789012"
 LOCAL_REGION = "us-east-1"
@@ -26,6 +29,8 @@ class Resources:
     rules_dlq_urls: dict[str, str] = field(default_factory=dict)  # stream consumer -> on-failure queue URL
     reevaluation_queue_url: str = ""
     reevaluation_dlq_url: str = ""
+    sms_deferral_queue_url: str = ""
+    sms_outbox: str = ".local/outbox.jsonl"  # the local SMS provider: one JSON line per text sent
 
     def lambda_env(self, function: str) -> dict[str, str]:
         """The environment the CDK app gives a function (a puller, a stream consumer or the re-evaluation job), for
@@ -39,13 +44,21 @@ class Resources:
                 layout.ENV_REEVALUATION_QUEUE_URL: self.reevaluation_queue_url,
                 layout.ENV_REEVALUATION_DLQ_URL: self.reevaluation_dlq_url,
             }
-        if function in layout.RULE_FUNCTIONS:
-            return {
+        if function in layout.RULE_FUNCTIONS or function in sms_names.HANDLER_MODULES:
+            env = {
                 layout.ENV_RECORDS_TABLE: self.records_table,
                 layout.ENV_CONTROL_TABLE: self.control_table,
                 layout.ENV_PERSONAS_TABLE: self.personas_table,
                 layout.ENV_RESOURCE_PREFIX: self.names.prefix,
             }
+            if function in sms_names.HANDLER_MODULES:
+                # Texts go to the outbox file instead of End User Messaging SMS.
+                env |= {
+                    ENV_GATEWAY: "outbox",
+                    ENV_OUTBOX: self.sms_outbox,
+                    ENV_DEFERRAL_QUEUE_URL: self.sms_deferral_queue_url,
+                }
+            return env
         return {
             layout.ENV_RECORDS_TABLE: self.records_table,
             layout.ENV_CONTROL_TABLE: self.control_table,
@@ -162,4 +175,6 @@ def provision(clients: Any, names: ResourceNames | None = None, region: str = LO
             ),
         },
     )["QueueUrl"]
+    # The opt-in's deferral queue (requests held for quiet hours), as the CDK app declares it.
+    resources.sms_deferral_queue_url = sqs.create_queue(QueueName=sms_names.deferral_queue(names))["QueueUrl"]
     return resources

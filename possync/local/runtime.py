@@ -30,6 +30,7 @@ from functions.core.layout import (
     Vendor,
 )
 from functions.core.settings import IntegrationSettings, TenantSettings
+from functions.core.sms.service import ENV_NOW
 from functions.core.sources import clear_caches
 from functions.core.store import ControlStore
 from functions.core.streams import CONSUMERS
@@ -37,6 +38,7 @@ from possync.admin.credentials import integrator_secret_name, registry_entry
 from possync.admin.tenants import create_tenant
 from possync.local.lambda_shim import HandlerRunner, sqs_event
 from possync.local.provision import LOCAL_REGION, Resources, provision
+from possync.local.sms import LocalSms, cold_start_sms
 from possync.local.stream_pump import (
     ConsumerStats,
     DeadLetters,
@@ -105,6 +107,7 @@ class TickReport:
     written: Counter[tuple[str, str]] = field(default_factory=Counter)  # (vendor, kind) -> stream records
     rules: dict[str, ConsumerStats] = field(default_factory=dict)  # stream consumer -> what it was handed
     reevaluations: list[JobRecord] = field(default_factory=list)  # re-evaluation messages handled after the rules
+    deferred_sent: int = 0  # deferred opt-in requests whose time came, handled after the rules
     seconds: float = 0.0
     rules_seconds: float = 0.0
 
@@ -145,10 +148,14 @@ class LocalRuntime:
         vendors: tuple[Vendor, ...] | None = None,
         rules: bool = True,
         publish: bool = False,
+        now: datetime | None = None,
     ) -> None:
         """`rules=False` pulls without pumping the records stream to the stream consumers (pull-only runs);
         `publish=True` (`possync local serve`) also writes the state to the user's state path, so `possync --local`
-        finds this runtime from any directory."""
+        finds this runtime from any directory; `now` makes the SMS opt-in run as if the runtime started at that
+        instant (quiet hours, outbox times)."""
+        self.now = now
+        self.sms: LocalSms | None = None
         self.scale = scale or Scale()
         self.seed = seed
         self.workdir = workdir
@@ -207,6 +214,8 @@ class LocalRuntime:
             "POWERTOOLS_METRICS_NAMESPACE": ResourceNames().metrics_namespace,
             "POWERTOOLS_TRACE_DISABLED": "true",
             layout.ENV_SETTLE_SECONDS: str(LOCAL_SETTLE_SECONDS),
+            # The opt-in's clock: the real one, or `--now` and the time since the runtime started.
+            ENV_NOW: self.now.isoformat() if self.now is not None else "",
         }
         for vendor in self.vendors:
             module, cls = SIMULATORS[vendor]
@@ -219,6 +228,7 @@ class LocalRuntime:
         aws.reset_clients()
         clear_caches()
         cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION])
+        cold_start_sms()
         self.resources = provision(self.client)
         if Vendor.POSABIT in self.simulators:
             # possync's own POSaBIT integrator token, as `possync credentials integrator-token posabit` sets it.
@@ -226,8 +236,11 @@ class LocalRuntime:
                 Name=integrator_secret_name(self.resources.names, Vendor.POSABIT),
                 SecretString=self.simulators[Vendor.POSABIT].integrator_token,
             )
+        self.resources.sms_outbox = str(self.workdir / "outbox.jsonl")
         self._log = self.log_path.open("w", encoding="utf-8")
         self.runner = HandlerRunner(self._log)
+        self.sms = LocalSms(self.client, self.resources, self.runner)
+        self.sms.reset_outbox()
         # One reader of the records stream: the tick counts what it reads and hands the same records to the pump.
         self.reader = StreamReader(self.client("dynamodbstreams"), self.resources.records_stream_arn)
         if self.rules:
@@ -265,6 +278,7 @@ class LocalRuntime:
         aws.reset_clients()
         clear_caches()
         cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION])
+        cold_start_sms()
         if self._log is not None:
             self._log.close()
         if self.state_file.exists():
@@ -293,6 +307,8 @@ class LocalRuntime:
             "base_urls": {vendor.value: simulator.url for vendor, simulator in self.simulators.items()},
             "pid": os.getpid(),
             "workdir": str(self.workdir.resolve()),
+            "sms_outbox": self.resources.sms_outbox,
+            "sms_deferral_queue_url": self.resources.sms_deferral_queue_url,
         }
 
     def _simulator_args(self, vendor: Vendor) -> dict[str, Any]:
@@ -368,10 +384,13 @@ class LocalRuntime:
                     vendor=vendor,
                     age_gate_attested=True,
                     enroll_after=enroll_after if enrolls else None,
+                    sms_optin_after=enroll_after if enrolls else None,
                     store_mappings=mappings,
                 )
                 self._put_setting(ssm, names.integration_settings_parameter(plan.tenant, vendor), settings)
-            tenant_settings = TenantSettings(points_per_dollar=DEMO_POINTS_PER_DOLLAR)
+            # The brand the opt-in texts name (greenleaf -> Greenleaf).
+            brand = plan.tenant.replace("-", " ").title()
+            tenant_settings = TenantSettings(points_per_dollar=DEMO_POINTS_PER_DOLLAR, brand_name=brand)
             self._put_setting(ssm, names.tenant_settings_parameter(plan.tenant), tenant_settings)
         self.reader.skip_to_latest()
 
@@ -410,6 +429,8 @@ class LocalRuntime:
                 on_stream(self.pump.pending())
             report.rules = self.pump.drain(on_batch)
             report.reevaluations = self.reevaluate()
+            if self.sms is not None:
+                report.deferred_sent = self.sms.deliver_deferred()
             report.rules_seconds = time.monotonic() - rules_started
         report.seconds = time.monotonic() - started
         return report

@@ -76,6 +76,8 @@ def serve(
         try:
             while not stop_after():
                 time.sleep(JOB_POLL_SECONDS)
+                if rt.sms is not None:
+                    rt.sms.deliver_deferred()  # opt-in requests whose quiet hours are over
                 if rt.queued_jobs():
                     console.print(f"manual pull: {describe_jobs(rt.tick('manual pull', dispatch=False))}")
                 for job in rt.reevaluate():

@@ -12,6 +12,7 @@ import pytest
 
 from functions.core.layout import Vendor
 from functions.core.settings import IntegrationSettings
+from functions.core.sms.templates import DEFAULT_PROGRAM
 from possync.admin.audit import AuditLog
 from possync.admin.tenants import AUDIT_PARAMETER as TENANT_AUDIT_PARAMETER
 from possync.target import Target
@@ -231,6 +232,10 @@ def test_tenant_settings_without_vendor(cli: Invoke, target: Target) -> None:
         "points_per_dollar": 1,
         "accrual_start_date": None,
         "timezone": "America/Denver",
+        # the SMS opt-in texts (functions.core.sms.templates), at their defaults
+        "sms_program": DEFAULT_PROGRAM,
+        "sms_templates": {},
+        "sms_template_version": 1,
     }
     assert bad_zone.exit_code == 1 and "not an IANA time zone" in bad_zone.output
     assert shown.exit_code == 0 and "Green Leaf" in shown.output

@@ -10,7 +10,7 @@ from functions.core import metrics
 from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RULE_FUNCTIONS, ResourceNames
 from infra.constructs import monitoring
 from tests.infra import cfn
-from tests.infra.conftest import Synthesized, synthesize
+from tests.infra.conftest import Synthesized
 
 NAMES = ResourceNames.for_stage(DEFAULT_STAGE)
 FIVE_MINUTES = 300
@@ -62,8 +62,8 @@ def test_each_failure_metric_has_its_alarm(
     assert alarm["TreatMissingData"] == missing
 
 
-def test_credentials_stale_is_read_once_per_dispatch_tick(tmp_path_factory: pytest.TempPathFactory) -> None:
-    hourly = synthesize(tmp_path_factory.mktemp("hourly-tick"), dispatch_tick_minutes="60").template
+def test_credentials_stale_is_read_once_per_dispatch_tick(synthesized_with_options: Synthesized) -> None:
+    hourly = synthesized_with_options.template  # dispatch_tick_minutes="60" (tests/infra/conftest.py)
 
     assert _custom(hourly, metrics.CREDENTIALS_STALE)["Period"] == 3600
 
@@ -90,9 +90,10 @@ def test_every_function_alarms_on_lambda_throttles(synthesized: Synthesized, tem
     functions = [p.function for p in synthesized.stack.pulls.functions.values()]
     functions += [r.function for r in synthesized.stack.rules.functions.values()]
     functions.append(synthesized.stack.reevaluation.function)
+    functions += list(synthesized.stack.messaging.functions().values())
     throttles = [a for a in _alarms(template) if a.get("MetricName") == "Throttles"]
 
-    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + 1
+    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + 1 + 2  # + the opt-in deferral and reply
     assert len(cfn.of_type(template, "AWS::Lambda::Function")) == len(functions)
     assert sorted(str(a["Dimensions"]) for a in throttles) == sorted(
         str([{"Name": "FunctionName", "Value": {"Ref": synthesized.logical_id(f)}}]) for f in functions
@@ -132,23 +133,32 @@ def test_every_alarm_says_what_to_do(template: dict[str, Any]) -> None:
 
 
 def test_alarm_and_topic_names_carry_the_stage(template: dict[str, Any]) -> None:
-    [topic] = cfn.of_type(template, "AWS::SNS::Topic").values()
+    topics = {t["Properties"]["TopicName"] for t in cfn.of_type(template, "AWS::SNS::Topic").values()}
     names = [a["AlarmName"] for a in _alarms(template)]
 
-    assert topic["Properties"]["TopicName"] == NAMES.alarm_topic == "possync-prod-alarms"
+    # the alarm topic, and the opt-in's inbound-SMS topic
+    assert topics == {NAMES.alarm_topic, "possync-prod-sms-inbound"} and NAMES.alarm_topic == "possync-prod-alarms"
     assert len(set(names)) == len(names)
     assert NAMES.alarm_name("pull_onprem jobs dead letters") in names
     assert "possync-prod-pull-onprem-jobs-dead-letters" in names
 
 
+def _email_subscriptions(template: dict[str, Any]) -> list[dict[str, Any]]:
+    """Subscriptions other than the reply function's to the inbound-SMS topic."""
+    subscriptions = cfn.of_type(template, "AWS::SNS::Subscription").values()
+    return [s for s in subscriptions if s["Properties"]["Protocol"] != "lambda"]
+
+
 def test_no_email_subscription_by_default(template: dict[str, Any]) -> None:
-    assert cfn.of_type(template, "AWS::SNS::Subscription") == {}
+    assert _email_subscriptions(template) == []
+    [reply] = list(cfn.of_type(template, "AWS::SNS::Subscription").values())
+    assert reply["Properties"]["Protocol"] == "lambda"
 
 
-def test_alarm_email_from_context_subscribes_to_the_topic(tmp_path_factory: pytest.TempPathFactory) -> None:
-    synthesized = synthesize(tmp_path_factory.mktemp("alarm-email"), alarm_email="ops@example.com")
+def test_alarm_email_from_context_subscribes_to_the_topic(synthesized_with_options: Synthesized) -> None:
+    synthesized = synthesized_with_options  # alarm_email="ops@example.com" (tests/infra/conftest.py)
 
-    [subscription] = cfn.of_type(synthesized.template, "AWS::SNS::Subscription").values()
+    [subscription] = _email_subscriptions(synthesized.template)
     assert subscription["Properties"] == {
         "Endpoint": "ops@example.com",
         "Protocol": "email",

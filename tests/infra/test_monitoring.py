@@ -26,7 +26,12 @@ CUSTOM_ALARMS = (
     metrics.RECORDS_WAITING,
     metrics.AWS_CALLS_FAILED,
     metrics.REEVALUATIONS_FAILED,
+    metrics.SMS_SENDS_FAILED,
+    metrics.SMS_SENDS_UNCERTAIN,
 )
+# The opt-in's deferral and reply functions (infra.constructs.messaging) and their two dead-letter queues.
+MESSAGING_FUNCTIONS = 2
+MESSAGING_DEAD_LETTER_QUEUES = 2
 
 
 def _alarm_dimensions(template: dict[str, Any], metric_name: str) -> list[Any]:
@@ -44,6 +49,7 @@ def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized,
         for queue in (pull.dead_letter_queue, pull.dispatch_dead_letter_queue)
     ] + [rule.dead_letter_queue for rule in synthesized.stack.rules.functions.values()]
     dead_letter_queues.append(synthesized.stack.reevaluation.dead_letter_queue)
+    dead_letter_queues += [synthesized.stack.messaging.deferral_dlq, synthesized.stack.messaging.reply_dlq]
     watched = _alarm_dimensions(template, "ApproximateNumberOfMessagesVisible")
 
     assert sorted(str(w) for w in watched) == sorted(
@@ -56,6 +62,7 @@ def test_every_function_alarms_on_errors(synthesized: Synthesized, template: dic
     functions = [pull.function for pull in synthesized.stack.pulls.functions.values()]
     functions += [rule.function for rule in synthesized.stack.rules.functions.values()]
     functions.append(synthesized.stack.reevaluation.function)
+    functions += list(synthesized.stack.messaging.functions().values())
     assert sorted(str(w) for w in watched) == sorted(str({"Ref": synthesized.logical_id(f)}) for f in functions)
 
 
@@ -68,8 +75,10 @@ def test_alarms_fire_on_the_first_occurrence_and_notify_the_topic(
     sustained = {"IteratorAge", metrics.SETTINGS_UNREADABLE, metrics.AWS_CALLS_FAILED, "quarantine rate"}
 
     # per function: errors and throttles; pulls: jobs DLQ, dispatch DLQ; rules: failure queue, iterator age;
-    # the re-evaluation job: its jobs DLQ; per table: throttles; and possync's own failure metrics
-    assert len(alarms) == 4 * len(PULL_VENDORS) + 4 * len(RULE_FUNCTIONS) + 3 + 3 + len(CUSTOM_ALARMS)
+    # the re-evaluation job: its jobs DLQ; per table: throttles; the opt-in's deferral and reply functions: errors,
+    # throttles and their DLQs; and possync's own failure metrics
+    messaging = 2 * MESSAGING_FUNCTIONS + MESSAGING_DEAD_LETTER_QUEUES
+    assert len(alarms) == 4 * len(PULL_VENDORS) + 4 * len(RULE_FUNCTIONS) + 3 + 3 + messaging + len(CUSTOM_ALARMS)
     for alarm in alarms:
         props = alarm["Properties"]
         if props.get("MetricName", "quarantine rate") not in sustained:

@@ -22,6 +22,7 @@ from functions.core.layout import (
     RULE_FUNCTIONS,
     ResourceNames,
 )
+from functions.core.sms.names import DEFERRED_FUNCTION, REPLY_FUNCTION
 from infra.constants import PULL_MAX_CONCURRENCY
 from infra.constructs.pulls import PullFunction
 from tests.infra import cfn
@@ -42,8 +43,9 @@ def _props(synthesized: Synthesized, template: dict[str, Any], construct: Any) -
 def test_there_is_one_pull_function_per_layout_entry(template: dict[str, Any]) -> None:
     functions = cfn.of_type(template, "AWS::Lambda::Function").values()
     assert sorted(f["Properties"]["FunctionName"] for f in functions) == sorted(
-        NAMES.function_name(name) for name in (*PULL_FUNCTIONS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION)
-    ), "the pull functions, the stream consumers and the re-evaluation job, nothing else"
+        NAMES.function_name(name)
+        for name in (*PULL_FUNCTIONS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION, DEFERRED_FUNCTION, REPLY_FUNCTION)
+    ), "the pull functions, the stream consumers, the re-evaluation job and the opt-in's deferral and reply, no more"
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
@@ -96,7 +98,7 @@ def test_functions_share_one_code_asset_and_have_their_own_roles(template: dict[
 
     assert len({json.dumps(f["Properties"]["Code"], sort_keys=True) for f in functions}) == 1
     roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions]
-    assert len(set(roles)) == len(roles) == len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + 1
+    assert len(set(roles)) == len(roles) == len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + 1 + 2
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
@@ -125,7 +127,8 @@ def test_every_queue_is_encrypted_and_denies_plain_http(
     # The settings-change rule may also send to the re-evaluation jobs queue (tests/infra/test_reevaluation.py).
     ruled = synthesized.logical_id(synthesized.stack.reevaluation.queue)
 
-    assert len(queues) == 3 * len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + 2, "per rule: its stream failure queue"
+    # per rule: its stream failure queue; the opt-in: its deferral queue and DLQ, and the reply function's DLQ
+    assert len(queues) == 3 * len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + 2 + 3
     for queue_id, queue in queues.items():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         [policy] = [p for p in policies if p["Properties"]["Queues"] == [{"Ref": queue_id}]]
@@ -167,6 +170,7 @@ def test_only_the_jobs_queues_feed_the_functions(synthesized: Synthesized, templ
     assert sorted(m["Properties"]["FunctionName"]["Ref"] for m in queue_fed) == sorted(
         [synthesized.logical_id(_pull(synthesized, name).function) for name in PULL_FUNCTIONS]
         + [synthesized.logical_id(synthesized.stack.reevaluation.function)]
+        + [synthesized.logical_id(synthesized.stack.messaging.deferred_function)]
     )
 
 

@@ -17,6 +17,7 @@ from functions.core.layout import (
     RULE_FUNCTIONS,
     ResourceNames,
 )
+from functions.core.sms.deferral import ENV_DEFERRAL_QUEUE_URL
 from functions.core.streams import CONSUMERS, matches
 from infra.constructs.rules import RuleFunction
 from tests.infra import cfn
@@ -49,7 +50,7 @@ def _arn(logical_id: str, attribute: str = "Arn") -> str:
 
 
 def test_there_is_one_rule_per_consumer() -> None:
-    assert tuple(CONSUMERS) == RULE_FUNCTIONS == ("personas", "enroll")
+    assert tuple(CONSUMERS) == RULE_FUNCTIONS == ("personas", "enroll", "optin")
 
 
 @pytest.mark.parametrize("name", RULE_FUNCTIONS)
@@ -78,6 +79,7 @@ def test_filter_patterns_name_the_record_kinds_each_rule_acts_on(
 
     assert kinds("personas") == ["shopper"]
     assert kinds("enroll") == ["sale", "loyalty_balance"]
+    assert kinds("optin") == ["sale", "shopper"]  # sales ask for the opt-in; shoppers carry POS consent
 
 
 def test_deployed_patterns_route_real_stream_records(synthesized: Synthesized, template: dict[str, Any]) -> None:
@@ -157,6 +159,8 @@ def test_function_settings_and_environment(synthesized: Synthesized, template: d
         ENV_RESOURCE_PREFIX: NAMES.prefix,
         "POWERTOOLS_SERVICE_NAME": name,
         "POWERTOOLS_METRICS_NAMESPACE": NAMES.metrics_namespace,
+        # the opt-in defers requests for quiet hours onto its queue (no SMS identity in the default context)
+        **({ENV_DEFERRAL_QUEUE_URL: {"Ref": _deferral_queue(synthesized)}} if name == "optin" else {}),
     }
 
 
@@ -203,7 +207,13 @@ def test_rule_role_has_exactly_the_expected_permissions(
             "ssm:GetParameters",
             "ssm:GetParametersByPath",
         },
+        # the opt-in defers requests onto its queue; without an SMS identity it may send no text at all
+        **({_arn(_deferral_queue(synthesized)): {"sqs:SendMessage"}} if name == "optin" else {}),
     }
+
+
+def _deferral_queue(synthesized: Synthesized) -> str:
+    return synthesized.logical_id(synthesized.stack.messaging.deferral_queue)
 
 
 def test_only_the_rules_read_the_records_stream(synthesized: Synthesized, template: dict[str, Any]) -> None:

@@ -1,0 +1,82 @@
+"""`possync sms outbox|reply` and the SMS consent `possync personas list|show` display."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from functions.core.sms.gateway import read_outbox
+from functions.core.streams import BatchFailures, RecordChange, StreamChange
+from tests.cli.conftest import Invoke
+from tests.integration.optin_world import NUMBER, TENANT, World, make_world
+
+
+@pytest.fixture
+def asked(resources: Any, cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """Persona p1 of t1 was sent its opt-in request (by the consumer's rules, through a fake provider)."""
+    monkeypatch.chdir(tmp_path)
+    world = make_world(resources)
+    world.shopper()
+    sale = world.sale()
+    world.service().batch([StreamChange("1", "k", RecordChange(sale.kind, 1, sale))], BatchFailures())
+    assert world.gateway.kinds() == ["optin_request"]
+    return world
+
+
+def test_reply_yes_confirms_and_answers_through_the_outbox(asked: World, cli: Invoke, tmp_path: Path) -> None:
+    result = cli("sms", "reply", "--local", "--from", "(206) 555-0123", "--text", "YES")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("confirmed:")
+    [line] = read_outbox(tmp_path / ".local" / "outbox.jsonl")
+    assert (line["tenant"], line["to"], line["kind"]) == (TENANT, NUMBER, "confirmation")
+    assert "Our store: you're in" in line["body"]
+    # the outbox command lists it
+    listed = cli("sms", "outbox", "--output", "json")
+    assert listed.exit_code == 0 and [r["kind"] for r in json.loads(listed.output)] == ["confirmation"]
+
+
+def test_reply_from_an_unknown_number_changes_nothing(asked: World, cli: Invoke, tmp_path: Path) -> None:
+    result = cli("sms", "reply", "--local", "--from", "+12065550999", "--text", "STOP")
+    assert result.exit_code == 0 and result.output.startswith("unknown:")
+    assert read_outbox(tmp_path / ".local" / "outbox.jsonl") == []
+
+
+def test_reply_needs_local_and_a_number(cli: Invoke) -> None:
+    result = cli("sms", "reply", "--from", "+12065550123", "--text", "YES")
+    assert result.exit_code == 1 and "add --local" in result.output
+    result = cli("sms", "reply", "--local", "--from", "12", "--text", "YES")
+    assert result.exit_code == 1 and "E.164" in result.output
+
+
+def test_personas_show_the_consent_state_and_its_evidence(asked: World, cli: Invoke) -> None:
+    cli("sms", "reply", "--local", "--from", NUMBER, "--text", "Yes!")
+    listed = cli("personas", "list", "--tenant", TENANT, "--output", "json")
+    assert listed.exit_code == 0, listed.output
+    assert [p["consent_sms"] for p in json.loads(listed.output)] == ["opted_in"]
+    shown = cli("personas", "show", "p1", "--tenant", TENANT, "--output", "json")
+    assert shown.exit_code == 0, shown.output
+    view = json.loads(shown.output)
+    assert view["consent"]["sms"] == "opted_in" and view["sms_consent"]["source"] == "optin"
+    events = [e["event"] for e in view["sms_consent_evidence"]]
+    assert events == ["requested", "sent", "replied", "confirmed", "sent"]
+    requested = view["sms_consent_evidence"][0]
+    assert requested["template_version"] == 1 and "Reply YES to join" in requested["text"]
+    assert view["sms_consent_evidence"][1]["message_id"] == "msg-1"
+    assert view["sms_consent_evidence"][2]["body"] == "Yes!"
+    table = cli("personas", "show", "p1", "--tenant", TENANT)
+    assert "SMS consent evidence (append-only)" in table.output and "opted_in (source optin)" in table.output
+
+
+def test_templates_are_checked_when_set(cli: Invoke) -> None:
+    too_long = '{"help": "{brand} {program}. Msg & data rates may apply. Reply STOP to cancel. ' + "x" * 480 + '"}'
+    refused = cli("settings", "set", "--tenant", "t1", f"sms_templates={too_long}")
+    assert refused.exit_code == 1
+    assert "SMS template help is" in refused.output and "segments; at most 3" in refused.output
+    missing = cli("settings", "set", "--tenant", "t1", 'sms_templates={"stop_ack": "Bye"}')
+    assert missing.exit_code == 1 and "stop_ack must contain '{brand}'" in missing.output
+    ok = '{"stop_ack": "{brand}: you will get no more texts."}'
+    assert cli("settings", "set", "--tenant", "t1", f"sms_templates={ok}", "sms_template_version=2").exit_code == 0
+    assert cli("settings", "set", "--tenant", "t1", "sms_templates=nope").exit_code == 1
