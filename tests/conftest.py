@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 
 import boto3
@@ -26,6 +27,10 @@ os.environ.update(
     POWERTOOLS_TRACE_DISABLED="true",
 )
 os.environ.pop("AWS_ENDPOINT_URL", None)
+# A `possync local serve` running on this machine publishes its state in the user's runtime dir; the tests must never
+# find it (each test that wants a local runtime starts its own).
+os.environ["XDG_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="possync-tests-")
+os.environ.pop("POSSYNC_LOCAL", None)
 # The same moto the local runtime runs: transactions back up the items they name, not whole tables. `make test` also
 # runs the tests marked `moto_store` once with POSSYNC_TEST_UNPATCHED_MOTO=1, against moto as released, so a patch
 # cannot hide a behavioural difference; tests marked `moto_patch` assert what a patch itself changes and are skipped.

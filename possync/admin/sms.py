@@ -27,9 +27,10 @@ from functions.core.sms.gateway import DEFAULT_OUTBOX, OutboxGateway, read_outbo
 from functions.core.sms.inbound import InboundError, parse_message
 from functions.core.sms.service import OptinService
 from functions.core.sms.store import ConsentStore
-from possync.admin.context import admin
+from possync.admin.context import AdminContext, admin
 from possync.admin.render import Output, OutputOption, emit, fail, guarded
-from possync.target import LOCAL_STATE
+from possync.admin.tenants import require_tenant, unknown_tenant_hint
+from possync.target import TargetError, find_local_state
 
 app = typer.Typer(help="SMS double opt-in: the local outbox and simulated replies.", no_args_is_help=True)
 
@@ -37,8 +38,14 @@ app = typer.Typer(help="SMS double opt-in: the local outbox and simulated replie
 LOCAL_DESTINATION = "+18885550100"
 
 
-def local_sms_state(state_file: Path = LOCAL_STATE) -> dict[str, str]:
-    """The running local runtime's outbox path and deferral queue (absent keys: defaults)."""
+def local_sms_state(state_file: Path | None = None) -> dict[str, str]:
+    """The running local runtime's outbox path and deferral queue (absent keys: defaults), found from any directory
+    the way `--local` finds the runtime."""
+    if state_file is None:
+        try:
+            state_file = find_local_state()
+        except TargetError:
+            return {}
     if not state_file.exists():
         return {}
     state = json.loads(state_file.read_text())
@@ -74,6 +81,7 @@ class ClientSettings:
 @app.command("outbox")
 @guarded
 def outbox_command(
+    ctx: typer.Context,
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only texts of this tenant.")] = None,
     kind: Annotated[
         str | None, typer.Option(help="Only this kind: optin_request, confirmation, help, stop_ack.")
@@ -81,11 +89,18 @@ def outbox_command(
     path: Annotated[Path | None, typer.Option(help="The outbox file (default: the local runtime's).")] = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
-    """What the local runtime texted: one row per message accepted by the local SMS provider (.local/outbox.jsonl)."""
-    where = path or Path(local_sms_state().get("sms_outbox") or DEFAULT_OUTBOX)
+    """What the local runtime texted: one row per message accepted by the local SMS provider (.local/outbox.jsonl).
+
+    Example: possync sms outbox --tenant greenleaf --kind optin_request
+    """
+    state = local_sms_state()
+    where = path or Path(state.get("sms_outbox") or DEFAULT_OUTBOX)
+    texts = read_outbox(where)
+    if tenant is not None:
+        _check_tenant(admin(ctx), tenant, {str(row["tenant"]) for row in texts if row.get("tenant")}, bool(state))
     rows = [
         row
-        for row in read_outbox(where)
+        for row in texts
         if (tenant is None or row.get("tenant") == tenant) and (kind is None or row.get("kind") == kind)
     ]
     emit(
@@ -97,6 +112,18 @@ def outbox_command(
     )
 
 
+def _check_tenant(context: AdminContext, tenant: str, in_outbox: set[str], runtime_running: bool) -> None:
+    """A typo must not read as "no texts": the tenant must be registered on the running local runtime, or (with no
+    runtime running, e.g. after `make demo`) appear in the outbox."""
+    if tenant in in_outbox:
+        return
+    context.local = True
+    if runtime_running or context.target_override is not None:
+        require_tenant(context, tenant)
+        return
+    fail(f"tenant {tenant!r} does not exist in the outbox", unknown_tenant_hint(context, tenant, sorted(in_outbox)))
+
+
 @app.command("reply")
 @guarded
 def reply_command(
@@ -106,7 +133,10 @@ def reply_command(
     local: Annotated[bool, typer.Option("--local", help="Simulate it on the running local runtime.")] = False,
 ) -> None:
     """Simulate an inbound text from a shopper, as End User Messaging two-way SMS would publish it to SNS, and apply
-    it with the reply handler's rules (answers go to the local outbox). Local only: in AWS, shoppers text."""
+    it with the reply handler's rules (answers go to the local outbox). Local only: in AWS, shoppers text.
+
+    Example: possync sms reply --local --from +12065550123 --text YES
+    """
     context = admin(ctx)
     if not (local or context.local):
         fail("replies can only be simulated locally", "add --local (with `possync local serve` running)")

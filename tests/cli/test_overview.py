@@ -124,6 +124,7 @@ TENANT_COMMANDS = [
     ["credentials", "list"],
     ["credentials", "remove", "posabit", "--id", "c1", "--yes"],
     ["pull"],
+    ["sms", "outbox"],
 ]
 
 

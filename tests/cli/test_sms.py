@@ -35,7 +35,7 @@ def test_reply_yes_confirms_and_answers_through_the_outbox(asked: World, cli: In
     assert "Our store: you're in" in line["body"]
     # the outbox command lists it
     listed = cli("sms", "outbox", "--output", "json")
-    assert listed.exit_code == 0 and [r["kind"] for r in json.loads(listed.output)] == ["confirmation"]
+    assert listed.exit_code == 0 and [r["kind"] for r in json.loads(listed.stdout)] == ["confirmation"]
 
 
 def test_reply_from_an_unknown_number_changes_nothing(asked: World, cli: Invoke, tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_personas_show_the_consent_state_and_its_evidence(asked: World, cli: Inv
     cli("sms", "reply", "--local", "--from", NUMBER, "--text", "Yes!")
     listed = cli("personas", "list", "--tenant", TENANT, "--output", "json")
     assert listed.exit_code == 0, listed.output
-    assert [p["consent_sms"] for p in json.loads(listed.output)] == ["opted_in"]
+    assert [p["consent_sms"] for p in json.loads(listed.stdout)] == ["opted_in"]
     shown = cli("personas", "show", "p1", "--tenant", TENANT, "--output", "json")
     assert shown.exit_code == 0, shown.output
     view = json.loads(shown.output)
