@@ -505,3 +505,13 @@ CONTROL_TENANT_PK = "TENANT"
 
 def control_tenant_sk(tenant: str) -> str:
     return tenant
+
+
+# Control table: a tenant's reward catalogue, one item per reward, keyed by its name as the POS matches names
+# (functions.core.loyalty.rewards.name_key).
+def control_rewards_pk(tenant: str) -> str:
+    return f"REWARDS#{tenant}"
+
+
+def control_reward_sk(name_key: str) -> str:
+    return f"REWARD#{name_key}"

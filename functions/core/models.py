@@ -145,6 +145,15 @@ class SaleLine(BaseModel):
     is_refund: bool = False
 
 
+class AppliedDiscount(BaseModel):
+    """A POS discount applied to a sale (a mirrored one redeems a reward): its POS id and name as the POS gave them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pos_discount_id: str | None = None
+    name: str | None = None
+
+
 class Sale(CanonicalRecord):
     kind: Literal[RecordKind.SALE] = RecordKind.SALE
     customer_pos_id: str | None = None
@@ -159,6 +168,7 @@ class Sale(CanonicalRecord):
     refunded_cents: int = 0
     lines: tuple[SaleLine, ...] = ()
     tenders: tuple[dict[str, Any], ...] = ()
+    discounts: tuple[AppliedDiscount, ...] = ()  # each POS discount applied to the sale, once
 
     @property
     def net_cents(self) -> int:
