@@ -16,6 +16,7 @@ from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
+    AppliedDiscount,
     CanonicalRecord,
     Product,
     Sale,
@@ -150,6 +151,10 @@ class FlourishCustomer(_Payload):
 
 
 class FlourishDiscount(_Payload):
+    ALTERNATIVES = MappingProxyType({"discount_id": ("id",), "discount_name": ("name",)})
+
+    discount_id: str | None = None
+    discount_name: str | None = None
     discount_value: Decimal | None = None
 
 
@@ -470,7 +475,20 @@ def map_retail_order(item: Mapping[str, Any], ctx: MappingContext) -> Sale:
         total_cents=total_cents,
         refunded_cents=refunded_cents,
         lines=tuple(lines),
+        discounts=order_discounts(order),
     )
+
+
+def order_discounts(order: FlourishRetailOrder) -> tuple[AppliedDiscount, ...]:
+    """The discounts applied to an order, each once: Flourish lists an order-wide discount on every line it touched
+    (and counts it twice in the totals), so one discount id is one applied discount however often it appears."""
+    found: dict[tuple[str | None, str | None], AppliedDiscount] = {}
+    for line in order.order_lines:
+        for d in line.applied_discounts:
+            pos_id, name = _blank_to_none(d.discount_id), _blank_to_none(d.discount_name)
+            if pos_id or name:
+                found.setdefault((pos_id, None if pos_id else name), AppliedDiscount(pos_discount_id=pos_id, name=name))
+    return tuple(found.values())
 
 
 def _sale_line(line: FlourishOrderLine, quantity: Decimal, paid: Decimal, discount: Decimal) -> SaleLine:

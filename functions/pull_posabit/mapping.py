@@ -14,6 +14,7 @@ from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
+    AppliedDiscount,
     CanonicalRecord,
     LoyaltyBalance,
     Product,
@@ -413,6 +414,24 @@ def _tender(raw: PosabitTender) -> dict[str, Any]:
     return {"tender_id": raw.sales_tender_id, "method": raw.payment_method_name, "amount_cents": raw.total}
 
 
+def sale_discounts(items: Sequence[PosabitSaleItem]) -> tuple[AppliedDiscount, ...]:
+    """The coupons of a sale's lines (`discount_list`: coupon objects with an id and name, or bare names), each once
+    however many lines carry it."""
+    found: dict[tuple[str | None, str | None], AppliedDiscount] = {}
+    for item in items:
+        for entry in item.discount_list:
+            if isinstance(entry, dict):
+                raw_id = next((entry[k] for k in ("coupon_id", "discount_id", "id") if entry.get(k) is not None), None)
+                raw_name = next((entry[k] for k in ("coupon_name", "discount_name", "name", "title") if entry.get(k)), None)
+            else:
+                raw_id, raw_name = None, entry
+            pos_id = str(raw_id).strip() or None if raw_id is not None else None
+            name = str(raw_name).strip() or None if raw_name is not None else None
+            if pos_id or name:
+                found.setdefault((pos_id, name), AppliedDiscount(pos_discount_id=pos_id, name=name))
+    return tuple(found.values())
+
+
 def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
     """A sales history as a sale: UTC order time, the venue's local date and zone, integer cents, refunds."""
     ordered_at = sale_ordered_at(raw, ctx.timezone)
@@ -435,6 +454,7 @@ def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
         refunded_cents=refunded_cents,
         lines=lines,
         tenders=tuple(_tender(t) for t in raw.sales_tenders),
+        discounts=sale_discounts(raw.items),
     )
 
 

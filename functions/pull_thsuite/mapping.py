@@ -14,6 +14,7 @@ from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import (
+    AppliedDiscount,
     CanonicalRecord,
     LoyaltyBalance,
     Product,
@@ -81,6 +82,13 @@ class ThsuitePatient(_Payload):
     updated_at: datetime
 
 
+class ThsuiteLineDiscount(_Payload):
+    """A discount applied to a receipt line (ASSUMED: its id and name, as THSuite's discount list names it)."""
+
+    discount_id: PosId | None = None
+    name: str | None = None
+
+
 class ThsuiteReceiptLine(_Payload):
     id: PosId | None = None
     product_id: PosId | None = None
@@ -94,6 +102,7 @@ class ThsuiteReceiptLine(_Payload):
     tax: Decimal = Decimal(0)
     total: Decimal  # signed, tax included: negative on a return line
     is_return: bool = False
+    discounts: list[ThsuiteLineDiscount] = Field(default_factory=list)  # ASSUMED (CONTRACT.md)
 
     @property
     def returned(self) -> bool:
@@ -285,6 +294,13 @@ def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
         refunded_cents=refunded_cents,
         lines=tuple(_sale_line(line) for line in receipt.lines),
         tenders=tuple({"method": p.method, "amount_cents": dollars_to_cents(p.amount)} for p in receipt.payments),
+        discounts=tuple(
+            dict.fromkeys(
+                AppliedDiscount(pos_discount_id=d.discount_id, name=(d.name or "").strip() or None)
+                for line in receipt.lines
+                for d in line.discounts
+            )
+        ),
     )
 
 
