@@ -24,6 +24,7 @@ class Stream(StrEnum):
     SALES = "sales"
     INVENTORY = "inventory"
     LOYALTY = "loyalty"
+    DISCOUNTS = "discounts"
 
 
 class RecordKind(StrEnum):
@@ -31,6 +32,7 @@ class RecordKind(StrEnum):
     SALE = "sale"
     PRODUCT = "product"
     LOYALTY_BALANCE = "loyalty_balance"
+    DISCOUNT = "discount"
 
 
 STREAM_KIND: dict[Stream, RecordKind] = {
@@ -38,6 +40,7 @@ STREAM_KIND: dict[Stream, RecordKind] = {
     Stream.SALES: RecordKind.SALE,
     Stream.INVENTORY: RecordKind.PRODUCT,
     Stream.LOYALTY: RecordKind.LOYALTY_BALANCE,
+    Stream.DISCOUNTS: RecordKind.DISCOUNT,
 }
 
 # The pull function (and its SQS queue) that serves each vendor: Profitek and Auphan share the
@@ -289,6 +292,8 @@ RECORDS_BY_SCOPE_INDEX = "by-tenant-vendor"
 RECORDS_SCOPE_ATTRIBUTE = "tenant_vendor"
 RECORDS_SCOPE_KEY_ATTRIBUTE = "kind_key"
 RULE_RECORD_KINDS: tuple[RecordKind, ...] = (RecordKind.SHOPPER, RecordKind.SALE, RecordKind.LOYALTY_BALANCE)
+# Kinds in that index: the rules' kinds, and POS discounts (what `possync rewards check` reads per tenant and POS).
+INDEXED_RECORD_KINDS: tuple[RecordKind, ...] = (*RULE_RECORD_KINDS, RecordKind.DISCOUNT)
 
 
 def record_scope(tenant: str, vendor: Vendor) -> str:

@@ -194,13 +194,30 @@ class LoyaltyBalance(CanonicalRecord):
     as_of: UtcDatetime
 
 
-AnyRecord = Shopper | Sale | Product | LoyaltyBalance
+class Discount(CanonicalRecord):
+    """A discount (coupon) as a POS store lists it: what a reward is mirrored to. Flourish discounts may run daily
+    between a start and end time on the facility's wall clock (`daily_start`, `daily_end` "HH:MM", in `timezone`)."""
+
+    kind: Literal[RecordKind.DISCOUNT] = RecordKind.DISCOUNT
+    name: str
+    discount_type: Literal["flat", "percent", "other"] = "other"
+    value: str | None = None  # dollars for flat, percent for percent, as the POS gave it
+    active: bool = True
+    starts_at: UtcDatetime | None = None
+    ends_at: UtcDatetime | None = None
+    daily_start: str | None = None
+    daily_end: str | None = None
+    timezone: str = "UTC"
+
+
+AnyRecord = Shopper | Sale | Product | LoyaltyBalance | Discount
 
 RECORD_MODELS: dict[RecordKind, type[CanonicalRecord]] = {
     RecordKind.SHOPPER: Shopper,
     RecordKind.SALE: Sale,
     RecordKind.PRODUCT: Product,
     RecordKind.LOYALTY_BALANCE: LoyaltyBalance,
+    RecordKind.DISCOUNT: Discount,
 }
 
 
