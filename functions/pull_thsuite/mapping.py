@@ -15,6 +15,7 @@ from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import (
     AppliedDiscount,
+    Discount,
     CanonicalRecord,
     LoyaltyBalance,
     Product,
@@ -142,6 +143,18 @@ class ThsuiteInventoryItem(_Payload):
     category: str | None = None
     unit_price: Decimal | None = None
     quantity_on_hand: Decimal | None = None
+    active: bool = True
+    updated_at: datetime
+
+
+class ThsuiteDiscount(_Payload):
+    """ASSUMED (CONTRACT.md): a discount the store can apply, mirrored from a possync reward by its name."""
+
+    id: PosId
+    store_id: PosId | None = None
+    name: str = Field(min_length=1)
+    discount_type: str | None = None  # "amount" (dollars) or "percent"
+    amount: Decimal | None = None
     active: bool = True
     updated_at: datetime
 
@@ -331,11 +344,25 @@ def map_loyalty_balance(item: dict[str, Any], ctx: MappingContext) -> LoyaltyBal
     )
 
 
+def map_discount(item: dict[str, Any], ctx: MappingContext) -> Discount:
+    discount = ThsuiteDiscount.model_validate(item)
+    kind = (discount.discount_type or "").strip().lower()
+    return Discount(
+        **_common(ctx, discount.id, discount.store_id, discount.updated_at),
+        name=discount.name.strip(),
+        discount_type="flat" if kind == "amount" else "percent" if kind == "percent" else "other",
+        value=str(discount.amount) if discount.amount is not None else None,
+        active=discount.active,
+        timezone=ctx.timezone,
+    )
+
+
 _MAPPERS: Final[dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord]]] = {
     Stream.CUSTOMERS: map_patient,
     Stream.SALES: map_receipt,
     Stream.INVENTORY: map_inventory_item,
     Stream.LOYALTY: map_loyalty_balance,
+    Stream.DISCOUNTS: map_discount,
 }
 
 
