@@ -15,6 +15,7 @@ from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
     AppliedDiscount,
+    Discount,
     CanonicalRecord,
     LoyaltyBalance,
     Product,
@@ -285,6 +286,19 @@ class PosabitInventory(_Payload):
     updated_at: Any
 
 
+class PosabitCoupon(_Payload):
+    """A venue coupon (ASSUMED shape, CONTRACT.md): `discount_type` "dollar" (amount in cents) or "percent"."""
+
+    id: PosId
+    name: Annotated[str, BeforeValidator(_to_optional_text)]
+    discount_type: Text = None
+    amount: float | None = None
+    active: Flag = None
+    starts_at: Any = None
+    expires_at: Any = None
+    updated_at: Any
+
+
 def _validation_reason(exc: ValidationError) -> str:
     """Field names and problems only: the values may be personal data."""
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors(include_input=False))
@@ -475,6 +489,26 @@ def map_inventory(raw: PosabitInventory, ctx: MappingContext) -> Product:
     )
 
 
+def map_coupon(raw: PosabitCoupon, ctx: MappingContext) -> Discount:
+    """A coupon as a discount; a dollar amount is in cents like all POSaBIT money."""
+    kind = (raw.discount_type or "").strip().lower()
+    value: str | None = None
+    if raw.amount is not None:
+        value = f"{raw.amount / 100:.2f}" if kind == "dollar" else f"{raw.amount:g}"
+    return Discount(
+        **_origin(ctx),
+        pos_id=raw.id,
+        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
+        name=raw.name,
+        discount_type="flat" if kind == "dollar" else "percent" if kind == "percent" else "other",
+        value=value,
+        active=raw.active is not False,
+        starts_at=_timestamp(raw.starts_at, ctx.timezone, "starts_at", raw.id) if raw.starts_at else None,
+        ends_at=_timestamp(raw.expires_at, ctx.timezone, "expires_at", raw.id) if raw.expires_at else None,
+        timezone=ctx.timezone,
+    )
+
+
 def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> CanonicalRecord:
     """One POSaBIT list item (wrapped or bare) to its canonical record, or MappingError naming what is wrong."""
     record = unwrap_item(stream, dict(item))
@@ -488,6 +522,8 @@ def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> 
             return map_sale(PosabitSale.model_validate(record), ctx)
         if stream is Stream.INVENTORY:
             return map_inventory(PosabitInventory.model_validate(record), ctx)
+        if stream is Stream.DISCOUNTS:
+            return map_coupon(PosabitCoupon.model_validate(record), ctx)
     except ValidationError as exc:
         raise MappingError(pos_id, _validation_reason(exc)) from None
     raise MappingError(pos_id, f"POSaBIT does not offer the {stream.value} stream")
