@@ -267,6 +267,7 @@ PRODUCTS = [
     ("Mint Chocolate Bar", "Edible", "Wyld"),
 ]
 
+
 @dataclass(frozen=True)
 class SimDiscount:
     """A discount every simulated store lists (the demo's reward catalogue mirrors them, see DEMO_REWARDS)."""

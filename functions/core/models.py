@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal, get_args
 
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from functions.core import zones
 from functions.core.layout import RecordKind, Vendor
 
 # Values people type into a POS to get past a required field; kept on the record, never used to match or text.
@@ -208,6 +209,16 @@ class Discount(CanonicalRecord):
     daily_start: str | None = None
     daily_end: str | None = None
     timezone: str = "UTC"
+
+    def available_at(self, at: datetime) -> bool:
+        """Whether the POS would apply the discount at this instant: active, within its dates, and within its daily
+        wall-clock window on the store's clock that day (DST-correct: the window follows the local clock)."""
+        if not self.active or (self.starts_at and at < self.starts_at) or (self.ends_at and at >= self.ends_at):
+            return False
+        if self.daily_start is None or self.daily_end is None:
+            return True
+        start, end = time.fromisoformat(self.daily_start), time.fromisoformat(self.daily_end)
+        return zones.in_daily_window(at, start, end, self.timezone)
 
 
 AnyRecord = Shopper | Sale | Product | LoyaltyBalance | Discount

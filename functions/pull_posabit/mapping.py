@@ -15,8 +15,8 @@ from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
     AppliedDiscount,
-    Discount,
     CanonicalRecord,
+    Discount,
     LoyaltyBalance,
     Product,
     Sale,
@@ -436,7 +436,9 @@ def sale_discounts(items: Sequence[PosabitSaleItem]) -> tuple[AppliedDiscount, .
         for entry in item.discount_list:
             if isinstance(entry, dict):
                 raw_id = next((entry[k] for k in ("coupon_id", "discount_id", "id") if entry.get(k) is not None), None)
-                raw_name = next((entry[k] for k in ("coupon_name", "discount_name", "name", "title") if entry.get(k)), None)
+                raw_name = next(
+                    (entry[k] for k in ("coupon_name", "discount_name", "name", "title") if entry.get(k)), None
+                )
             else:
                 raw_id, raw_name = None, entry
             pos_id = str(raw_id).strip() or None if raw_id is not None else None

@@ -15,8 +15,8 @@ from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import (
     AppliedDiscount,
-    Discount,
     CanonicalRecord,
+    Discount,
     LoyaltyBalance,
     Product,
     Sale,

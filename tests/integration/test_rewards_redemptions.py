@@ -73,7 +73,9 @@ def test_a_refund_gives_the_points_back_and_an_older_version_after_it_changes_no
     assert entry(world, "s1").redemptions == ()
 
 
-def test_a_redemption_below_zero_is_booked_flagged_and_counted(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_redemption_below_zero_is_booked_flagged_and_counted(
+    world: World, capsys: pytest.CaptureFixture[str]
+) -> None:
     setup(world, cost=500)
     capsys.readouterr()
     world.sales(stream_record(with_coupon(sale("s1", "1", date(2026, 3, 2), 10_00), "10 Off")))

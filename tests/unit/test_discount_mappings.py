@@ -20,7 +20,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 
 
 def test_posabit_coupons_of_the_discount_list_are_the_sale_discounts_each_once() -> None:
-    item = copy.deepcopy(next(i for i in posabit_tests.page_items("sales_histories_page.json", Stream.SALES) if i["id"] == 5001))
+    item = copy.deepcopy(
+        next(i for i in posabit_tests.page_items("sales_histories_page.json", Stream.SALES) if i["id"] == 5001)
+    )
     # the same coupon on a second line, and a coupon given by name alone
     item["items"][1]["discount_list"] = [{"coupon_id": 47370, "coupon_name": "B - Student 5% Off"}, "Birthday $5"]
     sale = posabit.map_record(Stream.SALES, item, posabit_tests.CTX)

@@ -23,7 +23,9 @@ from functions.core.loyalty.rewards import (
 from functions.core.models import AppliedDiscount, Sale
 
 
-def reward(name: str = "10 Off", *, cost: int = 50, vendors: tuple[Vendor, ...] = (Vendor.POSABIT,), **kw: object) -> Reward:
+def reward(
+    name: str = "10 Off", *, cost: int = 50, vendors: tuple[Vendor, ...] = (Vendor.POSABIT,), **kw: object
+) -> Reward:
     return new_reward(tenant="t1", name=name, kind="flat", value="10", points_cost=cost, vendors=vendors, **kw)  # type: ignore[arg-type]
 
 
@@ -86,7 +88,9 @@ def said(text: str) -> str:
 
 
 def test_a_valid_reward_keeps_its_value_and_tidies_its_name() -> None:
-    r = new_reward(tenant="t1", name="  Half   Off ", kind="percent", value="50%", points_cost=0, vendors=[Vendor.THSUITE])
+    r = new_reward(
+        tenant="t1", name="  Half   Off ", kind="percent", value="50%", points_cost=0, vendors=[Vendor.THSUITE]
+    )
     assert (r.name, r.value, r.points_cost, r.value_text()) == ("Half Off", Decimal("50"), 0, "50%")
 
 
@@ -96,16 +100,24 @@ def test_a_name_clash_by_case_or_spacing_is_refused_and_an_exact_one_too() -> No
     assert "exists already" in str(clash(reward("10 Off"), existing))
     assert clash(reward("15 Off"), existing) is None
     flourish = [reward("A", vendors=(Vendor.FLOURISH,), flourish_discount_id="d-1")]
-    assert "linked to reward 'A'" in str(clash(reward("B", vendors=(Vendor.FLOURISH,), flourish_discount_id="d-1"), flourish))
+    assert "linked to reward 'A'" in str(
+        clash(reward("B", vendors=(Vendor.FLOURISH,), flourish_discount_id="d-1"), flourish)
+    )
 
 
 def test_a_sale_redeems_each_mirrored_discount_once_by_name_or_by_flourish_id() -> None:
-    catalogue = Catalogue([reward("10 Off"), reward("Vip", cost=20, vendors=(Vendor.FLOURISH,), flourish_discount_id="d-9")])
+    catalogue = Catalogue(
+        [reward("10 Off"), reward("Vip", cost=20, vendors=(Vendor.FLOURISH,), flourish_discount_id="d-9")]
+    )
     # POSaBIT: by name, case and spacing ignored; the same coupon on two lines is one redemption
-    posabit = sale(Vendor.POSABIT, AppliedDiscount(name="10 OFF"), AppliedDiscount(name="10off"), AppliedDiscount(name="x"))
+    posabit = sale(
+        Vendor.POSABIT, AppliedDiscount(name="10 OFF"), AppliedDiscount(name="10off"), AppliedDiscount(name="x")
+    )
     assert redemptions_of(posabit, catalogue) == (Redemption("10off", "10 Off", "10off", 50),)
     # Flourish: by the POS discount id; a name alone links nothing there
-    flourish = sale(Vendor.FLOURISH, AppliedDiscount(pos_discount_id="d-9", name="whatever"), AppliedDiscount(name="10 Off"))
+    flourish = sale(
+        Vendor.FLOURISH, AppliedDiscount(pos_discount_id="d-9", name="whatever"), AppliedDiscount(name="10 Off")
+    )
     assert redemptions_of(flourish, catalogue) == (Redemption("vip", "Vip", "d-9", 20),)
     # a reward not for this POS is not redeemed there
     assert redemptions_of(sale(Vendor.THSUITE, AppliedDiscount(name="10 Off")), catalogue) == ()

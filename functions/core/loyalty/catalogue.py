@@ -96,7 +96,9 @@ class RewardCatalogue:
                 ConditionExpression="attribute_not_exists(pk)",
             )
         except ClientError:
-            raise RewardError(f"a reward named like {reward.name!r} was added meanwhile: see `possync rewards list`") from None
+            raise RewardError(
+                f"a reward named like {reward.name!r} was added meanwhile: see `possync rewards list`"
+            ) from None
 
     def remove(self, tenant: str, name: str) -> Reward | None:
         response = call_table(

@@ -267,13 +267,16 @@ def plan_bookings(
         for sk, entry in list(state.items()):
             if entry is None or entry.kind != "sale" or not entry.local_date:
                 continue
-            points = points_for_sale(
-                status=entry.status or "",
-                local_date=date.fromisoformat(entry.local_date),
-                net_cents=entry.net_cents,
-                member_since_date=member_since_date,
-                tenant=tenant,
-            ) - entry.redeemed_points
+            points = (
+                points_for_sale(
+                    status=entry.status or "",
+                    local_date=date.fromisoformat(entry.local_date),
+                    net_cents=entry.net_cents,
+                    member_since_date=member_since_date,
+                    tenant=tenant,
+                )
+                - entry.redeemed_points
+            )
             if points != entry.points:
                 state[sk] = replace(entry, points=points, applied_at=now)
         if enroller is not None and profile.member_since is None:

@@ -108,7 +108,9 @@ def new_reward(
             "with --flourish-discount-id"
         )
     if discount_id is not None and Vendor.FLOURISH not in vendors:
-        raise RewardError("--flourish-discount-id is only for a reward that applies to flourish (add --vendor flourish)")
+        raise RewardError(
+            "--flourish-discount-id is only for a reward that applies to flourish (add --vendor flourish)"
+        )
     return Reward(
         tenant=tenant,
         name=clean,
