@@ -13,6 +13,7 @@ from possync.admin import credentials as admin_credentials
 from possync.admin import personas as admin_personas
 from possync.admin import reevaluate as admin_reevaluate
 from possync.admin import replay_cmd as admin_replay
+from possync.admin import rewards as admin_rewards
 from possync.admin import settings as admin_settings
 from possync.admin import status as admin_status
 from possync.admin import stores as admin_stores
@@ -35,6 +36,7 @@ app.add_typer(admin_credentials.app, name="credentials")
 app.add_typer(admin_settings.app, name="settings")
 app.add_typer(admin_stores.app, name="stores")
 app.add_typer(admin_personas.app, name="personas")
+app.add_typer(admin_rewards.app, name="rewards")
 app.command("status")(admin_status.status_command)
 app.add_typer(admin_status.quarantine_app, name="quarantine")
 app.command("replay")(admin_replay.replay_command)

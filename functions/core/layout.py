@@ -520,3 +520,12 @@ def control_rewards_pk(tenant: str) -> str:
 
 def control_reward_sk(name_key: str) -> str:
     return f"REWARD#{name_key}"
+
+
+# Control table: one notice per store and reward that is not mirrored there (raised once, like an unmapped store).
+def control_unmirrored_pk(tenant: str) -> str:
+    return f"UNMIRRORED#{tenant}"
+
+
+def control_unmirrored_sk(vendor: Vendor, credential_id: str, reward_key: str) -> str:
+    return f"{vendor.value}#{credential_id}#{reward_key}"

@@ -18,6 +18,7 @@ from functions.core.loyalty.values import UNKNOWN_CONSENT, Claim, LedgerEntry, P
 from functions.core.models import normalize_email, normalize_phone
 from possync.admin.context import TenantOption, admin, parse_id, parse_vendor
 from possync.admin.render import Output, OutputOption, cell, console, emit, fail, guarded, when
+from possync.admin.rewards import redemption_rows
 from possync.admin.tenants import require_tenant
 
 app = typer.Typer(
@@ -277,6 +278,7 @@ def show_command(
     ]
     entries = sorted(store.ledger_entries(tenant, persona_id), key=lambda e: (e.at, e.applied_at), reverse=True)
     latest = [_ledger_row(e) for e in entries[:ledger]]
+    redemptions = redemption_rows(entries)
     sources = _source_rows(persona)
     if output is Output.JSON:
         view = persona.as_dict()
@@ -293,6 +295,7 @@ def show_command(
                     "visits": visits,
                     "ledger": latest,
                     "ledger_entries": len(entries),
+                    "redemptions": redemptions,
                 },
                 indent=2,
                 default=str,
@@ -359,4 +362,11 @@ def show_command(
         Output.TABLE,
         title=f"Points ledger (latest {len(latest)} of {len(entries)})",
         empty="no points ledger entries",
+    )
+    emit(
+        [{**r, "at": when(r["at"]), "overdrawn": "yes (flagged)" if r["overdrawn"] else ""} for r in redemptions],
+        [(k, k.replace("_", " ")) for k in ("reward", "points", "vendor", "sale", "local_date", "at", "overdrawn")],
+        Output.TABLE,
+        title="Redemptions",
+        empty="no rewards redeemed",
     )

@@ -12,7 +12,9 @@ from botocore.exceptions import ClientError
 
 from functions.core import layout
 from functions.core.layout import Vendor
+from functions.core.loyalty.codecs import ledger_from_item
 from functions.core.loyalty.rewards import Catalogue, Reward, RewardError, name_key
+from functions.core.loyalty.values import LedgerEntry
 from functions.core.store import call_table
 
 # How long the rules trust a catalogue they read (an added reward redeems on sales booked after this at most).
@@ -128,3 +130,22 @@ class CachedCatalogues:
         catalogue = Catalogue(self.catalogue.rewards(tenant))
         self._read[tenant] = (self.clock(), catalogue)
         return catalogue
+
+
+def overdrawn_redemptions(dynamodb: Any, personas_table: str, tenant: str) -> list[tuple[str, LedgerEntry]]:
+    """(persona id, ledger entry) of each sale whose redemption took its persona's balance below zero. A filtered scan
+    of the personas table: for the admin's `possync rewards check`, never on a rule's path."""
+    prefix = layout.persona_pk(tenant, "")
+    kwargs: dict[str, Any] = {
+        "TableName": personas_table,
+        "FilterExpression": "begins_with(pk, :prefix) AND overdrawn = :yes",
+        "ExpressionAttributeValues": {":prefix": {"S": prefix}, ":yes": {"BOOL": True}},
+    }
+    found: list[tuple[str, LedgerEntry]] = []
+    while True:
+        response = call_table(dynamodb, personas_table, "scan", **kwargs)
+        for item in response.get("Items", []):
+            found.append((item["pk"]["S"].removeprefix(prefix), ledger_from_item(item)))
+        if "LastEvaluatedKey" not in response:
+            return sorted(found, key=lambda f: (f[0], f[1].at))
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
