@@ -302,9 +302,9 @@ class DemoReward:
 
 # "Birthday Treat" is mirrored nowhere (and its Flourish id does not exist): the check reports it missing.
 DEMO_REWARDS: tuple[DemoReward, ...] = (
-    DemoReward("Loyalty $5 Off", "flat", "5", 50, "14"),
-    DemoReward("Loyalty 10% Off", "percent", "10", 80, "15"),
-    DemoReward("Birthday Treat", "flat", "10", 100, "99"),
+    DemoReward("Loyalty $5 Off", "flat", "5", 5, "14"),
+    DemoReward("Loyalty 10% Off", "percent", "10", 8, "15"),
+    DemoReward("Birthday Treat", "flat", "10", 10, "99"),
 )
 
 AREA_CODES = {
