@@ -14,10 +14,15 @@ from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import AppliedDiscount, Discount, Sale
 from functions.pull_flourish import mapping as flourish
+from functions.pull_onprem.auphan import mapping as auphan
+from functions.pull_onprem.profitek import mapping as profitek
 from functions.pull_posabit import mapping as posabit
 from functions.pull_thsuite import mapping as thsuite
+from simulators.base import APPLIED_DISCOUNTS, SIM_DISCOUNTS
+from tests.unit import test_auphan_mapping as auphan_tests
 from tests.unit import test_flourish_mapping as flourish_tests
 from tests.unit import test_posabit_mapping as posabit_tests
+from tests.unit import test_profitek_mapping as profitek_tests
 from tests.unit import test_thsuite_mapping as thsuite_tests
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -143,3 +148,29 @@ def test_posabit_coupons_and_thsuite_discounts_are_discount_records() -> None:
     found = thsuite.map_record(Stream.DISCOUNTS, row, ctx)
     assert isinstance(found, Discount)
     assert (found.name, found.discount_type, found.active) == ("Loyalty $5 Off", "flat", False)
+
+
+def test_onprem_discounts_and_their_line_discounts_as_the_simulators_serve_them() -> None:
+    """Profitek and Auphan (ASSUMED contracts): a discount list, and discounted lines naming the discount applied."""
+    from simulators.auphan import AuphanSimulator
+    from simulators.profitek import ProfitekSimulator
+
+    for simulator, ctx in (
+        (ProfitekSimulator(customers_per_store=5, sales_per_store=40), profitek_tests.CTX),
+        (AuphanSimulator(customers_per_store=5, sales_per_store=40), auphan_tests.CTX),
+    ):
+        module = profitek if isinstance(simulator, ProfitekSimulator) else auphan
+        store = simulator.stores[0]
+        listed = [
+            module.map_record(Stream.DISCOUNTS, item, ctx) for item in _served(simulator, store, Stream.DISCOUNTS)
+        ]
+        assert sorted(d.name for d in listed if isinstance(d, Discount)) == sorted(d.name for d in SIM_DISCOUNTS)
+        sales = [module.map_record(Stream.SALES, item, ctx) for item in _served(simulator, store, Stream.SALES)]
+        applied = {d.name for s in sales if isinstance(s, Sale) for d in s.discounts}
+        assert applied == {d.name for d in APPLIED_DISCOUNTS}, type(simulator).__name__
+
+
+def _served(simulator: Any, store: str, stream: Stream) -> list[dict[str, Any]]:
+    """Every record of a store's stream as the simulator's API renders it (no HTTP needed)."""
+    held = simulator._stores[store]
+    return [simulator._render(held, stream, row, None) for row in held.tables[stream].window(None, None)]
