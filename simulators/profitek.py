@@ -455,10 +455,11 @@ class ProfitekSimulator(OnPremSimulator):
             self._stores[str(store.store_id)] = store
             self._by_name[store.name] = store
             for d in SIM_DISCOUNTS:
-                data = {"DiscountID": store.store_id * 100 + d.pos_id, "StoreID": store.store_id, "Name": d.name,
+                discount_id = store.store_id * 100 + d.pos_id
+                data = {"DiscountID": discount_id, "StoreID": store.store_id, "Name": d.name,
                         "DiscountType": "Amount" if d.kind == "flat" else "Percent", "Amount": float(d.value),
                         "Active": True}  # fmt: skip
-                store.tables[Stream.DISCOUNTS].put(Row(str(data["DiscountID"]), data["DiscountID"], start, data))
+                store.tables[Stream.DISCOUNTS].put(Row(str(discount_id), discount_id, start, data))
             self._seed_items(store, products_per_store, start, end)
             self._seed_customers(store, People(seed * 1000 + index), customers_per_store, start, end)
             for ordered in spread(start, end, sales_per_store, self._rng):
