@@ -46,7 +46,7 @@ POINTS_IMPORTED = "PointsImported"
 # listed by `possync rewards check`; alarmed.
 REWARDS_REDEEMED = "RewardsRedeemed"
 REDEMPTIONS_OVERDRAWN = "RedemptionsOverdrawn"
-# A reward with no working mirror at a store (one notice per store and reward, like an unmapped store): alarmed.
+# A reward with no working mirror at a store (one notice per store and reward, like an unmapped store).
 REWARDS_UNMIRRORED = "RewardsUnmirrored"
 
 # --- re-evaluation of stored records after a settings or store-mapping change (functions.core.reevaluation) ----

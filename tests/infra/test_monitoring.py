@@ -26,6 +26,7 @@ CUSTOM_ALARMS = (
     metrics.RECORDS_WAITING,
     metrics.AWS_CALLS_FAILED,
     metrics.REEVALUATIONS_FAILED,
+    metrics.REDEMPTIONS_OVERDRAWN,
 )
 
 
