@@ -16,6 +16,8 @@ from functions.core.store import ControlStore, RecordStore
 from possync.local.runtime import LocalRuntime
 from simulators.base import DEMO_REWARDS
 
+DEMO_REWARDS_SINCE = "2020-01-01T00:00:00+00:00"
+
 
 @dataclass
 class RewardsSummary:
@@ -49,6 +51,9 @@ def add_demo_rewards(rt: LocalRuntime) -> int:
                 points_cost=spec.points,
                 vendors=list(Vendor),
                 flourish_discount_id=spec.flourish_discount_id,
+                # dated before the simulators' history, as if the rewards had existed all along (a reward redeems
+                # no sale ordered before it was created)
+                created_at=DEMO_REWARDS_SINCE,
             )
             if clash(reward, held) is None:
                 try:

@@ -173,3 +173,12 @@ def test_flourish_mirror_cases_by_discount_id() -> None:
         ("unknown_id", "C", "d-404"),
         ("no_reward", None, "Unlinked (d-3)"),
     ]
+
+
+def test_a_reward_redeems_no_sale_ordered_before_it_was_created() -> None:
+    # the sale was ordered 2026-03-02 19:30 UTC
+    before = Catalogue([reward("10 Off", created_at="2026-03-02T19:30:01+00:00")])
+    after = Catalogue([reward("10 Off", created_at="2026-03-02T19:30:00+00:00")])
+    coupon = sale(Vendor.POSABIT, AppliedDiscount(name="10 Off"))
+    assert redemptions_of(coupon, before) == ()
+    assert [r.name for r in redemptions_of(coupon, after)] == ["10 Off"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Literal
 
@@ -181,7 +182,9 @@ class Catalogue:
 def redemptions_of(sale: Sale, catalogue: Catalogue, booked: Sequence[Redemption] = ()) -> tuple[Redemption, ...]:
     """The rewards a sale redeems: each mirrored discount on it once (however many lines carry it), while the sale
     is kept at least in part. A discount already booked on the sale keeps the reward and cost it was booked with
-    (editing or removing the reward later changes no past redemption)."""
+    (editing or removing the reward later changes no past redemption), and a reward redeems no sale ordered before
+    it was created (a re-evaluation or a late version of an old sale never charges points for a coupon that was no
+    reward then)."""
     if sale.status not in REDEEMING_STATUSES:
         return ()
     held = {r.pos_discount: r for r in booked}
@@ -194,7 +197,9 @@ def redemptions_of(sale: Sale, catalogue: Catalogue, booked: Sequence[Redemption
             found[link] = held[link]
             continue
         reward = catalogue.for_link(sale.vendor, link)
-        if reward is not None:
+        if reward is not None and not (
+            reward.created_at and sale.ordered_at < datetime.fromisoformat(reward.created_at)
+        ):
             found[link] = Redemption(reward.key, reward.name, link, reward.points_cost)
     return tuple(found[k] for k in sorted(found))
 
