@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from functions.core.layout import Stream
-from simulators.base import PRODUCTS, People, Request, Response, spread, utc_now
+from simulators.base import APPLIED_DISCOUNTS, PRODUCTS, SIM_DISCOUNTS, People, Request, Response, spread, utc_now
 from simulators.profitek import OnPremSimulator, Row, Table, TlsIdentity, format_phone, parse_instant, render
 from simulators.profitek import timestamp_mode as _timestamp_mode
 
@@ -24,8 +24,9 @@ STREAM_PATHS = {
     "/api/v2/customers": Stream.CUSTOMERS,
     "/api/v2/sales": Stream.SALES,
     "/api/v2/products": Stream.INVENTORY,
+    "/api/v2/discounts": Stream.DISCOUNTS,
 }
-STREAMS = (Stream.CUSTOMERS, Stream.SALES, Stream.INVENTORY)
+STREAMS = (Stream.CUSTOMERS, Stream.SALES, Stream.INVENTORY, Stream.DISCOUNTS)
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 SORT = "updatedAt:asc"
@@ -49,6 +50,16 @@ def _dollars(cents: int) -> str:
     """Money as Auphan sends it (ASSUMED): a decimal string with two places."""
     sign = "-" if cents < 0 else ""
     return f"{sign}{abs(cents) // 100}.{abs(cents) % 100:02d}"
+
+
+def _discount_id(store: AuphanStore, pos_id: int) -> str:
+    return f"disc-{store.store_id}-{pos_id}"
+
+
+def _line_discounts(store: AuphanStore, receipt: int) -> list[dict[str, Any]]:
+    """The mirrored discount a discounted line carries (by receipt number: no extra draw on the seed)."""
+    d = APPLIED_DISCOUNTS[receipt % len(APPLIED_DISCOUNTS)]
+    return [{"discountId": _discount_id(store, d.pos_id), "name": d.name}]
 
 
 @dataclass
@@ -124,6 +135,11 @@ class AuphanSimulator(OnPremSimulator):
             )
             self._stores[store.store_id] = store
             self._by_key[store.api_key] = store
+            for d in SIM_DISCOUNTS:
+                data = {"discountId": _discount_id(store, d.pos_id), "storeId": store.store_id, "name": d.name,
+                        "discountType": "amount" if d.kind == "flat" else "percent", "value": d.value,
+                        "status": "active"}  # fmt: skip
+                store.tables[Stream.DISCOUNTS].put(Row(data["discountId"], data["discountId"], start, data))
             self._seed_products(store, products_per_store, start, end)
             self._seed_customers(store, People(seed * 1000 + index), customers_per_store, start, end)
             for completed in spread(start, end, sales_per_store, self._rng):
@@ -210,6 +226,7 @@ class AuphanSimulator(OnPremSimulator):
                     "quantity": str(quantity),
                     "amount": _dollars(gross - discount),
                     "discount": _dollars(discount),
+                    "discounts": _line_discounts(store, receipt) if discount else [],
                     "_gross": gross,
                     "_discount": discount,
                 }
@@ -320,6 +337,7 @@ class AuphanSimulator(OnPremSimulator):
                 Stream.CUSTOMERS: ("updatedAt", "yesterday"),
                 Stream.SALES: ("total", "N/A"),
                 Stream.INVENTORY: ("retailPrice", "free"),
+                Stream.DISCOUNTS: ("value", "lots"),
             }[stream]
             out[field_name] = value
         return out
@@ -334,6 +352,8 @@ class AuphanSimulator(OnPremSimulator):
                 row.data["email"] = f"updated.{pos_id[:8]}.{self._rng.randint(1, 9999)}@example.org"
             elif stream is Stream.INVENTORY:
                 row.data["onHand"] = f"{self._rng.randint(0, 250)}.000"
+            elif stream is Stream.DISCOUNTS:
+                row.data["status"] = "inactive" if row.data["status"] == "active" else "active"
             else:
                 row.data["payments"] = [{**row.data["payments"][0], "method": "debit"}]
 

@@ -266,6 +266,47 @@ PRODUCTS = [
     ("Gelato 7g", "Flower", "Cookies"),
     ("Mint Chocolate Bar", "Edible", "Wyld"),
 ]
+
+
+@dataclass(frozen=True)
+class SimDiscount:
+    """A discount every simulated store lists (the demo's reward catalogue mirrors them, see DEMO_REWARDS)."""
+
+    pos_id: int
+    name: str  # as the POS lists it
+    kind: str  # "flat" (dollars) or "percent"
+    value: str
+    applied: bool  # put on some discounted sales
+
+
+# One mirrored exactly, one whose name differs from its reward only by case and spacing (the mis-mirror
+# `possync rewards check` finds), and one with no reward at all.
+SIM_DISCOUNTS: tuple[SimDiscount, ...] = (
+    SimDiscount(14, "Loyalty $5 Off", "flat", "5.00", applied=True),
+    SimDiscount(15, "loyalty 10%  OFF", "percent", "10", applied=True),
+    SimDiscount(16, "Staff 20%", "percent", "20", applied=False),
+)
+APPLIED_DISCOUNTS: tuple[SimDiscount, ...] = tuple(d for d in SIM_DISCOUNTS if d.applied)
+
+
+@dataclass(frozen=True)
+class DemoReward:
+    """A reward the demo adds to each tenant's catalogue: name, kind, value, points cost, Flourish discount id."""
+
+    name: str
+    kind: str
+    value: str
+    points: int
+    flourish_discount_id: str
+
+
+# "Birthday Treat" is mirrored nowhere (and its Flourish id does not exist): the check reports it missing.
+DEMO_REWARDS: tuple[DemoReward, ...] = (
+    DemoReward("Loyalty $5 Off", "flat", "5", 5, "14"),
+    DemoReward("Loyalty 10% Off", "percent", "10", 8, "15"),
+    DemoReward("Birthday Treat", "flat", "10", 10, "99"),
+)
+
 AREA_CODES = {
     "WA": ["206", "253", "360", "425", "509"],
     "CA": ["213", "415", "510", "619", "916"],

@@ -15,7 +15,17 @@ from zoneinfo import ZoneInfo
 
 from functions.core.layout import Stream
 from functions.pull_flourish.constants import API_PREFIX, MAX_LIMIT
-from simulators.base import PRODUCTS, People, Request, Response, Simulator, spread, utc_now
+from simulators.base import (
+    APPLIED_DISCOUNTS,
+    PRODUCTS,
+    SIM_DISCOUNTS,
+    People,
+    Request,
+    Response,
+    Simulator,
+    spread,
+    utc_now,
+)
 
 _CENT = Decimal("0.01")
 _DEFAULT_LIMIT = 50
@@ -69,6 +79,27 @@ class FlourishShape:
             raise ValueError(f"order_total must be one of {ORDER_TOTAL_NAMES} or None")
 
 
+def _discounts(updated: datetime) -> list[dict[str, Any]]:
+    """The company's discounts (ASSUMED shape): the shared simulated set; the percent one runs daily 16:00-18:00 on
+    the facility's wall clock (a happy hour)."""
+    return [
+        {
+            "id": d.pos_id,
+            "discount_name": d.name,
+            "discount_type": "percentage" if d.kind == "percent" else "dollar",
+            "amount": float(d.value),
+            "active": True,
+            "start_date": "2026-01-01",
+            "end_date": None,
+            "start_time": "16:00:00" if d.kind == "percent" else None,
+            "end_time": "18:00:00" if d.kind == "percent" else None,
+            "created_timestamp": _ms(updated),
+            "last_updated_timestamp": _ms(updated),
+        }
+        for d in SIM_DISCOUNTS
+    ]
+
+
 def _ms(value: datetime) -> datetime:
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
@@ -103,6 +134,7 @@ class _Company:
     facilities: list[_Facility] = field(default_factory=list)
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
     items: dict[int, dict[str, Any]] = field(default_factory=dict)
+    discounts: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 class FlourishSimulator(Simulator):
@@ -148,6 +180,7 @@ class FlourishSimulator(Simulator):
             self._facilities[facility.store] = facility
             self._seed_customers(company, facility, customers_per_store, start, end)
             if len(company.facilities) == 1:
+                company.discounts = {d["id"]: d for d in _discounts(start)}
                 self._seed_items(company, products_per_store, start, end)
             self._seed_orders(facility, sales_per_store, start, end)
 
@@ -189,6 +222,8 @@ class FlourishSimulator(Simulator):
                     found.update((store, str(key)) for key in facility.company.customers)
                 elif stream is Stream.INVENTORY:
                     found.update((store, str(key)) for key in facility.company.items)
+                elif stream is Stream.DISCOUNTS:
+                    found.update((store, str(key)) for key in facility.company.discounts)
                 elif stream is Stream.SALES:
                     found.update(
                         (store, str(key))
@@ -264,7 +299,12 @@ class FlourishSimulator(Simulator):
                 return Response.json({"message": "You do not have access to this facility"}, 403)
         parts = request.path.removeprefix(API_PREFIX).strip("/").split("/")
         resource, ident = parts[0], (parts[1] if len(parts) == 2 else None)
-        streams = {"customers": Stream.CUSTOMERS, "retail-orders": Stream.SALES, "items": Stream.INVENTORY}
+        streams = {
+            "customers": Stream.CUSTOMERS,
+            "retail-orders": Stream.SALES,
+            "items": Stream.INVENTORY,
+            "discounts": Stream.DISCOUNTS,
+        }
         with self.lock:
             if self.faults.refunds:
                 self._apply_refunds()
@@ -303,6 +343,8 @@ class FlourishSimulator(Simulator):
             return company.customers
         if stream is Stream.INVENTORY:
             return company.items
+        if stream is Stream.DISCOUNTS:
+            return company.discounts
         scoped = [facility] if facility is not None else company.facilities
         return {key: row for f in scoped for key, row in f.orders.items()}
 
@@ -450,6 +492,8 @@ class FlourishSimulator(Simulator):
                 out["dob"] = "1990-02-30"
             elif stream is Stream.SALES:
                 out["order_status"] = "Teleported"
+            elif stream is Stream.DISCOUNTS:
+                out["discount_name"] = None
             else:
                 out["item_name"] = None
         if shape.renamed:
@@ -632,9 +676,11 @@ class FlourishSimulator(Simulator):
             gross = qty * price
             discount = (gross * Decimal("0.10")).quantize(_CENT) if rng.random() < 0.2 else Decimal(0)
             subtotal, discounts = subtotal + gross, discounts + discount
+            line_id = next(self._ids["line"])
+            applied = APPLIED_DISCOUNTS[line_id % len(APPLIED_DISCOUNTS)]
             lines.append(
                 {
-                    "id": next(self._ids["line"]),
+                    "id": line_id,
                     "item_id": item["id"] if item else None,
                     "item_variation_id": None,
                     "sku": item["sku"] if item else None,
@@ -646,8 +692,9 @@ class FlourishSimulator(Simulator):
                     "total_price": _money(gross),
                     "refunded_qty": 0,
                     "applied_discounts": (
-                        [{"discount_id": 14, "discount_name": "Happy Hour", "method": "percentage",
-                          "amount": 10.0, "discount_value": _money(discount)}]
+                        [{"discount_id": applied.pos_id, "discount_name": applied.name,
+                          "method": "percentage" if applied.kind == "percent" else "dollar",
+                          "amount": float(applied.value), "discount_value": _money(discount)}]
                         if discount
                         else []
                     ),
@@ -689,6 +736,9 @@ class FlourishSimulator(Simulator):
             self._touch_customer(row)
         elif stream is Stream.INVENTORY:
             row["price"] = _money(Decimal(str(row["price"])) + Decimal("1"))
+            row["last_updated_timestamp"] = _ms(utc_now())
+        elif stream is Stream.DISCOUNTS:
+            row["active"] = not row["active"]
             row["last_updated_timestamp"] = _ms(utc_now())
         elif row["order_status"] == "Completed" and row["order_payment_status"] == "Paid":
             self._refund(row, full=True)

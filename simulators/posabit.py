@@ -14,27 +14,39 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from functions.core.layout import Stream
-from simulators.base import PRODUCTS, People, Request, Response, Simulator, spread, utc_now
+from simulators.base import PRODUCTS, SIM_DISCOUNTS, People, Request, Response, Simulator, spread, utc_now
 
 API = "/api/v3/venue"
 INFO_PATH = f"{API}/info"
 CUSTOMERS_PATH = f"{API}/customers"
 SALES_PATH = f"{API}/sales_histories"
 INVENTORY_PATH = f"{API}/inventories"
+COUPONS_PATH = f"{API}/coupons"
 _CUSTOMER_PATH = re.compile(rf"^{re.escape(CUSTOMERS_PATH)}/(\d+)$")
 _EQ_FILTER = re.compile(r"^q\[([a-z_]+)_eq\]$")
 
 DEFAULT_PER_PAGE = 100
 # Server-side page-size ceilings (ASSUMED, after what public integrations observe): larger requests are capped
 # and the envelope's per_page says what was served.
-MAX_PER_PAGE = {CUSTOMERS_PATH: 250, SALES_PATH: 100, INVENTORY_PATH: 100}
-RECORDS_KEY = {CUSTOMERS_PATH: "customers", SALES_PATH: "sales_histories", INVENTORY_PATH: "inventory"}
-WRAPPER_KEY = {CUSTOMERS_PATH: "customer", SALES_PATH: "sales_history", INVENTORY_PATH: "inventory"}
+MAX_PER_PAGE = {CUSTOMERS_PATH: 250, SALES_PATH: 100, INVENTORY_PATH: 100, COUPONS_PATH: 100}
+RECORDS_KEY = {
+    CUSTOMERS_PATH: "customers",
+    SALES_PATH: "sales_histories",
+    INVENTORY_PATH: "inventory",
+    COUPONS_PATH: "coupons",
+}
+WRAPPER_KEY = {
+    CUSTOMERS_PATH: "customer",
+    SALES_PATH: "sales_history",
+    INVENTORY_PATH: "inventory",
+    COUPONS_PATH: "coupon",
+}
 STREAM_PATH = {
     Stream.CUSTOMERS: CUSTOMERS_PATH,
     Stream.LOYALTY: CUSTOMERS_PATH,
     Stream.SALES: SALES_PATH,
     Stream.INVENTORY: INVENTORY_PATH,
+    Stream.DISCOUNTS: COUPONS_PATH,
 }
 SORTABLE = frozenset({"updated_at", "created_at", "id"})
 
@@ -48,7 +60,22 @@ VENUE_ZONES = [
 ]
 VENUE_NAMES = ["Green Harbor", "Summit Leaf", "Great Lakes Cannabis", "Rose City Buds", "Golden Coast"]
 PAYMENT_METHODS = ["Cash", "Debit Card", "POSaBIT Pay"]
-COUPONS = [(4701, "Happy Hour 10%"), (4702, "Loyalty Reward $5"), (4703, "Senior 10%")]
+# The venue's coupons: the shared simulated discounts (the demo's rewards mirror them; one name mis-mirrored).
+COUPONS = [(4700 + d.pos_id, d.name) for d in SIM_DISCOUNTS]
+
+
+def _coupon(coupon_id: int, updated: datetime) -> dict[str, Any]:
+    shared = next(d for d in SIM_DISCOUNTS if 4700 + d.pos_id == coupon_id)
+    flat = shared.kind == "flat"
+    return {
+        "id": coupon_id,
+        "name": shared.name,
+        "discount_type": "dollar" if flat else "percent",
+        "amount": round(float(shared.value) * 100) if flat else float(shared.value),
+        "active": True,
+        "created_at": updated,
+        "updated_at": updated,
+    }
 
 
 class BadRequestError(ValueError):
@@ -66,12 +93,15 @@ class Venue:
     customers: dict[int, dict[str, Any]] = field(default_factory=dict)
     sales: dict[int, dict[str, Any]] = field(default_factory=dict)
     inventory: dict[int, dict[str, Any]] = field(default_factory=dict)
+    coupons: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     def table(self, path: str) -> dict[int, dict[str, Any]]:
         if path == CUSTOMERS_PATH:
             return self.customers
         if path == SALES_PATH:
             return self.sales
+        if path == COUPONS_PATH:
+            return self.coupons
         return self.inventory
 
 
@@ -142,6 +172,7 @@ class PosabitSimulator(Simulator):
             people = People(seed * 1000 + index)
             start = moment - timedelta(days=history_days)
             end = moment - timedelta(minutes=1)
+            venue.coupons = {cid: _coupon(cid, start) for cid, _ in COUPONS}
             self._seed_inventory(venue, products_per_store, start, end)
             self._seed_customers(venue, people, customers_per_store, start, end)
             self._seed_sales(venue, sales_per_store, start, end)

@@ -22,7 +22,18 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from zoneinfo import ZoneInfo
 
 from functions.core.layout import Stream
-from simulators.base import PRODUCTS, Faults, People, Request, Response, Simulator, spread, utc_now
+from simulators.base import (
+    APPLIED_DISCOUNTS,
+    PRODUCTS,
+    SIM_DISCOUNTS,
+    Faults,
+    People,
+    Request,
+    Response,
+    Simulator,
+    spread,
+    utc_now,
+)
 
 # ==================================================================================================================
 # On-premises serving, shared with simulators.auphan: a store server that can speak TLS and be switched off.
@@ -362,6 +373,7 @@ STREAM_PATHS = {
     "/transactions": Stream.SALES,
     "/items": Stream.INVENTORY,
     "/loyalty/balances": Stream.LOYALTY,
+    "/discounts": Stream.DISCOUNTS,
 }
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 100
@@ -391,6 +403,12 @@ class ProfitekStore:
     tables: dict[Stream, Table] = field(default_factory=lambda: {stream: Table() for stream in Stream})
     customer_ids: list[int] = field(default_factory=list)
     item_list: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _line_discounts(store: ProfitekStore, transaction_id: int) -> list[dict[str, Any]]:
+    """The mirrored discount a discounted line carries (by transaction id: no extra draw on the seed)."""
+    d = APPLIED_DISCOUNTS[transaction_id % len(APPLIED_DISCOUNTS)]
+    return [{"DiscountID": store.store_id * 100 + d.pos_id, "Name": d.name}]
 
 
 class ProfitekSimulator(OnPremSimulator):
@@ -436,6 +454,12 @@ class ProfitekSimulator(OnPremSimulator):
             )
             self._stores[str(store.store_id)] = store
             self._by_name[store.name] = store
+            for d in SIM_DISCOUNTS:
+                discount_id = store.store_id * 100 + d.pos_id
+                data = {"DiscountID": discount_id, "StoreID": store.store_id, "Name": d.name,
+                        "DiscountType": "Amount" if d.kind == "flat" else "Percent", "Amount": float(d.value),
+                        "Active": True}  # fmt: skip
+                store.tables[Stream.DISCOUNTS].put(Row(str(discount_id), discount_id, start, data))
             self._seed_items(store, products_per_store, start, end)
             self._seed_customers(store, People(seed * 1000 + index), customers_per_store, start, end)
             for ordered in spread(start, end, sales_per_store, self._rng):
@@ -531,6 +555,7 @@ class ProfitekSimulator(OnPremSimulator):
                     "UnitPrice": item["Price"],
                     "Discount": discount / 100,
                     "ExtPrice": (gross - discount) / 100,
+                    "Discounts": _line_discounts(store, transaction_id) if discount else [],
                     "_gross": gross,
                     "_discount": discount,
                 }
@@ -639,6 +664,7 @@ class ProfitekSimulator(OnPremSimulator):
                 Stream.SALES: ("Total", "N/A"),
                 Stream.INVENTORY: ("Price", "call for price"),
                 Stream.LOYALTY: ("PointsBalance", "lots"),
+                Stream.DISCOUNTS: ("Amount", "plenty"),
             }[stream]
             out[broken[0]] = broken[1]
         return out
@@ -655,6 +681,8 @@ class ProfitekSimulator(OnPremSimulator):
                 row.data["QtyOnHand"] = float(self._rng.randint(0, 300))
             elif stream is Stream.LOYALTY:
                 row.data["PointsBalance"] = float(row.data["PointsBalance"]) + self._rng.randint(1, 40)
+            elif stream is Stream.DISCOUNTS:
+                row.data["Active"] = not row.data["Active"]
             else:
                 row.data["RegisterID"] = int(row.data["RegisterID"]) + 10
 

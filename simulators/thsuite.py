@@ -12,7 +12,17 @@ from zoneinfo import ZoneInfo
 
 from functions.core.layout import Stream
 from functions.pull_thsuite.constants import MAX_PAGE_SIZE, STORE_PATH, STREAM_PATHS
-from simulators.base import PRODUCTS, People, Request, Response, Simulator, spread, utc_now
+from simulators.base import (
+    APPLIED_DISCOUNTS,
+    PRODUCTS,
+    SIM_DISCOUNTS,
+    People,
+    Request,
+    Response,
+    Simulator,
+    spread,
+    utc_now,
+)
 
 _PATH_STREAMS = {path: stream for stream, path in STREAM_PATHS.items()}
 _DEFAULT_LIMIT = 100
@@ -331,6 +341,7 @@ class ThsuiteSimulator(Simulator):
         self, store: _Store, start: datetime, end: datetime, customers: int, sales: int, products: int
     ) -> None:
         rng = self.rng
+        store.tables[Stream.DISCOUNTS].load((d["id"], d) for d in _discounts(store, start))
         inventory = [self._product(store, t) for t in spread(start, end, products, rng)]
         store.tables[Stream.INVENTORY].load((p["id"], p) for p in inventory)
         patients = [self._patient(store, created, end) for created in spread(start, end, customers, rng)]
@@ -436,6 +447,7 @@ class ThsuiteSimulator(Simulator):
                     "tax": _dollars(tax),
                     "total": _dollars(gross - discount + tax),
                     "is_return": False,
+                    "discounts": _line_discounts(key) if discount else [],
                 }
             )
         subtotal, discount_total, tax_total, total = map(_dollars, sums)
@@ -472,6 +484,8 @@ class ThsuiteSimulator(Simulator):
             row["quantity_on_hand"] = max(0, row["quantity_on_hand"] - 1)
         elif stream is Stream.LOYALTY:
             row["points"] += 10
+        elif stream is Stream.DISCOUNTS:
+            row["active"] = not row["active"]
         else:
             row["status"] = "voided"  # a sale voided after the fact
         row["updated_at"] = now
@@ -479,6 +493,28 @@ class ThsuiteSimulator(Simulator):
 
 
 # --- receipts arithmetic and the data-shaped faults ---------------------------------------------------------------
+
+
+def _discounts(store: _Store, updated: datetime) -> list[dict[str, Any]]:
+    """The store's discounts (ASSUMED shape): the shared simulated set, ids made unique per store."""
+    return [
+        {
+            "id": store.id * 100 + d.pos_id,
+            "store_id": store.id,
+            "name": d.name,
+            "discount_type": "amount" if d.kind == "flat" else "percent",
+            "amount": d.value,
+            "active": True,
+            "updated_at": updated,
+        }
+        for d in SIM_DISCOUNTS
+    ]
+
+
+def _line_discounts(receipt_id: int) -> list[dict[str, Any]]:
+    """The mirrored discount a discounted line carries (chosen by the receipt id: no extra draw on the seed)."""
+    d = APPLIED_DISCOUNTS[receipt_id % len(APPLIED_DISCOUNTS)]
+    return [{"discount_id": d.pos_id, "name": d.name}]
 
 
 def _balance(store: _Store, patient_id: int, points: int, updated: datetime) -> dict[str, Any]:
@@ -537,4 +573,5 @@ _BROKEN: dict[Stream, dict[str, Any]] = {
     Stream.SALES: {"total": "12.5O"},
     Stream.INVENTORY: {"quantity_on_hand": "plenty"},
     Stream.LOYALTY: {"points": "n/a"},
+    Stream.DISCOUNTS: {"amount": "ten"},
 }

@@ -24,6 +24,7 @@ class Stream(StrEnum):
     SALES = "sales"
     INVENTORY = "inventory"
     LOYALTY = "loyalty"
+    DISCOUNTS = "discounts"
 
 
 class RecordKind(StrEnum):
@@ -31,6 +32,7 @@ class RecordKind(StrEnum):
     SALE = "sale"
     PRODUCT = "product"
     LOYALTY_BALANCE = "loyalty_balance"
+    DISCOUNT = "discount"
 
 
 STREAM_KIND: dict[Stream, RecordKind] = {
@@ -38,6 +40,7 @@ STREAM_KIND: dict[Stream, RecordKind] = {
     Stream.SALES: RecordKind.SALE,
     Stream.INVENTORY: RecordKind.PRODUCT,
     Stream.LOYALTY: RecordKind.LOYALTY_BALANCE,
+    Stream.DISCOUNTS: RecordKind.DISCOUNT,
 }
 
 # The pull function (and its SQS queue) that serves each vendor: Profitek and Auphan share the
@@ -289,6 +292,8 @@ RECORDS_BY_SCOPE_INDEX = "by-tenant-vendor"
 RECORDS_SCOPE_ATTRIBUTE = "tenant_vendor"
 RECORDS_SCOPE_KEY_ATTRIBUTE = "kind_key"
 RULE_RECORD_KINDS: tuple[RecordKind, ...] = (RecordKind.SHOPPER, RecordKind.SALE, RecordKind.LOYALTY_BALANCE)
+# Kinds in that index: the rules' kinds, and POS discounts (what `possync rewards check` reads per tenant and POS).
+INDEXED_RECORD_KINDS: tuple[RecordKind, ...] = (*RULE_RECORD_KINDS, RecordKind.DISCOUNT)
 
 
 def record_scope(tenant: str, vendor: Vendor) -> str:
@@ -505,3 +510,22 @@ CONTROL_TENANT_PK = "TENANT"
 
 def control_tenant_sk(tenant: str) -> str:
     return tenant
+
+
+# Control table: a tenant's reward catalogue, one item per reward, keyed by its name as the POS matches names
+# (functions.core.loyalty.rewards.name_key).
+def control_rewards_pk(tenant: str) -> str:
+    return f"REWARDS#{tenant}"
+
+
+def control_reward_sk(name_key: str) -> str:
+    return f"REWARD#{name_key}"
+
+
+# Control table: one notice per store and reward that is not mirrored there (raised once, like an unmapped store).
+def control_unmirrored_pk(tenant: str) -> str:
+    return f"UNMIRRORED#{tenant}"
+
+
+def control_unmirrored_sk(vendor: Vendor, credential_id: str, reward_key: str) -> str:
+    return f"{vendor.value}#{credential_id}#{reward_key}"

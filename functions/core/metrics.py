@@ -42,6 +42,12 @@ SALES_APPLIED = "SalesApplied"
 MEMBERS_ENROLLED = "MembersEnrolled"
 RECORDS_PENDING = "RecordsPending"  # sales or balances parked until their shopper has a persona
 POINTS_IMPORTED = "PointsImported"
+# Rewards redeemed on sales (a mirrored POS discount), and those that took a balance below zero: kept, flagged,
+# listed by `possync rewards check`; alarmed.
+REWARDS_REDEEMED = "RewardsRedeemed"
+REDEMPTIONS_OVERDRAWN = "RedemptionsOverdrawn"
+# A reward with no working mirror at a store (one notice per store and reward, like an unmapped store).
+REWARDS_UNMIRRORED = "RewardsUnmirrored"
 
 # --- re-evaluation of stored records after a settings or store-mapping change (functions.core.reevaluation) ----
 # A re-evaluation job that gave up (its retries used up, invalid settings, a record that cannot be applied): alarmed.

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal, get_args
 
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from functions.core import zones
 from functions.core.layout import RecordKind, Vendor
 
 # Values people type into a POS to get past a required field; kept on the record, never used to match or text.
@@ -145,6 +146,15 @@ class SaleLine(BaseModel):
     is_refund: bool = False
 
 
+class AppliedDiscount(BaseModel):
+    """A POS discount applied to a sale (a mirrored one redeems a reward): its POS id and name as the POS gave them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    pos_discount_id: str | None = None
+    name: str | None = None
+
+
 class Sale(CanonicalRecord):
     kind: Literal[RecordKind.SALE] = RecordKind.SALE
     customer_pos_id: str | None = None
@@ -159,6 +169,7 @@ class Sale(CanonicalRecord):
     refunded_cents: int = 0
     lines: tuple[SaleLine, ...] = ()
     tenders: tuple[dict[str, Any], ...] = ()
+    discounts: tuple[AppliedDiscount, ...] = ()  # each POS discount applied to the sale, once
 
     @property
     def net_cents(self) -> int:
@@ -184,13 +195,40 @@ class LoyaltyBalance(CanonicalRecord):
     as_of: UtcDatetime
 
 
-AnyRecord = Shopper | Sale | Product | LoyaltyBalance
+class Discount(CanonicalRecord):
+    """A discount (coupon) as a POS store lists it: what a reward is mirrored to. Flourish discounts may run daily
+    between a start and end time on the facility's wall clock (`daily_start`, `daily_end` "HH:MM", in `timezone`)."""
+
+    kind: Literal[RecordKind.DISCOUNT] = RecordKind.DISCOUNT
+    name: str
+    discount_type: Literal["flat", "percent", "other"] = "other"
+    value: str | None = None  # dollars for flat, percent for percent, as the POS gave it
+    active: bool = True
+    starts_at: UtcDatetime | None = None
+    ends_at: UtcDatetime | None = None
+    daily_start: str | None = None
+    daily_end: str | None = None
+    timezone: str = "UTC"
+
+    def available_at(self, at: datetime) -> bool:
+        """Whether the POS would apply the discount at this instant: active, within its dates, and within its daily
+        wall-clock window on the store's clock that day (DST-correct: the window follows the local clock)."""
+        if not self.active or (self.starts_at and at < self.starts_at) or (self.ends_at and at >= self.ends_at):
+            return False
+        if self.daily_start is None or self.daily_end is None:
+            return True
+        start, end = time.fromisoformat(self.daily_start), time.fromisoformat(self.daily_end)
+        return zones.in_daily_window(at, start, end, self.timezone)
+
+
+AnyRecord = Shopper | Sale | Product | LoyaltyBalance | Discount
 
 RECORD_MODELS: dict[RecordKind, type[CanonicalRecord]] = {
     RecordKind.SHOPPER: Shopper,
     RecordKind.SALE: Sale,
     RecordKind.PRODUCT: Product,
     RecordKind.LOYALTY_BALANCE: LoyaltyBalance,
+    RecordKind.DISCOUNT: Discount,
 }
 
 

@@ -139,7 +139,7 @@ class RecordStore:
         }
         if record.location_id:
             item["location_id"] = {"S": record.location_id}
-        if record.kind in layout.RULE_RECORD_KINDS:
+        if record.kind in layout.INDEXED_RECORD_KINDS:
             # The index a re-evaluation reads a tenant+POS through. Keys only, and they never change for an item, so
             # a record costs the index one small write when it is first stored and nothing when it changes.
             item[layout.RECORDS_SCOPE_ATTRIBUTE] = {"S": layout.record_scope(record.tenant, record.vendor)}
@@ -186,7 +186,7 @@ class RecordStore:
         """One page of a tenant's stored records of one kind from one POS, each with its version: the keys from the
         records table's index by tenant and POS (never a scan), then the items in one batched read. `next_key` is
         where the next page starts (None: that was the last)."""
-        if kind not in layout.RULE_RECORD_KINDS:
+        if kind not in layout.INDEXED_RECORD_KINDS:
             raise ValueError(f"{kind.value} records are not in the index by tenant and POS")
         kwargs: dict[str, Any] = {
             "TableName": self.table,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
@@ -125,3 +126,25 @@ def state_zone(state: object) -> str | None:
     if not isinstance(state, str):
         return None
     return US_STATE_ZONES.get(state.strip().upper())
+
+
+def daily_window(day: date, start: time, end: time, zone_name: str) -> tuple[datetime, datetime]:
+    """A daily window given on a store's wall clock (say 16:00-18:00 "happy hour") as UTC instants on `day`, by that
+    day's own offset, so it stays 16:00-18:00 local across a DST change. An end at or before the start runs past
+    midnight into the next day. A wall time that does not exist (skipped by spring-forward) is read with the offset
+    before the change (fold 0), one that occurs twice (fall-back) as its first occurrence."""
+    tz = zone(zone_name)
+    opens = datetime.combine(day, start, tzinfo=tz)
+    closes = datetime.combine(day if end > start else day + timedelta(days=1), end, tzinfo=tz)
+    return opens.astimezone(UTC), closes.astimezone(UTC)
+
+
+def in_daily_window(at: datetime, start: time, end: time, zone_name: str) -> bool:
+    """Whether an instant falls in a daily wall-clock window of the store (the window that opened that local day or,
+    for one running past midnight, the day before)."""
+    local_day = at.astimezone(zone(zone_name)).date()
+    for day in (local_day, local_day - timedelta(days=1)):
+        opens, closes = daily_window(day, start, end, zone_name)
+        if opens <= at < closes:
+            return True
+    return False

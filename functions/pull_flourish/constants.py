@@ -18,6 +18,8 @@ CUSTOMERS_PATH: Final = f"{API_PREFIX}/customers/"
 RETAIL_ORDERS_PATH: Final = f"{API_PREFIX}/retail-orders/"
 ITEMS_PATH: Final = f"{API_PREFIX}/items/"
 FACILITIES_PATH: Final = f"{API_PREFIX}/facilities/"
+# ASSUMED (CONTRACT.md): the discounts a reward links to by id, with the same paging and last_updated filters as items.
+DISCOUNTS_PATH: Final = f"{API_PREFIX}/discounts/"
 
 # Documented: service API keys go in `x-api-key`; older keys are HTTP Basic `username:key`. `FacilityID` scopes retail
 # orders and inventory to one facility; customers and items are company-wide and ignore it.
@@ -115,6 +117,7 @@ class Pass:
 STREAM_PASSES: Final[dict[Stream, tuple[Pass, ...]]] = {
     Stream.CUSTOMERS: (Pass("updated", CUSTOMERS_PATH, "last_updated"),),
     Stream.INVENTORY: (Pass("updated", ITEMS_PATH, "last_updated"),),
+    Stream.DISCOUNTS: (Pass("updated", DISCOUNTS_PATH, "last_updated"),),
     Stream.SALES: (
         Pass("completed", RETAIL_ORDERS_PATH, "completed"),
         Pass("cancelled", RETAIL_ORDERS_PATH, "created", (("order_status", CANCELLED),), REVISIT),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
@@ -16,7 +17,9 @@ from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
+    AppliedDiscount,
     CanonicalRecord,
+    Discount,
     Product,
     Sale,
     SaleLine,
@@ -155,6 +158,10 @@ class FlourishCustomer(_Payload):
 
 
 class FlourishDiscount(_Payload):
+    ALTERNATIVES = MappingProxyType({"discount_id": ("id",), "discount_name": ("name",)})
+
+    discount_id: str | None = None
+    discount_name: str | None = None
     discount_value: Decimal | None = None
 
 
@@ -225,6 +232,26 @@ class FlourishItem(_Payload):
     item_category: str | None = None
     price: Decimal | None = None
     active: bool = True
+    last_updated_timestamp: str | None = None
+    created_timestamp: str | None = None
+
+
+class FlourishDiscountDefinition(_Payload):
+    """A discount as Flourish lists it (ASSUMED shape, CONTRACT.md). `start_time` / `end_time` are a daily window
+    on the facility's wall clock ("16:00:00"); `start_date` / `end_date` bound the days it runs."""
+
+    ALTERNATIVES = MappingProxyType({"discount_name": ("name",), "discount_type": ("method", "type")})
+
+    id: str = Field(min_length=1)
+    discount_name: str = Field(min_length=1)
+    discount_type: str | None = None
+    amount: Decimal | None = None
+    active: bool = True
+    facility_id: str | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    start_time: str | None = None
+    end_time: str | None = None
     last_updated_timestamp: str | None = None
     created_timestamp: str | None = None
 
@@ -477,7 +504,20 @@ def map_retail_order(item: Mapping[str, Any], ctx: MappingContext) -> Sale:
         total_cents=total_cents,
         refunded_cents=refunded_cents,
         lines=tuple(lines),
+        discounts=order_discounts(order),
     )
+
+
+def order_discounts(order: FlourishRetailOrder) -> tuple[AppliedDiscount, ...]:
+    """The discounts applied to an order, each once: Flourish lists an order-wide discount on every line it touched
+    (and counts it twice in the totals), so one discount id is one applied discount however often it appears."""
+    found: dict[tuple[str | None, str | None], AppliedDiscount] = {}
+    for line in order.order_lines:
+        for d in line.applied_discounts:
+            pos_id, name = _blank_to_none(d.discount_id), _blank_to_none(d.discount_name)
+            if pos_id or name:
+                found.setdefault((pos_id, None if pos_id else name), AppliedDiscount(pos_discount_id=pos_id, name=name))
+    return tuple(found.values())
 
 
 def _sale_line(line: FlourishOrderLine, quantity: Decimal, paid: Decimal, discount: Decimal) -> SaleLine:
@@ -516,7 +556,65 @@ def map_item(item: Mapping[str, Any], ctx: MappingContext) -> Product:
     )
 
 
+def _wall_time(value: str | None, field: str) -> str | None:
+    """A daily wall-clock time as "HH:MM" ("16:00:00" and "16:00" both read); a blank is none."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        return dt_time.fromisoformat(text).strftime("%H:%M")
+    except ValueError:
+        raise ValueError(f"{field} is not a time of day") from None
+
+
+def _day_bound(value: str | None, local: ZoneInfo, field: str, end: bool) -> datetime | None:
+    """A start or end date (facility-local) as the UTC instant its day starts, or the next day starts for an end."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text[:10])
+    except ValueError:
+        raise ValueError(f"{field} is not a date") from None
+    if end:
+        day += timedelta(days=1)
+    return datetime.combine(day, dt_time(0), tzinfo=local)
+
+
+def map_discount(item: Mapping[str, Any], ctx: MappingContext) -> Discount:
+    """A Flourish discount, keyed by its id (what a Flourish reward is linked by). Its daily start and end times stay
+    wall-clock times of its facility's zone (so a 16:00-18:00 happy hour stays so across DST changes)."""
+    discount = FlourishDiscountDefinition.model_validate(item)
+    facility = discount.facility_id or ctx.extra.get(FACILITY_ID)
+    tz_name, local = _zone_for(ctx, facility)
+    created = _time(discount.created_timestamp, local, "created_timestamp")
+    updated = _time(discount.last_updated_timestamp, local, "last_updated_timestamp") or created
+    kind = (discount.discount_type or "").strip().lower()
+    return Discount(
+        tenant=ctx.tenant,
+        vendor=ctx.vendor,
+        credential_id=ctx.credential_id,
+        pos_id=discount.id,
+        location_id=_str_or_none(facility),
+        source_updated_at=updated or UNKNOWN_UPDATE_TIME,
+        name=discount.discount_name.strip(),
+        discount_type="percent"
+        if kind.startswith("percent")
+        else "flat"
+        if kind in ("dollar", "flat", "amount")
+        else "other",
+        value=None if discount.amount is None else str(discount.amount),
+        active=discount.active,
+        starts_at=_day_bound(discount.start_date, local, "start_date", end=False),
+        ends_at=_day_bound(discount.end_date, local, "end_date", end=True),
+        daily_start=_wall_time(discount.start_time, "start_time"),
+        daily_end=_wall_time(discount.end_time, "end_time"),
+        timezone=tz_name,
+    )
+
+
 MAPPERS: dict[Stream, Callable[[Mapping[str, Any], MappingContext], CanonicalRecord]] = {
+    Stream.DISCOUNTS: map_discount,
     Stream.CUSTOMERS: map_customer,
     Stream.SALES: map_retail_order,
     Stream.INVENTORY: map_item,

@@ -20,6 +20,9 @@ VENUE_INFO_PATH: Final = "/api/v3/venue/info"
 CUSTOMERS_PATH: Final = "/api/v3/venue/customers"
 SALES_HISTORIES_PATH: Final = "/api/v3/venue/sales_histories"
 INVENTORIES_PATH: Final = "/api/v3/venue/inventories"
+# The venue's coupons (discounts a reward is mirrored to by name). Not in the public v3 reference: ASSUMED to sit
+# beside the other venue resources with the same envelope, paging and q[updated_at_*] filters.
+COUPONS_PATH: Final = "/api/v3/venue/coupons"
 
 # --- paging (documented: `page` and `per_page`; envelope `total_records, current_page, total_pages, per_page`) ---
 PARAM_PAGE: Final = "page"
@@ -75,8 +78,9 @@ STREAM_CONTRACTS: Final[dict[Stream, StreamContract]] = {
     # checkpoint (the one-time "loyalty points imported on" import can stop it without stopping customers),
     # and invents no endpoint the real API may not have.
     Stream.LOYALTY: StreamContract(CUSTOMERS_PATH, "customers", ("customer",), 250, needs_date_range=True),
+    Stream.DISCOUNTS: StreamContract(COUPONS_PATH, "coupons", ("coupon",), 100),
 }
-OFFERED_STREAMS: Final = (Stream.CUSTOMERS, Stream.SALES, Stream.INVENTORY, Stream.LOYALTY)
+OFFERED_STREAMS: Final = (Stream.CUSTOMERS, Stream.SALES, Stream.INVENTORY, Stream.LOYALTY, Stream.DISCOUNTS)
 
 # Create customer (persona -> POS sync): POST with the record wrapped as {"customer": {...}}.
 CREATE_CUSTOMER_PATH: Final = CUSTOMERS_PATH

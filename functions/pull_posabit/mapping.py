@@ -14,7 +14,9 @@ from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
+    AppliedDiscount,
     CanonicalRecord,
+    Discount,
     LoyaltyBalance,
     Product,
     Sale,
@@ -284,6 +286,19 @@ class PosabitInventory(_Payload):
     updated_at: Any
 
 
+class PosabitCoupon(_Payload):
+    """A venue coupon (ASSUMED shape, CONTRACT.md): `discount_type` "dollar" (amount in cents) or "percent"."""
+
+    id: PosId
+    name: Annotated[str, BeforeValidator(_to_optional_text)]
+    discount_type: Text = None
+    amount: float | None = None
+    active: Flag = None
+    starts_at: Any = None
+    expires_at: Any = None
+    updated_at: Any
+
+
 def _validation_reason(exc: ValidationError) -> str:
     """Field names and problems only: the values may be personal data."""
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors(include_input=False))
@@ -413,6 +428,26 @@ def _tender(raw: PosabitTender) -> dict[str, Any]:
     return {"tender_id": raw.sales_tender_id, "method": raw.payment_method_name, "amount_cents": raw.total}
 
 
+def sale_discounts(items: Sequence[PosabitSaleItem]) -> tuple[AppliedDiscount, ...]:
+    """The coupons of a sale's lines (`discount_list`: coupon objects with an id and name, or bare names), each once
+    however many lines carry it."""
+    found: dict[tuple[str | None, str | None], AppliedDiscount] = {}
+    for item in items:
+        for entry in item.discount_list:
+            if isinstance(entry, dict):
+                raw_id = next((entry[k] for k in ("coupon_id", "discount_id", "id") if entry.get(k) is not None), None)
+                raw_name = next(
+                    (entry[k] for k in ("coupon_name", "discount_name", "name", "title") if entry.get(k)), None
+                )
+            else:
+                raw_id, raw_name = None, entry
+            pos_id = str(raw_id).strip() or None if raw_id is not None else None
+            name = str(raw_name).strip() or None if raw_name is not None else None
+            if pos_id or name:
+                found.setdefault((pos_id, name), AppliedDiscount(pos_discount_id=pos_id, name=name))
+    return tuple(found.values())
+
+
 def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
     """A sales history as a sale: UTC order time, the venue's local date and zone, integer cents, refunds."""
     ordered_at = sale_ordered_at(raw, ctx.timezone)
@@ -435,6 +470,7 @@ def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
         refunded_cents=refunded_cents,
         lines=lines,
         tenders=tuple(_tender(t) for t in raw.sales_tenders),
+        discounts=sale_discounts(raw.items),
     )
 
 
@@ -455,6 +491,26 @@ def map_inventory(raw: PosabitInventory, ctx: MappingContext) -> Product:
     )
 
 
+def map_coupon(raw: PosabitCoupon, ctx: MappingContext) -> Discount:
+    """A coupon as a discount; a dollar amount is in cents like all POSaBIT money."""
+    kind = (raw.discount_type or "").strip().lower()
+    value: str | None = None
+    if raw.amount is not None:
+        value = f"{raw.amount / 100:.2f}" if kind == "dollar" else f"{raw.amount:g}"
+    return Discount(
+        **_origin(ctx),
+        pos_id=raw.id,
+        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
+        name=raw.name,
+        discount_type="flat" if kind == "dollar" else "percent" if kind == "percent" else "other",
+        value=value,
+        active=raw.active is not False,
+        starts_at=_timestamp(raw.starts_at, ctx.timezone, "starts_at", raw.id) if raw.starts_at else None,
+        ends_at=_timestamp(raw.expires_at, ctx.timezone, "expires_at", raw.id) if raw.expires_at else None,
+        timezone=ctx.timezone,
+    )
+
+
 def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> CanonicalRecord:
     """One POSaBIT list item (wrapped or bare) to its canonical record, or MappingError naming what is wrong."""
     record = unwrap_item(stream, dict(item))
@@ -468,6 +524,8 @@ def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> 
             return map_sale(PosabitSale.model_validate(record), ctx)
         if stream is Stream.INVENTORY:
             return map_inventory(PosabitInventory.model_validate(record), ctx)
+        if stream is Stream.DISCOUNTS:
+            return map_coupon(PosabitCoupon.model_validate(record), ctx)
     except ValidationError as exc:
         raise MappingError(pos_id, _validation_reason(exc)) from None
     raise MappingError(pos_id, f"POSaBIT does not offer the {stream.value} stream")

@@ -26,6 +26,7 @@ STREAM_PATHS: Final = MappingProxyType(
         Stream.SALES: "/api/v1/receipts",
         Stream.INVENTORY: "/api/v1/inventory",
         Stream.LOYALTY: "/api/v1/loyalty/balances",
+        Stream.DISCOUNTS: "/api/v1/discounts",
     }
 )
 STREAMS: Final = tuple(STREAM_PATHS)

@@ -14,7 +14,9 @@ from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import (
+    AppliedDiscount,
     CanonicalRecord,
+    Discount,
     LoyaltyBalance,
     Product,
     Sale,
@@ -81,6 +83,13 @@ class ThsuitePatient(_Payload):
     updated_at: datetime
 
 
+class ThsuiteLineDiscount(_Payload):
+    """A discount applied to a receipt line (ASSUMED: its id and name, as THSuite's discount list names it)."""
+
+    discount_id: PosId | None = None
+    name: str | None = None
+
+
 class ThsuiteReceiptLine(_Payload):
     id: PosId | None = None
     product_id: PosId | None = None
@@ -94,6 +103,7 @@ class ThsuiteReceiptLine(_Payload):
     tax: Decimal = Decimal(0)
     total: Decimal  # signed, tax included: negative on a return line
     is_return: bool = False
+    discounts: list[ThsuiteLineDiscount] = Field(default_factory=list)  # ASSUMED (CONTRACT.md)
 
     @property
     def returned(self) -> bool:
@@ -133,6 +143,18 @@ class ThsuiteInventoryItem(_Payload):
     category: str | None = None
     unit_price: Decimal | None = None
     quantity_on_hand: Decimal | None = None
+    active: bool = True
+    updated_at: datetime
+
+
+class ThsuiteDiscount(_Payload):
+    """ASSUMED (CONTRACT.md): a discount the store can apply, mirrored from a possync reward by its name."""
+
+    id: PosId
+    store_id: PosId | None = None
+    name: str = Field(min_length=1)
+    discount_type: str | None = None  # "amount" (dollars) or "percent"
+    amount: Decimal | None = None
     active: bool = True
     updated_at: datetime
 
@@ -285,6 +307,13 @@ def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
         refunded_cents=refunded_cents,
         lines=tuple(_sale_line(line) for line in receipt.lines),
         tenders=tuple({"method": p.method, "amount_cents": dollars_to_cents(p.amount)} for p in receipt.payments),
+        discounts=tuple(
+            dict.fromkeys(
+                AppliedDiscount(pos_discount_id=d.discount_id, name=(d.name or "").strip() or None)
+                for line in receipt.lines
+                for d in line.discounts
+            )
+        ),
     )
 
 
@@ -315,11 +344,25 @@ def map_loyalty_balance(item: dict[str, Any], ctx: MappingContext) -> LoyaltyBal
     )
 
 
+def map_discount(item: dict[str, Any], ctx: MappingContext) -> Discount:
+    discount = ThsuiteDiscount.model_validate(item)
+    kind = (discount.discount_type or "").strip().lower()
+    return Discount(
+        **_common(ctx, discount.id, discount.store_id, discount.updated_at),
+        name=discount.name.strip(),
+        discount_type="flat" if kind == "amount" else "percent" if kind == "percent" else "other",
+        value=str(discount.amount) if discount.amount is not None else None,
+        active=discount.active,
+        timezone=ctx.timezone,
+    )
+
+
 _MAPPERS: Final[dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord]]] = {
     Stream.CUSTOMERS: map_patient,
     Stream.SALES: map_receipt,
     Stream.INVENTORY: map_inventory_item,
     Stream.LOYALTY: map_loyalty_balance,
+    Stream.DISCOUNTS: map_discount,
 }
 
 

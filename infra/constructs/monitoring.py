@@ -244,6 +244,12 @@ class Monitoring(Construct):
             treat_missing_data=cloudwatch.TreatMissingData.IGNORE,  # a gauge the consumers emit as they work
         )
         self._alarm(
+            "redemptions overdrawn",
+            self.custom_metric(metrics.REDEMPTIONS_OVERDRAWN),
+            "A sale redeemed a reward that took a persona's points below zero: the POS gave the discount, so the "
+            "redemption is kept and flagged. `possync rewards check --tenant T` lists them; check who may redeem it.",
+        )
+        self._alarm(
             "reevaluations failed",
             self.custom_metric(metrics.REEVALUATIONS_FAILED),
             "A re-evaluation (a settings or store-mapping change applied to the records already stored) failed: its "

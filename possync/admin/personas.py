@@ -22,6 +22,7 @@ from functions.core.models import normalize_email, normalize_phone
 from possync.admin.audit import AuditLog
 from possync.admin.context import TenantOption, admin, parse_id, parse_vendor
 from possync.admin.render import Output, OutputOption, cell, console, emit, err_console, fail, guarded, when
+from possync.admin.rewards import redemption_rows
 from possync.admin.sms import consent_evidence, consent_labels
 from possync.admin.tenants import command_line, require_tenant
 
@@ -369,6 +370,7 @@ def show_command(
     ]
     entries = sorted(store.ledger_entries(tenant, persona_id), key=lambda e: (e.at, e.applied_at), reverse=True)
     latest = [_ledger_row(e) for e in entries[:ledger]]
+    redemptions = redemption_rows(entries)
     sources = _source_rows(persona)
     consent, evidence = consent_evidence(
         context.client("dynamodb"), context.target().personas_table, tenant, persona.phone
@@ -391,6 +393,7 @@ def show_command(
                     "visits": visits,
                     "ledger": latest,
                     "ledger_entries": len(entries),
+                    "redemptions": redemptions,
                 },
                 indent=2,
                 default=str,
@@ -467,4 +470,11 @@ def show_command(
         Output.TABLE,
         title="SMS consent evidence (append-only)",
         empty="no SMS consent evidence: never asked, never answered",
+    )
+    emit(
+        [{**r, "at": when(r["at"]), "overdrawn": "yes (flagged)" if r["overdrawn"] else ""} for r in redemptions],
+        [(k, k.replace("_", " ")) for k in ("reward", "points", "vendor", "sale", "local_date", "at", "overdrawn")],
+        Output.TABLE,
+        title="Redemptions",
+        empty="no rewards redeemed",
     )

@@ -91,7 +91,8 @@ def test_prepare_learns_the_store_zone_and_the_streams_exclude_loyalty(sim: Auph
     ctx = connector.prepare()
 
     assert (ctx.vendor, ctx.timezone, ctx.extra["store_id"]) == (Vendor.AUPHAN, "America/Los_Angeles", sim.stores[1])
-    assert connector.streams == (Stream.CUSTOMERS, Stream.SALES, Stream.INVENTORY)
+    assert connector.streams == (Stream.CUSTOMERS, Stream.SALES, Stream.INVENTORY, Stream.DISCOUNTS)
+    assert Stream.LOYALTY not in connector.streams
     with pytest.raises(ValueError, match="loyalty"):
         read(connector, Stream.LOYALTY, now_window())
     connector.close()

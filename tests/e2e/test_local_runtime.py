@@ -100,6 +100,7 @@ def test_make_demo_prints_the_summary(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "Pull health: all 3 store credentials healthy" in result.output
     assert "archived" in result.output and "this tick" in result.output and "…" not in result.output
     assert "Loyalty personas" in result.output and "Personas sourced from: posabit" in result.output
+    assert "Rewards (catalogue, mirrors in each POS, redemptions)" in result.output
 
 
 def test_the_demo_summary_names_a_failed_pull(tmp_path: Path) -> None:

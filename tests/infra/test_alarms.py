@@ -39,6 +39,7 @@ def _custom(template: dict[str, Any], metric_name: str) -> dict[str, Any]:
         (metrics.PULL_JOBS_REJECTED, "Sum", FIVE_MINUTES, 1, None, "notBreaching"),
         (metrics.AWS_CALLS_FAILED, "Sum", FIVE_MINUTES, 3, 2, "notBreaching"),
         (metrics.REEVALUATIONS_FAILED, "Sum", FIVE_MINUTES, 1, None, "notBreaching"),
+        (metrics.REDEMPTIONS_OVERDRAWN, "Sum", FIVE_MINUTES, 1, None, "notBreaching"),
         # gauges: the last value stands until the next one arrives
         (metrics.CREDENTIALS_STALE, "Maximum", 15 * 60, 1, None, "ignore"),
         (metrics.RECORDS_WAITING, "Maximum", 15 * 60, 1, None, "ignore"),

@@ -28,6 +28,7 @@ CUSTOM_ALARMS = (
     metrics.REEVALUATIONS_FAILED,
     metrics.SMS_SENDS_FAILED,
     metrics.SMS_SENDS_UNCERTAIN,
+    metrics.REDEMPTIONS_OVERDRAWN,
 )
 # The opt-in's deferral and reply functions (infra.constructs.messaging) and their two dead-letter queues.
 MESSAGING_FUNCTIONS = 2

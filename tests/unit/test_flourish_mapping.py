@@ -288,7 +288,8 @@ def test_item_ids_and_streams_without_a_mapping() -> None:
     assert mapping.item_id({"id": 42}) == "42"
     assert mapping.item_id({"id": ""}) is None
     assert mapping.item_id({"id": {"nested": 1}}) is None
-    assert set(FlourishConnector.streams) == {Stream.CUSTOMERS, Stream.SALES, Stream.INVENTORY}  # no loyalty points
+    assert set(FlourishConnector.streams) == {Stream.CUSTOMERS, Stream.SALES, Stream.INVENTORY, Stream.DISCOUNTS}
+    assert Stream.LOYALTY not in FlourishConnector.streams  # no loyalty points
     with pytest.raises(MappingError, match="no loyalty stream"):
         mapping.map_record(Stream.LOYALTY, {"id": 1}, CTX)
 

@@ -241,7 +241,7 @@ def test_open_connector_refuses_another_vendors_credential() -> None:
     assert "x" * 8 not in str(caught.value)
 
 
-def test_connector_offers_four_streams_and_maps_through_the_pure_mapping() -> None:
+def test_connector_offers_its_streams_and_maps_through_the_pure_mapping() -> None:
     store = (FIXTURES / "store_windows_timezone.json").read_bytes()
     receipt = json.loads((FIXTURES / "receipts_page.json").read_text())["data"][0]
     connector = ThsuiteConnector(
@@ -252,7 +252,7 @@ def test_connector_offers_four_streams_and_maps_through_the_pure_mapping() -> No
     record = connector.map_record(Stream.SALES, receipt, ctx)
 
     assert connector.vendor is Vendor.THSUITE
-    assert connector.streams == (Stream.CUSTOMERS, Stream.SALES, Stream.INVENTORY, Stream.LOYALTY)
+    assert connector.streams == (Stream.CUSTOMERS, Stream.SALES, Stream.INVENTORY, Stream.LOYALTY, Stream.DISCOUNTS)
     assert (ctx.tenant, ctx.credential_id, ctx.timezone) == ("t9", "c9", "America/Denver")
     assert isinstance(record, Sale)
     assert (record.tenant, record.credential_id, record.pos_id) == ("t9", "c9", "5001")

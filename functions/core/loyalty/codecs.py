@@ -8,6 +8,7 @@ from typing import Any
 
 from functions.core import layout
 from functions.core.layout import RecordKind
+from functions.core.loyalty.rewards import Redemption
 from functions.core.loyalty.values import (
     CONTACT_FIELDS,
     SMS,
@@ -215,7 +216,20 @@ def ledger_item(tenant: str, persona_id: str, e: LedgerEntry) -> Item:
         value = getattr(e, name)
         if value:
             item[name] = {"S": value}
+    if e.redemptions:
+        item["redemptions"] = {"S": json.dumps([vars(r) for r in e.redemptions], sort_keys=True)}
+    if e.overdrawn:
+        item["overdrawn"] = {"BOOL": True}
     return item
+
+
+def redemptions_from_item(item: Mapping[str, Any]) -> tuple[Redemption, ...]:
+    raw = s(item, "redemptions")
+    if not raw:
+        return ()
+    return tuple(
+        Redemption(str(r["reward"]), str(r["name"]), str(r["pos_discount"]), int(r["points"])) for r in json.loads(raw)
+    )
 
 
 def ledger_from_item(item: Mapping[str, Any]) -> LedgerEntry:
@@ -235,6 +249,8 @@ def ledger_from_item(item: Mapping[str, Any]) -> LedgerEntry:
         at=s(item, "at") or "",
         visit_store=s(item, "visit_store"),
         applied_at=s(item, "applied_at") or "",
+        redemptions=redemptions_from_item(item),
+        overdrawn=bool(item.get("overdrawn", {}).get("BOOL", False)),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from functions.core import layout
 from functions.core.layout import Vendor
+from functions.core.loyalty.rewards import Catalogue, redemptions_of
 from functions.core.loyalty.stores import favourite_store, with_visit
 from functions.core.loyalty.values import LedgerEntry, Persona, Purchase, iso
 from functions.core.models import LoyaltyBalance, Sale
@@ -130,6 +131,8 @@ class BookingPlan:
     outcomes: Mapping[str, str] = field(default_factory=dict)
     changed: bool = False
     needs_ledger: bool = False
+    redeemed: int = 0  # rewards newly redeemed by these bookings (their points are off the balance)
+    overdrawn: int = 0  # of those, redemptions that took the balance below zero (kept, flagged)
 
 
 def ledger_sk_of(record: Sale | LoyaltyBalance) -> str:
@@ -147,6 +150,7 @@ def plan_bookings(
     tenant: TenantSettings,
     now: str,
     ledger: Sequence[LedgerEntry] | None = None,
+    catalogue: Catalogue | None = None,
 ) -> BookingPlan:
     """Book each sale (in order; its versions fold) and balance of one persona: the earliest qualifying purchase
     makes the persona a member since that sale (membership only ever moves earlier and never ends), every sale's
@@ -155,7 +159,13 @@ def plan_bookings(
     nothing: the result is the same in whatever order and grouping the versions arrive.
 
     When the membership moves to a day on or before a sale already booked, the points of booked sales may change:
-    without `ledger` (all the persona's entries) the plan only says so (`needs_ledger`)."""
+    without `ledger` (all the persona's entries) the plan only says so (`needs_ledger`).
+
+    A sale carrying a mirrored discount (`catalogue`) redeems its reward: the reward's points come off the sale's
+    ledger entry, so they are taken exactly once with it (a redelivered or older version changes nothing) and given
+    back when the sale is refunded in full. A redemption that takes the balance below zero is booked and flagged
+    on its entry."""
+    rewards = catalogue if catalogue is not None else Catalogue()
     since, since_date, how = profile.member_since, profile.member_since_date, profile.member_how
     enroller: str | None = None
     for booking in bookings:
@@ -186,13 +196,14 @@ def plan_bookings(
         if isinstance(record, Sale):
             sk = ledger_sk_of(record)
             current = state.get(sk)
+            redemptions = redemptions_of(record, rewards, current.redemptions if current else ())
             points = points_for_sale(
                 status=record.status,
                 local_date=record.local_date,
                 net_cents=record.net_cents,
                 member_since_date=member_since_date,
                 tenant=tenant,
-            )
+            ) - sum(r.points for r in redemptions)
             updated = iso(record.source_updated_at)
             held = ((current.source_updated_at, current.record_version), current.points) if current else None
             counted = current.visit_store if current else None
@@ -226,6 +237,8 @@ def plan_bookings(
                 at=iso(record.ordered_at),
                 visit_store=counted or new_visit,
                 applied_at=now,
+                redemptions=redemptions,
+                overdrawn=bool(redemptions) and current is not None and current.overdrawn,
             )
             outcomes[booking.item_id] = "applied"
         else:
@@ -254,12 +267,15 @@ def plan_bookings(
         for sk, entry in list(state.items()):
             if entry is None or entry.kind != "sale" or not entry.local_date:
                 continue
-            points = points_for_sale(
-                status=entry.status or "",
-                local_date=date.fromisoformat(entry.local_date),
-                net_cents=entry.net_cents,
-                member_since_date=member_since_date,
-                tenant=tenant,
+            points = (
+                points_for_sale(
+                    status=entry.status or "",
+                    local_date=date.fromisoformat(entry.local_date),
+                    net_cents=entry.net_cents,
+                    member_since_date=member_since_date,
+                    tenant=tenant,
+                )
+                - entry.redeemed_points
             )
             if points != entry.points:
                 state[sk] = replace(entry, points=points, applied_at=now)
@@ -270,6 +286,11 @@ def plan_bookings(
         (entry, read.get(sk)) for sk, entry in sorted(state.items()) if entry is not None and entry != read.get(sk)
     )
     delta = sum(new.points - (old.points if old else 0) for new, old in writes)
+    redeeming = [new for new, old in writes if _new_redemptions(new, old)]
+    if profile.points + delta < 0 and redeeming:
+        # the POS gave the discount already: the redemption stands, and is flagged for `possync rewards check`
+        flagged = {new.sk for new in redeeming}
+        writes = tuple((replace(new, overdrawn=True) if new.sk in flagged else new, old) for new, old in writes)
     sale_dates = [e.local_date for e, _ in writes if e.kind == "sale" and e.local_date]
     last_sale_date = max([*sale_dates, *([profile.last_sale_date] if profile.last_sale_date else [])], default=None)
     after = replace(
@@ -285,4 +306,19 @@ def plan_bookings(
     )
     if not writes and after == profile:
         return BookingPlan(profile, outcomes=outcomes)
-    return BookingPlan(replace(after, version=profile.version + 1, updated_at=now), writes, outcomes, changed=True)
+    redeemed = sum(_new_redemptions(new, old) for new, old in writes)
+    overdrawn = sum(_new_redemptions(new, old) for new, old in writes if new.overdrawn)
+    return BookingPlan(
+        replace(after, version=profile.version + 1, updated_at=now),
+        writes,
+        outcomes,
+        changed=True,
+        redeemed=redeemed,
+        overdrawn=overdrawn,
+    )
+
+
+def _new_redemptions(new: LedgerEntry, old: LedgerEntry | None) -> int:
+    """Rewards on the entry that were not redeemed on it before (a redelivery or later version adds none)."""
+    before = {r.pos_discount for r in old.redemptions} if old else set()
+    return sum(r.pos_discount not in before for r in new.redemptions)

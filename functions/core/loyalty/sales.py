@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from functions.core import ddb_batch, layout
+from functions.core import ddb_batch, layout, metrics
 from functions.core.errors import AwsServiceError, PossyncError, SettingsError
 from functions.core.layout import Vendor
 from functions.core.loyalty import points
 from functions.core.loyalty.batch import BatchReport, Change, Engine, in_scopes, purchase_of
 from functions.core.loyalty.points import Booking
 from functions.core.loyalty.repository import Customer, PersonaConflictError
+from functions.core.loyalty.rewards import Catalogue
 from functions.core.loyalty.settings import tenant_zone
 from functions.core.loyalty.stores import mapped_store
 from functions.core.loyalty.values import LedgerEntry, Persona
@@ -69,6 +70,8 @@ class BookingTally:
     enrolled: int = 0  # personas that became members
     favourites_set: int = 0  # personas whose favourite store was unset and now is
     imported: int = 0  # POSaBIT balances imported
+    redeemed: int = 0  # rewards redeemed on sales
+    overdrawn: int = 0  # of those, redemptions that took a balance below zero (flagged)
 
     def since(self, earlier: BookingTally) -> BookingTally:
         return BookingTally(
@@ -76,6 +79,8 @@ class BookingTally:
             self.enrolled - earlier.enrolled,
             self.favourites_set - earlier.favourites_set,
             self.imported - earlier.imported,
+            self.redeemed - earlier.redeemed,
+            self.overdrawn - earlier.overdrawn,
         )
 
 
@@ -85,6 +90,7 @@ class _Rules:
 
     integrations: dict[Vendor, IntegrationSettings]
     tenant: TenantSettings
+    catalogue: Catalogue = field(default_factory=Catalogue)
 
 
 class SalesEngine(Engine):
@@ -99,9 +105,12 @@ class SalesEngine(Engine):
 
     rule = "enroll"
 
-    def __init__(self, *, notices: StoreNotices, **kwargs: Any) -> None:
+    def __init__(
+        self, *, notices: StoreNotices, catalogues: Callable[[str], Catalogue] | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.notices = notices
+        self.catalogues = catalogues or (lambda tenant: Catalogue())
         self.tally = BookingTally()
 
     def apply(self, changes: Sequence[Change], failures: BatchFailures) -> BatchReport:
@@ -115,10 +124,11 @@ class SalesEngine(Engine):
                 integration = self.settings.integration(tenant, vendor)
                 tenant_settings = self.settings.tenant(tenant)
                 zone = tenant_zone(self.settings, tenant)
+                catalogue = rules[tenant].catalogue if tenant in rules else self.catalogues(tenant)
             except (SettingsError, AwsServiceError) as exc:
                 self.settings_problem(exc, scope, group, failures, report)
                 continue
-            rules.setdefault(tenant, _Rules({}, tenant_settings)).integrations[vendor] = integration
+            rules.setdefault(tenant, _Rules({}, tenant_settings, catalogue)).integrations[vendor] = integration
             for change in group:
                 record = change.record
                 try:
@@ -249,10 +259,14 @@ class SalesEngine(Engine):
                 if profile is None:
                     raise PersonaConflictError(f"persona {persona_id} has a claim but no profile")
             now = self.stamp()
-            plan = points.plan_bookings(profile, entries, bookings, rules.integrations, rules.tenant, now, ledger)
+            plan = points.plan_bookings(
+                profile, entries, bookings, rules.integrations, rules.tenant, now, ledger, rules.catalogue
+            )
             if plan.needs_ledger:
                 ledger = self.store.ledger_entries(tenant, persona_id)
-                plan = points.plan_bookings(profile, entries, bookings, rules.integrations, rules.tenant, now, ledger)
+                plan = points.plan_bookings(
+                    profile, entries, bookings, rules.integrations, rules.tenant, now, ledger, rules.catalogue
+                )
             if not plan.changed:
                 return dict(plan.outcomes)
             try:
@@ -266,6 +280,13 @@ class SalesEngine(Engine):
             self.tally.enrolled += outcomes.count("enrolled")
             self.tally.imported += outcomes.count("imported")
             self.tally.favourites_set += profile.favourite_store is None and plan.profile.favourite_store is not None
+            self.tally.redeemed += plan.redeemed
+            self.tally.overdrawn += plan.overdrawn
+            if plan.redeemed:
+                counts = {metrics.REWARDS_REDEEMED: plan.redeemed, metrics.REDEMPTIONS_OVERDRAWN: plan.overdrawn}
+                self.notifier.counts(counts)
+            if plan.overdrawn:
+                logger.warning("redemption overdrew a balance", tenant=tenant, persona=persona_id)
             if "enrolled" in outcomes:
                 logger.info("persona enrolled", tenant=tenant, persona=persona_id, how=plan.profile.member_how)
             return dict(plan.outcomes)

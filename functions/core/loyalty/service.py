@@ -25,6 +25,7 @@ from functions.core.ddb_batch import chunks
 from functions.core.errors import AwsServiceError, SettingsError
 from functions.core.layout import RecordKind, ResourceNames, Vendor
 from functions.core.loyalty.batch import MAX_ATTEMPTS, BatchReport, Change
+from functions.core.loyalty.catalogue import CachedCatalogues, RewardCatalogue
 from functions.core.loyalty.repository import Customer, PersonaStore
 from functions.core.loyalty.sales import SalesEngine, StoreNotices
 from functions.core.loyalty.settings import CredentialMarkets, Markets, SettingsReader, tenant_zone
@@ -66,6 +67,7 @@ class LoyaltyService:
         markets: Markets,
         notifier: Notifier,
         unmapped: UnmappedStores,
+        catalogue: RewardCatalogue | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         sleep: Callable[[float], None] = time.sleep,
@@ -88,6 +90,7 @@ class LoyaltyService:
         )
         self.sales = SalesEngine(
             notices=StoreNotices(unmapped, clock),
+            catalogues=CachedCatalogues(catalogue, clock) if catalogue is not None else None,
             store=store,
             settings=settings,
             notifier=notifier,
@@ -108,6 +111,7 @@ class LoyaltyService:
             markets=CredentialMarkets(ControlStore(ddb, control)),
             notifier=AwsNotifier(aws.client("events")),
             unmapped=UnmappedStores(ddb, control),
+            catalogue=RewardCatalogue(ddb, control),
         )
 
     # --- the stream consumers ------------------------------------------------------------------------------

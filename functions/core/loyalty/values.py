@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from functions.core import layout
 from functions.core.layout import RecordKind
+from functions.core.loyalty.rewards import Redemption
 from functions.core.models import CanonicalRecord
 
 CONTACT_FIELDS: tuple[str, ...] = ("first_name", "last_name", "email", "phone", "birth_date")
@@ -145,6 +146,14 @@ class LedgerEntry:
     at: str = ""  # the sale's ordered_at, or the balance's as_of
     visit_store: str | None = None  # the store this sale was counted as a visit to, once
     applied_at: str = ""
+    # rewards the sale redeemed (their points are taken off `points`, in the same write), and whether a redemption
+    # took the persona's balance below zero when it was booked (kept and flagged, never dropped)
+    redemptions: tuple[Redemption, ...] = ()
+    overdrawn: bool = False
+
+    @property
+    def redeemed_points(self) -> int:
+        return sum(r.points for r in self.redemptions)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ STREAM_PATHS: Final = MappingProxyType(
         Stream.CUSTOMERS: "/api/v2/customers",
         Stream.SALES: "/api/v2/sales",
         Stream.INVENTORY: "/api/v2/products",
+        Stream.DISCOUNTS: "/api/v2/discounts",
     }
 )
 STREAMS: Final = tuple(STREAM_PATHS)  # no loyalty balances: Auphan's loyalty lives in the client's program
@@ -32,6 +33,7 @@ ID_FIELDS: Final = MappingProxyType(
         Stream.CUSTOMERS: "customerId",
         Stream.SALES: "saleId",
         Stream.INVENTORY: "productId",
+        Stream.DISCOUNTS: "discountId",
     }
 )
 

@@ -12,7 +12,16 @@ from pydantic.alias_generators import to_camel
 
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
-from functions.core.models import CanonicalRecord, Product, Sale, SaleLine, Shopper, normalize_phone
+from functions.core.models import (
+    AppliedDiscount,
+    CanonicalRecord,
+    Discount,
+    Product,
+    Sale,
+    SaleLine,
+    Shopper,
+    normalize_phone,
+)
 from functions.pull_onprem.auphan.constants import (
     ID_FIELDS,
     RETURN_SALE_TYPE,
@@ -69,6 +78,25 @@ class AuphanCustomer(_Payload):
     updated_at: datetime
 
 
+class AuphanLineDiscount(_Payload):
+    """ASSUMED: a discount applied to a line, named as the store's discount list names it."""
+
+    discount_id: OptionalId = None
+    name: Text = None
+
+
+class AuphanDiscount(_Payload):
+    """ASSUMED (CONTRACT.md): a discount of the store's list; rewards are mirrored to it by name."""
+
+    discount_id: Id
+    store_id: OptionalId = None
+    name: Annotated[str, BeforeValidator(text_field)]
+    discount_type: Text = None  # "amount" (dollars) or "percent"
+    value: Decimal | None = None
+    status: Text = None  # "active" or "inactive"
+    updated_at: datetime
+
+
 class AuphanLine(_Payload):
     product_id: OptionalId = None
     sku: Text = None
@@ -78,6 +106,7 @@ class AuphanLine(_Payload):
     quantity: Decimal
     amount: Decimal  # the line's total after discounts
     discount: Decimal = Decimal(0)
+    discounts: Annotated[list[AuphanLineDiscount], BeforeValidator(list_or_empty)] = Field(default_factory=list)
 
 
 class AuphanPayment(_Payload):
@@ -242,6 +271,14 @@ def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
             refunded_cents=refunded_cents,
             lines=tuple(lines),
             tenders=tuple({"type": p.method, "amount_cents": cents(p.amount)} for p in raw.payments),
+            discounts=tuple(
+                dict.fromkeys(
+                    AppliedDiscount(pos_discount_id=d.discount_id, name=d.name)
+                    for line in raw.lines
+                    for d in line.discounts
+                    if d.discount_id or d.name
+                )
+            ),
         )
 
     return _build(raw.sale_id, build)
@@ -273,10 +310,32 @@ def map_product(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     )
 
 
+def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    raw = parse_payload(AuphanDiscount, item, lambda i: item_id(Stream.DISCOUNTS, i))
+    kind = (raw.discount_type or "").strip().lower()
+    return _build(
+        raw.discount_id,
+        lambda: Discount(
+            tenant=ctx.tenant,
+            vendor=ctx.vendor,
+            credential_id=ctx.credential_id,
+            pos_id=raw.discount_id,
+            location_id=_location(raw.store_id, ctx),
+            source_updated_at=to_utc(raw.updated_at, store_zone(ctx.timezone)),
+            name=raw.name,
+            discount_type="flat" if kind == "amount" else "percent" if kind == "percent" else "other",
+            value=None if raw.value is None else str(raw.value),
+            active=(raw.status or "active").strip().lower() == "active",
+            timezone=ctx.timezone,
+        ),
+    )
+
+
 MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord]] = {
     Stream.CUSTOMERS: map_customer,
     Stream.SALES: map_sale,
     Stream.INVENTORY: map_product,
+    Stream.DISCOUNTS: map_discount,
 }
 
 

@@ -27,6 +27,7 @@ STREAM_PATHS: Final = MappingProxyType(
         Stream.SALES: "/transactions",
         Stream.INVENTORY: "/items",
         Stream.LOYALTY: "/loyalty/balances",
+        Stream.DISCOUNTS: "/discounts",
     }
 )
 STREAMS: Final = tuple(STREAM_PATHS)
@@ -38,6 +39,7 @@ ID_FIELDS: Final = MappingProxyType(
         Stream.SALES: "TransactionID",
         Stream.INVENTORY: "ItemID",
         Stream.LOYALTY: "CustomerID",
+        Stream.DISCOUNTS: "DiscountID",
     }
 )
 

@@ -12,7 +12,17 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
-from functions.core.models import CanonicalRecord, LoyaltyBalance, Product, Sale, SaleLine, Shopper, normalize_phone
+from functions.core.models import (
+    AppliedDiscount,
+    CanonicalRecord,
+    Discount,
+    LoyaltyBalance,
+    Product,
+    Sale,
+    SaleLine,
+    Shopper,
+    normalize_phone,
+)
 from functions.pull_onprem.profitek.constants import ID_FIELDS, SALE_STATUSES, STORE_ZONE_NAMES, SaleStatus
 from functions.pull_onprem.values import (
     cents,
@@ -63,6 +73,13 @@ class ProfitekCustomer(_Payload):
     modified_date: datetime = Field(alias="ModifiedDate")
 
 
+class ProfitekLineDiscount(_Payload):
+    """ASSUMED: a discount applied to a line, named as the store's discount list names it."""
+
+    discount_id: OptionalId = Field(None, alias="DiscountID")
+    name: Text = Field(None, alias="Name")
+
+
 class ProfitekLine(_Payload):
     item_id: OptionalId = Field(None, alias="ItemID")
     sku: Text = Field(None, alias="SKU")
@@ -72,6 +89,21 @@ class ProfitekLine(_Payload):
     qty: Decimal = Field(alias="Qty")
     ext_price: Decimal = Field(alias="ExtPrice")
     discount: Decimal = Field(Decimal(0), alias="Discount")
+    discounts: Annotated[list[ProfitekLineDiscount], BeforeValidator(list_or_empty)] = Field(
+        default_factory=list, alias="Discounts"
+    )
+
+
+class ProfitekDiscount(_Payload):
+    """ASSUMED (CONTRACT.md): a discount of the store's list; rewards are mirrored to it by name."""
+
+    discount_id: Id = Field(alias="DiscountID")
+    store_id: OptionalId = Field(None, alias="StoreID")
+    name: Annotated[str, BeforeValidator(text_field)] = Field(alias="Name")
+    discount_type: Text = Field(None, alias="DiscountType")  # "Amount" (dollars) or "Percent"
+    amount: Decimal | None = Field(None, alias="Amount")
+    active: bool = Field(True, alias="Active")
+    modified_date: datetime = Field(alias="ModifiedDate")
 
 
 class ProfitekTender(_Payload):
@@ -228,6 +260,14 @@ def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
             refunded_cents=0,
             lines=tuple(lines),
             tenders=tuple({"type": tender.tender_type, "amount_cents": cents(tender.amount)} for tender in raw.tenders),
+            discounts=tuple(
+                dict.fromkeys(
+                    AppliedDiscount(pos_discount_id=d.discount_id, name=d.name)
+                    for line in raw.lines
+                    for d in line.discounts
+                    if d.discount_id or d.name
+                )
+            ),
         )
 
     return _build(raw.transaction_id, build)
@@ -278,11 +318,33 @@ def map_loyalty(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     )
 
 
+def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    raw = parse_payload(ProfitekDiscount, item, lambda i: item_id(Stream.DISCOUNTS, i))
+    kind = (raw.discount_type or "").strip().lower()
+    return _build(
+        raw.discount_id,
+        lambda: Discount(
+            tenant=ctx.tenant,
+            vendor=ctx.vendor,
+            credential_id=ctx.credential_id,
+            pos_id=raw.discount_id,
+            location_id=_location(raw.store_id, ctx),
+            source_updated_at=to_utc(raw.modified_date, store_zone(ctx.timezone)),
+            name=raw.name,
+            discount_type="flat" if kind == "amount" else "percent" if kind == "percent" else "other",
+            value=None if raw.amount is None else str(raw.amount),
+            active=raw.active,
+            timezone=ctx.timezone,
+        ),
+    )
+
+
 MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord]] = {
     Stream.CUSTOMERS: map_customer,
     Stream.SALES: map_sale,
     Stream.INVENTORY: map_item,
     Stream.LOYALTY: map_loyalty,
+    Stream.DISCOUNTS: map_discount,
 }
 
 
