@@ -91,7 +91,10 @@ def add_command(
     ] = None,
 ) -> None:
     """Add a reward. POSaBIT, THSuite, Profitek and Auphan: create it here first, then mirror it in the POS under
-    exactly this name. Flourish: create the discount in Flourish first and give its id."""
+    exactly this name. Flourish: create the discount in Flourish first and give its id.
+
+    Example: possync rewards add 'Spring 15%' --tenant acme --percent 15 --points 150 --vendor posabit
+    """
     if (flat is None) == (percent is None):
         fail("give exactly one of --flat DOLLARS or --percent PERCENT", "a reward is flat ($) or percent (%)")
     context = admin(ctx)
@@ -129,7 +132,10 @@ def add_command(
 @app.command("list")
 @guarded
 def list_command(ctx: typer.Context, tenant: TenantOption, output: OutputOption = Output.TABLE) -> None:
-    """A tenant's rewards."""
+    """A tenant's rewards.
+
+    Example: possync rewards list --tenant acme
+    """
     context = admin(ctx)
     tenant = known_tenant(context, tenant)
     rows = [reward_row(r) for r in _catalogue(context).rewards(tenant)]
@@ -142,7 +148,10 @@ def list_command(ctx: typer.Context, tenant: TenantOption, output: OutputOption 
 def show_command(
     ctx: typer.Context, name: NameArgument, tenant: TenantOption, output: OutputOption = Output.TABLE
 ) -> None:
-    """One reward and its mirror at each store of the integrations it applies to."""
+    """One reward and its mirror at each store of the integrations it applies to.
+
+    Example: possync rewards show 'Spring 15%' --tenant acme
+    """
     context = admin(ctx)
     tenant = known_tenant(context, tenant)
     catalogue = _catalogue(context)
@@ -168,7 +177,10 @@ def show_command(
 @app.command("remove")
 @guarded
 def remove_command(ctx: typer.Context, name: NameArgument, tenant: TenantOption) -> None:
-    """Remove a reward. Redemptions already booked keep the points they cost."""
+    """Remove a reward. Redemptions already booked keep the points they cost.
+
+    Example: possync rewards remove 'Spring 15%' --tenant acme
+    """
     context = admin(ctx)
     tenant = known_tenant(context, tenant)
     removed = _catalogue(context).remove(tenant, name)
@@ -231,7 +243,10 @@ def check_command(ctx: typer.Context, tenant: OptionalTenant = None, output: Out
     """Per store: rewards missing in the POS, names that differ only by case or spacing, Flourish ids that do not
     exist or are inactive, POS discounts with no reward here; then redemptions that took a balance below zero.
 
-    A reward not mirrored at a store raises one notice (event and metric), as an unmapped store does."""
+    A reward not mirrored at a store raises one notice (event and metric), as an unmapped store does.
+
+    Example: possync rewards check --tenant acme
+    """
     context = admin(ctx)
     tenants = [known_tenant(context, tenant)] if tenant is not None else [t.tenant for t in registry(context).all()]
     rows: list[dict[str, Any]] = []

@@ -125,6 +125,11 @@ TENANT_COMMANDS = [
     ["credentials", "remove", "posabit", "--id", "c1", "--yes"],
     ["pull"],
     ["sms", "outbox"],
+    ["rewards", "add", "Spring", "--percent", "15", "--points", "150", "--vendor", "posabit"],
+    ["rewards", "list"],
+    ["rewards", "show", "Spring"],
+    ["rewards", "remove", "Spring"],
+    ["rewards", "check"],
 ]
 
 
