@@ -7,6 +7,7 @@ POS simulator in another, so only the puller's own memory and CPU are measured.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gzip
 import json
 import os
@@ -120,10 +121,17 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
 
     def pull() -> tuple[float, float, dict[str, Any]]:
         calls.clear()
+        profiler = cProfile.Profile(time.process_time) if os.environ.get("BENCH_PROFILE") else None
         cpu0, wall0 = time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         jobs = run_tick(
             lambda s: boto3.client(s, region_name="us-east-1"), resources, runner, [function], pull_now=True
         )
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(os.environ["BENCH_PROFILE"])
+            os.environ.pop("BENCH_PROFILE")
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         assert jobs and all(j.ok for j in jobs), jobs
         return cpu, wall, control.get_status("bench", vendor, "store-1")
