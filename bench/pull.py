@@ -317,6 +317,7 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
     cpu2, wall2, status2 = pull()
     again = _costs(calls, wall2)
     recorder.close()
+    write_floor = _write_floor(resources.records_table)
 
     every = [size for sizes in first_sizes.values() for size in sizes]
     return {
@@ -333,6 +334,9 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
         "cpu_us_per_record": 1e6 * cpu / pulled,
         "floor_cpu_us_per_record": 1e6 * floor / pulled,
         "cpu_vs_floor": cpu / floor if floor else float("nan"),
+        "boto3_write_cpu_seconds": write_floor,
+        "boto3_write_cpu_us_per_record": 1e6 * write_floor / pulled,
+        "cpu_vs_floor_with_writes": cpu / (floor + write_floor),
         "peak_rss_mb": peak_mb,
         "item_bytes_p50": percentile(every, 0.50),
         "item_bytes_p99": percentile(every, 0.99),
@@ -358,6 +362,30 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
         "repull_cpu_us_per_record": 1e6 * cpu2 / max(1, int(status2["last_records"])),
         "repull_cost_per_million": 1e6 * again["cost"] / max(1, int(status2["last_records"])),
     }
+
+
+def _write_floor(records_table: str) -> float:
+    """CPU boto3 alone spends writing the pulled items once (BatchWriteItem, 25 a request, no validation) into a
+    scratch table: what any puller that stores these items through boto3 pays on top of fetch + decode."""
+    import boto3
+    from botocore.config import Config
+
+    reader = boto3.client("dynamodb")
+    scratch = f"{records_table}-write-floor"
+    reader.create_table(
+        TableName=scratch,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    items = [i for page in reader.get_paginator("scan").paginate(TableName=records_table) for i in page["Items"]]
+    writer = boto3.client("dynamodb", config=Config(parameter_validation=False))
+    writer.describe_table(TableName=scratch)  # the connection and endpoint are set up before the clock starts
+    cpu0 = time.process_time()
+    for start in range(0, len(items), 25):
+        chunk = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+        writer.batch_write_item(RequestItems={scratch: chunk})
+    return time.process_time() - cpu0
 
 
 def _costs(calls: AwsCalls, wall: float) -> dict[str, Any]:
@@ -408,11 +436,18 @@ def combine(size: int, runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "floor_cpu_us_per_record": 1e6 * floor / pulled,
         "cpu_vs_floor": cpu / floor if floor else float("nan"),
         "worst_vendor_cpu_vs_floor": max(r["cpu_vs_floor"] for r in runs),
+        "boto3_write_cpu_us_per_record": sum(r["boto3_write_cpu_us_per_record"] * r["pulled"] for r in runs) / pulled,
+        "cpu_vs_floor_with_writes": cpu / (floor + sum(r["boto3_write_cpu_seconds"] for r in runs)),
         "repull_s3_puts": sum(r["repull_s3_puts"] for r in runs),
         "repull_ddb_writes": sum(r["repull_ddb_writes"] for r in runs),
         "item_bytes_p50": percentile(sizes, 0.50),
         "item_bytes_p99": percentile(sizes, 0.99),
         "modelled_cost_per_million": 1e6 * cost / pulled,
+        "cost_parts_per_million": {
+            part: 1e6 * sum(r["first_cost_parts"][part] for r in runs) / pulled for part in runs[0]["first_cost_parts"]
+        },
+        "write_units_per_record": sum(r["first_write_units"] + r["first_index_write_units"] for r in runs) / pulled,
+        "read_units_per_record": sum(r["first_read_units"] for r in runs) / pulled,
         "repull_cost_per_million": sum(r["repull_cost_per_million"] * r["repull_records"] for r in runs)
         / max(1, repulled),
         "vendors": {r["vendor"]: r for r in runs},
@@ -478,16 +513,22 @@ def _table(result: dict[str, Any], table_class: Any) -> Any:
     table = table_class(
         title=f"pull of {result['records']:,} records per vendor (one credential; moto server + simulator on loopback)"
     )
+    table.caption = (
+        "CPU µs per record pulled: floor = fetch + json-decode of the same pages; boto3 write = boto3 alone writing "
+        "the same items; re-pull = the same data read again unchanged"
+    )
     for column in (
         "vendor",
         "records",
-        "floor µs/rec",
-        "possync µs/rec",
+        "floor",
+        "possync",
         "ratio",
-        "re-pull S3 PUTs",
-        "re-pull DDB writes",
-        "item bytes p50/p99",
-        "$ / 1M records",
+        "boto3 write",
+        "vs floor+write",
+        "re-pull PUTs",
+        "re-pull writes",
+        "item B p50/p99",
+        "$ / 1M",
     ):
         table.add_column(column, justify="left" if column == "vendor" else "right")
     rows = [*result["vendors"].values(), {**result, "vendor": "all"}]
@@ -498,6 +539,8 @@ def _table(result: dict[str, Any], table_class: Any) -> Any:
             f"{r['floor_cpu_us_per_record']:.0f}",
             f"{r['cpu_us_per_record']:.0f}",
             f"{r['cpu_vs_floor']:.1f}x",
+            f"{r['boto3_write_cpu_us_per_record']:.0f}",
+            f"{r['cpu_vs_floor_with_writes']:.1f}x",
             str(r["repull_s3_puts"]),
             str(r["repull_ddb_writes"]),
             f"{r['item_bytes_p50']:,}/{r['item_bytes_p99']:,}",

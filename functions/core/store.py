@@ -123,9 +123,7 @@ class RecordStore:
                 stats.stale += 1
                 continue
             puts.append(
-                self._item(
-                    key, record, digest, updated, (old.version if old else 0) + 1, archive_key, pulled_at, data
-                )
+                self._item(key, record, digest, updated, (old.version if old else 0) + 1, archive_key, pulled_at, data)
             )
         stats.changed = len(puts)
         self._batch_write(puts, stats)
