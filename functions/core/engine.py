@@ -350,7 +350,7 @@ class PullEngine:
         """Archive the page (unless these exact bytes are archived already), store its changed records and
         quarantine the rest; True when anything was written."""
         vendor = connector.vendor
-        digest = page_digest(page.body)
+        digest = page_digest(page.body if page.identity is None else page.identity)
         archived = self.control.archived_page(tenant, vendor, credential_id, stream, digest)
         wrote = archived is None
         if archived is None:
@@ -384,5 +384,6 @@ class PullEngine:
 
 
 def page_digest(body: bytes) -> str:
-    """Identity of a raw page's exact bytes: a page archived once is not archived again."""
+    """Identity of a raw page's exact bytes (or of its RawPage.identity): a page archived once is not archived
+    again."""
     return hashlib.blake2b(body, digest_size=16).hexdigest()

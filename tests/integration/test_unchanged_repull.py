@@ -5,6 +5,8 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ import boto3
 import pytest
 
 from functions.core.archive import S3Archive
+from functions.core.connector import RawPage
 from functions.core.engine import PullEngine, PullOptions
 from functions.core.layout import Stream, Vendor
 from functions.core.models import CONTENT_HASH_PREFIX, Product
@@ -167,3 +170,28 @@ def test_records_stored_with_the_old_digest_are_not_rewritten(resources: Any) ->
     result = engine(resources, calls, now=NOW + timedelta(hours=3)).run("t1", "c1", FakeConnector(data))
     assert result.changed == 1  # only the new record
     assert stored(resources, 1)["version"]["N"] == "1"
+
+
+@dataclass
+class EchoingConnector(FakeConnector):
+    """Like a POS whose answers echo the request (a next link with the window's end): the bytes change every
+    window, the items do not; the page says what identifies it."""
+
+    def pages(self, stream: Stream, window: Any, token: dict[str, Any] | None) -> Iterator[RawPage]:
+        for page in super().pages(stream, window, token):
+            echoed = page.body[:-1] + f', "next": "?before={window.end.isoformat()}"}}'.encode()
+            yield replace(page, body=echoed, identity=json.dumps(page.items).encode())
+
+
+def test_a_page_that_echoes_the_request_is_archived_once_by_its_items(resources: Any) -> None:
+    data = [item(n) for n in range(1, 36)]
+    calls = Calls()
+    assert engine(resources, calls).run("t1", "c1", EchoingConnector(data)).s3_puts == 4
+
+    calls.seen.clear()
+    again = engine(resources, calls, now=NOW + timedelta(hours=3)).run("t1", "c1", EchoingConnector(data))
+
+    assert again.pages == 4 and calls.writes() == {}
+    data[0] = item(1, name="renamed")
+    changed = engine(resources, calls, now=NOW + timedelta(hours=4)).run("t1", "c1", EchoingConnector(data))
+    assert changed.s3_puts == 1 and changed.changed == 1
