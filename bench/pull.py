@@ -1,14 +1,23 @@
-"""`make bench`: pull 10,000 and 100,000 records for one credential through the real handler and print figures.
+"""`make bench`: pull 10,000 and 100,000 records per vendor through the real handler, next to the floor.
 
-Each size runs in a fresh process (peak RSS is per process); moto runs as a separate server process and the
-POS simulator in another, so only the puller's own memory and CPU are measured.
+For each size and vendor a fresh process (peak RSS is per process) pulls one credential from the vendor's simulator
+(its own process) into moto (a server process of its own), so only the puller's CPU and memory are measured. Then:
+
+- the floor: the same HTTP requests sent again by the same clients and their bodies json-decoded, nothing else
+  (CPU of this process, same run): what any puller must spend; `cpu_vs_floor` is possync's multiple of it;
+- an unchanged re-pull: the same data read again (checkpoints kept, a lookback reaching back past every record),
+  counting every S3 PUT and DynamoDB write it makes;
+- the cost model: DynamoDB write and read units computed from the measured size of every item each request carried
+  (1 KB write units, 4 KB strongly consistent read units), S3 requests counted, Lambda GB-seconds from the measured
+  duration with moto's local latency replaced by AWS_REQUEST_SECONDS per request, at us-east-1 on-demand prices.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
+import cProfile
 import json
+import math
 import os
 import resource
 import socket
@@ -16,16 +25,26 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 SIZES = (10_000, 100_000)
-# us-east-1 list prices, per request / GB-second, used to model cost from the counts measured here.
+VENDORS = ("posabit", "flourish", "thsuite", "profitek", "auphan")
+# us-east-1 list prices (on-demand DynamoDB since the November 2024 price cut; Lambda on arm64).
 PRICE_S3_PUT = 0.005 / 1000
-PRICE_DDB_WRITE_UNIT = 0.625 / 1_000_000  # on-demand write request unit (1 KB)
-PRICE_DDB_READ_UNIT = 0.125 / 1_000_000  # on-demand read request unit (4 KB, strongly consistent)
+PRICE_S3_GET = 0.0004 / 1000
+PRICE_DDB_WRITE_UNIT = 0.625 / 1_000_000  # write request unit: one write of up to 1 KB
+PRICE_DDB_READ_UNIT = 0.125 / 1_000_000  # read request unit: one strongly consistent read of up to 4 KB
 PRICE_LAMBDA_GB_SECOND_ARM = 0.0000133334
+PRICE_LAMBDA_REQUEST = 0.20 / 1_000_000
 PRICE_SQS_REQUEST = 0.40 / 1_000_000
+# An in-region DynamoDB or S3 request's round trip, replacing what moto on loopback takes (ASSUMED: DynamoDB
+# documents single-digit millisecond latency; S3 PUTs of a small object take longer, batch writes a little more).
+AWS_REQUEST_SECONDS = 0.010
+WRITE_OPS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
+# How far back the re-pull looks: past every record a simulator holds, so it re-reads all of them.
+REPULL_LOOKBACK_MINUTES = 10 * 366 * 24 * 60
 
 
 def _free_port() -> int:
@@ -45,8 +64,123 @@ def _wait_port(port: int, seconds: float = 30) -> None:
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
 
 
+# --- DynamoDB item sizes and capacity units (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+# CapacityUnitCalculations.html): names and values in UTF-8 bytes, numbers about one byte per two digits + 1,
+# 3 bytes per map or list plus 1 per element.
+def _value_size(value: Mapping[str, Any]) -> int:
+    (kind, inner), *_ = value.items()
+    if kind == "S":
+        return len(str(inner).encode())
+    if kind == "N":
+        digits = str(inner).lstrip("-").replace(".", "").lstrip("0") or "0"
+        return (len(digits) + 1) // 2 + 1
+    if kind == "B":
+        return len(inner)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_size(v) + 1 for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(_value_size(v) + 1 for v in inner)
+    return sum(len(str(v).encode()) for v in inner)  # SS, NS, BS
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def write_units(size: int) -> int:
+    return max(1, math.ceil(size / 1024))
+
+
+def read_units(size: int, consistent: bool = True) -> float:
+    units = max(1, math.ceil(size / 4096))
+    return float(units) if consistent else units / 2
+
+
+class AwsCalls:
+    """Every AWS request the puller makes: counted by operation, its capacity units computed from what it carried,
+    and the time spent waiting on it (moto's, to be replaced by AWS_REQUEST_SECONDS in the model)."""
+
+    def __init__(self, records_table: str) -> None:
+        self.records_table = records_table
+        self.sizes: dict[str, int] = {}  # records-table pk -> size of the item stored last (what a read costs)
+        self.reset()
+
+    def reset(self) -> None:
+        self.ops: Counter[str] = Counter()
+        self.data_writes: Counter[str] = Counter()  # records, checkpoints, page index, quarantine, context
+        self.bookkeeping_writes: Counter[str] = Counter()  # the run's lease and status
+        self.write_units = 0.0
+        self.index_write_units = 0.0
+        self.read_units = 0.0
+        self.item_sizes: dict[str, list[int]] = {}  # record kind -> sizes of the items written
+        self.waited = 0.0
+        self._started = 0.0
+        self.overhead = 0.0
+
+    def register(self, client: Any) -> None:
+        client.meta.events.register("before-parameter-build.*.*", self._request)  # the API parameters
+        client.meta.events.register("before-call.*.*", self._before)
+        client.meta.events.register("after-call.*.*", self._after)
+
+    def _before(self, **_: Any) -> None:
+        self._started = time.perf_counter()
+
+    def _after(self, **_: Any) -> None:
+        self.waited += time.perf_counter() - self._started
+
+    def _request(self, model: Any, params: Mapping[str, Any], **_: Any) -> None:
+        # Sizing the items is the bench's own work: its CPU is taken out of the pull's (`overhead`).
+        cpu0 = time.process_time()
+        service = model.service_model.service_name
+        self.ops[f"{service}.{model.name}"] += 1
+        if service == "dynamodb":
+            self._dynamodb(model.name, params)
+        self.overhead += time.process_time() - cpu0
+
+    def _dynamodb(self, op: str, params: Mapping[str, Any]) -> None:
+        if op == "BatchWriteItem":
+            for table, requests in params["RequestItems"].items():
+                for request in requests:
+                    self._write(table, "BatchWriteItem", request.get("PutRequest", {}).get("Item"), request)
+        elif op in WRITE_OPS:
+            self._write(params.get("TableName", ""), op, params.get("Item"), params)
+        elif op == "BatchGetItem":
+            for table, spec in params["RequestItems"].items():
+                for key in spec["Keys"]:
+                    size = self.sizes.get(key["pk"]["S"], 0) if table == self.records_table else 0
+                    self.read_units += read_units(size, bool(spec.get("ConsistentRead")))
+        elif op in ("GetItem", "Query"):
+            self.read_units += read_units(0, bool(params.get("ConsistentRead")))
+
+    def _write(self, table: str, op: str, item: Mapping[str, Any] | None, request: Mapping[str, Any]) -> None:
+        key = item or request.get("Key") or request.get("DeleteRequest", {}).get("Key") or {}
+        sk = key.get("sk", {}).get("S", "")
+        if sk in ("LEASE", "STATUS"):
+            self.bookkeeping_writes[op] += 1
+        else:
+            self.data_writes[op] += 1
+        size = item_size(item) if item else 0
+        self.write_units += write_units(size)
+        if item and table == self.records_table:
+            pk = item["pk"]["S"]
+            self.item_sizes.setdefault(item["kind"]["S"], []).append(size)
+            if pk not in self.sizes and "tenant_vendor" in item:  # a new item of a rule kind enters the index
+                keys = {name: item[name] for name in ("pk", "tenant_vendor", "kind_key")}
+                self.index_write_units += write_units(item_size(keys) + 100)  # 100 bytes of index overhead
+            self.sizes[pk] = size
+
+
+def percentile(sizes: list[int], share: float) -> int:
+    if not sizes:
+        return 0
+    ordered = sorted(sizes)
+    return ordered[min(len(ordered) - 1, math.ceil(share * len(ordered)) - 1)]
+
+
 def child(records: int, vendor: str) -> dict[str, Any]:
-    """Pull `records` once, then re-pull the same unchanged data from scratch; report what it cost."""
+    """Pull `records` once, measure the floor, then re-pull the unchanged data; report what each cost."""
     port = _free_port()
     venv_bin = Path(sys.executable).parent
     moto = subprocess.Popen(
@@ -75,6 +209,42 @@ def child(records: int, vendor: str) -> dict[str, Any]:
             except subprocess.TimeoutExpired:  # moto holding 100,000 items can be slow to stop: the figures stand
                 process.kill()
                 process.wait()
+
+
+class HttpRecorder:
+    """The puller's vendor requests, in order, and its HTTP clients kept open so the floor can send them again."""
+
+    def __init__(self) -> None:
+        import httpx
+
+        self.requests: list[tuple[Any, str, str]] = []
+        self.clients: list[Any] = []
+        self.recording = True
+        real_send, real_close = httpx.Client.send, httpx.Client.close
+        recorder = self
+
+        def send(client: Any, request: Any, **kwargs: Any) -> Any:
+            if recorder.recording:
+                recorder.requests.append((client, request.method, str(request.url)))
+            return real_send(client, request, **kwargs)
+
+        def close(client: Any) -> None:
+            recorder.clients.append(client)
+
+        httpx.Client.send = send  # type: ignore[method-assign]
+        httpx.Client.close = close  # type: ignore[method-assign]
+        self._real_close = real_close
+
+    def floor_cpu(self) -> float:
+        """CPU to send the recorded requests again and json-decode what comes back: fetch + decode, nothing else."""
+        cpu0 = time.process_time()
+        for client, method, url in self.requests:
+            json.loads(client.request(method, url).content)
+        return time.process_time() - cpu0
+
+    def close(self) -> None:
+        for client in self.clients:
+            self._real_close(client)
 
 
 def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) -> dict[str, Any]:
@@ -107,166 +277,276 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
     boto3.client("secretsmanager").create_secret(Name=secret, SecretString=credential_json(credential))
     control.register_credential(RegisteredCredential("bench", vendor, "store-1", True, secret))
 
-    calls: Counter[str] = Counter()
-
-    def count(event_name: str, **_: Any) -> None:
-        calls[".".join(event_name.split(".")[1:3])] += 1  # before-call.dynamodb.BatchWriteItem
-
+    calls = AwsCalls(resources.records_table)
     for service in ("dynamodb", "s3", "sqs"):
-        aws.client(service).meta.events.register(f"before-call.{service}.*", count)
-
+        calls.register(aws.client(service))
+        calls.register(aws.trusted_client(service))
+    recorder = HttpRecorder()
     function = layout.PULL_FUNCTION[vendor]
-    runner = HandlerRunner(open(os.devnull, "w"))  # noqa: SIM115 - process-lifetime sink for Lambda logs
+    # BENCH_LOG=file keeps the Lambda log lines (and EMF metrics) there instead of discarding them.
+    runner = HandlerRunner(open(os.environ.get("BENCH_LOG", os.devnull), "w"))  # noqa: SIM115 - process lifetime
 
     def pull() -> tuple[float, float, dict[str, Any]]:
-        calls.clear()
+        calls.reset()
+        profiler = cProfile.Profile(time.process_time) if os.environ.get("BENCH_PROFILE") else None
         cpu0, wall0 = time.process_time(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         jobs = run_tick(
             lambda s: boto3.client(s, region_name="us-east-1"), resources, runner, [function], pull_now=True
         )
+        if profiler is not None:  # BENCH_PROFILE=file: a CPU profile of the first pull (python -m pstats file)
+            profiler.disable()
+            profiler.dump_stats(os.environ.pop("BENCH_PROFILE"))
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         assert jobs and all(j.ok for j in jobs), jobs
+        cpu -= calls.overhead
         return cpu, wall, control.get_status("bench", vendor, "store-1")
 
     cpu, wall, status = pull()
-    first_calls = dict(calls)
+    first = _costs(calls, wall)
+    first_sizes = {kind: list(sizes) for kind, sizes in calls.item_sizes.items()}
     pulled = int(status["last_records"])
-    changed = int(status["last_changed"])
-    pages = int(status["last_pages"])
-
-    # The same data, re-read from the beginning: forget the checkpoints, keep the records.
-    ddb = boto3.client("dynamodb")
-    pk = layout.control_credential_pk("bench", vendor, "store-1")
-    for item in ddb.query(
-        TableName=resources.control_table, KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": pk}}
-    )["Items"]:
-        if item["sk"]["S"].startswith("CHECKPOINT#"):
-            ddb.delete_item(TableName=resources.control_table, Key={"pk": item["pk"], "sk": item["sk"]})
-    cpu2, wall2, status2 = pull()
-    repull_calls = dict(calls)
-    # The puller's high-water mark, taken before the yardstick below reads the archive back.
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    # The yardstick: CPU to json-decode the same page bytes.
-    s3 = boto3.client("s3")
-    decode_cpu = 0.0
-    page_bytes = 0
-    read = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=resources.archive_bucket):
-        for obj in page.get("Contents", []):
-            if read >= pages:
-                break
-            raw = s3.get_object(Bucket=resources.archive_bucket, Key=obj["Key"])["Body"].read()
-            body = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-            decode0 = time.process_time()
-            json.loads(body)
-            decode_cpu += time.process_time() - decode0
-            page_bytes += len(body)
-            read += 1
-    ddb_writes = first_calls.get("dynamodb.BatchWriteItem", 0)
-    ddb_reads = first_calls.get("dynamodb.BatchGetItem", 0)
-    s3_puts = first_calls.get("s3.PutObject", 0)
+    recorder.recording = False
+    floor = recorder.floor_cpu()
+
+    # The same data again, unchanged: checkpoints kept, the lookback reaching back past every record.
+    os.environ[layout.ENV_LOOKBACK_MINUTES] = str(REPULL_LOOKBACK_MINUTES)
+    cpu2, wall2, status2 = pull()
+    again = _costs(calls, wall2)
+    recorder.close()
+    write_floor = _write_floor(resources.records_table)
+
+    every = [size for sizes in first_sizes.values() for size in sizes]
     return {
+        "vendor": vendor_name,
         "requested": records,
         "pulled": pulled,
-        "changed": changed,
-        "pages": pages,
-        "page_mb": page_bytes / 1e6,
+        "changed": int(status["last_changed"]),
+        "pages": int(status["last_pages"]),
+        "vendor_requests": len(recorder.requests),
         "seconds": wall,
         "records_per_second": pulled / wall if wall else 0.0,
         "cpu_seconds": cpu,
-        "decode_cpu_seconds": decode_cpu,
-        "cpu_vs_decode": cpu / decode_cpu if decode_cpu else float("nan"),
+        "floor_cpu_seconds": floor,
+        "cpu_us_per_record": 1e6 * cpu / pulled,
+        "floor_cpu_us_per_record": 1e6 * floor / pulled,
+        "cpu_vs_floor": cpu / floor if floor else float("nan"),
+        "boto3_write_cpu_seconds": write_floor,
+        "boto3_write_cpu_us_per_record": 1e6 * write_floor / pulled,
+        "cpu_vs_floor_with_writes": cpu / (floor + write_floor),
         "peak_rss_mb": peak_mb,
-        "s3_puts": s3_puts,
-        "s3_puts_per_1000": 1000 * s3_puts / pulled,
-        "ddb_batch_writes": ddb_writes,
-        "ddb_writes_per_1000_changed": 1000 * ddb_writes / max(1, changed),
-        "ddb_requests_per_1000": 1000 * sum(v for k, v in first_calls.items() if k.startswith("dynamodb.")) / pulled,
-        "ddb_batch_gets_per_1000": 1000 * ddb_reads / pulled,
+        "item_bytes_p50": percentile(every, 0.50),
+        "item_bytes_p99": percentile(every, 0.99),
+        "item_bytes_by_kind": {
+            kind: {
+                "items": len(sizes),
+                "p50": percentile(sizes, 0.50),
+                "p99": percentile(sizes, 0.99),
+                "max": max(sizes),
+                "write_units_per_item": sum(map(write_units, sizes)) / len(sizes),
+                "read_units_per_item": sum(read_units(s) for s in sizes) / len(sizes),
+            }
+            for kind, sizes in sorted(first_sizes.items())
+        },
+        "item_size_counts": dict(Counter(every)),
+        **{f"first_{name}": value for name, value in first.items()},
+        "modelled_cost_per_million": 1e6 * first["cost"] / pulled,
         "repull_records": int(status2["last_records"]),
         "repull_changed": int(status2["last_changed"]),
-        "repull_ddb_writes": repull_calls.get("dynamodb.BatchWriteItem", 0),
-        "repull_seconds": wall2,
-        "repull_cpu_seconds": cpu2,
-        "calls": first_calls,
+        "repull_s3_puts": calls.ops.get("s3.PutObject", 0),
+        "repull_ddb_writes": sum(calls.data_writes.values()),
+        "repull_bookkeeping_writes": dict(calls.bookkeeping_writes),
+        "repull_cpu_us_per_record": 1e6 * cpu2 / max(1, int(status2["last_records"])),
+        "repull_cost_per_million": 1e6 * again["cost"] / max(1, int(status2["last_records"])),
     }
 
 
-def cost_per_million(r: dict[str, Any], memory_gb: float = 0.5) -> float:
-    """Modelled AWS cost of pulling one million records, from the request counts measured."""
-    per_record = 1 / r["pulled"]
-    s3 = r["s3_puts"] * per_record * PRICE_S3_PUT
-    ddb = r["changed"] * per_record * PRICE_DDB_WRITE_UNIT * 2  # items ~1-2 KB
-    ddb += r["pulled"] * per_record * PRICE_DDB_READ_UNIT / 4 * 2  # BatchGet of a projection, strongly consistent
-    lam = r["seconds"] * per_record * memory_gb * PRICE_LAMBDA_GB_SECOND_ARM
-    return 1_000_000 * (s3 + ddb + lam)
+def _write_floor(records_table: str) -> float:
+    """CPU boto3 alone spends writing the pulled items once (BatchWriteItem, 25 a request, no validation) into a
+    scratch table: what any puller that stores these items through boto3 pays on top of fetch + decode."""
+    import boto3
+    from botocore.config import Config
+
+    reader = boto3.client("dynamodb")
+    scratch = f"{records_table}-write-floor"
+    reader.create_table(
+        TableName=scratch,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    items = [i for page in reader.get_paginator("scan").paginate(TableName=records_table) for i in page["Items"]]
+    writer = boto3.client("dynamodb", config=Config(parameter_validation=False))
+    writer.describe_table(TableName=scratch)  # the connection and endpoint are set up before the clock starts
+    cpu0 = time.process_time()
+    for start in range(0, len(items), 25):
+        chunk = [{"PutRequest": {"Item": item}} for item in items[start : start + 25]]
+        writer.batch_write_item(RequestItems={scratch: chunk})
+    return time.process_time() - cpu0
+
+
+def _costs(calls: AwsCalls, wall: float) -> dict[str, Any]:
+    """Dollars of one pull, from the units and requests it made (see the module docstring)."""
+    memory_gb = _pull_memory_mb() / 1024
+    aws_requests = sum(n for op, n in calls.ops.items() if not op.startswith("sqs."))
+    lambda_seconds = max(0.0, wall - calls.waited) + aws_requests * AWS_REQUEST_SECONDS
+    parts = {
+        "dynamodb_writes": (calls.write_units + calls.index_write_units) * PRICE_DDB_WRITE_UNIT,
+        "dynamodb_reads": calls.read_units * PRICE_DDB_READ_UNIT,
+        "s3": calls.ops.get("s3.PutObject", 0) * PRICE_S3_PUT + calls.ops.get("s3.GetObject", 0) * PRICE_S3_GET,
+        "lambda": lambda_seconds * memory_gb * PRICE_LAMBDA_GB_SECOND_ARM + 2 * PRICE_LAMBDA_REQUEST,
+        "sqs": sum(n for op, n in calls.ops.items() if op.startswith("sqs.")) * PRICE_SQS_REQUEST,
+    }
+    return {
+        "calls": dict(calls.ops),
+        "write_units": calls.write_units,
+        "index_write_units": calls.index_write_units,
+        "read_units": calls.read_units,
+        "lambda_seconds_modelled": lambda_seconds,
+        "cost_parts": parts,
+        "cost": sum(parts.values()),
+    }
+
+
+def _pull_memory_mb() -> int:
+    from infra.constants import PULL_MEMORY_MB
+
+    return PULL_MEMORY_MB
+
+
+def combine(size: int, runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """One object per size: the figures over every vendor's records, and each vendor's own."""
+    runs = list(runs)
+    pulled = sum(r["pulled"] for r in runs)
+    cpu = sum(r["cpu_seconds"] for r in runs)
+    floor = sum(r["floor_cpu_seconds"] for r in runs)
+    sizes: list[int] = []
+    for r in runs:
+        for item_bytes, count in r.pop("item_size_counts").items():
+            sizes.extend([int(item_bytes)] * count)
+    cost = sum(r["first_cost"] for r in runs)
+    repulled = sum(r["repull_records"] for r in runs)
+    return {
+        "records": size,
+        "pulled": pulled,
+        "cpu_us_per_record": 1e6 * cpu / pulled,
+        "floor_cpu_us_per_record": 1e6 * floor / pulled,
+        "cpu_vs_floor": cpu / floor if floor else float("nan"),
+        "worst_vendor_cpu_vs_floor": max(r["cpu_vs_floor"] for r in runs),
+        "boto3_write_cpu_us_per_record": sum(r["boto3_write_cpu_us_per_record"] * r["pulled"] for r in runs) / pulled,
+        "cpu_vs_floor_with_writes": cpu / (floor + sum(r["boto3_write_cpu_seconds"] for r in runs)),
+        "repull_s3_puts": sum(r["repull_s3_puts"] for r in runs),
+        "repull_ddb_writes": sum(r["repull_ddb_writes"] for r in runs),
+        "item_bytes_p50": percentile(sizes, 0.50),
+        "item_bytes_p99": percentile(sizes, 0.99),
+        "modelled_cost_per_million": 1e6 * cost / pulled,
+        "cost_parts_per_million": {
+            part: 1e6 * sum(r["first_cost_parts"][part] for r in runs) / pulled for part in runs[0]["first_cost_parts"]
+        },
+        "write_units_per_record": sum(r["first_write_units"] + r["first_index_write_units"] for r in runs) / pulled,
+        "read_units_per_record": sum(r["first_read_units"] for r in runs) / pulled,
+        "repull_cost_per_million": sum(r["repull_cost_per_million"] * r["repull_records"] for r in runs)
+        / max(1, repulled),
+        "vendors": {r["vendor"]: r for r in runs},
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)), help="record counts to pull (comma-separated)")
-    parser.add_argument("--vendor", default="posabit")
+    parser.add_argument("--vendor", default="all", help=f"one of {', '.join(VENDORS)}, or all (default)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--json", action="store_true", help="print the raw figures as JSON")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per size instead of the table")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, args.vendor)))
         return
+    vendors = VENDORS if args.vendor == "all" else (args.vendor,)
+    if any(v not in VENDORS for v in vendors):
+        parser.error(f"--vendor must be one of {', '.join(VENDORS)} or all")
 
     from rich.console import Console
     from rich.table import Table
 
     from possync.admin.render import output_width
 
-    console = Console(width=output_width())  # 120 columns into a file or a pipe
+    console = Console(width=output_width(), stderr=args.json)  # the JSON alone goes to stdout
     results = []
+    failed = False
     for size in (int(s) for s in args.sizes.split(",")):
-        with console.status(f"pulling {size:,} {args.vendor} records through the handler..."):
-            out = subprocess.run(
-                [sys.executable, "-m", "bench.pull", "--child", str(size), "--vendor", args.vendor],
-                check=False,
-                capture_output=True,
-                text=True,
+        runs = []
+        for vendor in vendors:
+            with console.status(f"pulling {size:,} {vendor} records through the handler..."):
+                out = subprocess.run(
+                    [sys.executable, "-m", "bench.pull", "--child", str(size), "--vendor", vendor],
+                    check=False,
+                    capture_output=True,
+                    text=True,
+                )
+            if out.returncode != 0:
+                tail = "\n".join(out.stderr.strip().splitlines()[-15:])
+                console.print(f"[red]the {size:,}-record {vendor} run failed (exit {out.returncode}):[/]\n{tail}")
+                failed = True
+                continue
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            r = runs[-1]
+            console.print(
+                f"{size:,} {vendor}: {r['cpu_us_per_record']:.0f} µs CPU/record, floor "
+                f"{r['floor_cpu_us_per_record']:.0f} µs ({r['cpu_vs_floor']:.1f}x), peak RSS {r['peak_rss_mb']:.0f} MB"
             )
-        if out.returncode != 0:
-            tail = "\n".join(out.stderr.strip().splitlines()[-15:])
-            console.print(f"[red]the {size:,}-record run failed (exit {out.returncode}):[/]\n{tail}")
-            continue
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-        console.print(
-            f"{size:,} records: {results[-1]['records_per_second']:,.0f} records/s, "
-            f"peak RSS {results[-1]['peak_rss_mb']:.0f} MB"
-        )
+        if runs:
+            results.append(combine(size, runs))
     if not results:
         raise SystemExit(1)
     if args.json:
         print(json.dumps(results, indent=2))
-        return
-    table = Table(title=f"pull benchmark ({args.vendor}, one credential, moto server + simulator on loopback)")
-    rows = [
-        ("records pulled", lambda r: f"{r['pulled']:,}"),
-        ("pages (MB of JSON)", lambda r: f"{r['pages']:,} ({r['page_mb']:.1f} MB)"),
-        ("wall seconds", lambda r: f"{r['seconds']:.1f}"),
-        ("records / second", lambda r: f"{r['records_per_second']:,.0f}"),
-        (
-            "CPU / json-decode CPU",
-            lambda r: f"{r['cpu_vs_decode']:.1f}x ({r['cpu_seconds']:.1f}s vs {r['decode_cpu_seconds']:.2f}s)",
-        ),
-        ("peak RSS (MB)", lambda r: f"{r['peak_rss_mb']:.0f}"),
-        ("S3 PUTs / 1,000 records", lambda r: f"{r['s3_puts_per_1000']:.2f} ({r['s3_puts']} for {r['pages']} pages)"),
-        ("DynamoDB BatchWrite / 1,000 changed", lambda r: f"{r['ddb_writes_per_1000_changed']:.1f} (ideal 40.0)"),
-        ("DynamoDB requests / 1,000 records", lambda r: f"{r['ddb_requests_per_1000']:.1f}"),
-        ("re-pull of unchanged data: records read", lambda r: f"{r['repull_records']:,}"),
-        ("re-pull: records written", lambda r: f"{r['repull_changed']} ({r['repull_ddb_writes']} BatchWrite)"),
-        ("modelled AWS cost / 1M records", lambda r: f"${cost_per_million(r):.2f}"),
-    ]
-    table.add_column("figure")
-    for r in results:
-        table.add_column(f"{r['requested']:,}", justify="right")
-    for label, fmt in rows:
-        table.add_row(label, *(fmt(r) for r in results))
-    console.print(table)
+        raise SystemExit(1 if failed else 0)
+    for result in results:
+        console.print(_table(result, Table))
+    raise SystemExit(1 if failed else 0)
+
+
+def _table(result: dict[str, Any], table_class: Any) -> Any:
+    table = table_class(
+        title=f"pull of {result['records']:,} records per vendor (one credential; moto server + simulator on loopback)"
+    )
+    table.caption = (
+        "CPU µs per record pulled: floor = fetch + json-decode of the same pages; boto3 write = boto3 alone writing "
+        "the same items; re-pull = the same data read again unchanged"
+    )
+    for column in (
+        "vendor",
+        "records",
+        "floor",
+        "possync",
+        "ratio",
+        "boto3 write",
+        "vs floor+write",
+        "re-pull PUTs",
+        "re-pull writes",
+        "item B p50/p99",
+        "$ / 1M",
+    ):
+        table.add_column(column, justify="left" if column == "vendor" else "right")
+    rows = [*result["vendors"].values(), {**result, "vendor": "all"}]
+    for r in rows:
+        table.add_row(
+            r["vendor"],
+            f"{r['pulled']:,}",
+            f"{r['floor_cpu_us_per_record']:.0f}",
+            f"{r['cpu_us_per_record']:.0f}",
+            f"{r['cpu_vs_floor']:.1f}x",
+            f"{r['boto3_write_cpu_us_per_record']:.0f}",
+            f"{r['cpu_vs_floor_with_writes']:.1f}x",
+            str(r["repull_s3_puts"]),
+            str(r["repull_ddb_writes"]),
+            f"{r['item_bytes_p50']:,}/{r['item_bytes_p99']:,}",
+            f"${r['modelled_cost_per_million']:.2f}",
+        )
+    return table
 
 
 if __name__ == "__main__":

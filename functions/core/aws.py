@@ -18,6 +18,10 @@ import botocore.session
 from botocore.config import Config
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+# For requests the code builds itself from checked values (record and control items, archive puts): botocore's
+# client-side parameter validation walks every attribute of every item and was most of a pull's CPU. AWS still
+# validates each request; a malformed one fails as loudly (a ClientError the adapters turn into StoreError).
+_TRUSTED_CONFIG = _CONFIG.merge(Config(parameter_validation=False))
 
 
 @functools.cache
@@ -37,6 +41,14 @@ def client(service: str) -> Any:
     return session().client(service, config=_CONFIG, region_name=os.environ.get("AWS_REGION"))
 
 
+@functools.cache
+def trusted_client(service: str) -> Any:
+    """A client without client-side parameter validation, for requests built by our own adapters only (never with
+    input from outside: settings, CLI arguments and anything a person typed go through `client`)."""
+    return session().client(service, config=_TRUSTED_CONFIG, region_name=os.environ.get("AWS_REGION"))
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     client.cache_clear()
+    trusted_client.cache_clear()

@@ -29,6 +29,10 @@ class RawPage:
     request: Mapping[str, Any]  # method, path and params (never headers: they carry credentials)
     next_token: dict[str, Any] | None  # None = last page of the window
     total_records: int | None = None  # what the envelope says the window holds, when it says
+    # What identifies the page's content, for archiving a page once (functions.core.engine.page_digest): None, the
+    # exact body; a connector whose answers echo the request (a next link carrying the window's end) gives the bytes
+    # of the items alone, so that the same items read in a later window are not archived again.
+    identity: bytes | None = None
 
 
 @dataclass(frozen=True)

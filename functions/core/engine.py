@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -221,13 +222,11 @@ class PullEngine:
     ) -> PullResult:
         # The engine, not the connector, decides whose records these are.
         ctx = dataclasses.replace(connector.prepare(), tenant=tenant, credential_id=credential_id)
-        self.control.save_status(
-            tenant,
-            connector.vendor,
-            credential_id,
-            # replay maps archived pages with the same context the pull used
-            {"timezone": ctx.timezone, "default_region": ctx.default_region, "mapping_extra": dict(ctx.extra)},
-        )
+        # replay maps archived pages with the same context the pull used (written only when it changed)
+        context = {"timezone": ctx.timezone, "default_region": ctx.default_region, "mapping_extra": dict(ctx.extra)}
+        status = self.control.get_status(tenant, connector.vendor, credential_id)
+        if any(status.get(name) != json.loads(json.dumps(value, default=str)) for name, value in context.items()):
+            self.control.save_status(tenant, connector.vendor, credential_id, context)
         todo = [s for s in connector.streams if streams is None or s in streams]
         result = PullResult(tenant, connector.vendor, credential_id)
         for position, stream in enumerate(todo):
@@ -254,11 +253,23 @@ class PullEngine:
         vendor = connector.vendor
         out = StreamResult()
         cp = self.control.get_checkpoint(tenant, vendor, credential_id, stream)
+        # A checkpoint is written only when it differs from the one stored, and a page that stored nothing (every
+        # record unchanged, its bytes already archived) does not move it: an unchanged re-pull writes nothing, and a
+        # crash after such pages only re-reads them.
+        stored = cp.state()
+
+        def save() -> None:
+            nonlocal stored
+            state = cp.state()
+            if state != stored:
+                self.control.save_checkpoint(tenant, vendor, credential_id, stream, cp)
+                stored = state
+
         if not cp.in_progress:
             self._open_window(cp)
         while True:
             if self._out_of_time():
-                self.control.save_checkpoint(tenant, vendor, credential_id, stream, cp)
+                save()
                 return out
             assert cp.window_end is not None
             window = Window(cp.window_start, cp.window_end)
@@ -268,13 +279,15 @@ class PullEngine:
                 key = layout.archive_key(
                     tenant, vendor, credential_id, stream, cp.window_end.date(), cp.run_id or "run", cp.pages_done + 1
                 )
-                self._store_page(tenant, credential_id, connector, stream, ctx, page, key, out, result, cp)
+                wrote = self._store_page(tenant, credential_id, connector, stream, ctx, page, key, out, result, cp)
                 if cp.pages_done == 1 or cp.first_total is None:
                     cp.first_total = page.total_records
                 last_total = page.total_records
                 cp.token = page.next_token
-                self.control.save_checkpoint(tenant, vendor, credential_id, stream, cp)
+                if wrote:
+                    save()
                 if page.next_token is not None and self._out_of_time():
+                    save()
                     return out
             if (
                 cp.first_total is not None
@@ -286,10 +299,9 @@ class PullEngine:
                 cp.window_pass += 1
                 cp.token = None
                 cp.first_total = None
-                self.control.save_checkpoint(tenant, vendor, credential_id, stream, cp)
                 continue
             self._close_window(cp)
-            self.control.save_checkpoint(tenant, vendor, credential_id, stream, cp)
+            save()
             out.complete = True
             return out
 
@@ -334,17 +346,29 @@ class PullEngine:
         out: StreamResult,
         result: PullResult,
         cp: Checkpoint,
-    ) -> None:
+    ) -> bool:
+        """Archive the page (unless these exact bytes are archived already), store its changed records and
+        quarantine the rest; True when anything was written."""
         vendor = connector.vendor
-        self.archive.put_page(
-            key,
-            page.body,
-            {"path": str(page.request.get("path", ""))[:256], "items": str(len(page.items))},
-        )
-        result.s3_puts += 1
+        digest = page_digest(page.body if page.identity is None else page.identity)
+        archived = self.control.archived_page(tenant, vendor, credential_id, stream, digest)
+        wrote = archived is None
+        if archived is None:
+            self.archive.put_page(
+                key,
+                page.body,
+                {"path": str(page.request.get("path", ""))[:256], "items": str(len(page.items))},
+            )
+            result.s3_puts += 1
+            # Remembered only once the object exists: an index entry never points at a page that was not stored.
+            self.control.remember_archived_page(tenant, vendor, credential_id, stream, digest, key)
+        else:
+            key = archived  # the records and quarantine entries point at the identical page already archived
         records, quarantined = map_page(connector, stream, page.items, ctx, key)
         writes = self.records.upsert_changed(records, key)
+        wrote = wrote or writes.changed > 0
         if quarantined:
+            wrote = True
             result.quarantine_requests += self.control.quarantine(tenant, vendor, credential_id, quarantined)
         out.pages += 1
         out.records += len(records)
@@ -356,3 +380,10 @@ class PullEngine:
         for record in records:
             if cp.window_max is None or record.source_updated_at > cp.window_max:
                 cp.window_max = record.source_updated_at
+        return wrote
+
+
+def page_digest(body: bytes) -> str:
+    """Identity of a raw page's exact bytes (or of its RawPage.identity): a page archived once is not archived
+    again."""
+    return hashlib.blake2b(body, digest_size=16).hexdigest()

@@ -323,6 +323,11 @@ def control_checkpoint_sk(stream: Stream) -> str:
     return f"CHECKPOINT#{stream.value}"
 
 
+def control_archived_page_sk(stream: Stream, digest: str) -> str:
+    """The archive key of a raw page with this digest (functions.core.engine.page_digest) of one stream."""
+    return f"ARCHIVED#{stream.value}#{digest}"
+
+
 def control_registry_pk(vendor: Vendor) -> str:
     """All credentials of one vendor, across tenants: what the schedule's dispatch fans out over."""
     return f"REGISTRY#{vendor.value}"

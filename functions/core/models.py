@@ -31,6 +31,11 @@ PLACEHOLDER_EMAILS = frozenset(
 )
 
 
+# Marks a content digest taken over the stored JSON itself (`CanonicalRecord.stored_form`); digests written before it
+# have no prefix and are compared with `CanonicalRecord.legacy_content_hash`.
+CONTENT_HASH_PREFIX = "j1:"
+
+
 def _utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp has no timezone; mappings must attach the store's zone before building a record")
@@ -85,8 +90,19 @@ class CanonicalRecord(BaseModel):
     location_id: str | None = None
     source_updated_at: UtcDatetime
 
+    def stored_form(self) -> tuple[str, str]:
+        """The record as stored (its JSON, serialized once) and the digest of exactly that JSON, used to write only
+        what changed. Digests carry CONTENT_HASH_PREFIX; a stored digest without it is `legacy_content_hash`."""
+        data = self.model_dump_json()
+        return data, CONTENT_HASH_PREFIX + hashlib.blake2b(data.encode(), digest_size=16).hexdigest()
+
     def content_hash(self) -> str:
-        """Stable digest of the record's content, used to write only what changed."""
+        """Stable digest of the record's content (as stored_form gives it)."""
+        return self.stored_form()[1]
+
+    def legacy_content_hash(self) -> str:
+        """The digest items written before CONTENT_HASH_PREFIX carry: of the sorted JSON of `model_dump`. Compared
+        only against such items, so that the first pull after an upgrade does not rewrite unchanged records."""
         payload = self.model_dump(mode="json")
         blob = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.blake2b(blob, digest_size=16).hexdigest()

@@ -236,9 +236,10 @@ class PullService:
         return cls(
             config=config,
             open_connector=open_connector,
-            records=RecordStore(aws.client("dynamodb"), config.records_table),
-            control=ControlStore(aws.client("dynamodb"), config.control_table),
-            archive=S3Archive(aws.client("s3"), config.archive_bucket),
+            # The engine's own requests (items, checkpoints, raw pages) skip botocore's parameter validation.
+            records=RecordStore(aws.trusted_client("dynamodb"), config.records_table),
+            control=ControlStore(aws.trusted_client("dynamodb"), config.control_table),
+            archive=S3Archive(aws.trusted_client("s3"), config.archive_bucket),
             settings=SettingsSource(config.names),
             credentials=CredentialSource(config.names),
             sqs=aws.client("sqs"),

@@ -15,7 +15,7 @@ from functions.core import layout
 from functions.core.ddb_batch import BATCH_GET_MAX, batch_get, batch_write, chunks
 from functions.core.errors import AwsServiceError, LeaseHeldError
 from functions.core.layout import RecordKind, Stream, Vendor
-from functions.core.models import RECORD_MODELS, CanonicalRecord, read_record
+from functions.core.models import CONTENT_HASH_PREFIX, RECORD_MODELS, CanonicalRecord, read_record
 
 
 class StoreError(AwsServiceError):
@@ -23,6 +23,8 @@ class StoreError(AwsServiceError):
 
 
 CONDITION_FAILED = frozenset({"ConditionalCheckFailedException"})
+# How long the control table remembers where a page's exact bytes are archived (its TTL; the objects stay longer).
+ARCHIVED_PAGE_MEMORY_SECONDS = 90 * 86400
 
 
 def call_table(ddb: Any, table: str, op: str, *, passthrough: frozenset[str] = CONDITION_FAILED, **kwargs: Any) -> Any:
@@ -74,6 +76,14 @@ class StoredPage:
     unreadable: int = 0  # items this version of the code cannot read as a record
 
 
+def _same_content(stored_hash: str, digest: str, record: CanonicalRecord) -> bool:
+    """Whether a stored item's digest says it holds this record's content: items written before digests were
+    taken over the stored JSON (no CONTENT_HASH_PREFIX) are compared with the digest they were written with."""
+    if stored_hash.startswith(CONTENT_HASH_PREFIX):
+        return stored_hash == digest
+    return bool(stored_hash) and stored_hash == record.legacy_content_hash()
+
+
 def record_item_key(record: CanonicalRecord) -> str:
     return layout.record_pk(record.tenant, record.vendor, record.credential_id, record.kind, record.pos_id)
 
@@ -103,17 +113,17 @@ class RecordStore:
         pulled_at = _iso(now or datetime.now(UTC))
         puts: list[dict[str, Any]] = []
         for key, record in latest.items():
-            digest = record.content_hash()
+            data, digest = record.stored_form()  # one serialization feeds both the digest and the item
             updated = _iso(record.source_updated_at)
             old = stored.get(key)
-            if old is not None and old.content_hash == digest:
+            if old is not None and _same_content(old.content_hash, digest, record):
                 stats.unchanged += 1
                 continue
             if old is not None and updated < old.source_updated_at:
                 stats.stale += 1
                 continue
             puts.append(
-                self._item(key, record, digest, updated, (old.version if old else 0) + 1, archive_key, pulled_at)
+                self._item(key, record, digest, updated, (old.version if old else 0) + 1, archive_key, pulled_at, data)
             )
         stats.changed = len(puts)
         self._batch_write(puts, stats)
@@ -121,7 +131,14 @@ class RecordStore:
 
     @staticmethod
     def _item(
-        key: str, record: CanonicalRecord, digest: str, updated: str, version: int, archive_key: str, pulled_at: str
+        key: str,
+        record: CanonicalRecord,
+        digest: str,
+        updated: str,
+        version: int,
+        archive_key: str,
+        pulled_at: str,
+        data: str | None = None,
     ) -> dict[str, Any]:
         item: dict[str, Any] = {
             "pk": {"S": key},
@@ -135,7 +152,7 @@ class RecordStore:
             "version": {"N": str(version)},
             "archive_key": {"S": archive_key},
             "pulled_at": {"S": pulled_at},
-            "data": {"S": record.model_dump_json()},
+            "data": {"S": record.model_dump_json() if data is None else data},
         }
         if record.location_id:
             item["location_id"] = {"S": record.location_id}
@@ -270,6 +287,24 @@ class Checkpoint:
     def in_progress(self) -> bool:
         return self.window_end is not None
 
+    def state(self) -> dict[str, Any]:
+        """What is stored for this checkpoint (two checkpoints with the same state need not be written twice)."""
+
+        def iso(v: datetime | None) -> str | None:
+            return _iso(v) if v else None
+
+        return {
+            "cursor": iso(self.cursor),
+            "window_start": iso(self.window_start),
+            "window_end": iso(self.window_end),
+            "token": self.token,
+            "pages_done": self.pages_done,
+            "window_max": iso(self.window_max),
+            "first_total": self.first_total,
+            "window_pass": self.window_pass,
+            "run_id": self.run_id,
+        }
+
 
 @dataclass(frozen=True)
 class RegisteredCredential:
@@ -348,20 +383,7 @@ class ControlStore:
     def save_checkpoint(
         self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream, checkpoint: Checkpoint
     ) -> None:
-        def iso(v: datetime | None) -> str | None:
-            return _iso(v) if v else None
-
-        state = {
-            "cursor": iso(checkpoint.cursor),
-            "window_start": iso(checkpoint.window_start),
-            "window_end": iso(checkpoint.window_end),
-            "token": checkpoint.token,
-            "pages_done": checkpoint.pages_done,
-            "window_max": iso(checkpoint.window_max),
-            "first_total": checkpoint.first_total,
-            "window_pass": checkpoint.window_pass,
-            "run_id": checkpoint.run_id,
-        }
+        state = checkpoint.state()
         self._call(
             "put_item",
             Item={
@@ -369,6 +391,34 @@ class ControlStore:
                 "sk": {"S": layout.control_checkpoint_sk(stream)},
                 "state": {"S": json.dumps(state, default=str)},
                 "saved_at": {"S": _iso(datetime.now(UTC))},
+            },
+        )
+
+    # the index of archived pages by digest: a page whose exact bytes are archived already is not archived again
+    def archived_page(self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream, digest: str) -> str | None:
+        """The archive key of this stream's page with these exact bytes, if one was archived (and not forgotten)."""
+        item = self._call(
+            "get_item",
+            Key={
+                "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+                "sk": {"S": layout.control_archived_page_sk(stream, digest)},
+            },
+            ProjectionExpression="archive_key",
+        ).get("Item")
+        return item["archive_key"]["S"] if item and "archive_key" in item else None
+
+    def remember_archived_page(
+        self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream, digest: str, archive_key: str
+    ) -> None:
+        """Note where the page with these bytes is archived; forgotten after ARCHIVED_PAGE_MEMORY_SECONDS (a page
+        seen again after that is simply archived again)."""
+        self._call(
+            "put_item",
+            Item={
+                "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+                "sk": {"S": layout.control_archived_page_sk(stream, digest)},
+                "archive_key": {"S": archive_key},
+                layout.CONTROL_TABLE_TTL_ATTRIBUTE: {"N": str(int(self.clock()) + ARCHIVED_PAGE_MEMORY_SECONDS)},
             },
         )
 

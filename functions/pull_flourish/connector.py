@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
@@ -110,6 +111,8 @@ class FlourishConnector:
                     request={"method": "GET", "path": spec.path, "params": served.params},
                     next_token=next_token,
                     total_records=served.page.total if single else None,
+                    # meta.next echoes the query, window end included: the items alone identify the page
+                    identity=json.dumps(served.page.items, separators=(",", ":")).encode(),
                 )
             cursor = None
 

@@ -55,7 +55,7 @@ def unwrap_item(stream: Stream, item: Any) -> dict[str, Any]:
 
 
 def item_id(stream: Stream, item: Mapping[str, Any]) -> str | None:
-    value = unwrap_item(stream, dict(item)).get("id")
+    value = unwrap_item(stream, item if isinstance(item, dict) else dict(item)).get("id")
     if value is None or isinstance(value, bool | dict | list):
         return None
     text = str(value).strip()
@@ -513,7 +513,7 @@ def map_coupon(raw: PosabitCoupon, ctx: MappingContext) -> Discount:
 
 def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> CanonicalRecord:
     """One POSaBIT list item (wrapped or bare) to its canonical record, or MappingError naming what is wrong."""
-    record = unwrap_item(stream, dict(item))
+    record = unwrap_item(stream, item if isinstance(item, dict) else dict(item))  # no copy of a plain item
     pos_id = item_id(stream, record)
     try:
         if stream is Stream.CUSTOMERS:
