@@ -36,7 +36,8 @@ from infra.constructs.rules import RECORDS_TABLE_ACTIONS as OPTIN_RECORDS_TABLE_
 from infra.constructs.storage import Storage
 
 # The job reads a tenant+POS's record keys from the index by tenant and POS, then the items in batches (and the opt-in
-# rules a persona's shopper records, as the stream consumers do); it never writes the records table (so it never feeds the stream consumers) and never scans it.
+# rules a persona's shopper records, as the stream consumers do); it never writes the records table (so it never feeds
+# the stream consumers) and never scans it.
 RECORDS_INDEX_ACTIONS = ("dynamodb:Query",)
 RECORDS_TABLE_ACTIONS = ("dynamodb:BatchGetItem",)
 
