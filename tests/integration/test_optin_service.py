@@ -456,3 +456,23 @@ def test_invalid_settings_leave_the_sale_waiting_for_the_reevaluation_and_unread
     assert again.outcomes == {"already_requested": 1} and again.failed == 0
     assert service.batch(_batch(sale), BatchFailures()) == {"already_requested": 1}
     assert world.gateway.kinds() == ["optin_request"]
+
+
+def test_a_shopper_parked_for_invalid_settings_leaves_its_waiting_sale_to_the_reevaluation(world: World) -> None:
+    # Given a sale waiting for its shopper's persona, and the personas consumer parked that shopper (its settings
+    # were invalid): the persona appears only when the settings are fixed, so retrying would end in the DLQ
+    shopper = world.shopper(persona=None)
+    service = world.service()
+    assert service.batch(_batch(world.sale()), BatchFailures()) == {"waiting_for_persona": 1}
+    world.personas.park_waiting(shopper, 1, "2026-07-01T19:00:00+00:00")
+    # When the opt-in consumer sees the shopper record: acknowledged, nothing sent, the waiting sale kept
+    failures = BatchFailures()
+    assert service.batch(_batch(shopper), failures) == {"waiting_for_persona": 1}
+    assert len(failures) == 0 and world.gateway.sent == []
+    assert world.consents.waiting_sale(TENANT, "posabit", "c1", "s1") is not None
+    # When the settings are fixed, the job's shopper phase makes the persona, then runs the opt-in over the shopper
+    world.shopper()
+    first = service.reapply([(shopper, 1)])
+    assert (first.outcomes["sent"], first.failed) == (1, 0)
+    assert world.consents.waiting_sale(TENANT, "posabit", "c1", "s1") is None
+    assert world.gateway.kinds() == ["optin_request"]

@@ -363,6 +363,14 @@ class PersonaStore:
             ExpressionAttributeValues={":now": {"S": now}, ":one": {"N": "1"}},
         )
 
+    def is_waiting(self, record: CanonicalRecord) -> bool:
+        """Whether this record is parked until its tenant's settings for its POS are valid (a consistent read)."""
+        key = {
+            "pk": {"S": layout.waiting_pk(record.tenant, record.vendor)},
+            "sk": {"S": layout.waiting_sk(record.kind, record.credential_id, record.pos_id)},
+        }
+        return any(True for _ in self._get_many([key]))
+
     def waiting(self, tenant: str, vendor: Vendor) -> list[ParkedRecord]:
         return self._parked(layout.waiting_pk(tenant, vendor), layout.WAITING_FLAG_SK)
 

@@ -463,6 +463,16 @@ class OptinService:
             return outcome
         persona_id = self.personas.pos_owner(shopper.tenant, shopper.vendor, shopper.credential_id, shopper.pos_id)
         if persona_id is None:
+            if self.personas.is_waiting(shopper):
+                # Settled, not late: the personas consumer parked the shopper until its settings are valid. Retrying
+                # would end in the dead-letter queue; the re-evaluation job that fixing the settings runs (the park
+                # raised its flag) makes the persona in its shopper phase, then asks for the waiting sale here.
+                logger.info(
+                    "opt-in waits for the shopper's persona, parked until the settings are valid",
+                    tenant=shopper.tenant,
+                    vendor=shopper.vendor.value,
+                )
+                return "waiting_for_persona"
             raise PersonaNotYetError("a sale waits for this shopper's persona, which the personas consumer makes")
         asked = self._ask(shopper.tenant, persona_id, waiting.get("store_zone"), waiting.get("sale", ""))
         self.consents.drop_waiting_sale(shopper.tenant, shopper.vendor.value, shopper.credential_id, shopper.pos_id)
