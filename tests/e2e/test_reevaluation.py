@@ -188,6 +188,10 @@ def test_sms_optin_after_set_after_the_pull_texts_as_many_as_its_dry_run_predict
         sent = requests_texted(tmp_path)
         assert len(sent) == would_text > 0
         assert len({line["to"] for line in sent}) == len(sent)  # one per number
+        rows = json.loads(admin("status", "--tenant", TENANT, "-o", "json").output)
+        # `possync status` shows what the job texted
+        assert {row["reevaluation"]["optin_requests_sent"] for row in rows} == {len(sent)}
+        assert f"{len(sent)} SMS opt-in requests sent" in " ".join(admin("status", "--tenant", TENANT).output.split())
 
         # a second run over the same records (and the deferred queue delivered) texts nobody again
         admin("reevaluate", "--tenant", TENANT, "--vendor", "posabit", "--force")
