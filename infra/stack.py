@@ -54,6 +54,8 @@ class PossyncStack(Stack):
         )
         # Settings and store-mapping changes applied to the records already stored.
         self.reevaluation = Reevaluation(self, "Reevaluation", names=self.names, code=self.code, storage=self.storage)
+        # ... the opt-in requests of stored sales among them, sent and deferred as the opt-in consumer sends them.
+        self.messaging.let_request(self.reevaluation.function)
         self.monitoring = Monitoring(
             self,
             "Monitoring",

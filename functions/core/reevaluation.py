@@ -26,7 +26,8 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NoReturn
@@ -43,8 +44,10 @@ from functions.core.failures import aws_error_code, describe_failure, failure_si
 from functions.core.layout import RecordKind, ResourceNames, Vendor
 from functions.core.loyalty.service import LoyaltyService
 from functions.core.loyalty.settings import tenant_zone
+from functions.core.models import CanonicalRecord
 from functions.core.observability import logger
 from functions.core.settings import IntegrationSettings, TenantSettings
+from functions.core.sms.service import OptinService
 from functions.core.sources import clear_caches
 from functions.core.store import ControlStore, RecordStore, call_table
 
@@ -196,6 +199,8 @@ class Counts:
     waiting_applied: int = 0  # records parked for invalid settings, applied
     still_waiting: int = 0  # records still parked for invalid settings when the run ended
     unreadable: int = 0  # stored items this version of the code cannot read as a record
+    texts_sent: int = 0  # SMS opt-in requests sent to personas of stored sales (sms_optin_after)
+    texts_deferred: int = 0  # ... and deferred for quiet hours or the 24 h cap (sent when due)
 
     def add(self, other: Counts) -> None:
         for name in COUNT_FIELDS:
@@ -561,6 +566,7 @@ class ReevaluationService:
         records: RecordStore,
         statuses: RunStatuses,
         loyalty: LoyaltyService,
+        optin: OptinService | None,
         requests: ReevaluationRequests,
         sqs: Any,
         queue_url: str,
@@ -572,6 +578,7 @@ class ReevaluationService:
         self.records = records
         self.statuses = statuses
         self.loyalty = loyalty
+        self.optin = optin
         self.requests = requests
         self.sqs = sqs
         self.queue_url = queue_url
@@ -594,6 +601,7 @@ class ReevaluationService:
             records=RecordStore(ddb, env.get(layout.ENV_RECORDS_TABLE, names.records_table)),
             statuses=statuses,
             loyalty=LoyaltyService.from_env(),
+            optin=OptinService.from_env(),
             requests=ReevaluationRequests(
                 statuses=statuses,
                 sqs=sqs,
@@ -749,6 +757,7 @@ class ReevaluationService:
                 if report.failed:
                     raise AwsServiceError(f"{report.failed} of {len(page.records)} stored records could not be applied")
                 done = self.loyalty.sales.tally.since(before)
+                texted = self._optin(page.records)
                 counts = Counts(
                     evaluated=len(page.records),
                     enrolled=done.enrolled,
@@ -756,6 +765,8 @@ class ReevaluationService:
                     favourites_set=done.favourites_set,
                     imported=done.imported,
                     unreadable=page.unreadable,
+                    texts_sent=texted["sent"],
+                    texts_deferred=texted["deferred"],
                 )
                 cursor = page.next_key
                 if cursor is None:
@@ -858,6 +869,18 @@ class ReevaluationService:
         raise RunFailedError(reason) from None
 
     # --- helpers -------------------------------------------------------------------------------------------------
+    def _optin(self, records: Sequence[tuple[CanonicalRecord, int]]) -> Counter[str]:
+        """The SMS opt-in rules over a page of stored sales or shoppers, after the loyalty rules made their personas:
+        the opt-in consumer's own code (one request per persona ever, quiet hours, the 24 h cap). Applied after
+        the loyalty rules so that a retried page (AwsServiceError: the attempt is retried from this page) changes
+        nothing twice."""
+        if self.optin is None or not records:
+            return Counter()
+        texted = self.optin.reapply(records)
+        if texted.failed:
+            raise AwsServiceError(f"the opt-in rules failed on {texted.failed} of {len(records)} stored records")
+        return texted.outcomes
+
     def _fingerprint(self, tenant: str, vendor: Vendor) -> str:
         """The digest of the settings as the rules read them now; SettingsError when they are invalid (and an
         AwsServiceError when they cannot be read: the attempt is retried)."""

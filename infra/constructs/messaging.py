@@ -154,14 +154,20 @@ class Messaging(Construct):
         )
         self.reply_function = reply.function
         self.reply_function.add_event_source(SnsEventSource(self.reply_topic))
-        for name, value in {ENV_DEFERRAL_QUEUE_URL: self.deferral_queue.queue_url, **self._sms_environment()}.items():
-            optin.function.add_environment(name, value)
+        self.let_request(optin.function)
         for function in (self.deferred_function, self.reply_function):
             grant_table(function, storage.personas_table, PERSONAS_TABLE_ACTIONS)
             grant_table(function, storage.records_table, RECORDS_TABLE_ACTIONS)
             grant_read_settings(function, names)
-        for function in (optin.function, self.deferred_function, self.reply_function):
             self._grant_sending(function)
+
+    def let_request(self, function: lambda_.Function) -> None:
+        """A function that runs the opt-in rules (functions.core.sms.service.OptinService: the stream consumer, the
+        re-evaluation job): where to defer a request, which identity to text from, and the right to do both. (Its
+        table and settings access is its own construct's.)"""
+        for name, value in {ENV_DEFERRAL_QUEUE_URL: self.deferral_queue.queue_url, **self._sms_environment()}.items():
+            function.add_environment(name, value)
+        self._grant_sending(function)
 
     def functions(self) -> dict[str, lambda_.IFunction]:
         return {sms_names.DEFERRED_FUNCTION: self.deferred_function, sms_names.REPLY_FUNCTION: self.reply_function}

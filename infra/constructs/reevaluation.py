@@ -32,10 +32,12 @@ from infra.constants import DLQ_RETENTION
 from infra.constructs.function import PossyncFunction
 from infra.constructs.permissions import grant_read_settings, grant_table
 from infra.constructs.rules import CONTROL_TABLE_ACTIONS, PERSONAS_TABLE_ACTIONS
+from infra.constructs.rules import RECORDS_TABLE_ACTIONS as OPTIN_RECORDS_TABLE_ACTIONS
 from infra.constructs.storage import Storage
 
-# The job reads a tenant+POS's record keys from the index by tenant and POS, then the items in batches; it never
-# writes the records table (so it never feeds the stream consumers) and never scans it.
+# The job reads a tenant+POS's record keys from the index by tenant and POS, then the items in batches (and the opt-in
+# rules a persona's shopper records, as the stream consumers do); it never writes the records table (so it never feeds
+# the stream consumers) and never scans it.
 RECORDS_INDEX_ACTIONS = ("dynamodb:Query",)
 RECORDS_TABLE_ACTIONS = ("dynamodb:BatchGetItem",)
 
@@ -129,6 +131,9 @@ class Reevaluation(Construct):
             resource_arns=[storage.records_by_scope_index_arn()],
         )
         grant_table(self.function, storage.records_table, RECORDS_TABLE_ACTIONS)
+        # The opt-in rules read a persona's shopper records one by one (the consent their POS recorded), as the
+        # opt-in consumer does. (Sending and deferring texts: Messaging.let_request.)
+        grant_table(self.function, storage.records_table, OPTIN_RECORDS_TABLE_ACTIONS)
         grant_table(self.function, storage.personas_table, PERSONAS_TABLE_ACTIONS)
         grant_table(self.function, storage.control_table, CONTROL_TABLE_ACTIONS)
         # Continuations and requests that wait for a running job go back on the queue; messages that can never be

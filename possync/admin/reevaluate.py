@@ -151,6 +151,8 @@ def status_row(status: RunStatus, now: datetime) -> dict[str, Any]:
         "parked_records_applied": counts.waiting_applied,
         "records_still_waiting": counts.still_waiting,
         "unreadable_records": counts.unreadable,
+        "optin_requests_sent": counts.texts_sent,
+        "optin_requests_deferred": counts.texts_deferred,
         "error": status.error,
         "queued_behind": status.queued_behind,
         "requested_at": status.requested_at,
@@ -192,7 +194,8 @@ def status_table(row: dict[str, Any]) -> Table:
                 f"{row['records_evaluated']} records evaluated, {row['members_enrolled']} members enrolled, "
                 f"{row['points_booked']} points booked, {row['favourite_stores_set']} favourite stores set, "
                 f"{row['balances_imported']} balances imported, {row['parked_records_applied']} parked records "
-                "applied"
+                f"applied, {row['optin_requests_sent']} SMS opt-in requests sent "
+                f"({row['optin_requests_deferred']} deferred for quiet hours or the 24 h cap)"
             ),
         )
     if row["records_still_waiting"]:

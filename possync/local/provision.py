@@ -43,6 +43,8 @@ class Resources:
                 layout.ENV_RESOURCE_PREFIX: self.names.prefix,
                 layout.ENV_REEVALUATION_QUEUE_URL: self.reevaluation_queue_url,
                 layout.ENV_REEVALUATION_DLQ_URL: self.reevaluation_dlq_url,
+                # it runs the opt-in rules over stored sales: texts to the outbox, as the opt-in consumer's
+                **self._sms_env(),
             }
         if function in layout.RULE_FUNCTIONS or function in sms_names.HANDLER_MODULES:
             env = {
@@ -52,12 +54,7 @@ class Resources:
                 layout.ENV_RESOURCE_PREFIX: self.names.prefix,
             }
             if function in sms_names.HANDLER_MODULES:
-                # Texts go to the outbox file instead of End User Messaging SMS.
-                env |= {
-                    ENV_GATEWAY: "outbox",
-                    ENV_OUTBOX: self.sms_outbox,
-                    ENV_DEFERRAL_QUEUE_URL: self.sms_deferral_queue_url,
-                }
+                env |= self._sms_env()
             return env
         return {
             layout.ENV_RECORDS_TABLE: self.records_table,
@@ -66,6 +63,14 @@ class Resources:
             layout.ENV_JOB_QUEUE_URL: self.queue_urls[function],
             layout.ENV_JOB_DLQ_URL: self.dlq_urls[function],
             layout.ENV_RESOURCE_PREFIX: self.names.prefix,
+        }
+
+    def _sms_env(self) -> dict[str, str]:
+        """Texts go to the outbox file instead of End User Messaging SMS; deferrals to the local deferral queue."""
+        return {
+            ENV_GATEWAY: "outbox",
+            ENV_OUTBOX: self.sms_outbox,
+            ENV_DEFERRAL_QUEUE_URL: self.sms_deferral_queue_url,
         }
 
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from typer.testing import CliRunner, Result
@@ -21,6 +22,7 @@ from functions.core.loyalty.points import ENROLLING_STATUSES
 from functions.core.loyalty.repository import PersonaStore
 from functions.core.loyalty.values import Persona
 from functions.core.models import Sale, read_record
+from functions.core.sms.gateway import read_outbox
 from possync.admin.context import AdminContext
 from possync.cli import app
 from possync.local.runtime import LocalRuntime, Scale
@@ -29,6 +31,7 @@ from possync.target import local_target
 pytestmark = pytest.mark.e2e
 
 TENANT = "greenleaf"  # two POSaBIT stores in the demo plan
+LA = ZoneInfo("America/Los_Angeles")
 
 
 class Admin:
@@ -164,3 +167,43 @@ def test_settings_made_after_the_pull_reach_the_stored_records_as_their_dry_runs
         favourites = [p for p in profiles(rt) if p.favourite_store == "dt"]
         assert len(favourites) == would_set > 0
         assert not [p for p in profiles(rt) if p.favourite_store not in (None, "dt")]
+
+
+def test_sms_optin_after_set_after_the_pull_texts_as_many_as_its_dry_run_predicts_once(tmp_path: Path) -> None:
+    # The runtime as if at noon in Washington (the simulated POSaBIT shoppers' area codes and stores): texts go out
+    noon = datetime.now(LA).replace(hour=12, minute=0, second=0, microsecond=0)
+    with LocalRuntime(
+        scale=Scale(customers_per_store=12, sales_per_store=30), vendors=(Vendor.POSABIT,), workdir=tmp_path, now=noon
+    ) as rt:
+        rt.register_tenants(configure_loyalty=False)
+        assert all(job.ok for job in rt.tick("first pull").jobs)
+        admin = Admin(rt)
+        assert requests_texted(tmp_path) == []  # pulled before SMS was configured: nobody asked
+
+        sms_after = (noon.date() - timedelta(days=20)).isoformat()
+        change = ("settings", "set", "--tenant", TENANT, "--vendor", "posabit", f"sms_optin_after={sms_after}")
+        would_text = admin.predicted(r"Would text: (\d+) persona", *change)
+        assert "queued" in admin(*change, "--yes").output
+        reevaluation_done(rt, admin)
+        sent = requests_texted(tmp_path)
+        assert len(sent) == would_text > 0
+        assert len({line["to"] for line in sent}) == len(sent)  # one per number
+        rows = json.loads(admin("status", "--tenant", TENANT, "-o", "json").output)
+        # `possync status` shows what the job texted
+        assert {row["reevaluation"]["optin_requests_sent"] for row in rows} == {len(sent)}
+        assert f"{len(sent)} SMS opt-in requests sent" in " ".join(admin("status", "--tenant", TENANT).output.split())
+
+        # a second run over the same records (and the deferred queue delivered) texts nobody again
+        admin("reevaluate", "--tenant", TENANT, "--vendor", "posabit", "--force")
+        reevaluation_done(rt, admin)
+        assert rt.sms is not None
+        rt.sms.deliver_deferred()
+        assert len(requests_texted(tmp_path)) == would_text
+
+
+def requests_texted(workdir: Path) -> list[dict[str, Any]]:
+    return [
+        line
+        for line in read_outbox(workdir / "outbox.jsonl")
+        if line["kind"] == "optin_request" and line["tenant"] == TENANT
+    ]

@@ -39,14 +39,15 @@ def test_only_the_configured_identity_and_configuration_set_may_send(with_sms: S
         "arn:${AWS::Partition}:sms-voice:${AWS::Region}:${AWS::AccountId}:configuration-set/" + CONFIGURATION_SET
     )
     roles = [stack.rules.functions["optin"].role, stack.messaging.deferred_function.role]
-    roles.append(stack.messaging.reply_function.role)
+    # the re-evaluation job asks the stored sales' personas through the same opt-in code
+    roles += [stack.messaging.reply_function.role, stack.reevaluation.role]
     for role in roles:
         assert _send_permissions(with_sms, role) == {
             IDENTITY: {"sms-voice:SendTextMessage"},
             configuration_set: {"sms-voice:SendTextMessage"},
         }
     # and no other function may send a text at all
-    others = [p.role for p in stack.pulls.functions.values()] + [stack.reevaluation.role]
+    others = [p.role for p in stack.pulls.functions.values()]
     others += [stack.rules.functions[n].role for n in ("personas", "enroll")]
     for role in others:
         assert _send_permissions(with_sms, role) == {}
@@ -55,7 +56,8 @@ def test_only_the_configured_identity_and_configuration_set_may_send(with_sms: S
 def test_the_functions_know_the_identity_and_the_deferral_queue(with_sms: Synthesized) -> None:
     stack = with_sms.stack
     queue = {"Ref": with_sms.logical_id(stack.messaging.deferral_queue)}
-    for function in (stack.rules.functions["optin"].function, *stack.messaging.functions().values()):
+    senders = (stack.rules.functions["optin"].function, stack.reevaluation.function)
+    for function in (*senders, *stack.messaging.functions().values()):
         variables = _props(with_sms, function)["Environment"]["Variables"]
         assert variables[ENV_ORIGINATION_IDENTITY] == IDENTITY
         assert variables[ENV_CONFIGURATION_SET] == CONFIGURATION_SET
@@ -64,7 +66,7 @@ def test_the_functions_know_the_identity_and_the_deferral_queue(with_sms: Synthe
 
 def test_without_an_identity_nothing_may_send(synthesized: Synthesized) -> None:
     stack = synthesized.stack
-    for role in (stack.rules.functions["optin"].role, stack.messaging.deferred_function.role):
+    for role in (stack.rules.functions["optin"].role, stack.messaging.deferred_function.role, stack.reevaluation.role):
         assert _send_permissions(synthesized, role) == {}
     variables = _props(synthesized, stack.messaging.deferred_function)["Environment"]["Variables"]
     assert ENV_ORIGINATION_IDENTITY not in variables

@@ -17,6 +17,7 @@ from functions.core.layout import (
     REEVALUATION_FUNCTION,
     ResourceNames,
 )
+from functions.core.sms.deferral import ENV_DEFERRAL_QUEUE_URL
 from infra import outputs
 from infra.constructs.reevaluation import Reevaluation
 from tests.infra import cfn
@@ -144,6 +145,8 @@ def test_function_settings_and_environment(synthesized: Synthesized, template: d
         ENV_RESOURCE_PREFIX: NAMES.prefix,
         ENV_REEVALUATION_QUEUE_URL: {"Ref": synthesized.logical_id(job.queue)},
         ENV_REEVALUATION_DLQ_URL: {"Ref": synthesized.logical_id(job.dead_letter_queue)},
+        # the opt-in requests of stored sales are deferred for quiet hours on the opt-in's own queue
+        ENV_DEFERRAL_QUEUE_URL: {"Ref": synthesized.logical_id(synthesized.stack.messaging.deferral_queue)},
         "POWERTOOLS_SERVICE_NAME": REEVALUATION_FUNCTION,
         "POWERTOOLS_METRICS_NAMESPACE": NAMES.metrics_namespace,
     }
@@ -159,11 +162,13 @@ def test_role_has_exactly_what_the_job_does(synthesized: Synthesized, template: 
         _arn(logical(job.log_group)): {"logs:CreateLogStream", "logs:PutLogEvents"},
         # keys from the index by tenant and POS, the items in batches: never a scan, never a write
         f"{records}/index/by-tenant-vendor": {"dynamodb:Query"},
-        records: {"dynamodb:BatchGetItem"},
+        # ... and, as the opt-in consumer does, a persona's shopper records one by one (their POS consent)
+        records: {"dynamodb:BatchGetItem", "dynamodb:GetItem"},
         _arn(logical(storage.personas_table)): PERSONAS,
         _arn(logical(storage.control_table)): CONTROL,
         _arn(logical(job.queue)): SQS_CONSUME | {"sqs:SendMessage"},
         _arn(logical(job.dead_letter_queue)): {"sqs:SendMessage"},
+        _arn(logical(synthesized.stack.messaging.deferral_queue)): {"sqs:SendMessage"},
         "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default": {"events:PutEvents"},
         f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter{NAMES.ssm_root}/*": {
             "ssm:GetParameter",

@@ -13,6 +13,8 @@ import boto3
 import pytest
 
 from functions.core import metrics
+from functions.core.errors import SettingsError, SettingsUnavailableError
+from functions.core.layout import Vendor
 from functions.core.settings import IntegrationSettings
 from functions.core.sms.consent import State
 from functions.core.sms.gateway import SendRejectedError, SendUnavailableError, SendUncertainError
@@ -412,4 +414,65 @@ def test_the_deferral_handler_rejects_foreign_messages_and_sends_due_ones(world:
         ]
     }
     assert deferred_handler.handler(event, _context()) == {"batchItemFailures": []}
+    assert world.gateway.kinds() == ["optin_request"]
+
+
+def test_invalid_settings_leave_the_sale_waiting_for_the_reevaluation_and_unreadable_ones_retry_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a persona with a qualifying sale, arriving while the settings are invalid
+    world.shopper()
+    service = world.service()
+    sale = world.sale("o1")
+    valid = world.settings.integration
+
+    def invalid(tenant: str, vendor: Vendor) -> IntegrationSettings:
+        raise SettingsError("integration settings of t1/posabit: sms_optin_after: not a date")
+
+    monkeypatch.setattr(world.settings, "integration", invalid)
+    failures = BatchFailures()
+    # Then nothing is sent, the record is acknowledged (it waits for valid settings: the flag makes the job that their
+    # fix requests run over the stored sales), and SettingsInvalid is counted
+    assert service.batch(_batch(sale), failures) == {"waiting_for_settings": 1}
+    assert len(failures) == 0 and world.gateway.sent == []
+    assert world.personas.waiting_flag(TENANT, Vendor.POSABIT) is not None
+    assert world.notifier.totals[metrics.SETTINGS_INVALID] == 1
+
+    # When the settings cannot be read at all: the record fails and is retried, never acknowledged
+    def unreadable(tenant: str, vendor: Vendor) -> IntegrationSettings:
+        raise SettingsUnavailableError("integration settings of t1/posabit could not be read (ThrottlingException)")
+
+    monkeypatch.setattr(world.settings, "integration", unreadable)
+    failures = BatchFailures()
+    assert service.batch(_batch(sale), failures) == {}
+    assert "0" in failures and world.gateway.sent == []
+
+    # When the settings are valid again, the re-evaluation runs the stored sale through the same code: one request,
+    # and a second run (or the stream alongside) sends nothing more
+    monkeypatch.setattr(world.settings, "integration", valid)
+    first = service.reapply([(sale, 1), (world.records.records[(TENANT, "posabit", "c1", "s1")], 1)])
+    assert (first.outcomes["sent"], first.failed) == (1, 0)
+    again = service.reapply([(sale, 1)])
+    assert again.outcomes == {"already_requested": 1} and again.failed == 0
+    assert service.batch(_batch(sale), BatchFailures()) == {"already_requested": 1}
+    assert world.gateway.kinds() == ["optin_request"]
+
+
+def test_a_shopper_parked_for_invalid_settings_leaves_its_waiting_sale_to_the_reevaluation(world: World) -> None:
+    # Given a sale waiting for its shopper's persona, and the personas consumer parked that shopper (its settings
+    # were invalid): the persona appears only when the settings are fixed, so retrying would end in the DLQ
+    shopper = world.shopper(persona=None)
+    service = world.service()
+    assert service.batch(_batch(world.sale()), BatchFailures()) == {"waiting_for_persona": 1}
+    world.personas.park_waiting(shopper, 1, "2026-07-01T19:00:00+00:00")
+    # When the opt-in consumer sees the shopper record: acknowledged, nothing sent, the waiting sale kept
+    failures = BatchFailures()
+    assert service.batch(_batch(shopper), failures) == {"waiting_for_persona": 1}
+    assert len(failures) == 0 and world.gateway.sent == []
+    assert world.consents.waiting_sale(TENANT, "posabit", "c1", "s1") is not None
+    # When the settings are fixed, the job's shopper phase makes the persona, then runs the opt-in over the shopper
+    world.shopper()
+    first = service.reapply([(shopper, 1)])
+    assert (first.outcomes["sent"], first.failed) == (1, 0)
+    assert world.consents.waiting_sale(TENANT, "posabit", "c1", "s1") is None
     assert world.gateway.kinds() == ["optin_request"]

@@ -5,6 +5,7 @@ SQS queue. Pull first, then configure: what the admin changes reaches the data a
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from functions.core.reevaluation import (
     RunStatuses,
     vendors_with_credentials,
 )
+from functions.core.sms.gateway import read_outbox
+from functions.core.sms.service import ENV_NOW
 from functions.core.sources import clear_caches
 from functions.core.store import ControlStore, RecordStore, RegisteredCredential
 from functions.core.streams import CONSUMERS
@@ -555,3 +558,104 @@ def test_a_message_that_can_never_be_a_job_goes_to_the_dead_letter_queue_at_once
     )["Messages"]
     assert dead["Body"] == '{"tenant": "../etc", "vendor": "x"}'
     assert "not a valid re-evaluation job" in dead["MessageAttributes"]["rejected_reason"]["StringValue"]
+
+
+# --- the SMS opt-in: sms_optin_after set after the pull, settings fixed after a sale -----------------------------
+
+# Noon in Washington (the test numbers' area code 206 and the sales' store zone): inside the texting window.
+DAYTIME = "2026-11-30T12:00:00-08:00"
+OTHER_PHONE = "+12065550177"
+
+
+@pytest.fixture
+def texting(site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Site:
+    """The site with the opt-in texting through the local outbox (in tmp_path) as if at DAYTIME."""
+    monkeypatch.chdir(tmp_path)  # the outbox path the consumers and the job are given is relative
+    monkeypatch.setenv(ENV_NOW, DAYTIME)
+    return site
+
+
+def requests_texted(site: Site) -> list[dict[str, Any]]:
+    return [line for line in read_outbox(Path(site.resources.sms_outbox)) if line["kind"] == "optin_request"]
+
+
+def predicted_texts(site: Site, *assignments: str) -> int:
+    result = site.cli("settings", "set", "--tenant", TENANT, "--vendor", "posabit", *assignments, "--dry-run")
+    assert result.exit_code == 0, result.output
+    found = re.search(r"Would text: (\d+) persona", " ".join(result.output.split()))
+    assert found is not None, result.output
+    return int(found.group(1))
+
+
+def test_sms_optin_after_set_after_the_pull_asks_the_stored_sales_personas_once_as_the_dry_run_predicts(
+    texting: Site,
+) -> None:
+    site = texting
+    # Given a pulled store, SMS not configured: two shoppers with a mobile and a sale on or after 11-20, one with
+    # only an earlier sale, one without a phone
+    site.loyalty({"points_per_dollar": 1, "brand_name": "Greenleaf"})
+    site.pull(
+        shopper("1", phone=PHONE),
+        shopper("2", phone=OTHER_PHONE),
+        shopper("3", phone="+12065550188"),
+        shopper("4", email="no-phone@example.com"),
+    )
+    site.pull(
+        sale("a1", "1", date(2026, 11, 21), 1_000),
+        sale("a2", "1", date(2026, 11, 26), 2_000),
+        sale("b1", "2", date(2026, 11, 22), 4_000),
+        sale("c1", "3", date(2026, 11, 2), 300),
+        sale("d1", "4", date(2026, 11, 23), 500),
+    )
+    assert requests_texted(site) == []
+
+    # When the admin previews sms_optin_after=2026-11-20, applies it, and the change's job runs
+    would_text = predicted_texts(site, "sms_optin_after=2026-11-20")
+    change = ("settings", "set", "--tenant", TENANT, "--vendor", "posabit", "sms_optin_after=2026-11-20")
+    applied = site.cli(*change, "--yes")
+    assert applied.exit_code == 0 and "queued" in applied.output, applied.output
+    assert [job.ok for job in site.run_jobs()] == [True]
+
+    # Then exactly the predicted personas got one opt-in request each, through the opt-in's own templates
+    sent = requests_texted(site)
+    assert len(sent) == would_text == 2
+    assert sorted(line["to"] for line in sent) == sorted([PHONE, OTHER_PHONE])
+    assert all(line["body"].startswith("Greenleaf: ") and line["sent_at"].startswith("2026-11-30T12:") for line in sent)
+    status = site.status()
+    assert (status.state, status.counts.texts_sent, status.counts.texts_deferred) == ("done", 2, 0)
+
+    # When the stream delivers every record again and a forced second run goes over the same records
+    site.pump.feed(site.reader.read())
+    site.pump.drain()
+    site.requests().request(TENANT, Vendor.POSABIT, "again", force=True)
+    assert [job.ok for job in site.run_jobs()] == [True]
+    # Then nothing more was sent: one request per number, ever
+    assert len(requests_texted(site)) == 2
+    assert site.status().counts.texts_sent == 0
+
+
+def test_a_sale_that_came_while_the_settings_were_invalid_is_asked_once_they_are_fixed(texting: Site) -> None:
+    site = texting
+    # Given SMS configured, a shopper pulled and a first run done with those settings
+    tenant_settings = {"points_per_dollar": 1, "brand_name": "Greenleaf"}
+    site.loyalty(tenant_settings)
+    site.integration(sms_optin_after="2026-11-20")
+    site.pull(shopper("1", phone=PHONE))
+    site.request()
+    assert [job.ok for job in site.run_jobs()] == [True]
+    # When the tenant settings are invalid while a qualifying sale arrives
+    site.loyalty('{"points_per_dollar": 1, "brand_name": "Greenleaf", "sms_template_version": 0}')
+    site.pull(sale("a1", "1", date(2026, 11, 21), 1_000))
+    # Then nothing is sent, and the opt-in consumer says the sale waits for valid settings
+    assert requests_texted(site) == []
+    assert "opt-in waits for valid settings" in site.runner.log.getvalue()
+    assert emitted(site, metrics.SETTINGS_INVALID)
+    # When the settings are fixed (back to what the first run saw) and the change's job runs
+    site.loyalty(tenant_settings)
+    site.request(trigger="tenant settings fixed")
+    assert [job.ok for job in site.run_jobs()] == [True]
+    # Then the persona got exactly one request; a second run sends nothing more
+    assert [line["to"] for line in requests_texted(site)] == [PHONE]
+    site.requests().request(TENANT, Vendor.POSABIT, "again", force=True)
+    site.run_jobs()
+    assert len(requests_texted(site)) == 1

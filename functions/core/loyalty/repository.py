@@ -349,14 +349,27 @@ class PersonaStore:
         pk = layout.waiting_pk(record.tenant, record.vendor)
         sk = layout.waiting_sk(record.kind, record.credential_id, record.pos_id)
         kept = self._park(pk, sk, record, version, now, purchase)
+        self.flag_waiting(record.tenant, record.vendor, now)
+        return kept
+
+    def flag_waiting(self, tenant: str, vendor: Vendor, now: str) -> None:
+        """Say that something waits for the tenant's settings for this POS to be valid again: the re-evaluation job
+        that their fix requests then runs over the stored records even if the settings read as before."""
         self._call(
             "update_item",
             TableName=self.table,
-            Key={"pk": {"S": pk}, "sk": {"S": layout.WAITING_FLAG_SK}},
+            Key={"pk": {"S": layout.waiting_pk(tenant, vendor)}, "sk": {"S": layout.WAITING_FLAG_SK}},
             UpdateExpression="SET flagged_at = :now ADD changes :one",
             ExpressionAttributeValues={":now": {"S": now}, ":one": {"N": "1"}},
         )
-        return kept
+
+    def is_waiting(self, record: CanonicalRecord) -> bool:
+        """Whether this record is parked until its tenant's settings for its POS are valid (a consistent read)."""
+        key = {
+            "pk": {"S": layout.waiting_pk(record.tenant, record.vendor)},
+            "sk": {"S": layout.waiting_sk(record.kind, record.credential_id, record.pos_id)},
+        }
+        return any(True for _ in self._get_many([key]))
 
     def waiting(self, tenant: str, vendor: Vendor) -> list[ParkedRecord]:
         return self._parked(layout.waiting_pk(tenant, vendor), layout.WAITING_FLAG_SK)

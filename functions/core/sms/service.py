@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -41,8 +41,8 @@ from functions.core.sms.quiet import next_window, recipient_zones
 from functions.core.sms.store import ConsentStore
 from functions.core.sms.templates import Kind, Templates
 from functions.core.sources import SettingsSource
-from functions.core.store import RecordStore
-from functions.core.streams import BatchFailures, StreamChange
+from functions.core.store import RecordStore, record_item_key
+from functions.core.streams import BatchFailures, RecordChange, StreamChange
 
 # A request still SENDING after this long was interrupted during the provider call (the function timeout is 2 min).
 STALE_SENDING = timedelta(minutes=10)
@@ -66,6 +66,14 @@ class RecordReader(Protocol):
     def get(
         self, tenant: str, vendor: layout.Vendor, credential_id: str, kind: RecordKind, pos_id: str
     ) -> CanonicalRecord | None: ...
+
+
+@dataclass(frozen=True)
+class Reapplied:
+    """What `OptinService.reapply` did: the outcomes of the records applied, and how many failed (retry them)."""
+
+    outcomes: Counter[str]
+    failed: int
 
 
 class PersonaNotYetError(AwsServiceError):
@@ -148,21 +156,50 @@ class OptinService:
                 outcomes[settled[change.item_id]] += 1
                 continue
             try:
-                if isinstance(record, Sale):
-                    outcome = self.sale(record)
-                elif isinstance(record, Shopper):
-                    outcome = self.shopper(record, maybe_waiting=waiting is None or _customer(record) in waiting)
-                else:
-                    outcome = "ignored"
+                try:
+                    if isinstance(record, Sale):
+                        outcome = self.sale(record)
+                    elif isinstance(record, Shopper):
+                        outcome = self.shopper(record, maybe_waiting=waiting is None or _customer(record) in waiting)
+                    else:
+                        outcome = "ignored"
+                except SettingsError as exc:
+                    outcome = self._wait_for_settings(record, exc)
             except AwsServiceError as exc:
                 logger.warning("opt-in record failed; retried", error=str(exc), tenant=record.tenant)
                 failures.fail(change.item_id, change.key, type(exc).__name__)
                 continue
-            except SettingsError as exc:
-                report_settings_problem(self.notifier, exc, record.tenant, record.vendor, "optin", 1)
-                outcome = "settings_invalid"
             outcomes[outcome] += 1
         return outcomes
+
+    def reapply(self, records: Sequence[tuple[CanonicalRecord, int]]) -> Reapplied:
+        """Stored sales and shoppers (each with its version in the records table) again: what the re-evaluation job
+        runs after a settings change (`sms_optin_after` set, tenant settings fixed). The stream consumer's own batch
+        path, so a persona is asked once, ever, however the job and the stream interleave or the job repeats."""
+        changes = [
+            StreamChange(f"reapply#{index}", record_item_key(record), RecordChange(record.kind, version, record))
+            for index, (record, version) in enumerate(records)
+            if isinstance(record, Sale | Shopper)
+        ]
+        failures = BatchFailures()
+        outcomes = self.batch(changes, failures)
+        self.count(outcomes)
+        return Reapplied(outcomes, len(failures))
+
+    def _wait_for_settings(self, record: CanonicalRecord, exc: SettingsError) -> str:
+        """Invalid settings text no one (fail safe). The record waits for valid settings: the waiting flag of its
+        tenant and POS makes the re-evaluation job their fix requests run over the stored records (through
+        `reapply`) even when the fixed settings read as those of its last run. AwsServiceError if the flag could not
+        be raised (the record is then retried)."""
+        report_settings_problem(self.notifier, exc, record.tenant, record.vendor, "optin", 1)
+        self.personas.flag_waiting(record.tenant, record.vendor, iso(self.now()))
+        logger.warning(
+            "opt-in waits for valid settings: asked by the re-evaluation their fix runs",
+            tenant=record.tenant,
+            vendor=record.vendor.value,
+            kind=record.kind.value,
+        )
+        return "waiting_for_settings"
 
     def _settled_sales(self, changes: Sequence[StreamChange]) -> dict[str, str]:
         """The qualifying sales of a batch whose persona was asked before or has answered, found with a few batched
@@ -208,11 +245,9 @@ class OptinService:
         try:
             integration = self.settings.integration(sale.tenant, sale.vendor)
             self.settings.tenant(sale.tenant)  # read now: invalid tenant settings text no one (fail safe)
-        except (SettingsError, AwsServiceError) as exc:
+        except AwsServiceError as exc:  # SettingsUnavailableError: unreadable, so the record fails and is retried
             report_settings_problem(self.notifier, exc, sale.tenant, sale.vendor, "optin", 1)
-            if isinstance(exc, AwsServiceError):
-                raise
-            return "settings_invalid"
+            raise
         if not rules.sale_qualifies(sale, integration.sms_optin_after) or sale.customer_pos_id is None:
             return "not_eligible"
         if self.gateway is None:
@@ -428,6 +463,16 @@ class OptinService:
             return outcome
         persona_id = self.personas.pos_owner(shopper.tenant, shopper.vendor, shopper.credential_id, shopper.pos_id)
         if persona_id is None:
+            if self.personas.is_waiting(shopper):
+                # Settled, not late: the personas consumer parked the shopper until its settings are valid. Retrying
+                # would end in the dead-letter queue; the re-evaluation job that fixing the settings runs (the park
+                # raised its flag) makes the persona in its shopper phase, then asks for the waiting sale here.
+                logger.info(
+                    "opt-in waits for the shopper's persona, parked until the settings are valid",
+                    tenant=shopper.tenant,
+                    vendor=shopper.vendor.value,
+                )
+                return "waiting_for_persona"
             raise PersonaNotYetError("a sale waits for this shopper's persona, which the personas consumer makes")
         asked = self._ask(shopper.tenant, persona_id, waiting.get("store_zone"), waiting.get("sale", ""))
         self.consents.drop_waiting_sale(shopper.tenant, shopper.vendor.value, shopper.credential_id, shopper.pos_id)
