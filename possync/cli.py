@@ -51,7 +51,7 @@ app.command("replay")(admin_replay.replay_command)
 app.command("reevaluate")(admin_reevaluate.reevaluate_command)
 app.command("pull")(admin_pull.pull_command)
 
-console = Console(width=output_width())
+console = Console(width=output_width(), emoji=False)  # no ":cd:" emoji inside ids
 
 
 def _vendors(value: str | None) -> tuple[Vendor, ...] | None:

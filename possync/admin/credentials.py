@@ -677,6 +677,7 @@ def add(
             f"Pinned certificate, SHA-256 fingerprint {pin.fingerprint}. Only a server presenting exactly this "
             "certificate is called; compare with `openssl x509 -noout -fingerprint -sha256 -in FILE`.",
             markup=False,
+            soft_wrap=True,  # never break the fingerprint: it is copied and compared
         )
     out.print(f"Secret stored in Secrets Manager as {secret_name} (not shown). The next scheduled pull uses it.")
     if state == "deleted":

@@ -42,11 +42,12 @@ def output_width() -> int | None:
 
 def console() -> Console:
     # Built per call: rich then writes to whatever sys.stdout is now (the test runner swaps it).
-    return Console(highlight=False, soft_wrap=False, width=output_width())
+    # emoji=False: rich would turn ":cd:" inside a hex fingerprint or an id into an emoji.
+    return Console(highlight=False, soft_wrap=False, width=output_width(), emoji=False)
 
 
 def err_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, emoji=False)
 
 
 def fail(message: str, hint: str | None = None) -> NoReturn:

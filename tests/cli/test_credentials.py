@@ -545,7 +545,7 @@ def test_a_good_pin_with_an_ip_port_is_stored_and_its_fingerprint_shown(
 
     assert result.exit_code == 0, result.output
     pin = check_pin(Vendor.PROFITEK, "52.10.20.30:8443", IDENTITY.cert_pem)
-    assert pin is not None and pin.fingerprint in result.output
+    assert pin is not None and pin.fingerprint in result.output, result.output
     assert secret_of(target, "t1", Vendor.PROFITEK, "op-1")["pinned_cert_pem"] == IDENTITY.cert_pem
     entry = control.get_credential("t1", Vendor.PROFITEK, "op-1")
     assert entry is not None and entry.attributes["pinned_cert"] is True
@@ -631,3 +631,14 @@ def test_a_utf8_file_with_a_byte_order_mark_is_read(cli: Invoke, tmp_path: Path,
 
     assert result.exit_code == 0, result.output
     assert secret_of(target, "t1", Vendor.AUPHAN, "op-1")["api_key"] == AUTH_KEY
+
+
+def test_a_fingerprint_is_printed_verbatim_where_it_spells_an_emoji(capsys: pytest.CaptureFixture[str]) -> None:
+    """rich turns ":cd:" into an emoji unless told not to: a fingerprint containing "CD" between colons (about one in
+    eight certificates) was printed with a disc in it, and so could never match openssl's."""
+    from possync.admin.render import console, err_console
+
+    console().print("fingerprint D1:CD:9B", markup=False)
+    err_console().print("id :cd: :smile:")
+    captured = capsys.readouterr()
+    assert "D1:CD:9B" in captured.out and ":cd: :smile:" in captured.err
