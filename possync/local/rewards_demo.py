@@ -11,6 +11,7 @@ from typing import Any
 from functions.core.layout import Vendor
 from functions.core.loyalty.catalogue import RewardCatalogue
 from functions.core.loyalty.rewards import RewardError, clash, new_reward
+from functions.core.notify import PutMetricCounts
 from functions.core.reward_mirrors import UnmirroredNotices, check_tenant
 from functions.core.store import ControlStore, RecordStore
 from possync.local.runtime import LocalRuntime
@@ -78,9 +79,8 @@ def rewards_summary(rt: LocalRuntime) -> RewardsSummary:
         rewards = catalogue.rewards(tenant)
         credentials = [c for v in Vendor for c in control.credentials(v, tenant) if c.active]
         findings = check_tenant(rewards, credentials, records, tenant)
-        summary.notices += notices.raise_notices(
-            tenant, findings, rt.client("events"), rt.client("cloudwatch"), resources.names.metrics_namespace
-        )
+        counter = PutMetricCounts(rt.client("cloudwatch"), resources.names.metrics_namespace)
+        summary.notices += notices.raise_notices(tenant, findings, rt.client("events"), counter)
         unmirrored = {(f.vendor, f.credential_id, f.reward) for f in findings if f.unmirrored}
         summary.rewards[tenant] = len(rewards)
         summary.problems[tenant] = len(findings)
