@@ -45,6 +45,7 @@ from functions.core.failures import describe_failure
 from functions.core.failures import failure_site as _where
 from functions.core.failures import is_aws_failure as _is_aws
 from functions.core.layout import ResourceNames, Stream, Vendor
+from functions.core.loyalty.catalogue import RewardCatalogue
 from functions.core.metrics import (
     AWS_CALLS_FAILED,
     CREDENTIALS_STALE,
@@ -61,7 +62,6 @@ from functions.core.metrics import (
     SECONDS_SINCE_LAST_SUCCESSFUL_PULL,
     STORES_OFFLINE,
 )
-from functions.core.loyalty.catalogue import RewardCatalogue
 from functions.core.netguard import IPNetwork, parse_private_networks
 from functions.core.notify import AwsNotifier
 from functions.core.observability import alarm_metrics, logger

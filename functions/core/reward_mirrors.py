@@ -155,6 +155,10 @@ class UnmirroredNotices:
             raise NotifyError("unmirrored-reward event not accepted by EventBridge")
         return 1
 
+    def standing(self, tenant: str) -> int:
+        """How many of the tenant's notices stand (raised, not cleared yet)."""
+        return len(self._stored(tenant, None))
+
     def _forget(self, notice: UnmirroredNotice) -> None:
         call_table(self.ddb, self.table, "delete_item", TableName=self.table, Key=notice.key)
 

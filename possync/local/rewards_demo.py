@@ -29,7 +29,7 @@ class RewardsSummary:
     problems: Counter[str] = field(default_factory=Counter)
     redemptions: Counter[str] = field(default_factory=Counter)
     overdrawn: Counter[str] = field(default_factory=Counter)
-    notices: int = 0
+    notices: int = 0  # unmirrored-reward notices standing (raised by the pulls or by this check)
 
 
 def tenants_of(rt: LocalRuntime) -> list[str]:
@@ -80,7 +80,8 @@ def rewards_summary(rt: LocalRuntime) -> RewardsSummary:
         credentials = [c for v in Vendor for c in control.credentials(v, tenant) if c.active]
         findings = check_tenant(rewards, credentials, records, tenant)
         counter = PutMetricCounts(rt.client("cloudwatch"), resources.names.metrics_namespace)
-        summary.notices += notices.raise_notices(tenant, findings, rt.client("events"), counter)
+        notices.raise_notices(tenant, findings, rt.client("events"), counter)  # the pulls raised most already
+        summary.notices += notices.standing(tenant)
         unmirrored = {(f.vendor, f.credential_id, f.reward) for f in findings if f.unmirrored}
         summary.rewards[tenant] = len(rewards)
         summary.problems[tenant] = len(findings)
