@@ -21,12 +21,15 @@ from functions.core.store import RecordStore, RegisteredCredential, call_table
 UNMIRRORED_REWARD_DETAIL_TYPE = "possync.unmirrored-reward"
 
 
-def stored_discounts(records: RecordStore, tenant: str, vendor: Vendor) -> dict[str, list[PosDiscount]]:
-    """A tenant's pulled discounts of one POS, by credential (read through the index by tenant and POS)."""
+def stored_discounts(
+    records: RecordStore, tenant: str, vendor: Vendor, credential_id: str | None = None
+) -> dict[str, list[PosDiscount]]:
+    """A tenant's pulled discounts of one POS (or of one store of it), by credential (read through the index by
+    tenant and POS)."""
     found: dict[str, list[PosDiscount]] = {}
     start: dict[str, Any] | None = None
     while True:
-        page = records.scope_page(tenant, vendor, RecordKind.DISCOUNT, start)
+        page = records.scope_page(tenant, vendor, RecordKind.DISCOUNT, start, credential_id=credential_id)
         for record, _ in page.records:
             if isinstance(record, Discount):
                 found.setdefault(record.credential_id, []).append(
@@ -58,7 +61,7 @@ def check_credential(
     rewards: Sequence[Reward], vendor: Vendor, credential_id: str, records: RecordStore, tenant: str
 ) -> list[MirrorFinding]:
     """One store checked against the catalogue (after a pull of its discounts), as check_tenant checks each."""
-    discounts = stored_discounts(records, tenant, vendor)
+    discounts = stored_discounts(records, tenant, vendor, credential_id)
     return check_mirrors(rewards, vendor, credential_id, discounts.get(credential_id, []))
 
 

@@ -18,7 +18,9 @@ from functions.core import aws, layout, metrics
 from functions.core.layout import Vendor
 from functions.core.loyalty.catalogue import RewardCatalogue
 from functions.core.loyalty.rewards import new_reward
-from functions.core.reward_mirrors import UNMIRRORED_REWARD_DETAIL_TYPE
+from functions.core.models import Discount
+from functions.core.reward_mirrors import UNMIRRORED_REWARD_DETAIL_TYPE, stored_discounts
+from functions.core.store import RecordStore
 from simulators.base import utc_now
 from tests.integration.pulls import PullWorld, simulator_class
 from tests.integration.test_loyalty_batches import emitted
@@ -156,3 +158,28 @@ def test_a_failing_eventbridge_leaves_the_pull_ok_is_logged_and_counted_and_the_
     assert len(notices(resources)) == 2
     assert len(announced(queue)) == 2
     assert sum(emitted(lambda_output(world), metrics.REWARDS_UNMIRRORED)) == 2
+
+
+def test_a_store_check_reads_that_stores_discounts_alone(resources: Any) -> None:
+    """The check after a pull queries the index for the pulled store's discounts only (not every store's)."""
+    records = RecordStore(boto3.client("dynamodb"), resources.records_table)
+    at = "2026-05-01T12:00:00.000000+00:00"
+    records.upsert_changed(
+        [
+            Discount(
+                tenant=TENANT,
+                vendor=Vendor.POSABIT,
+                credential_id=cred,
+                pos_id=pos_id,
+                source_updated_at=at,
+                name=name,
+                active=True,
+            )
+            for cred, pos_id, name in (("p1", "1", "A"), ("p1", "2", "B"), ("p10", "1", "C"), ("p2", "1", "D"))
+        ],
+        "raw/test",
+    )
+    found = stored_discounts(records, TENANT, Vendor.POSABIT, credential_id="p1")
+    assert {cred: sorted(d.name for d in found[cred]) for cred in found} == {"p1": ["A", "B"]}
+    everyone = stored_discounts(records, TENANT, Vendor.POSABIT)
+    assert sorted(everyone) == ["p1", "p10", "p2"]
