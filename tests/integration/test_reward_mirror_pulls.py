@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -17,9 +17,10 @@ from botocore.exceptions import ClientError
 from functions.core import aws, layout, metrics
 from functions.core.layout import Vendor
 from functions.core.loyalty.catalogue import RewardCatalogue
-from functions.core.loyalty.rewards import new_reward
+from functions.core.loyalty.rewards import MirrorFinding, new_reward
 from functions.core.models import Discount
-from functions.core.reward_mirrors import UNMIRRORED_REWARD_DETAIL_TYPE, stored_discounts
+from functions.core.notify import NotifyError
+from functions.core.reward_mirrors import UNMIRRORED_REWARD_DETAIL_TYPE, UnmirroredNotices, stored_discounts
 from functions.core.store import RecordStore
 from simulators.base import utc_now
 from tests.integration.pulls import PullWorld, simulator_class
@@ -183,3 +184,36 @@ def test_a_store_check_reads_that_stores_discounts_alone(resources: Any) -> None
     assert {cred: sorted(d.name for d in found[cred]) for cred in found} == {"p1": ["A", "B"]}
     everyone = stored_discounts(records, TENANT, Vendor.POSABIT)
     assert sorted(everyone) == ["p1", "p10", "p2"]
+
+
+class Counted:
+    def __init__(self) -> None:
+        self.values: list[dict[str, int]] = []
+
+    def counts(self, values: Mapping[str, int]) -> None:
+        self.values.append(dict(values))
+
+
+class RefusesSecond:
+    """EventBridge that takes the first event and then fails."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def put_events(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls > 1:
+            raise ClientError({"Error": {"Code": "InternalException", "Message": "down"}}, "PutEvents")
+        return {"FailedEntryCount": 0, "Entries": [{"EventId": "1"}]}
+
+
+def test_notices_announced_before_eventbridge_fails_are_counted_and_the_refused_one_is_retried(
+    resources: Any,
+) -> None:
+    notices_store = UnmirroredNotices(boto3.client("dynamodb"), resources.control_table)
+    findings = [MirrorFinding("missing", Vendor.POSABIT, "p1", name, None, "add it in the POS") for name in ("A", "B")]
+    counted = Counted()
+    with pytest.raises(NotifyError):
+        notices_store.raise_notices(TENANT, findings, RefusesSecond(), counted, store=(Vendor.POSABIT, "p1"))
+    assert counted.values == [{metrics.REWARDS_UNMIRRORED: 1}]  # the one announced is counted
+    assert notices(resources) == ["posabit#p1#a"]  # the refused one is not recorded: the next check raises it
