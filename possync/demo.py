@@ -303,6 +303,7 @@ def _show_rewards(console: Console, summary: RewardsSummary) -> None:
         )
     console.print(table)
     console.print(
-        f"Unmirrored-reward notices raised: {summary.notices}; `possync rewards check --tenant T` lists each store's "
+        f"Unmirrored-reward notices standing: {summary.notices} (raised after each pull of a store's discounts); "
+        "`possync rewards check --tenant T` lists each store's "
         "mirror problems (one name is mis-mirrored on purpose) and the redemptions that overdrew a balance."
     )

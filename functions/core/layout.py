@@ -292,7 +292,8 @@ RECORDS_BY_SCOPE_INDEX = "by-tenant-vendor"
 RECORDS_SCOPE_ATTRIBUTE = "tenant_vendor"
 RECORDS_SCOPE_KEY_ATTRIBUTE = "kind_key"
 RULE_RECORD_KINDS: tuple[RecordKind, ...] = (RecordKind.SHOPPER, RecordKind.SALE, RecordKind.LOYALTY_BALANCE)
-# Kinds in that index: the rules' kinds, and POS discounts (what `possync rewards check` reads per tenant and POS).
+# Kinds in that index: the rules' kinds, and POS discounts (what `possync rewards check` reads per tenant and POS, and a
+# pull of a store's discounts reads for that store).
 INDEXED_RECORD_KINDS: tuple[RecordKind, ...] = (*RULE_RECORD_KINDS, RecordKind.DISCOUNT)
 
 

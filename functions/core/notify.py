@@ -94,6 +94,20 @@ class AwsNotifier:
         metrics.flush_metrics()
 
 
+class PutMetricCounts:
+    """Counts sent with CloudWatch PutMetricData (no dimensions, as AwsNotifier's): for the CLI and the local demo,
+    whose stdout no log group reads for EMF."""
+
+    def __init__(self, cloudwatch: Any, namespace: str = NAMESPACE) -> None:
+        self.cloudwatch = cloudwatch
+        self.namespace = namespace
+
+    def counts(self, values: Mapping[str, int]) -> None:
+        data = [{"MetricName": name, "Value": value, "Unit": "Count"} for name, value in values.items() if value]
+        if data:
+            self.cloudwatch.put_metric_data(Namespace=self.namespace, MetricData=data)
+
+
 def _without_dimensions(namespace: str) -> EphemeralMetrics:
     """The alarms watch these metrics without dimensions: service="" keeps Powertools from adding its `service`
     dimension (from POWERTOOLS_SERVICE_NAME, which every Lambda has), as functions.core.observability.alarm_metrics

@@ -45,6 +45,7 @@ from functions.core.failures import describe_failure
 from functions.core.failures import failure_site as _where
 from functions.core.failures import is_aws_failure as _is_aws
 from functions.core.layout import ResourceNames, Stream, Vendor
+from functions.core.loyalty.catalogue import RewardCatalogue
 from functions.core.metrics import (
     AWS_CALLS_FAILED,
     CREDENTIALS_STALE,
@@ -62,7 +63,9 @@ from functions.core.metrics import (
     STORES_OFFLINE,
 )
 from functions.core.netguard import IPNetwork, parse_private_networks
+from functions.core.notify import AwsNotifier
 from functions.core.observability import alarm_metrics, logger
+from functions.core.reward_mirrors import StoreMirrorCheck, UnmirroredNotices
 from functions.core.sources import CredentialSource, SettingsSource
 from functions.core.store import ControlStore, RecordStore, RegisteredCredential
 
@@ -218,6 +221,7 @@ class PullService:
         sqs: Any,
         options: PullOptions | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        mirrors: StoreMirrorCheck | None = None,
     ) -> None:
         self.config = config
         self.open_connector = open_connector
@@ -229,10 +233,19 @@ class PullService:
         self.sqs = sqs
         self.options = options or PullOptions(lookback=config.lookback, settle=config.settle)
         self.now = now
+        self.mirrors = mirrors
 
     @classmethod
     def from_env(cls, open_connector: OpenConnector, default_base_urls: dict[Vendor, str]) -> PullService:
         config = RuntimeConfig.from_env(default_base_urls)
+        records = RecordStore(aws.client("dynamodb"), config.records_table)
+        mirrors = StoreMirrorCheck(
+            RewardCatalogue(aws.client("dynamodb"), config.control_table),
+            records,
+            UnmirroredNotices(aws.client("dynamodb"), config.control_table),
+            aws.client("events"),
+            AwsNotifier(aws.client("events")),
+        )
         return cls(
             config=config,
             open_connector=open_connector,
@@ -243,6 +256,7 @@ class PullService:
             settings=SettingsSource(config.names),
             credentials=CredentialSource(config.names),
             sqs=aws.client("sqs"),
+            mirrors=mirrors,
         )
 
     # --- dispatch ------------------------------------------------------------------------------
@@ -444,7 +458,38 @@ class PullService:
         except Exception as exc:  # noqa: BLE001 - the continuation could not be enqueued: retry this job
             self._fail(job, exc, started)
         self._emit_job_metrics(outcome, time.monotonic() - started)
+        self._check_mirrors(outcome)
         return outcome
+
+    def _check_mirrors(self, outcome: JobOutcome) -> None:
+        """Once the store's discounts stream is pulled to the end: its reward mirrors checked, notices raised or
+        cleared. A failure leaves the pull as it is: logged and counted (AwsCallsFailed: each step is an AWS call),
+        and the next pull of the discounts checks again."""
+        discounts = outcome.result.streams.get(Stream.DISCOUNTS) if outcome.result is not None else None
+        if self.mirrors is None or discounts is None or not discounts.complete:
+            return
+        job = outcome.job
+        try:
+            raised = self.mirrors.run(job.tenant, job.vendor, job.credential_id)
+        except Exception as exc:  # noqa: BLE001 - the pull itself succeeded; the next pull checks again
+            logger.error(
+                "reward mirror check failed; the next pull of the discounts checks again",
+                vendor=job.vendor.value,
+                credential=job.credential_id,
+                tenant=job.tenant,
+                error=describe_failure(exc),
+                where=_where(exc),
+            )
+            self._emit([(AWS_CALLS_FAILED, MetricUnit.Count, 1.0)], job.tenant, job.vendor, job.credential_id)
+            return
+        if raised:
+            logger.info(
+                "unmirrored-reward notices raised",
+                vendor=job.vendor.value,
+                credential=job.credential_id,
+                tenant=job.tenant,
+                raised=raised,
+            )
 
     def _skip_held(self, job: PullJob) -> JobOutcome:
         """Another pull holds the lease: say so in the status (who, since when, until when)."""

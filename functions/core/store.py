@@ -199,10 +199,11 @@ class RecordStore:
         kind: RecordKind,
         start_key: dict[str, Any] | None = None,
         limit: int = BATCH_GET_MAX,
+        credential_id: str | None = None,
     ) -> StoredPage:
-        """One page of a tenant's stored records of one kind from one POS, each with its version: the keys from the
-        records table's index by tenant and POS (never a scan), then the items in one batched read. `next_key` is
-        where the next page starts (None: that was the last)."""
+        """One page of a tenant's stored records of one kind from one POS (or, with `credential_id`, one store), each
+        with its version: the keys from the records table's index by tenant and POS (never a scan), then the items
+        in one batched read. `next_key` is where the next page starts (None: that was the last)."""
         if kind not in layout.INDEXED_RECORD_KINDS:
             raise ValueError(f"{kind.value} records are not in the index by tenant and POS")
         kwargs: dict[str, Any] = {
@@ -215,7 +216,11 @@ class RecordStore:
             },
             "ExpressionAttributeValues": {
                 ":scope": {"S": layout.record_scope(tenant, vendor)},
-                ":kind": {"S": layout.record_scope_kind_prefix(kind)},
+                ":kind": {
+                    "S": layout.record_scope_kind_prefix(kind)
+                    if credential_id is None
+                    else layout.record_scope_key(kind, credential_id, "")
+                },
             },
             "Limit": limit,
         }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import Acknowledgment as Ack
 from aws_cdk import Duration, Stack, Validations
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
@@ -66,6 +67,9 @@ CONTROL_TABLE_ACTIONS = (
     "dynamodb:Query",
 )
 ARCHIVE_ACTIONS = ("s3:GetObject", "s3:PutObject")
+# After a pull of its discounts, the store's reward mirrors are checked (functions.core.reward_mirrors): its discount
+# keys from the records index by tenant and POS (the items through the table's BatchGetItem above).
+RECORDS_INDEX_ACTIONS = ("dynamodb:Query",)
 # A dispatch tick that fails is retried once more by Lambda's async invoke before it lands in the dispatch DLQ.
 DISPATCH_ASYNC_RETRIES = 1
 
@@ -180,7 +184,15 @@ class PullFunction(Construct):
 
     def _grant(self, storage: Storage, names: ResourceNames) -> None:
         grant_table(self.function, storage.records_table, RECORDS_TABLE_ACTIONS)
+        iam.Grant.add_to_principal(
+            grantee=self.function,
+            actions=list(RECORDS_INDEX_ACTIONS),
+            resource_arns=[storage.records_by_scope_index_arn()],
+        )
+        # The catalogue and the unmirrored-reward notices are control-table items (the actions below); the
+        # notices are announced on the default bus, as the rules announce an unmapped store.
         storage.control_table.grant(self.function, *CONTROL_TABLE_ACTIONS)
+        events.EventBus.from_event_bus_name(self, "DefaultBus", "default").grant_put_events_to(self.function)
         iam.Grant.add_to_principal(
             grantee=self.function, actions=list(ARCHIVE_ACTIONS), resource_arns=[storage.raw_objects_arn()]
         )

@@ -13,6 +13,7 @@ from functions.core.layout import Vendor
 from functions.core.loyalty.catalogue import RewardCatalogue, overdrawn_redemptions
 from functions.core.loyalty.rewards import MirrorFinding, Reward, RewardError, clash, new_reward
 from functions.core.loyalty.values import LedgerEntry
+from functions.core.notify import PutMetricCounts
 from functions.core.reward_mirrors import UnmirroredNotices, check_tenant
 from possync.admin.context import VENDOR_NAMES, AdminContext, OptionalTenant, TenantOption, admin, parse_vendor
 from possync.admin.render import Output, OutputOption, console, emit, fail, guarded
@@ -231,9 +232,8 @@ def check_tenant_mirrors(context: AdminContext, tenant: str) -> tuple[list[Mirro
     target = context.target()
     findings = _findings(context, tenant, _catalogue(context).rewards(tenant))
     notices = UnmirroredNotices(context.client("dynamodb"), target.control_table)
-    raised = notices.raise_notices(
-        tenant, findings, context.client("events"), context.client("cloudwatch"), target.names.metrics_namespace
-    )
+    counter = PutMetricCounts(context.client("cloudwatch"), target.names.metrics_namespace)
+    raised = notices.raise_notices(tenant, findings, context.client("events"), counter)
     return findings, raised
 
 

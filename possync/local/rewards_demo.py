@@ -11,6 +11,7 @@ from typing import Any
 from functions.core.layout import Vendor
 from functions.core.loyalty.catalogue import RewardCatalogue
 from functions.core.loyalty.rewards import RewardError, clash, new_reward
+from functions.core.notify import PutMetricCounts
 from functions.core.reward_mirrors import UnmirroredNotices, check_tenant
 from functions.core.store import ControlStore, RecordStore
 from possync.local.runtime import LocalRuntime
@@ -28,7 +29,7 @@ class RewardsSummary:
     problems: Counter[str] = field(default_factory=Counter)
     redemptions: Counter[str] = field(default_factory=Counter)
     overdrawn: Counter[str] = field(default_factory=Counter)
-    notices: int = 0
+    notices: int = 0  # unmirrored-reward notices standing (raised by the pulls or by this check)
 
 
 def tenants_of(rt: LocalRuntime) -> list[str]:
@@ -78,9 +79,9 @@ def rewards_summary(rt: LocalRuntime) -> RewardsSummary:
         rewards = catalogue.rewards(tenant)
         credentials = [c for v in Vendor for c in control.credentials(v, tenant) if c.active]
         findings = check_tenant(rewards, credentials, records, tenant)
-        summary.notices += notices.raise_notices(
-            tenant, findings, rt.client("events"), rt.client("cloudwatch"), resources.names.metrics_namespace
-        )
+        counter = PutMetricCounts(rt.client("cloudwatch"), resources.names.metrics_namespace)
+        notices.raise_notices(tenant, findings, rt.client("events"), counter)  # the pulls raised most already
+        summary.notices += notices.standing(tenant)
         unmirrored = {(f.vendor, f.credential_id, f.reward) for f in findings if f.unmirrored}
         summary.rewards[tenant] = len(rewards)
         summary.problems[tenant] = len(findings)

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, ResourceNames
+from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RECORDS_BY_SCOPE_INDEX, ResourceNames
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
 
@@ -56,6 +56,10 @@ def test_pull_role_has_exactly_the_expected_permissions(
     assert permissions == {
         _arn(logical(pull.log_group)): {"logs:CreateLogStream", "logs:PutLogEvents"},
         _arn(logical(storage.records_table)): RECORDS,
+        # after a pull of the discounts: the store's discounts through the index by tenant and POS (the reward
+        # mirror check), and its unmirrored-reward notices on the default bus
+        _arn(logical(storage.records_table)) + f"/index/{RECORDS_BY_SCOPE_INDEX}": {"dynamodb:Query"},
+        "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default": {"events:PutEvents"},
         _arn(logical(storage.control_table)): CONTROL,
         _arn(logical(storage.archive_bucket)) + "/raw/*": {"s3:GetObject", "s3:PutObject"},
         _arn(logical(pull.queue)): SQS_CONSUME | SQS_SEND,
