@@ -45,13 +45,18 @@ synth: $(VENV)/.synced node_modules/.installed  ## synthesize the CDK app with t
 	$(CDK) synth --no-notices --quiet
 
 test: $(VENV)/.synced node_modules/.installed  ## everything CI runs: lint, types, all tests, CDK synth
-	$(MAKE) --no-print-directory lint typecheck
-	$(VENV)/bin/pytest -q -n 2 --durations=10
+	$(MAKE) --no-print-directory lint
+	@# mypy (one core, about 3 minutes cold) runs beside pytest; pytest runs 4 workers because its tests spend much of
+	@# their time waiting on sockets (moto, the POS simulators), so 2 workers leave a 2-core machine half idle.
+	@log=$$(mktemp); ($(MAKE) --no-print-directory typecheck >"$$log" 2>&1) & typecheck=$$!; \
+	$(VENV)/bin/pytest -q -n 4 --durations=10; tests=$$?; \
+	wait $$typecheck; types=$$?; echo "make typecheck:"; cat "$$log"; rm -f "$$log"; \
+	[ $$tests -eq 0 ] && [ $$types -eq 0 ]
 	$(MAKE) --no-print-directory test-unpatched-moto
 
 # Store tests carry the marker `moto_store` (tests/unit and tests/integration only, so infra modules are not imported).
 test-unpatched-moto: $(VENV)/.synced  ## the store tests once more, against moto without possync's patches
-	POSSYNC_TEST_UNPATCHED_MOTO=1 $(VENV)/bin/pytest -q -p no:cacheprovider -m moto_store tests/unit tests/integration
+	POSSYNC_TEST_UNPATCHED_MOTO=1 $(VENV)/bin/pytest -q -p no:cacheprovider -n 2 -m moto_store tests/unit tests/integration
 
 bench: $(VENV)/.synced  ## benchmarks that print figures (pull throughput, memory, AWS requests)
 	$(PY) -m bench.pull
