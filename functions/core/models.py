@@ -211,13 +211,23 @@ class LoyaltyBalance(CanonicalRecord):
     as_of: UtcDatetime
 
 
+DiscountType = Literal["flat", "percent", "other"]
+
+
+def discount_type_of(word: str | None, *, flat_word: str = "amount") -> DiscountType:
+    """The canonical discount type from a POS's word for it: `flat_word` (most say "amount", POSaBIT "dollar") is
+    flat, "percent" is percent, anything else (or nothing) other. Case and surrounding spaces do not matter."""
+    kind = (word or "").strip().lower()
+    return "flat" if kind == flat_word else "percent" if kind == "percent" else "other"
+
+
 class Discount(CanonicalRecord):
     """A discount (coupon) as a POS store lists it: what a reward is mirrored to. Flourish discounts may run daily
     between a start and end time on the facility's wall clock (`daily_start`, `daily_end` "HH:MM", in `timezone`)."""
 
     kind: Literal[RecordKind.DISCOUNT] = RecordKind.DISCOUNT
     name: str
-    discount_type: Literal["flat", "percent", "other"] = "other"
+    discount_type: DiscountType = "other"
     value: str | None = None  # dollars for flat, percent for percent, as the POS gave it
     active: bool = True
     starts_at: UtcDatetime | None = None

@@ -22,6 +22,7 @@ from functions.core.models import (
     Sale,
     SaleLine,
     Shopper,
+    discount_type_of,
     normalize_email,
     normalize_phone,
 )
@@ -502,7 +503,7 @@ def map_coupon(raw: PosabitCoupon, ctx: MappingContext) -> Discount:
         pos_id=raw.id,
         source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
         name=raw.name,
-        discount_type="flat" if kind == "dollar" else "percent" if kind == "percent" else "other",
+        discount_type=discount_type_of(kind, flat_word="dollar"),
         value=value,
         active=raw.active is not False,
         starts_at=_timestamp(raw.starts_at, ctx.timezone, "starts_at", raw.id) if raw.starts_at else None,

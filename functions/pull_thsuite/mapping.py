@@ -22,6 +22,7 @@ from functions.core.models import (
     Sale,
     SaleLine,
     Shopper,
+    discount_type_of,
     dollars_to_cents,
     normalize_phone,
 )
@@ -346,11 +347,10 @@ def map_loyalty_balance(item: dict[str, Any], ctx: MappingContext) -> LoyaltyBal
 
 def map_discount(item: dict[str, Any], ctx: MappingContext) -> Discount:
     discount = ThsuiteDiscount.model_validate(item)
-    kind = (discount.discount_type or "").strip().lower()
     return Discount(
         **_common(ctx, discount.id, discount.store_id, discount.updated_at),
         name=discount.name.strip(),
-        discount_type="flat" if kind == "amount" else "percent" if kind == "percent" else "other",
+        discount_type=discount_type_of(discount.discount_type),
         value=str(discount.amount) if discount.amount is not None else None,
         active=discount.active,
         timezone=ctx.timezone,

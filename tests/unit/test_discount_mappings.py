@@ -12,7 +12,7 @@ import pytest
 
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
-from functions.core.models import AppliedDiscount, Discount, Sale
+from functions.core.models import AppliedDiscount, Discount, Sale, discount_type_of
 from functions.pull_flourish import mapping as flourish
 from functions.pull_onprem.auphan import mapping as auphan
 from functions.pull_onprem.profitek import mapping as profitek
@@ -174,3 +174,19 @@ def _served(simulator: Any, store: str, stream: Stream) -> list[dict[str, Any]]:
     """Every record of a store's stream as the simulator's API renders it (no HTTP needed)."""
     held = simulator._stores[store]
     return [simulator._render(held, stream, row, None) for row in held.tables[stream].window(None, None)]
+
+
+@pytest.mark.parametrize(
+    ("word", "flat_word", "expected"),
+    [
+        (" Amount ", "amount", "flat"),
+        ("PERCENT", "amount", "percent"),
+        ("dollar", "amount", "other"),
+        ("Dollar", "dollar", "flat"),
+        ("amount", "dollar", "other"),
+        (None, "amount", "other"),
+        ("bogo", "amount", "other"),
+    ],
+)
+def test_one_rule_names_the_discount_type_for_every_pos(word: str | None, flat_word: str, expected: str) -> None:
+    assert discount_type_of(word, flat_word=flat_word) == expected

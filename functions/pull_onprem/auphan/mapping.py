@@ -20,6 +20,7 @@ from functions.core.models import (
     Sale,
     SaleLine,
     Shopper,
+    discount_type_of,
     normalize_phone,
 )
 from functions.pull_onprem.auphan.constants import (
@@ -312,7 +313,6 @@ def map_product(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     raw = parse_payload(AuphanDiscount, item, lambda i: item_id(Stream.DISCOUNTS, i))
-    kind = (raw.discount_type or "").strip().lower()
     return _build(
         raw.discount_id,
         lambda: Discount(
@@ -323,7 +323,7 @@ def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
             location_id=_location(raw.store_id, ctx),
             source_updated_at=to_utc(raw.updated_at, store_zone(ctx.timezone)),
             name=raw.name,
-            discount_type="flat" if kind == "amount" else "percent" if kind == "percent" else "other",
+            discount_type=discount_type_of(raw.discount_type),
             value=None if raw.value is None else str(raw.value),
             active=(raw.status or "active").strip().lower() == "active",
             timezone=ctx.timezone,

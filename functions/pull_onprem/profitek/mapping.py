@@ -21,6 +21,7 @@ from functions.core.models import (
     Sale,
     SaleLine,
     Shopper,
+    discount_type_of,
     normalize_phone,
 )
 from functions.pull_onprem.profitek.constants import ID_FIELDS, SALE_STATUSES, STORE_ZONE_NAMES, SaleStatus
@@ -320,7 +321,6 @@ def map_loyalty(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     raw = parse_payload(ProfitekDiscount, item, lambda i: item_id(Stream.DISCOUNTS, i))
-    kind = (raw.discount_type or "").strip().lower()
     return _build(
         raw.discount_id,
         lambda: Discount(
@@ -331,7 +331,7 @@ def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
             location_id=_location(raw.store_id, ctx),
             source_updated_at=to_utc(raw.modified_date, store_zone(ctx.timezone)),
             name=raw.name,
-            discount_type="flat" if kind == "amount" else "percent" if kind == "percent" else "other",
+            discount_type=discount_type_of(raw.discount_type),
             value=None if raw.amount is None else str(raw.amount),
             active=raw.active,
             timezone=ctx.timezone,
