@@ -139,7 +139,7 @@ class RuleFunction(Construct):
 
 
 class Rules(Construct):
-    """The stream consumers, one per entry of functions.core.layout.RULE_FUNCTIONS (personas, enroll)."""
+    """The stream consumers, one per entry of functions.core.layout.RULE_FUNCTIONS (personas, enroll, optin)."""
 
     def __init__(
         self,
