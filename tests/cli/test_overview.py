@@ -130,6 +130,10 @@ TENANT_COMMANDS = [
     ["rewards", "show", "Spring"],
     ["rewards", "remove", "Spring"],
     ["rewards", "check"],
+    ["signup-keys", "create"],
+    ["signup-keys", "list"],
+    ["signup-keys", "revoke", "0123456789abcdef"],
+    ["signup-keys", "origins"],
 ]
 
 
