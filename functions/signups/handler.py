@@ -9,10 +9,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from functions.core import metrics
 from functions.core.observability import alarm_metrics, logger
-from functions.core.signups.endpoint import SignupEndpoint
+from functions.core.signups.endpoint import FUNCTION, SignupEndpoint
 from functions.core.signups.service import SignupService
 
-FUNCTION = "signups"
+__all__ = ["FUNCTION", "handler"]
 OUTCOME_METRICS = {
     "created": metrics.SIGNUPS_ACCEPTED,
     "duplicate": metrics.SIGNUPS_DUPLICATE,

@@ -12,14 +12,13 @@ from aws_cdk.aws_apigatewayv2_integrations import HttpLambdaIntegration
 from constructs import Construct
 
 from functions.core.layout import ENV_CONTROL_TABLE, ENV_PERSONAS_TABLE, ENV_RESOURCE_PREFIX, ResourceNames
-from functions.core.signups.endpoint import ROUTE_PATH
+from functions.core.signups.endpoint import FUNCTION, ROUTE_PATH
 from functions.core.sms.deferral import ENV_DEFERRAL_QUEUE_URL
 from infra.constants import LOG_RETENTION
 from infra.constructs.function import PossyncFunction
 from infra.constructs.permissions import grant_read_settings, grant_table
 from infra.constructs.storage import Storage
 
-FUNCTION = "signups"
 # Stage-wide throttling (every route, every tenant): a form's steady rate and its bursts, far above a store's
 # signups and far below what would run up the account's Lambda concurrency.
 THROTTLE_RATE_PER_SECOND = 50

@@ -134,6 +134,7 @@ TENANT_COMMANDS = [
     ["signup-keys", "list"],
     ["signup-keys", "revoke", "0123456789abcdef"],
     ["signup-keys", "origins"],
+    ["personas", "signup", "--first-name", "Ada", "--birth-date", "1990-04-01", "--store", "s1", "--age-confirmed"],
 ]
 
 

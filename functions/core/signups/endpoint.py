@@ -28,6 +28,7 @@ from functions.core.signups.request import (
 )
 from functions.core.signups.service import SignupService
 
+FUNCTION = "signups"  # the Lambda (functions/signups/handler.py) the CDK app, the local server and the CLI name
 API_KEY_HEADER = "x-api-key"
 IDEMPOTENCY_HEADER = "idempotency-key"
 ROUTE_PATH = "/tenants/{tenant}/signups"
