@@ -63,7 +63,7 @@ def signup_command(
     """Post one form signup to the signup endpoint (as the tenant's web form would) and print what it did: the
     persona it created or matched, or each field to fix.
 
-    Example: possync --local personas signup --tenant greenleaf --first-name Ada --phone +12065550188 \
+    Example: possync --local personas signup --tenant greenleaf --first-name Ada --phone +12065550188
     --birth-date 1990-04-01 --store downtown --age-confirmed
     """
     context = admin(ctx)
