@@ -119,7 +119,7 @@ class PossyncStack(Stack):
         output(outputs.function_name_output(job.name), job.function.function_name, "re-evaluation job")
         output(outputs.queue_url_output(job.name), job.queue.queue_url, "re-evaluation jobs (the CLI sends them)")
         output(outputs.dead_letter_queue_url_output(job.name), job.dead_letter_queue.queue_url, "re-evaluation DLQ")
-        output(outputs.SIGNUPS_URL_OUTPUT, self.signups.url, "POST form signups here (x-api-key: a signup key)")
+        output(outputs.SIGNUPS_URL_OUTPUT, self.signups.url, "Form signups: POST <url>/tenants/{tenant}/signups")
         output(outputs.SMS_INBOUND_TOPIC_OUTPUT, self.messaging.reply_topic.topic_arn, "Two-way SMS publishes here")
         for name, function in self.messaging.functions().items():
             output(outputs.function_name_output(name), function.function_name, f"{name} function")

@@ -128,4 +128,5 @@ class Signups(Construct):
 
     @property
     def url(self) -> str:
-        return f"{self.api.api_endpoint}{ROUTE_PATH}"
+        """The API's base URL: forms POST to <url>/tenants/{tenant}/signups."""
+        return self.api.api_endpoint

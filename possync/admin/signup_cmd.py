@@ -12,22 +12,8 @@ from functions.core.signups.endpoint import API_KEY_HEADER, IDEMPOTENCY_HEADER, 
 from possync.admin.context import TenantOption, admin
 from possync.admin.render import console, fail, guarded
 from possync.admin.tenants import known_tenant
-from possync.target import TargetError, find_local_state
 
 TIMEOUT_SECONDS = 15.0
-
-
-def local_signup_endpoint(tenant: str) -> tuple[str, str | None]:
-    """The running local runtime's signup URL for the tenant, and its demo key if it is that tenant's."""
-    try:
-        state = json.loads(find_local_state().read_text())
-    except (TargetError, OSError, ValueError):
-        fail("no local runtime is running", "start one with `possync local serve`, or pass --url and --key")
-    url = state.get("signups_url")
-    if not url:
-        fail("the local runtime serves no signup endpoint", "restart `possync local serve` (it starts one)")
-    key = state.get("signup_demo_key") if state.get("signup_demo_tenant") == tenant else None
-    return f"{url}{ROUTE_PATH.replace('{tenant}', tenant)}", key
 
 
 @guarded
@@ -50,7 +36,7 @@ def signup_command(
         str | None, typer.Option("--consent-text", help="The consent wording the form showed (with consent).")
     ] = None,
     url: Annotated[
-        str | None, typer.Option("--url", help="The endpoint's base URL (the stack's SignupsUrl); --local finds it.")
+        str | None, typer.Option("--url", help="The endpoint's base URL (default: the stack's SignupsUrl output).")
     ] = None,
     key: Annotated[
         str | None,
@@ -68,15 +54,14 @@ def signup_command(
     """
     context = admin(ctx)
     tenant = known_tenant(context, tenant)
-    if url is not None:
-        endpoint = f"{url.rstrip('/').removesuffix(ROUTE_PATH.replace('{tenant}', tenant))}"
-        endpoint += ROUTE_PATH.replace("{tenant}", tenant)
-        local_key = None
-    elif context.local:
-        endpoint, local_key = local_signup_endpoint(tenant)
-    else:
-        fail("where to post?", "pass --url (the stack's SignupsUrl output) and --key, or use --local")
-    api_key = key or local_key
+    route = ROUTE_PATH.replace("{tenant}", tenant)
+    target = context.target()
+    base = (url or target.signups_url).rstrip("/").removesuffix(route)
+    if not base:
+        fail("this target serves no signup endpoint", "restart `possync local serve` (it starts one), or pass --url")
+    endpoint = base + route
+    demo = target.signup_demo if url is None else None
+    api_key = key or (demo[1] if demo is not None and demo[0] == tenant else None)
     if not api_key:
         fail(f"no signup key for {tenant}", f"pass --key (make one: possync signup-keys create --tenant {tenant})")
     body: dict[str, Any] = {
