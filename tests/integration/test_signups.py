@@ -224,7 +224,8 @@ def run_deferrals(world: SignupWorld) -> list[str]:
 def test_form_consent_sends_exactly_one_optin_request(world: SignupWorld) -> None:
     response = world.post(consenting())
     assert response.body is not None and response.body["optin"] == "requested"
-    world.post(consenting())  # a double click
+    again = world.post(consenting())  # a double click
+    assert again.body is not None and again.body["optin"] == "already"
     world.post(consenting(store="uptown"))  # a second signup of the same person
     assert run_deferrals(world).count("sent") == 1
     assert world.optin.gateway.kinds() == ["optin_request"]
@@ -276,3 +277,23 @@ def test_cors_headers_only_for_the_tenants_origins(world: SignupWorld) -> None:
     refused = world.post(None, key=None, method="OPTIONS", headers={"Origin": "https://evil.example"})
     assert refused.status == 204 and "access-control-allow-origin" not in refused.headers
     assert "*" not in json.dumps(allowed.headers)
+
+
+def test_a_deferral_queue_failure_is_a_503_and_the_retry_asks_once(world: SignupWorld) -> None:
+    from functions.core.sms.deferral import DeferralError
+
+    queue = world.optin.deferrals
+    real = queue.defer
+
+    def down(deferred: Any, now: datetime) -> None:
+        raise DeferralError("SendMessage to the deferral queue failed: ServiceUnavailable")
+
+    queue.defer = down  # type: ignore[method-assign]
+    failed = world.post(consenting())
+    assert failed.status == 503 and failed.headers["retry-after"]
+    assert CONSENT_TEXT not in json.dumps(failed.body)
+    queue.defer = real  # type: ignore[method-assign]
+    retried = world.post(consenting())  # the client retries the same signup
+    assert retried.status == 200 and len(world.personas()) == 1 and len(world.events()) == 1
+    assert run_deferrals(world).count("sent") == 1
+    assert world.optin.gateway.kinds() == ["optin_request"]

@@ -57,7 +57,8 @@ class Accepted:
     persona_id: str
     persona: str  # "created" or "matched"
     duplicate: bool
-    optin: str  # "requested", "already" (asked or answered before), "not_asked" (no consent or no mobile number)
+    # "requested" (this post asked), "already" (asked or answered before), "not_asked" (no consent or no mobile)
+    optin: str
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -267,8 +268,9 @@ class SignupService:
             evidence = Evidence(tenant, number, "requested", iso(now), FORM_SOURCE, details)
             if not self.consents.record_intent(consent, evidence):
                 return "already"
-            existing = consent
-        elif existing.persona_id != persona_id or existing.state is not ConsentState.INTENT:
-            return "already"
-        self.deferrals.defer(Deferred(tenant, number, self.now()), self.now())
-        return "requested"
+            self.deferrals.defer(Deferred(tenant, number, self.now()), self.now())
+            return "requested"
+        if existing.persona_id == persona_id and existing.state is ConsentState.INTENT:
+            # recorded, and perhaps never queued (the first post failed after the intent): queued again
+            self.deferrals.defer(Deferred(tenant, number, self.now()), self.now())
+        return "already"
