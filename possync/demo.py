@@ -20,6 +20,7 @@ from rich.progress import (
 from rich.table import Table
 
 from functions.core.layout import RecordKind, Vendor
+from functions.core.signups.service import FORM_SOURCE
 from possync.local.rewards_demo import RewardsSummary, add_demo_rewards, rewards_summary
 from possync.local.runtime import LOCAL_SETTLE_SECONDS, JobRecord, LocalRuntime, PersonaSummary, Scale, TickReport
 from possync.local.signups_demo import post_demo_signups, show_signups
@@ -272,7 +273,9 @@ def _show_personas(console: Console, rt: LocalRuntime, summary: PersonaSummary, 
             ", ".join(enrolling) or "-",
         )
     console.print(table)
-    sources = ", ".join(f"{vendor} {n:,}" for vendor, n in sorted(summary.sourced_from.items()))
+    # the POSes first, then the form signups
+    ordered = sorted(summary.sourced_from.items(), key=lambda pair: (pair[0] == FORM_SOURCE, pair[0]))
+    sources = ", ".join(f"{vendor} {n:,}" for vendor, n in ordered)
     console.print(f"Personas sourced from: {sources or 'nothing yet'}")
     if summary.unmapped:
         console.print(
