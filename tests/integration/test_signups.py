@@ -161,8 +161,16 @@ def test_the_same_signup_posted_twice_is_one_persona_and_one_event(world: Signup
 def test_an_idempotency_key_makes_a_retry_one_event(world: SignupWorld) -> None:
     headers = {"Idempotency-Key": "form-42"}
     assert world.post(signup_body(), headers=headers).status == 201
-    assert world.post(signup_body(last_name="Byron"), headers=headers).status == 200
+    assert world.post(signup_body(), headers=headers).status == 200
+    # the same key for other content is refused: its phone and consent must not reach the first signup's persona
+    reused = world.post(signup_body(last_name="Byron", phone="+1 206 555 0144"), headers=headers)
+    assert fields_of(reused) == {
+        "Idempotency-Key": "this Idempotency-Key was used for a different signup: send a new key"
+    }
     assert len(world.events()) == 1 and world.personas()[0].last_name == "Lovelace"
+    # a new key is a new signup (of the same person)
+    assert world.post(signup_body(last_name="Byron"), headers={"Idempotency-Key": "form-43"}).status == 201
+    assert len(world.events()) == 2
 
 
 def test_concurrent_double_posts_make_one_persona_and_one_event(world: SignupWorld) -> None:

@@ -26,7 +26,7 @@ from functions.core.signups.request import (
     parse_signup,
     signup_id,
 )
-from functions.core.signups.service import SignupService
+from functions.core.signups.service import IdempotencyKeyReusedError, SignupService
 
 FUNCTION = "signups"  # the Lambda (functions/signups/handler.py) the CDK app, the local server and the CLI name
 API_KEY_HEADER = "x-api-key"
@@ -149,6 +149,10 @@ class SignupEndpoint:
         except SignupRequestError as exc:
             logger.info("signup refused", tenant=request.tenant, fields=[p.field for p in exc.problems])
             return error(400, "invalid_request", "the signup has fields to fix", exc.problems), "rejected"
-        accepted = service.accept(request.tenant, signup, signup_id(request.tenant, signup, key_given))
+        try:
+            accepted = service.accept(request.tenant, signup, signup_id(request.tenant, signup, key_given))
+        except IdempotencyKeyReusedError as exc:
+            problem = FieldProblem("Idempotency-Key", str(exc))
+            return error(400, "invalid_request", "the signup has fields to fix", [problem]), "rejected"
         status = 200 if accepted.duplicate else 201
         return HttpResponse(status, accepted.as_dict()), "duplicate" if accepted.duplicate else "created"

@@ -21,7 +21,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from functions.core import aws, ddb_batch, layout
-from functions.core.errors import AwsServiceError
+from functions.core.errors import AwsServiceError, PossyncError
 from functions.core.layout import ResourceNames
 from functions.core.loyalty import identity
 from functions.core.loyalty.repository import CANCELLED, PersonaConflictError, PersonaStore
@@ -43,6 +43,10 @@ from functions.core.store import call_table
 FORM_SOURCE = "form"  # what a persona's "sourced from" says of a form signup
 MAX_ATTEMPTS = 5
 CONTACT_OF_SIGNUP = ("first_name", "last_name", "email", "phone", "birth_date")
+
+
+class IdempotencyKeyReusedError(PossyncError):
+    """An Idempotency-Key already used for a different signup: refused (400), nothing written."""
 
 
 class SignupConflictError(AwsServiceError):
@@ -133,17 +137,27 @@ class SignupService:
         """Apply one signup (authenticated and valid). AwsServiceError: nothing is lost, the client retries."""
         seen = self._event(tenant, signup_id)
         if seen is not None:
+            self._same_signup(seen, request)
             optin = self._optin(tenant, seen["persona_id"], request, signup_id)
             logger.info("signup posted again; nothing new", tenant=tenant, signup=signup_id)
             return Accepted(signup_id, seen["persona_id"], seen.get("persona", "matched"), True, optin)
         persona, outcome = self._resolve(tenant, request)
         if not self._record_event(tenant, signup_id, persona.persona_id, outcome, request):
             seen = self._event(tenant, signup_id) or {"persona_id": persona.persona_id}
+            self._same_signup(seen, request)
             optin = self._optin(tenant, seen["persona_id"], request, signup_id)
             return Accepted(signup_id, seen["persona_id"], seen.get("persona", outcome), True, optin)
         optin = self._optin(tenant, persona.persona_id, request, signup_id)
         logger.info("signup accepted", tenant=tenant, signup=signup_id, persona=persona.persona_id, outcome=outcome)
         return Accepted(signup_id, persona.persona_id, outcome, False, optin)
+
+    @staticmethod
+    def _same_signup(seen: dict[str, str], request: SignupRequest) -> None:
+        """A repeat is the same signup: a client that reuses its Idempotency-Key for other content is refused (its
+        contact or consent would otherwise be applied to the first signup's persona)."""
+        recorded = seen.get("content")
+        if recorded is not None and json.loads(recorded) != request.content():
+            raise IdempotencyKeyReusedError("this Idempotency-Key was used for a different signup: send a new key")
 
     def _resolve(self, tenant: str, request: SignupRequest) -> tuple[Persona, str]:
         """The persona holding the signup's phone, else its email (identity.choose_persona), else a new one; each
