@@ -107,7 +107,8 @@ class Signups(Construct):
             self,
             "Stage",
             http_api=self.api,
-            stage_name="$default",
+            # named for the deployment stage (every physical name carries it): the URL ends in /<prefix>
+            stage_name=names.prefix,
             auto_deploy=True,
             throttle=apigwv2.ThrottleSettings(rate_limit=THROTTLE_RATE_PER_SECOND, burst_limit=THROTTLE_BURST),
         )
@@ -128,5 +129,5 @@ class Signups(Construct):
 
     @property
     def url(self) -> str:
-        """The API's base URL: forms POST to <url>/tenants/{tenant}/signups."""
-        return self.api.api_endpoint
+        """The stage's base URL: forms POST to <url>/tenants/{tenant}/signups."""
+        return self.stage.url

@@ -33,7 +33,7 @@ def test_one_http_api_with_the_signup_routes_only(synthesized: Synthesized) -> N
 def test_the_stage_is_throttled_and_logs_access(synthesized: Synthesized) -> None:
     [stage] = resources_of(synthesized.template, "AWS::ApiGatewayV2::Stage").values()
     props = stage["Properties"]
-    assert props["StageName"] == "$default" and props["AutoDeploy"] is True
+    assert props["StageName"] == synthesized.stack.names.prefix and props["AutoDeploy"] is True
     assert props["DefaultRouteSettings"]["ThrottlingRateLimit"] == signups.THROTTLE_RATE_PER_SECOND
     assert props["DefaultRouteSettings"]["ThrottlingBurstLimit"] == signups.THROTTLE_BURST
     log_group = synthesized.logical_id(synthesized.stack.signups.access_logs)
