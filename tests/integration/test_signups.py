@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -180,7 +181,7 @@ def test_a_double_post_racing_the_first_makes_one_persona_and_one_event(world: S
     statuses: list[int] = []
     raced: list[bool] = []
 
-    def racing_create(persona: Persona, claims: list[Claim]) -> None:
+    def racing_create(persona: Persona, claims: Sequence[Claim]) -> None:
         if not raced:
             raced.append(True)
             statuses.append(world.post(signup_body()).status)  # the other post wins the race
