@@ -19,6 +19,8 @@ DASHBOARD_OUTPUT = "DashboardName"
 PRIVATE_HOST_CIDRS_OUTPUT = "PrivateHostCidrs"
 # The topic End User Messaging two-way SMS publishes inbound texts to (set it on the phone number's two-way channel).
 SMS_INBOUND_TOPIC_OUTPUT = "SmsInboundTopicArn"
+# The form signup endpoint: POST /tenants/{tenant}/signups (functions.core.signups).
+SIGNUPS_URL_OUTPUT = "SignupsUrl"
 
 
 def pascal_case(text: str) -> str:

@@ -17,6 +17,7 @@ from infra.constructs.monitoring import Monitoring
 from infra.constructs.pulls import Pulls
 from infra.constructs.reevaluation import Reevaluation
 from infra.constructs.rules import Rules
+from infra.constructs.signups import Signups
 from infra.constructs.storage import Storage
 
 
@@ -56,6 +57,15 @@ class PossyncStack(Stack):
         self.reevaluation = Reevaluation(self, "Reevaluation", names=self.names, code=self.code, storage=self.storage)
         # ... the opt-in requests of stored sales among them, sent and deferred as the opt-in consumer sends them.
         self.messaging.let_request(self.reevaluation.function)
+        # The form signup endpoint (functions.core.signups): its opt-in requests go to the same deferral queue.
+        self.signups = Signups(
+            self,
+            "Signups",
+            names=self.names,
+            code=self.code,
+            storage=self.storage,
+            deferral_queue=self.messaging.deferral_queue,
+        )
         self.monitoring = Monitoring(
             self,
             "Monitoring",
@@ -65,7 +75,7 @@ class PossyncStack(Stack):
             pulls=list(self.pulls.functions.values()),
             rules=list(self.rules.functions.values()),
             reevaluation=self.reevaluation,
-            functions=self.messaging.functions(),
+            functions={**self.messaging.functions(), "signups": self.signups.function},
             dead_letter_queues=self.messaging.dead_letter_queues(),
         )
         self._add_outputs()
@@ -109,6 +119,7 @@ class PossyncStack(Stack):
         output(outputs.function_name_output(job.name), job.function.function_name, "re-evaluation job")
         output(outputs.queue_url_output(job.name), job.queue.queue_url, "re-evaluation jobs (the CLI sends them)")
         output(outputs.dead_letter_queue_url_output(job.name), job.dead_letter_queue.queue_url, "re-evaluation DLQ")
+        output(outputs.SIGNUPS_URL_OUTPUT, self.signups.url, "Form signups: POST <url>/tenants/{tenant}/signups")
         output(outputs.SMS_INBOUND_TOPIC_OUTPUT, self.messaging.reply_topic.topic_arn, "Two-way SMS publishes here")
         for name, function in self.messaging.functions().items():
             output(outputs.function_name_output(name), function.function_name, f"{name} function")

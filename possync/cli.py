@@ -17,6 +17,8 @@ from possync.admin import reevaluate as admin_reevaluate
 from possync.admin import replay_cmd as admin_replay
 from possync.admin import rewards as admin_rewards
 from possync.admin import settings as admin_settings
+from possync.admin import signup_cmd as admin_signup_cmd
+from possync.admin import signup_keys as admin_signup_keys
 from possync.admin import sms as admin_sms
 from possync.admin import status as admin_status
 from possync.admin import stores as admin_stores
@@ -42,9 +44,11 @@ app.add_typer(admin_tenants.app, name="tenants")
 app.add_typer(admin_credentials.app, name="credentials")
 app.add_typer(admin_settings.app, name="settings")
 app.add_typer(admin_stores.app, name="stores")
+admin_personas.app.command("signup")(admin_signup_cmd.signup_command)
 app.add_typer(admin_personas.app, name="personas")
 app.add_typer(admin_sms.app, name="sms")
 app.add_typer(admin_rewards.app, name="rewards")
+app.add_typer(admin_signup_keys.app, name="signup-keys")
 app.command("status")(admin_status.status_command)
 app.add_typer(admin_status.quarantine_app, name="quarantine")
 app.command("replay")(admin_replay.replay_command)

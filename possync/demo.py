@@ -20,8 +20,10 @@ from rich.progress import (
 from rich.table import Table
 
 from functions.core.layout import RecordKind, Vendor
+from functions.core.signups.service import FORM_SOURCE
 from possync.local.rewards_demo import RewardsSummary, add_demo_rewards, rewards_summary
 from possync.local.runtime import LOCAL_SETTLE_SECONDS, JobRecord, LocalRuntime, PersonaSummary, Scale, TickReport
+from possync.local.signups_demo import post_demo_signups, show_signups
 from possync.local.sms import SmsReport
 
 KINDS = (RecordKind.SHOPPER, RecordKind.SALE, RecordKind.PRODUCT, RecordKind.LOYALTY_BALANCE)
@@ -57,6 +59,8 @@ def run_demo(
         console.print(f"Added {add_demo_rewards(rt)} rewards to the tenants' catalogues (`possync rewards list`).")
         first = _tick(console, rt, "tick 1: first pull")
         _show_tick(console, rt, first)
+        if rt.rules:  # form signups through the local HTTP endpoint (their opt-in requests go out on the next tick)
+            show_signups(console, rt.plan[0].tenant, post_demo_signups(rt))
         sms_replies = rt.sms.simulate_replies() if rt.sms is not None and rt.rules else Counter()
 
         added = 0
@@ -269,7 +273,9 @@ def _show_personas(console: Console, rt: LocalRuntime, summary: PersonaSummary, 
             ", ".join(enrolling) or "-",
         )
     console.print(table)
-    sources = ", ".join(f"{vendor} {n:,}" for vendor, n in sorted(summary.sourced_from.items()))
+    # the POSes first, then the form signups
+    ordered = sorted(summary.sourced_from.items(), key=lambda pair: (pair[0] == FORM_SOURCE, pair[0]))
+    sources = ", ".join(f"{vendor} {n:,}" for vendor, n in ordered)
     console.print(f"Personas sourced from: {sources or 'nothing yet'}")
     if summary.unmapped:
         console.print(

@@ -80,6 +80,10 @@ class Target:
     private_host_networks: tuple[IPNetwork, ...] | None = None
     # Where the pulls call each POS, by vendor, when it is not the vendor's hosted API (the local simulators).
     base_urls: dict[str, str] = field(default_factory=dict)
+    # The form signup endpoint's base URL (POST <it>/tenants/{tenant}/signups), and the local runtime's demo key as
+    # (tenant, key); "" and None when unknown.
+    signups_url: str = ""
+    signup_demo: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         if not self.personas_table:
@@ -129,6 +133,10 @@ def local_target(state_file: Path | None = None) -> Target:
         personas_table=state.get("personas_table", ""),
         reevaluation_queue_url=state.get("reevaluation_queue_url", ""),
         base_urls=dict(state.get("base_urls") or {}),
+        signups_url=str(state.get("signups_url") or ""),
+        signup_demo=(str(state["signup_demo_tenant"]), str(state["signup_demo_key"]))
+        if state.get("signup_demo_key")
+        else None,
     )
 
 
@@ -168,6 +176,7 @@ def stack_target(stack: str = DEFAULT_STACK, region: str | None = None) -> Targe
             personas_table=values.get(outputs.PERSONAS_TABLE_OUTPUT, ""),
             reevaluation_queue_url=values.get(outputs.queue_url_output(REEVALUATION_FUNCTION), ""),
             private_host_networks=parse_private_networks(values.get(outputs.PRIVATE_HOST_CIDRS_OUTPUT, "")),
+            signups_url=values.get(outputs.SIGNUPS_URL_OUTPUT, ""),
         )
     except KeyError as exc:
         raise TargetError(f"stack {stack!r} has no output {exc.args[0]}; is it a possync stack?") from None

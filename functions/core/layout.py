@@ -535,3 +535,20 @@ def control_unmirrored_pk(tenant: str) -> str:
 
 def control_unmirrored_sk(vendor: Vendor, credential_id: str, reward_key: str) -> str:
     return f"{vendor.value}#{credential_id}#{reward_key}"
+
+
+# --- form signups (functions.core.signups): API keys and allowed origins in the control table, events in personas ---
+def control_signup_keys_pk(tenant: str) -> str:
+    """A tenant's signup API keys (sort key: the key id) and its allowed browser origins."""
+    return f"SIGNUPKEYS#{tenant}"
+
+
+CONTROL_SIGNUP_ORIGINS_SK = "#ORIGINS"
+
+
+def signup_event_pk(tenant: str, signup_id: str) -> str:
+    """One accepted form signup (its idempotency id): written once, so a double post is one event."""
+    return f"SIGNUP#{tenant}#{signup_id}"
+
+
+SIGNUP_EVENT_SK = "EVENT"

@@ -68,3 +68,12 @@ SMS_CONFIRMED = "SmsConfirmed"
 SMS_OPTED_OUT = "SmsOptedOut"
 # Inbound messages that were not End User Messaging's documented JSON: logged and dropped.
 SMS_REPLIES_MALFORMED = "SmsRepliesMalformed"
+
+# --- form signups (functions.core.signups) -----------------------------------------------------------------------
+# Signups not stored because DynamoDB, SSM or SQS failed (the client got 503 and retries): alarmed.
+SIGNUPS_FAILED = "SignupsFailed"
+# What the endpoint answered (for the dashboard): new signups, repeats of one, refused bodies, refused keys.
+SIGNUPS_ACCEPTED = "SignupsAccepted"
+SIGNUPS_DUPLICATE = "SignupsDuplicate"
+SIGNUPS_REJECTED = "SignupsRejected"
+SIGNUPS_UNAUTHORIZED = "SignupsUnauthorized"

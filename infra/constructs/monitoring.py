@@ -272,6 +272,13 @@ class Monitoring(Construct):
             "the consent evidence (`possync personas show`) to learn whether it went out.",
         )
         self._alarm(
+            "signups failed",
+            self.custom_metric(metrics.SIGNUPS_FAILED),
+            "Form signups were answered 503 because DynamoDB, SSM or SQS failed: nothing was stored for them and "
+            "the forms retry (the same signup is applied once). The signups function's log names the service and "
+            "operation; check the table throttle alarms and the AWS Health Dashboard.",
+        )
+        self._alarm(
             "aws calls failed",
             self.custom_metric(metrics.AWS_CALLS_FAILED),
             f"AWS calls (DynamoDB, S3, SQS, SSM, Secrets Manager) failed past their retries in "

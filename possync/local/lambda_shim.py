@@ -8,6 +8,7 @@ import importlib
 import io
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -87,6 +88,9 @@ class HandlerRunner:
 
     def __init__(self, log: TextIO | None = None) -> None:
         self.log = log or io.StringIO()
+        # One invocation at a time: each swaps the process's environment and stdout (the local signup server
+        # calls its handler from its own thread while the runtime ticks).
+        self._lock = threading.RLock()
 
     def _logger_handlers(self) -> list[Any]:
         from functions.core.observability import logger
@@ -104,12 +108,13 @@ class HandlerRunner:
         """`module_name` names the handler's module when it is not functions/<function>/handler.py."""
         module = importlib.import_module(module_name or f"functions.{function}.handler")
         context = LambdaContext(function_name=f"possync-{function.replace('_', '-')}", timeout_seconds=timeout_seconds)
-        handlers = self._logger_handlers()
-        previous = [h.setStream(self.log) for h in handlers]  # the shared logger writes here only meanwhile
-        try:
-            with environment(env), contextlib.redirect_stdout(self.log):
-                response = module.handler(event, context)
-        finally:
-            for handler, stream in zip(handlers, previous, strict=True):
-                handler.setStream(stream)
+        with self._lock:
+            handlers = self._logger_handlers()
+            previous = [h.setStream(self.log) for h in handlers]  # the shared logger writes here only meanwhile
+            try:
+                with environment(env), contextlib.redirect_stdout(self.log):
+                    response = module.handler(event, context)
+            finally:
+                for handler, stream in zip(handlers, previous, strict=True):
+                    handler.setStream(stream)
         return json.loads(json.dumps(response, default=str))

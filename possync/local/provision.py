@@ -8,6 +8,7 @@ from typing import Any
 
 from functions.core import layout, reevaluation
 from functions.core.layout import ResourceNames
+from functions.core.signups.endpoint import FUNCTION as SIGNUPS_FUNCTION
 from functions.core.sms import names as sms_names
 from functions.core.sms.deferral import ENV_DEFERRAL_QUEUE_URL
 from functions.core.sms.gateway import ENV_GATEWAY, ENV_OUTBOX
@@ -45,6 +46,13 @@ class Resources:
                 layout.ENV_REEVALUATION_DLQ_URL: self.reevaluation_dlq_url,
                 # it runs the opt-in rules over stored sales: texts to the outbox, as the opt-in consumer's
                 **self._sms_env(),
+            }
+        if function == SIGNUPS_FUNCTION:
+            return {
+                layout.ENV_CONTROL_TABLE: self.control_table,
+                layout.ENV_PERSONAS_TABLE: self.personas_table,
+                layout.ENV_RESOURCE_PREFIX: self.names.prefix,
+                ENV_DEFERRAL_QUEUE_URL: self.sms_deferral_queue_url,  # form consent: requests the deferral sends
             }
         if function in layout.RULE_FUNCTIONS or function in sms_names.HANDLER_MODULES:
             env = {

@@ -177,6 +177,7 @@ class LocalRuntime:
         self.runner: HandlerRunner | None = None
         self.reader: StreamReader | None = None
         self.pump: StreamPump | None = None
+        self.extra_state: dict[str, Any] = {}  # what a service started later adds (the local signup endpoint)
 
     # --- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -309,7 +310,15 @@ class LocalRuntime:
             "workdir": str(self.workdir.resolve()),
             "sms_outbox": self.resources.sms_outbox,
             "sms_deferral_queue_url": self.resources.sms_deferral_queue_url,
+            **self.extra_state,
         }
+
+    def add_state(self, **values: Any) -> None:
+        """Publish more of this runtime's state (the CLI reads it from the state files)."""
+        self.extra_state.update(values)
+        self.state_file.write_text(json.dumps(self.state(), indent=2))
+        if self.publish:
+            user_state_file().write_text(json.dumps(self.state(), indent=2))
 
     def _simulator_args(self, vendor: Vendor) -> dict[str, Any]:
         stores = sum(p.stores.get(vendor, 0) for p in self.plan)

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from functions.core.layout import Vendor
 from possync.local.runtime import JobRecord, LocalRuntime, Scale, TickReport
+from possync.local.signup_server import LocalSignupServer, start_signups
 
 # How often the loop looks for jobs the CLI queued (pulls, re-evaluations).
 JOB_POLL_SECONDS = 2.0
@@ -68,6 +69,8 @@ def serve(
         console.print("Try, from any directory:")
         for line in commands_to_try(rt.plan[0].tenant):
             console.print(f"  {escape(line)}")
+        signups = start_signups(rt)
+        describe_signups(console, signups, rt)
         console.print(
             (f"A schedule tick every {minutes:g} minutes" if minutes else "No schedule ticks (--tick-minutes 0)")
             + "; Ctrl-C to stop."
@@ -89,6 +92,30 @@ def serve(
                     console.print(f"tick: {describe_jobs(rt.tick('scheduled pull'))}")
         except KeyboardInterrupt:
             console.print("stopping")
+        finally:
+            signups.stop()
+
+
+def describe_signups(console: Console, server: LocalSignupServer, rt: LocalRuntime) -> None:
+    tenant, key = rt.extra_state["signup_demo_tenant"], rt.extra_state["signup_demo_key"]
+    url = server.signups_url(tenant)
+    console.print(f"Form signups: POST {escape(url)} with the demo key of {escape(tenant)} (x-api-key):")
+    console.print(f"  {key}", markup=False, highlight=False)
+    body = (
+        '{"first_name": "Ada", "phone": "+12065550188", "birth_date": "1990-04-01", "store": "downtown", '
+        '"age_confirmed": true}'
+    )
+    console.print(
+        f"  curl -s -X POST {url} -H 'content-type: application/json' -H 'x-api-key: {key}' -d '{body}'",
+        markup=False,
+        highlight=False,
+    )
+    console.print(
+        f"  possync --local personas signup --tenant {tenant} --first-name Ada --phone +12065550188 "
+        "--birth-date 1990-04-01 --store downtown --age-confirmed",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _where(job: JobRecord) -> str:

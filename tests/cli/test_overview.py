@@ -130,6 +130,11 @@ TENANT_COMMANDS = [
     ["rewards", "show", "Spring"],
     ["rewards", "remove", "Spring"],
     ["rewards", "check"],
+    ["signup-keys", "create"],
+    ["signup-keys", "list"],
+    ["signup-keys", "revoke", "0123456789abcdef"],
+    ["signup-keys", "origins"],
+    ["personas", "signup", "--first-name", "Ada", "--birth-date", "1990-04-01", "--store", "s1", "--age-confirmed"],
 ]
 
 

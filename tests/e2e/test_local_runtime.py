@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -100,6 +101,11 @@ def test_make_demo_prints_the_summary(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "Pull health: all 3 store credentials healthy" in result.output
     assert "archived" in result.output and "this tick" in result.output and "…" not in result.output
     assert "Loyalty personas" in result.output and "Personas sourced from: posabit" in result.output
+    # form signups posted through the local endpoint: two new personas, one matched POS persona, one refused
+    assert "Form signups posted to the local endpoint" in result.output
+    # (the third: a POS shopper matched by phone, when the tenant has one with a phone)
+    assert re.search(r"Personas sourced from: posabit [\d,]+, form [23]\b", result.output), result.output
+    assert "birth_date: the shopper must be 21 or older" in result.output
     assert "Rewards (catalogue, mirrors in each POS, redemptions)" in result.output
 
 

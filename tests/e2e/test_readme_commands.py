@@ -18,6 +18,7 @@ from possync.admin import pull
 from possync.admin.context import AdminContext
 from possync.cli import app
 from possync.local.runtime import LocalRuntime, Scale, TenantPlan
+from possync.local.signup_server import start_signups
 from possync.target import local_target
 from simulators.profitek import self_signed_identity
 
@@ -88,7 +89,11 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
         plan=plan, scale=Scale(customers_per_store=4, sales_per_store=6), workdir=workdir / ".local"
     ) as rt:
         rt.register_tenants()  # the demo tenants `possync local serve` registers (the README shows greenleaf)
-        yield rt
+        signups = start_signups(rt)  # the signup endpoint and demo key `possync local serve` starts
+        try:
+            yield rt
+        finally:
+            signups.stop()
 
 
 def prompt_answers(rt: LocalRuntime, words: list[str]) -> str | None:

@@ -92,9 +92,11 @@ def test_every_function_alarms_on_lambda_throttles(synthesized: Synthesized, tem
     functions += [r.function for r in synthesized.stack.rules.functions.values()]
     functions.append(synthesized.stack.reevaluation.function)
     functions += list(synthesized.stack.messaging.functions().values())
+    functions.append(synthesized.stack.signups.function)
     throttles = [a for a in _alarms(template) if a.get("MetricName") == "Throttles"]
 
-    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + 1 + 2  # + the opt-in deferral and reply
+    # + the opt-in deferral and reply, + the form signups
+    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + 1 + 2 + 1
     assert len(cfn.of_type(template, "AWS::Lambda::Function")) == len(functions)
     assert sorted(str(a["Dimensions"]) for a in throttles) == sorted(
         str([{"Name": "FunctionName", "Value": {"Ref": synthesized.logical_id(f)}}]) for f in functions

@@ -47,8 +47,8 @@ def test_cli_synth_bundles_one_lambda_asset_for_arm64_python_3_12(cli_outdir: Pa
     [s3_key] = {f["Properties"]["Code"]["S3Key"] for f in functions}
     asset = cli_outdir / f"asset.{s3_key.removesuffix('.zip')}"
 
-    # + the re-evaluation job, and the opt-in's deferral and reply functions
-    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + 1 + 2
+    # + the re-evaluation job, the opt-in's deferral and reply functions, and the form signups
+    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + 1 + 2 + 1
     assert (asset / "functions" / "core" / "layout.py").is_file()
     assert not list((asset / "functions").rglob("__pycache__"))
     for package in ("boto3", "aws_lambda_powertools", "pydantic", "httpx", "stamina", "phonenumbers", "tzdata"):

@@ -29,10 +29,13 @@ CUSTOM_ALARMS = (
     metrics.SMS_SENDS_FAILED,
     metrics.SMS_SENDS_UNCERTAIN,
     metrics.REDEMPTIONS_OVERDRAWN,
+    metrics.SIGNUPS_FAILED,
 )
 # The opt-in's deferral and reply functions (infra.constructs.messaging) and their two dead-letter queues.
 MESSAGING_FUNCTIONS = 2
 MESSAGING_DEAD_LETTER_QUEUES = 2
+# The form signup endpoint's function (infra.constructs.signups): errors and throttles.
+SIGNUP_FUNCTIONS = 1
 
 
 def _alarm_dimensions(template: dict[str, Any], metric_name: str) -> list[Any]:
@@ -64,6 +67,7 @@ def test_every_function_alarms_on_errors(synthesized: Synthesized, template: dic
     functions += [rule.function for rule in synthesized.stack.rules.functions.values()]
     functions.append(synthesized.stack.reevaluation.function)
     functions += list(synthesized.stack.messaging.functions().values())
+    functions.append(synthesized.stack.signups.function)
     assert sorted(str(w) for w in watched) == sorted(str({"Ref": synthesized.logical_id(f)}) for f in functions)
 
 
@@ -78,7 +82,7 @@ def test_alarms_fire_on_the_first_occurrence_and_notify_the_topic(
     # per function: errors and throttles; pulls: jobs DLQ, dispatch DLQ; rules: failure queue, iterator age;
     # the re-evaluation job: its jobs DLQ; per table: throttles; the opt-in's deferral and reply functions: errors,
     # throttles and their DLQs; and possync's own failure metrics
-    messaging = 2 * MESSAGING_FUNCTIONS + MESSAGING_DEAD_LETTER_QUEUES
+    messaging = 2 * MESSAGING_FUNCTIONS + MESSAGING_DEAD_LETTER_QUEUES + 2 * SIGNUP_FUNCTIONS
     assert len(alarms) == 4 * len(PULL_VENDORS) + 4 * len(RULE_FUNCTIONS) + 3 + 3 + messaging + len(CUSTOM_ALARMS)
     for alarm in alarms:
         props = alarm["Properties"]

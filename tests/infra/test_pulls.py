@@ -22,6 +22,7 @@ from functions.core.layout import (
     RULE_FUNCTIONS,
     ResourceNames,
 )
+from functions.core.signups.endpoint import FUNCTION as SIGNUPS_FUNCTION
 from functions.core.sms.names import DEFERRED_FUNCTION, REPLY_FUNCTION
 from infra.constants import PULL_MAX_CONCURRENCY
 from infra.constructs.pulls import PullFunction
@@ -44,8 +45,15 @@ def test_there_is_one_pull_function_per_layout_entry(template: dict[str, Any]) -
     functions = cfn.of_type(template, "AWS::Lambda::Function").values()
     assert sorted(f["Properties"]["FunctionName"] for f in functions) == sorted(
         NAMES.function_name(name)
-        for name in (*PULL_FUNCTIONS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION, DEFERRED_FUNCTION, REPLY_FUNCTION)
-    ), "the pull functions, the stream consumers, the re-evaluation job and the opt-in's deferral and reply, no more"
+        for name in (
+            *PULL_FUNCTIONS,
+            *RULE_FUNCTIONS,
+            REEVALUATION_FUNCTION,
+            DEFERRED_FUNCTION,
+            REPLY_FUNCTION,
+            SIGNUPS_FUNCTION,
+        )
+    ), "the pull functions, the stream consumers, the re-evaluation job, the opt-in's deferral and reply, the signups"
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
@@ -98,7 +106,7 @@ def test_functions_share_one_code_asset_and_have_their_own_roles(template: dict[
 
     assert len({json.dumps(f["Properties"]["Code"], sort_keys=True) for f in functions}) == 1
     roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions]
-    assert len(set(roles)) == len(roles) == len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + 1 + 2
+    assert len(set(roles)) == len(roles) == len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + 1 + 2 + 1
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)

@@ -33,14 +33,17 @@ def identity_claims(shopper: Shopper) -> list[Claim]:
 
     Placeholder phones and emails (1234567890, test@test.com, ...) are never among them; names never are.
     """
+    return [*contact_claims(shopper.matchable_phone, shopper.matchable_email), Claim("pos", source_key(shopper))]
+
+
+def contact_claims(phone: str | None, email: str | None) -> list[Claim]:
+    """The identities a phone (E.164) and an email (lower-cased) claim, phone first; placeholders claim nothing.
+    What a POS shopper record and a form signup both match by."""
     claims: list[Claim] = []
-    phone = shopper.matchable_phone
     if phone and not is_placeholder_phone(phone):
         claims.append(Claim("phone", phone))
-    email = shopper.matchable_email
     if email and not is_placeholder_email(email):
         claims.append(Claim("email", email))
-    claims.append(Claim("pos", source_key(shopper)))
     return claims
 
 

@@ -1,0 +1,1 @@
+"""Signups Lambda: POST /tenants/{tenant}/signups behind the HTTP API."""
