@@ -535,3 +535,16 @@ def control_unmirrored_pk(tenant: str) -> str:
 
 def control_unmirrored_sk(vendor: Vendor, credential_id: str, reward_key: str) -> str:
     return f"{vendor.value}#{credential_id}#{reward_key}"
+
+
+# --- persona -> POS sync (functions.core.pos_sync): one record per persona and POS credential, personas table ----
+# The source a persona created or matched by a retailer's web form carries among its sources (`Sourced from`).
+FORM_SOURCE = "form"
+
+
+def pos_sync_pk(tenant: str, persona_id: str) -> str:
+    return f"SYNC#{tenant}#{persona_id}"
+
+
+def pos_sync_sk(vendor: Vendor, credential_id: str) -> str:
+    return f"{vendor.value}#{credential_id}"

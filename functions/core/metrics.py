@@ -68,3 +68,13 @@ SMS_CONFIRMED = "SmsConfirmed"
 SMS_OPTED_OUT = "SmsOptedOut"
 # Inbound messages that were not End User Messaging's documented JSON: logged and dropped.
 SMS_REPLIES_MALFORMED = "SmsRepliesMalformed"
+
+# --- persona -> POS sync (functions.core.pos_sync) ---------------------------------------------------------------
+# A POS refused a customer create (validation error) or the credential: recorded on the persona, alarmed.
+POS_SYNC_FAILED = "PosSyncFailed"
+# A create whose answer was lost (timeout, 5xx) and which a search did not find: never repeated; alarmed.
+POS_SYNC_UNCERTAIN = "PosSyncUncertain"
+# What persona sync did (for the dashboard): customers created, found and linked, and syncs retried later.
+POS_SYNC_CREATED = "PosSyncCreated"
+POS_SYNC_MATCHED = "PosSyncMatched"
+POS_SYNC_RETRIED = "PosSyncRetried"
