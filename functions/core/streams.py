@@ -216,7 +216,6 @@ if tuple(CONSUMERS) != RULE_FUNCTIONS:
 # (their `sources` string set holds "form"). Its own writes (sync records, POS identity claims) are other items
 # than profiles, so nothing it writes comes back to it.
 POS_SYNC_FUNCTION = "pos_sync"
-PERSONAS_STREAM_VIEW_TYPE = "NEW_IMAGE"
 PERSONA_CONSUMERS: dict[str, StreamConsumer] = {
     POS_SYNC_FUNCTION: StreamConsumer(
         POS_SYNC_FUNCTION,
