@@ -67,6 +67,7 @@ def test_every_function_alarms_on_errors(synthesized: Synthesized, template: dic
     functions = [pull.function for pull in synthesized.stack.pulls.functions.values()]
     functions += [rule.function for rule in synthesized.stack.rules.functions.values()]
     functions.append(synthesized.stack.reevaluation.function)
+    functions.append(synthesized.stack.pos_sync.function)
     functions += list(synthesized.stack.messaging.functions().values())
     assert sorted(str(w) for w in watched) == sorted(str({"Ref": synthesized.logical_id(f)}) for f in functions)
 

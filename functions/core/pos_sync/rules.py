@@ -102,8 +102,9 @@ def decide(
 ) -> Decision:
     """A form persona is synced to a POSaBIT or Flourish credential when the integration syncs personas, the persona
     was created on or after the day syncing began (never retroactively), it is in the credential's market/state
-    when "sync to relevant market" is on, it has no customer record of that credential yet, and the POS can take
-    it: a phone or email to look it up by, and for Flourish a date of birth."""
+    when "sync to relevant market" is on, it has no customer record of that credential yet, the credential serves
+    its store (when its store is mapped to some of this POS's credentials), and the POS can take it: a phone or
+    email to look it up by, and for Flourish a date of birth."""
     vendor = settings.vendor
     if vendor not in SYNC_VENDORS:
         return Skip(f"{vendor.value} is read-only: possync never writes to it", record=False)
@@ -113,6 +114,9 @@ def decide(
         return Skip("not a form signup: only form signups are created in the POS", record=False)
     if has_profile_in(persona, vendor, credential_id):
         return Skip(f"already a {vendor.value} customer of this credential", record=False)
+    serving = {key for key, store in settings.store_mappings.items() if store == persona.favourite_store}
+    if persona.favourite_store and serving and credential_id not in serving:
+        return Skip(f"signed up at store {persona.favourite_store}, which another credential serves", record=False)
     day = created_on(persona, zone)
     if day is None or day < settings.sync_personas_enabled_on:
         return Skip(
