@@ -61,6 +61,7 @@ test-unpatched-moto: $(VENV)/.synced  ## the store tests once more, against moto
 bench: $(VENV)/.synced  ## benchmarks that print figures (pull throughput, memory, AWS requests)
 	$(PY) -m bench.pull
 	$(PY) -m bench.rules
+	$(PY) -m bench.pos_sync
 
 clean:  ## remove generated files (keeps the venv)
 	rm -rf cdk.out .local .pytest_cache .mypy_cache .ruff_cache
