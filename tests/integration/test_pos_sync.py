@@ -105,7 +105,7 @@ class World:
         self.registry = Registry()
         self.secrets = Secrets()
         self.metrics = Counts()
-        self.sims = {Vendor.POSABIT: posabit, Vendor.FLOURISH: flourish}
+        self.sims: dict[Vendor, Any] = {Vendor.POSABIT: posabit, Vendor.FLOURISH: flourish}
         self.requests = 0
 
     def connect(self, vendor: Vendor, credential_id: str = "c1", **settings: Any) -> None:
@@ -140,7 +140,9 @@ class World:
             notifier=self.metrics,
         )
 
-    def signup(self, n: int, *, created: datetime | None = None, state: str | None = "WA", **fields: Any) -> dict:
+    def signup(
+        self, n: int, *, created: datetime | None = None, state: str | None = "WA", **fields: Any
+    ) -> dict[str, Any]:
         """A form persona as the signup endpoint stores it; returns its stream record."""
         at = iso(created or datetime.now(UTC))
         values: dict[str, Any] = {
@@ -161,7 +163,9 @@ class World:
             "dynamodb": {"Keys": {"pk": item["pk"], "sk": item["sk"]}, "NewImage": item, "SequenceNumber": f"{n}00"},
         }
 
-    def run(self, *records: dict, service: PosSyncService | None = None) -> tuple[Counter[str], BatchFailures]:
+    def run(
+        self, *records: dict[str, Any], service: PosSyncService | None = None
+    ) -> tuple[Counter[str], BatchFailures]:
         failures = BatchFailures()
         changes = persona_changes({"Records": list(records)}, failures)
         return (service or self.service()).batch(changes, failures), failures

@@ -24,7 +24,7 @@ from functions.core.layout import ResourceNames, Vendor
 from functions.core.loyalty.codecs import persona_from_item, s
 from functions.core.loyalty.settings import SettingsReader, credential_markets, tenant_zone
 from functions.core.loyalty.values import Persona, iso
-from functions.core.notify import AwsNotifier, Notifier
+from functions.core.notify import AwsNotifier
 from functions.core.observability import logger
 from functions.core.pos_sync import rules
 from functions.core.pos_sync.records import SyncKey, SyncRecord, SyncStore
@@ -45,6 +45,12 @@ OUTCOME_METRICS = {
 
 class OpenWriter(Protocol):
     def __call__(self, vendor: Vendor, credential: Credential) -> PosWriter: ...
+
+
+class MetricCounts(Protocol):
+    """functions.core.notify.AwsNotifier, or a fake: counts emitted without dimensions (one alarm per metric)."""
+
+    def counts(self, values: Mapping[str, int]) -> None: ...
 
 
 class CredentialReader(Protocol):
@@ -106,7 +112,7 @@ class PosSyncService:
         registry: CredentialRegistry,
         credentials: CredentialReader,
         open_writer: OpenWriter,
-        notifier: Notifier,
+        notifier: MetricCounts,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
