@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from functions.core.connector import ConnectorConfig
 from functions.core.credentials import Credential
@@ -14,7 +15,11 @@ from functions.pull_flourish.constants import DEFAULT_BASE_URL as FLOURISH_URL
 from functions.pull_posabit import writer as posabit
 from functions.pull_posabit.constants import DEFAULT_BASE_URL as POSABIT_URL
 
-WRITABLE = {Vendor.POSABIT: (posabit.open_writer, POSABIT_URL), Vendor.FLOURISH: (flourish.open_writer, FLOURISH_URL)}
+OpenVendorWriter = Callable[[Credential, ConnectorConfig], PosWriter]
+WRITABLE: dict[Vendor, tuple[OpenVendorWriter, str]] = {
+    Vendor.POSABIT: (posabit.open_writer, POSABIT_URL),
+    Vendor.FLOURISH: (flourish.open_writer, FLOURISH_URL),
+}
 
 
 def open_writer(vendor: Vendor, credential: Credential) -> PosWriter:
