@@ -62,6 +62,7 @@ def clean_faults(posabit: PosabitSimulator, flourish: FlourishSimulator) -> Iter
 class Settings:
     def __init__(self) -> None:
         self.integrations: dict[Vendor, IntegrationSettings | SettingsError] = {}
+        self.tenant_problem: SettingsError | None = None
 
     def integration(self, tenant: str, vendor: Vendor) -> IntegrationSettings:
         found = self.integrations.get(vendor, IntegrationSettings(vendor=vendor))
@@ -70,6 +71,8 @@ class Settings:
         return found
 
     def tenant(self, tenant: str) -> TenantSettings:
+        if self.tenant_problem is not None:
+            raise self.tenant_problem
         return TenantSettings(timezone="America/Los_Angeles")
 
 
@@ -463,6 +466,12 @@ def test_invalid_settings_write_nothing_and_count(world: World) -> None:
 
     assert outcomes["settings invalid"] == 1 and not len(failures)
     assert world.metrics.total["SettingsInvalid"] == 1 and world.posts() == 0
+
+    world.connect(Vendor.POSABIT)
+    world.settings.tenant_problem = SettingsError("invalid settings in parameter /t: timezone")
+    outcomes, failures = world.run(world.signup(26))
+    assert outcomes == Counter({"settings invalid": 1}) and not len(failures)
+    assert world.metrics.total["SettingsInvalid"] == 2 and world.posts() == 0
 
 
 def test_dynamodb_requests_per_synced_persona(world: World) -> None:

@@ -171,7 +171,8 @@ class _Run:
                 failures.fail(change.item_id, change.key, "settings or credentials could not be read")
             return
         if not context.integrations:
-            outcomes["not synced"] += len(changes)
+            if not outcomes["settings invalid"]:
+                outcomes["not synced"] += len(changes)
             return
         plan: list[tuple[PersonaChange, Vendor, str, rules.Decision]] = []
         for change in changes:
@@ -227,7 +228,13 @@ class _Run:
                 context.integrations[vendor] = integration
                 context.credentials[vendor] = [c for c in service.registry.credentials(vendor, tenant) if c.active]
         if context.integrations:
-            context.zone = tenant_zone(service.settings, tenant)
+            try:
+                context.zone = tenant_zone(service.settings, tenant)
+            except SettingsError as exc:  # the tenant's own settings: no sync to any POS until they are fixed
+                logger.error("pos sync skipped: tenant settings invalid", tenant=tenant, error=str(exc))
+                service.notifier.counts({metrics.SETTINGS_INVALID: records})
+                outcomes["settings invalid"] += records
+                context.integrations.clear()
         return context
 
     # --- one persona and credential --------------------------------------------------------------------------------
