@@ -62,6 +62,7 @@ bench: $(VENV)/.synced  ## benchmarks that print figures (pull throughput, memor
 	$(PY) -m bench.pull
 	$(PY) -m bench.rules
 	$(PY) -m bench.signups
+	$(PY) -m bench.pos_sync
 
 clean:  ## remove generated files (keeps the venv)
 	rm -rf cdk.out .local .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ from infra.bundling import functions_code
 from infra.config import DeployConfig
 from infra.constructs.messaging import Messaging
 from infra.constructs.monitoring import Monitoring
+from infra.constructs.pos_sync import PosSync
 from infra.constructs.pulls import Pulls
 from infra.constructs.reevaluation import Reevaluation
 from infra.constructs.rules import Rules
@@ -43,6 +44,8 @@ class PossyncStack(Stack):
         self.pulls = Pulls(self, "Pulls", names=self.names, code=self.code, storage=self.storage, config=config)
         # The records table stream's consumers (functions.core.streams defines their filters and mappings).
         self.rules = Rules(self, "Rules", names=self.names, code=self.code, storage=self.storage)
+        # The personas table stream's consumer: form signups created as POSaBIT / Flourish customers.
+        self.pos_sync = PosSync(self, "PosSync", names=self.names, code=self.code, storage=self.storage)
         # The SMS opt-in's deferral queue, inbound-SMS topic and their functions (functions.core.sms).
         self.messaging = Messaging(
             self,
@@ -73,7 +76,7 @@ class PossyncStack(Stack):
             config=config,
             storage=self.storage,
             pulls=list(self.pulls.functions.values()),
-            rules=list(self.rules.functions.values()),
+            rules=[*self.rules.functions.values(), self.pos_sync.rule],
             reevaluation=self.reevaluation,
             functions={**self.messaging.functions(), "signups": self.signups.function},
             dead_letter_queues=self.messaging.dead_letter_queues(),
@@ -123,7 +126,7 @@ class PossyncStack(Stack):
         output(outputs.SMS_INBOUND_TOPIC_OUTPUT, self.messaging.reply_topic.topic_arn, "Two-way SMS publishes here")
         for name, function in self.messaging.functions().items():
             output(outputs.function_name_output(name), function.function_name, f"{name} function")
-        for name, rule in self.rules.functions.items():
+        for name, rule in {**self.rules.functions, self.pos_sync.name: self.pos_sync.rule}.items():
             output(outputs.function_name_output(name), rule.function.function_name, f"{name} stream consumer")
             output(
                 outputs.dead_letter_queue_url_output(name),

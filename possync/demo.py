@@ -19,8 +19,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from functions.core.layout import RecordKind, Vendor
-from functions.core.signups.service import FORM_SOURCE
+from functions.core.layout import FORM_SOURCE, RecordKind, Vendor
+from possync.local.pos_sync_demo import PosSyncSummary, pos_sync_summary
 from possync.local.rewards_demo import RewardsSummary, add_demo_rewards, rewards_summary
 from possync.local.runtime import LOCAL_SETTLE_SECONDS, JobRecord, LocalRuntime, PersonaSummary, Scale, TickReport
 from possync.local.signups_demo import post_demo_signups, show_signups
@@ -93,6 +93,10 @@ def run_demo(
         sms = rt.sms.report() if rt.sms is not None and rt.rules else None
         if sms is not None:
             _show_sms(console, sms, now)
+        table = rt.resources.personas_table if rt.resources is not None else ""
+        synced = pos_sync_summary(rt.client("dynamodb"), table) if rt.rules else None
+        if synced is not None:
+            _show_pos_sync(console, synced)
         rewards = rewards_summary(rt) if rt.rules else None
         if rewards is not None:
             _show_rewards(console, rewards)
@@ -111,6 +115,7 @@ def run_demo(
             "unmapped": len(personas.unmapped) if personas else 0,
             "redemptions": sum(rewards.redemptions.values()) if rewards else 0,
             "rule_failures": {name: dead.records for name, dead in failures.items()},
+            "pos_sync": synced.as_dict() if synced else {},
             "first_written": sum(first.written.values()),
             "second_written": written_second,
             "added_sales": added,
@@ -286,6 +291,18 @@ def _show_personas(console: Console, rt: LocalRuntime, summary: PersonaSummary, 
         )
     else:
         console.print("Unmapped stores: none")
+
+
+def _show_pos_sync(console: Console, summary: PosSyncSummary) -> None:
+    """Form signups created in POSaBIT / Flourish (or found there), and how many the next pull merged back."""
+    if not summary.outcomes:
+        console.print("\nPOS sync: no form signups to create in POSaBIT or Flourish yet.")
+        return
+    outcomes = ", ".join(f"{vendor} {state}: {n}" for (vendor, state), n in sorted(summary.outcomes.items()))
+    console.print(
+        f"\nPOS sync (form signups -> POSaBIT / Flourish): {outcomes}; {summary.merged_back} of {summary.linked} "
+        "customers created or found came back with the next pull into the same persona."
+    )
 
 
 def _show_rewards(console: Console, summary: RewardsSummary) -> None:

@@ -37,6 +37,12 @@ class Faults:
     naive_timestamps: bool = False
     offset_timestamps: bool = False
     refunds: bool = False
+    # write faults (POSaBIT and Flourish customer creates; any non-GET data request)
+    write_conflict: int = 0  # 409: the POS says the shopper exists
+    write_invalid: int = 0  # 422: a validation error naming a field
+    write_response_lost: int = 0  # the write is applied, then the connection drops before any answer
+    write_rate_limited: int = 0  # 429 to a write, nothing applied
+    write_server_error: int = 0  # 500 to a write, nothing applied (the client cannot know that)
 
     def take(self, name: str) -> bool:
         """Consume one unit of a counted fault."""
@@ -89,6 +95,12 @@ class Simulator:
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
+    @property
+    def writes(self) -> list[tuple[str, str]]:
+        """Every request that was not a GET (method, path): what a read-only vendor must never receive."""
+        with self.lock:
+            return [(method, path) for method, path, _ in self.request_log if method != "GET"]
+
     # --- to implement -------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
         raise NotImplementedError
@@ -110,6 +122,16 @@ class Simulator:
                 return Response(429, b'{"error":"rate limited"}')
             if faulted and self.faults.take("server_error"):
                 return Response(503, b"<html>Service Unavailable</html>", {"Content-Type": "text/html"})
+            write = faulted and request.method != "GET"
+            if write and self.faults.take("write_conflict"):
+                return Response.json({"errors": {"customer": ["conflicts with an existing customer"]}}, 409)
+            if write and self.faults.take("write_invalid"):
+                return Response.json({"errors": {"email": ["is invalid"]}}, 422)
+            if write and self.faults.take("write_rate_limited"):
+                return Response(429, b'{"error":"rate limited"}')
+            if write and self.faults.take("write_server_error"):
+                return Response.json({"error": "Internal Server Error"}, 500)
+            lost = write and self.faults.take("write_response_lost")
             hang = faulted and self.faults.take("timeout")
             slow = faulted and self.faults.take("slow")
             malformed = faulted and self.faults.take("malformed_json")
@@ -119,6 +141,8 @@ class Simulator:
         if slow:
             time.sleep(self.faults.slow_seconds)
         response = self.handle(request)
+        if lost:
+            return None
         if malformed and response.status == 200:
             return Response(200, response.body[: max(1, len(response.body) // 2)], response.headers)
         return response

@@ -600,6 +600,16 @@ class PosabitSimulator(Simulator):
             return Response.json({"errors": {"customer": ["is missing"]}}, 422)
         if not str(fields.get("first_name") or "").strip():
             return Response.json({"errors": {"first_name": ["can't be blank"]}}, 422)
+        # ASSUMED (POSaBIT publishes no create contract): Rails-style validations, 422 with the field's errors;
+        # telephone is 10 digits, email has an @, and both are unique within the venue ("has already been taken").
+        telephone, email = fields.get("telephone"), fields.get("email")
+        if telephone is not None and not re.fullmatch(r"\d{10}", str(telephone)):
+            return Response.json({"errors": {"telephone": ["must be 10 digits"]}}, 422)
+        if email is not None and "@" not in str(email):
+            return Response.json({"errors": {"email": ["is invalid"]}}, 422)
+        for name, value in (("telephone", telephone), ("email", email)):
+            if value and any(str(r.get(name) or "").lower() == str(value).lower() for r in venue.customers.values()):
+                return Response.json({"errors": {name: ["has already been taken"]}}, 422)
         license_number = fields.get("drivers_license")
         if license_number and any(r.get("drivers_license") == license_number for r in venue.customers.values()):
             return Response.json({"errors": {"drivers_license": ["has already been taken"]}}, 422)
@@ -626,4 +636,6 @@ class PosabitSimulator(Simulator):
         row.update({key: copy.deepcopy(value) for key, value in fields.items() if key in accepted})
         row["created_at"] = row["updated_at"] = moment
         venue.customers[cid] = row
-        return Response.json({"customer": self._render(venue, CUSTOMERS_PATH, row, None)}, 201)
+        rendered = self._render(venue, CUSTOMERS_PATH, row, None)
+        # one wrapper: the create answer is {"customer": {...}} (the list items' random wrapping is not applied twice)
+        return Response.json({"customer": rendered.get(WRAPPER_KEY[CUSTOMERS_PATH], rendered)}, 201)

@@ -552,3 +552,18 @@ def signup_event_pk(tenant: str, signup_id: str) -> str:
 
 
 SIGNUP_EVENT_SK = "EVENT"
+
+
+# --- persona -> POS sync (functions.core.pos_sync): one record per persona and POS credential, personas table ----
+# The source a persona created or matched by a retailer's web form carries among its sources (`Sourced from`).
+FORM_SOURCE = "form"
+# The personas table's stream (new profile images feed persona -> POS sync; nothing needs the old ones).
+PERSONAS_STREAM_VIEW_TYPE = "NEW_IMAGE"
+
+
+def pos_sync_pk(tenant: str, persona_id: str) -> str:
+    return f"SYNC#{tenant}#{persona_id}"
+
+
+def pos_sync_sk(vendor: Vendor, credential_id: str) -> str:
+    return f"{vendor.value}#{credential_id}"

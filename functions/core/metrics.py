@@ -77,3 +77,12 @@ SIGNUPS_ACCEPTED = "SignupsAccepted"
 SIGNUPS_DUPLICATE = "SignupsDuplicate"
 SIGNUPS_REJECTED = "SignupsRejected"
 SIGNUPS_UNAUTHORIZED = "SignupsUnauthorized"
+# --- persona -> POS sync (functions.core.pos_sync) ---------------------------------------------------------------
+# A POS refused a customer create (validation error) or the credential: recorded on the persona, alarmed.
+POS_SYNC_FAILED = "PosSyncFailed"
+# A create whose answer was lost (timeout, 5xx) and which a search did not find: never repeated; alarmed.
+POS_SYNC_UNCERTAIN = "PosSyncUncertain"
+# What persona sync did (for the dashboard): customers created, found and linked, and syncs retried later.
+POS_SYNC_CREATED = "PosSyncCreated"
+POS_SYNC_MATCHED = "PosSyncMatched"
+POS_SYNC_RETRIED = "PosSyncRetried"

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from functions.core.layout import RULE_FUNCTIONS, RecordKind
+from functions.core.layout import FORM_SOURCE, PERSONA_PROFILE_SK, RULE_FUNCTIONS, RecordKind
 from functions.core.models import CanonicalRecord, read_record
 
 # --- event source mapping settings (the CDK rules construct and the local stream pump both read these) ----------
@@ -211,6 +211,27 @@ CONSUMERS: dict[str, StreamConsumer] = {
 }
 if tuple(CONSUMERS) != RULE_FUNCTIONS:
     raise RuntimeError("functions.core.streams.CONSUMERS must list exactly layout.RULE_FUNCTIONS, in order")
+
+# The personas table's stream feeds persona -> POS sync: inserted or modified persona profiles a web form signed up
+# (their `sources` string set holds "form"). Its own writes (sync records, POS identity claims) are other items
+# than profiles, so nothing it writes comes back to it.
+POS_SYNC_FUNCTION = "pos_sync"
+PERSONA_CONSUMERS: dict[str, StreamConsumer] = {
+    POS_SYNC_FUNCTION: StreamConsumer(
+        POS_SYNC_FUNCTION,
+        (
+            {
+                "eventName": list(CHANGED),
+                "dynamodb": {
+                    "Keys": {"sk": {"S": [PERSONA_PROFILE_SK]}},
+                    "NewImage": {"sources": {"SS": [FORM_SOURCE]}},
+                },
+            },
+        ),
+        # A POS create is a few HTTP requests: small batches keep one slow POS from holding many personas back.
+        batch_size=10,
+    )
+}
 
 
 # --- records-table stream records (what the rule consumers receive) ---------------------------------------------

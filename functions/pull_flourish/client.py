@@ -12,8 +12,9 @@ import httpx
 
 from functions.core.credentials import FlourishCredential
 from functions.core.errors import CredentialError, MalformedPageError
-from functions.core.http import RetryPolicy, VendorHttp, parse_json
+from functions.core.http import RetryPolicy, VendorHttp
 from functions.core.layout import Vendor
+from functions.core.pos_sync.writer import PosUncertainError, send_create
 from functions.pull_flourish.constants import (
     API_KEY_HEADER,
     CUSTOMERS_PATH,
@@ -24,6 +25,11 @@ from functions.pull_flourish.constants import (
     MAX_LIMIT,
     OFFSET_PARAM,
 )
+
+# The customers listing's exact-match filters (as the pull's contract reads them: functions/pull_flourish/CONTRACT.md).
+PHONE_FILTER = "phone_number"
+EMAIL_FILTER = "email"
+SEARCH_LIMIT = 10
 
 VENDOR = Vendor.FLOURISH.value
 
@@ -128,15 +134,24 @@ class FlourishClient:
                 return found
             longest = max(longest, len(page.items))
 
+    def find_customers(self, *, phone: str | None = None, email: str | None = None) -> list[dict[str, Any]]:
+        """Customers whose phone (last 10 digits) or email equals the given one: persona sync looks before it
+        creates. One filter per call: both at once would ask for customers matching both."""
+        if bool(phone) == bool(email):
+            raise ValueError("find_customers needs exactly one of a phone or an email")
+        params: dict[str, Any] = {LIMIT_PARAM: SEARCH_LIMIT, OFFSET_PARAM: 0}
+        params[PHONE_FILTER if phone else EMAIL_FILTER] = phone or email
+        return [c for c in self.list_page(CUSTOMERS_PATH, params).items if isinstance(c, dict)]
+
     def create_customer(self, customer: Mapping[str, Any]) -> dict[str, Any]:
-        """POST a new customer (email, first_name, last_name and dob are required by Flourish); returns it."""
+        """POST a new customer (email, first_name, last_name and dob are required by Flourish) with one request (a
+        create is never retried blindly: functions.core.pos_sync.writer.send_create); returns it."""
         if not customer.get("dob"):
             raise ValueError("flourish requires a date of birth (dob) to create a customer")
-        response = self.http.request("POST", CUSTOMERS_PATH, json=dict(customer))
-        payload = parse_json(response, VENDOR)
+        _, payload = send_create(self._client, VENDOR, CUSTOMERS_PATH, dict(customer))
         data = payload.get("data") if isinstance(payload, Mapping) else None
         if not isinstance(data, dict) or data.get("id") is None:
-            raise MalformedPageError(f"{VENDOR} created a customer but its answer carries no data.id")
+            raise PosUncertainError(f"{VENDOR} answered a customer create without data.id")
         return data
 
     def close(self) -> None:

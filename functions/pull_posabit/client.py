@@ -16,6 +16,7 @@ from functions.core.credentials import PosabitCredential
 from functions.core.errors import MalformedPageError
 from functions.core.http import RetryPolicy, VendorHttp
 from functions.core.layout import Stream, Vendor
+from functions.core.pos_sync.writer import PosUncertainError, send_create
 from functions.pull_posabit.constants import (
     BOUNDARY_SLACK,
     CREATE_CUSTOMER_PATH,
@@ -174,10 +175,6 @@ class PosabitClient:
             wait_jitter=config.retry_wait_initial,
         )
         self.http = VendorHttp(self._client, Vendor.POSABIT.value, policy, sleep=sleep)
-        # A create that timed out may have happened: it is never retried blindly (callers look the shopper up).
-        self._write_http = VendorHttp(
-            self._client, Vendor.POSABIT.value, RetryPolicy(attempts=1, timeout=policy.timeout), sleep=sleep
-        )
 
     # --- airbyte HttpStream vocabulary ----------------------------------------------------------------------------
     @staticmethod
@@ -244,16 +241,15 @@ class PosabitClient:
 
     # --- writes -----------------------------------------------------------------------------------------------------
     def create_customer(self, customer: NewCustomer) -> dict[str, Any]:
-        """Create a shopper in the venue; returns POSaBIT's record of it (with its new `id`)."""
+        """Create a shopper in the venue with one request (a create is never retried blindly: functions.core.pos_sync
+        .writer.send_create says whether it may have happened); returns POSaBIT's record of it (with its new `id`)."""
         body = {CREATE_CUSTOMER_WRAPPER: customer.model_dump(mode="json", exclude_none=True)}
-        response = self._write_http.request("POST", CREATE_CUSTOMER_PATH, json=body)
-        try:
-            payload = response.json()
-        except ValueError:
-            raise MalformedPageError("posabit answered a customer create with a body that is not JSON") from None
+        _, payload = send_create(self._client, Vendor.POSABIT.value, CREATE_CUSTOMER_PATH, body)
+        if payload is None:
+            raise PosUncertainError("posabit answered a customer create with a body that is not JSON")
         record = unwrap_item(Stream.CUSTOMERS, payload)
         if "id" not in record:
-            raise MalformedPageError("posabit answered a customer create without the new customer's id")
+            raise PosUncertainError("posabit answered a customer create without the new customer's id")
         return record
 
     def close(self) -> None:

@@ -279,6 +279,20 @@ class Monitoring(Construct):
             "operation; check the table throttle alarms and the AWS Health Dashboard.",
         )
         self._alarm(
+            "pos sync failed",
+            self.custom_metric(metrics.POS_SYNC_FAILED),
+            "POSaBIT or Flourish refused to create a form signup's customer (a validation error, a duplicate it "
+            "could not find, or a refused credential). `possync personas show --tenant T PERSONA` says which POS "
+            "and why; fix the data or the credential in the POS (a refused credential is retried until it works).",
+        )
+        self._alarm(
+            "pos sync uncertain",
+            self.custom_metric(metrics.POS_SYNC_UNCERTAIN),
+            "A customer create in POSaBIT or Flourish got no answer (timeout, 5xx) and a search did not find the "
+            "customer. possync never sends it again; `possync personas show` gives the POS and time; check the POS "
+            "for the shopper and create it there if it is missing (the next pull links it).",
+        )
+        self._alarm(
             "aws calls failed",
             self.custom_metric(metrics.AWS_CALLS_FAILED),
             f"AWS calls (DynamoDB, S3, SQS, SSM, Secrets Manager) failed past their retries in "

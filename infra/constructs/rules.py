@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aws_cdk import Acknowledgment as Ack
 from aws_cdk import Duration, Validations
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
@@ -49,6 +50,7 @@ CONTROL_TABLE_ACTIONS = (
 DESCRIPTIONS = {
     "personas": "Turns shopper records into personas: identity resolution, sources, contact sync",
     "enroll": "Turns sales into store visits, loyalty enrollment and points; imports POS point balances",
+    "pos_sync": "Creates form-signup personas as POSaBIT and Flourish customers, exactly once",
 }
 
 
@@ -68,7 +70,9 @@ class RuleFunction(Construct):
         names: ResourceNames,
         code: lambda_.Code,
         storage: Storage,
+        source_table: dynamodb.ITable | None = None,
     ) -> None:
+        """`source_table`: the table whose stream feeds the function (the records table unless given)."""
         super().__init__(scope, construct_id)
         self.name = consumer.name
         self.consumer = consumer
@@ -106,7 +110,7 @@ class RuleFunction(Construct):
         )
         self.function, self.role, self.log_group = rule.function, rule.role, rule.log_group
         self.event_source = DynamoEventSource(
-            storage.records_table,
+            source_table or storage.records_table,
             starting_position=_starting_position(consumer),
             batch_size=consumer.batch_size,
             max_batching_window=Duration.seconds(consumer.max_batching_window_seconds),

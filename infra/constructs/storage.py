@@ -16,6 +16,7 @@ from functions.core.layout import (
     ENV_ARCHIVE_BUCKET,
     ENV_CONTROL_TABLE,
     ENV_RECORDS_TABLE,
+    PERSONAS_STREAM_VIEW_TYPE,
     PERSONAS_TABLE_PARTITION_KEY,
     PERSONAS_TABLE_SORT_KEY,
     RECORDS_STREAM_VIEW_TYPE,
@@ -78,11 +79,12 @@ class Storage(Construct):
             removal_policy=RemovalPolicy.RETAIN,
         )
         # What the rules make of the records: personas, identity claims, visits, the points ledger, pending sales.
-        # Nothing consumes its changes, so it has no stream.
+        # Its stream feeds persona -> POS sync (functions.core.streams.PERSONA_CONSUMERS) with new profile images.
         self.personas_table = dynamodb.Table(
             self,
             "PersonasTable",
             table_name=names.personas_table,
+            stream=dynamodb.StreamViewType[PERSONAS_STREAM_VIEW_TYPE],
             partition_key=dynamodb.Attribute(name=PERSONAS_TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name=PERSONAS_TABLE_SORT_KEY, type=dynamodb.AttributeType.STRING),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,

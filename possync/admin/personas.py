@@ -21,6 +21,7 @@ from functions.core.loyalty.values import UNKNOWN_CONSENT, Claim, LedgerEntry, P
 from functions.core.models import normalize_email, normalize_phone
 from possync.admin.audit import AuditLog
 from possync.admin.context import TenantOption, admin, parse_id, parse_vendor
+from possync.admin.pos_sync_view import pos_sync_rows
 from possync.admin.render import Output, OutputOption, cell, console, emit, err_console, fail, guarded, when
 from possync.admin.rewards import redemption_rows
 from possync.admin.sms import consent_evidence, consent_labels
@@ -376,6 +377,14 @@ def show_command(
         context.client("dynamodb"), context.target().personas_table, tenant, persona.phone
     )
     sms = consent.label if consent else sms_consent(persona)
+    synced = pos_sync_rows(
+        context.client("dynamodb"),
+        context.client("ssm"),
+        context.target().names,
+        context.target().personas_table,
+        context.control(),
+        persona,
+    )
     if output is Output.JSON:
         view = persona.as_dict()
         view["id"] = view.pop("persona_id")
@@ -394,6 +403,7 @@ def show_command(
                     "ledger": latest,
                     "ledger_entries": len(entries),
                     "redemptions": redemptions,
+                    "pos_sync": synced,
                 },
                 indent=2,
                 default=str,
@@ -477,4 +487,11 @@ def show_command(
         Output.TABLE,
         title="Redemptions",
         empty="no rewards redeemed",
+    )
+    emit(
+        [{**r, "when": when(r["when"]) if r["when"] else ""} for r in synced],
+        [(k, k.replace("_", " ")) for k in ("vendor", "credential", "what", "pos_id", "when", "why")],
+        Output.TABLE,
+        title="Synced to POS (form signups created in POSaBIT / Flourish)",
+        empty="no POSaBIT or Flourish credential: nothing to sync to",
     )

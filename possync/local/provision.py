@@ -12,6 +12,7 @@ from functions.core.signups.endpoint import FUNCTION as SIGNUPS_FUNCTION
 from functions.core.sms import names as sms_names
 from functions.core.sms.deferral import ENV_DEFERRAL_QUEUE_URL
 from functions.core.sms.gateway import ENV_GATEWAY, ENV_OUTBOX
+from functions.core.streams import POS_SYNC_FUNCTION
 
 LOCAL_ACCOUNT = "123456789012"
 LOCAL_REGION = "us-east-1"
@@ -28,6 +29,7 @@ class Resources:
     records_stream_arn: str = ""
     personas_table: str = ""
     rules_dlq_urls: dict[str, str] = field(default_factory=dict)  # stream consumer -> on-failure queue URL
+    personas_stream_arn: str = ""  # feeds persona -> POS sync
     reevaluation_queue_url: str = ""
     reevaluation_dlq_url: str = ""
     sms_deferral_queue_url: str = ""
@@ -54,7 +56,7 @@ class Resources:
                 layout.ENV_RESOURCE_PREFIX: self.names.prefix,
                 ENV_DEFERRAL_QUEUE_URL: self.sms_deferral_queue_url,  # form consent: requests the deferral sends
             }
-        if function in layout.RULE_FUNCTIONS or function in sms_names.HANDLER_MODULES:
+        if function in (*layout.RULE_FUNCTIONS, POS_SYNC_FUNCTION) or function in sms_names.HANDLER_MODULES:
             env = {
                 layout.ENV_RECORDS_TABLE: self.records_table,
                 layout.ENV_CONTROL_TABLE: self.control_table,
@@ -138,6 +140,7 @@ def provision(clients: Any, names: ResourceNames | None = None, region: str = LO
                 {"AttributeName": layout.PERSONAS_TABLE_SORT_KEY, "KeyType": "RANGE"},
             ],
             BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": layout.PERSONAS_STREAM_VIEW_TYPE},
         )
     stream_arn = ddb.describe_table(TableName=names.records_table)["Table"].get("LatestStreamArn", "")
 
@@ -171,7 +174,10 @@ def provision(clients: Any, names: ResourceNames | None = None, region: str = LO
         )["QueueUrl"]
         resources.queue_urls[function] = url
         resources.dlq_urls[function] = dlq_url
-    for function in layout.RULE_FUNCTIONS:
+    resources.personas_stream_arn = ddb.describe_table(TableName=names.personas_table)["Table"].get(
+        "LatestStreamArn", ""
+    )
+    for function in (*layout.RULE_FUNCTIONS, POS_SYNC_FUNCTION):
         # The stream consumers' on-failure destinations: descriptions of record batches that used up their retries.
         resources.rules_dlq_urls[function] = sqs.create_queue(QueueName=names.rules_dlq(function))["QueueUrl"]
     # The re-evaluation job's queue, as the CDK app declares it (reevaluation.py holds its settings).

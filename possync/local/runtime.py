@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
+from zoneinfo import ZoneInfo
 
 import boto3
 from botocore.config import Config
@@ -29,11 +30,11 @@ from functions.core.layout import (
     ResourceNames,
     Vendor,
 )
-from functions.core.settings import IntegrationSettings, TenantSettings
+from functions.core.settings import SYNC_VENDORS, IntegrationSettings, TenantSettings
 from functions.core.sms.service import ENV_NOW
 from functions.core.sources import clear_caches
 from functions.core.store import ControlStore
-from functions.core.streams import CONSUMERS
+from functions.core.streams import CONSUMERS, PERSONA_CONSUMERS
 from possync.admin.credentials import integrator_secret_name, registry_entry
 from possync.admin.tenants import create_tenant
 from possync.local.lambda_shim import HandlerRunner, sqs_event
@@ -178,6 +179,9 @@ class LocalRuntime:
         self.reader: StreamReader | None = None
         self.pump: StreamPump | None = None
         self.extra_state: dict[str, Any] = {}  # what a service started later adds (the local signup endpoint)
+        # The personas table's stream and its one consumer (persona -> POS sync), pumped after the records stream.
+        self.persona_reader: StreamReader | None = None
+        self.persona_pump: StreamPump | None = None
 
     # --- lifecycle -------------------------------------------------------------------------------
     def __enter__(self) -> LocalRuntime:
@@ -228,7 +232,7 @@ class LocalRuntime:
         os.environ.update(env)
         aws.reset_clients()
         clear_caches()
-        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION])
+        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, *PERSONA_CONSUMERS, REEVALUATION_FUNCTION])
         cold_start_sms()
         self.resources = provision(self.client)
         if Vendor.POSABIT in self.simulators:
@@ -259,6 +263,21 @@ class LocalRuntime:
                 self.client("sqs"),
                 self.resources.records_stream_arn,
             )
+            self.persona_reader = StreamReader(self.client("dynamodbstreams"), self.resources.personas_stream_arn)
+            self.persona_pump = StreamPump(
+                self.runner,
+                [
+                    LocalConsumer(
+                        function=name,
+                        spec=spec,
+                        env=self.resources.lambda_env(name),
+                        failure_queue_url=self.resources.rules_dlq_urls[name],
+                    )
+                    for name, spec in PERSONA_CONSUMERS.items()
+                ],
+                self.client("sqs"),
+                self.resources.personas_stream_arn,
+            )
         self.state_file.write_text(json.dumps(self.state(), indent=2))
         if self.publish:
             published = user_state_file()
@@ -278,7 +297,7 @@ class LocalRuntime:
                 os.environ[key] = value
         aws.reset_clients()
         clear_caches()
-        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, REEVALUATION_FUNCTION])
+        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, *PERSONA_CONSUMERS, REEVALUATION_FUNCTION])
         cold_start_sms()
         if self._log is not None:
             self._log.close()
@@ -355,6 +374,7 @@ class LocalRuntime:
         secrets, ssm = self.client("secretsmanager"), self.client("ssm")
         free = {v: list(sim.stores) for v, sim in self.simulators.items()}
         enroll_after = datetime.now(UTC).date() - timedelta(days=DEMO_ENROLL_AFTER_DAYS)
+        sync_from = datetime.now(ZoneInfo(TenantSettings().timezone)).date()
         for plan in self.plan:
             # The same path as `possync tenants add`: the tenant item and its audit entry.
             create_tenant(self.client("dynamodb"), self.resources.control_table, plan.tenant, who=LOCAL_ACTOR)
@@ -395,6 +415,9 @@ class LocalRuntime:
                     enroll_after=enroll_after if enrolls else None,
                     sms_optin_after=enroll_after if enrolls else None,
                     store_mappings=mappings,
+                    # POSaBIT and Flourish sync personas from today: form signups become customers in the POS
+                    sync_personas=vendor in SYNC_VENDORS,
+                    sync_personas_enabled_on=sync_from if vendor in SYNC_VENDORS else None,
                 )
                 self._put_setting(ssm, names.integration_settings_parameter(plan.tenant, vendor), settings)
             # The brand the opt-in texts name (greenleaf -> Greenleaf).
@@ -402,6 +425,8 @@ class LocalRuntime:
             tenant_settings = TenantSettings(points_per_dollar=DEMO_POINTS_PER_DOLLAR, brand_name=brand)
             self._put_setting(ssm, names.tenant_settings_parameter(plan.tenant), tenant_settings)
         self.reader.skip_to_latest()
+        if self.persona_reader is not None:
+            self.persona_reader.skip_to_latest()
 
     @staticmethod
     def _put_setting(ssm: Any, name: str, settings: IntegrationSettings | TenantSettings) -> None:
@@ -438,6 +463,7 @@ class LocalRuntime:
                 on_stream(self.pump.pending())
             report.rules = self.pump.drain(on_batch)
             report.reevaluations = self.reevaluate()
+            report.rules.update(self.drain_persona_stream(on_batch))
             if self.sms is not None:
                 report.deferred_sent = self.sms.deliver_deferred()
             report.rules_seconds = time.monotonic() - rules_started
@@ -486,6 +512,14 @@ class LocalRuntime:
             return {}
         self.stream_records()
         return self.pump.drain(on_batch)
+
+    def drain_persona_stream(self, on_batch: Callable[[str, int], None] | None = None) -> dict[str, ConsumerStats]:
+        """Deliver the personas table's new stream records to persona -> POS sync (after the records stream's
+        consumers, whose persona writes are among them)."""
+        if self.persona_pump is None or self.persona_reader is None:
+            return {}
+        self.persona_pump.feed(self.persona_reader.read())
+        return self.persona_pump.drain(on_batch)
 
     # --- what the rules made ---------------------------------------------------------------------
     def persona_summary(self) -> PersonaSummary:

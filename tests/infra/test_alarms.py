@@ -8,6 +8,7 @@ import pytest
 
 from functions.core import metrics
 from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RULE_FUNCTIONS, ResourceNames
+from functions.core.streams import PERSONA_CONSUMERS
 from infra.constructs import monitoring
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
@@ -90,13 +91,14 @@ def test_quarantine_rate_is_a_share_of_the_records_pulled_above_a_minimum(templa
 def test_every_function_alarms_on_lambda_throttles(synthesized: Synthesized, template: dict[str, Any]) -> None:
     functions = [p.function for p in synthesized.stack.pulls.functions.values()]
     functions += [r.function for r in synthesized.stack.rules.functions.values()]
+    functions.append(synthesized.stack.pos_sync.function)
     functions.append(synthesized.stack.reevaluation.function)
     functions += list(synthesized.stack.messaging.functions().values())
     functions.append(synthesized.stack.signups.function)
     throttles = [a for a in _alarms(template) if a.get("MetricName") == "Throttles"]
 
     # + the opt-in deferral and reply, + the form signups
-    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + 1 + 2 + 1
+    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + len(PERSONA_CONSUMERS) + 1 + 2 + 1
     assert len(cfn.of_type(template, "AWS::Lambda::Function")) == len(functions)
     assert sorted(str(a["Dimensions"]) for a in throttles) == sorted(
         str([{"Name": "FunctionName", "Value": {"Ref": synthesized.logical_id(f)}}]) for f in functions

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RULE_FUNCTIONS, ResourceNames
+from functions.core.streams import PERSONA_CONSUMERS
 from tests.infra import cfn
 from tests.infra.conftest import REPO_ROOT
 
@@ -48,7 +49,7 @@ def test_cli_synth_bundles_one_lambda_asset_for_arm64_python_3_12(cli_outdir: Pa
     asset = cli_outdir / f"asset.{s3_key.removesuffix('.zip')}"
 
     # + the re-evaluation job, the opt-in's deferral and reply functions, and the form signups
-    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + 1 + 2 + 1
+    assert len(functions) == len(PULL_VENDORS) + len(RULE_FUNCTIONS) + len(PERSONA_CONSUMERS) + 1 + 2 + 1
     assert (asset / "functions" / "core" / "layout.py").is_file()
     assert not list((asset / "functions").rglob("__pycache__"))
     for package in ("boto3", "aws_lambda_powertools", "pydantic", "httpx", "stamina", "phonenumbers", "tzdata"):

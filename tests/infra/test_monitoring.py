@@ -8,6 +8,7 @@ from aws_cdk.assertions import Match, Template
 
 from functions.core import metrics
 from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RULE_FUNCTIONS, ResourceNames
+from functions.core.streams import PERSONA_CONSUMERS
 from infra import outputs
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
@@ -30,6 +31,8 @@ CUSTOM_ALARMS = (
     metrics.SMS_SENDS_UNCERTAIN,
     metrics.REDEMPTIONS_OVERDRAWN,
     metrics.SIGNUPS_FAILED,
+    metrics.POS_SYNC_FAILED,
+    metrics.POS_SYNC_UNCERTAIN,
 )
 # The opt-in's deferral and reply functions (infra.constructs.messaging) and their two dead-letter queues.
 MESSAGING_FUNCTIONS = 2
@@ -53,6 +56,7 @@ def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized,
         for queue in (pull.dead_letter_queue, pull.dispatch_dead_letter_queue)
     ] + [rule.dead_letter_queue for rule in synthesized.stack.rules.functions.values()]
     dead_letter_queues.append(synthesized.stack.reevaluation.dead_letter_queue)
+    dead_letter_queues.append(synthesized.stack.pos_sync.rule.dead_letter_queue)
     dead_letter_queues += [synthesized.stack.messaging.deferral_dlq, synthesized.stack.messaging.reply_dlq]
     watched = _alarm_dimensions(template, "ApproximateNumberOfMessagesVisible")
 
@@ -66,6 +70,7 @@ def test_every_function_alarms_on_errors(synthesized: Synthesized, template: dic
     functions = [pull.function for pull in synthesized.stack.pulls.functions.values()]
     functions += [rule.function for rule in synthesized.stack.rules.functions.values()]
     functions.append(synthesized.stack.reevaluation.function)
+    functions.append(synthesized.stack.pos_sync.function)
     functions += list(synthesized.stack.messaging.functions().values())
     functions.append(synthesized.stack.signups.function)
     assert sorted(str(w) for w in watched) == sorted(str({"Ref": synthesized.logical_id(f)}) for f in functions)
@@ -83,7 +88,8 @@ def test_alarms_fire_on_the_first_occurrence_and_notify_the_topic(
     # the re-evaluation job: its jobs DLQ; per table: throttles; the opt-in's deferral and reply functions: errors,
     # throttles and their DLQs; and possync's own failure metrics
     messaging = 2 * MESSAGING_FUNCTIONS + MESSAGING_DEAD_LETTER_QUEUES + 2 * SIGNUP_FUNCTIONS
-    assert len(alarms) == 4 * len(PULL_VENDORS) + 4 * len(RULE_FUNCTIONS) + 3 + 3 + messaging + len(CUSTOM_ALARMS)
+    consumers = len(RULE_FUNCTIONS) + len(PERSONA_CONSUMERS)
+    assert len(alarms) == 4 * len(PULL_VENDORS) + 4 * consumers + 3 + 3 + messaging + len(CUSTOM_ALARMS)
     for alarm in alarms:
         props = alarm["Properties"]
         if props.get("MetricName", "quarantine rate") not in sustained:
@@ -117,7 +123,7 @@ def test_dashboard_shows_every_pull_function(template: dict[str, Any]) -> None:
     for name in PULL_VENDORS:
         assert f'"title":"{name} invocations"' in body
         assert f'"title":"{name} dead letters"' in body
-    for name in RULE_FUNCTIONS:
+    for name in (*RULE_FUNCTIONS, *PERSONA_CONSUMERS):
         assert f'"title":"{name} invocations"' in body
         assert f'"title":"{name} iterator age"' in body
         assert f'"title":"{name} dead letters"' in body

@@ -24,6 +24,7 @@ from functions.core.layout import (
 )
 from functions.core.signups.endpoint import FUNCTION as SIGNUPS_FUNCTION
 from functions.core.sms.names import DEFERRED_FUNCTION, REPLY_FUNCTION
+from functions.core.streams import PERSONA_CONSUMERS
 from infra.constants import PULL_MAX_CONCURRENCY
 from infra.constructs.pulls import PullFunction
 from tests.infra import cfn
@@ -48,12 +49,13 @@ def test_there_is_one_pull_function_per_layout_entry(template: dict[str, Any]) -
         for name in (
             *PULL_FUNCTIONS,
             *RULE_FUNCTIONS,
+            *PERSONA_CONSUMERS,
             REEVALUATION_FUNCTION,
             DEFERRED_FUNCTION,
             REPLY_FUNCTION,
             SIGNUPS_FUNCTION,
         )
-    ), "the pull functions, the stream consumers, the re-evaluation job, the opt-in's deferral and reply, the signups"
+    ), "the pull functions, the stream consumers, the re-evaluation job and the opt-in's deferral and reply, the signups, no more"
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
@@ -106,7 +108,7 @@ def test_functions_share_one_code_asset_and_have_their_own_roles(template: dict[
 
     assert len({json.dumps(f["Properties"]["Code"], sort_keys=True) for f in functions}) == 1
     roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions]
-    assert len(set(roles)) == len(roles) == len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + 1 + 2 + 1
+    assert len(set(roles)) == len(roles) == len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + len(PERSONA_CONSUMERS) + 3 + 1
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
@@ -136,7 +138,7 @@ def test_every_queue_is_encrypted_and_denies_plain_http(
     ruled = synthesized.logical_id(synthesized.stack.reevaluation.queue)
 
     # per rule: its stream failure queue; the opt-in: its deferral queue and DLQ, and the reply function's DLQ
-    assert len(queues) == 3 * len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + 2 + 3
+    assert len(queues) == 3 * len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + len(PERSONA_CONSUMERS) + 2 + 3
     for queue_id, queue in queues.items():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         [policy] = [p for p in policies if p["Properties"]["Queues"] == [{"Ref": queue_id}]]

@@ -96,6 +96,12 @@ def test_two_stages_read_disjoint_settings_and_credentials(synthesized: Synthesi
     assert prod_arns == {
         f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter{prod_names.ssm_root}/*",
         f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{prod_names.secret_root}*",
+        # persona -> POS sync reads only the credentials of the POSes it writes to
+        *(
+            f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:"
+            f"{prod_names.secret_root}*/{vendor}/*"
+            for vendor in ("flourish", "posabit")
+        ),
     }
     assert dev_arns == {arn.replace("possync-prod", "possync-dev") for arn in prod_arns}
     # "possync-prod/*" cannot match a longer stage's names ("possync-prod2/..."): the prefix ends at a separator

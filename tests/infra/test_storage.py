@@ -92,7 +92,8 @@ def test_personas_table_has_layout_keys_and_is_protected(synthesized: Synthesize
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["SSESpecification"]["SSEEnabled"] is True
     assert props["DeletionProtectionEnabled"] is True
-    assert "StreamSpecification" not in props, "nothing consumes persona changes"
+    # persona -> POS sync reads new profile images (functions.core.streams.PERSONA_CONSUMERS); nothing needs old ones
+    assert props["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
 
 

@@ -27,6 +27,10 @@ DATA_ACCESS = {
     "functions.core.loyalty.repository",
 }
 AWS_PACKAGES = ("boto3", "botocore", "aws_lambda_powertools")
+# Persona -> POS sync writes through the vendor folders of the POSes that allow writes (one vendor's API knowledge
+# lives in one folder); a consumer's folder is never among them, and neither is a read-only vendor's.
+WRITE_VENDOR_FOLDERS = {"pos_sync": ("functions.pull_posabit", "functions.pull_flourish")}
+READ_ONLY_VENDOR_FOLDERS = ("functions.pull_thsuite", "functions.pull_onprem")
 
 
 def module_path(name: str) -> Path | None:
@@ -93,7 +97,15 @@ def test_a_consumer_imports_from_core_only_never_another_consumer(consumer: str)
         for imported in imports_of(module):
             if not imported.startswith("functions."):
                 continue
-            assert imported.startswith(("functions.core", f"functions.{consumer}")), f"{module} imports {imported}"
+            allowed = ("functions.core", f"functions.{consumer}", *WRITE_VENDOR_FOLDERS.get(consumer, ()))
+            assert imported.startswith(allowed), f"{module} imports {imported}"
+
+
+def test_persona_sync_reaches_no_read_only_vendor() -> None:
+    # THSuite, Profitek and Auphan are read-only: nothing the pos_sync function imports can reach their folders
+    reached = set().union(*(reachable(m) for m in modules_under(FUNCTIONS / "pos_sync")))
+    assert "functions.pull_posabit.writer" in reached and "functions.pull_flourish.writer" in reached
+    assert not [m for m in reached if m.startswith(READ_ONLY_VENDOR_FOLDERS)]
 
 
 def test_the_core_imports_no_consumer() -> None:

@@ -14,7 +14,7 @@ from functions.core.layout import ResourceNames, Vendor
 from functions.core.notify import Notifier
 from functions.core.observability import logger
 from functions.core.settings import IntegrationSettings, TenantSettings
-from functions.core.store import ControlStore
+from functions.core.store import ControlStore, RegisteredCredential
 
 MARKETS_CACHE_SECONDS = 300.0
 
@@ -75,6 +75,17 @@ def report_settings_problem(
 Markets = Callable[[str, Vendor, str], frozenset[str]]
 
 
+def credential_markets(entry: RegisteredCredential) -> frozenset[str]:
+    """A registered credential's market (POSaBIT) or regions (Flourish), upper-cased."""
+    markets: set[str] = set()
+    for value in (entry.market, entry.attributes.get("market")):
+        if isinstance(value, str) and value:
+            markets.add(value.upper())
+    regions = entry.attributes.get("regions") or ()
+    markets.update(r.upper() for r in regions if isinstance(r, str) and r)
+    return frozenset(markets)
+
+
 class CredentialMarkets:
     """A credential's market (POSaBIT) or regions (Flourish), from the control table's registry, cached briefly."""
 
@@ -92,13 +103,6 @@ class CredentialMarkets:
         if held is not None and self.clock() - held[0] < self.ttl:
             return held[1]
         entry = self.control.get_credential(tenant, vendor, credential_id)
-        markets: set[str] = set()
-        if entry is not None:
-            for value in (entry.market, entry.attributes.get("market")):
-                if isinstance(value, str) and value:
-                    markets.add(value.upper())
-            regions = entry.attributes.get("regions") or ()
-            markets.update(r.upper() for r in regions if isinstance(r, str) and r)
-        found = frozenset(markets)
+        found = credential_markets(entry) if entry is not None else frozenset()
         self._cache[key] = (self.clock(), found)
         return found

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from functions.core import aws, ddb_batch, layout
 from functions.core.errors import AwsServiceError, PossyncError
-from functions.core.layout import ResourceNames
+from functions.core.layout import FORM_SOURCE, ResourceNames
 from functions.core.loyalty import identity
 from functions.core.loyalty.repository import CANCELLED, PersonaConflictError, PersonaStore
 from functions.core.loyalty.settings import SettingsReader
@@ -40,7 +40,6 @@ from functions.core.sms.templates import Kind
 from functions.core.sources import SettingsSource
 from functions.core.store import call_table
 
-FORM_SOURCE = "form"  # what a persona's "sourced from" says of a form signup
 MAX_ATTEMPTS = 5
 CONTACT_OF_SIGNUP = ("first_name", "last_name", "email", "phone", "birth_date")
 

@@ -1,0 +1,1 @@
+"""Persona -> POS sync Lambda (personas table stream)."""
