@@ -96,6 +96,14 @@ def test_the_market_filter_keeps_contacts_of_the_credentials_market() -> None:
     assert isinstance(decide(persona(), settings(), (), "OR"), rules.Sync)  # filter off: any state
 
 
+def test_a_signup_at_a_store_the_credential_serves_is_in_its_market_without_a_state() -> None:
+    """The form records the store, not a state: a store mapped to this credential is the credential's market."""
+    mapped = settings(sync_to_relevant_market=True, store_mappings={"c1": "downtown"})
+    assert isinstance(decide(persona(favourite_store="downtown"), mapped, ("WA",), None), rules.Sync)
+    unmapped = decide(persona(favourite_store="elsewhere"), mapped, ("WA",), None)
+    assert isinstance(unmapped, rules.Skip) and "no state" in unmapped.reason
+
+
 def test_flourish_needs_a_birth_date_an_email_and_a_last_name() -> None:
     flourish = settings(Vendor.FLOURISH)
     assert decide(persona(birth_date=None), flourish).reason == (

@@ -123,7 +123,9 @@ def decide(
             f"created before sync personas began on {settings.sync_personas_enabled_on.isoformat()} (not retroactive)"
         )
     contact = contact_of(persona, state)
-    if settings.sync_to_relevant_market:
+    # A signup at a store this credential serves (its mapping) is in the credential's market by definition; otherwise
+    # the contact's recorded state must be one the credential syncs.
+    if settings.sync_to_relevant_market and credential_id not in serving:
         wanted = sorted({m.strip().upper() for m in markets if m and m.strip()})
         if not wanted:
             return Skip("sync to relevant market is on but the credential has no market/regions")
