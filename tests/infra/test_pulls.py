@@ -55,7 +55,7 @@ def test_there_is_one_pull_function_per_layout_entry(template: dict[str, Any]) -
             REPLY_FUNCTION,
             SIGNUPS_FUNCTION,
         )
-    ), "the pull functions, the stream consumers, the re-evaluation job and the opt-in's deferral and reply, the signups, no more"
+    ), "the pull functions, the stream consumers, the re-evaluation job, the opt-in's deferral and reply, the signups"
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
