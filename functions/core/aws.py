@@ -17,6 +17,8 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 
+from functions.core import ddb_wire
+
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 # For requests the code builds itself from checked values (record and control items, archive puts): botocore's
 # client-side parameter validation walks every attribute of every item and was most of a pull's CPU. AWS still
@@ -45,7 +47,10 @@ def client(service: str) -> Any:
 def trusted_client(service: str) -> Any:
     """A client without client-side parameter validation, for requests built by our own adapters only (never with
     input from outside: settings, CLI arguments and anything a person typed go through `client`)."""
-    return session().client(service, config=_TRUSTED_CONFIG, region_name=os.environ.get("AWS_REGION"))
+    built = session().client(service, config=_TRUSTED_CONFIG, region_name=os.environ.get("AWS_REGION"))
+    # DynamoDB's parameters are its wire form: serialized with one json.dumps instead of botocore's walk of every
+    # attribute (functions.core.ddb_wire).
+    return ddb_wire.use_wire_form(built) if service == "dynamodb" else built
 
 
 def reset_clients() -> None:
