@@ -37,6 +37,9 @@ class Faults:
     naive_timestamps: bool = False
     offset_timestamps: bool = False
     refunds: bool = False
+    # A page size above this is refused with the vendor's "invalid parameters" answer (None: no such limit), as an
+    # API that documents a larger size than a given account or endpoint accepts would.
+    refuse_page_size_over: int | None = None
 
     def take(self, name: str) -> bool:
         """Consume one unit of a counted fault."""
