@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 from typing import Any
 
 import boto3
@@ -23,7 +24,14 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeou
 # For requests the code builds itself from checked values (record and control items, archive puts): botocore's
 # client-side parameter validation walks every attribute of every item and was most of a pull's CPU. AWS still
 # validates each request; a malformed one fails as loudly (a ClientError the adapters turn into StoreError).
-_TRUSTED_CONFIG = _CONFIG.merge(Config(parameter_validation=False))
+# Its User-Agent is fixed too: botocore otherwise rebuilds and sanitizes the full header twice per request (about a
+# sixth of a small request's CPU); a supplied one is used as given.
+_TRUSTED_CONFIG = _CONFIG.merge(
+    Config(
+        parameter_validation=False,
+        user_agent=f"possync Boto3/{boto3.__version__} Python/{platform.python_version()}",
+    )
+)
 
 
 @functools.cache
