@@ -429,7 +429,7 @@ def combine(size: int, runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
             sizes.extend([int(item_bytes)] * count)
     cost = sum(r["first_cost"] for r in runs)
     repulled = sum(r["repull_records"] for r in runs)
-    return {
+    out: dict[str, Any] = {
         "records": size,
         "pulled": pulled,
         "cpu_us_per_record": 1e6 * cpu / pulled,
@@ -447,11 +447,43 @@ def combine(size: int, runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
             part: 1e6 * sum(r["first_cost_parts"][part] for r in runs) / pulled for part in runs[0]["first_cost_parts"]
         },
         "write_units_per_record": sum(r["first_write_units"] + r["first_index_write_units"] for r in runs) / pulled,
+        "index_write_units_per_record": sum(r["first_index_write_units"] for r in runs) / pulled,
         "read_units_per_record": sum(r["first_read_units"] for r in runs) / pulled,
         "repull_cost_per_million": sum(r["repull_cost_per_million"] * r["repull_records"] for r in runs)
         / max(1, repulled),
         "vendors": {r["vendor"]: r for r in runs},
     }
+    out.update(cost_floor(out, sizes))
+    return out
+
+
+def cost_floor(result: Mapping[str, Any], sizes: list[int]) -> dict[str, Any]:
+    """What a first pull of new records cannot cost less than in this data model, from the measured items: each
+    record is written once (at least 1 write unit, 2 over 1 KB), each new item of an indexed kind writes its index
+    entry once (1 unit), and each record's stored version is read once (1 strongly consistent read unit); and the
+    lines that say where the modelled dollars go."""
+    pulled = max(1, int(result["pulled"]))
+    item_units = sum(map(write_units, sizes)) / pulled
+    over_1kb = sum(1 for size in sizes if size > 1024) / max(1, len(sizes))
+    index_units = float(result["index_write_units_per_record"])
+    floor = 1e6 * ((max(1.0, item_units) + index_units) * PRICE_DDB_WRITE_UNIT + PRICE_DDB_READ_UNIT)
+    parts = result["cost_parts_per_million"]
+    lines = [
+        f"${result['modelled_cost_per_million']:.2f} per 1M records pulled: DynamoDB writes "
+        f"${parts['dynamodb_writes']:.2f}, reads ${parts['dynamodb_reads']:.2f}, S3 ${parts['s3']:.2f}, "
+        f"Lambda ${parts['lambda']:.2f}.",
+        f"Writes: {item_units:.2f} write units per record for the items (p50 {result['item_bytes_p50']:,} B; "
+        f"{100 * over_1kb:.0f}% of them over 1 KB take 2 units) + {index_units:.2f} for the index by tenant and POS "
+        f"(each new item of an indexed kind writes its entry once) at ${1e6 * PRICE_DDB_WRITE_UNIT:.3f} per 1M units.",
+        f"Floor of this data model for new records: ({max(1.0, item_units):.2f} + {index_units:.2f}) x "
+        f"${1e6 * PRICE_DDB_WRITE_UNIT:.3f} + 1 read unit x ${1e6 * PRICE_DDB_READ_UNIT:.3f} = ${floor:.2f} per 1M"
+        + (
+            ": $1 is out of reach while every new record writes its item and its index entry once."
+            if floor > 1.0
+            else "."
+        ),
+    ]
+    return {"cost_floor_per_million": floor, "cost_arithmetic": lines}
 
 
 def main() -> None:
@@ -506,6 +538,8 @@ def main() -> None:
         raise SystemExit(1 if failed else 0)
     for result in results:
         console.print(_table(result, Table))
+        for line in result["cost_arithmetic"]:
+            console.print(line)
     raise SystemExit(1 if failed else 0)
 
 

@@ -43,6 +43,9 @@ class Faults:
     write_response_lost: int = 0  # the write is applied, then the connection drops before any answer
     write_rate_limited: int = 0  # 429 to a write, nothing applied
     write_server_error: int = 0  # 500 to a write, nothing applied (the client cannot know that)
+    # A page size above this is refused with the vendor's "invalid parameters" answer (None: no such limit), as an
+    # API that documents a larger size than a given account or endpoint accepts would.
+    refuse_page_size_over: int | None = None
 
     def take(self, name: str) -> bool:
         """Consume one unit of a counted fault."""

@@ -26,9 +26,10 @@ _CUSTOMER_PATH = re.compile(rf"^{re.escape(CUSTOMERS_PATH)}/(\d+)$")
 _EQ_FILTER = re.compile(r"^q\[([a-z_]+)_eq\]$")
 
 DEFAULT_PER_PAGE = 100
-# Server-side page-size ceilings (ASSUMED, after what public integrations observe): larger requests are capped
-# and the envelope's per_page says what was served.
-MAX_PER_PAGE = {CUSTOMERS_PATH: 250, SALES_PATH: 100, INVENTORY_PATH: 100, COUPONS_PATH: 100}
+# Server-side page-size ceilings: POSaBIT documents "Results per page (default 1000)" for its venue lists
+# (developer.posabit.com, venue coupons); larger requests are capped and the envelope's per_page says what was
+# served. `Faults.refuse_page_size_over` makes the server refuse big pages instead (HTTP 422, invalid parameters).
+MAX_PER_PAGE = {CUSTOMERS_PATH: 1000, SALES_PATH: 1000, INVENTORY_PATH: 1000, COUPONS_PATH: 1000}
 RECORDS_KEY = {
     CUSTOMERS_PATH: "customers",
     SALES_PATH: "sales_histories",
@@ -494,7 +495,11 @@ class PosabitSimulator(Simulator):
 
     def _list(self, venue: Venue, path: str, request: Request) -> Response:
         page = self._int_arg(request, "page", 1)
-        per_page = min(self._int_arg(request, "per_page", DEFAULT_PER_PAGE), MAX_PER_PAGE[path])
+        asked = self._int_arg(request, "per_page", DEFAULT_PER_PAGE)
+        refuse_over = self.faults.refuse_page_size_over
+        if refuse_over is not None and asked > refuse_over:
+            return Response.json({"code": 0, "message": "Invalid parameters: per_page"}, 422)
+        per_page = min(asked, MAX_PER_PAGE[path])
         rows = self._select(venue, path, request)
         broken = self._broken_id(venue, path)
         start = (page - 1) * per_page

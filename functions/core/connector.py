@@ -89,7 +89,9 @@ class ConnectorConfig:
     """Deployment-level knobs a connector gets besides its credential."""
 
     base_url: str  # the vendor's hosted API, or a simulator's URL in tests and the local runtime
-    page_size: int = 500
+    # Records per page: each connector asks for the largest its contract documents, up to this (most vendors cap it
+    # lower; fewer pages mean fewer requests, archived objects and checkpoints per record).
+    page_size: int = 1000
     allow_private_hosts: bool = False  # on-prem IP:PORT in RFC 1918 ranges (deployment setting)
     # With allow_private_hosts, only these ranges (the deployment's onprem_vpc.private_cidrs); None = any private.
     private_host_networks: tuple[IPNetwork, ...] | None = None

@@ -227,11 +227,21 @@ class PullEngine:
         status = self.control.get_status(tenant, connector.vendor, credential_id)
         if any(status.get(name) != json.loads(json.dumps(value, default=str)) for name, value in context.items()):
             self.control.save_status(tenant, connector.vendor, credential_id, context)
-        todo = [s for s in connector.streams if streams is None or s in streams]
+        derived = derived_streams(connector)
+        todo: list[Stream] = []
+        for wanted in connector.streams:
+            if streams is None or wanted in streams:
+                read = derived.get(wanted, wanted)  # a derived stream is read through its source's pages
+                if read not in todo:
+                    todo.append(read)
         result = PullResult(tenant, connector.vendor, credential_id)
         for position, stream in enumerate(todo):
-            stream_result = self._pull_stream(tenant, credential_id, connector, stream, ctx, result)
+            also = {d: StreamResult() for d, source in derived.items() if source is stream}
+            stream_result = self._pull_stream(tenant, credential_id, connector, stream, ctx, result, also)
             result.streams[stream] = stream_result
+            for name, derived_result in also.items():
+                derived_result.complete = stream_result.complete
+                result.streams[name] = derived_result
             if not stream_result.complete:
                 result.continued = True
                 result.remaining_streams = tuple(todo[position:])
@@ -249,8 +259,12 @@ class PullEngine:
         stream: Stream,
         ctx: MappingContext,
         result: PullResult,
+        also: dict[Stream, StreamResult] | None = None,
     ) -> StreamResult:
+        """Read one stream's window page by page; `also` holds the streams derived from its pages (their records are
+        mapped from the same items and stored with the page's)."""
         vendor = connector.vendor
+        also = also or {}
         out = StreamResult()
         cp = self.control.get_checkpoint(tenant, vendor, credential_id, stream)
         # A checkpoint is written only when it differs from the one stored, and a page that stored nothing (every
@@ -279,7 +293,9 @@ class PullEngine:
                 key = layout.archive_key(
                     tenant, vendor, credential_id, stream, cp.window_end.date(), cp.run_id or "run", cp.pages_done + 1
                 )
-                wrote = self._store_page(tenant, credential_id, connector, stream, ctx, page, key, out, result, cp)
+                wrote = self._store_page(
+                    tenant, credential_id, connector, stream, ctx, page, key, out, result, cp, also
+                )
                 if cp.pages_done == 1 or cp.first_total is None:
                     cp.first_total = page.total_records
                 last_total = page.total_records
@@ -346,6 +362,7 @@ class PullEngine:
         out: StreamResult,
         result: PullResult,
         cp: Checkpoint,
+        also: dict[Stream, StreamResult],
     ) -> bool:
         """Archive the page (unless these exact bytes are archived already), store its changed records and
         quarantine the rest; True when anything was written."""
@@ -365,22 +382,38 @@ class PullEngine:
         else:
             key = archived  # the records and quarantine entries point at the identical page already archived
         records, quarantined = map_page(connector, stream, page.items, ctx, key)
-        writes = self.records.upsert_changed(records, key)
+        stored = list(records)
+        for derived, derived_out in also.items():
+            more, more_quarantined = map_page(connector, derived, page.items, ctx, key)
+            _count_mapped(derived_out, more, more_quarantined)
+            stored += more
+            quarantined += more_quarantined
+        writes = self.records.upsert_changed(stored, key)
         wrote = wrote or writes.changed > 0
         if quarantined:
             wrote = True
             result.quarantine_requests += self.control.quarantine(tenant, vendor, credential_id, quarantined)
         out.pages += 1
-        out.records += len(records)
-        out.quarantined += len(quarantined)
-        for entry in quarantined:
-            out.quarantine_groups[(entry["field"], entry["problem"])] += 1
+        _count_mapped(out, records, [q for q in quarantined if q["stream"] == stream.value])
         out.writes.add(writes)
         cp.pages_done += 1
-        for record in records:
+        for record in stored:
             if cp.window_max is None or record.source_updated_at > cp.window_max:
                 cp.window_max = record.source_updated_at
         return wrote
+
+
+def derived_streams(connector: Connector) -> dict[Stream, Stream]:
+    """Streams a connector maps from another stream's pages (derived -> source), read once for both: e.g. POSaBIT's
+    loyalty balances are its customers' `points`. A connector without `derived_streams` reads every stream itself."""
+    return dict(getattr(connector, "derived_streams", {}))
+
+
+def _count_mapped(out: StreamResult, records: Sequence[CanonicalRecord], quarantined: Sequence[dict[str, str]]) -> None:
+    out.records += len(records)
+    out.quarantined += len(quarantined)
+    for entry in quarantined:
+        out.quarantine_groups[(entry["field"], entry["problem"])] += 1
 
 
 def page_digest(body: bytes) -> str:

@@ -15,6 +15,17 @@ import stamina
 from functions.core.errors import CredentialError, MalformedPageError, VendorUnavailableError
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+# What an API answers to parameters it does not accept (e.g. a page size larger than it serves).
+REFUSED_STATUS = frozenset({400, 422})
+
+
+class RequestRefusedError(VendorUnavailableError):
+    """The POS refused the request's parameters (HTTP 400 / 422): a caller that can ask differently (a smaller page)
+    may; to every other caller it is the POS being unavailable, as any other 4xx."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,10 @@ class VendorHttp:
             raise CredentialError(
                 f"{self.vendor} refused the credential (HTTP {response.status_code}) for {method} {path}; "
                 "check the key with the POS and re-add it with `possync credentials add`"
+            )
+        if response.status_code in REFUSED_STATUS:
+            raise RequestRefusedError(
+                f"{self.vendor} refused the request (HTTP {response.status_code}) {method} {path}", response.status_code
             )
         if response.status_code >= 400:
             raise VendorUnavailableError(f"{self.vendor} answered HTTP {response.status_code} to {method} {path}")

@@ -56,6 +56,11 @@ class ModuleCodec:
         finder = getattr(self.module, "item_id", None)
         return None if finder is None else finder(stream, item)
 
+    @property
+    def derived_streams(self) -> dict[Stream, Stream]:
+        """Streams the vendor's pulls map from another stream's pages (functions.core.engine.derived_streams)."""
+        return dict(getattr(self.module, "DERIVED_STREAMS", {}))
+
 
 def load_codec(vendor: Vendor) -> VendorCodec:
     """The codec of the vendor's connector module (layout.PULL_FUNCTION); a shared module may offer `codec_for`."""
@@ -248,9 +253,9 @@ def _replay_credential(
     result: ReplayResult,
 ) -> None:
     tenant, vendor, credential_id = ctx.tenant, ctx.vendor, ctx.credential_id
-    held = {
-        (e["archive_key"], e["item_index"]): e["sk"] for e in control.list_quarantine(tenant, vendor, credential_id)
-    }
+    held: dict[tuple[str, int], list[str]] = {}  # one item may be quarantined for a stream and one derived from it
+    for entry in control.list_quarantine(tenant, vendor, credential_id):
+        held.setdefault((entry["archive_key"], entry["item_index"]), []).append(entry["sk"])
     renewed = clock()
     for page in pages:
         if not dry_run and clock() - renewed > LEASE_RENEW_SECONDS:
@@ -264,6 +269,11 @@ def _replay_credential(
                 on_page(page)
             continue
         mapped, failed = map_page(mapping, page.stream, items, ctx, page.key)
+        for derived, source in dict(getattr(codec, "derived_streams", {})).items():
+            if source is page.stream:  # a pull stored these records from the same page: so does its replay
+                more, more_failed = map_page(mapping, derived, items, ctx, page.key)
+                mapped += more
+                failed += more_failed
         result.pages += 1
         result.records += len(mapped)
         result.quarantined += len(failed)
@@ -271,8 +281,9 @@ def _replay_credential(
         failed_indexes = {int(e["item_index"]) for e in failed}
         fixed = [
             sk
-            for (key, index), sk in held.items()
+            for (key, index), sks in held.items()
             if key == page.key and index not in failed_indexes and index < len(items)
+            for sk in sks
         ]
         result.released += len(fixed)
         if not dry_run:

@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.core.connector import ConnectorConfig, RawPage, Window
 from functions.core.credentials import PosabitCredential
 from functions.core.errors import MalformedPageError
-from functions.core.http import RetryPolicy, VendorHttp
+from functions.core.http import RequestRefusedError, RetryPolicy, VendorHttp
 from functions.core.layout import Stream, Vendor
 from functions.core.pos_sync.writer import PosUncertainError, send_create
+from functions.core.observability import logger
 from functions.pull_posabit.constants import (
     BOUNDARY_SLACK,
     CREATE_CUSTOMER_PATH,
@@ -27,6 +28,7 @@ from functions.pull_posabit.constants import (
     ENVELOPE_PER_PAGE,
     ENVELOPE_TOTAL_PAGES,
     ENVELOPE_TOTAL_RECORDS,
+    PAGE_SIZE_FALLBACKS,
     PARAM_END_DATE,
     PARAM_PAGE,
     PARAM_PER_PAGE,
@@ -159,6 +161,7 @@ class PosabitClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.config = config
+        self._refused_down: dict[Stream, int] = {}  # page sizes the server refused a larger one for
         self._client = httpx.Client(
             base_url=config.base_url,
             auth=httpx.BasicAuth(
@@ -182,10 +185,21 @@ class PosabitClient:
         return STREAM_CONTRACTS[stream].path
 
     def page_size(self, stream: Stream) -> int:
-        return max(1, min(self.config.page_size, STREAM_CONTRACTS[stream].max_per_page))
+        return self._refused_down.get(stream) or self.page_size_asked(stream)
 
     def request_params(self, stream: Stream, window: Window, page: int) -> dict[str, str]:
         return request_params(stream, window, page, self.page_size(stream))
+
+    def _smaller_page(self, stream: Stream, refused: int) -> int | None:
+        """The next page size to ask for after `refused` was refused, or None when no smaller one is left."""
+        smaller = next((size for size in PAGE_SIZE_FALLBACKS if size < refused), None)
+        if smaller is not None:
+            self._refused_down[stream] = smaller
+        return smaller
+
+    def page_size_asked(self, stream: Stream) -> int:
+        """The page size asked for before any refusal: the contract's largest, within the deployment's page_size."""
+        return max(1, min(self.config.page_size, STREAM_CONTRACTS[stream].max_per_page))
 
     @staticmethod
     def parse_response(stream: Stream, payload: Any) -> Envelope:
@@ -206,17 +220,42 @@ class PosabitClient:
         page = max(1, _token_int(token, "page") or 1) if token else 1
         previous_total = _token_int(token, "total_records") if token else None
         path = self.path(stream)
+        resumed_size = _token_int(token, "per_page") if token else None
+        if resumed_size is not None and resumed_size < self.page_size(stream):
+            self._refused_down[stream] = resumed_size  # page numbers in the token count pages of this size
         per_page = self.page_size(stream)
         while True:
-            params = self.request_params(stream, window, page)
-            response, payload = self.http.get_json(path, params)
+            params = request_params(stream, window, page, per_page)
+            try:
+                response, payload = self.http.get_json(path, params)
+            except RequestRefusedError:
+                smaller = self._smaller_page(stream, per_page)
+                if smaller is None:
+                    raise
+                # Same place in the window at the smaller size (rounded down: a record read twice is deduplicated,
+                # one skipped would be lost).
+                page = (page - 1) * per_page // smaller + 1
+                logger.warning(
+                    "posabit refused the page size; asking for smaller pages",
+                    vendor=Vendor.POSABIT.value,
+                    stream=stream.value,
+                    refused=per_page,
+                    per_page=smaller,
+                )
+                per_page = smaller
+                continue
             envelope = self.parse_response(stream, payload)
             following = next_page_number(page, envelope, previous_total, per_page)
+            next_token: dict[str, Any] | None = None
+            if following is not None:
+                next_token = {"page": following, "total_records": envelope.total_records}
+                if per_page != self.page_size_asked(stream):
+                    next_token["per_page"] = per_page
             yield RawPage(
                 body=response.content,
                 items=[unwrap_item(stream, item) for item in envelope.items],
                 request={"method": "GET", "path": path, "params": params},
-                next_token=None if following is None else {"page": following, "total_records": envelope.total_records},
+                next_token=next_token,
                 total_records=envelope.total_records,
             )
             if following is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from functions.core.connector import ConnectorConfig, MappingContext, RawPage, Window
@@ -15,7 +15,7 @@ from functions.core.models import CanonicalRecord
 from functions.core.observability import logger
 from functions.pull_posabit import mapping
 from functions.pull_posabit.client import PosabitClient
-from functions.pull_posabit.constants import DEFAULT_PHONE_REGION, OFFERED_STREAMS
+from functions.pull_posabit.constants import DEFAULT_PHONE_REGION, DERIVED_STREAMS, OFFERED_STREAMS
 
 
 class PosabitConnector:
@@ -23,6 +23,7 @@ class PosabitConnector:
 
     vendor: Vendor = Vendor.POSABIT
     streams: tuple[Stream, ...] = OFFERED_STREAMS
+    derived_streams: Mapping[Stream, Stream] = DERIVED_STREAMS
 
     def __init__(self, client: PosabitClient, credential: PosabitCredential, tenant: str, credential_id: str) -> None:
         self.client = client

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from types import MappingProxyType
 from typing import Final
 
 from functions.core.layout import Stream
@@ -65,22 +66,36 @@ class StreamContract:
     needs_date_range: bool = False
 
 
-# Page-size ceilings: customers honour 250 per page (observed in public integrations); inventories are capped at
-# 100 server side (observed); sales histories carry line items and tenders, so 100 keeps a page small.
+# Page sizes: POSaBIT documents "Results per page (default 1000)" for its venue lists (developer.posabit.com, Venue
+# API v2, coupons); the v3 lists are ASSUMED to take the same. Fewer pages mean fewer requests, S3 objects and
+# checkpoints per record. A server that serves fewer than asked is followed by its envelope's per_page; one that
+# refuses the size (HTTP 400 / 422) is asked again with the next smaller size of PAGE_SIZE_FALLBACKS (public
+# integrations observe 250 customers and 100 inventory rows per page).
+DOCUMENTED_PER_PAGE: Final = 1000
+PAGE_SIZE_FALLBACKS: Final = (250, 100)
 STREAM_CONTRACTS: Final[dict[Stream, StreamContract]] = {
-    Stream.CUSTOMERS: StreamContract(CUSTOMERS_PATH, "customers", ("customer",), 250, needs_date_range=True),
-    Stream.SALES: StreamContract(SALES_HISTORIES_PATH, "sales_histories", ("sales_history",), 100),
-    Stream.INVENTORY: StreamContract(INVENTORIES_PATH, "inventory", ("inventory", "inventory_item"), 100),
+    Stream.CUSTOMERS: StreamContract(
+        CUSTOMERS_PATH, "customers", ("customer",), DOCUMENTED_PER_PAGE, needs_date_range=True
+    ),
+    Stream.SALES: StreamContract(SALES_HISTORIES_PATH, "sales_histories", ("sales_history",), DOCUMENTED_PER_PAGE),
+    Stream.INVENTORY: StreamContract(
+        INVENTORIES_PATH, "inventory", ("inventory", "inventory_item"), DOCUMENTED_PER_PAGE
+    ),
     # Loyalty balances: POSaBIT publishes no points endpoint; a customer's balance is its `points` field, and
     # changing it bumps the customer's `updated_at`. The LOYALTY stream therefore reads the customers endpoint
     # with the same incremental filter and maps each customer to a LoyaltyBalance (points as of updated_at).
-    # This costs a second pass over changed customers, but keeps one stream -> one record kind, its own
-    # checkpoint (the one-time "loyalty points imported on" import can stop it without stopping customers),
-    # and invents no endpoint the real API may not have.
-    Stream.LOYALTY: StreamContract(CUSTOMERS_PATH, "customers", ("customer",), 250, needs_date_range=True),
-    Stream.DISCOUNTS: StreamContract(COUPONS_PATH, "coupons", ("coupon",), 100),
+    # The pull reads each customers page once and maps it to both streams (DERIVED_STREAMS); the contract stays for
+    # the connector read by itself and for replaying loyalty pages archived before. It invents no endpoint the real
+    # API may not have.
+    Stream.LOYALTY: StreamContract(
+        CUSTOMERS_PATH, "customers", ("customer",), DOCUMENTED_PER_PAGE, needs_date_range=True
+    ),
+    Stream.DISCOUNTS: StreamContract(COUPONS_PATH, "coupons", ("coupon",), DOCUMENTED_PER_PAGE),
 }
 OFFERED_STREAMS: Final = (Stream.CUSTOMERS, Stream.SALES, Stream.INVENTORY, Stream.LOYALTY, Stream.DISCOUNTS)
+# Streams a pull maps from another stream's pages (functions.core.engine.derived_streams): every customers page read
+# yields the shoppers and their balances, so the customers endpoint is read once per window, not twice.
+DERIVED_STREAMS: Final = MappingProxyType({Stream.LOYALTY: Stream.CUSTOMERS})
 
 # Create customer (persona -> POS sync): POST with the record wrapped as {"customer": {...}}.
 CREATE_CUSTOMER_PATH: Final = CUSTOMERS_PATH

@@ -175,9 +175,52 @@ def test_a_server_serving_smaller_pages_than_asked_is_followed(
     store = sim.stores[0]
     monkeypatch.setitem(MAX_PER_PAGE, CUSTOMERS_PATH, 25)
     pulled = pull(connect(sim, store, page_size=500), Stream.CUSTOMERS, EVERYTHING)
-    assert [page.request["params"]["per_page"] for page in pulled.pages] == ["250", "250", "250"]
+    assert [page.request["params"]["per_page"] for page in pulled.pages] == ["500", "500", "500"]
     assert [len(page.items) for page in pulled.pages] == [25, 25, 10]
     assert pulled.ids == store_ids(sim, Stream.CUSTOMERS, store)
+
+
+def test_the_documented_page_size_is_asked_for_by_default(sim: PosabitSimulator) -> None:
+    store = sim.stores[0]
+    pulled = pull(connect(sim, store, page_size=ConnectorConfig(base_url="-").page_size), Stream.SALES, EVERYTHING)
+    assert [page.request["params"]["per_page"] for page in pulled.pages] == ["1000"]
+    assert pulled.ids == store_ids(sim, Stream.SALES, store)
+
+
+def test_a_refused_page_size_falls_back_to_a_smaller_one(sim: PosabitSimulator) -> None:
+    # Given a server that refuses pages of more than 100 records (HTTP 422, invalid parameters)
+    store = sim.stores[0]
+    sim.faults.refuse_page_size_over = 100
+
+    # When a stream is read asking for the documented 1000
+    pulled = pull(connect(sim, store, page_size=1000), Stream.SALES, EVERYTHING)
+
+    # Then the refused sizes were asked once each, the page at the fallback size, nothing missing
+    asked = [query["per_page"][0] for _, path, query in sim.request_log if path.endswith("sales_histories")]
+    assert asked == ["1000", "250", "100"]
+    assert [page.request["params"]["per_page"] for page in pulled.pages] == ["100"]
+    assert pulled.ids == store_ids(sim, Stream.SALES, store)
+
+
+def test_a_pull_resumed_after_a_fallback_keeps_the_smaller_page_size(sim: PosabitSimulator) -> None:
+    # Given a token left by pages of 30 (a size the server was refused a larger one for)
+    store = sim.stores[0]
+    token = {"page": 2, "total_records": len(sim.venue(store).sales), "per_page": 30}
+
+    # When the pull resumes from it
+    resumed = pull(connect(sim, store, page_size=1000), Stream.SALES, EVERYTHING, token)
+
+    # Then it reads on at that size from where the token points (page numbers count pages of 30)
+    asked = [(q["page"][0], q["per_page"][0]) for _, path, q in sim.request_log if path.endswith("sales_histories")]
+    assert asked == [("2", "30"), ("3", "30")]
+    assert all(page.next_token is None or page.next_token["per_page"] == 30 for page in resumed.pages)
+    assert len(resumed.ids) == 60
+
+
+def test_a_server_refusing_every_page_size_fails_the_pull_loudly(sim: PosabitSimulator) -> None:
+    sim.faults.refuse_page_size_over = 10
+    with pytest.raises(VendorUnavailableError, match="HTTP 422"):
+        pull(connect(sim, sim.stores[0], page_size=1000), Stream.CUSTOMERS, EVERYTHING)
 
 
 def test_resume_from_a_token_continues_at_the_next_page(sim: PosabitSimulator) -> None:

@@ -91,8 +91,8 @@ def test_page_size_is_capped_per_endpoint(sim: PosabitSimulator) -> None:
     with http(sim) as client:
         customers = client.get("/api/v3/venue/customers", params={**WIDE, "per_page": 5000}).json()
         inventory = client.get("/api/v3/venue/inventories", params={"per_page": 5000}).json()
-    assert customers["per_page"] == 250
-    assert inventory["per_page"] == 100
+    assert customers["per_page"] == 1000  # POSaBIT documents 1000 results per page
+    assert inventory["per_page"] == 1000
 
 
 def test_updated_at_filters_are_strict_bounds(sim: PosabitSimulator) -> None:

@@ -48,7 +48,7 @@ def run(vendor: str, pulled: int, cpu: float, floor: float, sizes: dict[int, int
         "boto3_write_cpu_us_per_record": 1e6 * floor / pulled,
         "item_size_counts": {str(size): n for size, n in sizes.items()},
         "first_cost": pulled * 1e-6,
-        "first_cost_parts": {"dynamodb_writes": pulled * 1e-6},
+        "first_cost_parts": {"dynamodb_writes": pulled * 1e-6, "dynamodb_reads": 0.0, "s3": 0.0, "lambda": 0.0},
         "first_write_units": 2.0 * pulled,
         "first_index_write_units": 0.0,
         "first_read_units": 1.0 * pulled,
@@ -72,3 +72,17 @@ def test_one_object_per_size_weighs_every_vendor_by_its_records() -> None:
     assert result["write_units_per_record"] == 2.0
     assert set(result["vendors"]) == {"posabit", "flourish"}
     assert "item_size_counts" not in result["vendors"]["posabit"]  # the raw histogram is not printed
+
+
+def test_the_cost_floor_is_shown_with_its_arithmetic() -> None:
+    # Given 4,000 records whose items take one write unit each (one item of 2,000 bytes takes two), and an index
+    # entry written for half of them
+    posabit = {**run("posabit", 1000, 0.5, 0.05, {900: 999, 2000: 1}), "first_index_write_units": 1000.0}
+    result = combine(10_000, [posabit, run("flourish", 3000, 0.9, 0.03, {500: 3000})])
+
+    # Then the floor is one write per item (two for the big one), one per index entry and one read, each per record
+    units = (4001 / 4000) + 0.25
+    assert abs(result["cost_floor_per_million"] - (units * 0.625 + 0.125)) < 1e-9
+    assert result["index_write_units_per_record"] == 0.25
+    text = " ".join(result["cost_arithmetic"])
+    assert "$1.00 per 1M records pulled" in text and "0.25 for the index" in text and "$0.91 per 1M." in text

@@ -64,11 +64,11 @@ def test_customer_reads_send_a_date_range_that_can_hide_no_customer(stream: Stre
 
 
 def test_page_size_is_the_configured_one_within_each_endpoint_ceiling() -> None:
-    client = PosabitClient(CREDENTIAL, ConnectorConfig(base_url="https://example.invalid", page_size=500))
+    client = PosabitClient(CREDENTIAL, ConnectorConfig(base_url="https://example.invalid", page_size=5000))
     small = PosabitClient(CREDENTIAL, ConnectorConfig(base_url="https://example.invalid", page_size=20))
     try:
-        assert client.page_size(Stream.CUSTOMERS) == 250
-        assert client.page_size(Stream.INVENTORY) == 100
+        assert client.page_size(Stream.CUSTOMERS) == 1000  # the documented "Results per page (default 1000)"
+        assert client.page_size(Stream.INVENTORY) == 1000
         assert small.page_size(Stream.SALES) == 20
     finally:
         client.close()

@@ -117,4 +117,4 @@ def test_an_unknown_stream_is_refused() -> None:
 
 
 def test_config_page_size_reaches_the_connector() -> None:
-    assert ConnectorConfig(base_url="x").page_size == 500
+    assert ConnectorConfig(base_url="x").page_size == 1000  # each connector caps it at its ceiling
