@@ -15,6 +15,7 @@ from rich.table import Table
 from functions.core import pull_health
 from functions.core.errors import SettingsError
 from functions.core.layout import ResourceNames, Stream, Vendor
+from functions.core.replay import load_codec
 from functions.core.settings import IntegrationSettings, parse_integration_settings
 from functions.core.store import Checkpoint, ControlStore, RegisteredCredential
 from possync.admin import reevaluate
@@ -115,8 +116,10 @@ def credential_status(
         **{key: status.get(key) or None for key, _ in NOTICE_FIELDS},
         "cursors": {},
     }
+    derived = load_codec(entry.vendor).derived_streams  # e.g. POSaBIT balances ride on the customers' cursor
     for stream in Stream:
-        text = _cursor_text(control.get_checkpoint(entry.tenant, entry.vendor, entry.credential_id, stream))
+        read = derived.get(stream, stream)
+        text = _cursor_text(control.get_checkpoint(entry.tenant, entry.vendor, entry.credential_id, read))
         if text is not None:
             row["cursors"][stream.value] = text
     return row

@@ -83,6 +83,8 @@ def test_status_shows_last_pull_counts_error_and_cursors(cli: Invoke, control: C
     assert [r["id"] for r in rows] == ["store-1", "store-2"]
     assert rows[0]["last_records"] == 95 and rows[0]["last_quarantined"] == 1
     assert rows[0]["cursors"]["sales"] == "2026-10-01T08:30:00+00:00"
+    # POSaBIT balances are read from the customers pages (one read): their cursor is the customers' cursor
+    assert rows[0]["cursors"]["loyalty"] == rows[0]["cursors"]["customers"]
     assert rows[1]["cursors"] == {} and rows[1]["last_outcome"] == "failed"
     assert rows[0]["health"] == "ok" and rows[0]["problems"] == []
     assert rows[1]["health"] == "needs attention" and rows[1]["problems"][0].startswith("last pull failed")
