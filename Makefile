@@ -49,7 +49,7 @@ test: $(VENV)/.synced node_modules/.installed  ## everything CI runs: lint, type
 	@# mypy (one core, about 3 minutes cold) runs beside pytest; pytest runs 4 workers because its tests spend much of
 	@# their time waiting on sockets (moto, the POS simulators), so 2 workers leave a 2-core machine half idle.
 	@log=$$(mktemp); ($(MAKE) --no-print-directory typecheck >"$$log" 2>&1) & typecheck=$$!; \
-	$(VENV)/bin/pytest -q -n 4 --durations=10; tests=$$?; \
+	$(VENV)/bin/pytest -q -n 4 --durations=25; tests=$$?; \
 	wait $$typecheck; types=$$?; echo "make typecheck:"; cat "$$log"; rm -f "$$log"; \
 	[ $$tests -eq 0 ] && [ $$types -eq 0 ]
 	$(MAKE) --no-print-directory test-unpatched-moto
