@@ -46,17 +46,24 @@ synth: $(VENV)/.synced node_modules/.installed  ## synthesize the CDK app with t
 
 test: $(VENV)/.synced node_modules/.installed  ## everything CI runs: lint, types, all tests, CDK synth
 	$(MAKE) --no-print-directory lint
-	@# mypy (one core, about 3 minutes cold) runs beside pytest; pytest runs 4 workers because its tests spend much of
-	@# their time waiting on sockets (moto, the POS simulators), so 2 workers leave a 2-core machine half idle.
-	@log=$$(mktemp); ($(MAKE) --no-print-directory typecheck >"$$log" 2>&1) & typecheck=$$!; \
-	$(VENV)/bin/pytest -q -n 4 --durations=25; tests=$$?; \
-	wait $$typecheck; types=$$?; echo "make typecheck:"; cat "$$log"; rm -f "$$log"; \
-	[ $$tests -eq 0 ] && [ $$types -eq 0 ]
-	$(MAKE) --no-print-directory test-unpatched-moto
+	@# Three jobs share the cores: mypy (one core, about 3 minutes cold), the store tests against unpatched moto, and
+	@# all the tests with 4 workers (their tests spend much of their time waiting on sockets: moto, the POS
+	@# simulators). Each job's output is printed when it ends; `make test` fails if any of them failed.
+	@# Before them, one collection writes the bytecode and pytest's rewritten test modules (PYTHONDONTWRITEBYTECODE,
+	@# set on CI, would otherwise have every worker compile the project and rewrite every test module again).
+	@types=$$(mktemp); unpatched=$$(mktemp); \
+	($(MAKE) --no-print-directory typecheck >"$$types" 2>&1) & typecheck=$$!; \
+	env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/pytest -q -p no:cacheprovider --collect-only >/dev/null; \
+	($(MAKE) --no-print-directory test-unpatched-moto >"$$unpatched" 2>&1) & store=$$!; \
+	$(VENV)/bin/pytest -q -n 4 --dist loadgroup --durations=25; tests=$$?; \
+	wait $$store; stores=$$?; echo "make test-unpatched-moto:"; cat "$$unpatched"; \
+	wait $$typecheck; typed=$$?; echo "make typecheck:"; cat "$$types"; rm -f "$$types" "$$unpatched"; \
+	[ $$tests -eq 0 ] && [ $$stores -eq 0 ] && [ $$typed -eq 0 ]
 
 # Store tests carry the marker `moto_store` (tests/unit and tests/integration only, so infra modules are not imported).
 test-unpatched-moto: $(VENV)/.synced  ## the store tests once more, against moto without possync's patches
-	POSSYNC_TEST_UNPATCHED_MOTO=1 $(VENV)/bin/pytest -q -p no:cacheprovider -n 2 -m moto_store tests/unit tests/integration
+	POSSYNC_TEST_UNPATCHED_MOTO=1 $(VENV)/bin/pytest -q -p no:cacheprovider -n 2 --dist loadgroup -m moto_store \
+		tests/unit tests/integration
 
 bench: $(VENV)/.synced  ## benchmarks that print figures (pull throughput, memory, AWS requests)
 	$(PY) -m bench.pull
