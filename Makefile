@@ -9,6 +9,11 @@ PY := $(VENV)/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
+# Python caches bytecode in the clone (the venv and the project's __pycache__ dirs, all git-ignored), even where the
+# environment says not to (PYTHONDONTWRITEBYTECODE=1 on the CI image): otherwise each process of `make test` compiles
+# every module it imports again. Only what is imported gets compiled (`uv sync --compile-bytecode` compiled all 9,000
+# files of the venv, a minute and a half of CPU on CI, most of them never imported).
+unexport PYTHONDONTWRITEBYTECODE
 CDK := npx --no-install cdk
 
 .PHONY: help demo test test-unpatched-moto lint typecheck unit synth bench clean
@@ -21,7 +26,7 @@ help:  ## list the targets
 	.tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --locked --quiet --compile-bytecode
+	$(UV) sync --locked --quiet
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -46,17 +51,24 @@ synth: $(VENV)/.synced node_modules/.installed  ## synthesize the CDK app with t
 
 test: $(VENV)/.synced node_modules/.installed  ## everything CI runs: lint, types, all tests, CDK synth
 	$(MAKE) --no-print-directory lint
-	@# mypy (one core, about 3 minutes cold) runs beside pytest; pytest runs 4 workers because its tests spend much of
-	@# their time waiting on sockets (moto, the POS simulators), so 2 workers leave a 2-core machine half idle.
-	@log=$$(mktemp); ($(MAKE) --no-print-directory typecheck >"$$log" 2>&1) & typecheck=$$!; \
-	$(VENV)/bin/pytest -q -n 4 --durations=10; tests=$$?; \
-	wait $$typecheck; types=$$?; echo "make typecheck:"; cat "$$log"; rm -f "$$log"; \
-	[ $$tests -eq 0 ] && [ $$types -eq 0 ]
-	$(MAKE) --no-print-directory test-unpatched-moto
+	@# Three jobs share the cores: mypy (one core, about 3 minutes cold), the store tests against unpatched moto, and
+	@# all the tests with 4 workers (their tests spend much of their time waiting on sockets: moto, the POS
+	@# simulators). Each job's output is printed when it ends; `make test` fails if any of them failed.
+	@# Before them, one collection compiles what the tests import and writes pytest's rewritten test modules, so the
+	@# workers load them instead of each compiling and rewriting them again.
+	@types=$$(mktemp); unpatched=$$(mktemp); \
+	($(MAKE) --no-print-directory typecheck >"$$types" 2>&1) & typecheck=$$!; \
+	$(VENV)/bin/pytest -q -p no:cacheprovider --collect-only >/dev/null; \
+	($(MAKE) --no-print-directory test-unpatched-moto >"$$unpatched" 2>&1) & store=$$!; \
+	$(VENV)/bin/pytest -q -n 4 --dist loadgroup --durations=25; tests=$$?; \
+	wait $$store; stores=$$?; echo "make test-unpatched-moto:"; cat "$$unpatched"; \
+	wait $$typecheck; typed=$$?; echo "make typecheck:"; cat "$$types"; rm -f "$$types" "$$unpatched"; \
+	[ $$tests -eq 0 ] && [ $$stores -eq 0 ] && [ $$typed -eq 0 ]
 
 # Store tests carry the marker `moto_store` (tests/unit and tests/integration only, so infra modules are not imported).
 test-unpatched-moto: $(VENV)/.synced  ## the store tests once more, against moto without possync's patches
-	POSSYNC_TEST_UNPATCHED_MOTO=1 $(VENV)/bin/pytest -q -p no:cacheprovider -n 2 -m moto_store tests/unit tests/integration
+	POSSYNC_TEST_UNPATCHED_MOTO=1 $(VENV)/bin/pytest -q -p no:cacheprovider -n 2 --dist loadgroup -m moto_store \
+		tests/unit tests/integration
 
 bench: $(VENV)/.synced  ## benchmarks that print figures (pull throughput, memory, AWS requests)
 	$(PY) -m bench.pull
