@@ -50,12 +50,12 @@ def connect(
     via_ip_port: bool = True,
     page_size: int = 50,
     sleeps: list[float] | None = None,
-    read_timeout: float = 1.0,
+    read_timeout: float = 10.0,  # generous: on a loaded CI machine a 1 s read timed out and was retried
     **overrides: Any,
 ) -> Connector:
     raw = {**sim.credential_for(store or sim.stores[0], via_ip_port=via_ip_port), **overrides}
     credential = parse_credential(raw, Vendor.PROFITEK, "cred-1")
-    config = ConnectorConfig(base_url=sim.url, page_size=page_size, connect_timeout=1.0, read_timeout=read_timeout)
+    config = ConnectorConfig(base_url=sim.url, page_size=page_size, connect_timeout=5.0, read_timeout=read_timeout)
     return open_connector(
         credential,
         config,
