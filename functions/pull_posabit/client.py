@@ -16,8 +16,8 @@ from functions.core.credentials import PosabitCredential
 from functions.core.errors import MalformedPageError
 from functions.core.http import RequestRefusedError, RetryPolicy, VendorHttp
 from functions.core.layout import Stream, Vendor
-from functions.core.pos_sync.writer import PosUncertainError, send_create
 from functions.core.observability import logger
+from functions.core.pos_sync.writer import PosUncertainError, send_create
 from functions.pull_posabit.constants import (
     BOUNDARY_SLACK,
     CREATE_CUSTOMER_PATH,
