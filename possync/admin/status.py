@@ -116,7 +116,8 @@ def credential_status(
         **{key: status.get(key) or None for key, _ in NOTICE_FIELDS},
         "cursors": {},
     }
-    derived = load_codec(entry.vendor).derived_streams  # e.g. POSaBIT balances ride on the customers' cursor
+    # e.g. POSaBIT balances are read from the customers pages: theirs is the customers' cursor (as replay reads them)
+    derived: dict[Stream, Stream] = dict(getattr(load_codec(entry.vendor), "derived_streams", {}))
     for stream in Stream:
         read = derived.get(stream, stream)
         text = _cursor_text(control.get_checkpoint(entry.tenant, entry.vendor, entry.credential_id, read))

@@ -232,7 +232,7 @@ class LocalRuntime:
         os.environ.update(env)
         aws.reset_clients()
         clear_caches()
-        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, *PERSONA_CONSUMERS, REEVALUATION_FUNCTION])
+        cold_start()
         cold_start_sms()
         self.resources = provision(self.client)
         if Vendor.POSABIT in self.simulators:
@@ -297,7 +297,7 @@ class LocalRuntime:
                 os.environ[key] = value
         aws.reset_clients()
         clear_caches()
-        cold_start([*PULL_VENDORS, *RULE_FUNCTIONS, *PERSONA_CONSUMERS, REEVALUATION_FUNCTION])
+        cold_start()
         cold_start_sms()
         if self._log is not None:
             self._log.close()
@@ -621,12 +621,14 @@ def _unpublish(published: Path) -> None:
         return
 
 
-def cold_start(functions: list[str]) -> None:
+def cold_start() -> None:
     """Forget what warm handlers cached (services built once per execution environment hold clients bound to
-    an endpoint): a new runtime gets new execution environments, as a new deployment would."""
-    for function in functions:
-        module = sys.modules.get(f"functions.{function}.handler")
-        for value in vars(module).values() if module is not None else ():
+    an endpoint): a new runtime gets new execution environments, as a new deployment would. Every loaded handler
+    module (`functions.<function>.handler`), so a function added later cannot keep a dead runtime's clients."""
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name.startswith("functions.") and name.endswith(".handler")):
+            continue
+        for value in vars(module).values():
             if callable(getattr(value, "cache_clear", None)):
                 value.cache_clear()
 
