@@ -55,7 +55,10 @@ app.command("replay")(admin_replay.replay_command)
 app.command("reevaluate")(admin_reevaluate.reevaluate_command)
 app.command("pull")(admin_pull.pull_command)
 
-console = Console(width=output_width(), emoji=False)  # no ":cd:" emoji inside ids
+
+def _console() -> Console:
+    """Built per command, so its width follows $COLUMNS as the command runs (not as the module was imported)."""
+    return Console(width=output_width(), emoji=False)  # no ":cd:" emoji inside ids
 
 
 def _vendors(value: str | None) -> tuple[Vendor, ...] | None:
@@ -100,6 +103,7 @@ def demo(
     """
     from possync.demo import run_demo
 
+    console = _console()
     outcome = run_demo(console, Scale(customers, sales), vendors=_vendors(vendors), seed=seed, now=_instant(now))
     if outcome["failed_jobs"]:
         console.print(f"[red]{len(outcome['failed_jobs'])} pull jobs failed; see .local/lambda.log[/]")  # type: ignore[arg-type]
@@ -132,7 +136,7 @@ def local_serve(
     """
     from possync.local.serve import serve
 
-    serve(console, vendors=_vendors(vendors), scale=Scale(customers, sales), seed=seed, tick_minutes=tick_minutes)
+    serve(_console(), vendors=_vendors(vendors), scale=Scale(customers, sales), seed=seed, tick_minutes=tick_minutes)
 
 
 def main() -> None:

@@ -96,7 +96,10 @@ def test_every_simulated_record_is_stored_once_and_the_second_tick_writes_only_n
 
 def test_make_demo_prints_the_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(app, ["demo", "--customers", "10", "--sales", "15", "--vendors", "posabit"])
+    # A wide terminal, pinned: the refusal reason below is one table cell, which a narrower $COLUMNS would wrap.
+    result = CliRunner().invoke(
+        app, ["demo", "--customers", "10", "--sales", "15", "--vendors", "posabit"], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
     assert "tick 1: first pull" in result.output and "tick 2: incremental pull" in result.output
     assert "Incremental tick wrote" in result.output

@@ -50,7 +50,6 @@ from tests.integration.test_personas_service import PHONE, TENANT, balance, sale
 
 pytestmark = pytest.mark.moto_store
 
-FUNCTIONS = [*layout.RULE_FUNCTIONS, layout.REEVALUATION_FUNCTION]
 ENROLL = {"age_gate_attested": True, "enroll_after": "2026-11-20"}
 
 
@@ -167,7 +166,7 @@ class Site:
 
 @pytest.fixture
 def site(resources: Resources) -> Iterator[Site]:
-    cold_start(FUNCTIONS)
+    cold_start()
     runner = HandlerRunner()
     stream_arn = resources.records_stream_arn
     pump = StreamPump(
@@ -185,7 +184,7 @@ def site(resources: Resources) -> Iterator[Site]:
         stream_arn,
     )
     yield Site(resources, runner, StreamReader(boto3.client("dynamodbstreams"), stream_arn), pump)
-    cold_start(FUNCTIONS)
+    cold_start()
 
 
 def job_service(site: Site) -> reevaluation.ReevaluationService:
