@@ -8,6 +8,7 @@ from functions.core.errors import CredentialError
 from functions.core.http import RetryPolicy
 from functions.core.layout import Vendor
 from functions.core.pos_sync.rules import Contact
+from functions.core.pos_sync.writer import matched_ids
 from functions.pull_posabit.client import NewCustomer, PosabitClient
 
 
@@ -30,13 +31,9 @@ class PosabitWriter:
         self.client = client
 
     def find(self, contact: Contact) -> list[str]:
-        found: dict[str, None] = {}
-        digits = contact.phone_digits
-        if digits:
-            found.update(dict.fromkeys(str(c["id"]) for c in self.client.find_customers(telephone=digits)))
-        if contact.email:
-            found.update(dict.fromkeys(str(c["id"]) for c in self.client.find_customers(email=contact.email)))
-        return list(found)
+        by_phone = self.client.find_customers(telephone=contact.phone_digits) if contact.phone_digits else []
+        by_email = self.client.find_customers(email=contact.email) if contact.email else []
+        return matched_ids(by_phone, by_email)
 
     def create(self, contact: Contact) -> str:
         return str(self.client.create_customer(new_customer(contact))["id"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -50,6 +50,11 @@ class PosWriter(Protocol):
 
 # Transport errors raised before the request left: nothing reached the POS, so trying again later is safe.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def matched_ids(*searches: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The POS ids the searches (by phone, by email) found, each once, in the order found."""
+    return list(dict.fromkeys(str(customer["id"]) for found in searches for customer in found))
 
 
 def problem_fields(payload: Any) -> tuple[str, ...]:
