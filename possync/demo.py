@@ -61,6 +61,8 @@ def run_demo(
         _show_tick(console, rt, first)
         if rt.rules:  # form signups through the local HTTP endpoint (their opt-in requests go out on the next tick)
             show_signups(console, rt.plan[0].tenant, post_demo_signups(rt))
+            # persona -> POS sync runs on the new form personas now, so tick 2's pull brings the customers back
+            rt.drain_persona_stream()
         sms_replies = rt.sms.simulate_replies() if rt.sms is not None and rt.rules else Counter()
 
         added = 0
