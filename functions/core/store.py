@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.core import layout
+from functions.core import layout, record_items
 from functions.core.ddb_batch import BATCH_GET_MAX, batch_get, batch_write, chunks
 from functions.core.errors import AwsServiceError, LeaseHeldError
 from functions.core.layout import RecordKind, Stream, Vendor
@@ -140,22 +140,19 @@ class RecordStore:
         pulled_at: str,
         data: str | None = None,
     ) -> dict[str, Any]:
+        # Tenant, vendor, credential, kind and POS id are in the key and in the record's JSON; `kind` and `vendor` are
+        # also attributes of their own (the stream consumers' FilterCriteria match `kind`). Nothing else is repeated:
+        # each byte over 1 KB costs a second write unit (functions.core.record_items).
         item: dict[str, Any] = {
             "pk": {"S": key},
             "kind": {"S": record.kind.value},
-            "tenant": {"S": record.tenant},
             "vendor": {"S": record.vendor.value},
-            "credential_id": {"S": record.credential_id},
-            "pos_id": {"S": record.pos_id},
             "source_updated_at": {"S": updated},
             "content_hash": {"S": digest},
             "version": {"N": str(version)},
             "archive_key": {"S": archive_key},
             "pulled_at": {"S": pulled_at},
-            "data": {"S": record.model_dump_json() if data is None else data},
         }
-        if record.location_id:
-            item["location_id"] = {"S": record.location_id}
         if record.kind in layout.INDEXED_RECORD_KINDS:
             # The index a re-evaluation reads a tenant+POS through. Keys only, and they never change for an item, so
             # a record costs the index one small write when it is first stored and nothing when it changes.
@@ -163,6 +160,8 @@ class RecordStore:
             item[layout.RECORDS_SCOPE_KEY_ATTRIBUTE] = {
                 "S": layout.record_scope_key(record.kind, record.credential_id, record.pos_id)
             }
+        name, value = record_items.data_attribute(record.model_dump_json() if data is None else data, item)
+        item[name] = value
         return item
 
     def _versions(self, keys: list[str], stats: WriteStats) -> dict[str, StoredVersion]:
@@ -240,8 +239,8 @@ class RecordStore:
                 self.table: {
                     "Keys": [{"pk": {"S": key}} for key in dict.fromkeys(keys)],
                     # An older version read here is harmless: the rules never let an older change undo a newer one.
-                    "ProjectionExpression": "pk, kind, #data, version",
-                    "ExpressionAttributeNames": {"#data": "data"},
+                    "ProjectionExpression": f"pk, kind, version, {record_items.PROJECTION}",
+                    "ExpressionAttributeNames": record_items.PROJECTION_NAMES,
                 }
             }
             found = {item["pk"]["S"]: item for _, item in batch_get(self.ddb, request, sleep=self._sleep)}
@@ -251,7 +250,7 @@ class RecordStore:
             if item is None:
                 continue
             try:
-                record = read_record(RecordKind(item["kind"]["S"]), item["data"]["S"])
+                record = read_record(RecordKind(item["kind"]["S"]), record_items.record_json(item) or "")
             except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError
                 page.unreadable += 1
                 continue
@@ -268,7 +267,7 @@ class RecordStore:
             raise StoreError(f"read from {self.table} failed: {type(exc).__name__}") from exc
         if item is None:
             return None
-        return RECORD_MODELS[RecordKind(item["kind"]["S"])].model_validate_json(item["data"]["S"])
+        return RECORD_MODELS[RecordKind(item["kind"]["S"])].model_validate_json(record_items.record_json(item) or "")
 
 
 # --- control table -------------------------------------------------------------------------------

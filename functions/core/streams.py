@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from functions.core import record_items
 from functions.core.layout import FORM_SOURCE, PERSONA_PROFILE_SK, RULE_FUNCTIONS, RecordKind
 from functions.core.models import CanonicalRecord, read_record
 
@@ -260,7 +261,7 @@ def record_change(stream_record: Mapping[str, Any]) -> RecordChange | None:
         return None
     image = (stream_record.get("dynamodb") or {}).get("NewImage") or {}
     kind = _image_text(image, "kind")
-    data = _image_text(image, "data")
+    data = record_items.record_json(image)
     if kind not in {k.value for k in RecordKind} or data is None:
         return None
     version = image.get("version")

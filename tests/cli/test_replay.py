@@ -16,6 +16,7 @@ from functions.core.connector import MappingContext, MappingError
 from functions.core.engine import PullEngine, PullOptions
 from functions.core.layout import RecordKind, Stream, Vendor, archive_key
 from functions.core.models import Product
+from functions.core.record_items import record_fields
 from functions.core.replay import ReplayError, archived_pages, load_codec, parse_archive_key, replay
 from functions.core.store import ControlStore, RecordStore
 from possync.target import Target
@@ -77,7 +78,7 @@ def pull(target: Target, items: list[dict[str, Any]], now: datetime = PULLED) ->
 def versions(target: Target) -> dict[str, int]:
     ddb = boto3.client("dynamodb", region_name="us-east-1")
     items = ddb.scan(TableName=target.records_table)["Items"]
-    return {i["pos_id"]["S"]: int(i["version"]["N"]) for i in items}
+    return {record_fields(i)["pos_id"]: int(i["version"]["N"]) for i in items}
 
 
 def run_replay(target: Target, codec: Any, start: date = DAY, end: date = DAY, **kwargs: Any) -> Any:

@@ -12,6 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from functions.core.layout import STREAM_KIND, Stream, Vendor
+from functions.core.record_items import record_fields
 from possync.cli import app
 from possync.demo import _show_pull_health
 from possync.local.runtime import LOCAL_SETTLE_SECONDS, LocalRuntime, Scale
@@ -31,7 +32,7 @@ def stored_ids(rt: LocalRuntime) -> dict[tuple[str, str], set[tuple[str, str]]]:
     for page in paginator.paginate(TableName=rt.resources.records_table):
         for item in page["Items"]:
             key = (item["vendor"]["S"], item["kind"]["S"])
-            entry = (item["credential_id"]["S"], item["pos_id"]["S"])
+            entry = (record_fields(item)["credential_id"], record_fields(item)["pos_id"])
             assert entry not in out[key], f"{entry} stored twice"
             out[key].add(entry)
     return out

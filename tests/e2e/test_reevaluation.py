@@ -22,6 +22,7 @@ from functions.core.loyalty.points import ENROLLING_STATUSES
 from functions.core.loyalty.repository import PersonaStore
 from functions.core.loyalty.values import Persona
 from functions.core.models import Sale, read_record
+from functions.core.record_items import record_fields, record_json
 from functions.core.sms.gateway import read_outbox
 from possync.admin.context import AdminContext
 from possync.cli import app
@@ -82,8 +83,8 @@ def stored_sales(rt: LocalRuntime) -> list[Sale]:
         sale
         for page in pages
         for item in page["Items"]
-        if item["kind"]["S"] == "sale" and item["tenant"]["S"] == TENANT
-        for sale in [read_record(layout.RecordKind.SALE, item["data"]["S"])]
+        if item["kind"]["S"] == "sale" and record_fields(item)["tenant"] == TENANT
+        for sale in [read_record(layout.RecordKind.SALE, record_json(item) or "")]
         if isinstance(sale, Sale)
     ]
 

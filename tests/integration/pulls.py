@@ -13,6 +13,7 @@ import boto3
 from functions.core import layout
 from functions.core.credentials import credential_json, parse_credential
 from functions.core.layout import PULL_FUNCTION, STREAM_KIND, Stream, Vendor
+from functions.core.record_items import record_fields
 from functions.core.store import ControlStore, RegisteredCredential
 from possync.local.lambda_shim import HandlerRunner
 from possync.local.provision import Resources
@@ -80,7 +81,9 @@ class PullWorld:
         for page in paginator.paginate(TableName=self.resources.records_table):
             for item in page["Items"]:
                 if item["vendor"]["S"] == self.vendor.value:
-                    out[by_kind[item["kind"]["S"]]].append((item["credential_id"]["S"], item["pos_id"]["S"]))
+                    out[by_kind[item["kind"]["S"]]].append(
+                        (record_fields(item)["credential_id"], record_fields(item)["pos_id"])
+                    )
         return out
 
     def held(self, stream: Stream) -> set[tuple[str, str]]:

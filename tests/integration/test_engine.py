@@ -13,6 +13,7 @@ from functions.core.archive import S3Archive
 from functions.core.engine import PullEngine, PullOptions
 from functions.core.errors import LeaseHeldError
 from functions.core.layout import Stream, Vendor
+from functions.core.record_items import record_json
 from functions.core.store import ControlStore, RecordStore
 from tests.fakes import T0, FakeConnector, item
 
@@ -97,7 +98,7 @@ def test_incremental_pull_writes_only_new_and_changed_records(resources: Any) ->
     assert result.changed == 4
     items = table_items(resources)
     assert len(items) == 43
-    assert '"renamed"' in items["t1#posabit#c1#product#5"]["data"]["S"]
+    assert '"renamed"' in record_json(items["t1#posabit#c1#product#5"])
     assert items["t1#posabit#c1#product#5"]["version"]["N"] == "2"
 
 
@@ -192,7 +193,7 @@ def test_replayed_older_version_never_overwrites_a_newer_one(resources: Any) -> 
     )  # forget the cursor: re-read from the start
     result = make_engine(resources).run("t1", "c1", FakeConnector([item(1, minutes=50, name="old")]))
     assert result.streams[Stream.INVENTORY].writes.stale == 1
-    assert '"new"' in table_items(resources)["t1#posabit#c1#product#1"]["data"]["S"]
+    assert '"new"' in record_json(table_items(resources)["t1#posabit#c1#product#1"])
 
 
 def test_lease_keeps_a_second_pull_out_until_it_expires(resources: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +12,7 @@ import stamina
 
 from functions.core import layout
 from functions.core.layout import Stream, Vendor
+from functions.core.record_items import record_fields
 from simulators.flourish import FlourishShape, FlourishSimulator
 from tests.integration.pulls import PullWorld
 
@@ -51,7 +51,7 @@ def stored_sales(w: PullWorld) -> dict[str, dict[str, Any]]:
     for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName=w.resources.records_table):
         for item in page["Items"]:
             if item["kind"]["S"] == "sale":
-                sales[item["pos_id"]["S"]] = json.loads(item["data"]["S"])
+                sales[record_fields(item)["pos_id"]] = record_fields(item)
     return sales
 
 
@@ -90,5 +90,5 @@ def test_without_timestamps_every_pull_reads_in_full_and_writes_only_what_change
     w.tick()
     new = stream_records(w)[first:]
     assert len(new) == 2
-    assert {r["dynamodb"]["NewImage"]["pos_id"]["S"] for r in new} == changed
+    assert {record_fields(r["dynamodb"]["NewImage"])["pos_id"] for r in new} == changed
     w.simulator.stop()

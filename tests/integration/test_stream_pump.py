@@ -17,6 +17,7 @@ import pytest
 
 from functions.core.layout import RULE_FUNCTIONS, Vendor
 from functions.core.models import LoyaltyBalance, Product, Sale, Shopper
+from functions.core.record_items import record_fields
 from functions.core.store import RecordStore
 from functions.core.streams import CONSUMERS
 from possync.local.lambda_shim import HandlerRunner
@@ -54,7 +55,7 @@ class StubConsumer:
     def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         self.raw_events.append(event)
         self.invoked_at.append(time.monotonic())
-        ids = [r["dynamodb"]["NewImage"]["pos_id"]["S"] for r in event["Records"]]
+        ids = [record_fields(r["dynamodb"]["NewImage"])["pos_id"] for r in event["Records"]]
         self.events.append(ids)
         if self.crash & set(ids):
             raise RuntimeError("boom")
@@ -202,7 +203,7 @@ def test_consumers_receive_lambda_dynamodb_stream_events(world: World, stubs: di
         assert isinstance(dynamodb["ApproximateCreationDateTime"], int)
         assert abs(dynamodb["ApproximateCreationDateTime"] - time.time()) < 120
         assert dynamodb["SizeBytes"] > 0
-        assert json.loads(dynamodb["NewImage"]["data"]["S"])["pos_id"] == "s1"
+        assert record_fields(dynamodb["NewImage"])["pos_id"] == "s1"
     assert (insert["eventName"], modify["eventName"]) == ("INSERT", "MODIFY")
     assert "OldImage" not in insert["dynamodb"]
     assert modify["dynamodb"]["OldImage"]["version"] == {"N": "1"}
@@ -295,7 +296,7 @@ def test_a_record_that_keeps_failing_is_dead_lettered_after_the_retries(
     assert report["personas"].dead_lettered == 1
     [message] = world.dead_letters("personas")
     info = message["DDBStreamBatchInfo"]
-    [s4] = [r for r in stub.raw_events[0]["Records"] if r["dynamodb"]["NewImage"]["pos_id"]["S"] == "s4"]
+    [s4] = [r for r in stub.raw_events[0]["Records"] if record_fields(r["dynamodb"]["NewImage"])["pos_id"] == "s4"]
     assert info["startSequenceNumber"] == info["endSequenceNumber"] == s4["dynamodb"]["SequenceNumber"]
     assert info["batchSize"] == 1
     assert info["streamArn"] == world.resources.records_stream_arn

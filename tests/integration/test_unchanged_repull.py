@@ -18,6 +18,7 @@ from functions.core.connector import RawPage
 from functions.core.engine import PullEngine, PullOptions
 from functions.core.layout import Stream, Vendor
 from functions.core.models import CONTENT_HASH_PREFIX, Product
+from functions.core.record_items import record_json
 from functions.core.store import ControlStore, RecordStore
 from tests.fakes import T0, FakeConnector, item
 
@@ -128,7 +129,7 @@ def test_a_crash_during_a_repull_resumes_and_stores_the_change(resources: Any) -
     result = engine(resources, calls, now=later).run("t1", "c1", FakeConnector(data))
 
     assert result.changed == 1
-    assert '"renamed"' in stored(resources, 25)["data"]["S"]
+    assert '"renamed"' in record_json(stored(resources, 25))
     cp = control.get_checkpoint("t1", Vendor.POSABIT, "c1", Stream.INVENTORY)
     assert cp.cursor == T0 + timedelta(minutes=35) and not cp.in_progress
 
@@ -148,7 +149,7 @@ def test_a_repull_cut_short_by_the_time_budget_continues_where_it_stopped(resour
     assert first.continued and first.pages == 2
     rest = engine(resources, calls, now=later).run("t1", "c1", FakeConnector(data), streams=first.remaining_streams)
     assert rest.pages == 2 and rest.changed == 1  # resumed at page 3, not from the start
-    assert '"renamed"' in stored(resources, 35)["data"]["S"]
+    assert '"renamed"' in record_json(stored(resources, 35))
 
 
 def test_records_stored_with_the_old_digest_are_not_rewritten(resources: Any) -> None:
@@ -157,7 +158,7 @@ def test_records_stored_with_the_old_digest_are_not_rewritten(resources: Any) ->
     engine(resources, calls).run("t1", "c1", FakeConnector(data))
     ddb = boto3.client("dynamodb")
     for n in range(1, 6):  # as an earlier version wrote them: a digest of the sorted model_dump, no prefix
-        record = Product.model_validate_json(stored(resources, n)["data"]["S"])
+        record = Product.model_validate_json(record_json(stored(resources, n)) or "")
         ddb.update_item(
             TableName=resources.records_table,
             Key={"pk": {"S": f"t1#posabit#c1#product#{n}"}},

@@ -1,0 +1,83 @@
+"""How a record's JSON is held in its records table item: as text, or zlib-compressed where text would cost twice.
+
+DynamoDB charges one write unit per started kilobyte of an item. Most records fit in one; a sale with a few lines
+does not (its JSON alone is about 900 bytes), so every new or changed sale cost two units. An item that would be over
+1 KB with its JSON as text stores the JSON zlib-compressed in `data_z` (binary) instead of `data` (text), when that
+is smaller. The content digest is always taken over the JSON text (`CanonicalRecord.stored_form`), so whichever form
+an item holds, an unchanged record is recognised as unchanged and nothing is rewritten. Every reader goes through
+`record_json`, which takes either form: bytes (boto3), or base64 text (a Lambda stream event's JSON).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import zlib
+from collections.abc import Mapping
+from typing import Any
+
+DATA = "data"  # the record's JSON as text
+DATA_Z = "data_z"  # the record's JSON, zlib-compressed (binary)
+# One write unit covers an item of up to this many bytes (attribute names and values, UTF-8).
+WRITE_UNIT_BYTES = 1024
+COMPRESSION_LEVEL = 6
+
+
+def attribute_bytes(item: Mapping[str, Mapping[str, Any]]) -> int:
+    """The size DynamoDB bills for the text, number and binary attributes of an item (names + values)."""
+    size = 0
+    for name, value in item.items():
+        size += len(name.encode())
+        ((kind, inner),) = value.items()
+        if kind == "N":
+            digits = str(inner).lstrip("-").replace(".", "").lstrip("0") or "0"
+            size += (len(digits) + 1) // 2 + 1
+        elif kind == "B":
+            size += len(inner)
+        else:
+            size += len(str(inner).encode())
+    return size
+
+
+def data_attribute(data: str, rest: Mapping[str, Mapping[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The attribute (name, value) holding `data` in an item whose other attributes are `rest`: text when the item
+    fits one write unit that way, else compressed when that is smaller."""
+    raw = data.encode()
+    if attribute_bytes(rest) + len(DATA) + len(raw) <= WRITE_UNIT_BYTES:
+        return DATA, {"S": data}
+    packed = zlib.compress(raw, COMPRESSION_LEVEL)
+    if len(packed) + len(DATA_Z) < len(raw) + len(DATA):
+        return DATA_Z, {"B": packed}
+    return DATA, {"S": data}
+
+
+def record_json(item: Mapping[str, Any]) -> str | None:
+    """The record's JSON from a records table item in either form; None when the item holds neither. Raises
+    ValueError when `data_z` is not valid base64/zlib (a damaged item)."""
+    text = item.get(DATA)
+    if isinstance(text, Mapping) and isinstance(text.get("S"), str):
+        return str(text["S"])
+    packed = item.get(DATA_Z)
+    if not isinstance(packed, Mapping) or "B" not in packed:
+        return None
+    value = packed["B"]
+    try:
+        raw = base64.b64decode(value, validate=True) if isinstance(value, str) else bytes(value)
+        return zlib.decompress(raw).decode()
+    except (binascii.Error, zlib.error, UnicodeDecodeError, TypeError) as exc:
+        raise ValueError(f"the item's {DATA_Z} is not zlib-compressed JSON ({type(exc).__name__})") from None
+
+
+# Attributes a reader projects to get the record's JSON in either form.
+PROJECTION = f"#{DATA}, {DATA_Z}"
+PROJECTION_NAMES = {f"#{DATA}": DATA}
+
+
+def record_fields(item: Mapping[str, Any]) -> dict[str, Any]:
+    """The record's fields (tenant, credential_id, pos_id, ...) as its item holds them, decoded from either form."""
+    text = record_json(item)
+    if text is None:
+        raise ValueError("the item holds no record JSON")
+    fields: dict[str, Any] = json.loads(text)
+    return fields
