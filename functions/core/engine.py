@@ -367,6 +367,12 @@ class PullEngine:
         """Archive the page (unless these exact bytes are archived already), store its changed records and
         quarantine the rest; True when anything was written."""
         vendor = connector.vendor
+        if not page.items:
+            # An empty page holds nothing to store or replay: it is neither archived nor moves the checkpoint (a
+            # windowed pass that finds nothing, e.g. Flourish's refund passes, then writes nothing on every pull).
+            out.pages += 1
+            cp.pages_done += 1
+            return False
         digest = page_digest(page.body if page.identity is None else page.identity)
         archived = self.control.archived_page(tenant, vendor, credential_id, stream, digest)
         wrote = archived is None

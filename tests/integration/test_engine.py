@@ -246,3 +246,19 @@ def test_cursor_never_passes_the_window_end_even_if_the_pos_sends_newer_records(
     assert cp.cursor is not None
     assert cp.cursor <= NOW  # the gap between the window's end and that record was never proven read
     assert cp.cursor >= NOW - timedelta(seconds=10)
+
+
+def test_a_window_that_finds_nothing_archives_nothing_and_leaves_the_checkpoint_alone(resources: Any) -> None:
+    make_engine(resources).run("t1", "c1", FakeConnector([item(n) for n in range(1, 11)]))
+    s3 = boto3.client("s3")
+    ddb = boto3.client("dynamodb")
+    key = {"pk": {"S": "CRED#t1#posabit#c1"}, "sk": {"S": "CHECKPOINT#inventory"}}
+    before = ddb.get_item(TableName=resources.control_table, Key=key)["Item"]
+    objects = s3.list_objects_v2(Bucket=resources.archive_bucket)["KeyCount"]
+
+    # the POS answers the next window with one empty page (as Flourish's refund passes usually do)
+    again = make_engine(resources, now=NOW + timedelta(hours=3)).run("t1", "c1", FakeConnector([]))
+
+    assert (again.pages, again.records, again.s3_puts, again.dynamodb_write_requests) == (1, 0, 0, 0)
+    assert s3.list_objects_v2(Bucket=resources.archive_bucket)["KeyCount"] == objects
+    assert ddb.get_item(TableName=resources.control_table, Key=key)["Item"] == before
