@@ -15,11 +15,12 @@ from functions.core import aws, layout, record_index
 from functions.core.layout import RecordKind, Vendor
 from functions.core.models import CanonicalRecord
 from functions.core.record_index import MAX_ID_BYTES_PER_ITEM, MAX_IDS_PER_ITEM, page_indexes
-from functions.core.store import RecordStore, WriteStats, record_item_key
 from functions.core.sources import clear_caches
+from functions.core.store import RecordStore, WriteStats, record_item_key
 from tests.integration.test_personas_service import TENANT, sale, shopper
 
 pytestmark = pytest.mark.moto_store
+
 
 @pytest.fixture(scope="module")
 def deployment() -> Iterator[str]:
@@ -92,8 +93,10 @@ def test_new_records_write_one_page_index_item_per_kind_and_credential_and_no_in
     stats = store.upsert_changed(records, "raw/page-1.json.gz")
 
     assert stats.changed == 38
-    listed = {(i["credential_id"]["S"], i[layout.RECORDS_SCOPE_KEY_ATTRIBUTE]["S"].split("#")[0]): i
-              for i in index_items(table)}
+    listed = {
+        (i["credential_id"]["S"], i[layout.RECORDS_SCOPE_KEY_ATTRIBUTE]["S"].split("#")[0]): i
+        for i in index_items(table)
+    }
     assert sorted(listed) == [("c1", "sale"), ("c1", "shopper"), ("c2", "shopper")]
     assert sorted(listed[("c1", "shopper")][layout.RECORDS_PAGE_INDEX_IDS_ATTRIBUTE]["SS"]) == sorted(
         f"s{n}" for n in range(30)
