@@ -13,11 +13,11 @@ from moto import mock_aws
 
 from functions.core import aws, layout, record_index
 from functions.core.layout import RecordKind, Vendor
-from functions.core.models import CanonicalRecord
+from functions.core.models import CanonicalRecord, Product
 from functions.core.record_index import MAX_ID_BYTES_PER_ITEM, MAX_IDS_PER_ITEM, page_indexes
 from functions.core.sources import clear_caches
 from functions.core.store import RecordStore, WriteStats, record_item_key
-from tests.integration.test_personas_service import TENANT, sale, shopper
+from tests.integration.test_personas_service import T0, TENANT, sale, shopper
 
 pytestmark = pytest.mark.moto_store
 
@@ -86,13 +86,18 @@ DAY = date(2026, 3, 1)
 
 def test_new_records_write_one_page_index_item_per_kind_and_credential_and_no_index_keys(table: str) -> None:
     store = RecordStore(ddb(), table)
-    # Given one call with shoppers of two stores, sales of one, and a kind outside the index (none here)
-    records = [shopper(f"s{n}") for n in range(30)] + [shopper(f"x{n}", cred="c2") for n in range(3)]
-    records += [sale(f"o{n}", f"s{n}", DAY, 500) for n in range(5)]
+    # Given one call with shoppers of two stores, sales of one, and products (a kind outside the index)
+    records: list[CanonicalRecord] = [shopper(f"s{n}") for n in range(30)]
+    records += [shopper(f"x{n}", cred="c2") for n in range(3)] + [sale(f"o{n}", f"s{n}", DAY, 500) for n in range(5)]
+    records += [
+        Product(
+            tenant=TENANT, vendor=Vendor.POSABIT, credential_id="c1", pos_id="p1", name="Gummies", source_updated_at=T0
+        )
+    ]
 
     stats = store.upsert_changed(records, "raw/page-1.json.gz")
 
-    assert stats.changed == 38
+    assert stats.changed == 39
     listed = {
         (i["credential_id"]["S"], i[layout.RECORDS_SCOPE_KEY_ATTRIBUTE]["S"].split("#")[0]): i
         for i in index_items(table)
@@ -102,12 +107,13 @@ def test_new_records_write_one_page_index_item_per_kind_and_credential_and_no_in
         f"s{n}" for n in range(30)
     )
     stored = items(table)
-    for record in records:
+    for record in records[:-1]:
         item = stored[record_item_key(record)]
         # The record carries no index keys of its own, only the name of the page index item that lists it
         assert layout.RECORDS_SCOPE_ATTRIBUTE not in item and layout.RECORDS_SCOPE_KEY_ATTRIBUTE not in item
         owner = record_index.page_index_pk(item[layout.RECORDS_INDEXED_BY_ATTRIBUTE]["S"])
         assert record.pos_id in stored[owner][layout.RECORDS_PAGE_INDEX_IDS_ATTRIBUTE]["SS"]
+    assert layout.RECORDS_INDEXED_BY_ATTRIBUTE not in stored[record_item_key(records[-1])]
     # One request for the index items, before the records' own batches of 25
     assert stats.write_requests == 1 + 2
 
