@@ -29,7 +29,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from functions.core.layout import RECORDS_SCOPE_ATTRIBUTE, RECORDS_SCOPE_KEY_ATTRIBUTE
+from functions.core.record_index import is_page_index
+
 SIZES = (10_000, 100_000)
+# How page index items (functions.core.record_index) are reported among the records' kinds.
+PAGE_INDEX_KIND = "page_index"
 VENDORS = ("posabit", "flourish", "thsuite", "profitek", "auphan")
 # us-east-1 list prices (on-demand DynamoDB since the November 2024 price cut; Lambda on arm64).
 PRICE_S3_PUT = 0.005 / 1000
@@ -165,9 +170,12 @@ class AwsCalls:
         self.write_units += write_units(size)
         if item and table == self.records_table:
             pk = item["pk"]["S"]
-            self.item_sizes.setdefault(item["kind"]["S"], []).append(size)
-            if pk not in self.sizes and "tenant_vendor" in item:  # a new item of a rule kind enters the index
-                keys = {name: item[name] for name in ("pk", "tenant_vendor", "kind_key")}
+            kind = PAGE_INDEX_KIND if is_page_index(pk) else item["kind"]["S"]
+            self.item_sizes.setdefault(kind, []).append(size)
+            # An item that carries the index keys (a page index item; a record stored before page indexes) enters
+            # the keys-only index when it is first written; rewriting it with the same keys costs the index nothing.
+            if pk not in self.sizes and RECORDS_SCOPE_ATTRIBUTE in item:
+                keys = {name: item[name] for name in ("pk", RECORDS_SCOPE_ATTRIBUTE, RECORDS_SCOPE_KEY_ATTRIBUTE)}
                 self.index_write_units += write_units(item_size(keys) + 100)  # 100 bytes of index overhead
             self.sizes[pk] = size
 
