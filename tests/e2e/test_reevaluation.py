@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner, Result
 
-from functions.core import layout
+from functions.core import layout, record_index
 from functions.core.layout import Vendor
 from functions.core.loyalty.codecs import ledger_from_item, persona_from_item
 from functions.core.loyalty.points import ENROLLING_STATUSES
@@ -82,7 +82,9 @@ def stored_sales(rt: LocalRuntime) -> list[Sale]:
         sale
         for page in pages
         for item in page["Items"]
-        if item["kind"]["S"] == "sale" and item["tenant"]["S"] == TENANT
+        if not record_index.is_page_index(item["pk"]["S"])  # an index entry for a page of records, not a record
+        and item["kind"]["S"] == "sale"
+        and item["tenant"]["S"] == TENANT
         for sale in [read_record(layout.RecordKind.SALE, item["data"]["S"])]
         if isinstance(sale, Sale)
     ]
