@@ -29,7 +29,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from functions.core.layout import RECORDS_SCOPE_ATTRIBUTE, RECORDS_SCOPE_KEY_ATTRIBUTE
+from functions.core.record_index import is_page_index
+
 SIZES = (10_000, 100_000)
+# How page index items (functions.core.record_index) are reported among the records' kinds.
+PAGE_INDEX_KIND = "page_index"
 VENDORS = ("posabit", "flourish", "thsuite", "profitek", "auphan")
 # us-east-1 list prices (on-demand DynamoDB since the November 2024 price cut; Lambda on arm64).
 PRICE_S3_PUT = 0.005 / 1000
@@ -165,9 +170,12 @@ class AwsCalls:
         self.write_units += write_units(size)
         if item and table == self.records_table:
             pk = item["pk"]["S"]
-            self.item_sizes.setdefault(item["kind"]["S"], []).append(size)
-            if pk not in self.sizes and "tenant_vendor" in item:  # a new item of a rule kind enters the index
-                keys = {name: item[name] for name in ("pk", "tenant_vendor", "kind_key")}
+            kind = PAGE_INDEX_KIND if is_page_index(pk) else item["kind"]["S"]
+            self.item_sizes.setdefault(kind, []).append(size)
+            # An item that carries the index keys (a page index item; a record stored before page indexes) enters
+            # the keys-only index when it is first written; rewriting it with the same keys costs the index nothing.
+            if pk not in self.sizes and RECORDS_SCOPE_ATTRIBUTE in item:
+                keys = {name: item[name] for name in ("pk", RECORDS_SCOPE_ATTRIBUTE, RECORDS_SCOPE_KEY_ATTRIBUTE)}
                 self.index_write_units += write_units(item_size(keys) + 100)  # 100 bytes of index overhead
             self.sizes[pk] = size
 
@@ -319,7 +327,8 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
     recorder.close()
     write_floor = _write_floor(resources.records_table)
 
-    every = [size for sizes in first_sizes.values() for size in sizes]
+    # The records' own items (page index items are reported as their kind, and costed on their own).
+    every = [size for kind, sizes in first_sizes.items() if kind != PAGE_INDEX_KIND for size in sizes]
     return {
         "vendor": vendor_name,
         "requested": records,
@@ -352,6 +361,7 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
             for kind, sizes in sorted(first_sizes.items())
         },
         "item_size_counts": dict(Counter(every)),
+        "page_index_write_units": sum(map(write_units, first_sizes.get(PAGE_INDEX_KIND, []))),
         **{f"first_{name}": value for name, value in first.items()},
         "modelled_cost_per_million": 1e6 * first["cost"] / pulled,
         "repull_records": int(status2["last_records"]),
@@ -448,6 +458,7 @@ def combine(size: int, runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
         },
         "write_units_per_record": sum(r["first_write_units"] + r["first_index_write_units"] for r in runs) / pulled,
         "index_write_units_per_record": sum(r["first_index_write_units"] for r in runs) / pulled,
+        "page_index_write_units_per_record": sum(r["page_index_write_units"] for r in runs) / pulled,
         "read_units_per_record": sum(r["first_read_units"] for r in runs) / pulled,
         "repull_cost_per_million": sum(r["repull_cost_per_million"] * r["repull_records"] for r in runs)
         / max(1, repulled),
@@ -459,26 +470,30 @@ def combine(size: int, runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def cost_floor(result: Mapping[str, Any], sizes: list[int]) -> dict[str, Any]:
     """What a first pull of new records cannot cost less than in this data model, from the measured items: each
-    record is written once (at least 1 write unit, 2 over 1 KB), each new item of an indexed kind writes its index
-    entry once (1 unit), and each record's stored version is read once (1 strongly consistent read unit); and the
-    lines that say where the modelled dollars go."""
+    record's item is written once (1 write unit up to 1 KB, 2 up to 2 KB), each page of new records writes its page
+    index item (1 unit a KB of POS ids) and that item's entry in the keys-only index (1 unit), and each record's stored
+    version is read once (1 strongly consistent read unit up to 4 KB: the read that lets an unchanged record write
+    nothing, consistent so that the previous page's writes are seen); and the lines that say where the dollars go."""
     pulled = max(1, int(result["pulled"]))
     item_units = sum(map(write_units, sizes)) / pulled
     over_1kb = sum(1 for size in sizes if size > 1024) / max(1, len(sizes))
+    page_units = float(result["page_index_write_units_per_record"])
     index_units = float(result["index_write_units_per_record"])
-    floor = 1e6 * ((max(1.0, item_units) + index_units) * PRICE_DDB_WRITE_UNIT + PRICE_DDB_READ_UNIT)
+    write_price, read_price = 1e6 * PRICE_DDB_WRITE_UNIT, 1e6 * PRICE_DDB_READ_UNIT
+    floor = (max(1.0, item_units) + page_units + index_units) * write_price + read_price
     parts = result["cost_parts_per_million"]
     lines = [
         f"${result['modelled_cost_per_million']:.2f} per 1M records pulled: DynamoDB writes "
         f"${parts['dynamodb_writes']:.2f}, reads ${parts['dynamodb_reads']:.2f}, S3 ${parts['s3']:.2f}, "
-        f"Lambda ${parts['lambda']:.2f}.",
-        f"Writes: {item_units:.2f} write units per record for the items (p50 {result['item_bytes_p50']:,} B; "
-        f"{100 * over_1kb:.0f}% of them over 1 KB take 2 units) + {index_units:.2f} for the index by tenant and POS "
-        f"(each new item of an indexed kind writes its entry once) at ${1e6 * PRICE_DDB_WRITE_UNIT:.3f} per 1M units.",
-        f"Floor of this data model for new records: ({max(1.0, item_units):.2f} + {index_units:.2f}) x "
-        f"${1e6 * PRICE_DDB_WRITE_UNIT:.3f} + 1 read unit x ${1e6 * PRICE_DDB_READ_UNIT:.3f} = ${floor:.2f} per 1M"
+        f"Lambda ${parts['lambda']:.2f}, SQS ${parts['sqs']:.2f}.",
+        f"Writes per record: {item_units:.2f} units for the record items (p50 {result['item_bytes_p50']:,} B, "
+        f"p99 {result['item_bytes_p99']:,} B; the {100 * over_1kb:.0f}% over 1 KB take 2 units) + {page_units:.3f} "
+        f"for page index items + {index_units:.3f} for the index by tenant and POS (one entry per page of new "
+        f"records, none per record) at ${write_price:.3f} per 1M units.",
+        f"Floor of this data model for new records: ({max(1.0, item_units):.2f} + {page_units:.3f} + "
+        f"{index_units:.3f}) x ${write_price:.3f} + 1 read unit x ${read_price:.3f} = ${floor:.2f} per 1M"
         + (
-            ": $1 is out of reach while every new record writes its item and its index entry once."
+            f": $1 is out of reach while {100 * over_1kb:.0f}% of the record items are over 1 KB."
             if floor > 1.0
             else "."
         ),

@@ -297,6 +297,15 @@ RULE_RECORD_KINDS: tuple[RecordKind, ...] = (RecordKind.SHOPPER, RecordKind.SALE
 INDEXED_RECORD_KINDS: tuple[RecordKind, ...] = (*RULE_RECORD_KINDS, RecordKind.DISCOUNT)
 
 
+# New records are not in that index one by one: a write of records not stored before first writes one page index item
+# per kind and credential (functions.core.record_index) that carries the index keys and lists their POS ids, and each
+# record names the page index item it was written after. Records written before page indexes carry the index keys
+# themselves (and keep them), so both kinds of entry are read.
+RECORDS_PAGE_INDEX_PK_PREFIX = "INDEX#"  # upper case: no tenant id can start a record key with it
+RECORDS_PAGE_INDEX_IDS_ATTRIBUTE = "pos_ids"
+RECORDS_INDEXED_BY_ATTRIBUTE = "indexed_by"
+
+
 def record_scope(tenant: str, vendor: Vendor) -> str:
     """The index partition of a tenant's records from one POS."""
     return f"{tenant}#{vendor.value}"

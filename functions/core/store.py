@@ -11,7 +11,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from functions.core import layout, record_items
+from functions.core import layout, record_index, record_items
 from functions.core.ddb_batch import BATCH_GET_MAX, batch_get, batch_write, chunks
 from functions.core.errors import AwsServiceError, LeaseHeldError
 from functions.core.layout import RecordKind, Stream, Vendor
@@ -65,6 +65,12 @@ class StoredVersion:
     content_hash: str
     source_updated_at: str
     version: int
+    indexed_by: str = ""  # the page index item that lists the record (functions.core.record_index)
+    scoped: bool = False  # written before page indexes: the record carries the index keys itself
+
+    @property
+    def indexed(self) -> bool:
+        return bool(self.indexed_by) or self.scoped
 
 
 @dataclass
@@ -86,6 +92,11 @@ def _same_content(stored_hash: str, digest: str, record: CanonicalRecord) -> boo
 
 def record_item_key(record: CanonicalRecord) -> str:
     return layout.record_pk(record.tenant, record.vendor, record.credential_id, record.kind, record.pos_id)
+
+
+# A scope_page cursor that points inside a page index item: the item's index entry and how many of its records
+# the pages before took. Any other cursor is the index query's own LastEvaluatedKey (as cursors have always been).
+_INSIDE_PAGE_INDEX = "inside_page_index"
 
 
 class RecordStore:
@@ -111,7 +122,7 @@ class RecordStore:
         stats.unchanged += stats.received - len(latest)
         stored = self._versions(list(latest), stats)
         pulled_at = _iso(now or datetime.now(UTC))
-        puts: list[dict[str, Any]] = []
+        changed: list[tuple[str, CanonicalRecord, str, str, str, StoredVersion | None]] = []
         for key, record in latest.items():
             data, digest = record.stored_form()  # one serialization feeds both the digest and the item
             updated = _iso(record.source_updated_at)
@@ -122,9 +133,30 @@ class RecordStore:
             if old is not None and updated < old.source_updated_at:
                 stats.stale += 1
                 continue
-            puts.append(
-                self._item(key, record, digest, updated, (old.version if old else 0) + 1, archive_key, pulled_at, data)
+            changed.append((key, record, data, digest, updated, old))
+        # Records no index entry lists yet get one page index item per kind and credential, written (and done)
+        # before the records themselves: see functions.core.record_index.
+        indexes = record_index.page_indexes(
+            record for _, record, _, _, _, old in changed if old is None or not old.indexed
+        )
+        listed_by = {pk: index.digest for index in indexes for pk in index.record_pks()}
+        if indexes:
+            self._batch_write([index.item() for index in indexes], stats)
+        puts = [
+            self._item(
+                key,
+                record,
+                digest,
+                updated,
+                (old.version if old else 0) + 1,
+                archive_key,
+                pulled_at,
+                data,
+                indexed_by=listed_by.get(key) or (old.indexed_by if old else ""),
+                scoped=old is not None and old.scoped,
             )
+            for key, record, data, digest, updated, old in changed
+        ]
         stats.changed = len(puts)
         self._batch_write(puts, stats)
         return stats
@@ -139,6 +171,9 @@ class RecordStore:
         archive_key: str,
         pulled_at: str,
         data: str | None = None,
+        *,
+        indexed_by: str = "",
+        scoped: bool = False,
     ) -> dict[str, Any]:
         # Tenant, vendor, credential, kind and POS id are in the key and in the record's JSON; `kind` and `vendor` are
         # also attributes of their own (the stream consumers' FilterCriteria match `kind`). Nothing else is repeated:
@@ -153,9 +188,11 @@ class RecordStore:
             "archive_key": {"S": archive_key},
             "pulled_at": {"S": pulled_at},
         }
-        if record.kind in layout.INDEXED_RECORD_KINDS:
-            # The index a re-evaluation reads a tenant+POS through. Keys only, and they never change for an item, so
-            # a record costs the index one small write when it is first stored and nothing when it changes.
+        if indexed_by:
+            item[layout.RECORDS_INDEXED_BY_ATTRIBUTE] = {"S": indexed_by}
+        if scoped:
+            # A record stored before page indexes keeps its own entry in the index (keys only, and they never change
+            # for an item, so rewriting it costs the index nothing).
             item[layout.RECORDS_SCOPE_ATTRIBUTE] = {"S": layout.record_scope(record.tenant, record.vendor)}
             item[layout.RECORDS_SCOPE_KEY_ATTRIBUTE] = {
                 "S": layout.record_scope_key(record.kind, record.credential_id, record.pos_id)
@@ -174,7 +211,12 @@ class RecordStore:
             request = {
                 self.table: {
                     "Keys": [{"pk": {"S": k}} for k in chunk],
-                    "ProjectionExpression": "pk, content_hash, source_updated_at, version",
+                    # Strongly consistent: the previous page's writes must be seen, or a version number would repeat.
+                    "ProjectionExpression": "pk, content_hash, source_updated_at, version, #by, #scope",
+                    "ExpressionAttributeNames": {
+                        "#by": layout.RECORDS_INDEXED_BY_ATTRIBUTE,
+                        "#scope": layout.RECORDS_SCOPE_ATTRIBUTE,
+                    },
                     "ConsistentRead": True,
                 }
             }
@@ -183,6 +225,8 @@ class RecordStore:
                     item.get("content_hash", {}).get("S", ""),
                     item.get("source_updated_at", {}).get("S", ""),
                     int(item.get("version", {}).get("N", "0")),
+                    item.get(layout.RECORDS_INDEXED_BY_ATTRIBUTE, {}).get("S", ""),
+                    layout.RECORDS_SCOPE_ATTRIBUTE in item,
                 )
         return found
 
@@ -200,11 +244,54 @@ class RecordStore:
         limit: int = BATCH_GET_MAX,
         credential_id: str | None = None,
     ) -> StoredPage:
-        """One page of a tenant's stored records of one kind from one POS (or, with `credential_id`, one store), each
-        with its version: the keys from the records table's index by tenant and POS (never a scan), then the items
-        in one batched read. `next_key` is where the next page starts (None: that was the last)."""
+        """One page of at most `limit` of a tenant's stored records of one kind from one POS (or, with
+        `credential_id`, one store), each with its version: the entries of the records table's index by tenant and
+        POS (never a scan), page index items expanded into the records they list, then the records in batched reads.
+        `next_key` is where the next page starts (None: that was the last); it may point inside a page index item.
+        Over all pages each stored record comes once (functions.core.record_index says why)."""
         if kind not in layout.INDEXED_RECORD_KINDS:
             raise ValueError(f"{kind.value} records are not in the index by tenant and POS")
+        if limit < 1:
+            raise ValueError("a page holds at least one record")
+        wanted: list[tuple[str, str]] = []  # (record key, digest of the page index it was listed by; "": its own)
+        next_key: dict[str, Any] | None = None
+        resume = (start_key or {}).get(_INSIDE_PAGE_INDEX)
+        # `after`: where the index query goes on (the last entry taken); `pending`: entries to take, with the offset
+        # of their first record not yet taken.
+        after = resume["entry"] if resume else start_key
+        pending: list[tuple[dict[str, Any], int]] = [(resume["entry"], int(resume["offset"]))] if resume else []
+        exhausted = False
+        while True:
+            expanded = self._expand(tenant, vendor, kind, [entry for entry, _ in pending])
+            for entry, offset in pending:
+                pk = entry["pk"]["S"]
+                via = record_index.digest_of(pk) if record_index.is_page_index(pk) else ""
+                listed = (expanded.get(pk, []) if via else [pk])[offset:]
+                room = limit - len(wanted)
+                if len(listed) > room:
+                    wanted.extend((key, via) for key in listed[:room])
+                    return self._read_listed(wanted, {_INSIDE_PAGE_INDEX: {"entry": entry, "offset": offset + room}})
+                wanted.extend((key, via) for key in listed)
+            if exhausted:
+                break
+            if len(wanted) >= limit:
+                next_key = after
+                break
+            response = self._scope_query(tenant, vendor, kind, credential_id, after, limit - len(wanted))
+            pending = [(entry, 0) for entry in response.get("Items", [])]
+            after = response.get("LastEvaluatedKey") or None
+            exhausted = after is None
+        return self._read_listed(wanted, next_key)
+
+    def _scope_query(
+        self,
+        tenant: str,
+        vendor: Vendor,
+        kind: RecordKind,
+        credential_id: str | None,
+        start_key: dict[str, Any] | None,
+        limit: int,
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": layout.RECORDS_BY_SCOPE_INDEX,
@@ -226,29 +313,56 @@ class RecordStore:
         if start_key:
             kwargs["ExclusiveStartKey"] = start_key
         try:
-            response = self.ddb.query(**kwargs)
+            response: dict[str, Any] = self.ddb.query(**kwargs)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             raise StoreError(f"query of {self.table} by tenant and POS failed: {code}") from exc
         except BotoCoreError as exc:
             raise StoreError(f"query of {self.table} by tenant and POS failed: {type(exc).__name__}") from exc
-        keys = [item["pk"]["S"] for item in response.get("Items", [])]
-        found: dict[str, dict[str, Any]] = {}
-        if keys:
+        return response
+
+    def _expand(
+        self, tenant: str, vendor: Vendor, kind: RecordKind, entries: list[dict[str, Any]]
+    ) -> dict[str, list[str]]:
+        """Page index key -> the record keys its item lists (an item not found lists nothing)."""
+        keys = list(dict.fromkeys(e["pk"]["S"] for e in entries if record_index.is_page_index(e["pk"]["S"])))
+        out: dict[str, list[str]] = {}
+        for chunk in chunks(keys, BATCH_GET_MAX):
             request = {
                 self.table: {
-                    "Keys": [{"pk": {"S": key}} for key in dict.fromkeys(keys)],
-                    # An older version read here is harmless: the rules never let an older change undo a newer one.
-                    "ProjectionExpression": f"pk, kind, version, {record_items.PROJECTION}",
-                    "ExpressionAttributeNames": record_items.PROJECTION_NAMES,
+                    "Keys": [{"pk": {"S": key}} for key in chunk],
+                    "ProjectionExpression": "pk, credential_id, #ids",
+                    "ExpressionAttributeNames": {"#ids": layout.RECORDS_PAGE_INDEX_IDS_ATTRIBUTE},
                 }
             }
-            found = {item["pk"]["S"]: item for _, item in batch_get(self.ddb, request, sleep=self._sleep)}
-        page = StoredPage(next_key=response.get("LastEvaluatedKey") or None)
-        for key in keys:
+            for _, item in batch_get(self.ddb, request, sleep=self._sleep):
+                out[item["pk"]["S"]] = record_index.listed_record_pks(tenant, vendor, kind, item)
+        return out
+
+    def _read_listed(self, wanted: list[tuple[str, str]], next_key: dict[str, Any] | None) -> StoredPage:
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in chunks(list(dict.fromkeys(key for key, _ in wanted)), BATCH_GET_MAX):
+            request = {
+                self.table: {
+                    "Keys": [{"pk": {"S": key}} for key in chunk],
+                    # An older version read here is harmless: the rules never let an older change undo a newer one.
+                    "ProjectionExpression": f"pk, kind, version, #by, {record_items.PROJECTION}",
+                    "ExpressionAttributeNames": {
+                        "#by": layout.RECORDS_INDEXED_BY_ATTRIBUTE,
+                        **record_items.PROJECTION_NAMES,
+                    },
+                }
+            }
+            found.update((item["pk"]["S"], item) for _, item in batch_get(self.ddb, request, sleep=self._sleep))
+        page = StoredPage(next_key=next_key)
+        done: set[str] = set()
+        for key, via in wanted:
             item = found.get(key)
-            if item is None:
-                continue
+            if item is None or key in done:
+                continue  # listed by a page index written before a crash, or met twice in this page
+            if via and item.get(layout.RECORDS_INDEXED_BY_ATTRIBUTE, {}).get("S") != via:
+                continue  # listed again by a retry's page index: the one the record names yields it
+            done.add(key)
             try:
                 record = read_record(RecordKind(item["kind"]["S"]), record_items.record_json(item) or "")
             except (ValueError, KeyError):  # pydantic's ValidationError is a ValueError

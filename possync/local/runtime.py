@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import boto3
 from botocore.config import Config
 
-from functions.core import aws, layout, pull_health, reevaluation
+from functions.core import aws, layout, pull_health, record_index, reevaluation
 from functions.core.credentials import credential_json, parse_credential
 from functions.core.layout import (
     PULL_FUNCTION,
@@ -562,9 +562,10 @@ class LocalRuntime:
         assert self.resources is not None
         counts: dict[str, Counter[str]] = defaultdict(Counter)
         paginator = self.client("dynamodb").get_paginator("scan")
-        for page in paginator.paginate(TableName=self.resources.records_table, ProjectionExpression="vendor, kind"):
+        for page in paginator.paginate(TableName=self.resources.records_table, ProjectionExpression="pk, vendor, kind"):
             for item in page["Items"]:
-                counts[item["vendor"]["S"]][item["kind"]["S"]] += 1
+                if not record_index.is_page_index(item["pk"]["S"]):  # an index entry, not a record
+                    counts[item["vendor"]["S"]][item["kind"]["S"]] += 1
         return counts
 
     def archived_pages(self) -> Counter[str]:
@@ -637,6 +638,8 @@ def _count_written(records: list[dict[str, Any]]) -> Counter[tuple[str, str]]:
     written: Counter[tuple[str, str]] = Counter()
     for record in records:
         image = record["dynamodb"].get("NewImage", {})
+        if record_index.is_page_index(image.get("pk", {}).get("S", "")):
+            continue  # the records index's entry for a page of new records, not a record
         written[(image.get("vendor", {}).get("S", "?"), image.get("kind", {}).get("S", "?"))] += 1
     return written
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from typer.testing import CliRunner, Result
 
-from functions.core import layout
+from functions.core import layout, record_index
 from functions.core.layout import Vendor
 from functions.core.loyalty.codecs import ledger_from_item, persona_from_item
 from functions.core.loyalty.points import ENROLLING_STATUSES
@@ -83,7 +83,9 @@ def stored_sales(rt: LocalRuntime) -> list[Sale]:
         sale
         for page in pages
         for item in page["Items"]
-        if item["kind"]["S"] == "sale" and record_fields(item)["tenant"] == TENANT
+        if not record_index.is_page_index(item["pk"]["S"])  # an index entry for a page of records, not a record
+        and item["kind"]["S"] == "sale"
+        and record_fields(item)["tenant"] == TENANT
         for sale in [read_record(layout.RecordKind.SALE, record_json(item) or "")]
         if isinstance(sale, Sale)
     ]

@@ -13,6 +13,7 @@ import boto3
 from functions.core import layout
 from functions.core.credentials import credential_json, parse_credential
 from functions.core.layout import PULL_FUNCTION, STREAM_KIND, Stream, Vendor
+from functions.core.record_index import is_page_index
 from functions.core.record_items import record_fields
 from functions.core.store import ControlStore, RegisteredCredential
 from possync.local.lambda_shim import HandlerRunner
@@ -80,7 +81,7 @@ class PullWorld:
         paginator = boto3.client("dynamodb").get_paginator("scan")
         for page in paginator.paginate(TableName=self.resources.records_table):
             for item in page["Items"]:
-                if item["vendor"]["S"] == self.vendor.value:
+                if not is_page_index(item["pk"]["S"]) and item["vendor"]["S"] == self.vendor.value:
                     out[by_kind[item["kind"]["S"]]].append(
                         (record_fields(item)["credential_id"], record_fields(item)["pos_id"])
                     )

@@ -9,6 +9,7 @@ import boto3
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from functions.core import layout
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
 from functions.core.metrics import PULL_CONTRACT_MISMATCH, PULLS_FAILED
@@ -59,7 +60,13 @@ def status(resources: Any) -> dict[str, Any]:
 
 
 def stored(resources: Any) -> int:
-    return boto3.client("dynamodb").scan(TableName=resources.records_table, Select="COUNT")["Count"]
+    """Records stored (page index items, functions.core.record_index, are not records)."""
+    return boto3.client("dynamodb").scan(
+        TableName=resources.records_table,
+        Select="COUNT",
+        FilterExpression="NOT begins_with(pk, :index)",
+        ExpressionAttributeValues={":index": {"S": layout.RECORDS_PAGE_INDEX_PK_PREFIX}},
+    )["Count"]
 
 
 def test_every_record_missing_a_field_is_a_contract_mismatch_that_names_stream_and_field(

@@ -50,7 +50,7 @@ def stored_sales(w: PullWorld) -> dict[str, dict[str, Any]]:
     sales: dict[str, dict[str, Any]] = {}
     for page in boto3.client("dynamodb").get_paginator("scan").paginate(TableName=w.resources.records_table):
         for item in page["Items"]:
-            if item["kind"]["S"] == "sale":
+            if item.get("kind", {}).get("S") == "sale":  # page index items have no kind
                 sales[record_fields(item)["pos_id"]] = record_fields(item)
     return sales
 

@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 import pytest
 
+from functions.core import layout
 from functions.core.errors import AwsServiceError, CredentialError
 from functions.core.layout import Stream, Vendor
 from functions.core.metrics import AWS_CALLS_FAILED, LEASE_RELEASE_FAILED, PULLS_FAILED
@@ -30,7 +31,13 @@ def status(resources: Any) -> dict[str, Any]:
 
 
 def stored(resources: Any) -> int:
-    return boto3.client("dynamodb").scan(TableName=resources.records_table, Select="COUNT")["Count"]
+    """Records stored (page index items, functions.core.record_index, are not records)."""
+    return boto3.client("dynamodb").scan(
+        TableName=resources.records_table,
+        Select="COUNT",
+        FilterExpression="NOT begins_with(pk, :index)",
+        ExpressionAttributeValues={":index": {"S": layout.RECORDS_PAGE_INDEX_PK_PREFIX}},
+    )["Count"]
 
 
 def handler_event(resources: Any, job: PullJob = JOB) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import boto3
 import pytest
 from typer.testing import CliRunner, Result
 
-from functions.core import layout, metrics, reevaluation
+from functions.core import layout, metrics, record_index, reevaluation
 from functions.core.layout import Vendor
 from functions.core.loyalty.codecs import ledger_from_item
 from functions.core.loyalty.repository import PersonaStore
@@ -32,7 +32,7 @@ from functions.core.reevaluation import (
 from functions.core.sms.gateway import read_outbox
 from functions.core.sms.service import ENV_NOW
 from functions.core.sources import clear_caches
-from functions.core.store import ControlStore, RecordStore, RegisteredCredential
+from functions.core.store import ControlStore, RecordStore, RegisteredCredential, WriteStats
 from functions.core.streams import CONSUMERS
 from functions.core.tenants import TenantRegistry
 from functions.reevaluate import handler as reevaluate_handler
@@ -357,6 +357,48 @@ def test_a_failed_page_is_retried_from_where_the_run_stood_and_books_nothing_twi
     status = site.status()
     assert (status.state, status.error, status.counts.evaluated) == ("done", None, 7)
     assert site.persona("1").points == 30 and site.ledger(site.persona("2")) == {"b0": 0, "b1": 40}
+
+
+class _DiesMidPage(RecordStore):
+    """A pull that wrote its page index item and two of the records, then died (the Lambda timed out)."""
+
+    def _batch_write(self, items: list[dict[str, Any]], stats: WriteStats) -> None:
+        if any(record_index.is_page_index(item["pk"]["S"]) for item in items):
+            super()._batch_write(items, stats)
+            return
+        super()._batch_write(items[:2], stats)
+        raise TimeoutError("Lambda timed out")
+
+
+def test_sales_listed_twice_after_a_pull_died_mid_page_are_evaluated_once_in_pages_that_resume_inside_the_index(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given pages of 2 records (cursors inside page index items, saved between pages), and sales whose first pull
+    # died after two of them were written: its retry lists the other two in a second page index item
+    monkeypatch.setattr(reevaluation, "PAGE_SIZE", 2)
+    site.loyalty({"points_per_dollar": 1})
+    site.pull(shopper("1", phone=PHONE), shopper("2", email="bo@example.com"))
+    sales = (
+        sale("a1", "1", date(2026, 11, 21), 1_000),
+        sale("a2", "1", date(2026, 11, 26), 2_000),
+        sale("b1", "2", date(2026, 11, 22), 4_000),
+        sale("b0", "2", date(2026, 11, 2), 300),
+    )
+    with pytest.raises(TimeoutError):
+        _DiesMidPage(site.ddb, site.resources.records_table).upsert_changed(sales, "raw/page-1.json.gz")
+    site.pull(*sales)
+
+    # When enroll_after is set and its job runs
+    site.integration(**ENROLL)
+    site.request()
+    [job] = site.run_jobs()
+
+    # Then every record was evaluated once, and each sale booked once
+    assert job.ok
+    status = site.status()
+    assert (status.state, status.error, status.counts.evaluated) == ("done", None, 2 + 4)
+    assert site.ledger(site.persona("1")) == {"a1": 10, "a2": 20} and site.persona("1").points == 30
+    assert site.ledger(site.persona("2")) == {"b0": 0, "b1": 40} and site.persona("2").points == 40
 
 
 def hidden(site: Site) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from bench.pull import combine, item_size, percentile, read_units, write_units
@@ -48,9 +49,16 @@ def run(vendor: str, pulled: int, cpu: float, floor: float, sizes: dict[int, int
         "boto3_write_cpu_us_per_record": 1e6 * floor / pulled,
         "item_size_counts": {str(size): n for size, n in sizes.items()},
         "first_cost": pulled * 1e-6,
-        "first_cost_parts": {"dynamodb_writes": pulled * 1e-6, "dynamodb_reads": 0.0, "s3": 0.0, "lambda": 0.0},
+        "first_cost_parts": {
+            "dynamodb_writes": pulled * 1e-6,
+            "dynamodb_reads": 0.0,
+            "s3": 0.0,
+            "lambda": 0.0,
+            "sqs": 0.0,
+        },
         "first_write_units": 2.0 * pulled,
         "first_index_write_units": 0.0,
+        "page_index_write_units": 0,
         "first_read_units": 1.0 * pulled,
         "repull_records": pulled,
         "repull_s3_puts": 0,
@@ -75,14 +83,58 @@ def test_one_object_per_size_weighs_every_vendor_by_its_records() -> None:
 
 
 def test_the_cost_floor_is_shown_with_its_arithmetic() -> None:
-    # Given 4,000 records whose items take one write unit each (one item of 2,000 bytes takes two), and an index
-    # entry written for half of them
-    posabit = {**run("posabit", 1000, 0.5, 0.05, {900: 999, 2000: 1}), "first_index_write_units": 1000.0}
+    # Given 4,000 records whose items take one write unit each (one item of 2,000 bytes takes two), page index items
+    # of 40 write units, and index entries of 1,000 units (the old layout: one per record, for a quarter of them)
+    posabit = {
+        **run("posabit", 1000, 0.5, 0.05, {900: 999, 2000: 1}),
+        "first_index_write_units": 1000.0,
+        "page_index_write_units": 40,
+    }
     result = combine(10_000, [posabit, run("flourish", 3000, 0.9, 0.03, {500: 3000})])
 
-    # Then the floor is one write per item (two for the big one), one per index entry and one read, each per record
-    units = (4001 / 4000) + 0.25
+    # Then the floor is one write per item (two for the big one), the page index items' and the index entries' units,
+    # and one read, each per record
+    units = (4001 / 4000) + 0.01 + 0.25
     assert abs(result["cost_floor_per_million"] - (units * 0.625 + 0.125)) < 1e-9
     assert result["index_write_units_per_record"] == 0.25
+    assert result["page_index_write_units_per_record"] == 0.01
     text = " ".join(result["cost_arithmetic"])
-    assert "$1.00 per 1M records pulled" in text and "0.25 for the index" in text and "$0.91 per 1M." in text
+    assert "$1.00 per 1M records pulled" in text and "0.250 for the index by tenant and POS" in text
+    assert "0.010 for page index items" in text and "the 0% over 1 KB" in text
+    assert "= $0.91 per 1M." in text  # under $1: no "out of reach"
+
+
+def test_the_cost_floor_says_why_1_dollar_is_out_of_reach() -> None:
+    # Given records whose items are all over 1 KB (two write units each)
+    result = combine(10_000, [run("posabit", 1000, 0.5, 0.05, {1100: 1000})])
+
+    # Then the floor is 2 units written and one read per record, and the text says what keeps it over $1
+    assert abs(result["cost_floor_per_million"] - (2 * 0.625 + 0.125)) < 1e-9
+    assert "$1 is out of reach while 100% of the record items are over 1 KB" in " ".join(result["cost_arithmetic"])
+
+
+def test_index_writes_are_counted_from_what_is_written_once_per_new_item() -> None:
+    from bench.pull import PAGE_INDEX_KIND, AwsCalls
+    from functions.core.layout import RecordKind, Vendor
+    from functions.core.models import Shopper
+    from functions.core.record_index import PageIndex
+    from functions.core.store import RecordStore
+
+    def shopper(pos_id: str) -> Shopper:
+        moment = datetime(2026, 11, 1, tzinfo=UTC)
+        return Shopper(tenant="t1", vendor=Vendor.POSABIT, credential_id="c1", pos_id=pos_id, source_updated_at=moment)
+
+    calls = AwsCalls("records")
+    index = PageIndex("t1", Vendor.POSABIT, RecordKind.SHOPPER, "c1", ("s1", "s2")).item()
+    new = RecordStore._item("t1#posabit#c1#shopper#s1", shopper("s1"), "h", "u", 1, "raw/a", "p", indexed_by="d")
+    old = RecordStore._item("t1#posabit#c1#shopper#s0", shopper("s0"), "h", "u", 1, "raw/a", "p", scoped=True)
+    batch = {"RequestItems": {"records": [{"PutRequest": {"Item": item}} for item in (index, new, old)]}}
+
+    calls._dynamodb("BatchWriteItem", batch)
+    calls._dynamodb("BatchWriteItem", batch)  # the same items again: the index keys did not change
+
+    # One index entry for the page index item and one for the record stored the old way, none for the new record
+    assert calls.index_write_units == 2.0
+    assert calls.write_units == 6.0  # every item written twice, 1 unit each
+    assert sorted(calls.item_sizes) == [PAGE_INDEX_KIND, "shopper"]
+    assert len(calls.item_sizes[PAGE_INDEX_KIND]) == 2 and len(calls.item_sizes["shopper"]) == 4
