@@ -291,3 +291,39 @@ def test_under_moto_the_lean_path_stores_what_botocore_stores() -> None:
     assert read_lean == read_plain == sorted(items[1:], key=str)
     assert one["Item"] == items[1]
     assert seen == ["BatchWriteItem", "BatchWriteItem", "BatchWriteItem", "BatchGetItem", "GetItem"]  # 25 + 5, 1
+
+
+@pytest.mark.usefixtures("moto_aws")
+def test_the_bench_counts_each_request_once_whichever_path_it_took() -> None:
+    from bench.pull import AwsCalls, item_size, write_units
+
+    # Given the bench's request counter on the trusted client
+    lean = aws.trusted_client("dynamodb")
+    for table in ("records", "control"):
+        aws.client("dynamodb").create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    calls = AwsCalls("records")
+    calls.register(lean)
+    blob = {"pk": {"S": "blob"}, "kind": {"S": "raw"}, "gz": {"B": b"\x00\xff"}}
+    item = {**ITEM, "kind": {"S": "customer"}}
+
+    # When it writes on the lean path, on botocore's (a binary value), reads lean and puts through botocore
+    lean.batch_write_item(RequestItems={"records": [{"PutRequest": {"Item": item}}]})
+    lean.batch_write_item(RequestItems={"records": [{"PutRequest": {"Item": blob}}]})
+    lean.batch_get_item(RequestItems={"records": {"Keys": [{"pk": item["pk"]}], "ConsistentRead": True}})
+    lean.put_item(TableName="control", Item={"pk": {"S": "lease"}, "sk": {"S": "LEASE"}})
+
+    # Then every request is counted once, with the units of what it carried
+    assert dict(calls.ops) == {
+        "dynamodb.BatchWriteItem": 2,
+        "dynamodb.BatchGetItem": 1,
+        "dynamodb.PutItem": 1,
+    }
+    assert dict(calls.data_writes) == {"BatchWriteItem": 2} and dict(calls.bookkeeping_writes) == {"PutItem": 1}
+    assert calls.write_units == write_units(item_size(item)) + write_units(item_size(blob)) + 1
+    assert calls.read_units == 1.0
+    assert calls.item_sizes == {"customer": [item_size(item)], "raw": [item_size(blob)]}
