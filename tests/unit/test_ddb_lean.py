@@ -327,3 +327,9 @@ def test_the_bench_counts_each_request_once_whichever_path_it_took() -> None:
     assert calls.write_units == write_units(item_size(item)) + write_units(item_size(blob)) + 1
     assert calls.read_units == 1.0
     assert calls.item_sizes == {"customer": [item_size(item)], "raw": [item_size(blob)]}
+
+
+def test_the_target_prefix_and_content_type_are_the_service_models() -> None:
+    metadata = boto3.client("dynamodb", region_name="us-east-1").meta.service_model.metadata
+    assert metadata["targetPrefix"] + "." == ddb_lean.TARGET_PREFIX
+    assert f"application/x-amz-json-{metadata['jsonVersion']}" == ddb_lean.CONTENT_TYPE
