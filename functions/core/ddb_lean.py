@@ -96,16 +96,20 @@ class LeanPath:
             if response is None:
                 response = self._client._endpoint.http_session.send(prepared)
         except BotoCoreError as exc:
-            return self._fell_back(operation, f"{type(exc).__name__}")
+            _fell_back(operation, f"{type(exc).__name__}")
+            return None
         if response.status_code != 200:
-            return self._fell_back(operation, f"HTTP {response.status_code}")
+            _fell_back(operation, f"HTTP {response.status_code}")
+            return None
         content: bytes = response.content
         if not _crc_matches(response.headers.get("x-amz-crc32"), content):
-            return self._fell_back(operation, "x-amz-crc32 mismatch")
+            _fell_back(operation, "x-amz-crc32 mismatch")
+            return None
         try:
             parsed = self._parse(operation, response, content)
         except ValueError:
-            return self._fell_back(operation, "unreadable answer")
+            _fell_back(operation, "unreadable answer")
+            return None
         if self._observers:
             waited = time.perf_counter() - started
             for observer in self._observers:
@@ -143,9 +147,9 @@ class LeanPath:
         }
         return parsed
 
-    def _fell_back(self, operation: str, why: str) -> None:
-        logger.info("DynamoDB request resent through botocore", operation=operation, reason=why)
-        return None
+
+def _fell_back(operation: str, why: str) -> None:
+    logger.info("DynamoDB request resent through botocore", operation=operation, reason=why)
 
 
 def _crc_matches(header: str | None, content: bytes) -> bool:
