@@ -125,9 +125,20 @@ class AwsCalls:
         self.overhead = 0.0
 
     def register(self, client: Any) -> None:
+        from functions.core import ddb_lean
+
         client.meta.events.register("before-parameter-build.*.*", self._request)  # the API parameters
         client.meta.events.register("before-call.*.*", self._before)
         client.meta.events.register("after-call.*.*", self._after)
+        # Requests on the trusted DynamoDB client's lean path emit none of those events: its observer tells.
+        ddb_lean.observe(client, self._lean)
+
+    def _lean(self, operation: str, params: Mapping[str, Any], waited: float) -> None:
+        self.waited += waited
+        cpu0 = time.process_time()
+        self.ops[f"dynamodb.{operation}"] += 1
+        self._dynamodb(operation, params)
+        self.overhead += time.process_time() - cpu0
 
     def _before(self, **_: Any) -> None:
         self._started = time.perf_counter()

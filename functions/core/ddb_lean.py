@@ -1,0 +1,188 @@
+"""DynamoDB's hot requests sent on a lean path beside botocore's per-request pipeline, falling back to it.
+
+A BatchWriteItem through botocore's `_make_api_call` pays event hooks, endpoint-ruleset resolution, a request
+dict, retry bookkeeping and a model-driven parse of the answer; for a pull that sends hundreds of them that was about
+half its CPU. For the operations in `LEAN_OPERATIONS` on the trusted client (requests our own adapters build), the
+lean path sends the same request with botocore's own parts and nothing else:
+
+- the body is `json.dumps` of the parameters (the protocol's wire form, see `functions.core.ddb_wire`); a value
+  json cannot send as is (a binary attribute, which the protocol base64-encodes) takes botocore's path;
+- signed by `botocore.auth.SigV4Auth` with the client's credentials, frozen per request (so refresh still works);
+- emitted as botocore's `before-send` event first (moto's in-process mock answers there), else sent over the client's
+  own HTTP session (its connection pool, TLS, proxies and timeouts);
+- to the client's endpoint URL (AWS_ENDPOINT_URL when set) in its region, with its fixed User-Agent.
+
+Anything but a clean answer (a status other than 200, a connection error, a body that is not JSON, an `x-amz-crc32`
+header that does not match the body: botocore checks that CRC only in its legacy retry mode, it is cheap enough to
+check always) sends the same request again through botocore's normal call, whose retry mode and error handling then
+apply: a throttle is retried with backoff, a lasting failure raises the same ClientError or BotoCoreError it always
+did. Sending a request twice is safe only because every lean operation is idempotent: BatchWriteItem carries only
+PutRequest (the whole item, unconditional) and DeleteRequest entries, and BatchGetItem and GetItem only read.
+Conditional or incremental writes (PutItem with a condition, UpdateItem) therefore never take the lean path.
+
+Answers are `json.loads`-ed; one that may hold a binary value is parsed by botocore's parser instead (which decodes
+base64). Observers (`observe`) are told of each request the lean path answered; a request that fell back is seen by
+botocore's own events instead, so each call is observed exactly once. Nothing of a body reaches a log line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from binascii import crc32
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, prepare_request_dict
+from botocore.endpoint import convert_to_response_dict
+from botocore.exceptions import BotoCoreError
+
+from functions.core.observability import logger
+
+TARGET_PREFIX = "DynamoDB_20120810."
+CONTENT_TYPE = "application/x-amz-json-1.0"
+# Idempotent operations only (see the module docstring): a request that fell back is sent a second time.
+LEAN_OPERATIONS = frozenset({"BatchWriteItem", "BatchGetItem", "GetItem"})
+# An answer with one of these in it may carry a binary value, which botocore's parser base64-decodes.
+_BINARY_MARKERS = (b'"B"', b'"BS"')
+
+Observer = Callable[[str, Mapping[str, Any], float], None]
+"""Told (operation name, parameters, seconds waited) of every request the lean path answered."""
+
+
+class LeanPath:
+    """Stands in for a DynamoDB client's `_make_api_call`: the operations in LEAN_OPERATIONS are sent lean, everything
+    else (and every lean request that did not get a clean answer) goes to botocore's own call."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._botocore_call: Callable[[str, Mapping[str, Any]], Any] = client._make_api_call
+        self._observers: list[Observer] = []
+        meta = client.meta
+        self._signing_name = meta.service_model.signing_name
+        self._region = meta.region_name
+        self._user_agent = meta.config.user_agent
+        self._url = _url(meta.endpoint_url)
+
+    def __call__(self, operation_name: str, api_params: Mapping[str, Any]) -> Any:
+        if operation_name in LEAN_OPERATIONS:
+            answer = self._lean(operation_name, api_params)
+            if answer is not None:
+                return answer
+        return self._botocore_call(operation_name, api_params)
+
+    def observe(self, observer: Observer) -> None:
+        self._observers.append(observer)
+
+    def _lean(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        try:
+            body = json.dumps(params, separators=(",", ":")).encode()
+        except (TypeError, ValueError):  # bytes, datetimes, sets: botocore converts what it converts
+            return None
+        credentials = self._client._get_credentials()
+        if credentials is None:  # an unsigned client: botocore says what is missing
+            return None
+        started = time.perf_counter()
+        request = AWSRequest(method="POST", url=self._url, data=body, headers=self._headers(operation))
+        SigV4Auth(credentials.get_frozen_credentials(), self._signing_name, self._region).add_auth(request)
+        prepared = request.prepare()
+        try:
+            _, response = self._client.meta.events.emit_until_response(
+                f"before-send.dynamodb.{operation}", request=prepared
+            )
+            if response is None:
+                response = self._client._endpoint.http_session.send(prepared)
+        except BotoCoreError as exc:
+            _fell_back(operation, f"{type(exc).__name__}")
+            return None
+        if response.status_code != 200:
+            _fell_back(operation, f"HTTP {response.status_code}")
+            return None
+        content: bytes = response.content
+        if not _crc_matches(response.headers.get("x-amz-crc32"), content):
+            _fell_back(operation, "x-amz-crc32 mismatch")
+            return None
+        try:
+            parsed = self._parse(operation, response, content)
+        except ValueError:
+            _fell_back(operation, "unreadable answer")
+            return None
+        if self._observers:
+            waited = time.perf_counter() - started
+            for observer in self._observers:
+                observer(operation, params, waited)
+        return parsed
+
+    def _headers(self, operation: str) -> dict[str, str]:
+        headers = {
+            "X-Amz-Target": TARGET_PREFIX + operation,
+            "Content-Type": CONTENT_TYPE,
+            "User-Agent": self._user_agent,
+        }
+        # What botocore's add_recursion_detection_header adds inside a Lambda function.
+        trace_id = os.environ.get("_X_AMZN_TRACE_ID")
+        if trace_id and "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
+            headers["X-Amzn-Trace-Id"] = quote(trace_id, safe="-=;:+&[]{}\"',")
+        return headers
+
+    def _parse(self, operation: str, response: Any, content: bytes) -> dict[str, Any]:
+        if any(marker in content for marker in _BINARY_MARKERS):
+            operation_model = self._client.meta.service_model.operation_model(operation)
+            parsed: dict[str, Any] = self._client._response_parser.parse(
+                convert_to_response_dict(response, operation_model), operation_model.output_shape
+            )
+        else:
+            parsed = json.loads(content) if content else {}
+            if not isinstance(parsed, dict):
+                raise ValueError("a DynamoDB answer is a JSON object")
+        headers = {name.lower(): value for name, value in response.headers.items()}
+        parsed["ResponseMetadata"] = {
+            "RequestId": headers.get("x-amzn-requestid", ""),
+            "HTTPStatusCode": response.status_code,
+            "HTTPHeaders": headers,
+            "RetryAttempts": 0,
+        }
+        return parsed
+
+
+def _fell_back(operation: str, why: str) -> None:
+    logger.info("DynamoDB request resent through botocore", operation=operation, reason=why)
+
+
+def _crc_matches(header: str | None, content: bytes) -> bool:
+    """DynamoDB's CRC32 of the body, as botocore's CRC32Checker compares it (an absent header is not checked)."""
+    if header is None:
+        return True
+    try:
+        return int(header) == crc32(content) & 0xFFFFFFFF
+    except ValueError:
+        return False
+
+
+def _url(endpoint_url: str) -> str:
+    """The URL botocore sends a JSON-protocol request to: the endpoint joined with the operation's path, '/'."""
+    request = {"url_path": "/", "query_string": "", "headers": {}, "body": b"", "method": "POST"}
+    prepare_request_dict(request, endpoint_url)
+    return str(request["url"])
+
+
+def use_lean_path(client: Any) -> Any:
+    """Send a DynamoDB client's LEAN_OPERATIONS on the lean path (see the module docstring); returns the client."""
+    if client.meta.service_model.service_name != "dynamodb":
+        raise ValueError("only a DynamoDB client takes the lean path")
+    if not isinstance(client.__dict__.get("_make_api_call"), LeanPath):
+        client._make_api_call = LeanPath(client)
+    return client
+
+
+def observe(client: Any, observer: Observer) -> bool:
+    """Tell `observer` of every request `client` answered on the lean path; False if the client has none (botocore's
+    own events, e.g. `before-parameter-build`, then see every request)."""
+    lean = client.__dict__.get("_make_api_call")
+    if not isinstance(lean, LeanPath):
+        return False
+    lean.observe(observer)
+    return True
