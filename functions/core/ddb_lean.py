@@ -5,8 +5,9 @@ dict, retry bookkeeping and a model-driven parse of the answer; for a pull that 
 half its CPU. For the operations in `LEAN_OPERATIONS` on the trusted client (requests our own adapters build), the
 lean path sends the same request with botocore's own parts and nothing else:
 
-- the body is `json.dumps` of the parameters (the protocol's wire form, see `functions.core.ddb_wire`); a value
-  json cannot send as is (a binary attribute, which the protocol base64-encodes) takes botocore's path;
+- the body is `json.dumps` of the parameters, binary values base64-encoded (the protocol's wire form,
+  `functions.core.ddb_wire.wire_body`); a value the wire form has no place for (a datetime, a set) takes botocore's
+  path;
 - signed by `botocore.auth.SigV4Auth` with the client's credentials, frozen per request (so refresh still works);
 - emitted as botocore's `before-send` event first (moto's in-process mock answers there), else sent over the client's
   own HTTP session (its connection pool, TLS, proxies and timeouts);
@@ -40,6 +41,7 @@ from botocore.awsrequest import AWSRequest, prepare_request_dict
 from botocore.endpoint import convert_to_response_dict
 from botocore.exceptions import BotoCoreError
 
+from functions.core.ddb_wire import wire_body
 from functions.core.observability import logger
 
 TARGET_PREFIX = "DynamoDB_20120810."
@@ -79,8 +81,8 @@ class LeanPath:
 
     def _lean(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
         try:
-            body = json.dumps(params, separators=(",", ":")).encode()
-        except (TypeError, ValueError):  # bytes, datetimes, sets: botocore converts what it converts
+            body = wire_body(params)
+        except (TypeError, ValueError):  # datetimes, sets: botocore converts what it converts
             return None
         credentials = self._client._get_credentials()
         if credentials is None:  # an unsigned client: botocore says what is missing

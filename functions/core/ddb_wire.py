@@ -3,14 +3,29 @@
 DynamoDB speaks botocore's JSON protocol, whose body is the parameters exactly as boto3's low-level client takes them
 (attribute values already typed: {"S": ...}, {"N": "..."}). botocore still walks every attribute of every item
 through the service model to build that body, which was most of a pull's CPU per BatchWriteItem. For the requests our
-adapters build themselves (the trusted client), `json.dumps` of the parameters is the same body. A value that is not
-plain JSON (a binary attribute, which the protocol base64-encodes) makes that request take botocore's own serializer.
+adapters build themselves (the trusted client), `json.dumps` of the parameters is the same body, binary values
+base64-encoded as the protocol (and botocore) sends them (`wire_body`). Any other value that is not plain JSON (a
+datetime, a set) makes that request take botocore's own serializer.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+from collections.abc import Mapping
 from typing import Any
+
+
+def _blob(value: object) -> str:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not part of DynamoDB's wire form")
+
+
+def wire_body(parameters: Mapping[str, Any]) -> bytes:
+    """The JSON body of a DynamoDB request with these parameters; TypeError/ValueError for a value botocore would
+    have to convert (the caller then lets botocore serialize the request)."""
+    return json.dumps(parameters, separators=(",", ":"), default=_blob).encode()
 
 
 class WireFormSerializer:
@@ -22,8 +37,8 @@ class WireFormSerializer:
 
     def serialize_to_request(self, parameters: dict[str, Any], operation_model: Any) -> dict[str, Any]:
         try:
-            body = json.dumps(parameters, separators=(",", ":")).encode()
-        except (TypeError, ValueError):  # bytes, datetimes, sets: what botocore converts, it converts
+            body = wire_body(parameters)
+        except (TypeError, ValueError):  # datetimes, sets: what botocore converts, it converts
             return dict(self._inner.serialize_to_request(parameters, operation_model))
         request: dict[str, Any] = self._inner.serialize_to_request({}, operation_model)
         request["body"] = body

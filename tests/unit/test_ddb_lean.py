@@ -218,8 +218,8 @@ def test_a_lasting_connection_error_raises_botocores_error() -> None:
     assert script.paths == ["lean", "botocore"]
 
 
-def test_a_binary_value_takes_botocores_call_and_a_binary_answer_botocores_parser() -> None:
-    # Given a write with a binary attribute (json.dumps cannot send bytes) and a read answering one
+def test_a_binary_value_is_sent_lean_base64_encoded_and_a_binary_answer_read_by_botocores_parser() -> None:
+    # Given a write with a binary attribute (a compressed record) and a read answering one
     blob = {"pk": {"S": "k"}, "gz": {"B": "AP9neg=="}}
     script = Script(answer(200, '{"UnprocessedItems":{}}'), answer(200, json.dumps({"Item": blob})))
     client = lean_client(script)
@@ -227,11 +227,20 @@ def test_a_binary_value_takes_botocores_call_and_a_binary_answer_botocores_parse
     client.batch_write_item(RequestItems={"records": [{"PutRequest": {"Item": {"gz": {"B": b"\x00\xffgz"}}}}]})
     got = client.get_item(TableName="records", Key={"pk": {"S": "k"}})
 
-    assert script.paths == ["botocore", "lean"]
+    assert script.paths == ["lean", "lean"]
     assert json.loads(script.requests[0].body)["RequestItems"]["records"][0]["PutRequest"]["Item"] == {
         "gz": {"B": "AP9neg=="}
     }
     assert got["Item"] == {"pk": {"S": "k"}, "gz": {"B": b"\x00\xffgz"}}
+
+
+def test_a_value_outside_the_wire_form_takes_botocores_call() -> None:
+    script = Script(answer(200, '{"UnprocessedItems":{}}'))
+    client = lean_client(script)
+
+    client.batch_write_item(RequestItems={"records": [{"PutRequest": {"Item": {"tags": {"SS": {"a"}}}}}]})
+
+    assert script.paths == ["botocore"]
 
 
 def test_operations_outside_the_lean_list_take_botocores_call() -> None:
@@ -311,7 +320,7 @@ def test_the_bench_counts_each_request_once_whichever_path_it_took() -> None:
     blob = {"pk": {"S": "blob"}, "kind": {"S": "raw"}, "gz": {"B": b"\x00\xff"}}
     item = {**ITEM, "kind": {"S": "customer"}}
 
-    # When it writes on the lean path, on botocore's (a binary value), reads lean and puts through botocore
+    # When it writes on the lean path (twice, one with a binary value), reads lean and puts through botocore
     lean.batch_write_item(RequestItems={"records": [{"PutRequest": {"Item": item}}]})
     lean.batch_write_item(RequestItems={"records": [{"PutRequest": {"Item": blob}}]})
     lean.batch_get_item(RequestItems={"records": {"Keys": [{"pk": item["pk"]}], "ConsistentRead": True}})

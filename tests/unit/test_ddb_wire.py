@@ -67,17 +67,29 @@ def test_the_wire_form_is_the_body_botocore_builds(
     assert {k: v for k, v in sent.items() if k != "body"} == {k: v for k, v in expected.items() if k != "body"}
 
 
-def test_a_binary_attribute_takes_botocores_serializer(botocore_serializer: Any) -> None:
-    # Given an item with a binary value (the protocol base64-encodes it; json.dumps cannot)
+def test_a_binary_attribute_is_base64_encoded_as_botocore_encodes_it(botocore_serializer: Any) -> None:
+    # Given an item with a binary value (the protocol sends it base64-encoded)
     inner, model = botocore_serializer
     params = {"TableName": "t", "Item": {"pk": {"S": "k"}, "blob": {"B": b"\x00\xffgz"}}}
     operation_model = model.operation_model("PutItem")
 
     sent = WireFormSerializer(inner).serialize_to_request(params, operation_model)
 
-    # Then it is serialized exactly as botocore serializes it
-    assert sent["body"] == inner.serialize_to_request(params, operation_model)["body"]
+    # Then its body says what botocore's says
+    assert json.loads(sent["body"]) == json.loads(inner.serialize_to_request(params, operation_model)["body"])
     assert json.loads(sent["body"])["Item"]["blob"] == {"B": "AP9neg=="}
+
+
+def test_a_value_outside_the_wire_form_takes_botocores_serializer(botocore_serializer: Any) -> None:
+    # Given a parameter json cannot send and the wire form has no place for (a set)
+    inner, model = botocore_serializer
+    params = {"TableName": "t", "Item": {"pk": {"S": "k"}, "tags": {"SS": {"a"}}}}
+    operation_model = model.operation_model("PutItem")
+
+    sent = WireFormSerializer(inner).serialize_to_request(params, operation_model)
+
+    # Then botocore serialized the request itself
+    assert sent["body"] == inner.serialize_to_request(params, operation_model)["body"]
 
 
 def test_only_a_dynamodb_client_sends_its_wire_form() -> None:
