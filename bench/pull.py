@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from functions.core import record_items
 from functions.core.layout import RECORDS_SCOPE_ATTRIBUTE, RECORDS_SCOPE_KEY_ATTRIBUTE
 from functions.core.record_index import is_page_index
 
@@ -69,29 +70,8 @@ def _wait_port(port: int, seconds: float = 30) -> None:
     raise RuntimeError(f"nothing listening on 127.0.0.1:{port}")
 
 
-# --- DynamoDB item sizes and capacity units (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
-# CapacityUnitCalculations.html): names and values in UTF-8 bytes, numbers about one byte per two digits + 1,
-# 3 bytes per map or list plus 1 per element.
-def _value_size(value: Mapping[str, Any]) -> int:
-    (kind, inner), *_ = value.items()
-    if kind == "S":
-        return len(str(inner).encode())
-    if kind == "N":
-        digits = str(inner).lstrip("-").replace(".", "").lstrip("0") or "0"
-        return (len(digits) + 1) // 2 + 1
-    if kind == "B":
-        return len(inner)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + _value_size(v) + 1 for k, v in inner.items())
-    if kind == "L":
-        return 3 + sum(_value_size(v) + 1 for v in inner)
-    return sum(len(str(v).encode()) for v in inner)  # SS, NS, BS
-
-
-def item_size(item: Mapping[str, Any]) -> int:
-    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+# --- DynamoDB item sizes and capacity units: the size rule is the one possync decides an item's form by ------------
+item_size = record_items.attribute_bytes
 
 
 def write_units(size: int) -> int:

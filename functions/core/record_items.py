@@ -24,19 +24,31 @@ WRITE_UNIT_BYTES = 1024
 COMPRESSION_LEVEL = 6
 
 
+def _value_bytes(kind: str, inner: Any) -> int:
+    if kind == "S":
+        return len(inner) if inner.isascii() else len(inner.encode())
+    if kind == "N":
+        digits = str(inner).lstrip("-").replace(".", "").lstrip("0") or "0"
+        return (len(digits) + 1) // 2 + 1
+    if kind == "B":
+        return len(inner)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_bytes(*next(iter(v.items()))) + 1 for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(_value_bytes(*next(iter(v.items()))) + 1 for v in inner)
+    return sum(len(str(v).encode()) for v in inner)  # SS, NS, BS
+
+
 def attribute_bytes(item: Mapping[str, Mapping[str, Any]]) -> int:
-    """The size DynamoDB bills for the text, number and binary attributes of an item (names + values)."""
+    """The size DynamoDB bills for an item (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/
+    CapacityUnitCalculations.html): names and values in UTF-8 bytes, numbers about one byte per two digits + 1,
+    3 bytes per map or list plus 1 per element."""
     size = 0
     for name, value in item.items():
-        size += len(name.encode())
-        ((kind, inner),) = value.items()
-        if kind == "N":
-            digits = str(inner).lstrip("-").replace(".", "").lstrip("0") or "0"
-            size += (len(digits) + 1) // 2 + 1
-        elif kind == "B":
-            size += len(inner)
-        else:
-            size += len(str(inner).encode())
+        for kind, inner in value.items():
+            size += (len(name) if name.isascii() else len(name.encode())) + _value_bytes(kind, inner)
     return size
 
 
