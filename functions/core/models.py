@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, get_args
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from functions.core import zones
+from functions.core import nanp, zones
 from functions.core.layout import RecordKind, Vendor
 
 # Values people type into a POS to get past a required field; kept on the record, never used to match or text.
@@ -55,6 +55,9 @@ def normalize_phone(raw: str | None, default_region: str = "US") -> str | None:
     digits = "".join(ch for ch in text if ch.isdigit())
     if digits[-10:] in PLACEHOLDER_PHONES and len(digits) in (10, 11):
         return None
+    national = nanp.nanp_national(text, default_region)  # the common +1 shapes, as phonenumbers answers them
+    if national is not None:
+        return "+1" + national if nanp.is_valid_nanp(national) else None
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
