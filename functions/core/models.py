@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, date, datetime, time
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal, get_args
 
 import phonenumbers
@@ -298,8 +299,11 @@ def _known_nested(annotation: Any, value: Any) -> Any:
     return value
 
 
+_ONE_CENT = Decimal(1)
+
+
 def dollars_to_cents(value: Any) -> int:
     """Exact conversion of a dollar amount (number or string) to integer cents, half away from zero."""
-    from decimal import ROUND_HALF_UP, Decimal
-
-    return int((Decimal(str(value)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if type(value) is int:  # whole dollars (not bool, whose str() is no number): exact without Decimal
+        return value * 100
+    return int((Decimal(str(value)) * 100).quantize(_ONE_CENT, rounding=ROUND_HALF_UP))

@@ -105,11 +105,14 @@ class _Payload(BaseModel):
     def _take_alternatives(cls, data: Any) -> Any:
         if not isinstance(data, Mapping) or not cls.ALTERNATIVES:
             return data
-        found = dict(data)
+        # A plain dict is copied only when a field takes an alternative (or None where it was missing).
+        found: dict[str, Any] | None = None if isinstance(data, dict) else dict(data)
         for name, alternatives in cls.ALTERNATIVES.items():
-            if _absent(found.get(name)):
+            if _absent((data if found is None else found).get(name)):
+                if found is None:
+                    found = dict(data)
                 found[name] = next((data[a] for a in alternatives if not _absent(data.get(a))), None)
-        return found
+        return data if found is None else found
 
 
 # --- payload models (documented fields, plus the ASSUMED ones listed in CONTRACT.md) ---------------------------------
