@@ -102,9 +102,11 @@ def parse_timestamp(value: Any) -> datetime:
     Accepts ISO 8601 (`T` or space separator, fractions, `Z`, `+hh:mm`, `+hhmm`) and Ruby's `Time#to_s`
     (`2026-10-01 12:00:00 -0700`, `... UTC`). Raises ValueError for anything else.
     """
-    if not isinstance(value, str) or not value.strip():
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
         raise ValueError("not a timestamp")
-    text = _TRAILING_UTC.sub("+00:00", value.strip())
+    if text[-1] in "CTct":  # only then can it end in " UTC" / " GMT"
+        text = _TRAILING_UTC.sub("+00:00", text)
     return datetime.fromisoformat(text)
 
 
@@ -132,6 +134,12 @@ def _optional_timestamp(value: Any, zone: str, field: str, pos_id: str | None) -
 
 
 def _to_id(value: Any) -> Any:
+    if value.__class__ is str:  # the common cases first (exact types: bool is an int subclass)
+        text = value.strip()
+        if text:
+            return text
+    elif value.__class__ is int:
+        return str(value)
     if isinstance(value, bool):
         raise ValueError("an id cannot be a boolean")
     if isinstance(value, int):
@@ -148,6 +156,8 @@ def _to_optional_id(value: Any) -> Any:
 
 
 def _to_optional_text(value: Any) -> Any:
+    if value.__class__ is str:  # the common case first
+        return value.strip() or None
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -160,6 +170,8 @@ def _to_optional_text(value: Any) -> Any:
 def _to_whole(value: Any) -> Any:
     """Integer cents and points as POSaBIT sends them (ints, sometimes numeric strings); booleans and fractions
     are errors, never rounded."""
+    if value.__class__ is int:  # the common case first (exact type: bool is an int subclass)
+        return value
     if isinstance(value, bool):
         raise ValueError("expected a whole number, got a boolean")
     if isinstance(value, float):
