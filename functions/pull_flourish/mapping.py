@@ -108,10 +108,12 @@ class _Payload(BaseModel):
         # A plain dict is copied only when a field takes an alternative (or None where it was missing).
         found: dict[str, Any] | None = None if isinstance(data, dict) else dict(data)
         for name, alternatives in cls.ALTERNATIVES.items():
-            if _absent((data if found is None else found).get(name)):
-                if found is None:
-                    found = dict(data)
-                found[name] = next((data[a] for a in alternatives if not _absent(data.get(a))), None)
+            value = (data if found is None else found).get(name)
+            if value is not None and (not isinstance(value, str) or value.strip()):
+                continue  # present: `_absent` inlined, as this runs for every field of every item
+            if found is None:
+                found = dict(data)
+            found[name] = next((data[a] for a in alternatives if not _absent(data.get(a))), None)
         return data if found is None else found
 
 
