@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 from zoneinfo import ZoneInfo
@@ -317,9 +318,18 @@ def _time(raw: str | None, local: ZoneInfo, field: str) -> datetime | None:
 
 def _zone_for(ctx: MappingContext, facility_id: str | None) -> tuple[str, ZoneInfo]:
     known = ctx.extra.get(FACILITY_TIMEZONES) or {}
-    name = zones.to_iana(known.get(facility_id) if facility_id is not None else None)
-    name = name or zones.to_iana(ctx.timezone) or FALLBACK_TIMEZONE
+    name = _iana(known.get(facility_id) if facility_id is not None else None)
+    name = name or _iana(ctx.timezone) or FALLBACK_TIMEZONE
     return name, zones.zone(name)
+
+
+@lru_cache(maxsize=256)  # every record asks for its facility's zone: a pull has a few
+def _iana_of_text(name: str) -> str | None:
+    return zones.to_iana(name)
+
+
+def _iana(name: object) -> str | None:
+    return _iana_of_text(name) if isinstance(name, str) else zones.to_iana(name)
 
 
 # --- mappings ------------------------------------------------------------------------------------------------------

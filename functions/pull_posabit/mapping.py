@@ -186,6 +186,10 @@ def _to_whole(value: Any) -> Any:
     return value
 
 
+def _to_optional_whole(value: Any) -> Any:
+    return None if value is None else _to_whole(value)
+
+
 def _to_optional_flag(value: Any) -> Any:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
@@ -212,7 +216,7 @@ PosId = Annotated[str, BeforeValidator(_to_id)]
 OptionalId = Annotated[str | None, BeforeValidator(_to_optional_id)]
 Text = Annotated[str | None, BeforeValidator(_to_optional_text)]
 Cents = Annotated[int, BeforeValidator(_to_whole)]
-OptionalWhole = Annotated[int | None, BeforeValidator(lambda v: None if v is None else _to_whole(v))]
+OptionalWhole = Annotated[int | None, BeforeValidator(_to_optional_whole)]
 Flag = Annotated[bool | None, BeforeValidator(_to_optional_flag)]
 LenientDate = Annotated[date | None, BeforeValidator(_to_lenient_date)]
 
@@ -527,7 +531,6 @@ def map_coupon(raw: PosabitCoupon, ctx: MappingContext) -> Discount:
 def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> CanonicalRecord:
     """One POSaBIT list item (wrapped or bare) to its canonical record, or MappingError naming what is wrong."""
     record = unwrap_item(stream, item if isinstance(item, dict) else dict(item))  # no copy of a plain item
-    pos_id = item_id(stream, record)
     try:
         if stream is Stream.CUSTOMERS:
             return map_customer(PosabitCustomer.model_validate(record), ctx)
@@ -540,5 +543,5 @@ def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> 
         if stream is Stream.DISCOUNTS:
             return map_coupon(PosabitCoupon.model_validate(record), ctx)
     except ValidationError as exc:
-        raise MappingError(pos_id, _validation_reason(exc)) from None
-    raise MappingError(pos_id, f"POSaBIT does not offer the {stream.value} stream")
+        raise MappingError(item_id(stream, record), _validation_reason(exc)) from None
+    raise MappingError(item_id(stream, record), f"POSaBIT does not offer the {stream.value} stream")
