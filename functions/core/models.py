@@ -306,4 +306,5 @@ def dollars_to_cents(value: Any) -> int:
     """Exact conversion of a dollar amount (number or string) to integer cents, half away from zero."""
     if type(value) is int:  # whole dollars (not bool, whose str() is no number): exact without Decimal
         return value * 100
-    return int((Decimal(str(value)) * 100).quantize(_ONE_CENT, rounding=ROUND_HALF_UP))
+    amount = value if type(value) is Decimal else Decimal(str(value))  # a Decimal's str() round-trips exactly
+    return int((amount * 100).quantize(_ONE_CENT, rounding=ROUND_HALF_UP))
