@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import random
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, cast
 
 import pytest
