@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, date, datetime, time
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated, Any, Literal, get_args
 
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from functions.core import zones
+from functions.core import nanp, zones
 from functions.core.layout import RecordKind, Vendor
 
 # Values people type into a POS to get past a required field; kept on the record, never used to match or text.
@@ -55,6 +56,9 @@ def normalize_phone(raw: str | None, default_region: str = "US") -> str | None:
     digits = "".join(ch for ch in text if ch.isdigit())
     if digits[-10:] in PLACEHOLDER_PHONES and len(digits) in (10, 11):
         return None
+    national = nanp.nanp_national(text, default_region)  # the common +1 shapes, as phonenumbers answers them
+    if national is not None:
+        return "+1" + national if nanp.is_valid_nanp(national) else None
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
@@ -295,8 +299,12 @@ def _known_nested(annotation: Any, value: Any) -> Any:
     return value
 
 
+_ONE_CENT = Decimal(1)
+
+
 def dollars_to_cents(value: Any) -> int:
     """Exact conversion of a dollar amount (number or string) to integer cents, half away from zero."""
-    from decimal import ROUND_HALF_UP, Decimal
-
-    return int((Decimal(str(value)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    if type(value) is int:  # whole dollars (not bool, whose str() is no number): exact without Decimal
+        return value * 100
+    amount = value if type(value) is Decimal else Decimal(str(value))  # a Decimal's str() round-trips exactly
+    return int((amount * 100).quantize(_ONE_CENT, rounding=ROUND_HALF_UP))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, ClassVar, Final
 from zoneinfo import ZoneInfo
@@ -105,11 +106,16 @@ class _Payload(BaseModel):
     def _take_alternatives(cls, data: Any) -> Any:
         if not isinstance(data, Mapping) or not cls.ALTERNATIVES:
             return data
-        found = dict(data)
+        # A plain dict is copied only when a field takes an alternative (or None where it was missing).
+        found: dict[str, Any] | None = None if isinstance(data, dict) else dict(data)
         for name, alternatives in cls.ALTERNATIVES.items():
-            if _absent(found.get(name)):
-                found[name] = next((data[a] for a in alternatives if not _absent(data.get(a))), None)
-        return found
+            value = (data if found is None else found).get(name)
+            if value is not None and (not isinstance(value, str) or value.strip()):
+                continue  # present: `_absent` inlined, as this runs for every field of every item
+            if found is None:
+                found = dict(data)
+            found[name] = next((data[a] for a in alternatives if not _absent(data.get(a))), None)
+        return data if found is None else found
 
 
 # --- payload models (documented fields, plus the ASSUMED ones listed in CONTRACT.md) ---------------------------------
@@ -312,9 +318,18 @@ def _time(raw: str | None, local: ZoneInfo, field: str) -> datetime | None:
 
 def _zone_for(ctx: MappingContext, facility_id: str | None) -> tuple[str, ZoneInfo]:
     known = ctx.extra.get(FACILITY_TIMEZONES) or {}
-    name = zones.to_iana(known.get(facility_id) if facility_id is not None else None)
-    name = name or zones.to_iana(ctx.timezone) or FALLBACK_TIMEZONE
+    name = _iana(known.get(facility_id) if facility_id is not None else None)
+    name = name or _iana(ctx.timezone) or FALLBACK_TIMEZONE
     return name, zones.zone(name)
+
+
+@lru_cache(maxsize=256)  # every record asks for its facility's zone: a pull has a few
+def _iana_of_text(name: str) -> str | None:
+    return zones.to_iana(name)
+
+
+def _iana(name: object) -> str | None:
+    return _iana_of_text(name) if isinstance(name, str) else zones.to_iana(name)
 
 
 # --- mappings ------------------------------------------------------------------------------------------------------

@@ -69,6 +69,8 @@ def parse_payload(
 
 def text_or_none(value: Any) -> str | None:
     """A vendor id or code as text; blanks become None."""
+    if value.__class__ is str:  # the common case first
+        return value.strip() or None
     if value is None:
         return None
     text = str(value).strip()
@@ -77,6 +79,8 @@ def text_or_none(value: Any) -> str | None:
 
 def text_field(value: Any) -> Any:
     """Free text that may arrive as a number (phones, postal codes); blanks become None."""
+    if value.__class__ is str:  # the common case first
+        return value.strip() or None
     return text_or_none(value) if isinstance(value, str | int) and not isinstance(value, bool) else value
 
 

@@ -102,9 +102,11 @@ def parse_timestamp(value: Any) -> datetime:
     Accepts ISO 8601 (`T` or space separator, fractions, `Z`, `+hh:mm`, `+hhmm`) and Ruby's `Time#to_s`
     (`2026-10-01 12:00:00 -0700`, `... UTC`). Raises ValueError for anything else.
     """
-    if not isinstance(value, str) or not value.strip():
+    text = value.strip() if isinstance(value, str) else ""
+    if not text:
         raise ValueError("not a timestamp")
-    text = _TRAILING_UTC.sub("+00:00", value.strip())
+    if text[-1] in "CTct":  # only then can it end in " UTC" / " GMT"
+        text = _TRAILING_UTC.sub("+00:00", text)
     return datetime.fromisoformat(text)
 
 
@@ -132,6 +134,12 @@ def _optional_timestamp(value: Any, zone: str, field: str, pos_id: str | None) -
 
 
 def _to_id(value: Any) -> Any:
+    if value.__class__ is str:  # the common cases first (exact types: bool is an int subclass)
+        text = value.strip()
+        if text:
+            return text
+    elif value.__class__ is int:
+        return str(value)
     if isinstance(value, bool):
         raise ValueError("an id cannot be a boolean")
     if isinstance(value, int):
@@ -148,6 +156,8 @@ def _to_optional_id(value: Any) -> Any:
 
 
 def _to_optional_text(value: Any) -> Any:
+    if value.__class__ is str:  # the common case first
+        return value.strip() or None
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -160,6 +170,8 @@ def _to_optional_text(value: Any) -> Any:
 def _to_whole(value: Any) -> Any:
     """Integer cents and points as POSaBIT sends them (ints, sometimes numeric strings); booleans and fractions
     are errors, never rounded."""
+    if value.__class__ is int:  # the common case first (exact type: bool is an int subclass)
+        return value
     if isinstance(value, bool):
         raise ValueError("expected a whole number, got a boolean")
     if isinstance(value, float):
@@ -172,6 +184,10 @@ def _to_whole(value: Any) -> Any:
             raise ValueError("expected a whole number")
         return int(text)
     return value
+
+
+def _to_optional_whole(value: Any) -> Any:
+    return None if value is None else _to_whole(value)
 
 
 def _to_optional_flag(value: Any) -> Any:
@@ -200,7 +216,7 @@ PosId = Annotated[str, BeforeValidator(_to_id)]
 OptionalId = Annotated[str | None, BeforeValidator(_to_optional_id)]
 Text = Annotated[str | None, BeforeValidator(_to_optional_text)]
 Cents = Annotated[int, BeforeValidator(_to_whole)]
-OptionalWhole = Annotated[int | None, BeforeValidator(lambda v: None if v is None else _to_whole(v))]
+OptionalWhole = Annotated[int | None, BeforeValidator(_to_optional_whole)]
 Flag = Annotated[bool | None, BeforeValidator(_to_optional_flag)]
 LenientDate = Annotated[date | None, BeforeValidator(_to_lenient_date)]
 
@@ -515,7 +531,6 @@ def map_coupon(raw: PosabitCoupon, ctx: MappingContext) -> Discount:
 def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> CanonicalRecord:
     """One POSaBIT list item (wrapped or bare) to its canonical record, or MappingError naming what is wrong."""
     record = unwrap_item(stream, item if isinstance(item, dict) else dict(item))  # no copy of a plain item
-    pos_id = item_id(stream, record)
     try:
         if stream is Stream.CUSTOMERS:
             return map_customer(PosabitCustomer.model_validate(record), ctx)
@@ -528,5 +543,5 @@ def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> 
         if stream is Stream.DISCOUNTS:
             return map_coupon(PosabitCoupon.model_validate(record), ctx)
     except ValidationError as exc:
-        raise MappingError(pos_id, _validation_reason(exc)) from None
-    raise MappingError(pos_id, f"POSaBIT does not offer the {stream.value} stream")
+        raise MappingError(item_id(stream, record), _validation_reason(exc)) from None
+    raise MappingError(item_id(stream, record), f"POSaBIT does not offer the {stream.value} stream")

@@ -54,7 +54,9 @@ class _Payload(BaseModel):
     @classmethod
     def _blank_is_absent(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            return {k: None if isinstance(v, str) and not v.strip() else v for k, v in data.items()}
+            for value in data.values():
+                if isinstance(value, str) and not value.strip():  # copied only when there is a blank to drop
+                    return {k: None if isinstance(v, str) and not v.strip() else v for k, v in data.items()}
         return data
 
 

@@ -1,0 +1,75 @@
+"""The per-record shortcuts of the mappings give what the general code gives, and copy no item that needs no change."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, cast
+
+import pytest
+
+from functions.core.models import dollars_to_cents
+from functions.pull_flourish.mapping import FlourishCustomer
+from functions.pull_thsuite.mapping import ThsuitePatient
+
+
+def before(model: type[Any], name: str) -> Callable[[Any], Any]:
+    """A model's before-validator, called as pydantic calls it."""
+    return cast(Callable[[Any], Any], getattr(model, name))
+
+
+def decimal_cents(value: Any) -> int:
+    """dollars_to_cents as it was: every value through str() and Decimal."""
+    return int((Decimal(str(value)) * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def test_dollars_to_cents_is_the_decimal_conversion_for_every_kind_of_amount() -> None:
+    rng = random.Random(5)
+    values: list[Any] = [0, 1, -1, 10**20, -(10**20), 0.005, 1.005, 2.675, -2.675, "1.005", "-0.005", "7", "1e2"]
+    values += [Decimal("1.005"), Decimal("-0.005"), Decimal("1E+2"), Decimal("12.3456789"), Decimal("-0")]
+    for _ in range(3000):
+        cents = rng.randint(-(10**7), 10**7)
+        values += [
+            cents,
+            cents / 100,
+            cents / 1000,
+            f"{cents / 100:.2f}",
+            Decimal(cents) / 1000,
+            Decimal(cents).scaleb(-2),
+        ]
+    for value in values:
+        assert dollars_to_cents(value) == decimal_cents(value), repr(value)
+
+
+@pytest.mark.parametrize("bad", [True, "abc", "", None, Decimal("NaN")])
+def test_dollars_to_cents_fails_as_before(bad: Any) -> None:
+    with pytest.raises((InvalidOperation, ValueError, TypeError)) as new:
+        dollars_to_cents(bad)
+    with pytest.raises(type(new.value)):
+        decimal_cents(bad)
+
+
+def test_a_flourish_item_is_copied_only_when_a_field_takes_an_alternative() -> None:
+    complete = {
+        "id": "c1",
+        "created_timestamp": "2026-01-01T00:00:00.000Z",
+        "last_updated_timestamp": "2026-01-02T00:00:00.000Z",
+        "sms_opt_out": False,
+        "sms_opt_in": True,
+    }
+    assert set(FlourishCustomer.ALTERNATIVES) <= set(complete)
+    assert before(FlourishCustomer, "_take_alternatives")(complete) is complete
+    legacy = {**complete, "sms_opt_in": " ", "opt_in_sms": True}
+    del legacy["sms_opt_out"]
+    taken = before(FlourishCustomer, "_take_alternatives")(legacy)
+    assert taken is not legacy and taken["sms_opt_in"] is True and taken["sms_opt_out"] is None
+    assert legacy["sms_opt_in"] == " " and "sms_opt_out" not in legacy  # the item itself is left as read
+
+
+def test_a_thsuite_item_without_blanks_is_not_copied_and_one_with_blanks_is() -> None:
+    clean = {"id": "p1", "first_name": "Ann", "updated_at": "2026-01-01T00:00:00Z"}
+    assert before(ThsuitePatient, "_blank_is_absent")(clean) is clean
+    blank = {**clean, "email": "  "}
+    fixed = before(ThsuitePatient, "_blank_is_absent")(blank)
+    assert fixed is not blank and fixed["email"] is None and blank["email"] == "  "
