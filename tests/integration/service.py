@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 
+from functions.core import layout
 from functions.core.archive import S3Archive
 from functions.core.layout import Vendor
 from functions.core.pull_runtime import PullService, RuntimeConfig
@@ -90,3 +91,13 @@ def queued(resources: Any, queue: str = "queue") -> list[dict[str, Any]]:
         for m in messages:
             out.append({"body": m["Body"], "attributes": m.get("MessageAttributes", {})})
             sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+def stored(resources: Any) -> int:
+    """Records stored (page index items, functions.core.record_index, are not records)."""
+    return boto3.client("dynamodb").scan(
+        TableName=resources.records_table,
+        Select="COUNT",
+        FilterExpression="NOT begins_with(pk, :index)",
+        ExpressionAttributeValues={":index": {"S": layout.RECORDS_PAGE_INDEX_PK_PREFIX}},
+    )["Count"]

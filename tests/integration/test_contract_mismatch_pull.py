@@ -9,7 +9,6 @@ import boto3
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from functions.core import layout
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
 from functions.core.metrics import PULL_CONTRACT_MISMATCH, PULLS_FAILED
@@ -18,7 +17,7 @@ from functions.core.pull_runtime import PullJob, handle_pull_event
 from possync.local.lambda_shim import LambdaContext, sqs_event
 from tests.aws_faults import metrics, named
 from tests.fakes import FakeConnector, item
-from tests.integration.service import FUNCTION, make_service, register
+from tests.integration.service import FUNCTION, make_service, register, stored
 
 JOB = PullJob(tenant="t1", vendor=Vendor.POSABIT, credential_id="c1")
 
@@ -57,16 +56,6 @@ def priced(n: int) -> dict[str, Any]:
 def status(resources: Any) -> dict[str, Any]:
     svc = make_service(resources)
     return svc.control.get_status("t1", Vendor.POSABIT, "c1")
-
-
-def stored(resources: Any) -> int:
-    """Records stored (page index items, functions.core.record_index, are not records)."""
-    return boto3.client("dynamodb").scan(
-        TableName=resources.records_table,
-        Select="COUNT",
-        FilterExpression="NOT begins_with(pk, :index)",
-        ExpressionAttributeValues={":index": {"S": layout.RECORDS_PAGE_INDEX_PK_PREFIX}},
-    )["Count"]
 
 
 def test_every_record_missing_a_field_is_a_contract_mismatch_that_names_stream_and_field(

@@ -7,7 +7,6 @@ from typing import Any
 import boto3
 import pytest
 
-from functions.core import layout
 from functions.core.errors import AwsServiceError, CredentialError
 from functions.core.layout import Stream, Vendor
 from functions.core.metrics import AWS_CALLS_FAILED, LEASE_RELEASE_FAILED, PULLS_FAILED
@@ -16,7 +15,7 @@ from functions.core.store import ControlStore
 from possync.local.lambda_shim import LambdaContext, sqs_event
 from tests.aws_faults import Faulty, logs, metrics, named
 from tests.fakes import FakeConnector, item
-from tests.integration.service import FUNCTION, make_service, register
+from tests.integration.service import FUNCTION, make_service, register, stored
 
 JOB = PullJob(tenant="t1", vendor=Vendor.POSABIT, credential_id="c1")
 PER_CREDENTIAL = (("credential", "t1/c1"), ("vendor", "posabit"))
@@ -28,16 +27,6 @@ def control(resources: Any) -> ControlStore:
 
 def status(resources: Any) -> dict[str, Any]:
     return control(resources).get_status("t1", Vendor.POSABIT, "c1")
-
-
-def stored(resources: Any) -> int:
-    """Records stored (page index items, functions.core.record_index, are not records)."""
-    return boto3.client("dynamodb").scan(
-        TableName=resources.records_table,
-        Select="COUNT",
-        FilterExpression="NOT begins_with(pk, :index)",
-        ExpressionAttributeValues={":index": {"S": layout.RECORDS_PAGE_INDEX_PK_PREFIX}},
-    )["Count"]
 
 
 def handler_event(resources: Any, job: PullJob = JOB) -> dict[str, Any]:
