@@ -9,7 +9,12 @@
    only the partition's items with that prefix (moto sizes every candidate item before applying the key
    condition, so a persona's visits query would cost as much as all its ledger entries).
 
-DynamoDB itself has neither cost: both requests cost what the items they touch cost.
+3. A conditional write is checked, then applied, with nothing between the two held: two threads writing the same
+   item (`attribute_not_exists(pk)`, a version check) can both pass, where DynamoDB fails one of them. Here each
+   write request (PutItem, UpdateItem, DeleteItem, TransactWriteItems) runs whole under one lock, as atomic as
+   DynamoDB makes it; reads are not held.
+
+DynamoDB itself has neither cost (1, 2): both requests cost what the items they touch cost.
 
 The patches reach into moto's internals (`DynamoDBBackend.transact_write_items`, the module's `copy`, `Table.query`,
 `Table.all_items`), so they are written for one moto release, MOTO_VERSION, and refuse to load on any other: a moto
@@ -30,6 +35,9 @@ MOTO_VERSION: Final = "5.2.5"
 
 _installed = False
 _lock = threading.Lock()
+_writes = threading.RLock()  # one DynamoDB write request at a time (3.); re-entrant: a transaction's own writes
+# The backend's write requests (3.), each applied whole under _writes.
+ATOMIC_WRITES: Final = ("put_item", "update_item", "delete_item", "transact_write_items")
 _partition = threading.local()  # the partition a table-key Query reads (set only during that Query)
 
 
@@ -191,4 +199,15 @@ def install() -> None:
                 raise
 
         models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+        for name in ATOMIC_WRITES:
+            setattr(models.DynamoDBBackend, name, _atomic(getattr(models.DynamoDBBackend, name)))
         _installed = True
+
+
+def _atomic(write: Any) -> Any:
+    def atomic(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _writes:
+            return write(self, *args, **kwargs)
+
+    atomic.__wrapped__ = write  # type: ignore[attr-defined]
+    return atomic

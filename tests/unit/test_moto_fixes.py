@@ -189,3 +189,54 @@ def test_install_refuses_to_patch_another_moto_release(monkeypatch: pytest.Monke
 def test_a_missing_moto_is_refused_too() -> None:
     with pytest.raises(moto_fixes.MotoVersionError, match="moto is not installed"):
         moto_fixes.check_moto_version("")
+
+
+@pytest.mark.moto_patch
+@pytest.mark.usefixtures("moto_aws")
+def test_two_conditional_puts_of_one_new_item_at_once_let_exactly_one_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from moto.dynamodb.models.table import Table
+
+    # Given two threads that each read the item as absent at the same moment (a barrier right after moto's read)
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    ddb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    barrier = threading.Barrier(2)
+    read = Table.get_item
+
+    def get_item(self: Any, *args: Any, **kwargs: Any) -> Any:
+        found = read(self, *args, **kwargs)
+        try:
+            barrier.wait(timeout=0.5)  # both threads past the read before either writes, if nothing holds them
+        except threading.BrokenBarrierError:
+            pass
+        return found
+
+    monkeypatch.setattr(Table, "get_item", get_item)
+    outcomes: list[str] = []
+
+    def put(writer: str) -> None:
+        try:
+            ddb.put_item(
+                TableName="t",
+                Item={"pk": {"S": "marker"}, "writer": {"S": writer}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+            outcomes.append("written")
+        except ClientError as exc:
+            outcomes.append(exc.response["Error"]["Code"])
+
+    # When both put the same new item, conditionally, at once
+    threads = [threading.Thread(target=put, args=(w,)) for w in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then, as in DynamoDB, one write succeeds and the other fails its condition
+    assert sorted(outcomes) == ["ConditionalCheckFailedException", "written"]
