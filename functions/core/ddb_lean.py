@@ -8,17 +8,24 @@ lean path sends the same request with botocore's own parts and nothing else:
 - the body is `json.dumps` of the parameters, binary values base64-encoded (the protocol's wire form,
   `functions.core.ddb_wire.wire_body`); a value the wire form has no place for (a datetime, a set) takes botocore's
   path;
-- signed by `botocore.auth.SigV4Auth` with the client's credentials, frozen per request (so refresh still works);
-- emitted as botocore's `before-send` event first (moto's in-process mock answers there), else sent over the client's
-  own HTTP session (its connection pool, TLS, proxies and timeouts);
-- to the client's endpoint URL (AWS_ENDPOINT_URL when set) in its region, with its fixed User-Agent.
+- signed with SigV4 for this one request shape (`functions.core.sigv4`: botocore's signature by construction, the
+  signing key derived once a day) with the client's credentials, frozen per request (so refresh still works);
+- emitted as botocore's `before-send` event first (moto's in-process mock answers there), else sent over a
+  kept-alive connection of this thread to the endpoint (`functions.core.keepalive`: one send, the answer read by its
+  Content-Length, no urllib3/http.client/email layers) with the client's timeouts, socket options and TLS
+  verification (its CA bundle); a client with a proxy, a client certificate or `verify=False` uses the client's
+  own HTTP session (urllib3) instead;
+- to the client's endpoint URL (AWS_ENDPOINT_URL when set) in its region, with its fixed User-Agent (an endpoint URL
+  with a path or a query, or a scheme other than http/https, sends every request through botocore's call).
 
-Anything but a clean answer (a status other than 200, a connection error, a body that is not JSON, an `x-amz-crc32`
-header that does not match the body: botocore checks that CRC only in its legacy retry mode, it is cheap enough to
-check always) sends the same request again through botocore's normal call, whose retry mode and error handling then
-apply: a throttle is retried with backoff, a lasting failure raises the same ClientError or BotoCoreError it always
-did. Sending a request twice is safe only because every lean operation is idempotent: BatchWriteItem carries only
-PutRequest (the whole item, unconditional) and DeleteRequest entries, and BatchGetItem and GetItem only read.
+Anything but a clean answer (a status other than 200, a connection error (a kept-alive connection the server had
+closed is opened again once first), a timeout, an answer that is not readable HTTP, a body that is not JSON, an
+`x-amz-crc32` header that does not match the body: botocore checks that CRC only in its legacy retry mode, it is cheap
+enough to check always) sends the same request again through botocore's normal call, whose retry mode and error
+handling then apply: a throttle is retried with backoff, a lasting failure raises the same ClientError or
+BotoCoreError it always did. Sending a request twice is safe only because every lean operation is idempotent:
+BatchWriteItem carries only PutRequest (the whole item, unconditional) and DeleteRequest entries, and BatchGetItem
+and GetItem only read.
 Conditional or incremental writes (PutItem with a condition, UpdateItem) therefore never take the lean path.
 
 Answers are `json.loads`-ed; one that may hold a binary value is parsed by botocore's parser instead (which decodes
@@ -30,19 +37,23 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 import time
 from binascii import crc32
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import SplitResult, quote, urlsplit
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest, prepare_request_dict
+import botocore.auth
+from botocore.awsrequest import AWSPreparedRequest, HTTPHeaders, prepare_request_dict
 from botocore.endpoint import convert_to_response_dict
 from botocore.exceptions import BotoCoreError
+from botocore.httpsession import get_cert_path
 
 from functions.core.ddb_wire import wire_body
+from functions.core.keepalive import KeptAlive
 from functions.core.observability import logger
+from functions.core.sigv4 import TIMESTAMP_FORMAT, JsonPostSigner
 
 TARGET_PREFIX = "DynamoDB_20120810."
 CONTENT_TYPE = "application/x-amz-json-1.0"
@@ -50,6 +61,7 @@ CONTENT_TYPE = "application/x-amz-json-1.0"
 LEAN_OPERATIONS = frozenset({"BatchWriteItem", "BatchGetItem", "GetItem"})
 # An answer with one of these in it may carry a binary value, which botocore's parser base64-decodes.
 _BINARY_MARKERS = (b'"B"', b'"BS"')
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Observer = Callable[[str, Mapping[str, Any], float], None]
 """Told (operation name, parameters, seconds waited) of every request the lean path answered."""
@@ -64,14 +76,19 @@ class LeanPath:
         self._botocore_call: Callable[[str, Mapping[str, Any]], Any] = client._make_api_call
         self._observers: list[Observer] = []
         meta = client.meta
-        self._signing_name = meta.service_model.signing_name
-        self._region = meta.region_name
         self._user_agent = meta.config.user_agent
         self._url = _url(meta.endpoint_url)
+        split = urlsplit(self._url)
+        self._host = _host(split)
+        self._signer: JsonPostSigner | None = None
+        self.direct: KeptAlive | None = None
+        if split.scheme in _DEFAULT_PORTS and split.path == "/" and not split.query and self._host:
+            self._signer = JsonPostSigner(self._host, meta.region_name, meta.service_model.signing_name, CONTENT_TYPE)
+            self.direct = _direct_route(client, split, self._url)
 
     def __call__(self, operation_name: str, api_params: Mapping[str, Any]) -> Any:
-        if operation_name in LEAN_OPERATIONS:
-            answer = self._lean(operation_name, api_params)
+        if operation_name in LEAN_OPERATIONS and self._signer is not None:
+            answer = self._lean(self._signer, operation_name, api_params)
             if answer is not None:
                 return answer
         return self._botocore_call(operation_name, api_params)
@@ -79,7 +96,7 @@ class LeanPath:
     def observe(self, observer: Observer) -> None:
         self._observers.append(observer)
 
-    def _lean(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    def _lean(self, signer: JsonPostSigner, operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
         try:
             body = wire_body(params)
         except (TypeError, ValueError):  # datetimes, sets: botocore converts what it converts
@@ -88,15 +105,26 @@ class LeanPath:
         if credentials is None:  # an unsigned client: botocore says what is missing
             return None
         started = time.perf_counter()
-        request = AWSRequest(method="POST", url=self._url, data=body, headers=self._headers(operation))
-        SigV4Auth(credentials.get_frozen_credentials(), self._signing_name, self._region).add_auth(request)
-        prepared = request.prepare()
+        headers = self._headers(operation)
+        timestamp = botocore.auth.get_current_datetime().strftime(TIMESTAMP_FORMAT)
+        headers += signer.sign(credentials.get_frozen_credentials(), TARGET_PREFIX + operation, body, timestamp)
+        prepared_headers = HTTPHeaders()
+        for name, value in headers:
+            prepared_headers[name] = value
+        prepared_headers["Content-Length"] = str(len(body))
+        prepared = AWSPreparedRequest("POST", self._url, prepared_headers, body, False)
         try:
             _, response = self._client.meta.events.emit_until_response(
                 f"before-send.dynamodb.{operation}", request=prepared
             )
             if response is None:
-                response = self._client._endpoint.http_session.send(prepared)
+                if self.direct is not None:
+                    response = self.direct.exchange(_http_request(self._host, headers, body))
+                    if response is None:
+                        _fell_back(operation, "no answer on the connection")
+                        return None
+                else:
+                    response = self._client._endpoint.http_session.send(prepared)
         except BotoCoreError as exc:
             _fell_back(operation, f"{type(exc).__name__}")
             return None
@@ -118,16 +146,16 @@ class LeanPath:
                 observer(operation, params, waited)
         return parsed
 
-    def _headers(self, operation: str) -> dict[str, str]:
-        headers = {
-            "X-Amz-Target": TARGET_PREFIX + operation,
-            "Content-Type": CONTENT_TYPE,
-            "User-Agent": self._user_agent,
-        }
+    def _headers(self, operation: str) -> list[tuple[str, str]]:
+        headers = [
+            ("X-Amz-Target", TARGET_PREFIX + operation),
+            ("Content-Type", CONTENT_TYPE),
+            ("User-Agent", self._user_agent),
+        ]
         # What botocore's add_recursion_detection_header adds inside a Lambda function.
         trace_id = os.environ.get("_X_AMZN_TRACE_ID")
         if trace_id and "AWS_LAMBDA_FUNCTION_NAME" in os.environ:
-            headers["X-Amzn-Trace-Id"] = quote(trace_id, safe="-=;:+&[]{}\"',")
+            headers.append(("X-Amzn-Trace-Id", quote(trace_id, safe="-=;:+&[]{}\"',")))
         return headers
 
     def _parse(self, operation: str, response: Any, content: bytes) -> dict[str, Any]:
@@ -162,6 +190,51 @@ def _crc_matches(header: str | None, content: bytes) -> bool:
         return int(header) == crc32(content) & 0xFFFFFFFF
     except ValueError:
         return False
+
+
+def _http_request(host: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
+    """The whole HTTP/1.1 request: POST / with these headers, the Host and the Content-Length, then the body."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    return f"POST / HTTP/1.1\r\nHost: {host}\r\n{lines}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def _host(split: SplitResult) -> str:
+    """The Host header (and signed host) botocore derives from a URL: lower case, the port only if not the default."""
+    try:
+        host, port = split.hostname or "", split.port
+    except ValueError:
+        return ""
+    if ":" in host:
+        host = f"[{host}]"
+    return host if port is None or port == _DEFAULT_PORTS.get(split.scheme) else f"{host}:{port}"
+
+
+def _direct_route(client: Any, split: SplitResult, url: str) -> KeptAlive | None:
+    """A kept-alive connection per thread to the client's endpoint, with its timeouts, socket options and TLS
+    verification; None (the client's own HTTP session sends) with a proxy, a client certificate or verify=False."""
+    session = client._endpoint.http_session
+    proxies = getattr(session, "_proxy_config", None)
+    verify = getattr(session, "_verify", False)
+    if proxies is None or proxies.proxy_url_for(url) or getattr(session, "_cert_file", True) is not None:
+        return None
+    tls: ssl.SSLContext | None = None
+    if split.scheme == "https":
+        if verify is False:
+            return None
+        cert_path = get_cert_path(verify)
+        if os.path.isdir(cert_path):
+            tls = ssl.create_default_context(capath=cert_path)
+        else:
+            tls = ssl.create_default_context(cafile=cert_path)
+    config = client.meta.config
+    return KeptAlive(
+        split.hostname or "",
+        split.port or _DEFAULT_PORTS[split.scheme],
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        tls=tls,
+        socket_options=list(getattr(session, "_socket_options", [])),
+    )
 
 
 def _url(endpoint_url: str) -> str:
