@@ -1,7 +1,9 @@
 """`make bench`: pull 10,000 and 100,000 records per vendor through the real handler, next to the floor.
 
 For each size and vendor a fresh process (peak RSS is per process) pulls one credential from the vendor's simulator
-(its own process) into moto (a server process of its own), so only the puller's CPU and memory are measured. Then:
+(its own process) into moto (a server process of its own, `bench.moto_server`: moto's app on kept-alive HTTP/1.1
+connections as AWS keeps them, where `moto_server` closes every connection after one request), so only the puller's
+CPU and memory are measured. Then:
 
 - the floor: the same HTTP requests sent again by the same clients and their bodies json-decoded, nothing else
   (CPU of this process, same run): what any puller must spend; `cpu_vs_floor` is possync's multiple of it;
@@ -26,7 +28,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
 from functions.core import record_items
@@ -181,9 +182,9 @@ def percentile(sizes: list[int], share: float) -> int:
 def child(records: int, vendor: str) -> dict[str, Any]:
     """Pull `records` once, measure the floor, then re-pull the unchanged data; report what each cost."""
     port = _free_port()
-    venv_bin = Path(sys.executable).parent
+    # moto's app on kept-alive connections, as DynamoDB and S3 keep them (bench.moto_server: moto_server closes each)
     moto = subprocess.Popen(
-        [str(venv_bin / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, "-m", "bench.moto_server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

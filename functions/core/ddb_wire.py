@@ -22,10 +22,15 @@ def _blob(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not part of DynamoDB's wire form")
 
 
+# One encoder for every body: parameters are trees our adapters build, so the per-container cycle check (a dict of
+# ids kept across the whole walk) is skipped; a cycle still ends in an error (RecursionError), never a request.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=_blob, check_circular=False)
+
+
 def wire_body(parameters: Mapping[str, Any]) -> bytes:
     """The JSON body of a DynamoDB request with these parameters; TypeError/ValueError for a value botocore would
     have to convert (the caller then lets botocore serialize the request)."""
-    return json.dumps(parameters, separators=(",", ":"), default=_blob).encode()
+    return _ENCODER.encode(parameters).encode()
 
 
 class WireFormSerializer:
