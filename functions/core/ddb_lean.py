@@ -45,7 +45,7 @@ from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
 import botocore.auth
-from botocore.awsrequest import AWSPreparedRequest, HTTPHeaders, prepare_request_dict
+from botocore.awsrequest import AWSPreparedRequest, HeadersDict, prepare_request_dict
 from botocore.endpoint import convert_to_response_dict
 from botocore.exceptions import BotoCoreError
 from botocore.httpsession import get_cert_path
@@ -108,9 +108,8 @@ class LeanPath:
         headers = self._headers(operation)
         timestamp = botocore.auth.get_current_datetime().strftime(TIMESTAMP_FORMAT)
         headers += signer.sign(credentials.get_frozen_credentials(), TARGET_PREFIX + operation, body, timestamp)
-        prepared_headers = HTTPHeaders()
-        for name, value in headers:
-            prepared_headers[name] = value
+        # What AWSRequest.prepare() makes of these headers (botocore's session and moto's mock read it)
+        prepared_headers = HeadersDict(headers)
         prepared_headers["Content-Length"] = str(len(body))
         prepared = AWSPreparedRequest("POST", self._url, prepared_headers, body, False)
         try:
