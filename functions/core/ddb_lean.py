@@ -35,6 +35,7 @@ botocore's own events instead, so each call is observed exactly once. Nothing of
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import ssl
@@ -208,6 +209,15 @@ def _host(split: SplitResult) -> str:
     return host if port is None or port == _DEFAULT_PORTS.get(split.scheme) else f"{host}:{port}"
 
 
+@functools.cache
+def _tls_context(cert_path: str) -> ssl.SSLContext:
+    """A verifying TLS context trusting the CA bundle (file or directory) botocore would use (one per process: the
+    bundle is read once, and a context is safe to share between threads)."""
+    if os.path.isdir(cert_path):
+        return ssl.create_default_context(capath=cert_path)
+    return ssl.create_default_context(cafile=cert_path)
+
+
 def _direct_route(client: Any, split: SplitResult, url: str) -> KeptAlive | None:
     """A kept-alive connection per thread to the client's endpoint, with its timeouts, socket options and TLS
     verification; None (the client's own HTTP session sends) with a proxy, a client certificate or verify=False."""
@@ -220,11 +230,7 @@ def _direct_route(client: Any, split: SplitResult, url: str) -> KeptAlive | None
     if split.scheme == "https":
         if verify is False:
             return None
-        cert_path = get_cert_path(verify)
-        if os.path.isdir(cert_path):
-            tls = ssl.create_default_context(capath=cert_path)
-        else:
-            tls = ssl.create_default_context(cafile=cert_path)
+        tls = _tls_context(get_cert_path(verify))
     config = client.meta.config
     return KeptAlive(
         split.hostname or "",

@@ -14,6 +14,7 @@ if nothing at all was read back on the old one, and never after a timeout.
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
 import threading
@@ -43,11 +44,12 @@ class _DroppedError(Exception):
 
 
 class _Connection:
-    __slots__ = ("reader", "sock")
+    __slots__ = ("pid", "reader", "sock")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader: BinaryIO = sock.makefile("rb")
+        self.pid = os.getpid()  # a forked child opens its own: the parent's stream is not its to read
 
     def close(self) -> None:
         self.reader.close()
@@ -78,6 +80,8 @@ class KeptAlive:
     def exchange(self, request: bytes) -> Answer | None:
         """Send one whole request (head and body) and read its answer; None if there is no answer to read."""
         connection: _Connection | None = getattr(self._local, "connection", None)
+        if connection is not None and connection.pid != os.getpid():
+            connection = self._local.connection = None
         if connection is not None:
             try:
                 return self._on(connection, request)
@@ -149,16 +153,18 @@ def _read_answer(reader: BinaryIO) -> tuple[Answer, bool]:
     except ValueError:
         raise _UnreadableError from None
     headers: dict[str, str] = {}
-    while True:
+    for _ in range(_MAX_HEADERS + 1):
         line = reader.readline(_MAX_LINE + 1)
         if line in (b"\r\n", b"\n"):
             break
-        if not line or len(line) > _MAX_LINE or len(headers) >= _MAX_HEADERS:
+        if not line or len(line) > _MAX_LINE:
             raise _UnreadableError
         name, colon, value = line.partition(b":")
         if not colon:
             raise _UnreadableError
         headers[name.strip().lower().decode("latin-1")] = value.strip().decode("latin-1")
+    else:
+        raise _UnreadableError  # more header lines than any DynamoDB answer has
     connection = headers.get("connection", "").lower()
     keep = "close" not in connection and (parts[0] != b"HTTP/1.0" or "keep-alive" in connection)
     if "chunked" in headers.get("transfer-encoding", "").lower():

@@ -56,6 +56,9 @@ class Scripted(socketserver.BaseRequestHandler):
             if behaviour == "garbage":
                 self.request.sendall(b"SMTP ready\r\n\r\n")
                 return
+            if behaviour == "raw":  # these bytes, then the connection closed
+                self.request.sendall(answer)
+                return
             framing = {
                 "keep": f"Content-Length: {len(answer)}\r\n",
                 "close": f"Content-Length: {len(answer)}\r\nConnection: close\r\n",
@@ -291,6 +294,56 @@ def test_each_thread_has_its_own_connection(scripted: ScriptedServer) -> None:
     assert errors == []
     assert scripted.senders == ["lean"] * 9
     assert scripted.connections == 3
+
+
+REQUEST = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Amz-Crc32: 1\r\n\r\n{}", (200, {"x-amz-crc32": "1"}, b"{}")),
+        (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n{}", (200, {}, b"{}")),
+        (b"HTTP/1.1 204 No Content\r\n\r\n", (204, {}, b"")),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", None),  # cut short
+        (b"HTTP/1.1 200 OK\r\nContent-Length: two\r\n\r\n{}", None),
+        (b"HTTP/1.1 2xx OK\r\nContent-Length: 2\r\n\r\n{}", None),
+        (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n{}", None),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", None),
+        (b"HTTP/1.1 200 OK\r\n" + b"X-Many: 1\r\n" * 101 + b"Content-Length: 0\r\n\r\n", None),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", None),  # the headers never end
+        (b"", None),  # closed without a word, on a fresh connection
+    ],
+    ids=[
+        "clean",
+        "HTTP/1.0",
+        "204",
+        "short body",
+        "bad length",
+        "bad status",
+        "bad header",
+        "bad chunk",
+        "too many headers",
+        "unterminated head",
+        "nothing",
+    ],
+)
+def test_the_reader_takes_a_clean_answer_and_nothing_else(
+    scripted: ScriptedServer, raw: bytes, expected: tuple[int, dict[str, str], bytes] | None
+) -> None:
+    scripted.reset(("raw", 0, raw))
+    host, port = scripted.server_address[:2]
+    connection = KeptAlive(str(host), port, connect_timeout=1, read_timeout=1)
+
+    answer = connection.exchange(REQUEST)
+
+    if expected is None:
+        assert answer is None
+    else:
+        assert answer is not None
+        status, headers, content = expected
+        assert (answer.status_code, answer.content) == (status, content)
+        assert headers.items() <= answer.headers.items()
 
 
 def test_a_refused_connection_returns_no_answer() -> None:
