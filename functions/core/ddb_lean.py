@@ -99,7 +99,7 @@ class LeanPath:
 
     def _lean(self, signer: JsonPostSigner, operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
         try:
-            body = wire_body(params)
+            body = wire_body(params, self._client.meta.service_model.operation_model(operation))
         except (TypeError, ValueError):  # datetimes, sets: botocore converts what it converts
             return None
         credentials = self._client._get_credentials()

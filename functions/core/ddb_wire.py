@@ -6,6 +6,14 @@ through the service model to build that body, which was most of a pull's CPU per
 adapters build themselves (the trusted client), `json.dumps` of the parameters is the same body, binary values
 base64-encoded as the protocol (and botocore) sends them (`wire_body`). Any other value that is not plain JSON (a
 datetime, a set) makes that request take botocore's own serializer.
+
+Given the operation, the body is written by a pydantic-core serializer built once from the operation's input shape
+in botocore's service model (structures, lists, maps, strings, booleans, numbers and base64 blobs, recursive
+attribute values included), about a third of `json.dumps`'s CPU for a batch of record items (whose JSON text it
+carries as a string). It accepts only the types the shape names, strictly: anything else (a set, a datetime, a value
+of the wrong type) makes it refuse, and the body is then `json.dumps`-ed as above, so the bytes differ only in form
+(non-ASCII characters as UTF-8 rather than escaped), never in the JSON value. Members the shape does not name are
+written as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ import base64
 import json
 from collections.abc import Mapping
 from typing import Any
+
+from pydantic_core import CoreSchema, SchemaSerializer
+from pydantic_core import core_schema as cs
 
 
 def _blob(value: object) -> str:
@@ -27,9 +38,71 @@ def _blob(value: object) -> str:
 _ENCODER = json.JSONEncoder(separators=(",", ":"), default=_blob, check_circular=False)
 
 
-def wire_body(parameters: Mapping[str, Any]) -> bytes:
-    """The JSON body of a DynamoDB request with these parameters; TypeError/ValueError for a value botocore would
-    have to convert (the caller then lets botocore serialize the request)."""
+def _base64(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+class _ShapeUnsupportedError(Exception):
+    """The input shape has a member type the shape serializer does not write (a timestamp): json.dumps writes it."""
+
+
+def _shape_schema(shape: Any, definitions: dict[str, CoreSchema]) -> CoreSchema:
+    kind = shape.type_name
+    if kind == "structure":
+        if shape.name not in definitions:
+            definitions[shape.name] = cs.any_schema()  # a placeholder while its members refer back to it
+            fields = {
+                name: cs.typed_dict_field(_shape_schema(member, definitions), required=False)
+                for name, member in shape.members.items()
+            }
+            definitions[shape.name] = cs.typed_dict_schema(fields, extra_behavior="allow", ref=shape.name)
+        return cs.definition_reference_schema(shape.name)
+    if kind == "list":
+        return cs.list_schema(_shape_schema(shape.member, definitions))
+    if kind == "map":
+        return cs.dict_schema(_shape_schema(shape.key, definitions), _shape_schema(shape.value, definitions))
+    if kind == "string":
+        return cs.str_schema(strict=True)
+    if kind == "boolean":
+        return cs.bool_schema(strict=True)
+    if kind in ("integer", "long"):
+        return cs.int_schema(strict=True)
+    if kind in ("float", "double"):
+        return cs.float_schema(strict=True)
+    if kind == "blob":
+        return cs.bytes_schema(strict=True, serialization=cs.plain_serializer_function_ser_schema(_base64))
+    raise _ShapeUnsupportedError(kind)
+
+
+_SERIALIZERS: dict[tuple[str, str, str], SchemaSerializer | None] = {}
+
+
+def _serializer(operation_model: Any) -> SchemaSerializer | None:
+    """The operation's body serializer (built once per API version and operation); None if its input has a member
+    type it does not write."""
+    service = operation_model.service_model
+    key = (service.service_name, service.api_version, operation_model.name)
+    if key not in _SERIALIZERS:
+        definitions: dict[str, CoreSchema] = {}
+        try:
+            root = _shape_schema(operation_model.input_shape, definitions)
+        except _ShapeUnsupportedError:
+            _SERIALIZERS[key] = None
+        else:
+            _SERIALIZERS[key] = SchemaSerializer(cs.definitions_schema(root, list(definitions.values())))
+    return _SERIALIZERS[key]
+
+
+def wire_body(parameters: Mapping[str, Any], operation_model: Any = None) -> bytes:
+    """The JSON body of a DynamoDB request with these parameters (for `operation_model`, botocore's OperationModel,
+    written by its shape's serializer when the values are the shape's types); TypeError/ValueError for a value
+    botocore would have to convert (the caller then lets botocore serialize the request)."""
+    serializer = None if operation_model is None else _serializer(operation_model)
+    if serializer is not None:
+        try:
+            return serializer.to_json(parameters, warnings="error")
+        except ValueError:  # a value not of its shape's type (PydanticSerializationError): json.dumps decides
+            pass
     return _ENCODER.encode(parameters).encode()
 
 
@@ -42,7 +115,7 @@ class WireFormSerializer:
 
     def serialize_to_request(self, parameters: dict[str, Any], operation_model: Any) -> dict[str, Any]:
         try:
-            body = wire_body(parameters)
+            body = wire_body(parameters, operation_model)
         except (TypeError, ValueError):  # datetimes, sets: what botocore converts, it converts
             return dict(self._inner.serialize_to_request(parameters, operation_model))
         request: dict[str, Any] = self._inner.serialize_to_request({}, operation_model)
