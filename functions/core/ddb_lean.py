@@ -10,11 +10,12 @@ lean path sends the same request with botocore's own parts and nothing else:
   path;
 - signed with SigV4 for this one request shape (`functions.core.sigv4`: botocore's signature by construction, the
   signing key derived once a day) with the client's credentials, frozen per request (so refresh still works);
-- emitted as botocore's `before-send` event first (moto's in-process mock answers there), else sent over a
-  kept-alive connection of this thread to the endpoint (`functions.core.keepalive`: one send, the answer read by its
-  Content-Length, no urllib3/http.client/email layers) with the client's timeouts, socket options and TLS
-  verification (its CA bundle); a client with a proxy, a client certificate or `verify=False` uses the client's
-  own HTTP session (urllib3) instead;
+- emitted as botocore's `before-send` event first (moto's in-process mock answers there; skipped when the client's
+  emitter has looked up that event's handlers and found none), else sent over a kept-alive connection of this
+  thread to the endpoint (`functions.core.keepalive`: one send, the answer read by its Content-Length, no
+  urllib3/http.client/email layers) with the client's timeouts, socket options and TLS verification (its CA
+  bundle); a client with a proxy, a client certificate or `verify=False` uses the client's own HTTP session
+  (urllib3) instead;
 - to the client's endpoint URL (AWS_ENDPOINT_URL when set) in its region, with its fixed User-Agent (an endpoint URL
   with a path or a query, or a scheme other than http/https, sends every request through botocore's call).
 
@@ -109,14 +110,13 @@ class LeanPath:
         headers = self._headers(operation)
         timestamp = botocore.auth.get_current_datetime().strftime(TIMESTAMP_FORMAT)
         headers += signer.sign(credentials.get_frozen_credentials(), TARGET_PREFIX + operation, body, timestamp)
-        # What AWSRequest.prepare() makes of these headers (botocore's session and moto's mock read it)
-        prepared_headers = HeadersDict(headers)
-        prepared_headers["Content-Length"] = str(len(body))
-        prepared = AWSPreparedRequest("POST", self._url, prepared_headers, body, False)
+        event = f"before-send.dynamodb.{operation}"
         try:
-            _, response = self._client.meta.events.emit_until_response(
-                f"before-send.dynamodb.{operation}", request=prepared
-            )
+            response = None
+            if self._may_answer(event):
+                _, response = self._client.meta.events.emit_until_response(
+                    event, request=_prepared(self._url, headers, body)
+                )
             if response is None:
                 if self.direct is not None:
                     response = self.direct.exchange(_http_request(self._host, headers, body))
@@ -124,7 +124,7 @@ class LeanPath:
                         _fell_back(operation, "no answer on the connection")
                         return None
                 else:
-                    response = self._client._endpoint.http_session.send(prepared)
+                    response = self._client._endpoint.http_session.send(_prepared(self._url, headers, body))
         except BotoCoreError as exc:
             _fell_back(operation, f"{type(exc).__name__}")
             return None
@@ -145,6 +145,18 @@ class LeanPath:
             for observer in self._observers:
                 observer(operation, params, waited)
         return parsed
+
+    def _may_answer(self, event: str) -> bool:
+        """Whether a `before-send` handler may answer `event`: False only when botocore's own lookup of its handlers
+        (the list `emit_until_response` would call, cached by the client's emitter until a handler is registered or
+        unregistered) is cached and empty. moto registers one in every client made after it was imported."""
+        events = self._client.meta.events
+        cache = getattr(getattr(events, "_emitter", None), "_lookup_cache", None)
+        alias = getattr(events, "_alias_event_name", None)
+        if not isinstance(cache, dict) or alias is None:
+            return True
+        handlers = cache.get(alias(event))
+        return handlers is None or len(handlers) > 0
 
     def _headers(self, operation: str) -> list[tuple[str, str]]:
         headers = [
@@ -190,6 +202,13 @@ def _crc_matches(header: str | None, content: bytes) -> bool:
         return int(header) == crc32(content) & 0xFFFFFFFF
     except ValueError:
         return False
+
+
+def _prepared(url: str, headers: list[tuple[str, str]], body: bytes) -> AWSPreparedRequest:
+    """The request as AWSRequest.prepare() makes it (botocore's HTTP session and moto's mock read this)."""
+    prepared_headers = HeadersDict(headers)
+    prepared_headers["Content-Length"] = str(len(body))
+    return AWSPreparedRequest("POST", url, prepared_headers, body, False)
 
 
 def _http_request(host: str, headers: list[tuple[str, str]], body: bytes) -> bytes:

@@ -346,6 +346,27 @@ def test_the_reader_takes_a_clean_answer_and_nothing_else(
         assert headers.items() <= answer.headers.items()
 
 
+def test_a_before_send_handler_registered_later_still_answers_first(scripted: ScriptedServer) -> None:
+    from botocore.awsrequest import AWSResponse
+
+    class Raw:
+        def stream(self, **_: Any) -> Iterator[bytes]:
+            yield b'{"UnprocessedItems":{"answered":[]}}'
+
+    def handler(**_: Any) -> AWSResponse:
+        return AWSResponse(scripted.url, 200, {}, Raw())
+
+    scripted.reset()
+    client = lean_client(scripted.url)
+    client.batch_write_item(RequestItems=WRITE)  # the emitter has looked up before-send: nothing registered
+    client.meta.events.register("before-send.dynamodb.BatchWriteItem", handler)
+
+    assert client.batch_write_item(RequestItems=WRITE)["UnprocessedItems"] == {"answered": []}
+    client.meta.events.unregister("before-send.dynamodb.BatchWriteItem", handler)
+    client.batch_write_item(RequestItems=WRITE)
+    assert scripted.senders == ["lean", "lean"]  # the second request never reached the server
+
+
 def test_a_refused_connection_returns_no_answer() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
