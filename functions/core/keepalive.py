@@ -9,7 +9,9 @@ read too). Each thread keeps its own connection open between requests, as urllib
 Anything unexpected is the caller's to handle: `exchange` returns None after a connection error, a timeout or an
 answer it cannot read (the lean path then resends through botocore). A kept-alive connection the server closed in the
 meantime (an idle DynamoDB connection is closed after a while) is opened again once and the request sent on it: only
-if nothing at all was read back on the old one, and never after a timeout.
+if nothing at all was read back on the old one, and never after a timeout. A connection idle for longer than
+`MAX_IDLE_SECONDS` is not reused at all: one dropped silently on the way (a NAT's idle timeout, a Lambda frozen
+between invocations) would otherwise cost a whole read timeout before anything noticed.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ import os
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import BinaryIO
 
+# A connection idle longer than this is closed and a new one opened (well under the 350 s after which AWS NAT gateways
+# drop idle TCP flows without a word).
+MAX_IDLE_SECONDS = 60.0
 # A status line or header longer than this is not DynamoDB's (http.client's own limit).
 _MAX_LINE = 65536
 _MAX_HEADERS = 100
@@ -44,12 +50,13 @@ class _DroppedError(Exception):
 
 
 class _Connection:
-    __slots__ = ("pid", "reader", "sock")
+    __slots__ = ("pid", "reader", "sock", "used")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.reader: BinaryIO = sock.makefile("rb")
         self.pid = os.getpid()  # a forked child opens its own: the parent's stream is not its to read
+        self.used = time.monotonic()
 
     def close(self) -> None:
         self.reader.close()
@@ -80,8 +87,13 @@ class KeptAlive:
     def exchange(self, request: bytes) -> Answer | None:
         """Send one whole request (head and body) and read its answer; None if there is no answer to read."""
         connection: _Connection | None = getattr(self._local, "connection", None)
-        if connection is not None and connection.pid != os.getpid():
-            connection = self._local.connection = None
+        if connection is not None and (
+            connection.pid != os.getpid() or time.monotonic() - connection.used > MAX_IDLE_SECONDS
+        ):
+            self._local.connection = None
+            if connection.pid == os.getpid():
+                connection.close()
+            connection = None
         if connection is not None:
             try:
                 return self._on(connection, request)
@@ -131,6 +143,7 @@ class KeptAlive:
             connection.close()
             raise
         if keep:
+            connection.used = time.monotonic()
             self._local.connection = connection
         else:
             connection.close()

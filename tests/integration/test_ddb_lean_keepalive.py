@@ -367,6 +367,30 @@ def test_a_before_send_handler_registered_later_still_answers_first(scripted: Sc
     assert scripted.senders == ["lean", "lean"]  # the second request never reached the server
 
 
+def test_a_connection_idle_too_long_or_from_the_parent_process_is_not_reused(
+    scripted: ScriptedServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from functions.core import keepalive
+
+    scripted.reset()
+    host, port = scripted.server_address[:2]
+    connection = KeptAlive(str(host), port, connect_timeout=1, read_timeout=1)
+    clock = [1000.0]
+    monkeypatch.setattr(keepalive.time, "monotonic", lambda: clock[0])
+
+    connection.exchange(REQUEST)
+    clock[0] += keepalive.MAX_IDLE_SECONDS - 1
+    connection.exchange(REQUEST)  # idle just under the limit: reused
+    clock[0] += keepalive.MAX_IDLE_SECONDS + 1
+    connection.exchange(REQUEST)  # idle past it: a new connection
+    pid = keepalive.os.getpid()
+    monkeypatch.setattr(keepalive.os, "getpid", lambda: pid + 1)  # as in a forked child
+    connection.exchange(REQUEST)
+
+    assert connection.connections_opened == 3 and scripted.connections == 3
+    assert len(scripted.received) == 4
+
+
 def test_a_refused_connection_returns_no_answer() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
