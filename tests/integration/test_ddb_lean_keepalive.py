@@ -273,6 +273,14 @@ def test_an_answer_that_is_not_clean_is_resent_through_botocore(
     assert scripted.senders == ["lean", "botocore"]
 
 
+def test_a_binary_answer_read_off_the_connection_is_decoded_by_botocores_parser(scripted: ScriptedServer) -> None:
+    scripted.reset(("keep", 200, b'{"Item":{"pk":{"S":"k"},"gz":{"B":"AP9neg=="}}}'))
+    got = lean_client(scripted.url).get_item(TableName="records", Key={"pk": {"S": "k"}})
+    assert scripted.senders == ["lean"]
+    assert got["Item"] == {"pk": {"S": "k"}, "gz": {"B": b"\x00\xffgz"}}
+    assert got["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
 def test_each_thread_has_its_own_connection(scripted: ScriptedServer) -> None:
     scripted.reset()
     client = lean_client(scripted.url)
