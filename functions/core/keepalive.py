@@ -165,6 +165,8 @@ def _read_answer(reader: BinaryIO) -> tuple[Answer, bool]:
         status = int(parts[1])
     except ValueError:
         raise _UnreadableError from None
+    if status < 200:  # an interim answer (nothing here asks for one): the final one would be read as the next's
+        raise _UnreadableError
     headers: dict[str, str] = {}
     for _ in range(_MAX_HEADERS + 1):
         line = reader.readline(_MAX_LINE + 1)
@@ -190,7 +192,7 @@ def _read_answer(reader: BinaryIO) -> tuple[Answer, bool]:
         content = reader.read(length)
         if len(content) != length:
             raise _UnreadableError
-    elif status in (204, 304) or 100 <= status < 200:
+    elif status in (204, 304):
         content = b""
     else:  # delimited by the server closing the connection
         content = reader.read()

@@ -316,6 +316,7 @@ REQUEST = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}", None),  # cut short
         (b"HTTP/1.1 200 OK\r\nContent-Length: two\r\n\r\n{}", None),
         (b"HTTP/1.1 2xx OK\r\nContent-Length: 2\r\n\r\n{}", None),
+        (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}", None),
         (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n{}", None),
         (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", None),
         (b"HTTP/1.1 200 OK\r\n" + b"X-Many: 1\r\n" * 101 + b"Content-Length: 0\r\n\r\n", None),
@@ -329,6 +330,7 @@ REQUEST = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
         "short body",
         "bad length",
         "bad status",
+        "interim",
         "bad header",
         "bad chunk",
         "too many headers",
