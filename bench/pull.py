@@ -304,10 +304,12 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
         return cpu, wall, control.get_status("bench", vendor, "store-1")
 
     cpu, wall, status = pull()
+    # Read before anything else the bench does: the cost model imports infra.constants, and with it aws-cdk-lib (a
+    # few hundred MB while Python compiles it in a fresh venv), which a pull Lambda never holds.
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     first = _costs(calls, wall)
     first_sizes = {kind: list(sizes) for kind, sizes in calls.item_sizes.items()}
     pulled = int(status["last_records"])
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
     recorder.recording = False
     floor = recorder.floor_cpu()
