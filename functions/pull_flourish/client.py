@@ -12,7 +12,7 @@ import httpx
 
 from functions.core.credentials import FlourishCredential
 from functions.core.errors import CredentialError, MalformedPageError
-from functions.core.http import RetryPolicy, VendorHttp
+from functions.core.http import RetryPolicy, VendorHttp, tls_context
 from functions.core.layout import Vendor
 from functions.core.pos_sync.writer import PosUncertainError, send_create
 from functions.pull_flourish.constants import (
@@ -114,6 +114,7 @@ class FlourishClient:
             headers=auth_headers(credential),
             timeout=timeout,
             transport=transport,
+            verify=tls_context(),
             follow_redirects=False,  # a redirect would carry the key to wherever it points
         )
         self.http = VendorHttp(self._client, VENDOR, policy)

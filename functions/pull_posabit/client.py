@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.core.connector import ConnectorConfig, RawPage, Window
 from functions.core.credentials import PosabitCredential
 from functions.core.errors import MalformedPageError
-from functions.core.http import RequestRefusedError, RetryPolicy, VendorHttp
+from functions.core.http import RequestRefusedError, RetryPolicy, VendorHttp, tls_context
 from functions.core.layout import Stream, Vendor
 from functions.core.observability import logger
 from functions.core.pos_sync.writer import PosUncertainError, send_create
@@ -170,6 +170,7 @@ class PosabitClient:
             timeout=httpx.Timeout(connect=config.connect_timeout, read=config.read_timeout, write=10.0, pool=5.0),
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             transport=transport,
+            verify=tls_context(),
         )
         policy = policy or RetryPolicy(
             attempts=config.retry_attempts,

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from functions.core.connector import ConnectorConfig, RawPage, Window
 from functions.core.credentials import ThsuiteCredential
 from functions.core.errors import MalformedPageError
-from functions.core.http import RetryPolicy, VendorHttp
+from functions.core.http import RetryPolicy, VendorHttp, tls_context
 from functions.core.layout import Stream, Vendor
 from functions.core.observability import logger
 from functions.pull_thsuite.constants import (
@@ -71,6 +71,7 @@ def build_http_client(credential: ThsuiteCredential, config: ConnectorConfig) ->
             write=config.read_timeout,
             pool=config.connect_timeout,
         ),
+        verify=tls_context(),
         follow_redirects=False,
     )
 
