@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# httpx imports httpcore when its first client is made, inside a pull; imported here, a handler's import (Lambda's
+# init phase, once per container) does it.
+import httpcore  # noqa: F401
 import httpx
 import stamina
 
