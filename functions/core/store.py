@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -43,7 +43,7 @@ def call_table(ddb: Any, table: str, op: str, *, passthrough: frozenset[str] = C
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(timespec="microseconds")
 
 
 @dataclass
@@ -60,8 +60,9 @@ class WriteStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-@dataclass(frozen=True)
-class StoredVersion:
+class StoredVersion(NamedTuple):
+    """What the store reads of a stored record before writing it (a tuple: one is built per record read)."""
+
     content_hash: str
     source_updated_at: str
     version: int
@@ -88,6 +89,21 @@ def _same_content(stored_hash: str, digest: str, record: CanonicalRecord) -> boo
     if stored_hash.startswith(CONTENT_HASH_PREFIX):
         return stored_hash == digest
     return bool(stored_hash) and stored_hash == record.legacy_content_hash()
+
+
+_NO_VALUE: dict[str, str] = {}
+
+
+def _stored_version(item: dict[str, Any]) -> StoredVersion:
+    """The projected attributes of a stored record (each may be missing on an item written by older code)."""
+    by = item.get(layout.RECORDS_INDEXED_BY_ATTRIBUTE)
+    return StoredVersion(
+        item.get("content_hash", _NO_VALUE).get("S", ""),
+        item.get("source_updated_at", _NO_VALUE).get("S", ""),
+        int(item.get("version", _NO_VALUE).get("N", "0")),
+        by.get("S", "") if by is not None else "",
+        layout.RECORDS_SCOPE_ATTRIBUTE in item,
+    )
 
 
 def record_item_key(record: CanonicalRecord) -> str:
@@ -125,11 +141,11 @@ class RecordStore:
         changed: list[tuple[str, CanonicalRecord, str, str, str, StoredVersion | None]] = []
         for key, record in latest.items():
             data, digest = record.stored_form()  # one serialization feeds both the digest and the item
-            updated = _iso(record.source_updated_at)
             old = stored.get(key)
-            if old is not None and _same_content(old.content_hash, digest, record):
+            if old is not None and (old.content_hash == digest or _same_content(old.content_hash, digest, record)):
                 stats.unchanged += 1
                 continue
+            updated = _iso(record.source_updated_at)
             if old is not None and updated < old.source_updated_at:
                 stats.stale += 1
                 continue
@@ -221,13 +237,7 @@ class RecordStore:
                 }
             }
             for _, item in batch_get(self.ddb, request, sleep=self._sleep, on_request=counted):
-                found[item["pk"]["S"]] = StoredVersion(
-                    item.get("content_hash", {}).get("S", ""),
-                    item.get("source_updated_at", {}).get("S", ""),
-                    int(item.get("version", {}).get("N", "0")),
-                    item.get(layout.RECORDS_INDEXED_BY_ATTRIBUTE, {}).get("S", ""),
-                    layout.RECORDS_SCOPE_ATTRIBUTE in item,
-                )
+                found[item["pk"]["S"]] = _stored_version(item)
         return found
 
     def _batch_write(self, items: list[dict[str, Any]], stats: WriteStats) -> None:
