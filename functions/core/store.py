@@ -509,18 +509,39 @@ class ControlStore:
         )
 
     def save_checkpoint(
-        self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream, checkpoint: Checkpoint
+        self,
+        tenant: str,
+        vendor: Vendor,
+        credential_id: str,
+        stream: Stream,
+        checkpoint: Checkpoint,
+        archived: Sequence[tuple[str, str]] = (),
     ) -> None:
-        state = checkpoint.state()
-        self._call(
-            "put_item",
-            Item={
-                "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+        """Store the checkpoint, and note where the pages archived since the last save are (digest, archive key):
+        one request for both (BatchWriteItem of unconditional puts, safe to send again)."""
+        pk = {"S": layout.control_credential_pk(tenant, vendor, credential_id)}
+        items: list[dict[str, Any]] = [
+            {
+                "pk": pk,
                 "sk": {"S": layout.control_checkpoint_sk(stream)},
-                "state": {"S": json.dumps(state, default=str)},
+                "state": {"S": json.dumps(checkpoint.state(), default=str)},
                 "saved_at": {"S": _iso(datetime.now(UTC))},
-            },
+            }
+        ]
+        # A page's bytes are remembered once the object exists (the caller archived it before): an entry never
+        # points at a page that was not stored. Forgotten after ARCHIVED_PAGE_MEMORY_SECONDS (a page seen again
+        # after that is simply archived again).
+        expires = {"N": str(int(self.clock()) + ARCHIVED_PAGE_MEMORY_SECONDS)}
+        items.extend(
+            {
+                "pk": pk,
+                "sk": {"S": layout.control_archived_page_sk(stream, digest)},
+                "archive_key": {"S": archive_key},
+                layout.CONTROL_TABLE_TTL_ATTRIBUTE: expires,
+            }
+            for digest, archive_key in dict(archived).items()
         )
+        batch_write(self.ddb, self.table, [{"PutRequest": {"Item": item}} for item in items], sleep=self._sleep)
 
     # the index of archived pages by digest: a page whose exact bytes are archived already is not archived again
     def archived_page(self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream, digest: str) -> str | None:
@@ -534,21 +555,6 @@ class ControlStore:
             ProjectionExpression="archive_key",
         ).get("Item")
         return item["archive_key"]["S"] if item and "archive_key" in item else None
-
-    def remember_archived_page(
-        self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream, digest: str, archive_key: str
-    ) -> None:
-        """Note where the page with these bytes is archived; forgotten after ARCHIVED_PAGE_MEMORY_SECONDS (a page
-        seen again after that is simply archived again)."""
-        self._call(
-            "put_item",
-            Item={
-                "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
-                "sk": {"S": layout.control_archived_page_sk(stream, digest)},
-                "archive_key": {"S": archive_key},
-                layout.CONTROL_TABLE_TTL_ATTRIBUTE: {"N": str(int(self.clock()) + ARCHIVED_PAGE_MEMORY_SECONDS)},
-            },
-        )
 
     # leases
     def acquire_lease(
