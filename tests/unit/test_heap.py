@@ -16,10 +16,13 @@ from functions.core.pull_runtime import handle_pull_event
 def fresh_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(heap, "_frozen", False)
     gc.unfreeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(700, *thresholds[1:])
     try:
         yield
     finally:
-        gc.unfreeze()  # the rest of the test session collects as usual
+        gc.unfreeze()  # the rest of the test session collects as before
+        gc.set_threshold(*thresholds)
 
 
 def test_the_resident_heap_is_frozen_once(fresh_process: None) -> None:
@@ -28,6 +31,7 @@ def test_the_resident_heap_is_frozen_once(fresh_process: None) -> None:
     assert heap.freeze_resident() is True
     frozen = gc.get_freeze_count()
     assert frozen > 0 and gc.is_tracked(resident[1])
+    assert gc.get_threshold()[0] == heap.YOUNG_COLLECTION_THRESHOLD
     assert heap.freeze_resident() is False  # later invocations leave the collector as it is
     assert gc.get_freeze_count() == frozen
 
