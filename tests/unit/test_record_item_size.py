@@ -52,38 +52,48 @@ def test_an_item_of_exactly_one_write_unit_keeps_its_json_as_text_and_one_byte_m
     assert record_json({name: value}) == data
 
 
-def json_that_compresses_to_between(fast: int, tight: int) -> tuple[str, int, int]:
-    """Sale-like JSON whose fastest compression is larger than its tightest (found by a seeded search)."""
-    rng = random.Random(13)
+def sale_like_json(seed: int) -> tuple[str, bytes, bytes, bytes]:
+    """Sale-like JSON of about 1.5 KB and its compressions: ISA-L's quick and fast levels, zlib's tightest."""
+    rng = random.Random(seed)
     words = ["Sour", "Diesel", "Pre-roll", "Northwest", "Flower", "Gummies", "Vape", "Cart", "Indica", "Hybrid"]
-    for _ in range(200):
-        lines = [
-            {"sku": f"SKU-{rng.randrange(10**6):06d}", "name": " ".join(rng.choices(words, k=4)), "q": rng.random()}
-            for _ in range(fast)
-        ]
-        data = json.dumps({"lines": lines})
-        small = len(zlib.compress(data.encode(), record_items.TIGHT_LEVEL))
-        quick = len(isal_zlib.compress(data.encode(), record_items.FAST_LEVEL))
-        if quick - small >= tight:
-            return data, quick, small
-    raise AssertionError("no sample found")
+    lines = [
+        {"sku": f"SKU-{rng.randrange(10**6):06d}", "name": " ".join(rng.choices(words, k=4)), "q": rng.random()}
+        for _ in range(12)
+    ]
+    data = json.dumps({"lines": lines})
+    raw = data.encode()
+    quick = isal_zlib.compress(raw, record_items.QUICK_LEVEL)
+    fast = isal_zlib.compress(raw, record_items.FAST_LEVEL)
+    tight = zlib.compress(raw, record_items.TIGHT_LEVEL)
+    assert len(quick) > len(fast) > len(tight)
+    return data, quick, fast, tight
 
 
-def test_the_tightest_level_is_used_when_the_fastest_leaves_the_item_over_one_write_unit() -> None:
-    data, quick, small = json_that_compresses_to_between(12, 8)
-    # the fastest level's output would take a second write unit, the tightest level's fits one
-    rest = sized_rest(WRITE_UNIT_BYTES - len(DATA_Z) - small)
+def test_the_quick_level_is_used_when_it_fits_one_write_unit() -> None:
+    data, quick, _, _ = sale_like_json(13)
+    assert len(data) * record_items.QUICK_GUESS <= len(quick)  # the guess lets the quick level be tried
+    rest = sized_rest(WRITE_UNIT_BYTES - len(DATA_Z) - len(quick))
     name, value = data_attribute(data, rest)
-    assert name == DATA_Z and len(value["B"]) == small
-    assert attribute_bytes({**rest, name: value}) <= WRITE_UNIT_BYTES < attribute_bytes(rest) + len(DATA_Z) + quick
+    assert name == DATA_Z and value["B"] == quick
+    assert attribute_bytes({**rest, name: value}) == WRITE_UNIT_BYTES
     assert record_json({name: value}) == data
 
 
-def test_the_fastest_level_is_used_when_it_fits_one_write_unit() -> None:
-    data, quick, _ = json_that_compresses_to_between(12, 8)
-    rest = sized_rest(100)
+def test_the_fast_level_is_used_when_the_quick_one_leaves_the_item_over_one_write_unit() -> None:
+    data, quick, fast, _ = sale_like_json(13)
+    rest = sized_rest(WRITE_UNIT_BYTES - len(DATA_Z) - len(fast))
     name, value = data_attribute(data, rest)
-    assert name == DATA_Z and len(value["B"]) == quick
+    assert name == DATA_Z and value["B"] == fast
+    assert attribute_bytes({**rest, name: value}) == WRITE_UNIT_BYTES < attribute_bytes(rest) + len(DATA_Z) + len(quick)
+    assert record_json({name: value}) == data
+
+
+def test_the_tightest_level_is_used_when_the_fast_one_leaves_the_item_over_one_write_unit() -> None:
+    data, _, fast, tight = sale_like_json(13)
+    rest = sized_rest(WRITE_UNIT_BYTES - len(DATA_Z) - len(tight))
+    name, value = data_attribute(data, rest)
+    assert name == DATA_Z and value["B"] == tight
+    assert attribute_bytes({**rest, name: value}) == WRITE_UNIT_BYTES < attribute_bytes(rest) + len(DATA_Z) + len(fast)
     assert record_json({name: value}) == data
 
 
