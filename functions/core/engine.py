@@ -271,12 +271,15 @@ class PullEngine:
         # record unchanged, its bytes already archived) does not move it: an unchanged re-pull writes nothing, and a
         # crash after such pages only re-reads them.
         stored = cp.state()
+        # Pages archived since the last save (digest, archive key): remembered with the next checkpoint, one request.
+        archived: list[tuple[str, str]] = []
 
         def save() -> None:
             nonlocal stored
             state = cp.state()
-            if state != stored:
-                self.control.save_checkpoint(tenant, vendor, credential_id, stream, cp)
+            if state != stored or archived:
+                self.control.save_checkpoint(tenant, vendor, credential_id, stream, cp, archived)
+                archived.clear()
                 stored = state
 
         if not cp.in_progress:
@@ -294,7 +297,7 @@ class PullEngine:
                     tenant, vendor, credential_id, stream, cp.window_end.date(), cp.run_id or "run", cp.pages_done + 1
                 )
                 wrote = self._store_page(
-                    tenant, credential_id, connector, stream, ctx, page, key, out, result, cp, also
+                    tenant, credential_id, connector, stream, ctx, page, key, out, result, cp, also, archived
                 )
                 if cp.pages_done == 1 or cp.first_total is None:
                     cp.first_total = page.total_records
@@ -363,9 +366,11 @@ class PullEngine:
         result: PullResult,
         cp: Checkpoint,
         also: dict[Stream, StreamResult],
+        archived_pages: list[tuple[str, str]],
     ) -> bool:
-        """Archive the page (unless these exact bytes are archived already), store its changed records and
-        quarantine the rest; True when anything was written."""
+        """Archive the page (unless these exact bytes are archived already; a page archived now is added to
+        `archived_pages`, remembered with the next checkpoint), store its changed records and quarantine the rest;
+        True when anything was written."""
         vendor = connector.vendor
         if not page.items:
             # An empty page holds nothing to store or replay: it is neither archived nor moves the checkpoint (a
@@ -383,8 +388,10 @@ class PullEngine:
                 {"path": str(page.request.get("path", ""))[:256], "items": str(len(page.items))},
             )
             result.s3_puts += 1
-            # Remembered only once the object exists: an index entry never points at a page that was not stored.
-            self.control.remember_archived_page(tenant, vendor, credential_id, stream, digest, key)
+            # Remembered with the checkpoint this page moves, once the object exists and its records are stored: an
+            # index entry never points at a page that was not stored, and a crash before that archives the page again
+            # under the same key (the checkpoint did not move) with the same bytes.
+            archived_pages.append((digest, key))
         else:
             key = archived  # the records and quarantine entries point at the identical page already archived
         records, quarantined = map_page(connector, stream, page.items, ctx, key)
@@ -403,9 +410,10 @@ class PullEngine:
         _count_mapped(out, records, [q for q in quarantined if q["stream"] == stream.value])
         out.writes.add(writes)
         cp.pages_done += 1
-        for record in stored:
-            if cp.window_max is None or record.source_updated_at > cp.window_max:
-                cp.window_max = record.source_updated_at
+        if stored:
+            newest = max(record.source_updated_at for record in stored)
+            if cp.window_max is None or newest > cp.window_max:
+                cp.window_max = newest
         return wrote
 
 

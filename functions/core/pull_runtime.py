@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from functions.core import aws, layout, pull_health
+from functions.core import aws, heap, layout, pull_health
 from functions.core.archive import S3Archive
 from functions.core.connector import Connector, ConnectorConfig
 from functions.core.credentials import Credential
@@ -851,6 +851,7 @@ def handle_pull_event(
     jobs dead-letter queue at once and acknowledged.
     """
     service = service_factory()
+    heap.freeze_resident()  # once per process: collections then skip its modules, models and clients
     if event.get("action") == layout.DISPATCH_EVENT["action"]:
         reason = event.get("reason", "schedule")
         if reason not in ("schedule", "manual"):

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -43,7 +43,7 @@ def call_table(ddb: Any, table: str, op: str, *, passthrough: frozenset[str] = C
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat(timespec="microseconds")
+    return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(timespec="microseconds")
 
 
 @dataclass
@@ -60,8 +60,9 @@ class WriteStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-@dataclass(frozen=True)
-class StoredVersion:
+class StoredVersion(NamedTuple):
+    """What the store reads of a stored record before writing it (a tuple: one is built per record read)."""
+
     content_hash: str
     source_updated_at: str
     version: int
@@ -88,6 +89,21 @@ def _same_content(stored_hash: str, digest: str, record: CanonicalRecord) -> boo
     if stored_hash.startswith(CONTENT_HASH_PREFIX):
         return stored_hash == digest
     return bool(stored_hash) and stored_hash == record.legacy_content_hash()
+
+
+_NO_VALUE: dict[str, str] = {}
+
+
+def _stored_version(item: dict[str, Any]) -> StoredVersion:
+    """The projected attributes of a stored record (each may be missing on an item written by older code)."""
+    by = item.get(layout.RECORDS_INDEXED_BY_ATTRIBUTE)
+    return StoredVersion(
+        item.get("content_hash", _NO_VALUE).get("S", ""),
+        item.get("source_updated_at", _NO_VALUE).get("S", ""),
+        int(item.get("version", _NO_VALUE).get("N", "0")),
+        by.get("S", "") if by is not None else "",
+        layout.RECORDS_SCOPE_ATTRIBUTE in item,
+    )
 
 
 def record_item_key(record: CanonicalRecord) -> str:
@@ -125,11 +141,11 @@ class RecordStore:
         changed: list[tuple[str, CanonicalRecord, str, str, str, StoredVersion | None]] = []
         for key, record in latest.items():
             data, digest = record.stored_form()  # one serialization feeds both the digest and the item
-            updated = _iso(record.source_updated_at)
             old = stored.get(key)
-            if old is not None and _same_content(old.content_hash, digest, record):
+            if old is not None and (old.content_hash == digest or _same_content(old.content_hash, digest, record)):
                 stats.unchanged += 1
                 continue
+            updated = _iso(record.source_updated_at)
             if old is not None and updated < old.source_updated_at:
                 stats.stale += 1
                 continue
@@ -221,13 +237,7 @@ class RecordStore:
                 }
             }
             for _, item in batch_get(self.ddb, request, sleep=self._sleep, on_request=counted):
-                found[item["pk"]["S"]] = StoredVersion(
-                    item.get("content_hash", {}).get("S", ""),
-                    item.get("source_updated_at", {}).get("S", ""),
-                    int(item.get("version", {}).get("N", "0")),
-                    item.get(layout.RECORDS_INDEXED_BY_ATTRIBUTE, {}).get("S", ""),
-                    layout.RECORDS_SCOPE_ATTRIBUTE in item,
-                )
+                found[item["pk"]["S"]] = _stored_version(item)
         return found
 
     def _batch_write(self, items: list[dict[str, Any]], stats: WriteStats) -> None:
@@ -499,18 +509,39 @@ class ControlStore:
         )
 
     def save_checkpoint(
-        self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream, checkpoint: Checkpoint
+        self,
+        tenant: str,
+        vendor: Vendor,
+        credential_id: str,
+        stream: Stream,
+        checkpoint: Checkpoint,
+        archived: Sequence[tuple[str, str]] = (),
     ) -> None:
-        state = checkpoint.state()
-        self._call(
-            "put_item",
-            Item={
-                "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+        """Store the checkpoint, and note where the pages archived since the last save are (digest, archive key):
+        one request for both (BatchWriteItem of unconditional puts, safe to send again)."""
+        pk = {"S": layout.control_credential_pk(tenant, vendor, credential_id)}
+        items: list[dict[str, Any]] = [
+            {
+                "pk": pk,
                 "sk": {"S": layout.control_checkpoint_sk(stream)},
-                "state": {"S": json.dumps(state, default=str)},
+                "state": {"S": json.dumps(checkpoint.state(), default=str)},
                 "saved_at": {"S": _iso(datetime.now(UTC))},
-            },
+            }
+        ]
+        # A page's bytes are remembered once the object exists (the caller archived it before): an entry never
+        # points at a page that was not stored. Forgotten after ARCHIVED_PAGE_MEMORY_SECONDS (a page seen again
+        # after that is simply archived again).
+        expires = {"N": str(int(self.clock()) + ARCHIVED_PAGE_MEMORY_SECONDS)}
+        items.extend(
+            {
+                "pk": pk,
+                "sk": {"S": layout.control_archived_page_sk(stream, digest)},
+                "archive_key": {"S": archive_key},
+                layout.CONTROL_TABLE_TTL_ATTRIBUTE: expires,
+            }
+            for digest, archive_key in dict(archived).items()
         )
+        batch_write(self.ddb, self.table, [{"PutRequest": {"Item": item}} for item in items], sleep=self._sleep)
 
     # the index of archived pages by digest: a page whose exact bytes are archived already is not archived again
     def archived_page(self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream, digest: str) -> str | None:
@@ -524,21 +555,6 @@ class ControlStore:
             ProjectionExpression="archive_key",
         ).get("Item")
         return item["archive_key"]["S"] if item and "archive_key" in item else None
-
-    def remember_archived_page(
-        self, tenant: str, vendor: Vendor, credential_id: str, stream: Stream, digest: str, archive_key: str
-    ) -> None:
-        """Note where the page with these bytes is archived; forgotten after ARCHIVED_PAGE_MEMORY_SECONDS (a page
-        seen again after that is simply archived again)."""
-        self._call(
-            "put_item",
-            Item={
-                "pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
-                "sk": {"S": layout.control_archived_page_sk(stream, digest)},
-                "archive_key": {"S": archive_key},
-                layout.CONTROL_TABLE_TTL_ATTRIBUTE: {"N": str(int(self.clock()) + ARCHIVED_PAGE_MEMORY_SECONDS)},
-            },
-        )
 
     # leases
     def acquire_lease(

@@ -98,9 +98,58 @@ def test_a_changed_page_is_still_archived_and_its_records_point_at_it(resources:
     page = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
     assert {"id": 25, "name": "renamed"}.items() <= page["data"][4].items()
     assert stored(resources, 25)["archive_key"]["S"] == new_key
-    # the index learnt the one new page; the checkpoint moved after it (it stored something) and at the window's
-    # end, never for the unchanged pages
-    assert calls.writes() == {"PutObject": 1, "BatchWriteItem": 1, "PutItem": 3}
+    # the index learnt the one new page in the same request as the checkpoint it moved (it stored something); the
+    # checkpoint moved again at the window's end, never for the unchanged pages: the record, the checkpoint with the
+    # page, the checkpoint
+    assert calls.writes() == {"PutObject": 1, "BatchWriteItem": 3}
+    page_digest = next(
+        i["sk"]["S"].rpartition("#")[2]
+        for i in boto3.client("dynamodb").scan(TableName=resources.control_table)["Items"]
+        if i["sk"]["S"].startswith("ARCHIVED#") and i["archive_key"]["S"] == new_key
+    )
+    control = ControlStore(boto3.client("dynamodb"), resources.control_table)
+    assert control.archived_page("t1", Vendor.POSABIT, "c1", Stream.INVENTORY, page_digest) == new_key
+
+
+def test_a_crash_after_archiving_a_page_archives_it_again_under_the_same_key_and_remembers_it(resources: Any) -> None:
+    data = [item(n) for n in range(1, 36)]
+    calls = Calls()
+    engine(resources, calls).run("t1", "c1", FakeConnector(data))
+    before = set(archived_keys(resources))
+    data[24] = item(25, name="renamed")
+    later = NOW + timedelta(hours=3)
+    crashing = engine(resources, calls, now=later)
+    real = crashing.records.upsert_changed
+
+    def crash(records: Any, key: str, now: Any = None) -> Any:
+        if key not in before:
+            raise RuntimeError("the Lambda died after archiving the page, before its records and checkpoint")
+        return real(records, key, now)
+
+    crashing.records.upsert_changed = crash  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        crashing.run("t1", "c1", FakeConnector(data))
+    [archived] = set(archived_keys(resources)) - before  # the changed page (pages 1 and 2 were archived already)
+    first_bytes = boto3.client("s3").get_object(Bucket=resources.archive_bucket, Key=archived)["Body"].read()
+    assert not any(
+        i["archive_key"]["S"] == archived
+        for i in boto3.client("dynamodb").scan(TableName=resources.control_table)["Items"]
+        if i["sk"]["S"].startswith("ARCHIVED#")
+    ), "a page is remembered only with the checkpoint it moves"
+
+    calls.seen.clear()
+    result = engine(resources, calls, now=later).run("t1", "c1", FakeConnector(data))
+
+    assert result.changed == 1 and result.s3_puts == 1
+    assert set(archived_keys(resources)) - before == {archived}  # the same key again...
+    again = boto3.client("s3").get_object(Bucket=resources.archive_bucket, Key=archived)["Body"].read()
+    assert again == first_bytes  # ...with the same bytes
+    assert stored(resources, 25)["archive_key"]["S"] == archived
+    assert any(
+        i["archive_key"]["S"] == archived
+        for i in boto3.client("dynamodb").scan(TableName=resources.control_table)["Items"]
+        if i["sk"]["S"].startswith("ARCHIVED#")
+    )
 
 
 def test_a_crash_during_a_repull_resumes_and_stores_the_change(resources: Any) -> None:
