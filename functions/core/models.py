@@ -38,6 +38,8 @@ CONTENT_HASH_PREFIX = "j1:"
 
 
 def _utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:  # what every mapping gives: astimezone(UTC) would return an equal copy
+        return value
     if value.tzinfo is None:
         raise ValueError("timestamp has no timezone; mappings must attach the store's zone before building a record")
     return value.astimezone(UTC)
