@@ -34,11 +34,17 @@ from functions.pull_posabit import mapping as posabit
 from functions.pull_thsuite.mapping import ThsuitePatient
 
 AT = datetime(2026, 3, 8, 9, 30, tzinfo=UTC)
-HOSTILE_TEXT = ("Zoë 😀 \u202e \"quoted\" \\ back \u0000", "x" * 200_000, "日本語", "")
+HOSTILE_TEXT = ('Zoë 😀 \u202e "quoted" \\ back \u0000', "x" * 200_000, "日本語", "")
 
 
 def origin(**extra: Any) -> dict[str, Any]:
-    return {"tenant": "t1", "vendor": Vendor.POSABIT, "credential_id": "c1", "pos_id": "p1", "source_updated_at": AT} | extra
+    return {
+        "tenant": "t1",
+        "vendor": Vendor.POSABIT,
+        "credential_id": "c1",
+        "pos_id": "p1",
+        "source_updated_at": AT,
+    } | extra
 
 
 def one_of_each(text: str) -> list[CanonicalRecord]:
