@@ -104,8 +104,8 @@ class _Payload(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _take_alternatives(cls, data: Any) -> Any:
-        if not isinstance(data, Mapping) or not cls.ALTERNATIVES:
-            return data
+        if not cls.ALTERNATIVES or (data.__class__ is not dict and not isinstance(data, Mapping)):
+            return data  # a plain dict (every JSON item) is told apart without the ABC check (measured per model)
         # A plain dict is copied only when a field takes an alternative (or None where it was missing).
         found: dict[str, Any] | None = None if isinstance(data, dict) else dict(data)
         for name, alternatives in cls.ALTERNATIVES.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
@@ -531,17 +531,20 @@ def map_coupon(raw: PosabitCoupon, ctx: MappingContext) -> Discount:
 def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> CanonicalRecord:
     """One POSaBIT list item (wrapped or bare) to its canonical record, or MappingError naming what is wrong."""
     record = unwrap_item(stream, item if isinstance(item, dict) else dict(item))  # no copy of a plain item
+    mapper = _MAPPERS.get(stream)
+    if mapper is None:
+        raise MappingError(item_id(stream, record), f"POSaBIT does not offer the {stream.value} stream")
     try:
-        if stream is Stream.CUSTOMERS:
-            return map_customer(PosabitCustomer.model_validate(record), ctx)
-        if stream is Stream.LOYALTY:
-            return map_loyalty_balance(PosabitPointsBalance.model_validate(record), ctx)
-        if stream is Stream.SALES:
-            return map_sale(PosabitSale.model_validate(record), ctx)
-        if stream is Stream.INVENTORY:
-            return map_inventory(PosabitInventory.model_validate(record), ctx)
-        if stream is Stream.DISCOUNTS:
-            return map_coupon(PosabitCoupon.model_validate(record), ctx)
+        return mapper(record, ctx)
     except ValidationError as exc:
         raise MappingError(item_id(stream, record), _validation_reason(exc)) from None
-    raise MappingError(item_id(stream, record), f"POSaBIT does not offer the {stream.value} stream")
+
+
+# One dict lookup per record (an enum member read off its class is a descriptor call in Python 3.11).
+_MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord]] = {
+    Stream.CUSTOMERS: lambda record, ctx: map_customer(PosabitCustomer.model_validate(record), ctx),
+    Stream.LOYALTY: lambda record, ctx: map_loyalty_balance(PosabitPointsBalance.model_validate(record), ctx),
+    Stream.SALES: lambda record, ctx: map_sale(PosabitSale.model_validate(record), ctx),
+    Stream.INVENTORY: lambda record, ctx: map_inventory(PosabitInventory.model_validate(record), ctx),
+    Stream.DISCOUNTS: lambda record, ctx: map_coupon(PosabitCoupon.model_validate(record), ctx),
+}

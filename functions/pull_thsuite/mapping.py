@@ -55,7 +55,8 @@ class _Payload(BaseModel):
     def _blank_is_absent(cls, data: Any) -> Any:
         if isinstance(data, dict):
             for value in data.values():
-                if isinstance(value, str) and not value.strip():  # copied only when there is a blank to drop
+                # copied only when there is a blank to drop; isspace() is strip()'s own whitespace rule, no new string
+                if isinstance(value, str) and (not value or value.isspace()):
                     return {k: None if isinstance(v, str) and not v.strip() else v for k, v in data.items()}
         return data
 
