@@ -303,6 +303,45 @@ def test_an_uncertain_create_not_found_is_never_repeated(world: World, posabit: 
     assert world.metrics.total["PosSyncUncertain"] == 2
 
 
+def test_an_uncertain_create_is_linked_when_the_pull_brings_the_customer_back(
+    world: World, posabit: PosabitSimulator
+) -> None:
+    world.connect(Vendor.POSABIT)
+    posabit.faults.write_server_error = 1  # created or not, nobody knows; the search does not find it yet
+    event = world.signup(40)
+    outcomes, _ = world.run(event)
+    assert outcomes["uncertain"] == 1 and world.record(40)["state"] == "uncertain" and world.posts() == 1
+
+    # The next pull finds the customer in the POS and resolves it into the persona (by phone, email or POS id): the
+    # persona's change reaches pos_sync again, now a customer of the credential.
+    image = event["dynamodb"]["NewImage"]
+    image["sources"] = {"SS": [FORM_SOURCE, Vendor.POSABIT.value]}
+    image["source_records"] = {"SS": ["posabit#c1#4040"]}
+    world.ddb.put_item(TableName=world.table, Item=image)
+    posabit.request_log.clear()
+    settled, failures = world.run(event)
+
+    assert settled == Counter({"matched": 1}) and not len(failures)
+    record = world.record(40)
+    assert record["state"] == "matched" and record["pos_id"] == "4040" and record["synced_at"]
+    assert "the pull brought the customer back (was uncertain" in record["reason"]
+    assert world.owner_of(Vendor.POSABIT, "4040") == "p40"
+    assert not posabit.request_log  # nothing sent to the POS, not even a search
+    assert world.run(event)[0] == Counter({"already synced": 1})
+
+
+def test_a_customer_of_the_credential_without_a_sync_record_writes_none(world: World) -> None:
+    world.connect(Vendor.POSABIT)
+    event = world.signup(41)
+    image = event["dynamodb"]["NewImage"]
+    image["sources"] = {"SS": [FORM_SOURCE, Vendor.POSABIT.value]}
+    image["source_records"] = {"SS": ["posabit#c1#4141"]}
+
+    outcomes, _ = world.run(event)
+
+    assert outcomes == Counter({"not synced": 1}) and world.record(41) == {} and world.posts() == 0
+
+
 def test_a_create_that_times_out_is_uncertain_and_sent_once(world: World, posabit: PosabitSimulator) -> None:
     world.connect(Vendor.POSABIT)
     # the searches pass, the create hangs past the client's read timeout (the simulator never applies it)

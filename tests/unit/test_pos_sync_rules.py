@@ -80,6 +80,17 @@ def test_personas_that_are_not_synced_say_why(changes: dict[str, Any], expected:
     assert isinstance(decision, rules.Skip) and expected in decision.reason and decision.record is recorded
 
 
+def test_a_customer_of_the_credential_names_its_pos_id_only_where_a_sync_record_may_wait() -> None:
+    records = frozenset({"posabit#c1#77", "posabit#c1#5", "posabit#c2#1", "flourish#c1#9"})
+    since = decide(persona(source_records=records), settings())
+    assert isinstance(since, rules.Skip) and not since.record and since.pos_id == "5"  # the lowest of this credential
+    # created before syncing began: no sync record can exist, so none is read
+    before = decide(persona(source_records=records, created_at="2026-02-01T18:00:00+00:00"), settings())
+    assert isinstance(before, rules.Skip) and before.pos_id is None
+    other = rules.decide(persona(source_records=frozenset({"posabit#c2#1"})), settings(), "c1", LA, ())
+    assert isinstance(other, rules.Sync)  # a customer of another credential is still synced to this one
+
+
 def test_sync_personas_off_or_a_read_only_vendor_syncs_nothing() -> None:
     assert isinstance(decide(persona(), IntegrationSettings(vendor=Vendor.POSABIT)), rules.Skip)
     thsuite = IntegrationSettings(vendor=Vendor.THSUITE)

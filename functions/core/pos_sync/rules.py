@@ -18,6 +18,9 @@ from functions.core.settings import SYNC_VENDORS, IntegrationSettings
 # created or matched customer is linked; a rejection needs a person. An uncertain create is only ever looked up.
 SyncState = Literal["claimed", "creating", "created", "matched", "uncertain", "rejected", "skipped", "retrying"]
 TERMINAL_STATES: frozenset[str] = frozenset({"created", "matched", "rejected"})
+# States a pull can settle: when the persona turns out to be a customer of the credential (the pull brought the POS
+# customer back into it), a create whose answer was lost, one waiting to retry, or an abandoned claim is linked.
+SETTLED_BY_PULL: frozenset[str] = frozenset({"uncertain", "retrying", "claimed", "creating"})
 # A create in flight longer than this was left by an invocation that stopped (timeout, crash): it is uncertain.
 CLAIM_LEASE_SECONDS = 300
 
@@ -48,6 +51,9 @@ class Skip:
 
     reason: str
     record: bool = True  # worth a sync record (False: nothing to say, e.g. already a customer there)
+    # Already a customer there: the POS id of that customer record, when a sync record may be waiting on it (the
+    # persona was created since syncing began), so that an unsettled sync record is linked to it.
+    pos_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,10 +92,12 @@ def created_on(persona: Persona, zone: ZoneInfo) -> date | None:
     return datetime.fromisoformat(persona.created_at).astimezone(zone).date()
 
 
-def has_profile_in(persona: Persona, vendor: Vendor, credential_id: str) -> bool:
-    """The persona already has a customer record of this credential (pulled from it, or linked by a sync)."""
+def profile_in(persona: Persona, vendor: Vendor, credential_id: str) -> str | None:
+    """The POS id of the persona's customer record of this credential (pulled from it, or linked by a sync; the
+    lowest, if several), or None when it has none."""
     prefix = f"{vendor.value}#{credential_id}#"
-    return any(record.startswith(prefix) for record in persona.source_records)
+    found = sorted(record[len(prefix) :] for record in persona.source_records if record.startswith(prefix))
+    return found[0] if found else None
 
 
 def decide(
@@ -112,8 +120,12 @@ def decide(
         return Skip(f"sync personas is off for {vendor.value}", record=False)
     if FORM_SOURCE not in persona.sources:
         return Skip("not a form signup: only form signups are created in the POS", record=False)
-    if has_profile_in(persona, vendor, credential_id):
-        return Skip(f"already a {vendor.value} customer of this credential", record=False)
+    pos_id = profile_in(persona, vendor, credential_id)
+    if pos_id is not None:
+        day = created_on(persona, zone)
+        waiting = day is not None and day >= settings.sync_personas_enabled_on  # only then can a sync record exist
+        reason = f"already a {vendor.value} customer of this credential"
+        return Skip(reason, record=False, pos_id=pos_id if waiting else None)
     serving = {key for key, store in settings.store_mappings.items() if store == persona.favourite_store}
     if persona.favourite_store and serving and credential_id not in serving:
         return Skip(f"signed up at store {persona.favourite_store}, which another credential serves", record=False)

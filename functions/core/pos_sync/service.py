@@ -188,7 +188,11 @@ class _Run:
                         change.state,
                     )
                     plan.append((change, vendor, entry.credential_id, decision))
-        worth = [(c.persona.persona_id, v, cred) for c, v, cred, d in plan if isinstance(d, rules.Sync) or d.record]
+        worth = [
+            (c.persona.persona_id, v, cred)
+            for c, v, cred, d in plan
+            if isinstance(d, rules.Sync) or d.record or d.pos_id is not None
+        ]
         try:
             existing = self.service.store.get(tenant, worth) if worth else {}
         except AwsServiceError as exc:
@@ -263,6 +267,8 @@ class _Run:
         if existing is not None and existing.state in rules.TERMINAL_STATES:
             return "already synced"
         if isinstance(decision, rules.Skip):
+            if decision.pos_id is not None and existing is not None and existing.state in rules.SETTLED_BY_PULL:
+                return self._settle(change, existing, decision.pos_id)
             if not decision.record:
                 return "not synced"
             if existing is None or (existing.state == "skipped" and existing.reason != decision.reason):
@@ -282,6 +288,19 @@ class _Run:
         if access == "uncertain":
             return self._look_up_uncertain(writer, decision.contact, claimed)
         return self._sync(writer, decision.contact, claimed)
+
+    def _settle(self, change: PersonaChange, existing: SyncRecord, pos_id: str) -> str:
+        """The persona became a customer of the credential while its sync record waited (a create whose answer was
+        lost and no search found, one waiting to retry, an abandoned claim): the pull brought the POS customer back
+        into it, so the record is linked to that customer. Nothing is sent to the POS. A create still in flight is
+        left to finish."""
+        if rules.take_over(existing.state, existing.claimed_at, self.service.now()) == "held":
+            return "not synced"
+        claimed = replace(existing, owner=self.owner, updated_at=iso(self.service.now()))
+        if not self.service.store.claim(claimed, existing):
+            return "lost race"
+        reason = f"the pull brought the customer back (was {existing.state}: {existing.reason or 'no reason'})"
+        return self._link(claimed, "matched", pos_id, reason[:500])
 
     def _writer(self, tenant: str, vendor: Vendor, credential_id: str, claimed: SyncRecord) -> PosWriter:
         key = (tenant, vendor, credential_id)
