@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from typing import Any
 
 from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.parameters.constants import DEFAULT_PROVIDERS
@@ -26,6 +28,11 @@ _ERROR_CODE = re.compile(r"An error occurred \((\w+)\)")
 # A settings change takes effect within a minute: that is how long a warm Lambda may keep a value cached.
 SETTINGS_MAX_AGE_SECONDS = 60
 SECRET_MAX_AGE_SECONDS = 300
+
+# Settings parameters found absent, until when (time.monotonic()) that answer is kept: Powertools caches only values,
+# so without this every batch of every consumer asked SSM again for each POS a tenant has no settings for (most of
+# them), enough at scale to be throttled. An absent parameter is the defaults; it is kept as long as a value would be.
+_ABSENT: dict[str, float] = {}
 
 
 def _use_shared_clients() -> None:
@@ -65,25 +72,29 @@ class SettingsSource:
     def integration(self, tenant: str, vendor: Vendor) -> IntegrationSettings:
         """A tenant's settings for one POS; an absent parameter means the defaults (nothing switched on)."""
         name = self.names.integration_settings_parameter(tenant, vendor)
-        _use_shared_clients()
-        try:
-            raw = parameters.get_parameter(name, max_age=self.max_age)
-        except GetParameterError as exc:
-            if _missing(exc):
-                return IntegrationSettings(vendor=vendor)
-            raise SettingsUnavailableError(f"could not read settings parameter {name}; retried later") from exc
-        return parse_integration_settings(raw, vendor, name)
+        raw = self._read(name)
+        return IntegrationSettings(vendor=vendor) if raw is None else parse_integration_settings(raw, vendor, name)
 
     def tenant(self, tenant: str) -> TenantSettings:
         name = self.names.tenant_settings_parameter(tenant)
+        raw = self._read(name)
+        return TenantSettings() if raw is None else parse_tenant_settings(raw, name)
+
+    def _read(self, name: str) -> Any:
+        """The parameter's value (cached up to `max_age` seconds), or None when it does not exist (also cached)."""
+        if _ABSENT.get(name, 0.0) > time.monotonic():
+            return None
         _use_shared_clients()
         try:
             raw = parameters.get_parameter(name, max_age=self.max_age)
         except GetParameterError as exc:
             if _missing(exc):
-                return TenantSettings()
+                if self.max_age > 0:
+                    _ABSENT[name] = time.monotonic() + self.max_age
+                return None
             raise SettingsUnavailableError(f"could not read settings parameter {name}; retried later") from exc
-        return parse_tenant_settings(raw, name)
+        _ABSENT.pop(name, None)
+        return raw
 
 
 class CredentialSource:
@@ -115,3 +126,4 @@ class CredentialSource:
 def clear_caches() -> None:
     """Drop cached parameters and secrets (tests; the CLI after a change it made itself)."""
     parameters.clear_caches()  # type: ignore[no-untyped-call]
+    _ABSENT.clear()
