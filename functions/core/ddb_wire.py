@@ -26,13 +26,13 @@ from typing import Any
 from pydantic_core import CoreSchema, SchemaSerializer
 from pydantic_core import core_schema as cs
 
-from functions.core.wire_items import WireItem, quoted
+from functions.core.wire_items import WireItem, WireText, quoted
 
 
 def _blob(value: object) -> str | dict[str, Any]:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
-    if isinstance(value, WireItem):
+    if isinstance(value, WireText):
         return value.wire_form()
     raise TypeError(f"{type(value).__name__} is not part of DynamoDB's wire form")
 
@@ -118,14 +118,20 @@ _PUT_CLOSE = "}}"
 
 
 def _put_items_body(parameters: Mapping[str, Any]) -> bytes | None:
-    """The body of a BatchWriteItem of PutRequests whose items are all WireItems, joined from their texts (exactly
-    what `json.dumps` writes for the same parameters); None for any other request."""
+    """The body of a BatchWriteItem of PutRequests whose items are all WireItems, or of a BatchGetItem whose tables'
+    requests are WireTexts, joined from their texts (exactly what `json.dumps` writes for the same parameters); None
+    for any other request."""
     request_items = parameters.get("RequestItems")
     if len(parameters) != 1 or type(request_items) is not dict or not request_items:
         return None
     tables = []
     for table, entries in request_items.items():
-        if type(table) is not str or type(entries) is not list or not entries:
+        if type(table) is not str:
+            return None
+        if type(entries) is WireText:
+            tables.append(f"{quoted(table)}:{entries.text}")
+            continue
+        if type(entries) is not list or not entries:
             return None
         texts = []
         for entry in entries:

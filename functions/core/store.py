@@ -17,7 +17,7 @@ from functions.core.ddb_wire import takes_wire_items
 from functions.core.errors import AwsServiceError, LeaseHeldError
 from functions.core.layout import RecordKind, Stream, Vendor
 from functions.core.models import CONTENT_HASH_PREFIX, RECORD_MODELS, CanonicalRecord, read_record
-from functions.core.wire_items import WireItem, binary_text, member, number_bytes, quoted, text_bytes
+from functions.core.wire_items import WireItem, WireText, binary_text, member, number_bytes, quoted, text_bytes
 
 
 class StoreError(AwsServiceError):
@@ -137,6 +137,15 @@ _SCOPE = member(layout.RECORDS_SCOPE_ATTRIBUTE, "S")
 _SCOPE_KEY = member(layout.RECORDS_SCOPE_KEY_ATTRIBUTE, "S")
 _DATA = member(record_items.DATA, "S")
 _DATA_Z = member(record_items.DATA_Z, "B")
+# What a version read asks for besides the keys. Strongly consistent: the previous page's writes must be seen, or a
+# version number would repeat.
+_VERSION_READ = {
+    "ProjectionExpression": "pk, content_hash, source_updated_at, version, #by, #scope",
+    "ExpressionAttributeNames": {"#by": layout.RECORDS_INDEXED_BY_ATTRIBUTE, "#scope": layout.RECORDS_SCOPE_ATTRIBUTE},
+    "ConsistentRead": True,
+}
+_KEYS_OPEN = '{"Keys":[{'
+_VERSION_READ_TAIL = "]," + json.dumps(_VERSION_READ, separators=(",", ":"))[1:]
 _FIXED_NAME_BYTES = sum(map(len, ("pk", "kind", "vendor", "source_updated_at", "content_hash", "version")))
 _SCOPE_NAME_BYTES = len(layout.RECORDS_SCOPE_ATTRIBUTE) + len(layout.RECORDS_SCOPE_KEY_ATTRIBUTE)
 
@@ -287,19 +296,11 @@ class RecordStore:
         def counted() -> None:
             stats.get_requests += 1
 
+        as_is = takes_wire_items(self.ddb)
         for chunk in chunks(keys, BATCH_GET_MAX):
-            request = {
-                self.table: {
-                    "Keys": [{"pk": {"S": k}} for k in chunk],
-                    # Strongly consistent: the previous page's writes must be seen, or a version number would repeat.
-                    "ProjectionExpression": "pk, content_hash, source_updated_at, version, #by, #scope",
-                    "ExpressionAttributeNames": {
-                        "#by": layout.RECORDS_INDEXED_BY_ATTRIBUTE,
-                        "#scope": layout.RECORDS_SCOPE_ATTRIBUTE,
-                    },
-                    "ConsistentRead": True,
-                }
-            }
+            # The request written straight into its JSON text (functions.core.wire_items).
+            text = WireText(f"{_KEYS_OPEN}{_PK}" + f"}}}},{{{_PK}".join(map(quoted, chunk)) + f"}}}}{_VERSION_READ_TAIL}")
+            request = {self.table: text if as_is else text.form()}
             for _, item in batch_get(self.ddb, request, sleep=self._sleep, on_request=counted):
                 found[item["pk"]["S"]] = _stored_version(item)
         return found

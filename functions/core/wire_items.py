@@ -46,36 +46,32 @@ def binary_text(value: bytes) -> str:
     return '"' + base64.b64encode(value).decode("ascii") + '"'
 
 
-class WireItem(Mapping[str, Any]):
-    """One item as its JSON text (`text`), its billed size in bytes (`size`) and its hash key: the string value `key`
-    of the attribute `key_name`."""
+class WireText(Mapping[str, Any]):
+    """A JSON object of request parameters written once as its text (`text`: what `json.dumps` writes for it), read
+    as a Mapping from that same text when anything reads it as one."""
 
-    __slots__ = ("_form", "key", "key_name", "size", "text")
+    __slots__ = ("_form", "text")
 
-    def __init__(self, key: str, text: str, size: int, key_name: str = "pk") -> None:
-        self.key = key
-        self.key_name = key_name
+    def __init__(self, text: str) -> None:
         self.text = text
-        self.size = size
-        self._form: dict[str, dict[str, Any]] | None = None
+        self._form: dict[str, Any] | None = None
 
-    def form(self) -> dict[str, dict[str, Any]]:
-        """The item as boto3's low-level client takes it, parsed from `text` (once): binary values as bytes."""
+    def form(self) -> dict[str, Any]:
+        """The parameters as boto3's low-level client takes them, parsed from `text` (once)."""
         form = self._form
         if form is None:
-            form = json.loads(self.text)
-            for value in form.values():
-                if "B" in value:
-                    value["B"] = base64.b64decode(value["B"])
-            self._form = form
+            form = self._form = self._parsed()
         return form
 
-    def wire_form(self) -> dict[str, dict[str, Any]]:
-        """The item as its JSON text holds it (binary values as base64 text): what `json.dumps` would write it from."""
-        loaded: dict[str, dict[str, Any]] = json.loads(self.text)
+    def _parsed(self) -> dict[str, Any]:
+        return self.wire_form()
+
+    def wire_form(self) -> dict[str, Any]:
+        """The object as its JSON text holds it (binary values as base64 text): what `json.dumps` would write it from."""
+        loaded: dict[str, Any] = json.loads(self.text)
         return loaded
 
-    def __getitem__(self, name: str) -> dict[str, Any]:
+    def __getitem__(self, name: str) -> Any:
         return self.form()[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -90,11 +86,31 @@ class WireItem(Mapping[str, Any]):
     def keys(self) -> KeysView[str]:
         return self.form().keys()
 
-    def values(self) -> ValuesView[dict[str, Any]]:
+    def values(self) -> ValuesView[Any]:
         return self.form().values()
 
-    def items(self) -> ItemsView[str, dict[str, Any]]:
+    def items(self) -> ItemsView[str, Any]:
         return self.form().items()
 
-    def __repr__(self) -> str:  # never the values: an item may carry personal data
-        return f"WireItem({self.size} bytes)"
+    def __repr__(self) -> str:  # never the values: they may carry personal data
+        return f"{type(self).__name__}({len(self.text)} characters)"
+
+
+class WireItem(WireText):
+    """One item as its JSON text (`text`), its billed size in bytes (`size`) and its hash key: the string value `key`
+    of the attribute `key_name`. Read as a Mapping, its binary values are bytes."""
+
+    __slots__ = ("key", "key_name", "size")
+
+    def __init__(self, key: str, text: str, size: int, key_name: str = "pk") -> None:
+        super().__init__(text)
+        self.key = key
+        self.key_name = key_name
+        self.size = size
+
+    def _parsed(self) -> dict[str, Any]:
+        form = self.wire_form()
+        for value in form.values():
+            if "B" in value:
+                value["B"] = base64.b64decode(value["B"])
+        return form

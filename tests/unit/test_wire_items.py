@@ -239,3 +239,45 @@ def test_the_bench_sees_every_wire_items_size_and_kind() -> None:
     assert calls.item_sizes == {"shopper": [i.size for i in items]}
     assert [item_size(i.form()) for i in items] == [i.size for i in items]
     assert isinstance(client._make_api_call, ddb_lean.LeanPath)
+
+
+def version_read(keys: list[str]) -> dict[str, Any]:
+    """The version read's request for these keys, as a dict (the spec)."""
+    return {
+        "Keys": [{"pk": {"S": k}} for k in keys],
+        "ProjectionExpression": "pk, content_hash, source_updated_at, version, #by, #scope",
+        "ExpressionAttributeNames": {
+            "#by": layout.RECORDS_INDEXED_BY_ATTRIBUTE,
+            "#scope": layout.RECORDS_SCOPE_ATTRIBUTE,
+        },
+        "ConsistentRead": True,
+    }
+
+
+def test_a_version_read_is_written_as_json_dumps_writes_its_request_and_its_answer_read() -> None:
+    # Given 101 keys, hostile ones among them (two requests: 100 keys, then 1)
+    keys = [f"t1#posabit#c1#sale#{HOSTILE[n % len(HOSTILE)]}{n}" for n in range(101)]
+    stored = {"pk": {"S": keys[3]}, "content_hash": {"S": "h"}, "source_updated_at": {"S": "u"}, "version": {"N": "4"}}
+    script = Script(
+        answer(200, json.dumps({"Responses": {"records": [stored]}, "UnprocessedKeys": {}})),
+        answer(200, json.dumps({"Responses": {"records": []}, "UnprocessedKeys": {}})),
+    )
+    store = RecordStore(lean_client(script), "records")
+
+    found = store._versions(keys, WriteStats())
+
+    assert script.paths == ["lean", "lean"]
+    for request, chunk in zip(script.requests, (keys[:100], keys[100:]), strict=True):
+        spec = {"RequestItems": {"records": version_read(chunk)}}
+        assert request.body == json.dumps(spec, separators=(",", ":")).encode()
+    assert found == {keys[3]: ("h", "u", 4, "", False)}
+
+
+def test_a_client_without_the_wire_form_reads_versions_with_the_dict_form() -> None:
+    script = Script(answer(200, json.dumps({"Responses": {"records": []}, "UnprocessedKeys": {}})))
+    plain = boto3.client(
+        "dynamodb", region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret"
+    )
+    plain.meta.events.register_first("before-send.dynamodb", script)
+    assert RecordStore(plain, "records")._versions(["k\u00e9"], WriteStats()) == {}
+    assert json.loads(script.requests[0].body) == {"RequestItems": {"records": version_read(["k\u00e9"])}}
