@@ -281,7 +281,8 @@ class RecordStore:
             scope_key = layout.record_scope_key(record.kind, record.credential_id, record.pos_id)
             text += f",{_SCOPE}{quoted(scope)}}},{_SCOPE_KEY}{quoted(scope_key)}}}"
             size += _SCOPE_NAME_BYTES + text_bytes(scope) + text_bytes(scope_key)
-        name, value = record_items.data_value(record.model_dump_json() if data is None else data, size)
+        # The JSON as text (DATA) or its compressed bytes (DATA_Z): the value's type says which.
+        _, value = record_items.data_value(record.model_dump_json() if data is None else data, size)
         if isinstance(value, bytes):
             text += f",{_DATA_Z}{binary_text(value)}}}}}"
             size += len(record_items.DATA_Z) + len(value)
@@ -299,7 +300,9 @@ class RecordStore:
         as_is = takes_wire_items(self.ddb)
         for chunk in chunks(keys, BATCH_GET_MAX):
             # The request written straight into its JSON text (functions.core.wire_items).
-            text = WireText(f"{_KEYS_OPEN}{_PK}" + f"}}}},{{{_PK}".join(map(quoted, chunk)) + f"}}}}{_VERSION_READ_TAIL}")
+            text = WireText(
+                f"{_KEYS_OPEN}{_PK}" + f"}}}},{{{_PK}".join(map(quoted, chunk)) + f"}}}}{_VERSION_READ_TAIL}"
+            )
             request = {self.table: text if as_is else text.form()}
             for _, item in batch_get(self.ddb, request, sleep=self._sleep, on_request=counted):
                 found[item["pk"]["S"]] = _stored_version(item)

@@ -67,7 +67,7 @@ class WireText(Mapping[str, Any]):
         return self.wire_form()
 
     def wire_form(self) -> dict[str, Any]:
-        """The object as its JSON text holds it (binary values as base64 text): what `json.dumps` would write it from."""
+        """The object as its JSON text holds it (binary values as base64 text): what `json.dumps` writes it from."""
         loaded: dict[str, Any] = json.loads(self.text)
         return loaded
 

@@ -225,7 +225,9 @@ def test_a_client_without_the_wire_form_is_given_the_dict_form() -> None:
     store._batch_write([item], WriteStats())
 
     assert not ddb_wire.takes_wire_items(plain)
-    assert json.loads(script.requests[0].body) == {"RequestItems": {"records": [{"PutRequest": {"Item": wire(reference)}}]}}
+    assert json.loads(script.requests[0].body) == {
+        "RequestItems": {"records": [{"PutRequest": {"Item": wire(reference)}}]}
+    }
 
 
 def test_the_bench_sees_every_wire_items_size_and_kind() -> None:
