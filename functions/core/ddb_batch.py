@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core.errors import AwsServiceError
+from functions.core.wire_items import WireItem
 
 BATCH_GET_MAX = 100
 BATCH_WRITE_MAX = 25
@@ -80,8 +81,35 @@ def batch_write(
                 on_request()
             request = _call(ddb, "batch_write_item", request).get("UnprocessedItems") or {}
             if request:
+                request = _as_sent(request, chunk)
                 attempt = _wait(attempt, max_resends, sleep, "batch write", request)
     return made
+
+
+def _as_sent(left: Mapping[str, Any], sent: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The unprocessed part of a batch write as it was sent: a PutRequest of a WireItem (functions.core.wire_items)
+    is resent as that same WireItem, in its wire form, rather than as the dict DynamoDB returned (the same item)."""
+    wire: dict[tuple[str, str], Mapping[str, Any]] = {}
+    for entry in sent:
+        put = entry.get("PutRequest")
+        item = put.get("Item") if isinstance(put, Mapping) else None
+        if isinstance(item, WireItem):
+            wire[item.key_name, item.key] = entry
+    if not wire:
+        return left
+    return {table: [_sent_entry(entry, wire) for entry in entries] for table, entries in left.items()}
+
+
+def _sent_entry(entry: Mapping[str, Any], wire: Mapping[tuple[str, str], Mapping[str, Any]]) -> Mapping[str, Any]:
+    put = entry.get("PutRequest")
+    item = put.get("Item") if isinstance(put, Mapping) else None
+    if isinstance(item, Mapping):
+        for key_name in {name for name, _ in wire}:
+            value = item.get(key_name)
+            key = value.get("S") if isinstance(value, Mapping) else None
+            if isinstance(key, str) and (key_name, key) in wire:
+                return wire[key_name, key]
+    return entry
 
 
 def _call(ddb: Any, op: str, request: Mapping[str, Any]) -> Any:

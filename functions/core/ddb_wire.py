@@ -26,10 +26,14 @@ from typing import Any
 from pydantic_core import CoreSchema, SchemaSerializer
 from pydantic_core import core_schema as cs
 
+from functions.core.wire_items import WireItem, WireText, quoted
 
-def _blob(value: object) -> str:
+
+def _blob(value: object) -> str | dict[str, Any]:
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode("ascii")
+    if isinstance(value, WireText):
+        return value.wire_form()
     raise TypeError(f"{type(value).__name__} is not part of DynamoDB's wire form")
 
 
@@ -97,6 +101,9 @@ def wire_body(parameters: Mapping[str, Any], operation_model: Any = None) -> byt
     """The JSON body of a DynamoDB request with these parameters (for `operation_model`, botocore's OperationModel,
     written by its shape's serializer when the values are the shape's types); TypeError/ValueError for a value
     botocore would have to convert (the caller then lets botocore serialize the request)."""
+    written = _put_items_body(parameters)
+    if written is not None:
+        return written
     serializer = None if operation_model is None else _serializer(operation_model)
     if serializer is not None:
         try:
@@ -104,6 +111,47 @@ def wire_body(parameters: Mapping[str, Any], operation_model: Any = None) -> byt
         except ValueError:  # a value not of its shape's type (PydanticSerializationError): json.dumps decides
             pass
     return _ENCODER.encode(parameters).encode()
+
+
+_PUT_OPEN = '{"PutRequest":{"Item":'
+_PUT_CLOSE = "}}"
+
+
+def _put_items_body(parameters: Mapping[str, Any]) -> bytes | None:
+    """The body of a BatchWriteItem of PutRequests whose items are all WireItems, or of a BatchGetItem whose tables'
+    requests are WireTexts, joined from their texts (exactly what `json.dumps` writes for the same parameters); None
+    for any other request."""
+    request_items = parameters.get("RequestItems")
+    if len(parameters) != 1 or type(request_items) is not dict or not request_items:
+        return None
+    tables = []
+    for table, entries in request_items.items():
+        if type(table) is not str:
+            return None
+        if type(entries) is WireText:
+            tables.append(f"{quoted(table)}:{entries.text}")
+            continue
+        if type(entries) is not list or not entries:
+            return None
+        texts = []
+        for entry in entries:
+            if type(entry) is not dict or len(entry) != 1:
+                return None
+            put = entry.get("PutRequest")
+            if type(put) is not dict or len(put) != 1:
+                return None
+            item = put.get("Item")
+            if type(item) is not WireItem:
+                return None
+            texts.append(item.text)
+        tables.append(f"{quoted(table)}:[{_PUT_OPEN}" + f"{_PUT_CLOSE},{_PUT_OPEN}".join(texts) + f"{_PUT_CLOSE}]")
+    return ('{"RequestItems":{' + ",".join(tables) + "}}").encode()
+
+
+def takes_wire_items(client: Any) -> bool:
+    """Whether `client` sends WireItems as they are (a client with the wire form: `use_wire_form`); any other client
+    is given their dict form (botocore's parameter validation takes only dicts)."""
+    return isinstance(getattr(client, "_serializer", None), WireFormSerializer)
 
 
 class WireFormSerializer:

@@ -19,6 +19,8 @@ from typing import Any
 
 from isal import isal_zlib
 
+from functions.core.wire_items import number_bytes, text_bytes
+
 DATA = "data"  # the record's JSON as text
 DATA_Z = "data_z"  # the record's JSON, zlib-compressed (binary)
 # One write unit covers an item of up to this many bytes (attribute names and values, UTF-8).
@@ -38,10 +40,9 @@ TIGHT_LEVEL = 9  # zlib
 
 def _value_bytes(kind: str, inner: Any) -> int:
     if kind == "S":
-        return len(inner) if inner.isascii() else len(inner.encode())
+        return text_bytes(inner)
     if kind == "N":
-        digits = str(inner).lstrip("-").replace(".", "").lstrip("0") or "0"
-        return (len(digits) + 1) // 2 + 1
+        return number_bytes(str(inner))
     if kind == "B":
         return len(inner)
     if kind in ("BOOL", "NULL"):
@@ -75,15 +76,22 @@ def data_attribute(data: str, rest: Mapping[str, Mapping[str, Any]]) -> tuple[st
     """The attribute (name, value) holding `data` in an item whose other attributes are `rest`: text when the item
     fits one write unit that way (the size is exact: `attribute_bytes` of the whole item), else compressed when that
     is smaller."""
-    rest_bytes = attribute_bytes(rest)
+    name, value = data_value(data, attribute_bytes(rest))
+    return name, ({"B": value} if isinstance(value, bytes) else {"S": value})
+
+
+def data_value(data: str, rest_bytes: int) -> tuple[str, str | bytes]:
+    """The attribute name holding `data` and its value (`data` itself, or its compressed bytes) in an item whose other
+    attributes take `rest_bytes` (as `attribute_bytes` sizes them): text when the item fits one write unit that way,
+    else compressed when that is smaller."""
     ascii_text = data.isascii()
     if rest_bytes + len(DATA) + (len(data) if ascii_text else len(data.encode())) <= WRITE_UNIT_BYTES:
-        return DATA, {"S": data}
+        return DATA, data
     raw = data.encode("ascii") if ascii_text else data.encode()
     packed = _compress(raw, WRITE_UNIT_BYTES - rest_bytes - len(DATA_Z))
     if len(packed) + len(DATA_Z) < len(raw) + len(DATA):
-        return DATA_Z, {"B": packed}
-    return DATA, {"S": data}
+        return DATA_Z, packed
+    return DATA, data
 
 
 def _compress(raw: bytes, room: int) -> bytes:

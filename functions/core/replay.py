@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from types import ModuleType
@@ -141,7 +141,7 @@ def replay_context(tenant: str, vendor: Vendor, credential_id: str, status: dict
 class PreviewRecordStore(RecordStore):
     """Compares like RecordStore.upsert_changed but writes nothing: what a replay would change."""
 
-    def _batch_write(self, items: list[dict[str, Any]], stats: WriteStats) -> None:
+    def _batch_write(self, items: Sequence[Mapping[str, Any]], stats: WriteStats) -> None:
         return None
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -13,9 +13,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core import layout, record_index, record_items
 from functions.core.ddb_batch import BATCH_GET_MAX, batch_get, batch_write, chunks
+from functions.core.ddb_wire import takes_wire_items
 from functions.core.errors import AwsServiceError, LeaseHeldError
 from functions.core.layout import RecordKind, Stream, Vendor
 from functions.core.models import CONTENT_HASH_PREFIX, RECORD_MODELS, CanonicalRecord, read_record
+from functions.core.wire_items import WireItem, WireText, binary_text, member, number_bytes, quoted, text_bytes
 
 
 class StoreError(AwsServiceError):
@@ -110,6 +112,44 @@ def record_item_key(record: CanonicalRecord) -> str:
     return layout.record_pk(record.tenant, record.vendor, record.credential_id, record.kind, record.pos_id)
 
 
+class _SharedMembers:
+    """The attributes every item of one upsert carries alike (the page's archive key, the pull's time), as JSON text
+    and billed size, written once for all of them."""
+
+    __slots__ = ("size", "text")
+
+    def __init__(self, archive_key: str, pulled_at: str) -> None:
+        self.text = f"{_ARCHIVE_KEY}{quoted(archive_key)}}},{_PULLED_AT}{quoted(pulled_at)}}}"
+        self.size = len("archive_key") + text_bytes(archive_key) + len("pulled_at") + text_bytes(pulled_at)
+
+
+# The record item's attributes up to their values, as JSON text (functions.core.wire_items).
+_PK = member("pk", "S")
+_KIND = member("kind", "S")
+_VENDOR = member("vendor", "S")
+_UPDATED = member("source_updated_at", "S")
+_DIGEST = member("content_hash", "S")
+_VERSION = member("version", "N")
+_ARCHIVE_KEY = member("archive_key", "S")
+_PULLED_AT = member("pulled_at", "S")
+_INDEXED_BY = member(layout.RECORDS_INDEXED_BY_ATTRIBUTE, "S")
+_SCOPE = member(layout.RECORDS_SCOPE_ATTRIBUTE, "S")
+_SCOPE_KEY = member(layout.RECORDS_SCOPE_KEY_ATTRIBUTE, "S")
+_DATA = member(record_items.DATA, "S")
+_DATA_Z = member(record_items.DATA_Z, "B")
+# What a version read asks for besides the keys. Strongly consistent: the previous page's writes must be seen, or a
+# version number would repeat.
+_VERSION_READ = {
+    "ProjectionExpression": "pk, content_hash, source_updated_at, version, #by, #scope",
+    "ExpressionAttributeNames": {"#by": layout.RECORDS_INDEXED_BY_ATTRIBUTE, "#scope": layout.RECORDS_SCOPE_ATTRIBUTE},
+    "ConsistentRead": True,
+}
+_KEYS_OPEN = '{"Keys":[{'
+_VERSION_READ_TAIL = "]," + json.dumps(_VERSION_READ, separators=(",", ":"))[1:]
+_FIXED_NAME_BYTES = sum(map(len, ("pk", "kind", "vendor", "source_updated_at", "content_hash", "version")))
+_SCOPE_NAME_BYTES = len(layout.RECORDS_SCOPE_ATTRIBUTE) + len(layout.RECORDS_SCOPE_KEY_ATTRIBUTE)
+
+
 # A scope_page cursor that points inside a page index item: the item's index entry and how many of its records
 # the pages before took. Any other cursor is the index query's own LastEvaluatedKey (as cursors have always been).
 _INSIDE_PAGE_INDEX = "inside_page_index"
@@ -158,15 +198,15 @@ class RecordStore:
         listed_by = {pk: index.digest for index in indexes for pk in index.record_pks()}
         if indexes:
             self._batch_write([index.item() for index in indexes], stats)
+        shared = _SharedMembers(archive_key, pulled_at)
         puts = [
-            self._item(
+            self._put(
                 key,
                 record,
                 digest,
                 updated,
                 (old.version if old else 0) + 1,
-                archive_key,
-                pulled_at,
+                shared,
                 data,
                 indexed_by=listed_by.get(key) or (old.indexed_by if old else ""),
                 scoped=old is not None and old.scoped,
@@ -191,31 +231,65 @@ class RecordStore:
         indexed_by: str = "",
         scoped: bool = False,
     ) -> dict[str, Any]:
+        """The record's item as boto3's low-level client takes it (what `_put` writes)."""
+        shared = _SharedMembers(archive_key, pulled_at)
+        return RecordStore._put(
+            key, record, digest, updated, version, shared, data, indexed_by=indexed_by, scoped=scoped
+        ).form()
+
+    @staticmethod
+    def _put(
+        key: str,
+        record: CanonicalRecord,
+        digest: str,
+        updated: str,
+        version: int,
+        shared: _SharedMembers,
+        data: str | None = None,
+        *,
+        indexed_by: str = "",
+        scoped: bool = False,
+    ) -> WireItem:
         # Tenant, vendor, credential, kind and POS id are in the key and in the record's JSON; `kind` and `vendor` are
         # also attributes of their own (the stream consumers' FilterCriteria match `kind`). Nothing else is repeated:
-        # each byte over 1 KB costs a second write unit (functions.core.record_items).
-        item: dict[str, Any] = {
-            "pk": {"S": key},
-            "kind": {"S": record.kind.value},
-            "vendor": {"S": record.vendor.value},
-            "source_updated_at": {"S": updated},
-            "content_hash": {"S": digest},
-            "version": {"N": str(version)},
-            "archive_key": {"S": archive_key},
-            "pulled_at": {"S": pulled_at},
-        }
+        # each byte over 1 KB costs a second write unit (functions.core.record_items). The item is written straight
+        # into its JSON text, sized from the same parts (functions.core.wire_items).
+        kind = record.kind.value
+        vendor = record.vendor.value
+        number = str(version)
+        text = (
+            f"{_PK}{quoted(key)}}},{_KIND}{quoted(kind)}}},{_VENDOR}{quoted(vendor)}}},{_UPDATED}{quoted(updated)}}},"
+            f'{_DIGEST}{quoted(digest)}}},{_VERSION}"{number}"}},{shared.text}'
+        )
+        size = (
+            _FIXED_NAME_BYTES
+            + text_bytes(key)
+            + text_bytes(kind)
+            + text_bytes(vendor)
+            + text_bytes(updated)
+            + text_bytes(digest)
+            + number_bytes(number)
+            + shared.size
+        )
         if indexed_by:
-            item[layout.RECORDS_INDEXED_BY_ATTRIBUTE] = {"S": indexed_by}
+            text += f",{_INDEXED_BY}{quoted(indexed_by)}}}"
+            size += len(layout.RECORDS_INDEXED_BY_ATTRIBUTE) + text_bytes(indexed_by)
         if scoped:
             # A record stored before page indexes keeps its own entry in the index (keys only, and they never change
             # for an item, so rewriting it costs the index nothing).
-            item[layout.RECORDS_SCOPE_ATTRIBUTE] = {"S": layout.record_scope(record.tenant, record.vendor)}
-            item[layout.RECORDS_SCOPE_KEY_ATTRIBUTE] = {
-                "S": layout.record_scope_key(record.kind, record.credential_id, record.pos_id)
-            }
-        name, value = record_items.data_attribute(record.model_dump_json() if data is None else data, item)
-        item[name] = value
-        return item
+            scope = layout.record_scope(record.tenant, record.vendor)
+            scope_key = layout.record_scope_key(record.kind, record.credential_id, record.pos_id)
+            text += f",{_SCOPE}{quoted(scope)}}},{_SCOPE_KEY}{quoted(scope_key)}}}"
+            size += _SCOPE_NAME_BYTES + text_bytes(scope) + text_bytes(scope_key)
+        # The JSON as text (DATA) or its compressed bytes (DATA_Z): the value's type says which.
+        _, value = record_items.data_value(record.model_dump_json() if data is None else data, size)
+        if isinstance(value, bytes):
+            text += f",{_DATA_Z}{binary_text(value)}}}}}"
+            size += len(record_items.DATA_Z) + len(value)
+        else:
+            text += f",{_DATA}{quoted(value)}}}}}"
+            size += len(record_items.DATA) + text_bytes(value)
+        return WireItem(key, "{" + text, size)
 
     def _versions(self, keys: list[str], stats: WriteStats) -> dict[str, StoredVersion]:
         found: dict[str, StoredVersion] = {}
@@ -223,26 +297,29 @@ class RecordStore:
         def counted() -> None:
             stats.get_requests += 1
 
+        as_is = takes_wire_items(self.ddb)
         for chunk in chunks(keys, BATCH_GET_MAX):
-            request = {
-                self.table: {
-                    "Keys": [{"pk": {"S": k}} for k in chunk],
-                    # Strongly consistent: the previous page's writes must be seen, or a version number would repeat.
-                    "ProjectionExpression": "pk, content_hash, source_updated_at, version, #by, #scope",
-                    "ExpressionAttributeNames": {
-                        "#by": layout.RECORDS_INDEXED_BY_ATTRIBUTE,
-                        "#scope": layout.RECORDS_SCOPE_ATTRIBUTE,
-                    },
-                    "ConsistentRead": True,
-                }
-            }
+            # The request written straight into its JSON text (functions.core.wire_items).
+            text = WireText(
+                f"{_KEYS_OPEN}{_PK}" + f"}}}},{{{_PK}".join(map(quoted, chunk)) + f"}}}}{_VERSION_READ_TAIL}"
+            )
+            request = {self.table: text if as_is else text.form()}
             for _, item in batch_get(self.ddb, request, sleep=self._sleep, on_request=counted):
                 found[item["pk"]["S"]] = _stored_version(item)
         return found
 
-    def _batch_write(self, items: list[dict[str, Any]], stats: WriteStats) -> None:
+    def _batch_write(self, items: Sequence[Mapping[str, Any]], stats: WriteStats) -> None:
+        # Items in their wire form (WireItem) go as they are to a client that sends them so (the trusted client);
+        # any other client takes their dict form.
+        as_is = takes_wire_items(self.ddb)
         stats.write_requests += batch_write(
-            self.ddb, self.table, [{"PutRequest": {"Item": item}} for item in items], sleep=self._sleep
+            self.ddb,
+            self.table,
+            [
+                {"PutRequest": {"Item": item if as_is or not isinstance(item, WireItem) else item.form()}}
+                for item in items
+            ],
+            sleep=self._sleep,
         )
 
     def scope_page(
