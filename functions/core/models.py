@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypedDict, get_args
 
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
@@ -205,6 +205,37 @@ class Sale(CanonicalRecord):
     @property
     def net_cents(self) -> int:
         return self.total_cents - self.refunded_cents
+
+
+class SaleLineFields(TypedDict):
+    """A sale line's fields as a mapping gives them to `sale_with_lines` (SaleLine's fields, every one given)."""
+
+    product_id: str | None
+    sku: str | None
+    name: str | None
+    category: str | None
+    brand: str | None
+    quantity: float
+    total_cents: int
+    discount_cents: int
+    is_refund: bool
+
+
+def sale_with_lines(*, lines: tuple[SaleLineFields, ...], **fields: Any) -> Sale:
+    """The Sale of `fields` and these lines, validated exactly as `Sale(**fields, lines=(SaleLine(**line), ...))` is
+    but in one compiled call: the Sale's own validator builds its SaleLines from the dicts (a Python-side SaleLine
+    per line cost about 4 µs, measured). An invalid sale raises what the line-by-line construction raises: it is
+    built that way once more to raise it, so a quarantined record names the same field and problem as before."""
+    fields["lines"] = lines
+    try:
+        sale: Sale = _validate_sale(fields)
+    except ValidationError:
+        fields["lines"] = tuple(SaleLine(**line) for line in lines)
+        return Sale(**fields)
+    return sale
+
+
+_validate_sale = Sale.__pydantic_validator__.validate_python
 
 
 class Product(CanonicalRecord):

@@ -20,11 +20,12 @@ from functions.core.models import (
     LoyaltyBalance,
     Product,
     Sale,
-    SaleLine,
+    SaleLineFields,
     Shopper,
     discount_type_of,
     normalize_email,
     normalize_phone,
+    sale_with_lines,
 )
 from functions.pull_posabit.constants import (
     CANCELLED_STATUSES,
@@ -399,22 +400,24 @@ def _parsed(value: Any, field: str, pos_id: str) -> datetime:
         raise MappingError(pos_id, f"{field} is not a timestamp") from None
 
 
-def sale_line(raw: PosabitSaleItem) -> SaleLine:
+def sale_line(raw: PosabitSaleItem) -> SaleLineFields:
     """A line is a refund when it gives goods back (negative quantity) or money back (negative total)."""
-    return SaleLine(
-        product_id=raw.product_id,
-        sku=raw.sku,
-        name=raw.product_name,
-        category=raw.category,
-        brand=raw.brand,
-        quantity=raw.quantity,
-        total_cents=raw.total,
-        discount_cents=raw.discount,
-        is_refund=raw.quantity < 0 or raw.total < 0,
-    )
+    return {
+        "product_id": raw.product_id,
+        "sku": raw.sku,
+        "name": raw.product_name,
+        "category": raw.category,
+        "brand": raw.brand,
+        "quantity": raw.quantity,
+        "total_cents": raw.total,
+        "discount_cents": raw.discount,
+        "is_refund": raw.quantity < 0 or raw.total < 0,
+    }
 
 
-def sale_status(pos_id: str, status: str | None, lines: Sequence[SaleLine], total_cents: int) -> tuple[SaleStatus, int]:
+def sale_status(
+    pos_id: str, status: str | None, lines: Sequence[SaleLineFields], total_cents: int
+) -> tuple[SaleStatus, int]:
     """Canonical status and `refunded_cents`, the part of the sale given back that `total` does not already net.
 
     Refund lines (negative quantities or totals) are already netted in the receipt's total, so they make a sale
@@ -423,7 +426,7 @@ def sale_status(pos_id: str, status: str | None, lines: Sequence[SaleLine], tota
     error rather than a guess, because status decides loyalty points.
     """
     key = (status or "completed").strip().lower().replace(" ", "_").replace("-", "_")
-    refund_lines = [line for line in lines if line.is_refund]
+    refund_lines = [line for line in lines if line["is_refund"]]
     if key in CANCELLED_STATUSES:
         return "cancelled", 0
     if key in PENDING_STATUSES:
@@ -471,7 +474,7 @@ def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
     lines = tuple(sale_line(item) for item in raw.items)
     status, refunded_cents = sale_status(raw.id, raw.status, lines, raw.total)
     subtotal = raw.sub_total if raw.sub_total is not None else raw.total - raw.tax + raw.discount
-    return Sale(
+    return sale_with_lines(
         **_origin(ctx),
         pos_id=raw.id,
         source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),

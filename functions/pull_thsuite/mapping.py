@@ -20,11 +20,12 @@ from functions.core.models import (
     LoyaltyBalance,
     Product,
     Sale,
-    SaleLine,
+    SaleLineFields,
     Shopper,
     discount_type_of,
     dollars_to_cents,
     normalize_phone,
+    sale_with_lines,
 )
 from functions.pull_thsuite.constants import STORE_ZONE_NAMES
 
@@ -260,18 +261,18 @@ def map_patient(item: dict[str, Any], ctx: MappingContext) -> Shopper:
     )
 
 
-def _sale_line(line: ThsuiteReceiptLine) -> SaleLine:
-    return SaleLine(
-        product_id=line.product_id,
-        sku=line.sku,
-        name=line.product_name,
-        category=line.category,
-        brand=line.brand,
-        quantity=float(line.quantity),
-        total_cents=dollars_to_cents(line.total),
-        discount_cents=dollars_to_cents(line.discount),
-        is_refund=line.returned,
-    )
+def _sale_line(line: ThsuiteReceiptLine) -> SaleLineFields:
+    return {
+        "product_id": line.product_id,
+        "sku": line.sku,
+        "name": line.product_name,
+        "category": line.category,
+        "brand": line.brand,
+        "quantity": float(line.quantity),
+        "total_cents": dollars_to_cents(line.total),
+        "discount_cents": dollars_to_cents(line.discount),
+        "is_refund": line.returned,
+    }
 
 
 def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
@@ -297,7 +298,7 @@ def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
         total_cents, refunded_cents = net_cents, net_cents
     else:
         total_cents, refunded_cents = net_cents, 0
-    return Sale(
+    return sale_with_lines(
         **_common(ctx, receipt.id, receipt.store_id, receipt.updated_at),
         customer_pos_id=receipt.patient_id,
         ordered_at=ordered_at,
