@@ -5,6 +5,7 @@ raises, for every vendor's simulator sales and for hostile values."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 import pytest
@@ -143,8 +144,8 @@ def test_hostile_lines_and_sales_give_the_same_sale_or_the_same_error(sale_chang
     fields = {**GOOD_SALE, **sale_change}
     for index, line in enumerate(LINE_CASES):
         for lines in ((line,), (GOOD_LINE, line), ()):
-            old = outcome(lambda: line_by_line(lines, fields))
-            new = outcome(lambda: with_lines(lines, fields))
+            old = outcome(partial(line_by_line, lines, fields))
+            new = outcome(partial(with_lines, lines, fields))
             if old[0] == "sale" and new[0] == "sale":
                 same_nan = [str(x.quantity) for x in old[1][0].lines] == [str(x.quantity) for x in new[1][0].lines]
                 assert new[1][1] == old[1][1] and same_nan, (index, sale_change)
