@@ -342,6 +342,10 @@ def _known_nested(annotation: Any, value: Any) -> Any:
 
 
 _ONE_CENT = Decimal(1)
+_HUNDRED = Decimal(100)
+# Below this many digits (an `adjusted()` exponent), quantizing cents to a whole number stays within the default
+# context's 28-digit precision, so it cannot fail and `to_integral_value` gives the same whole number.
+_EXACT_CENTS_DIGITS = 27
 
 
 def dollars_to_cents(value: Any) -> int:
@@ -349,4 +353,7 @@ def dollars_to_cents(value: Any) -> int:
     if type(value) is int:  # whole dollars (not bool, whose str() is no number): exact without Decimal
         return value * 100
     amount = value if type(value) is Decimal else Decimal(str(value))  # a Decimal's str() round-trips exactly
-    return int((amount * 100).quantize(_ONE_CENT, rounding=ROUND_HALF_UP))
+    cents = amount * _HUNDRED
+    if cents.is_finite() and cents.adjusted() < _EXACT_CENTS_DIGITS:  # every amount a POS sends: half the cost
+        return int(cents.to_integral_value(rounding=ROUND_HALF_UP))
+    return int(cents.quantize(_ONE_CENT, rounding=ROUND_HALF_UP))  # NaN, infinities, huge: raise as they did
