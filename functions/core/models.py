@@ -55,12 +55,15 @@ def normalize_phone(raw: str | None, default_region: str = "US") -> str | None:
     text = str(raw).strip()
     if not text:
         return None
+    national = nanp.nanp_national(text, default_region)  # the common +1 shapes, as phonenumbers answers them
+    if national is not None:
+        # Such text's digits are these ten, after at most a "1": the placeholder test below, without listing them.
+        if national in PLACEHOLDER_PHONES:
+            return None
+        return "+1" + national if nanp.is_valid_nanp(national) else None
     digits = "".join(ch for ch in text if ch.isdigit())
     if digits[-10:] in PLACEHOLDER_PHONES and len(digits) in (10, 11):
         return None
-    national = nanp.nanp_national(text, default_region)  # the common +1 shapes, as phonenumbers answers them
-    if national is not None:
-        return "+1" + national if nanp.is_valid_nanp(national) else None
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
