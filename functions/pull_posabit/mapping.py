@@ -27,6 +27,7 @@ from functions.core.models import (
     normalize_phone,
     sale_with_lines,
 )
+from functions.core.payload_fastpath import IdentityOn, fast_validator
 from functions.pull_posabit.constants import (
     CANCELLED_STATUSES,
     COMPLETED_STATUSES,
@@ -543,11 +544,30 @@ def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> 
         raise MappingError(item_id(stream, record), _validation_reason(exc)) from None
 
 
+# The before-validators above, and the values they hand on unchanged (or, ids, turn into text) that nearly every
+# POSaBIT item sends: a payload is validated without calling them unless one of its values needs them.
+IDENTITY_ON: Mapping[Callable[[Any], Any], IdentityOn] = MappingProxyType(
+    {
+        _to_id: "id_text",
+        _to_optional_id: "id_text",
+        _to_optional_text: "stripped_text",
+        _to_whole: "strict",
+        _to_optional_whole: "strict",
+        _to_optional_flag: "strict",
+        _to_list: "strict",
+    }
+)
+validate_customer = fast_validator(PosabitCustomer, IDENTITY_ON)
+validate_points_balance = fast_validator(PosabitPointsBalance, IDENTITY_ON)
+validate_sale = fast_validator(PosabitSale, IDENTITY_ON)
+validate_inventory = fast_validator(PosabitInventory, IDENTITY_ON)
+validate_coupon = fast_validator(PosabitCoupon, IDENTITY_ON)
+
 # One dict lookup per record (an enum member read off its class is a descriptor call in Python 3.11).
 _MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord]] = {
-    Stream.CUSTOMERS: lambda record, ctx: map_customer(PosabitCustomer.model_validate(record), ctx),
-    Stream.LOYALTY: lambda record, ctx: map_loyalty_balance(PosabitPointsBalance.model_validate(record), ctx),
-    Stream.SALES: lambda record, ctx: map_sale(PosabitSale.model_validate(record), ctx),
-    Stream.INVENTORY: lambda record, ctx: map_inventory(PosabitInventory.model_validate(record), ctx),
-    Stream.DISCOUNTS: lambda record, ctx: map_coupon(PosabitCoupon.model_validate(record), ctx),
+    Stream.CUSTOMERS: lambda record, ctx: map_customer(validate_customer(record), ctx),
+    Stream.LOYALTY: lambda record, ctx: map_loyalty_balance(validate_points_balance(record), ctx),
+    Stream.SALES: lambda record, ctx: map_sale(validate_sale(record), ctx),
+    Stream.INVENTORY: lambda record, ctx: map_inventory(validate_inventory(record), ctx),
+    Stream.DISCOUNTS: lambda record, ctx: map_coupon(validate_coupon(record), ctx),
 }

@@ -1,0 +1,174 @@
+"""A payload model's compiled fast path (`payload_fastpath.fast_validator`) accepts what the model accepts, with the
+same values, and refuses what it refuses, with the same errors: over every POSaBIT simulator item and over hostile
+values in every field."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import pytest
+from pydantic import BaseModel, BeforeValidator, ValidationError
+from pydantic_core import SchemaValidator
+
+from functions.core.layout import Stream, Vendor
+from functions.core.payload_fastpath import STRIPPED_TEXT, fast_validator
+from functions.pull_posabit import mapping as posabit
+from tests.mapping_corpus import simulator_pages
+
+POSABIT_VALIDATORS: dict[Stream, tuple[type[BaseModel], Callable[[Any], BaseModel]]] = {
+    Stream.CUSTOMERS: (posabit.PosabitCustomer, posabit.validate_customer),
+    Stream.LOYALTY: (posabit.PosabitPointsBalance, posabit.validate_points_balance),
+    Stream.SALES: (posabit.PosabitSale, posabit.validate_sale),
+    Stream.INVENTORY: (posabit.PosabitInventory, posabit.validate_inventory),
+    Stream.DISCOUNTS: (posabit.PosabitCoupon, posabit.validate_coupon),
+}
+
+SPACES = [chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()]
+HOSTILE: list[Any] = [
+    None,
+    True,
+    False,
+    0,
+    -1,
+    7,
+    2**63 - 1,
+    2**63,
+    -(2**63),
+    -(2**63) - 1,
+    10**5000,
+    1.0,
+    -2.0,
+    1.5,
+    float("nan"),
+    float("inf"),
+    "",
+    "x",
+    "12",
+    " 12 ",
+    "+12",
+    "-0",
+    "1e3",
+    "1.0",
+    "true",
+    "no",
+    "2026-01-02",
+    "a\nb",
+    "\u200bx",
+    "x\u200b",
+    "\u00e9\U0001f600",
+    "\ud800",
+    "x" * 10_000,
+    [],
+    [1],
+    [None],
+    [{"id": 1}],
+    {},
+    {"a": 1},
+    *SPACES,
+    *[f"{space}x" for space in SPACES],
+    *[f"x{space}" for space in SPACES],
+]
+
+
+def outcome(validate: Callable[[Any], BaseModel], data: Any) -> tuple[str, Any]:
+    """A model as every value it holds, with its type, and the fields set (nested models too); an error as all it
+    says."""
+    try:
+        model = validate(data)
+    except ValidationError as exc:
+        return "error", (exc.title, exc.errors(include_url=False, include_context=False), str(exc))
+    return "model", snapshot(model)
+
+
+def snapshot(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        fields = tuple((name, snapshot(getattr(value, name))) for name in type(value).model_fields)
+        return type(value).__name__, sorted(value.model_fields_set), fields
+    if isinstance(value, list | tuple):
+        return type(value).__name__, tuple(snapshot(part) for part in value)
+    if isinstance(value, dict):
+        return "dict", tuple((snapshot(key), snapshot(part)) for key, part in value.items())
+    if isinstance(value, float):
+        return "float", value.hex()
+    return type(value).__name__, value
+
+
+@pytest.fixture(scope="module")
+def posabit_items() -> dict[Stream, list[dict[str, Any]]]:
+    items: dict[Stream, list[dict[str, Any]]] = {}
+    for _, stream, page, _ctx in simulator_pages(Vendor.POSABIT, 100):
+        items.setdefault(stream, []).extend(posabit.unwrap_item(stream, item) for item in page)
+    return items
+
+
+@pytest.mark.parametrize("stream", list(POSABIT_VALIDATORS))
+def test_every_simulator_item_validates_to_the_same_payload(
+    stream: Stream, posabit_items: dict[Stream, list[dict[str, Any]]]
+) -> None:
+    model, fast = POSABIT_VALIDATORS[stream]
+    assert posabit_items[stream]
+    for item in posabit_items[stream]:
+        assert outcome(fast, item) == outcome(model.model_validate, item)
+        assert isinstance(fast(item), model)
+
+
+@pytest.mark.parametrize("stream", list(POSABIT_VALIDATORS))
+def test_hostile_values_in_every_field_give_the_same_payload_or_error(
+    stream: Stream, posabit_items: dict[Stream, list[dict[str, Any]]]
+) -> None:
+    model, fast = POSABIT_VALIDATORS[stream]
+    base = max(posabit_items[stream], key=lambda item: len(str(item)))
+    fields = {"_missing_"} | set(base) | set(model.model_fields)
+    for name in sorted(fields):
+        for value in HOSTILE:
+            item = {**base, name: value}
+            assert outcome(fast, item) == outcome(model.model_validate, item), (name, repr(value)[:40])
+        item = {key: value for key, value in base.items() if key != name}
+        assert outcome(fast, item) == outcome(model.model_validate, item), name
+
+
+def test_hostile_values_inside_a_sale_line_and_tender() -> None:
+    line = {"product_id": 70023, "sku": "S", "product_name": "N", "quantity": 2, "total": 3300, "discount_list": []}
+    tender = {"sales_tender_id": 1, "payment_method_name": "cash", "total": 3300}
+    for nested, key in ((line, "items"), (tender, "sales_tenders")):
+        for name in [*nested, "name", "id", "discount"]:
+            for value in HOSTILE:
+                sale = {"id": 1, "total": 1, "updated_at": "2026-01-01", key: [{**nested, name: value}, nested]}
+                assert outcome(posabit.validate_sale, sale) == outcome(posabit.PosabitSale.model_validate, sale), (
+                    key,
+                    name,
+                    repr(value)[:40],
+                )
+
+
+def test_items_that_are_no_mapping_give_the_model_error() -> None:
+    for value in [None, [], "x", 1, [{"id": 1}]]:
+        assert outcome(posabit.validate_sale, value) == outcome(posabit.PosabitSale.model_validate, value)
+
+
+def test_the_stripped_text_pattern_accepts_exactly_what_strip_leaves_unchanged() -> None:
+    validator = SchemaValidator({"type": "str", "strict": True, "pattern": STRIPPED_TEXT})
+    texts = [value for value in HOSTILE if isinstance(value, str) and value != "\ud800"]
+    texts += [f"a{space}b" for space in SPACES] + [
+        f"{a}{b}" for a in ("x", " ", "\u0085") for b in ("y", "\t", "\u3000")
+    ]
+    for text in texts:
+        try:
+            validator.validate_python(text)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert accepted is (text != "" and text.strip() == text), repr(text)
+
+
+def test_a_before_validator_that_cannot_be_compiled_out_is_refused_at_build() -> None:
+    def shout(value: Any) -> Any:
+        return value
+
+    class Odd(BaseModel):
+        amount: Annotated[float, BeforeValidator(shout)]
+
+    with pytest.raises(TypeError, match="shout"):
+        fast_validator(Odd, {shout: "strict"})
