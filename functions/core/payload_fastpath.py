@@ -5,9 +5,11 @@ A payload model normalizes awkward values with Python `BeforeValidator`s (ids se
 numeric strings as numbers); pydantic calls each of them for every field of every item, though nearly every value a
 POS sends is already in the form the validator would return. `fast_validator` builds a second validator from the
 model's own core schema in which such a before-validator is replaced by the strict form of the schema it feeds,
-restricted to the values the before-validator returns unchanged (`IDENTITY_ON`). It builds instances of the same
-classes. An item it refuses (a blank, a numeric string, a missing list, anything invalid) is validated by the model
-itself, so what is accepted, the values, and every error stay exactly the model's.
+restricted to the values the before-validator returns unchanged (`IdentityOn`). It builds instances of subclasses
+of the model's classes that add nothing (same fields, values and config; pydantic-core would otherwise reuse a
+complete class's own validator), so they read as the model's instances everywhere except `==` against one. An item
+it refuses (a blank, a numeric string, a missing list, anything invalid) is validated by the model itself, so what is
+accepted, the values, and every error stay exactly the model's. Input is what JSON decodes to.
 """
 
 from __future__ import annotations
@@ -90,16 +92,16 @@ def _strict(schema: dict[str, Any], kind: IdentityOn, function: Callable[[Any], 
     strict = {**schema, "strict": True}
     if kind == "strict":
         return strict
-    if set(schema) - {"type", "metadata"}:
-        raise TypeError(f"{function.__qualname__} feeds a str schema with constraints of its own")
+    if "pattern" in schema:
+        raise TypeError(f"{function.__qualname__} feeds a str schema with a pattern of its own")
     strict["pattern"] = STRIPPED_TEXT
     if kind == "stripped_text":
         return strict
-    whole_to_text = {
+    whole_to_text = {  # the str schema's own constraints (a minimum length) still apply to the text
         "type": "chain",
         "steps": [
             {"type": "int", "strict": True, "ge": -(2**63), "le": 2**63 - 1},
-            {"type": "str", "coerce_numbers_to_str": True},
+            {**schema, "coerce_numbers_to_str": True},
         ],
     }
     return {"type": "union", "choices": [strict, whole_to_text], "mode": "left_to_right"}

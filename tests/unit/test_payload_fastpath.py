@@ -14,6 +14,9 @@ from pydantic_core import SchemaValidator
 
 from functions.core.layout import Stream, Vendor
 from functions.core.payload_fastpath import STRIPPED_TEXT, fast_validator
+from functions.pull_onprem import values as onprem_values
+from functions.pull_onprem.auphan import mapping as auphan
+from functions.pull_onprem.profitek import mapping as profitek
 from functions.pull_posabit import mapping as posabit
 from tests.mapping_corpus import simulator_pages
 
@@ -24,9 +27,33 @@ POSABIT_VALIDATORS: dict[Stream, tuple[type[BaseModel], Callable[[Any], BaseMode
     Stream.INVENTORY: (posabit.PosabitInventory, posabit.validate_inventory),
     Stream.DISCOUNTS: (posabit.PosabitCoupon, posabit.validate_coupon),
 }
+ONPREM_MODELS: dict[Vendor, dict[Stream, type[BaseModel]]] = {
+    Vendor.PROFITEK: {
+        Stream.CUSTOMERS: profitek.ProfitekCustomer,
+        Stream.SALES: profitek.ProfitekTransaction,
+        Stream.INVENTORY: profitek.ProfitekItem,
+        Stream.LOYALTY: profitek.ProfitekLoyaltyBalance,
+        Stream.DISCOUNTS: profitek.ProfitekDiscount,
+    },
+    Vendor.AUPHAN: {
+        Stream.CUSTOMERS: auphan.AuphanCustomer,
+        Stream.SALES: auphan.AuphanSale,
+        Stream.INVENTORY: auphan.AuphanProduct,
+        Stream.DISCOUNTS: auphan.AuphanDiscount,
+    },
+}
+CASES: list[tuple[Vendor, Stream, type[BaseModel], Callable[[Any], BaseModel]]] = [
+    (Vendor.POSABIT, stream, model, fast) for stream, (model, fast) in POSABIT_VALIDATORS.items()
+] + [
+    (vendor, stream, model, fast_validator(model, onprem_values.IDENTITY_ON))
+    for vendor, models in ONPREM_MODELS.items()
+    for stream, model in models.items()
+]
+CASE_IDS = [f"{vendor.value}-{stream.value}" for vendor, stream, _, _ in CASES]
+
 
 SPACES = [chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()]
-HOSTILE: list[Any] = [
+HOSTILE_CORE: list[Any] = [
     None,
     True,
     False,
@@ -66,10 +93,11 @@ HOSTILE: list[Any] = [
     [{"id": 1}],
     {},
     {"a": 1},
-    *SPACES,
-    *[f"{space}x" for space in SPACES],
-    *[f"x{space}" for space in SPACES],
+    " x",
+    "x\u3000",
+    "\x1c",
 ]
+HOSTILE = [*HOSTILE_CORE, *SPACES, *[f"{space}x" for space in SPACES], *[f"x{space}" for space in SPACES]]
 
 
 def outcome(validate: Callable[[Any], BaseModel], data: Any) -> tuple[str, Any]:
@@ -96,30 +124,38 @@ def snapshot(value: Any) -> Any:
 
 
 @pytest.fixture(scope="module")
-def posabit_items() -> dict[Stream, list[dict[str, Any]]]:
-    items: dict[Stream, list[dict[str, Any]]] = {}
-    for _, stream, page, _ctx in simulator_pages(Vendor.POSABIT, 100):
-        items.setdefault(stream, []).extend(posabit.unwrap_item(stream, item) for item in page)
+def simulator_items() -> dict[tuple[Vendor, Stream], list[dict[str, Any]]]:
+    items: dict[tuple[Vendor, Stream], list[dict[str, Any]]] = {}
+    for vendor in (Vendor.POSABIT, Vendor.PROFITEK, Vendor.AUPHAN):
+        for _, stream, page, _ctx in simulator_pages(vendor, 100):
+            unwrap = posabit.unwrap_item if vendor is Vendor.POSABIT else lambda _stream, item: item
+            items.setdefault((vendor, stream), []).extend(unwrap(stream, item) for item in page)
     return items
 
 
-@pytest.mark.parametrize("stream", list(POSABIT_VALIDATORS))
+@pytest.mark.parametrize(("vendor", "stream", "model", "fast"), CASES, ids=CASE_IDS)
 def test_every_simulator_item_validates_to_the_same_payload(
-    stream: Stream, posabit_items: dict[Stream, list[dict[str, Any]]]
+    vendor: Vendor,
+    stream: Stream,
+    model: type[BaseModel],
+    fast: Callable[[Any], BaseModel],
+    simulator_items: dict[tuple[Vendor, Stream], list[dict[str, Any]]],
 ) -> None:
-    model, fast = POSABIT_VALIDATORS[stream]
-    assert posabit_items[stream]
-    for item in posabit_items[stream]:
+    assert simulator_items[vendor, stream]
+    for item in simulator_items[vendor, stream]:
         assert outcome(fast, item) == outcome(model.model_validate, item)
         assert isinstance(fast(item), model)
 
 
-@pytest.mark.parametrize("stream", list(POSABIT_VALIDATORS))
+@pytest.mark.parametrize(("vendor", "stream", "model", "fast"), CASES, ids=CASE_IDS)
 def test_hostile_values_in_every_field_give_the_same_payload_or_error(
-    stream: Stream, posabit_items: dict[Stream, list[dict[str, Any]]]
+    vendor: Vendor,
+    stream: Stream,
+    model: type[BaseModel],
+    fast: Callable[[Any], BaseModel],
+    simulator_items: dict[tuple[Vendor, Stream], list[dict[str, Any]]],
 ) -> None:
-    model, fast = POSABIT_VALIDATORS[stream]
-    base = max(posabit_items[stream], key=lambda item: len(str(item)))
+    base = max(simulator_items[vendor, stream], key=lambda item: len(str(item)))
     fields = {"_missing_"} | set(base) | set(model.model_fields)
     for name in sorted(fields):
         for value in HOSTILE:
@@ -127,6 +163,12 @@ def test_hostile_values_in_every_field_give_the_same_payload_or_error(
             assert outcome(fast, item) == outcome(model.model_validate, item), (name, repr(value)[:40])
         item = {key: value for key, value in base.items() if key != name}
         assert outcome(fast, item) == outcome(model.model_validate, item), name
+    for list_name, value in base.items():  # hostile values inside each nested item (a sale's lines, tenders)
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            for name in sorted(set(value[0]) | {"_missing_"}):
+                for hostile in HOSTILE_CORE:
+                    item = {**base, list_name: [{**value[0], name: hostile}, *value[1:]]}
+                    assert outcome(fast, item) == outcome(model.model_validate, item), (list_name, name)
 
 
 def test_hostile_values_inside_a_sale_line_and_tender() -> None:
@@ -172,3 +214,24 @@ def test_a_before_validator_that_cannot_be_compiled_out_is_refused_at_build() ->
 
     with pytest.raises(TypeError, match="shout"):
         fast_validator(Odd, {shout: "strict"})
+
+
+def test_the_fast_path_calls_no_before_validator_for_values_it_compiles_out() -> None:
+    calls: list[Any] = []
+
+    def whole(value: Any) -> Any:
+        calls.append(value)
+        return int(value.strip()) if isinstance(value, str) else value
+
+    class Counted(BaseModel):
+        amount: Annotated[int, BeforeValidator(whole)]
+        nested: list[Counted] = []
+
+    fast = fast_validator(Counted, {whole: "strict"})
+    fast_result = fast({"amount": 3, "nested": [{"amount": 4}]})
+    assert calls == []
+    assert snapshot(fast_result) == snapshot(Counted(amount=3, nested=[Counted(amount=4)]))
+    assert isinstance(fast_result, Counted) and isinstance(fast_result.nested[0], Counted)
+    calls.clear()
+    assert fast({"amount": " 5 "}).amount == 5  # refused by the fast path: the model's own validator ran
+    assert calls == [" 5 "]
