@@ -18,6 +18,7 @@ from functions.pull_onprem import values as onprem_values
 from functions.pull_onprem.auphan import mapping as auphan
 from functions.pull_onprem.profitek import mapping as profitek
 from functions.pull_posabit import mapping as posabit
+from functions.pull_thsuite import mapping as thsuite
 from tests.mapping_corpus import simulator_pages
 
 POSABIT_VALIDATORS: dict[Stream, tuple[type[BaseModel], Callable[[Any], BaseModel]]] = {
@@ -42,8 +43,17 @@ ONPREM_MODELS: dict[Vendor, dict[Stream, type[BaseModel]]] = {
         Stream.DISCOUNTS: auphan.AuphanDiscount,
     },
 }
+THSUITE_VALIDATORS: dict[Stream, tuple[type[BaseModel], Callable[[Any], BaseModel]]] = {
+    Stream.CUSTOMERS: (thsuite.ThsuitePatient, thsuite.validate_patient),
+    Stream.SALES: (thsuite.ThsuiteReceipt, thsuite.validate_receipt),
+    Stream.INVENTORY: (thsuite.ThsuiteInventoryItem, thsuite.validate_inventory_item),
+    Stream.LOYALTY: (thsuite.ThsuiteLoyaltyBalance, thsuite.validate_loyalty_balance),
+    Stream.DISCOUNTS: (thsuite.ThsuiteDiscount, thsuite.validate_discount),
+}
 CASES: list[tuple[Vendor, Stream, type[BaseModel], Callable[[Any], BaseModel]]] = [
-    (Vendor.POSABIT, stream, model, fast) for stream, (model, fast) in POSABIT_VALIDATORS.items()
+    (vendor, stream, model, fast)
+    for vendor, validators in ((Vendor.POSABIT, POSABIT_VALIDATORS), (Vendor.THSUITE, THSUITE_VALIDATORS))
+    for stream, (model, fast) in validators.items()
 ] + [
     (vendor, stream, model, fast_validator(model, onprem_values.IDENTITY_ON))
     for vendor, models in ONPREM_MODELS.items()
@@ -107,6 +117,8 @@ def outcome(validate: Callable[[Any], BaseModel], data: Any) -> tuple[str, Any]:
         model = validate(data)
     except ValidationError as exc:
         return "error", (exc.title, exc.errors(include_url=False, include_context=False), str(exc))
+    except ValueError as exc:  # a number too long for its text (THSuite's numbers as text): raised as it is
+        return type(exc).__name__, str(exc)
     return "model", snapshot(model)
 
 
@@ -126,7 +138,7 @@ def snapshot(value: Any) -> Any:
 @pytest.fixture(scope="module")
 def simulator_items() -> dict[tuple[Vendor, Stream], list[dict[str, Any]]]:
     items: dict[tuple[Vendor, Stream], list[dict[str, Any]]] = {}
-    for vendor in (Vendor.POSABIT, Vendor.PROFITEK, Vendor.AUPHAN):
+    for vendor in (Vendor.POSABIT, Vendor.THSUITE, Vendor.PROFITEK, Vendor.AUPHAN):
         for _, stream, page, _ctx in simulator_pages(vendor, 100):
             unwrap = posabit.unwrap_item if vendor is Vendor.POSABIT else lambda _stream, item: item
             items.setdefault((vendor, stream), []).extend(unwrap(stream, item) for item in page)
@@ -235,3 +247,26 @@ def test_the_fast_path_calls_no_before_validator_for_values_it_compiles_out() ->
     calls.clear()
     assert fast({"amount": " 5 "}).amount == 5  # refused by the fast path: the model's own validator ran
     assert calls == [" 5 "]
+
+
+def test_a_blank_value_goes_to_the_model_before_validator() -> None:
+    receipt = {"id": 7, "store_id": " ", "status": "completed", "total": "1.00", "updated_at": "2026-01-01T00:00:00Z"}
+    for blank in ("", " ", "\t", "\u3000", "\x1c"):
+        item = {**receipt, "store_id": blank, "subtotal": 1}
+        assert outcome(thsuite.validate_receipt, item) == outcome(thsuite.ThsuiteReceipt.model_validate, item)
+        assert thsuite.validate_receipt(item).store_id is None
+
+
+def test_a_model_validator_over_a_field_a_blank_could_become_is_refused_at_build() -> None:
+    from pydantic import model_validator
+
+    class Loose(BaseModel):
+        note: Any = None
+
+        @model_validator(mode="before")
+        @classmethod
+        def _blank(cls, data: Any) -> Any:
+            return data
+
+    with pytest.raises(TypeError, match="_blank"):
+        fast_validator(Loose, {Loose._blank.__func__: "no_blank_values"})  # type: ignore[attr-defined]
