@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, TypedDict, get_args
 
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
@@ -55,12 +55,15 @@ def normalize_phone(raw: str | None, default_region: str = "US") -> str | None:
     text = str(raw).strip()
     if not text:
         return None
+    national = nanp.nanp_national(text, default_region)  # the common +1 shapes, as phonenumbers answers them
+    if national is not None:
+        # Such text's digits are these ten, after at most a "1": the placeholder test below, without listing them.
+        if national in PLACEHOLDER_PHONES:
+            return None
+        return "+1" + national if nanp.is_valid_nanp(national) else None
     digits = "".join(ch for ch in text if ch.isdigit())
     if digits[-10:] in PLACEHOLDER_PHONES and len(digits) in (10, 11):
         return None
-    national = nanp.nanp_national(text, default_region)  # the common +1 shapes, as phonenumbers answers them
-    if national is not None:
-        return "+1" + national if nanp.is_valid_nanp(national) else None
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
@@ -207,6 +210,37 @@ class Sale(CanonicalRecord):
         return self.total_cents - self.refunded_cents
 
 
+class SaleLineFields(TypedDict):
+    """A sale line's fields as a mapping gives them to `sale_with_lines` (SaleLine's fields, every one given)."""
+
+    product_id: str | None
+    sku: str | None
+    name: str | None
+    category: str | None
+    brand: str | None
+    quantity: float
+    total_cents: int
+    discount_cents: int
+    is_refund: bool
+
+
+def sale_with_lines(*, lines: tuple[SaleLineFields, ...], **fields: Any) -> Sale:
+    """The Sale of `fields` and these lines, validated exactly as `Sale(**fields, lines=(SaleLine(**line), ...))` is
+    but in one compiled call: the Sale's own validator builds its SaleLines from the dicts (a Python-side SaleLine
+    per line cost about 4 µs, measured). An invalid sale raises what the line-by-line construction raises: it is
+    built that way once more to raise it, so a quarantined record names the same field and problem as before."""
+    fields["lines"] = lines
+    try:
+        sale: Sale = _validate_sale(fields)
+    except ValidationError:
+        fields["lines"] = tuple(SaleLine(**line) for line in lines)
+        return Sale(**fields)
+    return sale
+
+
+_validate_sale = Sale.__pydantic_validator__.validate_python
+
+
 class Product(CanonicalRecord):
     kind: Annotated[Literal[RecordKind.PRODUCT], KindJson] = RecordKind.PRODUCT
     product_id: str | None = None
@@ -311,6 +345,10 @@ def _known_nested(annotation: Any, value: Any) -> Any:
 
 
 _ONE_CENT = Decimal(1)
+_HUNDRED = Decimal(100)
+# Below this many digits (an `adjusted()` exponent), quantizing cents to a whole number stays within the default
+# context's 28-digit precision, so it cannot fail and `to_integral_value` gives the same whole number.
+_EXACT_CENTS_DIGITS = 27
 
 
 def dollars_to_cents(value: Any) -> int:
@@ -318,4 +356,7 @@ def dollars_to_cents(value: Any) -> int:
     if type(value) is int:  # whole dollars (not bool, whose str() is no number): exact without Decimal
         return value * 100
     amount = value if type(value) is Decimal else Decimal(str(value))  # a Decimal's str() round-trips exactly
-    return int((amount * 100).quantize(_ONE_CENT, rounding=ROUND_HALF_UP))
+    cents = amount * _HUNDRED
+    if cents.is_finite() and cents.adjusted() < _EXACT_CENTS_DIGITS:  # every amount a POS sends: half the cost
+        return int(cents.to_integral_value(rounding=ROUND_HALF_UP))
+    return int(cents.quantize(_ONE_CENT, rounding=ROUND_HALF_UP))  # NaN, infinities, huge: raise as they did

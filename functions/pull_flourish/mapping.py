@@ -23,10 +23,11 @@ from functions.core.models import (
     Discount,
     Product,
     Sale,
-    SaleLine,
+    SaleLineFields,
     Shopper,
     dollars_to_cents,
     normalize_phone,
+    sale_with_lines,
 )
 from functions.pull_flourish.constants import (
     FALLBACK_TIMEZONE,
@@ -466,7 +467,7 @@ def map_retail_order(item: Mapping[str, Any], ctx: MappingContext) -> Sale:
     ordered_at = completed or placed or created or known[0]
     money = order_money(order)
 
-    lines: list[SaleLine] = []
+    lines: list[SaleLineFields] = []
     returned = Decimal(0)
     for m in money.lines:
         line = m.line
@@ -501,7 +502,7 @@ def map_retail_order(item: Mapping[str, Any], ctx: MappingContext) -> Sale:
         subtotal = sold_gross
     else:
         subtotal = order.subtotal if order.subtotal is not None else money.total - money.tax + money.discount
-    return Sale(
+    return sale_with_lines(
         tenant=ctx.tenant,
         vendor=ctx.vendor,
         credential_id=ctx.credential_id,
@@ -535,18 +536,18 @@ def order_discounts(order: FlourishRetailOrder) -> tuple[AppliedDiscount, ...]:
     return tuple(found.values())
 
 
-def _sale_line(line: FlourishOrderLine, quantity: Decimal, paid: Decimal, discount: Decimal) -> SaleLine:
-    return SaleLine(
-        product_id=line.item_id,
-        sku=_blank_to_none(line.sku),
-        name=_blank_to_none(line.item_name),
-        category=_blank_to_none(line.item_category),
-        brand=_blank_to_none(line.brand),
-        quantity=float(quantity),
-        total_cents=dollars_to_cents(paid),
-        discount_cents=dollars_to_cents(discount),
-        is_refund=quantity < 0,
-    )
+def _sale_line(line: FlourishOrderLine, quantity: Decimal, paid: Decimal, discount: Decimal) -> SaleLineFields:
+    return {
+        "product_id": line.item_id,
+        "sku": _blank_to_none(line.sku),
+        "name": _blank_to_none(line.item_name),
+        "category": _blank_to_none(line.item_category),
+        "brand": _blank_to_none(line.brand),
+        "quantity": float(quantity),
+        "total_cents": dollars_to_cents(paid),
+        "discount_cents": dollars_to_cents(discount),
+        "is_refund": quantity < 0,
+    }
 
 
 def map_item(item: Mapping[str, Any], ctx: MappingContext) -> Product:

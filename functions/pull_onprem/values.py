@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
-from typing import Any, TypeVar
+from types import MappingProxyType
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ValidationError
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from functions.core import zones
 from functions.core.connector import MappingError
 from functions.core.models import dollars_to_cents
+from functions.core.payload_fastpath import IdentityOn, fast_validator
 
 PayloadT = TypeVar("PayloadT", bound=BaseModel)
 
@@ -61,8 +63,11 @@ def parse_payload(
     model: type[PayloadT], item: dict[str, Any], item_id: Callable[[dict[str, Any]], str | None]
 ) -> PayloadT:
     """Validate one vendor item, turning a pydantic error into a MappingError that quarantines just this item."""
+    validate = _FAST_VALIDATORS.get(model)
+    if validate is None:  # one per payload model: a fixed handful
+        validate = _FAST_VALIDATORS[model] = fast_validator(model, IDENTITY_ON)
     try:
-        return model.model_validate(item)
+        return cast(PayloadT, validate(item))
     except ValidationError as exc:
         raise MappingError(item_id(item), validation_reason(exc)) from None
 
@@ -97,3 +102,11 @@ def optional_birth_date(value: Any) -> Any:
 
 def list_or_empty(value: Any) -> Any:
     return [] if value is None else value
+
+
+# The before-validators above that hand on unchanged (or, ints, turn into text) what nearly every item sends: a
+# payload is validated without calling them unless one of its values needs them (payload_fastpath).
+IDENTITY_ON: Mapping[Callable[[Any], Any], IdentityOn] = MappingProxyType(
+    {text_field: "id_text", list_or_empty: "strict"}
+)
+_FAST_VALIDATORS: dict[type[BaseModel], Callable[[Any], BaseModel]] = {}

@@ -20,12 +20,14 @@ from functions.core.models import (
     LoyaltyBalance,
     Product,
     Sale,
-    SaleLine,
+    SaleLineFields,
     Shopper,
     discount_type_of,
     normalize_email,
     normalize_phone,
+    sale_with_lines,
 )
+from functions.core.payload_fastpath import IdentityOn, fast_validator
 from functions.pull_posabit.constants import (
     CANCELLED_STATUSES,
     COMPLETED_STATUSES,
@@ -399,22 +401,24 @@ def _parsed(value: Any, field: str, pos_id: str) -> datetime:
         raise MappingError(pos_id, f"{field} is not a timestamp") from None
 
 
-def sale_line(raw: PosabitSaleItem) -> SaleLine:
+def sale_line(raw: PosabitSaleItem) -> SaleLineFields:
     """A line is a refund when it gives goods back (negative quantity) or money back (negative total)."""
-    return SaleLine(
-        product_id=raw.product_id,
-        sku=raw.sku,
-        name=raw.product_name,
-        category=raw.category,
-        brand=raw.brand,
-        quantity=raw.quantity,
-        total_cents=raw.total,
-        discount_cents=raw.discount,
-        is_refund=raw.quantity < 0 or raw.total < 0,
-    )
+    return {
+        "product_id": raw.product_id,
+        "sku": raw.sku,
+        "name": raw.product_name,
+        "category": raw.category,
+        "brand": raw.brand,
+        "quantity": raw.quantity,
+        "total_cents": raw.total,
+        "discount_cents": raw.discount,
+        "is_refund": raw.quantity < 0 or raw.total < 0,
+    }
 
 
-def sale_status(pos_id: str, status: str | None, lines: Sequence[SaleLine], total_cents: int) -> tuple[SaleStatus, int]:
+def sale_status(
+    pos_id: str, status: str | None, lines: Sequence[SaleLineFields], total_cents: int
+) -> tuple[SaleStatus, int]:
     """Canonical status and `refunded_cents`, the part of the sale given back that `total` does not already net.
 
     Refund lines (negative quantities or totals) are already netted in the receipt's total, so they make a sale
@@ -423,7 +427,7 @@ def sale_status(pos_id: str, status: str | None, lines: Sequence[SaleLine], tota
     error rather than a guess, because status decides loyalty points.
     """
     key = (status or "completed").strip().lower().replace(" ", "_").replace("-", "_")
-    refund_lines = [line for line in lines if line.is_refund]
+    refund_lines = [line for line in lines if line["is_refund"]]
     if key in CANCELLED_STATUSES:
         return "cancelled", 0
     if key in PENDING_STATUSES:
@@ -471,7 +475,7 @@ def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
     lines = tuple(sale_line(item) for item in raw.items)
     status, refunded_cents = sale_status(raw.id, raw.status, lines, raw.total)
     subtotal = raw.sub_total if raw.sub_total is not None else raw.total - raw.tax + raw.discount
-    return Sale(
+    return sale_with_lines(
         **_origin(ctx),
         pos_id=raw.id,
         source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
@@ -540,11 +544,30 @@ def map_record(stream: Stream, item: Mapping[str, Any], ctx: MappingContext) -> 
         raise MappingError(item_id(stream, record), _validation_reason(exc)) from None
 
 
+# The before-validators above, and the values they hand on unchanged (or, ids, turn into text) that nearly every
+# POSaBIT item sends: a payload is validated without calling them unless one of its values needs them.
+IDENTITY_ON: Mapping[Callable[[Any], Any], IdentityOn] = MappingProxyType(
+    {
+        _to_id: "id_text",
+        _to_optional_id: "id_text",
+        _to_optional_text: "stripped_text",
+        _to_whole: "strict",
+        _to_optional_whole: "strict",
+        _to_optional_flag: "strict",
+        _to_list: "strict",
+    }
+)
+validate_customer = fast_validator(PosabitCustomer, IDENTITY_ON)
+validate_points_balance = fast_validator(PosabitPointsBalance, IDENTITY_ON)
+validate_sale = fast_validator(PosabitSale, IDENTITY_ON)
+validate_inventory = fast_validator(PosabitInventory, IDENTITY_ON)
+validate_coupon = fast_validator(PosabitCoupon, IDENTITY_ON)
+
 # One dict lookup per record (an enum member read off its class is a descriptor call in Python 3.11).
 _MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord]] = {
-    Stream.CUSTOMERS: lambda record, ctx: map_customer(PosabitCustomer.model_validate(record), ctx),
-    Stream.LOYALTY: lambda record, ctx: map_loyalty_balance(PosabitPointsBalance.model_validate(record), ctx),
-    Stream.SALES: lambda record, ctx: map_sale(PosabitSale.model_validate(record), ctx),
-    Stream.INVENTORY: lambda record, ctx: map_inventory(PosabitInventory.model_validate(record), ctx),
-    Stream.DISCOUNTS: lambda record, ctx: map_coupon(PosabitCoupon.model_validate(record), ctx),
+    Stream.CUSTOMERS: lambda record, ctx: map_customer(validate_customer(record), ctx),
+    Stream.LOYALTY: lambda record, ctx: map_loyalty_balance(validate_points_balance(record), ctx),
+    Stream.SALES: lambda record, ctx: map_sale(validate_sale(record), ctx),
+    Stream.INVENTORY: lambda record, ctx: map_inventory(validate_inventory(record), ctx),
+    Stream.DISCOUNTS: lambda record, ctx: map_coupon(validate_coupon(record), ctx),
 }

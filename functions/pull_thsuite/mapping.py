@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, tzinfo
 from decimal import ROUND_DOWN, Decimal
+from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo
 
@@ -20,12 +21,14 @@ from functions.core.models import (
     LoyaltyBalance,
     Product,
     Sale,
-    SaleLine,
+    SaleLineFields,
     Shopper,
     discount_type_of,
     dollars_to_cents,
     normalize_phone,
+    sale_with_lines,
 )
+from functions.core.payload_fastpath import IdentityOn, fast_validator
 from functions.pull_thsuite.constants import STORE_ZONE_NAMES
 
 # --- payload models --------------------------------------------------------------------------------------------
@@ -240,7 +243,7 @@ def _common(ctx: MappingContext, pos_id: str, store_id: str | None, updated_at: 
 
 def map_patient(item: dict[str, Any], ctx: MappingContext) -> Shopper:
     """A THSuite patient is a shopper; its phone is read in the store's country, placeholders are kept raw only."""
-    patient = ThsuitePatient.model_validate(item)
+    patient = validate_patient(item)
     zone = _zone(ctx)
     return Shopper(
         **_common(ctx, patient.id, patient.store_id, patient.updated_at),
@@ -260,18 +263,18 @@ def map_patient(item: dict[str, Any], ctx: MappingContext) -> Shopper:
     )
 
 
-def _sale_line(line: ThsuiteReceiptLine) -> SaleLine:
-    return SaleLine(
-        product_id=line.product_id,
-        sku=line.sku,
-        name=line.product_name,
-        category=line.category,
-        brand=line.brand,
-        quantity=float(line.quantity),
-        total_cents=dollars_to_cents(line.total),
-        discount_cents=dollars_to_cents(line.discount),
-        is_refund=line.returned,
-    )
+def _sale_line(line: ThsuiteReceiptLine) -> SaleLineFields:
+    return {
+        "product_id": line.product_id,
+        "sku": line.sku,
+        "name": line.product_name,
+        "category": line.category,
+        "brand": line.brand,
+        "quantity": float(line.quantity),
+        "total_cents": dollars_to_cents(line.total),
+        "discount_cents": dollars_to_cents(line.discount),
+        "is_refund": line.returned,
+    }
 
 
 def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
@@ -280,7 +283,7 @@ def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
     THSuite's `total` is net of returns, so the canonical total is that net plus what was returned: then
     `Sale.net_cents` is exactly what THSuite says the customer paid (negative for a pure return receipt).
     """
-    receipt = ThsuiteReceipt.model_validate(item)
+    receipt = validate_receipt(item)
     status = _RECEIPT_STATUS.get(receipt.status.strip().lower())
     if status is None:
         raise MappingError(receipt.id, f"receipt status {receipt.status[:32]!r} is not one THSuite is known to use")
@@ -297,7 +300,7 @@ def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
         total_cents, refunded_cents = net_cents, net_cents
     else:
         total_cents, refunded_cents = net_cents, 0
-    return Sale(
+    return sale_with_lines(
         **_common(ctx, receipt.id, receipt.store_id, receipt.updated_at),
         customer_pos_id=receipt.patient_id,
         ordered_at=ordered_at,
@@ -322,7 +325,7 @@ def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
 
 
 def map_inventory_item(item: dict[str, Any], ctx: MappingContext) -> Product:
-    inventory = ThsuiteInventoryItem.model_validate(item)
+    inventory = validate_inventory_item(item)
     return Product(
         **_common(ctx, inventory.id, inventory.store_id, inventory.updated_at),
         product_id=inventory.product_id,
@@ -338,7 +341,7 @@ def map_inventory_item(item: dict[str, Any], ctx: MappingContext) -> Product:
 
 def map_loyalty_balance(item: dict[str, Any], ctx: MappingContext) -> LoyaltyBalance:
     """One balance per patient and store, keyed by the patient id; fractional points are truncated (ASSUMED)."""
-    balance = ThsuiteLoyaltyBalance.model_validate(item)
+    balance = validate_loyalty_balance(item)
     common = _common(ctx, balance.patient_id, balance.store_id, balance.updated_at)
     return LoyaltyBalance(
         **common,
@@ -349,7 +352,7 @@ def map_loyalty_balance(item: dict[str, Any], ctx: MappingContext) -> LoyaltyBal
 
 
 def map_discount(item: dict[str, Any], ctx: MappingContext) -> Discount:
-    discount = ThsuiteDiscount.model_validate(item)
+    discount = validate_discount(item)
     return Discount(
         **_common(ctx, discount.id, discount.store_id, discount.updated_at),
         name=discount.name.strip(),
@@ -359,6 +362,17 @@ def map_discount(item: dict[str, Any], ctx: MappingContext) -> Discount:
         timezone=ctx.timezone,
     )
 
+
+# The before-validators of the payloads above and what they hand on unchanged (payload_fastpath): an item none of
+# whose values is blank, with ids as trimmed text or numbers, is validated without calling them.
+IDENTITY_ON: Final[Mapping[Callable[[Any], Any], IdentityOn]] = MappingProxyType(
+    {_pos_id: "id_text", _Payload._blank_is_absent.__func__: "no_blank_values"}  # type: ignore[attr-defined]
+)
+validate_patient = fast_validator(ThsuitePatient, IDENTITY_ON)
+validate_receipt = fast_validator(ThsuiteReceipt, IDENTITY_ON)
+validate_inventory_item = fast_validator(ThsuiteInventoryItem, IDENTITY_ON)
+validate_loyalty_balance = fast_validator(ThsuiteLoyaltyBalance, IDENTITY_ON)
+validate_discount = fast_validator(ThsuiteDiscount, IDENTITY_ON)
 
 _MAPPERS: Final[dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord]]] = {
     Stream.CUSTOMERS: map_patient,

@@ -73,3 +73,25 @@ def test_a_thsuite_item_without_blanks_is_not_copied_and_one_with_blanks_is() ->
     blank = {**clean, "email": "  "}
     fixed = before(ThsuitePatient, "_blank_is_absent")(blank)
     assert fixed is not blank and fixed["email"] is None and blank["email"] == "  "
+
+
+def decimal_outcome(convert: Callable[[Any], int], value: Any) -> tuple[str, Any]:
+    try:
+        return "cents", convert(value)
+    except Exception as exc:  # noqa: BLE001 - the failure itself is what is compared
+        return type(exc).__name__, str(exc)
+
+
+def test_dollars_to_cents_of_hostile_decimals_is_the_quantized_conversion_or_its_error() -> None:
+    values: list[Any] = [Decimal(x) for x in ("NaN", "-NaN", "sNaN", "Infinity", "-Infinity", "-0", "0E+5", "0E-40")]
+    values += [
+        Decimal(f"{sign}{digits}E{exp:+d}")
+        for sign in ("", "-")
+        for digits in ("1", "5", "15", "25", "9" * 28)
+        for exp in range(-32, 30, 3)
+    ]
+    values += [Decimal(f"0.{'0' * n}5") for n in range(0, 30, 4)] + [Decimal("1.005"), Decimal("-2.675")]
+    values += [Decimal(10) ** n - Decimal("0.005") for n in (24, 25, 26, 27)]
+    values += [float("nan"), float("inf"), 1e300, -1e-300, "1e30", "-1E+26", "9.999999999999999999999999995E+24"]
+    for value in values:
+        assert decimal_outcome(dollars_to_cents, value) == decimal_outcome(decimal_cents, value), repr(value)

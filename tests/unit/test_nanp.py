@@ -214,3 +214,14 @@ def test_validity_follows_the_number_region_rules() -> None:
     for national in ("2064281234", "8769271234", "3705551234", "2065550147", "8005550100", "9115551234"):
         expected = phonenumbers.is_valid_number(phonenumbers.PhoneNumber(country_code=1, national_number=int(national)))
         assert nanp.is_valid_nanp(national) is expected, national
+
+
+def test_placeholders_in_every_typed_shape_match_the_reference() -> None:
+    shapes = ("{}", "1{}", "+1{}", "+1 {}", "1-{}", "({}) {}-{}", "{}-{}-{}", "{}.{}.{}", "+1 ({}) {} {}", "{} {} {}x9")
+    texts: list[str] = []
+    for placeholder in [*sorted(PLACEHOLDER_PHONES), "9999999998", "5555555556", "2065550100"]:
+        parts = (placeholder[:3], placeholder[3:6], placeholder[6:])
+        texts += [shape.format(*parts) if shape.count("{}") == 3 else shape.format(placeholder) for shape in shapes]
+    for region in ("US", "CA", "PR"):
+        for text in texts:
+            assert normalize_phone(text, region) == reference(text, region), (text, region)

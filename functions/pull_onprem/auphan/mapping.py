@@ -18,10 +18,11 @@ from functions.core.models import (
     Discount,
     Product,
     Sale,
-    SaleLine,
+    SaleLineFields,
     Shopper,
     discount_type_of,
     normalize_phone,
+    sale_with_lines,
 )
 from functions.pull_onprem.auphan.constants import (
     ID_FIELDS,
@@ -204,22 +205,22 @@ def map_customer(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     )
 
 
-def sale_line(line: AuphanLine) -> SaleLine:
+def sale_line(line: AuphanLine) -> SaleLineFields:
     """A line gives goods or money back (a refund) when its quantity or amount is negative."""
-    return SaleLine(
-        product_id=line.product_id,
-        sku=line.sku,
-        name=line.name,
-        category=line.category,
-        brand=line.brand,
-        quantity=float(line.quantity),
-        total_cents=cents(line.amount),
-        discount_cents=cents(line.discount),
-        is_refund=line.quantity < 0 or line.amount < 0,
-    )
+    return {
+        "product_id": line.product_id,
+        "sku": line.sku,
+        "name": line.name,
+        "category": line.category,
+        "brand": line.brand,
+        "quantity": float(line.quantity),
+        "total_cents": cents(line.amount),
+        "discount_cents": cents(line.discount),
+        "is_refund": line.quantity < 0 or line.amount < 0,
+    }
 
 
-def sale_status(raw: AuphanSale, lines: list[SaleLine]) -> tuple[SaleStatus, int]:
+def sale_status(raw: AuphanSale, lines: list[SaleLineFields]) -> tuple[SaleStatus, int]:
     """Canonical status and `refunded_cents`, the money given back that `total` does not already net out.
 
     A refund after the sale changes its status and refundedAmount while its total stays as sold, so the
@@ -231,7 +232,7 @@ def sale_status(raw: AuphanSale, lines: list[SaleLine]) -> tuple[SaleStatus, int
     if status is None:
         raise MappingError(raw.sale_id, f"unknown sale status {raw.status.strip()[:40]!r}")
     total = cents(raw.total)
-    refunds = sum(1 for line in lines if line.is_refund)
+    refunds = sum(1 for line in lines if line["is_refund"])
     if raw.sale_type.strip().lower() == RETURN_SALE_TYPE or refunds:
         if status == "completed" and refunds:
             return ("refunded" if refunds == len(lines) else "partially_refunded"), 0
@@ -253,7 +254,7 @@ def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     def build() -> Sale:
         lines = [sale_line(line) for line in raw.lines]
         status, refunded_cents = sale_status(raw, lines)
-        return Sale(
+        return sale_with_lines(
             tenant=ctx.tenant,
             vendor=ctx.vendor,
             credential_id=ctx.credential_id,

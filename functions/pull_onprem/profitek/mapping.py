@@ -19,10 +19,11 @@ from functions.core.models import (
     LoyaltyBalance,
     Product,
     Sale,
-    SaleLine,
+    SaleLineFields,
     Shopper,
     discount_type_of,
     normalize_phone,
+    sale_with_lines,
 )
 from functions.pull_onprem.profitek.constants import ID_FIELDS, SALE_STATUSES, STORE_ZONE_NAMES, SaleStatus
 from functions.pull_onprem.values import (
@@ -204,22 +205,22 @@ def map_customer(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     )
 
 
-def sale_line(line: ProfitekLine) -> SaleLine:
+def sale_line(line: ProfitekLine) -> SaleLineFields:
     """A line gives goods or money back (a refund) when its quantity or extended price is negative."""
-    return SaleLine(
-        product_id=line.item_id,
-        sku=line.sku,
-        name=line.description,
-        category=line.category,
-        brand=line.brand,
-        quantity=float(line.qty),
-        total_cents=cents(line.ext_price),
-        discount_cents=cents(line.discount),
-        is_refund=line.qty < 0 or line.ext_price < 0,
-    )
+    return {
+        "product_id": line.item_id,
+        "sku": line.sku,
+        "name": line.description,
+        "category": line.category,
+        "brand": line.brand,
+        "quantity": float(line.qty),
+        "total_cents": cents(line.ext_price),
+        "discount_cents": cents(line.discount),
+        "is_refund": line.qty < 0 or line.ext_price < 0,
+    }
 
 
-def sale_status(pos_id: str, raw_status: str, lines: list[SaleLine]) -> SaleStatus:
+def sale_status(pos_id: str, raw_status: str, lines: list[SaleLineFields]) -> SaleStatus:
     """Profitek's status, refined by the lines: refund lines make a completed sale refunded (all) or partly so.
 
     Refund lines are already netted in the transaction's total, so they never add to `refunded_cents`; an
@@ -229,7 +230,7 @@ def sale_status(pos_id: str, raw_status: str, lines: list[SaleLine]) -> SaleStat
     status = SALE_STATUSES.get(key)
     if status is None:
         raise MappingError(pos_id, f"unknown transaction status {raw_status.strip()[:40]!r}")
-    refunds = sum(1 for line in lines if line.is_refund)
+    refunds = sum(1 for line in lines if line["is_refund"])
     if status == "completed" and refunds:
         return "refunded" if refunds == len(lines) else "partially_refunded"
     return status
@@ -242,7 +243,7 @@ def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
     def build() -> Sale:
         lines = [sale_line(line) for line in raw.lines]
-        return Sale(
+        return sale_with_lines(
             tenant=ctx.tenant,
             vendor=ctx.vendor,
             credential_id=ctx.credential_id,

@@ -1,0 +1,173 @@
+"""A vendor payload model's compiled fast path: the same model, its Python before-validators left out where they
+would hand the value on unchanged.
+
+A payload model normalizes awkward values with Python `BeforeValidator`s (ids sent as numbers, blank text as none,
+numeric strings as numbers); pydantic calls each of them for every field of every item, though nearly every value a
+POS sends is already in the form the validator would return. `fast_validator` builds a second validator from the
+model's own core schema in which such a before-validator is replaced by the strict form of the schema it feeds,
+restricted to the values the before-validator returns unchanged (`IdentityOn`). It builds instances of subclasses
+of the model's classes that add nothing (same fields, values and config; pydantic-core would otherwise reuse a
+complete class's own validator), so they read as the model's instances everywhere except `==` against one. An item
+it refuses (a blank, a numeric string, a missing list, anything invalid) is validated by the model itself, so what is
+accepted, the values, and every error stay exactly the model's. Input is what JSON decodes to.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic._internal import _validators as _pydantic_validators
+from pydantic_core import SchemaValidator
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+# What a before-validator returns unchanged: "strict" - every value the strict form of its schema accepts (an int
+# that is no bool, a bool, a list); "stripped_text" - a string with no surrounding whitespace (as `str.strip`
+# sees it), not empty. "id_text": as "stripped_text", and it turns an int (no bool) into its decimal text, as
+# `str(value)` does: compiled for ints of 64 bits (longer ones, whose text Python may refuse, go to the model).
+# A model's own before-validator (`model_validator(mode="before")`): "no_blank_values" - it hands on unchanged a dict
+# none of whose string values is blank (it only turns blanks into None): compiled as every string field refusing a
+# blank, for a model whose fields take nothing else a blank could become (no `Any`, no Python validator of their own).
+IdentityOn = Literal["strict", "stripped_text", "id_text", "no_blank_values"]
+
+# Every character `str.strip()` removes (`str.isspace`), as a Rust regex class; a value matching STRIPPED_TEXT is
+# one that `value.strip() or None` returns unchanged.
+_SPACES = "".join(f"\\x{{{code:x}}}" for code in range(sys.maxunicode + 1) if chr(code).isspace())
+STRIPPED_TEXT = rf"(?s)\A[^{_SPACES}](?:.*[^{_SPACES}])?\z"
+NOT_BLANK = rf"[^{_SPACES}]"  # somewhere in the text: what `value.strip()` leaves something of
+
+# pydantic's own length checks, applied in Python after a before-validator (`Annotated[str, BeforeValidator(f),
+# Field(min_length=1)]`): the same check as the str schema's native constraint of that name.
+_LENGTH_CHECKS = {
+    getattr(_pydantic_validators, "min_length_validator", None): "min_length",
+    getattr(_pydantic_validators, "max_length_validator", None): "max_length",
+}
+# Schemas a blank string cannot pass, or passes as the model would pass None (a nested model or list holds no
+# top-level string value).
+_BLANK_SAFE = frozenset({"int", "float", "decimal", "bool", "date", "datetime", "time", "list", "model", "none"})
+
+_STRICT_TYPES = frozenset({"int", "bool", "list", "str"})
+
+
+def fast_validator(
+    model: type[ModelT], identity_on: Mapping[Callable[[Any], Any], IdentityOn]
+) -> Callable[[Any], ModelT]:
+    """`model.model_validate`, with the before-validators in `identity_on` compiled out of the common case.
+
+    Raises TypeError when a listed before-validator feeds a schema it cannot be replaced in (a programming error,
+    found at import)."""
+    validator = SchemaValidator(_rewrite(model.__pydantic_core_schema__, identity_on, {}))
+    fast = validator.validate_python
+    full = model.model_validate
+
+    def validate(data: Any) -> ModelT:
+        try:
+            result: ModelT = fast(data)
+        except ValidationError:
+            return full(data)  # the model's own answer: its value, or its error
+        return result
+
+    return validate
+
+
+def _rewrite(schema: Any, identity_on: Mapping[Callable[[Any], Any], IdentityOn], classes: dict[type, type]) -> Any:
+    if isinstance(schema, list):
+        return [_rewrite(part, identity_on, classes) for part in schema]
+    if not isinstance(schema, dict):
+        return schema
+    rewritten = {key: _rewrite(value, identity_on, classes) for key, value in schema.items()}
+    if rewritten.get("type") == "model":
+        rewritten["cls"] = _built_by_schema(rewritten["cls"], classes)
+    if rewritten.get("type") == "function-before":
+        function = rewritten["function"].get("function")
+        function = getattr(function, "__func__", function)  # a model's validator: a classmethod bound to each model
+        kind = identity_on.get(function) if callable(function) else None
+        if kind == "no_blank_values":
+            return _no_blank_values(rewritten["schema"], function)
+        if kind is not None:
+            return _strict(rewritten["schema"], kind, function)
+    if rewritten.get("type") == "function-after":
+        function = rewritten["function"].get("function")
+        check = _LENGTH_CHECKS.get(getattr(function, "func", None))
+        if check is not None and set(function.keywords) == {check}:
+            constrained = _constrain_text(rewritten["schema"], check, function.keywords[check])
+            if constrained is not None:
+                return constrained
+    return rewritten
+
+
+def _constrain_text(schema: dict[str, Any], key: str, bound: int) -> dict[str, Any] | None:
+    """`schema` with the length bound on every text it can give, or None when it may give anything else."""
+    kind = schema.get("type")
+    if kind == "str" and key not in schema:
+        return {**schema, key: bound}
+    if kind == "nullable":
+        inner = _constrain_text(schema["schema"], key, bound)
+        return None if inner is None else {**schema, "schema": inner}
+    if kind == "union":
+        choices = [_constrain_text(choice, key, bound) for choice in schema["choices"]]
+        return None if any(c is None for c in choices) else {**schema, "choices": choices}
+    if kind == "chain":
+        last = _constrain_text(schema["steps"][-1], key, bound)
+        return None if last is None else {**schema, "steps": [*schema["steps"][:-1], last]}
+    return None
+
+
+def _no_blank_values(schema: dict[str, Any], function: Callable[[Any], Any]) -> dict[str, Any]:
+    if schema.get("type") != "model-fields":
+        raise TypeError(f"{function.__qualname__} is no model's before-validator: it cannot be compiled out")
+    fields = {name: _refusing_blanks(field, function) for name, field in schema["fields"].items()}
+    return {**schema, "fields": fields}
+
+
+def _refusing_blanks(schema: dict[str, Any], function: Callable[[Any], Any]) -> dict[str, Any]:
+    kind = schema.get("type")
+    if kind in _BLANK_SAFE:
+        return schema
+    if kind == "str":
+        if "pattern" in schema and schema["pattern"] != STRIPPED_TEXT:
+            raise TypeError(f"{function.__qualname__}: a field's text has a pattern of its own")
+        return schema if "pattern" in schema else {**schema, "pattern": NOT_BLANK}
+    if kind in ("model-field", "default", "nullable"):
+        return {**schema, "schema": _refusing_blanks(schema["schema"], function)}
+    if kind == "union":
+        return {**schema, "choices": [_refusing_blanks(choice, function) for choice in schema["choices"]]}
+    if kind == "chain":  # a compiled id: an int's text is never blank
+        return {**schema, "steps": [*schema["steps"][:-1], _refusing_blanks(schema["steps"][-1], function)]}
+    raise TypeError(f"{function.__qualname__}: a field of type {kind} could take a blank as something else")
+
+
+def _built_by_schema(cls: type, classes: dict[type, type]) -> type:
+    """A subclass of `cls` that pydantic-core builds from the schema given it: for a complete model class itself it
+    would reuse the class's own validator (its before-validators included)."""
+    if cls not in classes:
+        config = {**getattr(cls, "model_config", {}), "defer_build": True}
+        classes[cls] = type(cls)(cls.__name__, (cls,), {"__module__": cls.__module__, "model_config": config})
+    return classes[cls]
+
+
+def _strict(schema: dict[str, Any], kind: IdentityOn, function: Callable[[Any], Any]) -> dict[str, Any]:
+    if schema.get("type") == "nullable":
+        return {**schema, "schema": _strict(schema["schema"], kind, function)}
+    kind_of_type = schema.get("type")
+    if kind_of_type not in _STRICT_TYPES or (kind == "strict") == (kind_of_type == "str"):
+        raise TypeError(f"{function.__qualname__} feeds a {kind_of_type} schema: it cannot be compiled out as {kind}")
+    strict = {**schema, "strict": True}
+    if kind == "strict":
+        return strict
+    if "pattern" in schema:
+        raise TypeError(f"{function.__qualname__} feeds a str schema with a pattern of its own")
+    strict["pattern"] = STRIPPED_TEXT
+    if kind == "stripped_text":
+        return strict
+    whole_to_text = {  # the str schema's own constraints (a minimum length) still apply to the text
+        "type": "chain",
+        "steps": [
+            {"type": "int", "strict": True, "ge": -(2**63), "le": 2**63 - 1},
+            {**schema, "coerce_numbers_to_str": True},
+        ],
+    }
+    return {"type": "union", "choices": [strict, whole_to_text], "mode": "left_to_right"}
