@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 # Allocations less deallocations of tracked objects between two young collections; CPython's default is 700. A pull's
-# objects die young by reference counting (a page's items, records and request bodies are freed when the page is
-# done), so the count rises with what a page holds alive and falls back between pages: at 100,000 a young collection
-# runs only when more than that is alive at once, and walks it once. Measured in `python -m bench.pull` (POSaBIT,
-# 13,003 records, `gc.callbacks` timers): 10,000 ran 25 young and 2 middle collections costing 15 us a record, and
-# collected 1,151 objects; 100,000 ran 2 young ones, 0.1 us a record, with the same peak RSS (133-135 MB). Cyclic
-# garbage stays bounded: at most this many objects wait for a collection (tested).
-YOUNG_COLLECTION_THRESHOLD = 100_000
+# objects mostly die young by reference counting (a page's items, records and request bodies), so a larger young
+# generation lets them go before a collection walks them: with 10,000 a POSaBIT pull of 13,003 records ran no full
+# collection, and its collections took 15-18 us a record instead of 36. Measured and not taken: 100,000 cut them to
+# 0.1 us, but a few objects in reference cycles each pull page leaves behind then waited far longer for a collection,
+# and peak RSS grew with the pull (39,003 records: 142 -> 154 MB; 130,003: about 223 MB).
+YOUNG_COLLECTION_THRESHOLD = 10_000
 
 _frozen = False
 
