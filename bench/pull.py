@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import importlib
 import json
 import math
@@ -173,6 +174,31 @@ class AwsCalls:
             self.sizes[pk] = size
 
 
+class GcTimer:
+    """CPU the cyclic garbage collector spends, per generation, while `on` (gc.callbacks around each collection)."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.seconds: Counter[int] = Counter()
+        self.collections: Counter[int] = Counter()
+        self._started = 0.0
+        gc.callbacks.append(self._callback)
+
+    def reset(self) -> None:
+        self.seconds.clear()
+        self.collections.clear()
+
+    def _callback(self, phase: str, info: Mapping[str, int]) -> None:
+        if not self.on:
+            return
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            generation = info["generation"]
+            self.seconds[generation] += time.process_time() - self._started
+            self.collections[generation] += 1
+
+
 def percentile(sizes: list[int], share: float) -> int:
     if not sizes:
         return 0
@@ -283,6 +309,7 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
         calls.register(aws.client(service))
         calls.register(aws.trusted_client(service))
     recorder = HttpRecorder()
+    collector = GcTimer()
     function = layout.PULL_FUNCTION[vendor]
     # Lambda imports a function's handler module in its init phase, once per container and before any invocation is
     # timed or billed per request: the bench does the same before its clock starts (what the first invocation itself
@@ -293,6 +320,8 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
 
     def pull() -> tuple[float, float, dict[str, Any]]:
         calls.reset()
+        collector.reset()
+        collector.on = True
         profiler = cProfile.Profile(time.process_time) if os.environ.get("BENCH_PROFILE") else None
         cpu0, wall0 = time.process_time(), time.perf_counter()
         if profiler is not None:
@@ -304,6 +333,7 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
             profiler.disable()
             profiler.dump_stats(os.environ.pop("BENCH_PROFILE"))
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        collector.on = False
         assert jobs and all(j.ok for j in jobs), jobs
         cpu -= calls.overhead
         return cpu, wall, control.get_status("bench", vendor, "store-1")
@@ -313,6 +343,8 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
     # few hundred MB while Python compiles it in a fresh venv), which a pull Lambda never holds.
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     first = _costs(calls, wall)
+    gc_seconds = dict(collector.seconds)
+    gc_collections = dict(collector.collections)
     first_sizes = {kind: list(sizes) for kind, sizes in calls.item_sizes.items()}
     pulled = int(status["last_records"])
 
@@ -346,6 +378,10 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
         "boto3_write_cpu_us_per_record": 1e6 * write_floor / pulled,
         "cpu_vs_floor_with_writes": cpu / (floor + write_floor),
         "peak_rss_mb": peak_mb,
+        # the first pull's garbage collections: CPU a record, and how many ran of each generation
+        "gc_cpu_us_per_record": 1e6 * sum(gc_seconds.values()) / pulled,
+        "gc_collections": {f"gen{g}": n for g, n in sorted(gc_collections.items())},
+        "gc_cpu_us_per_record_by_generation": {f"gen{g}": 1e6 * t / pulled for g, t in sorted(gc_seconds.items())},
         "item_bytes_p50": percentile(every, 0.50),
         "item_bytes_p99": percentile(every, 0.99),
         "item_bytes_by_kind": {
@@ -549,7 +585,8 @@ def main() -> None:
             r = runs[-1]
             console.print(
                 f"{size:,} {vendor}: {r['cpu_us_per_record']:.0f} µs CPU/record, floor "
-                f"{r['floor_cpu_us_per_record']:.0f} µs ({r['cpu_vs_floor']:.1f}x), peak RSS {r['peak_rss_mb']:.0f} MB"
+                f"{r['floor_cpu_us_per_record']:.0f} µs ({r['cpu_vs_floor']:.1f}x), garbage collection "
+                f"{r['gc_cpu_us_per_record']:.1f} µs, peak RSS {r['peak_rss_mb']:.0f} MB"
             )
         if runs:
             results.append(combine(size, runs))

@@ -850,8 +850,8 @@ def handle_pull_event(
     An SQS job fails (and SQS retries it) only when a retry can help; a job that can never succeed is moved to the
     jobs dead-letter queue at once and acknowledged.
     """
-    service = service_factory()
-    heap.freeze_resident()  # once per process: collections then skip its modules, models and clients
+    with heap.resident():  # once per process: collections then skip its modules, models and clients
+        service = service_factory()
     if event.get("action") == layout.DISPATCH_EVENT["action"]:
         reason = event.get("reason", "schedule")
         if reason not in ("schedule", "manual"):

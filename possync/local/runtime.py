@@ -192,16 +192,16 @@ class LocalRuntime:
         self.stop()
 
     def start(self) -> None:
-        from moto.server import ThreadedMotoServer
-
         from possync.local import moto_fixes
+        from possync.local.moto_http import KeptAliveMotoServer
 
         moto_fixes.install()
         # moto's HTTP server logs every request it answers; the demo's output is the summary, not thousands of those.
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        # Kept-alive connections, as AWS keeps them (werkzeug's server behind ThreadedMotoServer closes every one).
+        self._moto = KeptAliveMotoServer("127.0.0.1", 0)
         self._moto.start()
         host, port = self._moto.get_host_and_port()
         # moto keeps its state per process: start from empty even if an earlier runtime ran in this process.

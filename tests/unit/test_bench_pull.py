@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.pull import combine, item_size, percentile, read_units, write_units
+from bench.pull import GcTimer, combine, item_size, percentile, read_units, write_units
 
 REQUIRED = (
     "cpu_us_per_record",
@@ -138,3 +139,19 @@ def test_index_writes_are_counted_from_what_is_written_once_per_new_item() -> No
     assert calls.write_units == 6.0  # every item written twice, 1 unit each
     assert sorted(calls.item_sizes) == [PAGE_INDEX_KIND, "shopper"]
     assert len(calls.item_sizes[PAGE_INDEX_KIND]) == 2 and len(calls.item_sizes["shopper"]) == 4
+
+
+def test_garbage_collections_are_timed_per_generation_only_while_on() -> None:
+    timer = GcTimer()
+    try:
+        gc.collect(0)
+        assert not timer.collections
+        timer.on = True
+        gc.collect(0)
+        gc.collect(2)
+        assert timer.collections == {0: 1, 2: 1}
+        assert set(timer.seconds) == {0, 2} and all(t >= 0 for t in timer.seconds.values())
+        timer.reset()
+        assert not timer.collections and not timer.seconds
+    finally:
+        gc.callbacks.remove(timer._callback)
