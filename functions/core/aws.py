@@ -39,6 +39,18 @@ def _loader() -> botocore.loaders.Loader:
     return botocore.loaders.create_loader()
 
 
+def load_models(*services: str) -> None:
+    """Parse these services' models and endpoint rules into the shared loader now, under the keys botocore's client
+    creation looks them up by. A Lambda calls it at import (its init phase, once per container), so its first
+    invocation builds clients from models already parsed (about 150 ms of CPU for a pull's six services)."""
+    loader = _loader()
+    for service in services:
+        loader.load_service_model(service, "service-2", api_version=None)
+        loader.load_service_model(service, "endpoint-rule-set-1", api_version=None)
+    for data in ("endpoints", "partitions", "sdk-default-configuration"):
+        loader.load_data(data)
+
+
 def session() -> boto3.session.Session:
     """A new boto3 session whose botocore session reads models through the shared loader."""
     core = botocore.session.get_session()

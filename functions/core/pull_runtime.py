@@ -87,6 +87,11 @@ REJECTION_REASON_MAX = 500
 
 DispatchReason = Literal["schedule", "manual"]
 
+# The AWS services a pull's clients speak (PullService.from_env; settings and secrets through Powertools). Their models
+# are parsed when a pull handler is imported, in Lambda's init phase, not by the first invocation (functions.core.aws).
+PULL_AWS_SERVICES = ("dynamodb", "s3", "sqs", "events", "ssm", "secretsmanager")
+aws.load_models(*PULL_AWS_SERVICES)
+
 
 class PullJob(BaseModel):
     """One SQS message: pull one credential (all its streams, or the ones a continuation has left)."""
