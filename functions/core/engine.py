@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from functions.core import heap, layout
+from functions.core import layout
 from functions.core.archive import S3Archive
 from functions.core.connector import Connector, MappingContext, MappingError, RawPage, Window
 from functions.core.layout import Stream, Vendor
@@ -305,7 +305,6 @@ class PullEngine:
                 cp.token = page.next_token
                 if wrote:
                     save()
-                heap.page_done()
                 if page.next_token is not None and self._out_of_time():
                     save()
                     return out

@@ -18,12 +18,11 @@ from contextlib import contextmanager
 
 # Allocations less deallocations of tracked objects between two young collections; CPython's default is 700. A pull's
 # objects mostly die young by reference counting (a page's items, records and request bodies), so a larger young
-# generation lets them go before a collection walks them: with 10,000 a POSaBIT pull of 13,003 records spent 13-18 us
-# a record in collections, with 100,000 about 0.1. What a page leaves in reference cycles (each vendor response is an
-# httpx.Response in a cycle with its stream, holding the page's bytes) would then wait far longer for a collection
-# (peak RSS at 130,003 records grew from 160 to 223 MB), so the engine runs a young collection after each page
-# (`page_done`): by then reference counting has freed nearly everything else the page allocated, so it is cheap.
-YOUNG_COLLECTION_THRESHOLD = 100_000
+# generation lets them go before a collection walks them: with 10,000 a POSaBIT pull of 13,003 records ran no full
+# collection, and its collections took 15-18 us a record instead of 36. Measured and not taken: 100,000 cut them to
+# 0.1 us, but a few objects in reference cycles each pull page leaves behind then waited far longer for a collection,
+# and peak RSS grew with the pull (39,003 records: 142 -> 154 MB; 130,003: about 223 MB).
+YOUNG_COLLECTION_THRESHOLD = 10_000
 
 _frozen = False
 
@@ -51,11 +50,3 @@ def resident() -> Iterator[None]:
         _frozen = True
         if was_enabled:
             gc.enable()
-
-
-def page_done() -> None:
-    """After each page a pull stores, once the process's heap is frozen (`resident`): a young collection frees what
-    the page left in reference cycles now rather than 100,000 allocations later, so memory does not grow with the
-    pull. Elsewhere (tests, the CLI, the local runtime's own code) the collector is left as it is."""
-    if _frozen:
-        gc.collect(0)

@@ -97,30 +97,3 @@ def test_a_pull_invocation_builds_its_service_without_collections_then_freezes_i
         handle_pull_event({"action": layout.DISPATCH_EVENT["action"]}, None, "pull_posabit", Service)  # type: ignore[arg-type]
     assert Service.built_with_collection is False
     assert heap._frozen and gc.get_freeze_count() > 0 and gc.isenabled()
-
-
-def test_what_a_page_leaves_in_cycles_is_freed_after_the_page(fresh_process: None) -> None:
-    # Given a frozen process, and a page's response left in a reference cycle holding the page's bytes (as an
-    # httpx.Response is, with its stream)
-    with heap.resident():
-        pass
-    gc.collect(0)  # nothing else young waits
-    Cycle.finalized = 0
-    left = Cycle()
-    left.me = [left, b"x" * 1_000_000]  # type: ignore[assignment]
-    del left
-    assert Cycle.finalized == 0  # reference counting never frees it, and no automatic collection came
-    # When the engine finishes the page
-    heap.page_done()
-    # Then the cycle is gone, without waiting for 100,000 more allocations
-    assert Cycle.finalized == 1
-
-
-def test_outside_a_pull_process_page_done_leaves_the_collector_alone(fresh_process: None) -> None:
-    Cycle.finalized = 0
-    left = Cycle()
-    del left
-    heap.page_done()  # not frozen: no collection
-    assert Cycle.finalized == 0
-    gc.collect()
-    assert Cycle.finalized == 1
