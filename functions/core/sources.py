@@ -82,7 +82,7 @@ class SettingsSource:
 
     def _read(self, name: str) -> Any:
         """The parameter's value (cached up to `max_age` seconds), or None when it does not exist (also cached)."""
-        if _ABSENT.get(name, 0.0) > time.monotonic():
+        if self.max_age > 0 and _ABSENT.get(name, 0.0) > time.monotonic():  # max_age=0: always asked, as values
             return None
         _use_shared_clients()
         try:
