@@ -29,6 +29,7 @@ from functions.core.models import (
     normalize_phone,
     sale_with_lines,
 )
+from functions.core.payload_fastpath import IdentityOn, fast_validator
 from functions.pull_flourish.constants import (
     FALLBACK_TIMEZONE,
     ORDER_STATUS_CANONICAL,
@@ -455,7 +456,7 @@ def map_retail_order(item: Mapping[str, Any], ctx: MappingContext) -> Sale:
     is Partially Refunded, or that has returned lines, is partially refunded by the amount reported (else the
     returned units at the price paid for them), never by more than the sale. Money is taken with each discount once.
     """
-    order = FlourishRetailOrder.model_validate(item)
+    order = validate_retail_order(item)
     tz_name, local = _zone_for(ctx, order.facility_id or ctx.extra.get(FACILITY_ID))
     created = _time(order.created_timestamp, local, "created_timestamp")
     placed = _time(order.order_timestamp, local, "order_timestamp")
@@ -552,7 +553,7 @@ def _sale_line(line: FlourishOrderLine, quantity: Decimal, paid: Decimal, discou
 
 def map_item(item: Mapping[str, Any], ctx: MappingContext) -> Product:
     """A Flourish catalog item as a product (quantities live in /inventory/summary and are not read)."""
-    product = FlourishItem.model_validate(item)
+    product = validate_item(item)
     _, local = _zone_for(ctx, ctx.extra.get(FACILITY_ID))
     created = _time(product.created_timestamp, local, "created_timestamp")
     updated = _time(product.last_updated_timestamp, local, "last_updated_timestamp") or created
@@ -600,7 +601,7 @@ def _day_bound(value: str | None, local: ZoneInfo, field: str, end: bool) -> dat
 def map_discount(item: Mapping[str, Any], ctx: MappingContext) -> Discount:
     """A Flourish discount, keyed by its id (what a Flourish reward is linked by). Its daily start and end times stay
     wall-clock times of its facility's zone (so a 16:00-18:00 happy hour stays so across DST changes)."""
-    discount = FlourishDiscountDefinition.model_validate(item)
+    discount = validate_discount_definition(item)
     facility = discount.facility_id or ctx.extra.get(FACILITY_ID)
     tz_name, local = _zone_for(ctx, facility)
     created = _time(discount.created_timestamp, local, "created_timestamp")
@@ -628,6 +629,16 @@ def map_discount(item: Mapping[str, Any], ctx: MappingContext) -> Discount:
         timezone=tz_name,
     )
 
+
+# The payloads' before-validator and what it hands on unchanged (payload_fastpath): an item (and each of its lines)
+# that has every field ALTERNATIVES lists is validated without calling it. Customers are validated by their model:
+# the simulator's (as Flourish documents them) carry no SMS consent fields, so the fast path would refuse each one.
+IDENTITY_ON: Final[Mapping[Callable[[Any], Any], IdentityOn]] = MappingProxyType(
+    {_Payload._take_alternatives.__func__: "present_alternatives"}  # type: ignore[attr-defined]
+)
+validate_retail_order = fast_validator(FlourishRetailOrder, IDENTITY_ON)
+validate_item = fast_validator(FlourishItem, IDENTITY_ON)
+validate_discount_definition = fast_validator(FlourishDiscountDefinition, IDENTITY_ON)
 
 MAPPERS: dict[Stream, Callable[[Mapping[str, Any], MappingContext], CanonicalRecord]] = {
     Stream.DISCOUNTS: map_discount,
