@@ -25,7 +25,7 @@ def measure(vendor: Vendor, records: int, rounds: int) -> dict[str, Any]:
     pages = list(simulator_pages(vendor, records))
     best: dict[str, float] = {}
     counts: dict[str, int] = defaultdict(int)
-    for connector, stream, items, ctx in pages:
+    for _connector, stream, items, _ctx in pages:
         counts[stream.value] += len(items)
     gc.enable()
     for _ in range(rounds):

@@ -455,18 +455,28 @@ def sale_discounts(items: Sequence[PosabitSaleItem]) -> tuple[AppliedDiscount, .
     found: dict[tuple[str | None, str | None], AppliedDiscount] = {}
     for item in items:
         for entry in item.discount_list:
+            raw_id: Any = None
+            raw_name: Any = None
             if isinstance(entry, dict):
-                raw_id = next((entry[k] for k in ("coupon_id", "discount_id", "id") if entry.get(k) is not None), None)
-                raw_name = next(
-                    (entry[k] for k in ("coupon_name", "discount_name", "name", "title") if entry.get(k)), None
-                )
+                for key in _COUPON_ID_KEYS:
+                    if entry.get(key) is not None:
+                        raw_id = entry[key]
+                        break
+                for key in _COUPON_NAME_KEYS:
+                    if entry.get(key):
+                        raw_name = entry[key]
+                        break
             else:
-                raw_id, raw_name = None, entry
+                raw_name = entry
             pos_id = str(raw_id).strip() or None if raw_id is not None else None
             name = str(raw_name).strip() or None if raw_name is not None else None
-            if pos_id or name:
-                found.setdefault((pos_id, name), AppliedDiscount(pos_discount_id=pos_id, name=name))
+            if (pos_id or name) and (pos_id, name) not in found:  # built once: most lines repeat a sale's coupon
+                found[pos_id, name] = AppliedDiscount(pos_discount_id=pos_id, name=name)
     return tuple(found.values())
+
+
+_COUPON_ID_KEYS = ("coupon_id", "discount_id", "id")
+_COUPON_NAME_KEYS = ("coupon_name", "discount_name", "name", "title")
 
 
 def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
