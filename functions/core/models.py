@@ -228,13 +228,8 @@ def sale_with_lines(*, lines: tuple[SaleLineFields, ...], **fields: Any) -> Sale
     """The Sale of `fields` and these lines, validated exactly as `Sale(**fields, lines=(SaleLine(**line), ...))` is
     but in one compiled call: the Sale's own validator builds its SaleLines from the dicts (a Python-side SaleLine
     per line cost about 4 µs, measured). An invalid sale raises what the line-by-line construction raises: it is
-    built that way once more to raise it, so a quarantined record names the same field and problem as before. When
-    every value is already exactly what that validator would return, the Sale is built without it
-    (`trusted_records.trusted_sale`)."""
+    built that way once more to raise it, so a quarantined record names the same field and problem as before."""
     fields["lines"] = lines
-    trusted = _trusted_records.trusted_sale(fields)  # each value already what the validator returns: no 2nd check
-    if trusted is not None:
-        return trusted
     try:
         sale: Sale = _validate_sale(fields)
     except ValidationError:
@@ -365,7 +360,3 @@ def dollars_to_cents(value: Any) -> int:
     if cents.is_finite() and cents.adjusted() < _EXACT_CENTS_DIGITS:  # every amount a POS sends: half the cost
         return int(cents.to_integral_value(rounding=ROUND_HALF_UP))
     return int(cents.quantize(_ONE_CENT, rounding=ROUND_HALF_UP))  # NaN, infinities, huge: raise as they did
-
-
-# Imported last (as a module, so that either may be imported first): it derives its checks from the models above.
-from functions.core import trusted_records as _trusted_records  # noqa: E402
