@@ -27,6 +27,7 @@ from functions.core.models import (
     Shopper,
     dollars_to_cents,
     normalize_phone,
+    record_of,
     sale_with_lines,
 )
 from functions.core.payload_fastpath import IdentityOn, fast_validator
@@ -344,25 +345,27 @@ def map_customer(item: Mapping[str, Any], ctx: MappingContext) -> Shopper:
     created = _time(customer.created_timestamp, local, "created_timestamp")
     updated = _time(customer.last_updated_timestamp, local, "last_updated_timestamp") or created
     postal = next((a.postcode for a in customer.address if a.postcode), None)
-    return Shopper(
-        tenant=ctx.tenant,
-        vendor=ctx.vendor,
-        credential_id=ctx.credential_id,
-        pos_id=customer.id,
-        source_updated_at=updated or UNKNOWN_UPDATE_TIME,
-        first_name=_blank_to_none(customer.first_name),
-        last_name=_blank_to_none(customer.last_name),
-        phone=normalize_phone(customer.phone, ctx.default_region),
-        phone_raw=_blank_to_none(customer.phone),
-        email=customer.email,
-        birth_date=customer.dob,
-        state=state_code(customer.state),
-        postal_code=_blank_to_none(postal),
-        # A state patient-registry id is what makes a Flourish customer a medical patient.
-        customer_type="medical" if customer.patient_id else "recreational",
-        sms_opt_in=customer.sms_opt_in,
-        sms_opt_out=customer.sms_opt_out,
-        pos_created_at=created,
+    return record_of(
+        Shopper,
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": customer.id,
+            "source_updated_at": updated or UNKNOWN_UPDATE_TIME,
+            "first_name": _blank_to_none(customer.first_name),
+            "last_name": _blank_to_none(customer.last_name),
+            "phone": normalize_phone(customer.phone, ctx.default_region),
+            "phone_raw": _blank_to_none(customer.phone),
+            "email": customer.email,
+            "birth_date": customer.dob,
+            "state": state_code(customer.state),
+            "postal_code": _blank_to_none(postal),
+            "customer_type": "medical" if customer.patient_id else "recreational",
+            "sms_opt_in": customer.sms_opt_in,
+            "sms_opt_out": customer.sms_opt_out,
+            "pos_created_at": created,
+        },
     )
 
 
@@ -557,19 +560,22 @@ def map_item(item: Mapping[str, Any], ctx: MappingContext) -> Product:
     _, local = _zone_for(ctx, ctx.extra.get(FACILITY_ID))
     created = _time(product.created_timestamp, local, "created_timestamp")
     updated = _time(product.last_updated_timestamp, local, "last_updated_timestamp") or created
-    return Product(
-        tenant=ctx.tenant,
-        vendor=ctx.vendor,
-        credential_id=ctx.credential_id,
-        pos_id=product.id,
-        source_updated_at=updated or UNKNOWN_UPDATE_TIME,
-        product_id=product.id,
-        name=product.item_name,
-        sku=_blank_to_none(product.sku),
-        brand=_blank_to_none(product.brand),
-        category=_blank_to_none(product.item_category),
-        price_cents=None if product.price is None else dollars_to_cents(product.price),
-        active=product.active,
+    return record_of(
+        Product,
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": product.id,
+            "source_updated_at": updated or UNKNOWN_UPDATE_TIME,
+            "product_id": product.id,
+            "name": product.item_name,
+            "sku": _blank_to_none(product.sku),
+            "brand": _blank_to_none(product.brand),
+            "category": _blank_to_none(product.item_category),
+            "price_cents": None if product.price is None else dollars_to_cents(product.price),
+            "active": product.active,
+        },
     )
 
 
@@ -607,26 +613,29 @@ def map_discount(item: Mapping[str, Any], ctx: MappingContext) -> Discount:
     created = _time(discount.created_timestamp, local, "created_timestamp")
     updated = _time(discount.last_updated_timestamp, local, "last_updated_timestamp") or created
     kind = (discount.discount_type or "").strip().lower()
-    return Discount(
-        tenant=ctx.tenant,
-        vendor=ctx.vendor,
-        credential_id=ctx.credential_id,
-        pos_id=discount.id,
-        location_id=_str_or_none(facility),
-        source_updated_at=updated or UNKNOWN_UPDATE_TIME,
-        name=discount.discount_name.strip(),
-        discount_type="percent"
-        if kind.startswith("percent")
-        else "flat"
-        if kind in ("dollar", "flat", "amount")
-        else "other",
-        value=None if discount.amount is None else str(discount.amount),
-        active=discount.active,
-        starts_at=_day_bound(discount.start_date, local, "start_date", end=False),
-        ends_at=_day_bound(discount.end_date, local, "end_date", end=True),
-        daily_start=_wall_time(discount.start_time, "start_time"),
-        daily_end=_wall_time(discount.end_time, "end_time"),
-        timezone=tz_name,
+    return record_of(
+        Discount,
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": discount.id,
+            "location_id": _str_or_none(facility),
+            "source_updated_at": updated or UNKNOWN_UPDATE_TIME,
+            "name": discount.discount_name.strip(),
+            "discount_type": "percent"
+            if kind.startswith("percent")
+            else "flat"
+            if kind in ("dollar", "flat", "amount")
+            else "other",
+            "value": None if discount.amount is None else str(discount.amount),
+            "active": discount.active,
+            "starts_at": _day_bound(discount.start_date, local, "start_date", end=False),
+            "ends_at": _day_bound(discount.end_date, local, "end_date", end=True),
+            "daily_start": _wall_time(discount.start_time, "start_time"),
+            "daily_end": _wall_time(discount.end_time, "end_time"),
+            "timezone": tz_name,
+        },
     )
 
 

@@ -25,6 +25,7 @@ from functions.core.models import (
     discount_type_of,
     normalize_email,
     normalize_phone,
+    record_of,
     sale_with_lines,
 )
 from functions.core.payload_fastpath import IdentityOn, fast_validator
@@ -338,37 +339,43 @@ def _origin(ctx: MappingContext) -> dict[str, Any]:
 
 def map_customer(raw: PosabitCustomer, ctx: MappingContext) -> Shopper:
     """A POSaBIT customer as a shopper: phone in E.164 (US default), email lower-cased, typed values kept raw."""
-    return Shopper(
-        **_origin(ctx),
-        pos_id=raw.id,
-        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
-        first_name=raw.first_name,
-        last_name=raw.last_name,
-        phone=normalize_phone(raw.telephone, ctx.default_region),
-        phone_raw=raw.telephone,
-        email=normalize_email(raw.email),
-        birth_date=raw.birthday,
-        state=raw.state.upper() if raw.state and len(raw.state) == 2 else raw.state,
-        postal_code=raw.zipcode,
-        loyalty_member=raw.loyalty_member,
-        marketing_opt_in=raw.marketing_opt_in,
-        sms_opt_in=raw.sms_opt_in,
-        sms_opt_out=raw.sms_opt_out,
-        customer_type=raw.customer_type,
-        pos_created_at=_optional_timestamp(raw.created_at, ctx.timezone, "created_at", raw.id),
+    return record_of(
+        Shopper,
+        {
+            **_origin(ctx),
+            "pos_id": raw.id,
+            "source_updated_at": _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
+            "first_name": raw.first_name,
+            "last_name": raw.last_name,
+            "phone": normalize_phone(raw.telephone, ctx.default_region),
+            "phone_raw": raw.telephone,
+            "email": normalize_email(raw.email),
+            "birth_date": raw.birthday,
+            "state": raw.state.upper() if raw.state and len(raw.state) == 2 else raw.state,
+            "postal_code": raw.zipcode,
+            "loyalty_member": raw.loyalty_member,
+            "marketing_opt_in": raw.marketing_opt_in,
+            "sms_opt_in": raw.sms_opt_in,
+            "sms_opt_out": raw.sms_opt_out,
+            "customer_type": raw.customer_type,
+            "pos_created_at": _optional_timestamp(raw.created_at, ctx.timezone, "created_at", raw.id),
+        },
     )
 
 
 def map_loyalty_balance(raw: PosabitPointsBalance, ctx: MappingContext) -> LoyaltyBalance:
     """A customer's `points` as its balance at the customer's last update; no points on record means zero."""
     as_of = _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id)
-    return LoyaltyBalance(
-        **_origin(ctx),
-        pos_id=raw.id,
-        source_updated_at=as_of,
-        customer_pos_id=raw.id,
-        points=raw.points or 0,
-        as_of=as_of,
+    return record_of(
+        LoyaltyBalance,
+        {
+            **_origin(ctx),
+            "pos_id": raw.id,
+            "source_updated_at": as_of,
+            "customer_pos_id": raw.id,
+            "points": raw.points or 0,
+            "as_of": as_of,
+        },
     )
 
 
@@ -507,18 +514,21 @@ def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
 
 def map_inventory(raw: PosabitInventory, ctx: MappingContext) -> Product:
     """An inventory row as a product; a row that does not say it is inactive is active."""
-    return Product(
-        **_origin(ctx),
-        pos_id=raw.id,
-        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
-        product_id=raw.product_id,
-        name=raw.name,
-        sku=raw.sku,
-        brand=raw.brand,
-        category=raw.category,
-        price_cents=raw.price,
-        quantity_on_hand=raw.quantity_on_hand,
-        active=raw.active is not False,
+    return record_of(
+        Product,
+        {
+            **_origin(ctx),
+            "pos_id": raw.id,
+            "source_updated_at": _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
+            "product_id": raw.product_id,
+            "name": raw.name,
+            "sku": raw.sku,
+            "brand": raw.brand,
+            "category": raw.category,
+            "price_cents": raw.price,
+            "quantity_on_hand": raw.quantity_on_hand,
+            "active": raw.active is not False,
+        },
     )
 
 
@@ -528,17 +538,20 @@ def map_coupon(raw: PosabitCoupon, ctx: MappingContext) -> Discount:
     value: str | None = None
     if raw.amount is not None:
         value = f"{raw.amount / 100:.2f}" if kind == "dollar" else f"{raw.amount:g}"
-    return Discount(
-        **_origin(ctx),
-        pos_id=raw.id,
-        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
-        name=raw.name,
-        discount_type=discount_type_of(kind, flat_word="dollar"),
-        value=value,
-        active=raw.active is not False,
-        starts_at=_timestamp(raw.starts_at, ctx.timezone, "starts_at", raw.id) if raw.starts_at else None,
-        ends_at=_timestamp(raw.expires_at, ctx.timezone, "expires_at", raw.id) if raw.expires_at else None,
-        timezone=ctx.timezone,
+    return record_of(
+        Discount,
+        {
+            **_origin(ctx),
+            "pos_id": raw.id,
+            "source_updated_at": _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
+            "name": raw.name,
+            "discount_type": discount_type_of(kind, flat_word="dollar"),
+            "value": value,
+            "active": raw.active is not False,
+            "starts_at": _timestamp(raw.starts_at, ctx.timezone, "starts_at", raw.id) if raw.starts_at else None,
+            "ends_at": _timestamp(raw.expires_at, ctx.timezone, "expires_at", raw.id) if raw.expires_at else None,
+            "timezone": ctx.timezone,
+        },
     )
 
 
