@@ -6,7 +6,6 @@ import hashlib
 import json
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
-from functools import lru_cache
 from typing import Annotated, Any, Literal, TypedDict, TypeVar, get_args
 
 import phonenumbers
@@ -365,22 +364,8 @@ def dollars_to_cents(value: Any) -> int:
     """Exact conversion of a dollar amount (number or string) to integer cents, half away from zero."""
     if type(value) is int:  # whole dollars (not bool, whose str() is no number): exact without Decimal
         return value * 100
-    if type(value) is Decimal:
-        try:
-            return _decimal_cents(value)
-        except TypeError:  # a signalling NaN cannot be hashed: converted uncached, so it raises as it did
-            pass
-    return _cents(value)
-
-
-def _cents(value: Any) -> int:
     amount = value if type(value) is Decimal else Decimal(str(value))  # a Decimal's str() round-trips exactly
     cents = amount * _HUNDRED
     if cents.is_finite() and cents.adjusted() < _EXACT_CENTS_DIGITS:  # every amount a POS sends: half the cost
         return int(cents.to_integral_value(rounding=ROUND_HALF_UP))
     return int(cents.quantize(_ONE_CENT, rounding=ROUND_HALF_UP))  # NaN, infinities, huge: raise as they did
-
-
-# Prices, taxes and zero repeat on nearly every sale of a store. Equal Decimals (1.5, 1.50) are one entry: their cents
-# are equal, as the product and its rounding depend on the value alone. Errors are not cached.
-_decimal_cents = lru_cache(maxsize=4096)(_cents)

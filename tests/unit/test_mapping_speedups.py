@@ -137,15 +137,3 @@ def test_record_of_is_the_model_called_with_the_fields_records_and_errors_alike(
         # Then record_of gives exactly what the model's constructor gives
         assert record_outcome(partial(record_of, model, dict(fields))) == record_outcome(partial(model, **fields))
     assert record_outcome(lambda: record_of(Shopper, {**origin, "phone": "206"}))[0] == "error"
-
-
-def test_cached_cents_of_a_decimal_are_its_cents_however_it_is_written_and_whenever_asked() -> None:
-    # Given equal amounts written with different exponents and signs of zero, asked in both orders, twice each
-    rng = random.Random(11)
-    values = [Decimal("1.5"), Decimal("1.50"), Decimal("15E-1"), Decimal("-0"), Decimal("0"), Decimal("0.00")]
-    values += [Decimal("2.675"), Decimal("2.6750"), Decimal("-2.675"), Decimal("1E+2"), Decimal("100.000")]
-    values += [Decimal(rng.randint(-(10**6), 10**6)).scaleb(-rng.randint(0, 4)) for _ in range(3000)]
-    values += [Decimal(x) for x in ("NaN", "sNaN", "Infinity", "1E+40", "1000000000000000000000000000000")]
-    for value in [*values, *reversed(values), *values]:
-        # Then each answer (or error) is the uncached conversion's
-        assert decimal_outcome(dollars_to_cents, value) == decimal_outcome(decimal_cents, value), repr(value)
