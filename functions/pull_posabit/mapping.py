@@ -327,14 +327,26 @@ def _validation_reason(exc: ValidationError) -> str:
 # --- canonical records ------------------------------------------------------------------------------------------
 
 
-def _origin(ctx: MappingContext) -> dict[str, Any]:
+def _origin(ctx: MappingContext) -> Mapping[str, Any]:
+    """The fields every record of one context shares (read-only: callers unpack it), built once per context."""
     venue_id = ctx.extra.get("venue_id")
-    return {
-        "tenant": ctx.tenant,
-        "vendor": ctx.vendor,
-        "credential_id": ctx.credential_id,
-        "location_id": str(venue_id) if venue_id is not None else None,
-    }
+    last = _last_origin
+    if last[0] is ctx and last[1] is venue_id:
+        return last[2]  # type: ignore[no-any-return]
+    origin = MappingProxyType(
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "location_id": str(venue_id) if venue_id is not None else None,
+        }
+    )
+    # The context (and its venue id) are held, so `is` cannot match a new one at a reused address.
+    _last_origin[:] = (ctx, venue_id, origin)
+    return origin
+
+
+_last_origin: list[Any] = [None, None, None]
 
 
 def map_customer(raw: PosabitCustomer, ctx: MappingContext) -> Shopper:
