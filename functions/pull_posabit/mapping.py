@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
@@ -445,7 +446,7 @@ def sale_status(
     status became "refunded" keeps its positive total, which is then refunded in full. An unknown status is an
     error rather than a guess, because status decides loyalty points.
     """
-    key = (status or "completed").strip().lower().replace(" ", "_").replace("-", "_")
+    key = _status_key(status or "completed")
     refund_lines = [line for line in lines if line["is_refund"]]
     if key in CANCELLED_STATUSES:
         return "cancelled", 0
@@ -462,6 +463,11 @@ def sale_status(
             return "partially_refunded", 0
         return "completed", 0
     raise MappingError(pos_id, f"unknown sale status {key[:40]!r}")
+
+
+@lru_cache(maxsize=256)  # a venue uses a handful of spellings
+def _status_key(status: str) -> str:
+    return status.strip().lower().replace(" ", "_").replace("-", "_")
 
 
 def _tender(raw: PosabitTender) -> dict[str, Any]:
@@ -501,7 +507,7 @@ _COUPON_NAME_KEYS = ("coupon_name", "discount_name", "name", "title")
 def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
     """A sales history as a sale: UTC order time, the venue's local date and zone, integer cents, refunds."""
     ordered_at = sale_ordered_at(raw, ctx.timezone)
-    lines = tuple(sale_line(item) for item in raw.items)
+    lines = tuple([sale_line(item) for item in raw.items])
     status, refunded_cents = sale_status(raw.id, raw.status, lines, raw.total)
     subtotal = raw.sub_total if raw.sub_total is not None else raw.total - raw.tax + raw.discount
     return sale_with_lines(
@@ -519,7 +525,7 @@ def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
         total_cents=raw.total,
         refunded_cents=refunded_cents,
         lines=lines,
-        tenders=tuple(_tender(t) for t in raw.sales_tenders),
+        tenders=tuple([_tender(t) for t in raw.sales_tenders]),
         discounts=sale_discounts(raw.items),
     )
 
