@@ -365,6 +365,7 @@ def map_customer(item: Mapping[str, Any], ctx: MappingContext) -> Shopper:
             "birth_date": customer.dob,
             "state": state_code(customer.state),
             "postal_code": _blank_to_none(postal),
+            # A state patient-registry id is what makes a Flourish customer a medical patient.
             "customer_type": "medical" if customer.patient_id else "recreational",
             "sms_opt_in": customer.sms_opt_in,
             "sms_opt_out": customer.sms_opt_out,
