@@ -6,7 +6,7 @@ import hashlib
 import json
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Any, Literal, TypedDict, get_args
+from typing import Annotated, Any, Literal, TypedDict, TypeVar, get_args
 
 import phonenumbers
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, ValidationError, field_validator
@@ -239,6 +239,15 @@ def sale_with_lines(*, lines: tuple[SaleLineFields, ...], **fields: Any) -> Sale
 
 
 _validate_sale = Sale.__pydantic_validator__.validate_python
+
+RecordT = TypeVar("RecordT", bound=CanonicalRecord)
+
+
+def record_of(model: type[RecordT], fields: dict[str, Any]) -> RecordT:
+    """`model(**fields)` by the model's own validator, without BaseModel.__init__'s Python wrapper around it (about
+    2 µs a record, measured): the same record, or the same ValidationError."""
+    record: RecordT = model.__pydantic_validator__.validate_python(fields)
+    return record
 
 
 class Product(CanonicalRecord):

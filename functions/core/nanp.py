@@ -72,9 +72,12 @@ def _nanp_regions() -> tuple[_Region, ...]:
         metadata = PhoneMetadata.metadata_for_region(code.upper(), None)
         if metadata is None:
             continue
-        names = [*_TYPE_DESCS, "fixed_line"]
+        # Fixed line and mobile first: nearly every number is one, and whether any type matches does not depend on
+        # the order in which they are tried (phonenumbers' order decides only which type it names).
+        names = ["fixed_line"]
         if not metadata.same_mobile_and_fixed_line_pattern:
             names.append("mobile")
+        names += _TYPE_DESCS
         types = tuple(d for d in (_desc(getattr(metadata, name)) for name in names) if d is not None)
         leading = re.compile(metadata.leading_digits) if metadata.leading_digits is not None else None
         regions.append(_Region(code, leading, _desc(metadata.general_desc), types))

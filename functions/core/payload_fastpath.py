@@ -31,7 +31,11 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # A model's own before-validator (`model_validator(mode="before")`): "no_blank_values" - it hands on unchanged a dict
 # none of whose string values is blank (it only turns blanks into None): compiled as every string field refusing a
 # blank, for a model whose fields take nothing else a blank could become (no `Any`, no Python validator of their own).
-IdentityOn = Literal["strict", "stripped_text", "id_text", "no_blank_values"]
+# "present_alternatives" - it hands on unchanged a dict in which every field its model class lists in `ALTERNATIVES` (a
+# mapping of field name to the names tried when the field is absent) is present, not None and, as text, not blank:
+# compiled as each such field required, not nullable, and its text refusing a blank (a field's other types refuse
+# a blank themselves). With none listed it hands on every dict unchanged.
+IdentityOn = Literal["strict", "stripped_text", "id_text", "no_blank_values", "present_alternatives"]
 
 # Every character `str.strip()` removes (`str.isspace`), as a Rust regex class; a value matching STRIPPED_TEXT is
 # one that `value.strip() or None` returns unchanged.
@@ -87,6 +91,9 @@ def _rewrite(schema: Any, identity_on: Mapping[Callable[[Any], Any], IdentityOn]
         kind = identity_on.get(function) if callable(function) else None
         if kind == "no_blank_values":
             return _no_blank_values(rewritten["schema"], function)
+        if kind == "present_alternatives":
+            owner = getattr(rewritten["function"].get("function"), "__self__", None)
+            return _present(rewritten["schema"], tuple(getattr(owner, "ALTERNATIVES", None) or ()), function)
         if kind is not None:
             return _strict(rewritten["schema"], kind, function)
     if rewritten.get("type") == "function-after":
@@ -120,6 +127,27 @@ def _no_blank_values(schema: dict[str, Any], function: Callable[[Any], Any]) -> 
     if schema.get("type") != "model-fields":
         raise TypeError(f"{function.__qualname__} is no model's before-validator: it cannot be compiled out")
     fields = {name: _refusing_blanks(field, function) for name, field in schema["fields"].items()}
+    return {**schema, "fields": fields}
+
+
+def _present(schema: dict[str, Any], names: tuple[str, ...], function: Callable[[Any], Any]) -> dict[str, Any]:
+    if schema.get("type") != "model-fields":
+        raise TypeError(f"{function.__qualname__} is no model's before-validator: it cannot be compiled out")
+    fields = dict(schema["fields"])
+    for name in names:
+        field = fields.get(name)
+        if field is None or field.get("validation_alias") is not None:
+            raise TypeError(f"{function.__qualname__}: {name} is no field read by its own name")
+        inner = field["schema"]
+        if inner.get("type") == "default":
+            inner = inner["schema"]
+        if inner.get("type") == "nullable":
+            inner = inner["schema"]
+        if inner.get("type") == "str" and "pattern" not in inner:
+            inner = {**inner, "pattern": NOT_BLANK}
+        elif inner.get("type") not in _BLANK_SAFE - {"none", "list", "model"}:
+            raise TypeError(f"{function.__qualname__}: {name} is of a type that could take a blank")
+        fields[name] = {**field, "schema": inner}
     return {**schema, "fields": fields}
 
 

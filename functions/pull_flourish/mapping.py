@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, ClassVar, Final
+from typing import Any, ClassVar, Final, NamedTuple
 from zoneinfo import ZoneInfo
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -27,8 +26,10 @@ from functions.core.models import (
     Shopper,
     dollars_to_cents,
     normalize_phone,
+    record_of,
     sale_with_lines,
 )
+from functions.core.payload_fastpath import IdentityOn, fast_validator
 from functions.pull_flourish.constants import (
     FALLBACK_TIMEZONE,
     ORDER_STATUS_CANONICAL,
@@ -89,6 +90,9 @@ LINE_ALTERNATIVES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
         "refunded_qty": ("returned_qty",),
     }
 )
+
+
+_NO_DOLLARS: Final = Decimal(0)
 
 
 def _absent(value: Any) -> bool:
@@ -193,6 +197,8 @@ class FlourishOrderLine(_Payload):
         return [] if value is None else value
 
     def discount_dollars(self) -> Decimal:
+        if not self.applied_discounts:  # most lines: what the sum below gives for none
+            return _NO_DOLLARS
         return sum((d.discount_value or Decimal(0) for d in self.applied_discounts), Decimal(0))
 
 
@@ -343,30 +349,32 @@ def map_customer(item: Mapping[str, Any], ctx: MappingContext) -> Shopper:
     created = _time(customer.created_timestamp, local, "created_timestamp")
     updated = _time(customer.last_updated_timestamp, local, "last_updated_timestamp") or created
     postal = next((a.postcode for a in customer.address if a.postcode), None)
-    return Shopper(
-        tenant=ctx.tenant,
-        vendor=ctx.vendor,
-        credential_id=ctx.credential_id,
-        pos_id=customer.id,
-        source_updated_at=updated or UNKNOWN_UPDATE_TIME,
-        first_name=_blank_to_none(customer.first_name),
-        last_name=_blank_to_none(customer.last_name),
-        phone=normalize_phone(customer.phone, ctx.default_region),
-        phone_raw=_blank_to_none(customer.phone),
-        email=customer.email,
-        birth_date=customer.dob,
-        state=state_code(customer.state),
-        postal_code=_blank_to_none(postal),
-        # A state patient-registry id is what makes a Flourish customer a medical patient.
-        customer_type="medical" if customer.patient_id else "recreational",
-        sms_opt_in=customer.sms_opt_in,
-        sms_opt_out=customer.sms_opt_out,
-        pos_created_at=created,
+    return record_of(
+        Shopper,
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": customer.id,
+            "source_updated_at": updated or UNKNOWN_UPDATE_TIME,
+            "first_name": _blank_to_none(customer.first_name),
+            "last_name": _blank_to_none(customer.last_name),
+            "phone": normalize_phone(customer.phone, ctx.default_region),
+            "phone_raw": _blank_to_none(customer.phone),
+            "email": customer.email,
+            "birth_date": customer.dob,
+            "state": state_code(customer.state),
+            "postal_code": _blank_to_none(postal),
+            # A state patient-registry id is what makes a Flourish customer a medical patient.
+            "customer_type": "medical" if customer.patient_id else "recreational",
+            "sms_opt_in": customer.sms_opt_in,
+            "sms_opt_out": customer.sms_opt_out,
+            "pos_created_at": created,
+        },
     )
 
 
-@dataclass(frozen=True)
-class LineMoney:
+class LineMoney(NamedTuple):  # a tuple: built per line, it costs a third of a frozen dataclass
     """One order line in dollars: what it sold for before discounts, its discounts, and what was paid for it."""
 
     line: FlourishOrderLine
@@ -375,8 +383,7 @@ class LineMoney:
     paid: Decimal
 
 
-@dataclass(frozen=True)
-class OrderMoney:
+class OrderMoney(NamedTuple):
     """An order's money with each discount taken once (dollars), and whether Flourish had taken it twice."""
 
     lines: tuple[LineMoney, ...]
@@ -455,7 +462,7 @@ def map_retail_order(item: Mapping[str, Any], ctx: MappingContext) -> Sale:
     is Partially Refunded, or that has returned lines, is partially refunded by the amount reported (else the
     returned units at the price paid for them), never by more than the sale. Money is taken with each discount once.
     """
-    order = FlourishRetailOrder.model_validate(item)
+    order = validate_retail_order(item)
     tz_name, local = _zone_for(ctx, order.facility_id or ctx.extra.get(FACILITY_ID))
     created = _time(order.created_timestamp, local, "created_timestamp")
     placed = _time(order.order_timestamp, local, "order_timestamp")
@@ -497,8 +504,11 @@ def map_retail_order(item: Mapping[str, Any], ctx: MappingContext) -> Sale:
         elif refunded_cents > 0:
             status = "refunded" if refunded_cents >= total_cents else "partially_refunded"
 
-    sold_gross = sum((m.gross for m in money.lines if m.line.order_qty > 0), Decimal(0))
-    if any(m.line.order_qty > 0 for m in money.lines):
+    sold_gross, any_sold = Decimal(0), False
+    for m in money.lines:  # the sum of the sold lines' gross, in their order
+        if m.line.order_qty > 0:
+            sold_gross, any_sold = sold_gross + m.gross, True
+    if any_sold:
         subtotal = sold_gross
     else:
         subtotal = order.subtotal if order.subtotal is not None else money.total - money.tax + money.discount
@@ -552,23 +562,26 @@ def _sale_line(line: FlourishOrderLine, quantity: Decimal, paid: Decimal, discou
 
 def map_item(item: Mapping[str, Any], ctx: MappingContext) -> Product:
     """A Flourish catalog item as a product (quantities live in /inventory/summary and are not read)."""
-    product = FlourishItem.model_validate(item)
+    product = validate_item(item)
     _, local = _zone_for(ctx, ctx.extra.get(FACILITY_ID))
     created = _time(product.created_timestamp, local, "created_timestamp")
     updated = _time(product.last_updated_timestamp, local, "last_updated_timestamp") or created
-    return Product(
-        tenant=ctx.tenant,
-        vendor=ctx.vendor,
-        credential_id=ctx.credential_id,
-        pos_id=product.id,
-        source_updated_at=updated or UNKNOWN_UPDATE_TIME,
-        product_id=product.id,
-        name=product.item_name,
-        sku=_blank_to_none(product.sku),
-        brand=_blank_to_none(product.brand),
-        category=_blank_to_none(product.item_category),
-        price_cents=None if product.price is None else dollars_to_cents(product.price),
-        active=product.active,
+    return record_of(
+        Product,
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": product.id,
+            "source_updated_at": updated or UNKNOWN_UPDATE_TIME,
+            "product_id": product.id,
+            "name": product.item_name,
+            "sku": _blank_to_none(product.sku),
+            "brand": _blank_to_none(product.brand),
+            "category": _blank_to_none(product.item_category),
+            "price_cents": None if product.price is None else dollars_to_cents(product.price),
+            "active": product.active,
+        },
     )
 
 
@@ -600,34 +613,47 @@ def _day_bound(value: str | None, local: ZoneInfo, field: str, end: bool) -> dat
 def map_discount(item: Mapping[str, Any], ctx: MappingContext) -> Discount:
     """A Flourish discount, keyed by its id (what a Flourish reward is linked by). Its daily start and end times stay
     wall-clock times of its facility's zone (so a 16:00-18:00 happy hour stays so across DST changes)."""
-    discount = FlourishDiscountDefinition.model_validate(item)
+    discount = validate_discount_definition(item)
     facility = discount.facility_id or ctx.extra.get(FACILITY_ID)
     tz_name, local = _zone_for(ctx, facility)
     created = _time(discount.created_timestamp, local, "created_timestamp")
     updated = _time(discount.last_updated_timestamp, local, "last_updated_timestamp") or created
     kind = (discount.discount_type or "").strip().lower()
-    return Discount(
-        tenant=ctx.tenant,
-        vendor=ctx.vendor,
-        credential_id=ctx.credential_id,
-        pos_id=discount.id,
-        location_id=_str_or_none(facility),
-        source_updated_at=updated or UNKNOWN_UPDATE_TIME,
-        name=discount.discount_name.strip(),
-        discount_type="percent"
-        if kind.startswith("percent")
-        else "flat"
-        if kind in ("dollar", "flat", "amount")
-        else "other",
-        value=None if discount.amount is None else str(discount.amount),
-        active=discount.active,
-        starts_at=_day_bound(discount.start_date, local, "start_date", end=False),
-        ends_at=_day_bound(discount.end_date, local, "end_date", end=True),
-        daily_start=_wall_time(discount.start_time, "start_time"),
-        daily_end=_wall_time(discount.end_time, "end_time"),
-        timezone=tz_name,
+    return record_of(
+        Discount,
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": discount.id,
+            "location_id": _str_or_none(facility),
+            "source_updated_at": updated or UNKNOWN_UPDATE_TIME,
+            "name": discount.discount_name.strip(),
+            "discount_type": "percent"
+            if kind.startswith("percent")
+            else "flat"
+            if kind in ("dollar", "flat", "amount")
+            else "other",
+            "value": None if discount.amount is None else str(discount.amount),
+            "active": discount.active,
+            "starts_at": _day_bound(discount.start_date, local, "start_date", end=False),
+            "ends_at": _day_bound(discount.end_date, local, "end_date", end=True),
+            "daily_start": _wall_time(discount.start_time, "start_time"),
+            "daily_end": _wall_time(discount.end_time, "end_time"),
+            "timezone": tz_name,
+        },
     )
 
+
+# The payloads' before-validator and what it hands on unchanged (payload_fastpath): an item (and each of its lines)
+# that has every field ALTERNATIVES lists is validated without calling it. Customers are validated by their model:
+# the simulator's (as Flourish documents them) carry no SMS consent fields, so the fast path would refuse each one.
+IDENTITY_ON: Final[Mapping[Callable[[Any], Any], IdentityOn]] = MappingProxyType(
+    {_Payload._take_alternatives.__func__: "present_alternatives"}  # type: ignore[attr-defined]
+)
+validate_retail_order = fast_validator(FlourishRetailOrder, IDENTITY_ON)
+validate_item = fast_validator(FlourishItem, IDENTITY_ON)
+validate_discount_definition = fast_validator(FlourishDiscountDefinition, IDENTITY_ON)
 
 MAPPERS: dict[Stream, Callable[[Mapping[str, Any], MappingContext], CanonicalRecord]] = {
     Stream.DISCOUNTS: map_discount,

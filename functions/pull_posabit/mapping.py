@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
@@ -25,6 +26,7 @@ from functions.core.models import (
     discount_type_of,
     normalize_email,
     normalize_phone,
+    record_of,
     sale_with_lines,
 )
 from functions.core.payload_fastpath import IdentityOn, fast_validator
@@ -326,49 +328,67 @@ def _validation_reason(exc: ValidationError) -> str:
 # --- canonical records ------------------------------------------------------------------------------------------
 
 
-def _origin(ctx: MappingContext) -> dict[str, Any]:
+def _origin(ctx: MappingContext) -> Mapping[str, Any]:
+    """The fields every record of one context shares (read-only: callers unpack it), built once per context."""
     venue_id = ctx.extra.get("venue_id")
-    return {
-        "tenant": ctx.tenant,
-        "vendor": ctx.vendor,
-        "credential_id": ctx.credential_id,
-        "location_id": str(venue_id) if venue_id is not None else None,
-    }
+    last = _last_origin
+    if last[0] is ctx and last[1] is venue_id:
+        return last[2]  # type: ignore[no-any-return]
+    origin = MappingProxyType(
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "location_id": str(venue_id) if venue_id is not None else None,
+        }
+    )
+    # The context (and its venue id) are held, so `is` cannot match a new one at a reused address.
+    _last_origin[:] = (ctx, venue_id, origin)
+    return origin
+
+
+_last_origin: list[Any] = [None, None, None]
 
 
 def map_customer(raw: PosabitCustomer, ctx: MappingContext) -> Shopper:
     """A POSaBIT customer as a shopper: phone in E.164 (US default), email lower-cased, typed values kept raw."""
-    return Shopper(
-        **_origin(ctx),
-        pos_id=raw.id,
-        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
-        first_name=raw.first_name,
-        last_name=raw.last_name,
-        phone=normalize_phone(raw.telephone, ctx.default_region),
-        phone_raw=raw.telephone,
-        email=normalize_email(raw.email),
-        birth_date=raw.birthday,
-        state=raw.state.upper() if raw.state and len(raw.state) == 2 else raw.state,
-        postal_code=raw.zipcode,
-        loyalty_member=raw.loyalty_member,
-        marketing_opt_in=raw.marketing_opt_in,
-        sms_opt_in=raw.sms_opt_in,
-        sms_opt_out=raw.sms_opt_out,
-        customer_type=raw.customer_type,
-        pos_created_at=_optional_timestamp(raw.created_at, ctx.timezone, "created_at", raw.id),
+    return record_of(
+        Shopper,
+        {
+            **_origin(ctx),
+            "pos_id": raw.id,
+            "source_updated_at": _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
+            "first_name": raw.first_name,
+            "last_name": raw.last_name,
+            "phone": normalize_phone(raw.telephone, ctx.default_region),
+            "phone_raw": raw.telephone,
+            "email": normalize_email(raw.email),
+            "birth_date": raw.birthday,
+            "state": raw.state.upper() if raw.state and len(raw.state) == 2 else raw.state,
+            "postal_code": raw.zipcode,
+            "loyalty_member": raw.loyalty_member,
+            "marketing_opt_in": raw.marketing_opt_in,
+            "sms_opt_in": raw.sms_opt_in,
+            "sms_opt_out": raw.sms_opt_out,
+            "customer_type": raw.customer_type,
+            "pos_created_at": _optional_timestamp(raw.created_at, ctx.timezone, "created_at", raw.id),
+        },
     )
 
 
 def map_loyalty_balance(raw: PosabitPointsBalance, ctx: MappingContext) -> LoyaltyBalance:
     """A customer's `points` as its balance at the customer's last update; no points on record means zero."""
     as_of = _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id)
-    return LoyaltyBalance(
-        **_origin(ctx),
-        pos_id=raw.id,
-        source_updated_at=as_of,
-        customer_pos_id=raw.id,
-        points=raw.points or 0,
-        as_of=as_of,
+    return record_of(
+        LoyaltyBalance,
+        {
+            **_origin(ctx),
+            "pos_id": raw.id,
+            "source_updated_at": as_of,
+            "customer_pos_id": raw.id,
+            "points": raw.points or 0,
+            "as_of": as_of,
+        },
     )
 
 
@@ -426,7 +446,7 @@ def sale_status(
     status became "refunded" keeps its positive total, which is then refunded in full. An unknown status is an
     error rather than a guess, because status decides loyalty points.
     """
-    key = (status or "completed").strip().lower().replace(" ", "_").replace("-", "_")
+    key = _status_key(status or "completed")
     refund_lines = [line for line in lines if line["is_refund"]]
     if key in CANCELLED_STATUSES:
         return "cancelled", 0
@@ -445,6 +465,11 @@ def sale_status(
     raise MappingError(pos_id, f"unknown sale status {key[:40]!r}")
 
 
+@lru_cache(maxsize=256)  # a venue uses a handful of spellings
+def _status_key(status: str) -> str:
+    return status.strip().lower().replace(" ", "_").replace("-", "_")
+
+
 def _tender(raw: PosabitTender) -> dict[str, Any]:
     return {"tender_id": raw.sales_tender_id, "method": raw.payment_method_name, "amount_cents": raw.total}
 
@@ -455,24 +480,34 @@ def sale_discounts(items: Sequence[PosabitSaleItem]) -> tuple[AppliedDiscount, .
     found: dict[tuple[str | None, str | None], AppliedDiscount] = {}
     for item in items:
         for entry in item.discount_list:
+            raw_id: Any = None
+            raw_name: Any = None
             if isinstance(entry, dict):
-                raw_id = next((entry[k] for k in ("coupon_id", "discount_id", "id") if entry.get(k) is not None), None)
-                raw_name = next(
-                    (entry[k] for k in ("coupon_name", "discount_name", "name", "title") if entry.get(k)), None
-                )
+                for key in _COUPON_ID_KEYS:
+                    if entry.get(key) is not None:
+                        raw_id = entry[key]
+                        break
+                for key in _COUPON_NAME_KEYS:
+                    if entry.get(key):
+                        raw_name = entry[key]
+                        break
             else:
-                raw_id, raw_name = None, entry
+                raw_name = entry
             pos_id = str(raw_id).strip() or None if raw_id is not None else None
             name = str(raw_name).strip() or None if raw_name is not None else None
-            if pos_id or name:
-                found.setdefault((pos_id, name), AppliedDiscount(pos_discount_id=pos_id, name=name))
+            if (pos_id or name) and (pos_id, name) not in found:  # built once: most lines repeat a sale's coupon
+                found[pos_id, name] = AppliedDiscount(pos_discount_id=pos_id, name=name)
     return tuple(found.values())
+
+
+_COUPON_ID_KEYS = ("coupon_id", "discount_id", "id")
+_COUPON_NAME_KEYS = ("coupon_name", "discount_name", "name", "title")
 
 
 def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
     """A sales history as a sale: UTC order time, the venue's local date and zone, integer cents, refunds."""
     ordered_at = sale_ordered_at(raw, ctx.timezone)
-    lines = tuple(sale_line(item) for item in raw.items)
+    lines = tuple([sale_line(item) for item in raw.items])
     status, refunded_cents = sale_status(raw.id, raw.status, lines, raw.total)
     subtotal = raw.sub_total if raw.sub_total is not None else raw.total - raw.tax + raw.discount
     return sale_with_lines(
@@ -490,25 +525,28 @@ def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
         total_cents=raw.total,
         refunded_cents=refunded_cents,
         lines=lines,
-        tenders=tuple(_tender(t) for t in raw.sales_tenders),
+        tenders=tuple([_tender(t) for t in raw.sales_tenders]),
         discounts=sale_discounts(raw.items),
     )
 
 
 def map_inventory(raw: PosabitInventory, ctx: MappingContext) -> Product:
     """An inventory row as a product; a row that does not say it is inactive is active."""
-    return Product(
-        **_origin(ctx),
-        pos_id=raw.id,
-        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
-        product_id=raw.product_id,
-        name=raw.name,
-        sku=raw.sku,
-        brand=raw.brand,
-        category=raw.category,
-        price_cents=raw.price,
-        quantity_on_hand=raw.quantity_on_hand,
-        active=raw.active is not False,
+    return record_of(
+        Product,
+        {
+            **_origin(ctx),
+            "pos_id": raw.id,
+            "source_updated_at": _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
+            "product_id": raw.product_id,
+            "name": raw.name,
+            "sku": raw.sku,
+            "brand": raw.brand,
+            "category": raw.category,
+            "price_cents": raw.price,
+            "quantity_on_hand": raw.quantity_on_hand,
+            "active": raw.active is not False,
+        },
     )
 
 
@@ -518,17 +556,20 @@ def map_coupon(raw: PosabitCoupon, ctx: MappingContext) -> Discount:
     value: str | None = None
     if raw.amount is not None:
         value = f"{raw.amount / 100:.2f}" if kind == "dollar" else f"{raw.amount:g}"
-    return Discount(
-        **_origin(ctx),
-        pos_id=raw.id,
-        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
-        name=raw.name,
-        discount_type=discount_type_of(kind, flat_word="dollar"),
-        value=value,
-        active=raw.active is not False,
-        starts_at=_timestamp(raw.starts_at, ctx.timezone, "starts_at", raw.id) if raw.starts_at else None,
-        ends_at=_timestamp(raw.expires_at, ctx.timezone, "expires_at", raw.id) if raw.expires_at else None,
-        timezone=ctx.timezone,
+    return record_of(
+        Discount,
+        {
+            **_origin(ctx),
+            "pos_id": raw.id,
+            "source_updated_at": _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
+            "name": raw.name,
+            "discount_type": discount_type_of(kind, flat_word="dollar"),
+            "value": value,
+            "active": raw.active is not False,
+            "starts_at": _timestamp(raw.starts_at, ctx.timezone, "starts_at", raw.id) if raw.starts_at else None,
+            "ends_at": _timestamp(raw.expires_at, ctx.timezone, "expires_at", raw.id) if raw.expires_at else None,
+            "timezone": ctx.timezone,
+        },
     )
 
 

@@ -26,6 +26,7 @@ from functions.core.models import (
     discount_type_of,
     dollars_to_cents,
     normalize_phone,
+    record_of,
     sale_with_lines,
 )
 from functions.core.payload_fastpath import IdentityOn, fast_validator
@@ -245,21 +246,24 @@ def map_patient(item: dict[str, Any], ctx: MappingContext) -> Shopper:
     """A THSuite patient is a shopper; its phone is read in the store's country, placeholders are kept raw only."""
     patient = validate_patient(item)
     zone = _zone(ctx)
-    return Shopper(
-        **_common(ctx, patient.id, patient.store_id, patient.updated_at),
-        first_name=patient.first_name,
-        last_name=patient.last_name,
-        phone=normalize_phone(patient.phone, ctx.default_region),
-        phone_raw=patient.phone,
-        email=patient.email,
-        birth_date=patient.date_of_birth,
-        state=patient.state.upper() if patient.state else None,
-        postal_code=patient.zip_code,
-        loyalty_member=patient.loyalty_member,
-        marketing_opt_in=patient.email_opt_in,
-        sms_opt_in=patient.sms_opt_in,
-        customer_type=patient.patient_type.lower() if patient.patient_type else None,
-        pos_created_at=to_utc(patient.created_at, zone) if patient.created_at else None,
+    return record_of(
+        Shopper,
+        {
+            **_common(ctx, patient.id, patient.store_id, patient.updated_at),
+            "first_name": patient.first_name,
+            "last_name": patient.last_name,
+            "phone": normalize_phone(patient.phone, ctx.default_region),
+            "phone_raw": patient.phone,
+            "email": patient.email,
+            "birth_date": patient.date_of_birth,
+            "state": patient.state.upper() if patient.state else None,
+            "postal_code": patient.zip_code,
+            "loyalty_member": patient.loyalty_member,
+            "marketing_opt_in": patient.email_opt_in,
+            "sms_opt_in": patient.sms_opt_in,
+            "customer_type": patient.patient_type.lower() if patient.patient_type else None,
+            "pos_created_at": to_utc(patient.created_at, zone) if patient.created_at else None,
+        },
     )
 
 
@@ -326,16 +330,19 @@ def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
 
 def map_inventory_item(item: dict[str, Any], ctx: MappingContext) -> Product:
     inventory = validate_inventory_item(item)
-    return Product(
-        **_common(ctx, inventory.id, inventory.store_id, inventory.updated_at),
-        product_id=inventory.product_id,
-        name=inventory.name,
-        sku=inventory.sku,
-        brand=inventory.brand,
-        category=inventory.category,
-        price_cents=dollars_to_cents(inventory.unit_price) if inventory.unit_price is not None else None,
-        quantity_on_hand=float(inventory.quantity_on_hand) if inventory.quantity_on_hand is not None else None,
-        active=inventory.active,
+    return record_of(
+        Product,
+        {
+            **_common(ctx, inventory.id, inventory.store_id, inventory.updated_at),
+            "product_id": inventory.product_id,
+            "name": inventory.name,
+            "sku": inventory.sku,
+            "brand": inventory.brand,
+            "category": inventory.category,
+            "price_cents": dollars_to_cents(inventory.unit_price) if inventory.unit_price is not None else None,
+            "quantity_on_hand": float(inventory.quantity_on_hand) if inventory.quantity_on_hand is not None else None,
+            "active": inventory.active,
+        },
     )
 
 
@@ -343,23 +350,29 @@ def map_loyalty_balance(item: dict[str, Any], ctx: MappingContext) -> LoyaltyBal
     """One balance per patient and store, keyed by the patient id; fractional points are truncated (ASSUMED)."""
     balance = validate_loyalty_balance(item)
     common = _common(ctx, balance.patient_id, balance.store_id, balance.updated_at)
-    return LoyaltyBalance(
-        **common,
-        customer_pos_id=balance.patient_id,
-        points=int(balance.points.to_integral_value(rounding=ROUND_DOWN)),
-        as_of=common["source_updated_at"],
+    return record_of(
+        LoyaltyBalance,
+        {
+            **common,
+            "customer_pos_id": balance.patient_id,
+            "points": int(balance.points.to_integral_value(rounding=ROUND_DOWN)),
+            "as_of": common["source_updated_at"],
+        },
     )
 
 
 def map_discount(item: dict[str, Any], ctx: MappingContext) -> Discount:
     discount = validate_discount(item)
-    return Discount(
-        **_common(ctx, discount.id, discount.store_id, discount.updated_at),
-        name=discount.name.strip(),
-        discount_type=discount_type_of(discount.discount_type),
-        value=str(discount.amount) if discount.amount is not None else None,
-        active=discount.active,
-        timezone=ctx.timezone,
+    return record_of(
+        Discount,
+        {
+            **_common(ctx, discount.id, discount.store_id, discount.updated_at),
+            "name": discount.name.strip(),
+            "discount_type": discount_type_of(discount.discount_type),
+            "value": str(discount.amount) if discount.amount is not None else None,
+            "active": discount.active,
+            "timezone": ctx.timezone,
+        },
     )
 
 

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import partial
 from typing import Any, cast
 
 import pytest
+from pydantic import ValidationError
 
-from functions.core.models import dollars_to_cents
+from functions.core.layout import Vendor
+from functions.core.models import (
+    CanonicalRecord,
+    Discount,
+    LoyaltyBalance,
+    Product,
+    Shopper,
+    dollars_to_cents,
+    record_of,
+)
 from functions.pull_flourish.mapping import FlourishCustomer
 from functions.pull_thsuite.mapping import ThsuitePatient
 
@@ -95,3 +107,33 @@ def test_dollars_to_cents_of_hostile_decimals_is_the_quantized_conversion_or_its
     values += [float("nan"), float("inf"), 1e300, -1e-300, "1e30", "-1E+26", "9.999999999999999999999999995E+24"]
     for value in values:
         assert decimal_outcome(dollars_to_cents, value) == decimal_outcome(decimal_cents, value), repr(value)
+
+
+def record_outcome(build: Callable[[], Any]) -> Any:
+    try:
+        record = build()
+    except ValidationError as exc:
+        return "error", exc.title, exc.errors(include_url=False, include_context=False), str(exc)
+    return "record", type(record), record.model_dump(), record.model_fields_set, record.stored_form()
+
+
+def test_record_of_is_the_model_called_with_the_fields_records_and_errors_alike() -> None:
+    # Given each record kind's fields, valid and with a value its validator refuses or converts
+    moment = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    origin = {"tenant": "t", "vendor": Vendor.POSABIT, "credential_id": "c", "pos_id": "1", "source_updated_at": moment}
+    cases: list[tuple[type[CanonicalRecord], dict[str, Any]]] = [
+        (Shopper, {**origin, "phone": "+12065550147", "email": "A@B.COM", "birth_date": "2000-01-02"}),
+        (Shopper, {**origin, "phone": "206-555-0147"}),
+        (Shopper, {**origin, "pos_created_at": datetime(2026, 1, 2)}),
+        (Shopper, {**origin, "pos_id": ""}),
+        (Product, {**origin, "name": "N", "price_cents": "12", "quantity_on_hand": 2}),
+        (Product, {**origin, "name": None}),
+        (LoyaltyBalance, {**origin, "customer_pos_id": "1", "points": 3, "as_of": moment}),
+        (LoyaltyBalance, {**origin, "customer_pos_id": "1", "points": 1.5, "as_of": moment, "extra": 1}),
+        (Discount, {**origin, "name": "10% off", "discount_type": "percent", "value": "10"}),
+        (Discount, {**origin, "name": "x", "discount_type": "coupon"}),
+    ]
+    for model, fields in cases:
+        # Then record_of gives exactly what the model's constructor gives
+        assert record_outcome(partial(record_of, model, dict(fields))) == record_outcome(partial(model, **fields))
+    assert record_outcome(lambda: record_of(Shopper, {**origin, "phone": "206"}))[0] == "error"

@@ -1,12 +1,12 @@
 """A payload model's compiled fast path (`payload_fastpath.fast_validator`) accepts what the model accepts, with the
 same values, and refuses what it refuses, with the same errors: over every POSaBIT simulator item and over hostile
-values in every field."""
+values in every field. (POSaBIT, THSuite, Profitek, Auphan and Flourish.)"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import pytest
 from pydantic import BaseModel, BeforeValidator, ValidationError
@@ -14,6 +14,7 @@ from pydantic_core import SchemaValidator
 
 from functions.core.layout import Stream, Vendor
 from functions.core.payload_fastpath import STRIPPED_TEXT, fast_validator
+from functions.pull_flourish import mapping as flourish
 from functions.pull_onprem import values as onprem_values
 from functions.pull_onprem.auphan import mapping as auphan
 from functions.pull_onprem.profitek import mapping as profitek
@@ -50,9 +51,20 @@ THSUITE_VALIDATORS: dict[Stream, tuple[type[BaseModel], Callable[[Any], BaseMode
     Stream.LOYALTY: (thsuite.ThsuiteLoyaltyBalance, thsuite.validate_loyalty_balance),
     Stream.DISCOUNTS: (thsuite.ThsuiteDiscount, thsuite.validate_discount),
 }
+FLOURISH_VALIDATORS: dict[Stream, tuple[type[BaseModel], Callable[[Any], BaseModel]]] = {
+    Stream.SALES: (flourish.FlourishRetailOrder, flourish.validate_retail_order),
+    Stream.INVENTORY: (flourish.FlourishItem, flourish.validate_item),
+    Stream.DISCOUNTS: (flourish.FlourishDiscountDefinition, flourish.validate_discount_definition),
+    # not used by the mapping (its simulator items lack SMS fields), compared all the same
+    Stream.CUSTOMERS: (flourish.FlourishCustomer, fast_validator(flourish.FlourishCustomer, flourish.IDENTITY_ON)),
+}
 CASES: list[tuple[Vendor, Stream, type[BaseModel], Callable[[Any], BaseModel]]] = [
     (vendor, stream, model, fast)
-    for vendor, validators in ((Vendor.POSABIT, POSABIT_VALIDATORS), (Vendor.THSUITE, THSUITE_VALIDATORS))
+    for vendor, validators in (
+        (Vendor.POSABIT, POSABIT_VALIDATORS),
+        (Vendor.THSUITE, THSUITE_VALIDATORS),
+        (Vendor.FLOURISH, FLOURISH_VALIDATORS),
+    )
     for stream, (model, fast) in validators.items()
 ] + [
     (vendor, stream, model, fast_validator(model, onprem_values.IDENTITY_ON))
@@ -138,7 +150,7 @@ def snapshot(value: Any) -> Any:
 @pytest.fixture(scope="module")
 def simulator_items() -> dict[tuple[Vendor, Stream], list[dict[str, Any]]]:
     items: dict[tuple[Vendor, Stream], list[dict[str, Any]]] = {}
-    for vendor in (Vendor.POSABIT, Vendor.THSUITE, Vendor.PROFITEK, Vendor.AUPHAN):
+    for vendor in (Vendor.POSABIT, Vendor.THSUITE, Vendor.PROFITEK, Vendor.AUPHAN, Vendor.FLOURISH):
         for _, stream, page, _ctx in simulator_pages(vendor, 100):
             unwrap = posabit.unwrap_item if vendor is Vendor.POSABIT else lambda _stream, item: item
             items.setdefault((vendor, stream), []).extend(unwrap(stream, item) for item in page)
@@ -270,3 +282,45 @@ def test_a_model_validator_over_a_field_a_blank_could_become_is_refused_at_build
 
     with pytest.raises(TypeError, match="_blank"):
         fast_validator(Loose, {Loose._blank.__func__: "no_blank_values"})  # type: ignore[attr-defined]
+
+
+def test_flourish_alternatives_are_taken_by_the_model_when_a_listed_field_is_absent_or_blank() -> None:
+    # Given an order line whose total comes under an alternative name, or is blank, or None
+    line = {
+        "id": 1,
+        "item_id": 2,
+        "sku": "S",
+        "item_name": "N",
+        "brand": "B",
+        "item_category": "C",
+        "order_qty": 2,
+        "unit_price": 1.5,
+        "total_price": 3,
+        "refunded_qty": 0,
+        "applied_discounts": [],
+    }
+    order = {"id": 9, "order_status": "Completed", "order_lines": [line], "last_updated_timestamp": "2026-01-01T00:00Z"}
+    for total in ({"total_price": None, "line_total": 4}, {"total_price": " ", "total": 5}, {"total_price": ""}):
+        item = {**order, "order_lines": [{**line, **total}]}
+        # Then the fast path gives what the model gives, the alternative taken
+        assert outcome(flourish.validate_retail_order, item) == outcome(
+            flourish.FlourishRetailOrder.model_validate, item
+        )
+    taken = flourish.validate_retail_order({**order, "order_lines": [{**line, "total_price": None, "line_total": 4}]})
+    assert taken.order_lines[0].total_price == 4
+
+
+def test_present_alternatives_refuse_a_listed_field_read_under_another_name() -> None:
+    from pydantic import AliasChoices, Field, model_validator
+
+    class Aliased(BaseModel):
+        ALTERNATIVES: ClassVar[dict[str, tuple[str, ...]]] = {"name": ("title",)}
+        name: str | None = Field(default=None, validation_alias=AliasChoices("name", "label"))
+
+        @model_validator(mode="before")
+        @classmethod
+        def _take(cls, data: Any) -> Any:
+            return data
+
+    with pytest.raises(TypeError, match="_take"):
+        fast_validator(Aliased, {Aliased._take.__func__: "present_alternatives"})  # type: ignore[attr-defined]

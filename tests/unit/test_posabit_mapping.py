@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -287,3 +288,21 @@ def test_item_id_reads_wrapped_and_bare_items() -> None:
     assert item_id(Stream.SALES, {"sales_history": {"id": "5005"}}) == "5005"
     assert item_id(Stream.INVENTORY, {"id": 3, "inventory": {"id": 4}}) == "3"
     assert item_id(Stream.CUSTOMERS, {"first_name": "no id"}) is None
+
+
+def test_each_context_gives_its_own_origin_however_the_contexts_alternate() -> None:
+    # Given two contexts of different tenants and venues, and one whose venue changes, used in turn
+    item = {"id": 7, "updated_at": "2026-01-01T00:00:00Z", "points": 3}
+    other = dataclasses.replace(CTX, tenant="other", extra={"venue_id": "99"})
+    changing = dataclasses.replace(CTX, extra={"venue_id": "1"})
+    seen = []
+    for ctx in (CTX, other, CTX, other, changing):
+        record = map_record(Stream.LOYALTY, item, ctx)
+        seen.append((record.tenant, record.location_id))
+    changing.extra["venue_id"] = "2"  # type: ignore[index]
+    seen.append(
+        (map_record(Stream.LOYALTY, item, changing).tenant, map_record(Stream.LOYALTY, item, changing).location_id)
+    )
+    # Then each record carries its own context's tenant and venue
+    expected_ctx = (CTX.tenant, None if CTX.extra.get("venue_id") is None else str(CTX.extra["venue_id"]))
+    assert seen == [expected_ctx, ("other", "99"), expected_ctx, ("other", "99"), (CTX.tenant, "1"), (CTX.tenant, "2")]

@@ -22,6 +22,7 @@ from functions.core.models import (
     Shopper,
     discount_type_of,
     normalize_phone,
+    record_of,
     sale_with_lines,
 )
 from functions.pull_onprem.auphan.constants import (
@@ -180,27 +181,30 @@ def map_customer(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     address = raw.address or AuphanAddress()
     return _build(
         raw.customer_id,
-        lambda: Shopper(
-            tenant=ctx.tenant,
-            vendor=ctx.vendor,
-            credential_id=ctx.credential_id,
-            pos_id=raw.customer_id,
-            location_id=_location(raw.store_id, ctx),
-            source_updated_at=to_utc(raw.updated_at, zone),
-            first_name=raw.first_name,
-            last_name=raw.last_name,
-            phone=normalize_phone(raw.mobile_phone, ctx.default_region),
-            phone_raw=raw.mobile_phone,
-            email=raw.email,
-            birth_date=raw.birth_date,
-            state=address.region,
-            postal_code=address.postal_code,
-            loyalty_member=raw.loyalty_enrolled,
-            marketing_opt_in=raw.email_consent,
-            sms_opt_in=sms_opt_in,
-            sms_opt_out=sms_opt_out,
-            customer_type=raw.customer_type,
-            pos_created_at=None if raw.created_at is None else to_utc(raw.created_at, zone),
+        lambda: record_of(
+            Shopper,
+            {
+                "tenant": ctx.tenant,
+                "vendor": ctx.vendor,
+                "credential_id": ctx.credential_id,
+                "pos_id": raw.customer_id,
+                "location_id": _location(raw.store_id, ctx),
+                "source_updated_at": to_utc(raw.updated_at, zone),
+                "first_name": raw.first_name,
+                "last_name": raw.last_name,
+                "phone": normalize_phone(raw.mobile_phone, ctx.default_region),
+                "phone_raw": raw.mobile_phone,
+                "email": raw.email,
+                "birth_date": raw.birth_date,
+                "state": address.region,
+                "postal_code": address.postal_code,
+                "loyalty_member": raw.loyalty_enrolled,
+                "marketing_opt_in": raw.email_consent,
+                "sms_opt_in": sms_opt_in,
+                "sms_opt_out": sms_opt_out,
+                "customer_type": raw.customer_type,
+                "pos_created_at": None if raw.created_at is None else to_utc(raw.created_at, zone),
+            },
         ),
     )
 
@@ -293,21 +297,24 @@ def map_product(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
         raise MappingError(raw.product_id, "product has neither name nor sku")
     return _build(
         raw.product_id,
-        lambda: Product(
-            tenant=ctx.tenant,
-            vendor=ctx.vendor,
-            credential_id=ctx.credential_id,
-            pos_id=raw.product_id,
-            location_id=_location(raw.store_id, ctx),
-            source_updated_at=to_utc(raw.updated_at, store_zone(ctx.timezone)),
-            product_id=raw.product_id,
-            name=name,
-            sku=raw.sku,
-            brand=raw.brand,
-            category=raw.category,
-            price_cents=None if raw.retail_price is None else cents(raw.retail_price),
-            quantity_on_hand=None if raw.on_hand is None else float(raw.on_hand),
-            active=(raw.status or "active").lower() not in INACTIVE_PRODUCT_STATUSES,
+        lambda: record_of(
+            Product,
+            {
+                "tenant": ctx.tenant,
+                "vendor": ctx.vendor,
+                "credential_id": ctx.credential_id,
+                "pos_id": raw.product_id,
+                "location_id": _location(raw.store_id, ctx),
+                "source_updated_at": to_utc(raw.updated_at, store_zone(ctx.timezone)),
+                "product_id": raw.product_id,
+                "name": name,
+                "sku": raw.sku,
+                "brand": raw.brand,
+                "category": raw.category,
+                "price_cents": None if raw.retail_price is None else cents(raw.retail_price),
+                "quantity_on_hand": None if raw.on_hand is None else float(raw.on_hand),
+                "active": (raw.status or "active").lower() not in INACTIVE_PRODUCT_STATUSES,
+            },
         ),
     )
 
@@ -316,18 +323,21 @@ def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     raw = parse_payload(AuphanDiscount, item, lambda i: item_id(Stream.DISCOUNTS, i))
     return _build(
         raw.discount_id,
-        lambda: Discount(
-            tenant=ctx.tenant,
-            vendor=ctx.vendor,
-            credential_id=ctx.credential_id,
-            pos_id=raw.discount_id,
-            location_id=_location(raw.store_id, ctx),
-            source_updated_at=to_utc(raw.updated_at, store_zone(ctx.timezone)),
-            name=raw.name,
-            discount_type=discount_type_of(raw.discount_type),
-            value=None if raw.value is None else str(raw.value),
-            active=(raw.status or "active").strip().lower() == "active",
-            timezone=ctx.timezone,
+        lambda: record_of(
+            Discount,
+            {
+                "tenant": ctx.tenant,
+                "vendor": ctx.vendor,
+                "credential_id": ctx.credential_id,
+                "pos_id": raw.discount_id,
+                "location_id": _location(raw.store_id, ctx),
+                "source_updated_at": to_utc(raw.updated_at, store_zone(ctx.timezone)),
+                "name": raw.name,
+                "discount_type": discount_type_of(raw.discount_type),
+                "value": None if raw.value is None else str(raw.value),
+                "active": (raw.status or "active").strip().lower() == "active",
+                "timezone": ctx.timezone,
+            },
         ),
     )
 

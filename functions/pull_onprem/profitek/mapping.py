@@ -23,6 +23,7 @@ from functions.core.models import (
     Shopper,
     discount_type_of,
     normalize_phone,
+    record_of,
     sale_with_lines,
 )
 from functions.pull_onprem.profitek.constants import ID_FIELDS, SALE_STATUSES, STORE_ZONE_NAMES, SaleStatus
@@ -180,27 +181,30 @@ def map_customer(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     zone = store_zone(ctx.timezone)
     return _build(
         raw.customer_id,
-        lambda: Shopper(
-            tenant=ctx.tenant,
-            vendor=ctx.vendor,
-            credential_id=ctx.credential_id,
-            pos_id=raw.customer_id,
-            location_id=_location(raw.store_id, ctx),
-            source_updated_at=to_utc(raw.modified_date, zone),
-            first_name=raw.first_name,
-            last_name=raw.last_name,
-            phone=normalize_phone(raw.phone, ctx.default_region),
-            phone_raw=raw.phone,
-            email=raw.email,
-            birth_date=raw.birth_date,
-            state=raw.state,
-            postal_code=raw.zip,
-            loyalty_member=raw.loyalty_member,
-            marketing_opt_in=raw.marketing_opt_in,
-            sms_opt_in=raw.sms_opt_in,
-            sms_opt_out=raw.sms_opt_out,
-            customer_type=raw.customer_type,
-            pos_created_at=None if raw.created_date is None else to_utc(raw.created_date, zone),
+        lambda: record_of(
+            Shopper,
+            {
+                "tenant": ctx.tenant,
+                "vendor": ctx.vendor,
+                "credential_id": ctx.credential_id,
+                "pos_id": raw.customer_id,
+                "location_id": _location(raw.store_id, ctx),
+                "source_updated_at": to_utc(raw.modified_date, zone),
+                "first_name": raw.first_name,
+                "last_name": raw.last_name,
+                "phone": normalize_phone(raw.phone, ctx.default_region),
+                "phone_raw": raw.phone,
+                "email": raw.email,
+                "birth_date": raw.birth_date,
+                "state": raw.state,
+                "postal_code": raw.zip,
+                "loyalty_member": raw.loyalty_member,
+                "marketing_opt_in": raw.marketing_opt_in,
+                "sms_opt_in": raw.sms_opt_in,
+                "sms_opt_out": raw.sms_opt_out,
+                "customer_type": raw.customer_type,
+                "pos_created_at": None if raw.created_date is None else to_utc(raw.created_date, zone),
+            },
         ),
     )
 
@@ -282,21 +286,24 @@ def map_item(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
         raise MappingError(raw.item_id, "item has neither Description nor SKU")
     return _build(
         raw.item_id,
-        lambda: Product(
-            tenant=ctx.tenant,
-            vendor=ctx.vendor,
-            credential_id=ctx.credential_id,
-            pos_id=raw.item_id,
-            location_id=_location(raw.store_id, ctx),
-            source_updated_at=to_utc(raw.modified_date, store_zone(ctx.timezone)),
-            product_id=raw.item_id,
-            name=name,
-            sku=raw.sku,
-            brand=raw.brand,
-            category=raw.category,
-            price_cents=None if raw.price is None else cents(raw.price),
-            quantity_on_hand=None if raw.qty_on_hand is None else float(raw.qty_on_hand),
-            active=raw.active,
+        lambda: record_of(
+            Product,
+            {
+                "tenant": ctx.tenant,
+                "vendor": ctx.vendor,
+                "credential_id": ctx.credential_id,
+                "pos_id": raw.item_id,
+                "location_id": _location(raw.store_id, ctx),
+                "source_updated_at": to_utc(raw.modified_date, store_zone(ctx.timezone)),
+                "product_id": raw.item_id,
+                "name": name,
+                "sku": raw.sku,
+                "brand": raw.brand,
+                "category": raw.category,
+                "price_cents": None if raw.price is None else cents(raw.price),
+                "quantity_on_hand": None if raw.qty_on_hand is None else float(raw.qty_on_hand),
+                "active": raw.active,
+            },
         ),
     )
 
@@ -306,16 +313,19 @@ def map_loyalty(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     as_of = to_utc(raw.modified_date, store_zone(ctx.timezone))
     return _build(
         raw.customer_id,
-        lambda: LoyaltyBalance(
-            tenant=ctx.tenant,
-            vendor=ctx.vendor,
-            credential_id=ctx.credential_id,
-            pos_id=raw.customer_id,
-            location_id=_location(raw.store_id, ctx),
-            source_updated_at=as_of,
-            customer_pos_id=raw.customer_id,
-            points=whole_points(raw.points_balance),
-            as_of=as_of,
+        lambda: record_of(
+            LoyaltyBalance,
+            {
+                "tenant": ctx.tenant,
+                "vendor": ctx.vendor,
+                "credential_id": ctx.credential_id,
+                "pos_id": raw.customer_id,
+                "location_id": _location(raw.store_id, ctx),
+                "source_updated_at": as_of,
+                "customer_pos_id": raw.customer_id,
+                "points": whole_points(raw.points_balance),
+                "as_of": as_of,
+            },
         ),
     )
 
@@ -324,18 +334,21 @@ def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     raw = parse_payload(ProfitekDiscount, item, lambda i: item_id(Stream.DISCOUNTS, i))
     return _build(
         raw.discount_id,
-        lambda: Discount(
-            tenant=ctx.tenant,
-            vendor=ctx.vendor,
-            credential_id=ctx.credential_id,
-            pos_id=raw.discount_id,
-            location_id=_location(raw.store_id, ctx),
-            source_updated_at=to_utc(raw.modified_date, store_zone(ctx.timezone)),
-            name=raw.name,
-            discount_type=discount_type_of(raw.discount_type),
-            value=None if raw.amount is None else str(raw.amount),
-            active=raw.active,
-            timezone=ctx.timezone,
+        lambda: record_of(
+            Discount,
+            {
+                "tenant": ctx.tenant,
+                "vendor": ctx.vendor,
+                "credential_id": ctx.credential_id,
+                "pos_id": raw.discount_id,
+                "location_id": _location(raw.store_id, ctx),
+                "source_updated_at": to_utc(raw.modified_date, store_zone(ctx.timezone)),
+                "name": raw.name,
+                "discount_type": discount_type_of(raw.discount_type),
+                "value": None if raw.amount is None else str(raw.amount),
+                "active": raw.active,
+                "timezone": ctx.timezone,
+            },
         ),
     )
 
