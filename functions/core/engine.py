@@ -161,7 +161,9 @@ def map_page(
     for index, item in enumerate(items):
         try:
             records.append(connector.map_record(stream, item, ctx))
-        except (MappingError, ValidationError, ValueError, TypeError, KeyError) as exc:
+        # ArithmeticError: a number no POS would send (decimal's Overflow or InvalidOperation turning 1E+999999 into
+        # cents) is that item's problem, never the page's: raised out of here it failed the whole pull, every retry.
+        except (MappingError, ValidationError, ValueError, TypeError, KeyError, ArithmeticError) as exc:
             pos_id = getattr(exc, "pos_id", None) or _safe_item_id(connector, stream, item)
             reason = exc.reason if isinstance(exc, MappingError) else _validation_reason(exc)
             field_name, problem = quarantine_group(reason, exc.field if isinstance(exc, MappingError) else None)
@@ -190,6 +192,8 @@ def _validation_reason(exc: Exception) -> str:
     """A reason that names fields and problems but never echoes the (possibly personal) input values."""
     if isinstance(exc, ValidationError):
         return "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_input=False))
+    if isinstance(exc, ArithmeticError):
+        return f"a number out of range or not a number ({type(exc).__name__})"
     return f"{type(exc).__name__}"
 
 

@@ -95,6 +95,15 @@ def _kind_json(kind: RecordKind) -> str:
 KindJson = PlainSerializer(_kind_json, return_type=str, when_used="json")
 
 
+# The largest magnitude of a whole amount on a record (cents, points): far beyond any store's, and well inside the 38
+# digits a DynamoDB number holds. A POS that garbles one (1E+999999 points) gets that record quarantined at mapping,
+# where it used to be stored and then fail every consumer batch that read it (and turning such a Decimal into an int
+# took half a minute of CPU: payload models bound their Decimals with it too, so nothing that large is converted).
+MAX_WHOLE_AMOUNT = 10**15
+WholeAmount = Annotated[int, Field(ge=-MAX_WHOLE_AMOUNT, le=MAX_WHOLE_AMOUNT)]
+BoundedDecimal = Annotated[Decimal, Field(ge=-MAX_WHOLE_AMOUNT, le=MAX_WHOLE_AMOUNT)]
+
+
 class CanonicalRecord(BaseModel):
     """Fields every record carries: where it came from and the POS's own id and update time."""
 
@@ -166,6 +175,16 @@ class Shopper(CanonicalRecord):
         return None if is_placeholder_email(self.email) else self.email
 
 
+def _bounded_tenders(tenders: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+    """A tender's `amount_cents` is a whole amount like the sale's own (kept as the mapping built it: its JSON is
+    the stored form)."""
+    for tender in tenders:
+        amount = tender.get("amount_cents")
+        if type(amount) is int and not -MAX_WHOLE_AMOUNT <= amount <= MAX_WHOLE_AMOUNT:
+            raise ValueError(f"amount_cents must be within {MAX_WHOLE_AMOUNT:,} cents either way")
+    return tenders
+
+
 class SaleLine(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -175,8 +194,8 @@ class SaleLine(BaseModel):
     category: str | None = None
     brand: str | None = None
     quantity: float
-    total_cents: int
-    discount_cents: int = 0
+    total_cents: WholeAmount
+    discount_cents: WholeAmount = 0
     is_refund: bool = False
 
 
@@ -196,13 +215,13 @@ class Sale(CanonicalRecord):
     local_date: date
     timezone: str
     status: Literal["completed", "refunded", "partially_refunded", "cancelled", "pending"]
-    subtotal_cents: int
-    discount_cents: int = 0
-    tax_cents: int = 0
-    total_cents: int
-    refunded_cents: int = 0
+    subtotal_cents: WholeAmount
+    discount_cents: WholeAmount = 0
+    tax_cents: WholeAmount = 0
+    total_cents: WholeAmount
+    refunded_cents: WholeAmount = 0
     lines: tuple[SaleLine, ...] = ()
-    tenders: tuple[dict[str, Any], ...] = ()
+    tenders: Annotated[tuple[dict[str, Any], ...], AfterValidator(_bounded_tenders)] = ()
     discounts: tuple[AppliedDiscount, ...] = ()  # each POS discount applied to the sale, once
 
     @property
@@ -257,7 +276,7 @@ class Product(CanonicalRecord):
     sku: str | None = None
     brand: str | None = None
     category: str | None = None
-    price_cents: int | None = None
+    price_cents: WholeAmount | None = None
     quantity_on_hand: float | None = None
     active: bool = True
 
@@ -265,7 +284,7 @@ class Product(CanonicalRecord):
 class LoyaltyBalance(CanonicalRecord):
     kind: Annotated[Literal[RecordKind.LOYALTY_BALANCE], KindJson] = RecordKind.LOYALTY_BALANCE
     customer_pos_id: str
-    points: int
+    points: WholeAmount
     as_of: UtcDatetime
 
 

@@ -331,9 +331,10 @@ def _validation_reason(exc: ValidationError) -> str:
 def _origin(ctx: MappingContext) -> Mapping[str, Any]:
     """The fields every record of one context shares (read-only: callers unpack it), built once per context."""
     venue_id = ctx.extra.get("venue_id")
-    last = _last_origin
+    global _last_origin  # one snapshot, replaced whole
+    last = _last_origin  # one read of one tuple: a thread replacing it meanwhile cannot mix two contexts' fields
     if last[0] is ctx and last[1] is venue_id:
-        return last[2]  # type: ignore[no-any-return]
+        return last[2]
     origin = MappingProxyType(
         {
             "tenant": ctx.tenant,
@@ -343,11 +344,11 @@ def _origin(ctx: MappingContext) -> Mapping[str, Any]:
         }
     )
     # The context (and its venue id) are held, so `is` cannot match a new one at a reused address.
-    _last_origin[:] = (ctx, venue_id, origin)
+    _last_origin = (ctx, venue_id, origin)
     return origin
 
 
-_last_origin: list[Any] = [None, None, None]
+_last_origin: tuple[object, object, Mapping[str, Any]] = (None, None, MappingProxyType({}))
 
 
 def map_customer(raw: PosabitCustomer, ctx: MappingContext) -> Shopper:

@@ -16,6 +16,7 @@ from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import (
     AppliedDiscount,
+    BoundedDecimal,
     CanonicalRecord,
     Discount,
     LoyaltyBalance,
@@ -170,7 +171,7 @@ class ThsuiteDiscount(_Payload):
 class ThsuiteLoyaltyBalance(_Payload):
     patient_id: PosId
     store_id: PosId | None = None
-    points: Decimal
+    points: BoundedDecimal
     updated_at: datetime
 
 

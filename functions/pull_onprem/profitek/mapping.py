@@ -14,6 +14,7 @@ from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
     AppliedDiscount,
+    BoundedDecimal,
     CanonicalRecord,
     Discount,
     LoyaltyBalance,
@@ -147,7 +148,7 @@ class ProfitekItem(_Payload):
 class ProfitekLoyaltyBalance(_Payload):
     customer_id: Id = Field(alias="CustomerID")
     store_id: OptionalId = Field(None, alias="StoreID")
-    points_balance: Decimal = Field(alias="PointsBalance")
+    points_balance: BoundedDecimal = Field(alias="PointsBalance")
     modified_date: datetime = Field(alias="ModifiedDate")
 
 
