@@ -262,8 +262,7 @@ class RecordStore:
         # each byte over 1 KB costs a second write unit (functions.core.record_items). The item is written straight
         # into its JSON text, sized from the same parts (functions.core.wire_items).
         # `_value_`: an enum member's value without the slow `.value` property. The UTF-8 size of the key, kind,
-        # vendor, time and digest is measured at once; a version is a positive whole number: one byte per two digits,
-        # plus one (functions.core.wire_items.number_bytes).
+        # vendor, time and digest is measured at once.
         kind = record.kind._value_
         vendor = record.vendor._value_
         number = str(version)
@@ -272,11 +271,7 @@ class RecordStore:
             f'{_DIGEST}{quoted(digest)}}},{_VERSION}"{number}"}},{shared.text}'
         )
         size = (
-            _FIXED_NAME_BYTES
-            + text_bytes(f"{key}{kind}{vendor}{updated}{digest}")
-            + (len(number) + 1) // 2
-            + 1
-            + shared.size
+            _FIXED_NAME_BYTES + text_bytes(f"{key}{kind}{vendor}{updated}{digest}") + number_bytes(number) + shared.size
         )
         if indexed_by:
             text += f",{_INDEXED_BY}{quoted(indexed_by)}}}"

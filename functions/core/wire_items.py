@@ -33,6 +33,8 @@ def text_bytes(text: str) -> int:
 
 def number_bytes(number: str) -> int:
     """A number's size as DynamoDB bills it: about one byte per two significant digits, plus one."""
+    if number.isdigit() and number[0] != "0":  # a positive whole number (a version): every digit is significant
+        return (len(number) + 1) // 2 + 1
     digits = number.lstrip("-").replace(".", "").lstrip("0") or "0"
     return (len(digits) + 1) // 2 + 1
 
