@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
+from binascii import b2a_base64
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -32,6 +33,8 @@ def text_bytes(text: str) -> int:
 
 def number_bytes(number: str) -> int:
     """A number's size as DynamoDB bills it: about one byte per two significant digits, plus one."""
+    if number.isdigit() and number[0] != "0":  # a positive whole number (a version): every digit is significant
+        return (len(number) + 1) // 2 + 1
     digits = number.lstrip("-").replace(".", "").lstrip("0") or "0"
     return (len(digits) + 1) // 2 + 1
 
@@ -42,8 +45,9 @@ def member(name: str, kind: str) -> str:
 
 
 def binary_text(value: bytes) -> str:
-    """A binary value as the JSON protocol carries it: base64 in a JSON string."""
-    return '"' + base64.b64encode(value).decode("ascii") + '"'
+    """A binary value as the JSON protocol carries it: base64 in a JSON string (`base64.b64encode`'s text, without its
+    Python wrapper)."""
+    return '"' + b2a_base64(value, newline=False).decode("ascii") + '"'
 
 
 class WireText(Mapping[str, Any]):
@@ -103,7 +107,8 @@ class WireItem(WireText):
     __slots__ = ("key", "key_name", "size")
 
     def __init__(self, key: str, text: str, size: int, key_name: str = "pk") -> None:
-        super().__init__(text)
+        self.text = text  # WireText's own two attributes, set here (one is made per record written)
+        self._form = None
         self.key = key
         self.key_name = key_name
         self.size = size

@@ -12,6 +12,7 @@ from isal import isal_zlib
 
 from functions.core import record_items
 from functions.core.record_items import DATA, DATA_Z, WRITE_UNIT_BYTES, attribute_bytes, data_attribute, record_json
+from functions.core.wire_items import number_bytes
 
 
 def test_every_attribute_type_is_sized_by_dynamodb_rules() -> None:
@@ -101,3 +102,12 @@ def test_json_that_compression_would_not_shrink_stays_text() -> None:
     data = '{"a":1}'  # zlib's header and checksum alone are longer than what it could save
     name, value = data_attribute(data, sized_rest(WRITE_UNIT_BYTES))
     assert name == DATA and value == {"S": data}
+
+
+@pytest.mark.parametrize(
+    ("number", "size"),
+    [("0", 2), ("1", 2), ("9", 2), ("10", 2), ("99", 2), ("100", 3), ("12345", 4), ("1000000000000", 8),
+     ("-12", 2), ("007", 2), ("0.5", 2), ("12.25", 3), ("-0.001", 2), ("1e5", 3)],
+)  # fmt: skip
+def test_a_number_is_billed_one_byte_per_two_significant_digits_plus_one(number: str, size: int) -> None:
+    assert number_bytes(number) == size

@@ -283,3 +283,52 @@ def test_a_client_without_the_wire_form_reads_versions_with_the_dict_form() -> N
     plain.meta.events.register_first("before-send.dynamodb", script)
     assert RecordStore(plain, "records")._versions(["k\u00e9"], WriteStats()) == {}
     assert json.loads(script.requests[0].body) == {"RequestItems": {"records": version_read(["k\u00e9"])}}
+
+
+@pytest.mark.parametrize("version", [1, 9, 10, 99, 100, 101, 12345, 10**12, 10**12 + 1])
+def test_a_versions_billed_size_is_one_byte_per_two_digits_plus_one_at_every_length(version: int) -> None:
+    # The item's size takes a version's bytes from its digit count: exact at every number of digits
+    record = shopper(name="x" * 900)  # over one write unit as text: the size also decides compression
+    item, reference = put(record, record.model_dump_json(), v=version)
+    assert_written_as_reference(item, reference)
+
+
+@pytest.mark.parametrize("vendor", list(Vendor))
+@pytest.mark.parametrize("kind", list(layout.RecordKind))
+def test_record_keys_and_item_attributes_carry_each_enums_value(vendor: Vendor, kind: layout.RecordKind) -> None:
+    # Given every vendor and kind (their text is read without the enum's `.value`)
+    # Then the key and the item's kind and vendor attributes are exactly their values
+    key = layout.record_pk("t1", vendor, "c1", kind, "p1")
+    assert key == f"t1#{vendor.value}#c1#{kind.value}#p1" and type(key) is str
+    record = shopper().model_copy(update={"vendor": vendor})
+    item, reference = put(record, record.model_dump_json())
+    assert item.form()["vendor"] == {"S": vendor.value} and type(item.form()["vendor"]["S"]) is str
+    assert_written_as_reference(item, reference)
+
+
+@pytest.mark.parametrize("vendor", list(Vendor))
+def test_a_records_json_names_its_vendor_and_kind_by_value_and_python_dumps_keep_the_members(vendor: Vendor) -> None:
+    record = shopper().model_copy(update={"vendor": vendor})
+    data, _ = record.stored_form()
+    assert json.loads(data)["vendor"] == vendor.value and json.loads(data)["kind"] == "shopper"
+    assert f'"kind":"shopper","tenant":"t1","vendor":"{vendor.value}",' in data
+    assert record.model_dump()["vendor"] is vendor and record.model_dump()["kind"] is layout.RecordKind.SHOPPER
+    assert record.model_dump(mode="json")["vendor"] == vendor.value
+
+
+def test_a_stored_version_is_read_from_a_whole_item_and_from_one_missing_attributes() -> None:
+    from functions.core.store import StoredVersion, _stored_version
+
+    whole = {
+        "pk": {"S": "k"},
+        "content_hash": {"S": "j1:ab"},
+        "source_updated_at": {"S": "2026-11-01T00:00:00.000000+00:00"},
+        "version": {"N": "12"},
+        layout.RECORDS_INDEXED_BY_ATTRIBUTE: {"S": "idx"},
+        layout.RECORDS_SCOPE_ATTRIBUTE: {"S": "t1#posabit"},
+    }
+    assert _stored_version(whole) == StoredVersion("j1:ab", "2026-11-01T00:00:00.000000+00:00", 12, "idx", True)
+    # An item written by older code may lack any of them: each takes its default, the others are still read
+    assert _stored_version({"pk": {"S": "k"}}) == StoredVersion("", "", 0, "", False)
+    assert _stored_version({"pk": {"S": "k"}, "version": {"N": "4"}}) == StoredVersion("", "", 4, "", False)
+    assert _stored_version({"pk": {"S": "k"}, "content_hash": {"S": "h"}}) == StoredVersion("h", "", 0, "", False)
