@@ -18,6 +18,7 @@ from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import RecordKind, Stream, Vendor
 from functions.core.models import (
     CONTENT_HASH_PREFIX,
+    MAX_WHOLE_AMOUNT,
     RECORD_MODELS,
     AppliedDiscount,
     CanonicalRecord,
@@ -57,8 +58,8 @@ def one_of_each(text: str) -> list[CanonicalRecord]:
                 local_date=date(2026, 3, 8),
                 timezone="America/Los_Angeles",
                 status="partially_refunded",
-                subtotal_cents=-(10**18),
-                total_cents=10**18,
+                subtotal_cents=-MAX_WHOLE_AMOUNT,  # the largest amounts a record may hold
+                total_cents=MAX_WHOLE_AMOUNT,
                 lines=(line, line),
                 tenders=({"method": text, "amount_cents": 1, "nested": {"a": [1, 2.5, None]}},),
                 discounts=(AppliedDiscount(pos_discount_id="d1", name=text),),
