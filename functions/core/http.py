@@ -157,7 +157,7 @@ class VendorHttp:
 
     def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any) -> httpx.Response:
         self.stats.requests += 1
-        response = self.client.request(method, path, params=params, json=json)
+        response = detached(self.client.request(method, path, params=params, json=json))
         if response.status_code in RETRYABLE_STATUS:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is not None:
@@ -176,6 +176,19 @@ class VendorHttp:
         if response.status_code >= 400:
             raise VendorUnavailableError(f"{self.vendor} answered HTTP {response.status_code} to {method} {path}")
         return response
+
+
+def detached(response: httpx.Response) -> httpx.Response:
+    """`response` (its body read, as `httpx.Client.request` leaves it) freed by reference counting alone once dropped.
+
+    httpx binds each response's stream to the response (`BoundSyncStream`, which sets `elapsed` when it closes): the
+    two refer to each other, so a dropped response and everything it holds (its page's bytes, its request, the
+    connection pool's bookkeeping) waited for the cyclic garbage collector, a page at a time. Its stream is closed
+    (as reading it did already, unless a transport handed over the body whole) and replaced by the body it read;
+    nothing of the response changes for its readers."""
+    response.close()
+    response.stream = httpx.ByteStream(response.content)
+    return response
 
 
 def parse_json(response: httpx.Response, vendor: str) -> Any:
