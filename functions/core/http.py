@@ -106,6 +106,17 @@ class VendorHttp:
         self.policy = policy or RetryPolicy()
         self.stats = RequestStats()
         self._sleep = sleep
+        # One retry context for every request, as stamina's own decorator keeps one per function: each iteration
+        # retries afresh (its own attempts, backoff and deadline). One made per request refers to itself (through its
+        # backoff method) and so waited, a few objects a request, for the cyclic garbage collector.
+        self._retrying = stamina.retry_context(
+            on=(RetryableStatusError, httpx.TransportError),
+            attempts=self.policy.attempts,
+            timeout=self.policy.timeout,
+            wait_initial=self.policy.wait_initial,
+            wait_max=self.policy.wait_max,
+            wait_jitter=self.policy.wait_jitter,
+        )
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
         return self.request("GET", path, params=params)
@@ -132,14 +143,7 @@ class VendorHttp:
     ) -> httpx.Response:
         policy = self.policy
         try:
-            for attempt in stamina.retry_context(
-                on=(RetryableStatusError, httpx.TransportError),
-                attempts=policy.attempts,
-                timeout=policy.timeout,
-                wait_initial=policy.wait_initial,
-                wait_max=policy.wait_max,
-                wait_jitter=policy.wait_jitter,
-            ):
+            for attempt in self._retrying:
                 with attempt:
                     if attempt.num > 1:
                         self.stats.note_retry("http")
