@@ -103,7 +103,7 @@ class VendorHttp:
     ) -> None:
         self.client = client
         self.vendor = vendor
-        self.policy = policy or RetryPolicy()
+        self._policy = policy = policy or RetryPolicy()
         self.stats = RequestStats()
         self._sleep = sleep
         # One retry context for every request, as stamina's own decorator keeps one per function: each iteration
@@ -111,12 +111,17 @@ class VendorHttp:
         # backoff method) and so waited, a few objects a request, for the cyclic garbage collector.
         self._retrying = stamina.retry_context(
             on=(RetryableStatusError, httpx.TransportError),
-            attempts=self.policy.attempts,
-            timeout=self.policy.timeout,
-            wait_initial=self.policy.wait_initial,
-            wait_max=self.policy.wait_max,
-            wait_jitter=self.policy.wait_jitter,
+            attempts=policy.attempts,
+            timeout=policy.timeout,
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+            wait_jitter=policy.wait_jitter,
         )
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry policy, fixed when the client is made (its retry context is built from it)."""
+        return self._policy
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
         return self.request("GET", path, params=params)
