@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +15,11 @@ import pydantic
 import pytest
 import stamina
 
-from functions.core import layout, pull_runtime
+from functions.core import heap, layout, pull_runtime
 from functions.core.connector import ConnectorConfig, RawPage
+from functions.core.engine import map_page
+from functions.core.layout import Stream, Vendor
+from tests import mapping_corpus
 from tests.garbage import by_type, cyclic_garbage
 from tests.integration.pulls import ALL_VENDORS, PullWorld, simulator_class
 
@@ -83,3 +87,37 @@ def test_a_pull_of_many_pages_leaves_none_of_them_to_the_collector(world: PullWo
     ]
     left = [o for group in pulled for o in group if of_a_page(o)]
     assert left == [], by_type(left)
+
+
+def test_the_largest_page_fits_in_the_young_generation() -> None:
+    # Given POSaBIT's largest page of sales (1,000: its richest records) as the pull decodes it, and the collector set
+    # as a warm pull process sets it
+    pages = [
+        (connector, items, ctx)
+        for connector, stream, items, ctx in mapping_corpus.simulator_pages(Vendor.POSABIT, 1700)
+        if stream is Stream.SALES
+    ]
+    connector, largest, ctx = max(pages, key=lambda page: len(page[1]))
+    assert len(largest) == 1000
+    body = json.dumps(largest).encode()
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.set_threshold(heap.YOUNG_COLLECTION_THRESHOLD, *thresholds[1:])
+    gc.callbacks.append(count)
+    try:
+        # When the whole page is alive at once: decoded, mapped, each record serialized
+        items = json.loads(body)
+        records, quarantined = map_page(connector, Stream.SALES, items, ctx, "page-1")
+        stored = [record.stored_form() for record in records]
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*thresholds)
+    # Then no collection walked it: it is freed by reference counting once the pull moves on
+    assert len(stored) + len(quarantined) == 1000
+    assert collections == []
