@@ -17,12 +17,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 # Allocations less deallocations of tracked objects between two young collections; CPython's default is 700. A pull's
-# objects mostly die young by reference counting (a page's items, records and request bodies), so a larger young
-# generation lets them go before a collection walks them: with 10,000 a POSaBIT pull of 13,003 records ran no full
-# collection, and its collections took 15-18 us a record instead of 36. Measured and not taken: 100,000 cut them to
-# 0.1 us, but a few objects in reference cycles each pull page leaves behind then waited far longer for a collection,
-# and peak RSS grew with the pull (39,003 records: 142 -> 154 MB; 130,003: about 223 MB).
-YOUNG_COLLECTION_THRESHOLD = 10_000
+# objects die by reference counting (a page's items, records and request bodies, its response: the vendor response's
+# own reference cycle is broken once its body is read, functions.core.http.detached, and its requests share one retry
+# context), so a young generation larger than a page's live objects lets them go before any collection walks them:
+# a 13,003-record POSaBIT pull then runs no collection at all (at 10,000 it ran 23 young and 2 middle ones, 11-18 us a
+# record). What still ends up in reference cycles is a few hundred objects a process (clients built once) and a few a
+# botocore response, so waiting longer for it costs next to no memory: 130,003 POSaBIT records, peak RSS 151 MB with
+# 100,000 against 162 MB with 10,000 (whose collections took 12 us a record). Before the responses' cycles were broken,
+# each page's response waited in them, and 100,000 grew that peak from 160 to 223 MB.
+YOUNG_COLLECTION_THRESHOLD = 100_000
 
 _frozen = False
 

@@ -103,9 +103,25 @@ class VendorHttp:
     ) -> None:
         self.client = client
         self.vendor = vendor
-        self.policy = policy or RetryPolicy()
+        self._policy = policy = policy or RetryPolicy()
         self.stats = RequestStats()
         self._sleep = sleep
+        # One retry context for every request, as stamina's own decorator keeps one per function: each iteration
+        # retries afresh (its own attempts, backoff and deadline). One made per request refers to itself (through its
+        # backoff method) and so waited, a few objects a request, for the cyclic garbage collector.
+        self._retrying = stamina.retry_context(
+            on=(RetryableStatusError, httpx.TransportError),
+            attempts=policy.attempts,
+            timeout=policy.timeout,
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+            wait_jitter=policy.wait_jitter,
+        )
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """The retry policy, fixed when the client is made (its retry context is built from it)."""
+        return self._policy
 
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> httpx.Response:
         return self.request("GET", path, params=params)
@@ -132,14 +148,7 @@ class VendorHttp:
     ) -> httpx.Response:
         policy = self.policy
         try:
-            for attempt in stamina.retry_context(
-                on=(RetryableStatusError, httpx.TransportError),
-                attempts=policy.attempts,
-                timeout=policy.timeout,
-                wait_initial=policy.wait_initial,
-                wait_max=policy.wait_max,
-                wait_jitter=policy.wait_jitter,
-            ):
+            for attempt in self._retrying:
                 with attempt:
                     if attempt.num > 1:
                         self.stats.note_retry("http")
@@ -157,7 +166,7 @@ class VendorHttp:
 
     def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any) -> httpx.Response:
         self.stats.requests += 1
-        response = self.client.request(method, path, params=params, json=json)
+        response = detached(self.client.request(method, path, params=params, json=json))
         if response.status_code in RETRYABLE_STATUS:
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             if retry_after is not None:
@@ -176,6 +185,19 @@ class VendorHttp:
         if response.status_code >= 400:
             raise VendorUnavailableError(f"{self.vendor} answered HTTP {response.status_code} to {method} {path}")
         return response
+
+
+def detached(response: httpx.Response) -> httpx.Response:
+    """`response` (its body read, as `httpx.Client.request` leaves it) freed by reference counting alone once dropped.
+
+    httpx binds each response's stream to the response (`BoundSyncStream`, which sets `elapsed` when it closes): the
+    two refer to each other, so a dropped response and everything it holds (its page's bytes, its request, the
+    connection pool's bookkeeping) waited for the cyclic garbage collector, a page at a time. Its stream is closed
+    (as reading it did already, unless a transport handed over the body whole) and replaced by the body it read;
+    nothing of the response changes for its readers."""
+    response.close()
+    response.stream = httpx.ByteStream(response.content)
+    return response
 
 
 def parse_json(response: httpx.Response, vendor: str) -> Any:
