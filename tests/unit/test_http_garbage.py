@@ -81,3 +81,18 @@ def test_a_page_read_after_a_retry_is_not_left_to_the_collector() -> None:
 def test_an_answer_given_up_on_is_still_an_error() -> None:
     with pytest.raises(VendorUnavailableError, match="HTTP 503"):
         vendor_http(503, 503, 503).get_json("/sales")
+
+
+def test_a_customer_create_leaves_nothing_of_its_response_to_the_collector() -> None:
+    # Persona sync's one POST per new shopper (pos_sync.writer.send_create) reads its answer the same way.
+    from functions.core.pos_sync.writer import send_create
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, json={"customer": {"id": 42}})
+
+    client = httpx.Client(base_url="https://pos.example", transport=httpx.MockTransport(handle))
+    with cyclic_garbage() as garbage:
+        response, payload = send_create(client, "posabit", "/customers", {"customer": {"email": "rosa@example.com"}})
+        assert response.status_code == 201 and payload == {"customer": {"id": 42}}
+        del response, payload
+    assert not [o for o in garbage if isinstance(o, httpx.Response)]

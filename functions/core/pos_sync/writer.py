@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import httpx
 
 from functions.core.errors import CredentialError, PossyncError, VendorUnavailableError
+from functions.core.http import detached
 from functions.core.layout import Vendor
 from functions.core.pos_sync.rules import Contact
 
@@ -86,7 +87,8 @@ def send_create(client: httpx.Client, vendor: str, path: str, body: Any) -> tupl
     401/403, PosDuplicateError on 409 and PosRejectedError on any other 4xx. Messages never carry the body."""
     what = f"POST {path}"
     try:
-        response = client.request("POST", path, json=body)
+        # detached: the response is freed by reference counting once dropped, not left to the cyclic collector
+        response = detached(client.request("POST", path, json=body))
     except NOT_SENT as exc:
         raise VendorUnavailableError(f"{vendor} could not be reached for {what} ({type(exc).__name__})") from None
     except httpx.TransportError as exc:
