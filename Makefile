@@ -40,8 +40,8 @@ lint: $(VENV)/.synced  ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: $(VENV)/.synced  ## mypy (strict) on the shipped code
-	$(VENV)/bin/mypy functions possync simulators infra
+typecheck: $(VENV)/.synced  ## mypy (strict) on the shipped code and the benchmarks
+	$(VENV)/bin/mypy functions possync simulators infra bench
 
 unit: $(VENV)/.synced  ## the fast tests only (no synth, no end-to-end)
 	$(VENV)/bin/pytest -q -m "not e2e and not infra"

@@ -28,7 +28,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -179,7 +179,7 @@ class GcTimer:
 
     def __init__(self) -> None:
         self.on = False
-        self.seconds: Counter[int] = Counter()
+        self.seconds: dict[int, float] = defaultdict(float)
         self.collections: Counter[int] = Counter()
         self._started = 0.0
         gc.callbacks.append(self._callback)
@@ -258,8 +258,8 @@ class HttpRecorder:
         def close(client: Any) -> None:
             recorder.clients.append(client)
 
-        httpx.Client.send = send  # type: ignore[method-assign]
-        httpx.Client.close = close  # type: ignore[method-assign]
+        httpx.Client.send = send  # type: ignore[method-assign,assignment]
+        httpx.Client.close = close  # type: ignore[method-assign,assignment]
         self._real_close = real_close
 
     def floor_cpu(self) -> float:

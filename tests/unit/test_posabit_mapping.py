@@ -46,8 +46,8 @@ def map_page(stream: Stream, name: str) -> tuple[dict[str, Any], dict[str | None
     return records, failures
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0, micro: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=UTC)
 
 
 # --- customers -----------------------------------------------------------------------------------------------------
