@@ -10,6 +10,7 @@ import struct
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, get_args
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -126,7 +127,14 @@ def test_timestamps_with_and_without_fractions_and_from_other_zones() -> None:
         {"how_long": timedelta(seconds=90)},
         {"amount": Decimal("1.10")},
         {"reference": 2**63 - 1, "note": None, "tags": ("a", 1, 2.5, True), "at": AT, "on": date(2026, 1, 1)},
-        {"nested": {"deeper": [{"x": [1.5, None, "é"]}]}, "at": datetime(2026, 1, 1, tzinfo=timezone.utc)},
+        {"nested": {"deeper": [{"x": [1.5, None, "é"]}]}, "at": datetime(2026, 1, 1, tzinfo=timezone(timedelta(0)))},
+        {
+            "zones": [
+                datetime(2026, 1, 1, 1, 2, 3, tzinfo=ZoneInfo(name))
+                for name in ("UTC", "Europe/London", "Asia/Kolkata")
+            ]
+        },
+        {"odd_offset": datetime(2026, 1, 1, 1, 2, 3, 4, tzinfo=timezone(timedelta(seconds=-1)))},
     ],
     ids=lambda tender: ",".join(sorted(tender)),
 )
