@@ -42,7 +42,7 @@ import os
 import ssl
 import time
 from binascii import crc32
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
@@ -63,6 +63,9 @@ CONTENT_TYPE = "application/x-amz-json-1.0"
 LEAN_OPERATIONS = frozenset({"BatchWriteItem", "BatchGetItem", "GetItem"})
 # An answer with one of these in it may carry a binary value, which botocore's parser base64-decodes.
 _BINARY_MARKERS = (b'"B"', b'"BS"')
+# Requests of one `call_many` in flight together on the direct route, each on a kept-alive connection of its own
+# (connections per thread and client: at most this many stay open).
+IN_FLIGHT = 6
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 Observer = Callable[[str, Mapping[str, Any], float], None]
@@ -98,18 +101,46 @@ class LeanPath:
     def observe(self, observer: Observer) -> None:
         self._observers.append(observer)
 
-    def _lean(self, signer: JsonPostSigner, operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        try:
-            body = wire_body(params, self._client.meta.service_model.operation_model(operation))
-        except (TypeError, ValueError):  # datetimes, sets: botocore converts what it converts
-            return None
-        credentials = self._client._get_credentials()
-        if credentials is None:  # an unsigned client: botocore says what is missing
-            return None
+    def call_many(self, operation: str, params: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """The answers to several requests of one operation that do not depend on each other, as `__call__` answers
+        each: on the direct route, up to IN_FLIGHT of them are in flight together (`KeptAlive.exchange_many`: all sent
+        before any answer is read); each one that did not get a clean answer is then sent again through botocore's
+        call, in order (a lasting failure raises its error there, after every answer on the connections was read).
+        Anywhere else (a `before-send` handler that may answer, the client's own HTTP session, an operation outside
+        LEAN_OPERATIONS) they are sent one after the other."""
+        direct, signer = self.direct, self._signer
+        event = f"before-send.dynamodb.{operation}"
+        if (
+            len(params) < 2
+            or direct is None
+            or signer is None
+            or operation not in LEAN_OPERATIONS
+            or self._may_answer(event)
+        ):
+            return [self(operation, one) for one in params]
+        prepared = [self._request(signer, operation, one) for one in params]
+        wanted = [(index, request) for index, request in enumerate(prepared) if request is not None]
         started = time.perf_counter()
-        headers = self._headers(operation)
-        timestamp = botocore.auth.get_current_datetime().strftime(TIMESTAMP_FORMAT)
-        headers += signer.sign(credentials.get_frozen_credentials(), TARGET_PREFIX + operation, body, timestamp)
+        answers = direct.exchange_many([_http_request(self._host, *request) for _, request in wanted], IN_FLIGHT)
+        # The wait is told once: shared out between the requests that were in flight together.
+        waited = (time.perf_counter() - started) / max(1, len(wanted))
+        results: list[Any] = [None] * len(params)
+        for (index, _), response in zip(wanted, answers, strict=True):
+            if response is None:
+                _fell_back(operation, "no answer on the connection")
+            else:
+                results[index] = self._accept(operation, params[index], response, waited)
+        for index, result in enumerate(results):
+            if result is None:
+                results[index] = self._botocore_call(operation, params[index])
+        return results
+
+    def _lean(self, signer: JsonPostSigner, operation: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        request = self._request(signer, operation, params)
+        if request is None:
+            return None
+        headers, body = request
+        started = time.perf_counter()
         event = f"before-send.dynamodb.{operation}"
         try:
             response = None
@@ -128,6 +159,26 @@ class LeanPath:
         except BotoCoreError as exc:
             _fell_back(operation, f"{type(exc).__name__}")
             return None
+        return self._accept(operation, params, response, time.perf_counter() - started)
+
+    def _request(
+        self, signer: JsonPostSigner, operation: str, params: Mapping[str, Any]
+    ) -> tuple[list[tuple[str, str]], bytes] | None:
+        """The signed request's headers and body; None if botocore's call is to send it instead."""
+        try:
+            body = wire_body(params, self._client.meta.service_model.operation_model(operation))
+        except (TypeError, ValueError):  # datetimes, sets: botocore converts what it converts
+            return None
+        credentials = self._client._get_credentials()
+        if credentials is None:  # an unsigned client: botocore says what is missing
+            return None
+        headers = self._headers(operation)
+        timestamp = botocore.auth.get_current_datetime().strftime(TIMESTAMP_FORMAT)
+        headers += signer.sign(credentials.get_frozen_credentials(), TARGET_PREFIX + operation, body, timestamp)
+        return headers, body
+
+    def _accept(self, operation: str, params: Mapping[str, Any], response: Any, waited: float) -> dict[str, Any] | None:
+        """The parsed answer if it is clean (observers told of it); None if botocore's call is to send it again."""
         if response.status_code != 200:
             _fell_back(operation, f"HTTP {response.status_code}")
             return None
@@ -140,10 +191,8 @@ class LeanPath:
         except ValueError:
             _fell_back(operation, "unreadable answer")
             return None
-        if self._observers:
-            waited = time.perf_counter() - started
-            for observer in self._observers:
-                observer(operation, params, waited)
+        for observer in self._observers:
+            observer(operation, params, waited)
         return parsed
 
     def _may_answer(self, event: str) -> bool:
@@ -275,6 +324,12 @@ def use_lean_path(client: Any) -> Any:
     if not isinstance(client.__dict__.get("_make_api_call"), LeanPath):
         client._make_api_call = LeanPath(client)
     return client
+
+
+def call_many(client: Any) -> Callable[[str, Sequence[Mapping[str, Any]]], list[Any]] | None:
+    """The lean path's `call_many` of `client` (requests of one operation in flight together), None if it has none."""
+    lean = client.__dict__.get("_make_api_call")
+    return lean.call_many if isinstance(lean, LeanPath) else None
 
 
 def observe(client: Any, observer: Observer) -> bool:
