@@ -29,6 +29,12 @@ BatchWriteItem carries only PutRequest (the whole item, unconditional) and Delet
 and GetItem only read.
 Conditional or incremental writes (PutItem with a condition, UpdateItem) therefore never take the lean path.
 
+Requests of one operation that do not depend on each other (a page's version reads, its write batches:
+functions.core.ddb_batch's `*_together`) go through `call_many`: each is offered to `before-send` as above, the rest
+are in flight together on the direct route, up to IN_FLIGHT at once, each on a kept-alive connection of its own, all
+sent before any answer is read (`KeptAlive.exchange_many`), so their round trips overlap; every answer is read before
+any that was not clean is resent through botocore's call, as above.
+
 Answers are `json.loads`-ed; one that may hold a binary value is parsed by botocore's parser instead (which decodes
 base64). Observers (`observe`) are told of each request the lean path answered; a request that fell back is seen by
 botocore's own events instead, so each call is observed exactly once. Nothing of a body reaches a log line.
