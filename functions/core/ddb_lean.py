@@ -70,7 +70,8 @@ LEAN_OPERATIONS = frozenset({"BatchWriteItem", "BatchGetItem", "GetItem"})
 # An answer with one of these in it may carry a binary value, which botocore's parser base64-decodes.
 _BINARY_MARKERS = (b'"B"', b'"BS"')
 # Requests of one `call_many` in flight together on the direct route, each on a kept-alive connection of its own
-# (connections per thread and client: at most this many stay open).
+# (connections per thread and client: at most this many stay open). Measured on a store's 1,000-record pages into
+# bench.moto_server (median CPU a record): 2 in flight 47 µs, 4 35, 6 33, 8 45, 12 43; one at a time 54-68.
 IN_FLIGHT = 6
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
