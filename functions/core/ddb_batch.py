@@ -1,7 +1,15 @@
 """BatchGetItem and BatchWriteItem whose unprocessed leftovers are re-sent after jittered backoff, boundedly.
 
 DynamoDB answers a throttled batch with the part it did not do (`UnprocessedKeys` / `UnprocessedItems`); re-sending
-that at once only throttles again. Every batch loop in possync goes through these two functions.
+that at once only throttles again. Every batch loop in possync goes through these functions.
+
+`batch_get_together` and `batch_write_together` send several batches of one unit of work together: on the trusted
+client's lean path they are in flight at once (functions.core.ddb_lean `call_many`), so their round trips overlap
+instead of adding up. Each batch's leftovers are resent, all of one round's together after one backoff, boundedly as
+above. Resending is safe: a BatchGetItem only reads, and a BatchWriteItem carries unconditional PutRequest (the whole
+item) and DeleteRequest entries, which leave the same item (or none) however often they are applied; a batch whose
+answer was lost on the connection is resent whole through botocore for the same reason. Batches sent together must
+hold distinct items (nothing orders one batch's writes before another's).
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from functions.core import ddb_lean
 from functions.core.errors import AwsServiceError
 from functions.core.wire_items import WireItem
 
@@ -84,6 +93,84 @@ def batch_write(
                 request = _as_sent(request, chunk)
                 attempt = _wait(attempt, max_resends, sleep, "batch write", request)
     return made
+
+
+def batch_get_together(
+    ddb: Any,
+    requests: Sequence[Mapping[str, Mapping[str, Any]]],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    max_resends: int = MAX_RESENDS,
+    on_request: Callable[[], None] | None = None,
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield (table, item) for every key of several BatchGetItem requests (each of at most 100 keys) sent together
+    (`together`), resending what is left over of each: the leftovers of one round together, after one backoff."""
+    pending = list(requests)
+    attempt = 0
+    while pending:
+        answers = _send_together(ddb, "batch_get_item", "BatchGetItem", pending, on_request)
+        for response in answers:
+            for table, items in response.get("Responses", {}).items():
+                for item in items:
+                    yield table, item
+        pending = [left for response in answers if (left := response.get("UnprocessedKeys"))]
+        if pending:
+            attempt = _wait(attempt, max_resends, sleep, "batch read", _tables(pending))
+
+
+def batch_write_together(
+    ddb: Any,
+    table: str,
+    requests: Iterable[Mapping[str, Any]],
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    max_resends: int = MAX_RESENDS,
+    on_request: Callable[[], None] | None = None,
+) -> int:
+    """`batch_write` with the batches of 25 sent together (`together`) rather than one after the other, for entries
+    of distinct items only (the order between batches is not kept); what is left over of each is resent, the
+    leftovers of one round together after one backoff. Returns how many requests were made."""
+    sent: list[Sequence[Mapping[str, Any]]] = [list(chunk) for chunk in chunks(list(requests), BATCH_WRITE_MAX)]
+    pending: list[Mapping[str, Any]] = [{table: chunk} for chunk in sent]
+    made = 0
+    attempt = 0
+    while pending:
+        made += len(pending)
+        answers = _send_together(ddb, "batch_write_item", "BatchWriteItem", pending, on_request)
+        left: list[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]] = [
+            (rest, chunk)
+            for answer, chunk in zip(answers, sent, strict=True)
+            if (rest := answer.get("UnprocessedItems"))
+        ]
+        pending = [_as_sent(rest, chunk) for rest, chunk in left]
+        sent = [chunk for _, chunk in left]
+        if pending:
+            attempt = _wait(attempt, max_resends, sleep, "batch write", _tables(pending))
+    return made
+
+
+def _send_together(
+    ddb: Any, op: str, operation: str, requests: Sequence[Mapping[str, Any]], on_request: Callable[[], None] | None
+) -> list[Any]:
+    """The answers to `requests` (RequestItems each) sent together on the client's lean path (functions.core.ddb_lean:
+    several in flight at once), or one after the other on a client without it; errors as `_call` raises them."""
+    if on_request is not None:
+        for _ in requests:
+            on_request()
+    many = ddb_lean.call_many(ddb)
+    if many is None or len(requests) < 2:
+        return [_call(ddb, op, request) for request in requests]
+    try:
+        return many(operation, [{"RequestItems": request} for request in requests])
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code")
+        raise AwsServiceError(f"DynamoDB {op} on {', '.join(_tables(requests))} failed: {code}") from exc
+    except BotoCoreError as exc:
+        raise AwsServiceError(f"DynamoDB {op} on {', '.join(_tables(requests))} failed: {type(exc).__name__}") from exc
+
+
+def _tables(requests: Sequence[Mapping[str, Any]]) -> dict[str, None]:
+    return {table: None for request in requests for table in request}
 
 
 def _as_sent(left: Mapping[str, Any], sent: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:

@@ -1,10 +1,12 @@
-"""One HTTP/1.1 request-answer exchange at a time over a kept-alive connection per thread, for the lean DynamoDB path.
+"""HTTP/1.1 request-answer exchanges over kept-alive connections of each thread, for the lean DynamoDB path.
 
 botocore sends through urllib3 and http.client: an `AWSRequest` turned into an `AWSPreparedRequest`, headers kept in
 `email.message` objects and the answer's headers parsed by the email package, about half of a small request's CPU.
 DynamoDB's answers are small JSON bodies with a Content-Length, so the exchange here is one `sendall` of the head and
 body and a buffered read of the status line, the headers and that many bytes (a chunked or close-delimited body is
-read too). Each thread keeps its own connection open between requests, as urllib3's pool does.
+read too). Each thread keeps its own connections open between requests, as urllib3's pool does: one for requests
+sent one at a time (`exchange`), up to `width` for requests sent together (`exchange_many`: each on a connection of its
+own, all sent before any answer is read, so their round trips overlap instead of adding up).
 
 Anything unexpected is the caller's to handle: `exchange` returns None after a connection error, a timeout or an
 answer it cannot read (the lean path then resends through botocore). A kept-alive connection the server closed in the
@@ -21,6 +23,8 @@ import socket
 import ssl
 import threading
 import time
+from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -86,21 +90,94 @@ class KeptAlive:
 
     def exchange(self, request: bytes) -> Answer | None:
         """Send one whole request (head and body) and read its answer; None if there is no answer to read."""
-        connection: _Connection | None = getattr(self._local, "connection", None)
-        if connection is not None and (
-            connection.pid != os.getpid() or time.monotonic() - connection.used > MAX_IDLE_SECONDS
-        ):
-            self._local.connection = None
+        return self.exchange_many([request])[0]
+
+    def exchange_many(self, requests: Sequence[bytes], width: int = 1) -> list[Answer | None]:
+        """Each request's answer (None where there is none to read), up to `width` of them in flight together.
+
+        Request i is sent on a connection of its own before the answers of the requests sent before it are read: the
+        first `width` are sent at once, then each time an answer has been read whole the next request goes on the
+        connection that answer freed (HTTP/1.1 without pipelining: one request at a time on a connection). Every
+        answer is read before this returns (an exception on the way closes the connections still awaiting theirs),
+        so a kept-alive connection never holds an answer nobody read. A request whose kept-alive connection the
+        server had closed is sent once more on a new connection, as `exchange` does."""
+        answers: list[Answer | None] = [None] * len(requests)
+        in_flight: deque[tuple[int, _Connection, bool]] = deque()
+        sent = 0
+        try:
+            while sent < len(requests) or in_flight:
+                while sent < len(requests) and len(in_flight) < max(1, width):
+                    started = self._send(requests[sent])
+                    if started is not None:
+                        in_flight.append((sent, *started))
+                    sent += 1
+                if not in_flight:
+                    continue
+                index, connection, reused = in_flight.popleft()
+                answers[index] = self._answer(connection, reused, requests[index])
+        finally:
+            for _, connection, _ in in_flight:
+                connection.close()
+        return answers
+
+    def close(self) -> None:
+        """Close this thread's connections (if any)."""
+        pool = self._pool()
+        while pool:
+            pool.pop().close()
+
+    def _pool(self) -> list[_Connection]:
+        """This thread's idle connections, the most recently used last."""
+        pool: list[_Connection] | None = getattr(self._local, "pool", None)
+        if pool is None:
+            pool = self._local.pool = []
+        return pool
+
+    def _idle(self) -> _Connection | None:
+        """A kept-alive connection of this thread to send on (taken out of its pool), or None: one from a parent
+        process, or idle for longer than MAX_IDLE_SECONDS, is not reused."""
+        pool = self._pool()
+        while pool:
+            connection = pool.pop()
+            if connection.pid == os.getpid() and time.monotonic() - connection.used <= MAX_IDLE_SECONDS:
+                return connection
             if connection.pid == os.getpid():
                 connection.close()
-            connection = None
+        return None
+
+    def _send(self, request: bytes) -> tuple[_Connection, bool] | None:
+        """The connection `request` was sent on and whether it was kept alive from before; None if it could not be."""
+        connection = self._idle()
         if connection is not None:
             try:
-                return self._on(connection, request)
-            except _DroppedError:
-                pass  # closed by the server while idle: once more on a new connection
-            except (OSError, _UnreadableError):
+                connection.sock.sendall(request)
+                return connection, True
+            except ConnectionError:  # reset or a broken pipe: the server had closed it
+                connection.close()
+            except OSError:
+                connection.close()
                 return None
+        try:
+            connection = self._connect()
+        except OSError:
+            return None
+        try:
+            connection.sock.sendall(request)
+        except OSError:
+            connection.close()
+            return None
+        return connection, False
+
+    def _answer(self, connection: _Connection, reused: bool, request: bytes) -> Answer | None:
+        """The answer to `request` on `connection` (the connection then kept if it may be); None if there is none.
+        On a kept-alive connection the server had closed before answering, `request` is sent once more on a new one."""
+        try:
+            return self._read(connection)
+        except _DroppedError:
+            if not reused:
+                return None
+        except (OSError, _UnreadableError):
+            return None
         try:
             connection = self._connect()
         except OSError:
@@ -109,13 +186,6 @@ class KeptAlive:
             return self._on(connection, request)
         except (OSError, _UnreadableError, _DroppedError):
             return None
-
-    def close(self) -> None:
-        """Close this thread's connection (if any)."""
-        connection: _Connection | None = getattr(self._local, "connection", None)
-        self._local.connection = None
-        if connection is not None:
-            connection.close()
 
     def _connect(self) -> _Connection:
         sock = socket.create_connection(self._address, timeout=self._connect_timeout)
@@ -132,19 +202,26 @@ class KeptAlive:
         return _Connection(sock)
 
     def _on(self, connection: _Connection, request: bytes) -> Answer:
-        self._local.connection = None  # held again only once an answer was read whole
         try:
-            try:
-                connection.sock.sendall(request)
-            except ConnectionError:  # reset or a broken pipe: the server had closed it
-                raise _DroppedError from None
+            connection.sock.sendall(request)
+        except ConnectionError:  # reset or a broken pipe: the server had closed it
+            connection.close()
+            raise _DroppedError from None
+        except OSError:
+            connection.close()
+            raise
+        return self._read(connection)
+
+    def _read(self, connection: _Connection) -> Answer:
+        """The answer on `connection`, which goes back to this thread's pool if it stays open (else is closed)."""
+        try:
             answer, keep = _read_answer(connection.reader)
         except (OSError, _UnreadableError, _DroppedError):
             connection.close()
             raise
         if keep:
             connection.used = time.monotonic()
-            self._local.connection = connection
+            self._pool().append(connection)
         else:
             connection.close()
         return answer

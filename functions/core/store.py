@@ -12,7 +12,14 @@ from typing import Any, NamedTuple
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core import layout, record_index, record_items
-from functions.core.ddb_batch import BATCH_GET_MAX, batch_get, batch_write, chunks
+from functions.core.ddb_batch import (
+    BATCH_GET_MAX,
+    batch_get,
+    batch_get_together,
+    batch_write,
+    batch_write_together,
+    chunks,
+)
 from functions.core.ddb_wire import takes_wire_items
 from functions.core.errors import AwsServiceError, LeaseHeldError
 from functions.core.layout import RecordKind, Stream, Vendor
@@ -300,21 +307,24 @@ class RecordStore:
             stats.get_requests += 1
 
         as_is = takes_wire_items(self.ddb)
+        requests = []
         for chunk in chunks(keys, BATCH_GET_MAX):
             # The request written straight into its JSON text (functions.core.wire_items).
             text = WireText(
                 f"{_KEYS_OPEN}{_PK}" + f"}}}},{{{_PK}".join(map(quoted, chunk)) + f"}}}}{_VERSION_READ_TAIL}"
             )
-            request = {self.table: text if as_is else text.form()}
-            for _, item in batch_get(self.ddb, request, sleep=self._sleep, on_request=counted):
-                found[item["pk"]["S"]] = _stored_version(item)
+            requests.append({self.table: text if as_is else text.form()})
+        # The page's reads in flight together (functions.core.ddb_batch.batch_get_together).
+        for _, item in batch_get_together(self.ddb, requests, sleep=self._sleep, on_request=counted):
+            found[item["pk"]["S"]] = _stored_version(item)
         return found
 
     def _batch_write(self, items: Sequence[Mapping[str, Any]], stats: WriteStats) -> None:
         # Items in their wire form (WireItem) go as they are to a client that sends them so (the trusted client);
         # any other client takes their dict form.
+        # The batches of a page (distinct items) in flight together (functions.core.ddb_batch.batch_write_together).
         as_is = takes_wire_items(self.ddb)
-        stats.write_requests += batch_write(
+        stats.write_requests += batch_write_together(
             self.ddb,
             self.table,
             [

@@ -98,3 +98,34 @@ def test_client_errors_become_aws_service_errors() -> None:
 
     with pytest.raises(AwsServiceError, match="ProvisionedThroughputExceededException"):
         batch_write(Broken(), "t", puts(1), sleep=lambda _: None)
+
+
+def test_batches_sent_together_on_a_client_without_the_lean_path_go_one_after_the_other() -> None:
+    # Given a client without the lean path, leaving the last item of each of the first two batches unprocessed
+    table = ThrottlingTable(throttled_calls=2)
+    sleeps: list[float] = []
+    # When 60 puts are written as a page's batches together
+    made = ddb_batch.batch_write_together(table, "t", puts(60), sleep=sleeps.append)
+    # Then each batch is sent in turn, and the two leftovers of that round are resent after one backoff
+    assert [len(next(iter(c.values()))) for c in table.calls] == [25, 25, 10, 1, 1]
+    assert made == 5 and len(sleeps) == 1
+    assert sorted(e["PutRequest"]["Item"]["pk"]["S"] for e in table.written) == sorted(f"k{i}" for i in range(60))
+
+
+def test_reads_sent_together_resend_their_unprocessed_keys_boundedly() -> None:
+    table = ThrottlingTable(throttled_calls=100)
+    requests = [{"t": {"Keys": [{"pk": {"S": f"{c}{i}"}} for i in range(3)]}} for c in "ab"]
+    sleeps: list[float] = []
+    with pytest.raises(BatchThrottledError, match="kept throttling a batch read on t after 2"):
+        list(ddb_batch.batch_get_together(table, requests, sleep=sleeps.append, max_resends=2))
+    assert len(sleeps) == 2 and len(table.calls) == 2 * 3
+
+
+def test_a_batch_sent_together_that_fails_is_a_transient_error_naming_no_item() -> None:
+    class Failing:
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3 names it
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "k1"}}, "BatchWriteItem")
+
+    with pytest.raises(AwsServiceError, match="batch_write_item on t failed: InternalServerError") as raised:
+        ddb_batch.batch_write_together(Failing(), "t", puts(30))
+    assert "k1" not in str(raised.value)
