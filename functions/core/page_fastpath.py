@@ -44,7 +44,7 @@ class PageValidator:
         wrapper_keys: Sequence[str] = (),
         envelope_keys: Sequence[str] = (),
     ) -> None:
-        item = fast_schema(model, identity_on)
+        item = _finite_floats(fast_schema(model, identity_on))
         definitions = None
         if item.get("type") == "definitions":
             definitions, item = item["definitions"], item["schema"]
@@ -80,6 +80,20 @@ class PageValidator:
         # A wrapped item validates to {wrapper_key: payload}: the payload alone, as `unwrap_item` hands it on.
         payloads = [item if item.__class__ is not dict else next(iter(item.values())) for item in items]
         return ValidatedPage(payloads, page)
+
+
+def _finite_floats(schema: Any) -> Any:
+    """`schema` with every float refusing infinities and NaN: JSON decoding reads a whole number past a float's range
+    (400 digits) as infinity where `json.loads` gives an int a float refuses; a float that is not finite is left to
+    the per-item path (which takes `1e400` as json.loads reads it, or refuses it, as ever)."""
+    if isinstance(schema, list):
+        return [_finite_floats(part) for part in schema]
+    if not isinstance(schema, dict):
+        return schema
+    rewritten = {key: _finite_floats(value) for key, value in schema.items()}
+    if rewritten.get("type") == "float":
+        rewritten["allow_inf_nan"] = False
+    return rewritten
 
 
 class LazyItems(Sequence[dict[str, Any]]):
