@@ -49,8 +49,8 @@ class PageValidator:
         if item.get("type") == "definitions":
             definitions, item = item["definitions"], item["schema"]
         if wrapper_keys:
-            # A wrapped item is tried first (the form POSaBIT's lists are seen in): it fails at once on a bare item's
-            # missing wrapper key, where a bare try fails only after validating every field.
+            # A bare item is tried first: a wrapped one fails it on its first missing required field, where a bare
+            # one would fail a wrapped try once for every key it has.
             wrapped = [
                 {
                     "type": "typed-dict",
@@ -59,7 +59,7 @@ class PageValidator:
                 }
                 for key in wrapper_keys
             ]
-            item = {"type": "union", "mode": "left_to_right", "choices": [*wrapped, item]}
+            item = {"type": "union", "mode": "left_to_right", "choices": [item, *wrapped]}
         fields: dict[str, Any] = {
             records_key: {"type": "typed-dict-field", "required": True, "schema": {"type": "list", "items_schema": item}}
         }
