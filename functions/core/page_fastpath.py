@@ -64,7 +64,11 @@ class PageValidator:
             ]
             item = {"type": "union", "mode": "left_to_right", "choices": [item, *wrapped]}
         fields: dict[str, Any] = {
-            records_key: {"type": "typed-dict-field", "required": True, "schema": {"type": "list", "items_schema": item}}
+            records_key: {
+                "type": "typed-dict-field",
+                "required": True,
+                "schema": {"type": "list", "items_schema": item},
+            }
         }
         for key in envelope_keys:
             fields[key] = {"type": "typed-dict-field", "required": False, "schema": {"type": "any"}}

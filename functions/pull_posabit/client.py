@@ -17,9 +17,9 @@ from functions.core.connector import ConnectorConfig, RawPage, Window
 from functions.core.credentials import PosabitCredential
 from functions.core.errors import MalformedPageError
 from functions.core.http import RequestRefusedError, RetryPolicy, VendorHttp, tls_context
-from functions.core.page_fastpath import LazyItems, PageValidator, ValidatedPage
 from functions.core.layout import Stream, Vendor
 from functions.core.observability import logger
+from functions.core.page_fastpath import LazyItems, PageValidator, ValidatedPage
 from functions.core.pos_sync.writer import PosUncertainError, send_create
 from functions.pull_posabit.constants import (
     BOUNDARY_SLACK,

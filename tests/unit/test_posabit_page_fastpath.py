@@ -19,8 +19,8 @@ from functions.core.layout import Stream, Vendor
 from functions.core.page_fastpath import LazyItems
 from functions.pull_posabit.client import PAGE_VALIDATORS, page_items
 from functions.pull_posabit.constants import STREAM_CONTRACTS
-from tests.mapping_corpus import BAD_VALUES, FIXED_NOW, SEED, fixed_clock
 from possync.local.runtime import SIMULATORS
+from tests.mapping_corpus import BAD_VALUES, FIXED_NOW, SEED, fixed_clock
 
 
 @pytest.fixture(scope="module")
@@ -74,9 +74,7 @@ def _engine_maps(connector: Any, stream: Stream, body: bytes, ctx: MappingContex
         payloads = None
     else:
         items, payloads = LazyItems(len(validated.payloads), lambda: page_items(stream, body)), validated.payloads
-    return {
-        s: _as_stored(map_page(connector, s, items, ctx, "page", payloads)) for s in _streams_of(connector, stream)
-    }
+    return {s: _as_stored(map_page(connector, s, items, ctx, "page", payloads)) for s in _streams_of(connector, stream)}
 
 
 def _per_item_maps(connector: Any, stream: Stream, body: bytes, ctx: MappingContext) -> dict[Stream, Any]:
@@ -128,7 +126,10 @@ def test_a_page_with_one_bad_field_maps_and_quarantines_as_item_by_item(pulled: 
             refused += PAGE_VALIDATORS[stream](body) is None
             # When the page is mapped as a pull maps it
             # Then its records and quarantine entries (stream, id, reason, field, item index) are the per-item path's
-            assert _engine_maps(connector, stream, body, ctx) == _per_item_maps(connector, stream, body, ctx), (key, bad)
+            assert _engine_maps(connector, stream, body, ctx) == _per_item_maps(connector, stream, body, ctx), (
+                key,
+                bad,
+            )
     assert refused > 0  # the one call refused the pages it cannot take whole
 
 
@@ -149,8 +150,27 @@ def test_a_page_with_an_item_that_fails_mapping_quarantines_it_at_its_index(pull
 
 
 # Numbers as JSON text: out of float range, past 64 bits, fractions and exponents of whole numbers, signed zero.
-NUMBERS = ("1e400", "-1e400", "NaN", "Infinity", "1" * 400, "1" * 309, "1" * 30, "-" + "9" * 20, "1.5", "12.0",
-           "0.1e1", "-0", "1E+2", "1e-400", "2.5e-324", "0.30000000000000004", "123456789012345678901234567890.5")
+NUMBERS = (
+    "1e400",
+    "-1e400",
+    "NaN",
+    "Infinity",
+    "1" * 400,
+    "1" * 309,
+    "1" * 30,
+    "-" + "9" * 20,
+    "1.5",
+    "12.0",
+    "0.1e1",
+    "-0",
+    "1E+2",
+    "1e-400",
+    "2.5e-324",
+    "0.30000000000000004",
+    "12.340",
+    "1e2",
+    "123456789012345678901234567890.5",
+)
 
 
 def _value_paths(item: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
@@ -171,6 +191,11 @@ def _page_with_raw(key: str, item: dict[str, Any], path: tuple[Any, ...], raw: s
     return json.dumps({key: [changed], "total_records": 1}).replace(json.dumps("\x00raw\x00"), raw).encode()
 
 
+def _one_item(key: str, members: str) -> bytes:
+    """A page of one item whose members are the JSON text given (json.dumps cannot write duplicate keys)."""
+    return ("{" + json.dumps(key) + ": [{" + members + "}]}").encode()
+
+
 def _hostile_bodies(stream: Stream, items: list[dict[str, Any]]) -> Iterator[tuple[str, bytes]]:
     """Page bodies JSON decoding may read differently, or that only the per-item path's rules take."""
     key = STREAM_CONTRACTS[stream].records_key
@@ -185,10 +210,14 @@ def _hostile_bodies(stream: Stream, items: list[dict[str, Any]]) -> Iterator[tup
     yield "no items key", json.dumps({"data": [items[0]]}).encode()
     yield "page not an object", json.dumps([items[0]]).encode()
     yield "empty page", json.dumps({key: [], "total_records": 0}).encode()
-    yield "duplicate id", ('{"%s": [{"id": "dup-1", ' % key + first[1:-1] + "}]}").encode()
-    yield "duplicate field last wins", ('{"%s": [' % key + first[:-1] + ', "updated_at": "2026-01-02T03:04:05Z"}]}').encode()
-    yield "lone surrogate", ('{"%s": [' % key + first[:-1] + ', "sku": "\\ud800", "first_name": "\\udfff"}]}').encode()
-    yield "escaped text", ('{"%s": [' % key + first[:-1] + ', "sku": "a\\u00e9\\n", "first_name": "\\u0041b"}]}').encode()
+    for other in STREAM_CONTRACTS[stream].wrapper_keys:
+        yield f"wrapped as {other}", json.dumps({key: [{other: items[0]}]}).encode()
+        yield f"{other} beside a {wrapper} no object", json.dumps({key: [{wrapper: 5, other: items[0]}]}).encode()
+        yield f"{other} beside an invalid {wrapper}", json.dumps({key: [{wrapper: {"x": 1}, other: items[0]}]}).encode()
+    yield "duplicate id", _one_item(key, '"id": "dup-1", ' + first[1:-1])
+    yield "duplicate field last wins", _one_item(key, first[1:-1] + ', "updated_at": "2026-01-02T03:04:05Z"')
+    yield "lone surrogate", _one_item(key, first[1:-1] + ', "sku": "\\ud800", "first_name": "\\udfff"')
+    yield "escaped text", _one_item(key, first[1:-1] + ', "sku": "a\\u00e9\\n", "first_name": "\\u0041b"')
     for path in _value_paths(items[0]):
         for number in NUMBERS:
             yield f"{'.'.join(map(str, path))}={number[:20]}", _page_with_raw(key, items[0], path, number)
