@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -25,7 +25,9 @@ class RawPage:
     """One response exactly as the POS sent it, plus what the engine needs to go on."""
 
     body: bytes
-    items: list[dict[str, Any]]
+    # The items as dicts, in page order (a connector that gives `payloads` may decode them from `body` only when read:
+    # functions.core.page_fastpath.LazyItems).
+    items: Sequence[dict[str, Any]]
     request: Mapping[str, Any]  # method, path and params (never headers: they carry credentials)
     next_token: dict[str, Any] | None  # None = last page of the window
     total_records: int | None = None  # what the envelope says the window holds, when it says
@@ -33,6 +35,9 @@ class RawPage:
     # exact body; a connector whose answers echo the request (a next link carrying the window's end) gives the bytes
     # of the items alone, so that the same items read in a later window are not archived again.
     identity: bytes | None = None
+    # The items already validated from `body` in one call (functions.core.page_fastpath), one per item in page order,
+    # for the connector's `map_payload` (for this stream and the streams derived from it); None: map `items`.
+    payloads: Sequence[Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,10 @@ class Connector(Protocol):
     def item_id(self, stream: Stream, item: dict[str, Any]) -> str | None:
         """The POS id of a raw item, best effort, for quarantine entries."""
         ...
+
+    # A connector whose pages carry `payloads` also has `map_payload(stream, payload, ctx)`: what `map_record` gives
+    # for the item the payload was validated from. Whatever it raises, the engine maps that item with `map_record`
+    # instead, so a failing item is quarantined exactly as without payloads (functions.core.engine.map_page).
 
     def close(self) -> None: ...
 

@@ -152,18 +152,34 @@ def quarantine_group(reason: str, field_name: str | None = None) -> tuple[str, s
 
 
 def map_page(
-    connector: Connector, stream: Stream, items: Sequence[dict[str, Any]], ctx: MappingContext, archive_key: str
+    connector: Connector,
+    stream: Stream,
+    items: Sequence[dict[str, Any]],
+    ctx: MappingContext,
+    archive_key: str,
+    payloads: Sequence[Any] | None = None,
 ) -> tuple[list[CanonicalRecord], list[dict[str, str]]]:
     """Map one page's items; an item that fails becomes a quarantine entry pointing at its raw page, with the
-    field it failed on and the problem (`quarantine_group`)."""
+    field it failed on and the problem (`quarantine_group`).
+
+    With `payloads` (the page's items validated from its bytes, RawPage.payloads) each item is mapped from its payload
+    by the connector's `map_payload`; an item whose payload mapping raises is mapped from `items` as without them, so
+    its record or quarantine entry is the one the item itself gives."""
     records: list[CanonicalRecord] = []
     quarantined: list[dict[str, str]] = []
-    for index, item in enumerate(items):
+    from_payload = getattr(connector, "map_payload", None) if payloads is not None else None
+    for index in range(len(items)):
+        if from_payload is not None:
+            assert payloads is not None
+            try:
+                records.append(from_payload(stream, payloads[index], ctx))
+                continue
+            except _ITEM_ERRORS:
+                pass  # mapped again from the item below: its own record, or its own quarantine entry
+        item = items[index]
         try:
             records.append(connector.map_record(stream, item, ctx))
-        # ArithmeticError: a number no POS would send (decimal's Overflow or InvalidOperation turning 1E+999999 into
-        # cents) is that item's problem, never the page's: raised out of here it failed the whole pull, every retry.
-        except (MappingError, ValidationError, ValueError, TypeError, KeyError, ArithmeticError) as exc:
+        except _ITEM_ERRORS as exc:
             pos_id = getattr(exc, "pos_id", None) or _safe_item_id(connector, stream, item)
             reason = exc.reason if isinstance(exc, MappingError) else _validation_reason(exc)
             field_name, problem = quarantine_group(reason, exc.field if isinstance(exc, MappingError) else None)
@@ -179,6 +195,12 @@ def map_page(
                 }
             )
     return records, quarantined
+
+
+# What one item's mapping may raise: that item's problem, never the page's. ArithmeticError: a number no POS would send
+# (decimal's Overflow or InvalidOperation turning 1E+999999 into cents); raised out of map_page it failed the whole
+# pull, every retry.
+_ITEM_ERRORS = (MappingError, ValidationError, ValueError, TypeError, KeyError, ArithmeticError)
 
 
 def _safe_item_id(connector: Connector, stream: Stream, item: dict[str, Any]) -> str | None:
@@ -398,10 +420,10 @@ class PullEngine:
             archived_pages.append((digest, key))
         else:
             key = archived  # the records and quarantine entries point at the identical page already archived
-        records, quarantined = map_page(connector, stream, page.items, ctx, key)
+        records, quarantined = map_page(connector, stream, page.items, ctx, key, page.payloads)
         stored = list(records)
         for derived, derived_out in also.items():
-            more, more_quarantined = map_page(connector, derived, page.items, ctx, key)
+            more, more_quarantined = map_page(connector, derived, page.items, ctx, key, page.payloads)
             _count_mapped(derived_out, more, more_quarantined)
             stored += more
             quarantined += more_quarantined

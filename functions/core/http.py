@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 # httpx imports httpcore when its first client is made, inside a pull; imported here, a handler's import (Lambda's
 # init phase, once per container) does it.
@@ -18,6 +18,8 @@ import httpx
 import stamina
 
 from functions.core.errors import CredentialError, MalformedPageError, VendorUnavailableError
+
+T = TypeVar("T")
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 # What an API answers to parameters it does not accept (e.g. a page size larger than it serves).
@@ -133,6 +135,26 @@ class VendorHttp:
             response = self.get(path, params)
             try:
                 return response, parse_json(response, self.vendor)
+            except MalformedPageError as exc:
+                last = exc
+                self.stats.note_retry("malformed")
+        assert last is not None
+        raise last
+
+    def get_validated(
+        self, path: str, params: Mapping[str, Any] | None, validate: Callable[[bytes], T | None]
+    ) -> tuple[httpx.Response, T | None, Any]:
+        """GET; the body validated from its bytes by `validate` in one call (response, its answer, None), or, when it
+        refuses (None), decoded as `get_json` does (response, None, the decoded body; a body that is not JSON is
+        retried)."""
+        last: MalformedPageError | None = None
+        for _ in range(self.policy.attempts):
+            response = self.get(path, params)
+            validated = validate(response.content)
+            if validated is not None:
+                return response, validated, None
+            try:
+                return response, None, parse_json(response, self.vendor)
             except MalformedPageError as exc:
                 last = exc
                 self.stats.note_retry("malformed")

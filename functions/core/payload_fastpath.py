@@ -63,7 +63,7 @@ def fast_validator(
 
     Raises TypeError when a listed before-validator feeds a schema it cannot be replaced in (a programming error,
     found at import)."""
-    validator = SchemaValidator(_rewrite(model.__pydantic_core_schema__, identity_on, {}))
+    validator = SchemaValidator(fast_schema(model, identity_on))
     fast = validator.validate_python
     full = model.model_validate
 
@@ -75,6 +75,12 @@ def fast_validator(
         return result
 
     return validate
+
+
+def fast_schema(model: type[BaseModel], identity_on: Mapping[Callable[[Any], Any], IdentityOn]) -> Any:
+    """The core schema `fast_validator` compiles: the model's, with the before-validators in `identity_on` compiled
+    out (functions.core.page_fastpath embeds it as a page's items)."""
+    return _rewrite(model.__pydantic_core_schema__, identity_on, {})
 
 
 def _rewrite(schema: Any, identity_on: Mapping[Callable[[Any], Any], IdentityOn], classes: dict[type, type]) -> Any:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -17,6 +19,7 @@ from functions.core.errors import MalformedPageError
 from functions.core.http import RequestRefusedError, RetryPolicy, VendorHttp, tls_context
 from functions.core.layout import Stream, Vendor
 from functions.core.observability import logger
+from functions.core.page_fastpath import LazyItems, PageValidator, ValidatedPage
 from functions.core.pos_sync.writer import PosUncertainError, send_create
 from functions.pull_posabit.constants import (
     BOUNDARY_SLACK,
@@ -40,7 +43,7 @@ from functions.pull_posabit.constants import (
     STREAM_CONTRACTS,
     VENUE_INFO_PATH,
 )
-from functions.pull_posabit.mapping import unwrap_item
+from functions.pull_posabit.mapping import IDENTITY_ON, PAGE_MODELS, unwrap_item
 
 USER_AGENT = "possync/pull_posabit"
 
@@ -79,6 +82,43 @@ def parse_envelope(stream: Stream, payload: Any) -> Envelope:
         total_pages=_count(payload, ENVELOPE_TOTAL_PAGES),
         per_page=_count(payload, ENVELOPE_PER_PAGE),
     )
+
+
+_ENVELOPE_COUNTS = (ENVELOPE_TOTAL_RECORDS, ENVELOPE_CURRENT_PAGE, ENVELOPE_TOTAL_PAGES, ENVELOPE_PER_PAGE)
+
+# Each stream's list page validated from its bytes in one call (the happy path; refused: `parse_envelope` and the
+# items one by one).
+PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
+    stream: PageValidator(
+        model,
+        IDENTITY_ON,
+        records_key=STREAM_CONTRACTS[stream].records_key,
+        wrapper_keys=STREAM_CONTRACTS[stream].wrapper_keys,
+        envelope_keys=_ENVELOPE_COUNTS,
+    )
+    for stream, model in PAGE_MODELS.items()
+}
+
+
+def validated_envelope(page: ValidatedPage) -> Envelope:
+    """The envelope of a page validated in one call (its items: the payloads), read as `parse_envelope` reads it."""
+    return Envelope(
+        items=page.payloads,
+        total_records=_count(page.envelope, ENVELOPE_TOTAL_RECORDS),
+        current_page=_count(page.envelope, ENVELOPE_CURRENT_PAGE),
+        total_pages=_count(page.envelope, ENVELOPE_TOTAL_PAGES),
+        per_page=_count(page.envelope, ENVELOPE_PER_PAGE),
+    )
+
+
+def page_items(stream: Stream, body: bytes) -> list[dict[str, Any]]:
+    """A list page's items as the per-item path maps them: decoded, unwrapped."""
+    return [unwrap_item(stream, item) for item in parse_envelope(stream, json.loads(body)).items]
+
+
+def _refuse(body: bytes) -> None:
+    """The validator of a stream with no page model: every page takes the per-item path."""
+    return None
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -225,10 +265,11 @@ class PosabitClient:
         if resumed_size is not None and resumed_size < self.page_size(stream):
             self._refused_down[stream] = resumed_size  # page numbers in the token count pages of this size
         per_page = self.page_size(stream)
+        validator = PAGE_VALIDATORS.get(stream, _refuse)
         while True:
             params = request_params(stream, window, page, per_page)
             try:
-                response, payload = self.http.get_json(path, params)
+                response, validated, payload = self.http.get_validated(path, params, validator)
             except RequestRefusedError:
                 smaller = self._smaller_page(stream, per_page)
                 if smaller is None:
@@ -245,19 +286,26 @@ class PosabitClient:
                 )
                 per_page = smaller
                 continue
-            envelope = self.parse_response(stream, payload)
+            envelope = self.parse_response(stream, payload) if validated is None else validated_envelope(validated)
             following = next_page_number(page, envelope, previous_total, per_page)
             next_token: dict[str, Any] | None = None
             if following is not None:
                 next_token = {"page": following, "total_records": envelope.total_records}
                 if per_page != self.page_size_asked(stream):
                     next_token["per_page"] = per_page
+            body = response.content
+            items: Sequence[dict[str, Any]]
+            if validated is None:
+                items = [unwrap_item(stream, item) for item in envelope.items]
+            else:
+                items = LazyItems(len(envelope.items), functools.partial(page_items, stream, body))
             yield RawPage(
-                body=response.content,
-                items=[unwrap_item(stream, item) for item in envelope.items],
+                body=body,
+                items=items,
                 request={"method": "GET", "path": path, "params": params},
                 next_token=next_token,
                 total_records=envelope.total_records,
+                payloads=None if validated is None else validated.payloads,
             )
             if following is None:
                 return

@@ -66,6 +66,9 @@ class PosabitConnector:
     def map_record(self, stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
         return mapping.map_record(stream, item, ctx)
 
+    def map_payload(self, stream: Stream, payload: Any, ctx: MappingContext) -> CanonicalRecord:
+        return mapping.map_payload(stream, payload, ctx)
+
     def item_id(self, stream: Stream, item: dict[str, Any]) -> str | None:
         return mapping.item_id(stream, item)
 
@@ -94,15 +97,12 @@ def open_connector(
 
 def extract_items(stream: Stream, body: bytes) -> list[dict[str, Any]]:
     """The items of an archived list page, unwrapped exactly as a pull hands them to the mapping."""
-    import json
+    from functions.pull_posabit.client import page_items
 
     try:
-        payload = json.loads(body)
+        return page_items(stream, body)
     except ValueError:
         raise MalformedPageError(f"archived posabit {stream.value} page is not JSON") from None
-    from functions.pull_posabit.client import parse_envelope
-
-    return [mapping.unwrap_item(stream, item) for item in parse_envelope(stream, payload).items]
 
 
 def map_item(stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:

@@ -256,6 +256,14 @@ class PosabitPointsBalance(_Payload):
     updated_at: Any
 
 
+class PosabitCustomerPoints(PosabitCustomer):
+    """A customer as a customers page gives it to both streams read from it: the shopper's fields and the loyalty
+    view's `points` (validated as PosabitPointsBalance validates them), from one validation of the page's bytes. A
+    page with any customer or any points this refuses is mapped item by item, each stream from its own model."""
+
+    points: OptionalWhole = None
+
+
 class PosabitSaleItem(_Payload):
     product_id: OptionalId = None
     sku: Text = None
@@ -377,7 +385,7 @@ def map_customer(raw: PosabitCustomer, ctx: MappingContext) -> Shopper:
     )
 
 
-def map_loyalty_balance(raw: PosabitPointsBalance, ctx: MappingContext) -> LoyaltyBalance:
+def map_loyalty_balance(raw: PosabitPointsBalance | PosabitCustomerPoints, ctx: MappingContext) -> LoyaltyBalance:
     """A customer's `points` as its balance at the customer's last update; no points on record means zero."""
     as_of = _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id)
     return record_of(
@@ -613,3 +621,30 @@ _MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecor
     Stream.INVENTORY: lambda record, ctx: map_inventory(validate_inventory(record), ctx),
     Stream.DISCOUNTS: lambda record, ctx: map_coupon(validate_coupon(record), ctx),
 }
+
+
+# --- pages validated from their bytes (functions.core.page_fastpath) -------------------------------------------------
+
+# The model each stream's pages are validated with in one call; a customers page serves the loyalty stream too.
+PAGE_MODELS: Mapping[Stream, type[_Payload]] = MappingProxyType(
+    {
+        Stream.CUSTOMERS: PosabitCustomerPoints,
+        Stream.SALES: PosabitSale,
+        Stream.INVENTORY: PosabitInventory,
+        Stream.DISCOUNTS: PosabitCoupon,
+    }
+)
+
+_PAYLOAD_MAPPERS: dict[Stream, Callable[[Any, MappingContext], CanonicalRecord]] = {
+    Stream.CUSTOMERS: map_customer,
+    Stream.LOYALTY: map_loyalty_balance,
+    Stream.SALES: map_sale,
+    Stream.INVENTORY: map_inventory,
+    Stream.DISCOUNTS: map_coupon,
+}
+
+
+def map_payload(stream: Stream, payload: Any, ctx: MappingContext) -> CanonicalRecord:
+    """`map_record` of the item `payload` was validated from (by PAGE_MODELS' page validator); raises what the
+    mapping raises (the engine then maps that item with `map_record`, which says what is wrong)."""
+    return _PAYLOAD_MAPPERS[stream](payload, ctx)

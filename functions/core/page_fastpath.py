@@ -1,0 +1,167 @@
+"""A list page decoded and validated from its bytes in one pydantic-core call, for the happy path.
+
+A pull used to `json.loads` each page into dicts and then validate every item with its payload model
+(functions.core.payload_fastpath), two passes over the data and a Python dict per item. `PageValidator` compiles the
+page envelope with the payload model's fast schema as its items (`validate_json`): the bytes go straight to payload
+instances. It answers only when every item of the page passes; anything else (an item invalid or needing a Python
+before-validator, an unexpected shape, a number or text JSON decoding would read differently) is refused whole, and
+the caller takes the per-item path for that page, so quarantine decisions, reasons and item indexes stay exactly
+those of that path. The items as dicts stay available (`LazyItems`), decoded from the same bytes only when asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, overload
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import SchemaValidator
+
+from functions.core.payload_fastpath import IdentityOn, fast_schema
+
+
+@dataclass(frozen=True)
+class ValidatedPage:
+    """A page's payloads (each item's model instance, unwrapped, in page order) and its envelope's other fields (as
+    `json.loads` gives them)."""
+
+    payloads: list[Any]
+    envelope: dict[str, Any]
+
+
+class PageValidator:
+    """One list page's envelope: `records_key` holds the items, each bare or wrapped as `{wrapper_key: item}` (alone
+    in its object, and only when the item has no `id`: a wrapped item carries nothing else), `envelope_keys` are
+    read as any JSON value. Calling it with a page's bytes gives the ValidatedPage, or None when it refuses."""
+
+    def __init__(
+        self,
+        model: type[BaseModel],
+        identity_on: Mapping[Callable[[Any], Any], IdentityOn],
+        *,
+        records_key: str,
+        wrapper_keys: Sequence[str] = (),
+        envelope_keys: Sequence[str] = (),
+    ) -> None:
+        item = _finite_floats(fast_schema(model, identity_on))
+        unproven = sorted(_schema_types(item) & _UNPROVEN)
+        if unproven:
+            raise TypeError(f"{model.__name__} holds {', '.join(unproven)} values: not validated from a page's bytes")
+        definitions = None
+        if item.get("type") == "definitions":
+            definitions, item = item["definitions"], item["schema"]
+        if wrapper_keys:
+            # A bare item is tried first: a wrapped one fails it on its first missing required field, where a bare
+            # one would fail a wrapped try once for every key it has.
+            wrapped = [
+                {
+                    "type": "typed-dict",
+                    "extra_behavior": "forbid",
+                    "fields": {key: {"type": "typed-dict-field", "required": True, "schema": item}},
+                }
+                for key in wrapper_keys
+            ]
+            item = {"type": "union", "mode": "left_to_right", "choices": [item, *wrapped]}
+        fields: dict[str, Any] = {
+            records_key: {
+                "type": "typed-dict-field",
+                "required": True,
+                "schema": {"type": "list", "items_schema": item},
+            }
+        }
+        for key in envelope_keys:
+            fields[key] = {"type": "typed-dict-field", "required": False, "schema": {"type": "any"}}
+        schema: dict[str, Any] = {"type": "typed-dict", "extra_behavior": "ignore", "fields": fields}
+        if definitions is not None:
+            schema = {"type": "definitions", "schema": schema, "definitions": definitions}
+        self._validate = SchemaValidator(schema).validate_json
+        self._records_key = records_key
+
+    def __call__(self, body: bytes) -> ValidatedPage | None:
+        try:
+            page = self._validate(body)
+        except (ValidationError, ValueError, TypeError, ArithmeticError):
+            return None  # the per-item path says what is wrong, item by item
+        items = page.pop(self._records_key)
+        # A wrapped item validates to {wrapper_key: payload}: the payload alone, as `unwrap_item` hands it on.
+        payloads = [item if item.__class__ is not dict else next(iter(item.values())) for item in items]
+        return ValidatedPage(payloads, page)
+
+
+# Schemas whose JSON-mode reading is not proven to equal what they make of `json.loads`'s values: a decimal reads `1e2`
+# as Decimal('100') where json.loads' float gives Decimal('100.0'). A model holding one is refused at import.
+_UNPROVEN = frozenset({"decimal", "datetime", "time", "timedelta", "bytes", "complex", "json", "uuid"})
+
+
+def _schema_types(schema: Any) -> set[str]:
+    """Every core schema type named in `schema` (a function's own {"type": ...} is no schema, its schema is)."""
+    found: set[str] = set()
+    if isinstance(schema, list):
+        for part in schema:
+            found |= _schema_types(part)
+    elif isinstance(schema, dict):
+        kind = schema.get("type")
+        if isinstance(kind, str):
+            found.add(kind)
+        for key, value in schema.items():
+            if key not in ("function", "serialization", "metadata"):
+                found |= _schema_types(value)
+    return found
+
+
+def _finite_floats(schema: Any) -> Any:
+    """`schema` with every float refusing infinities and NaN: JSON decoding reads a whole number past a float's range
+    (400 digits) as infinity where `json.loads` gives an int a float refuses; a float that is not finite is left to
+    the per-item path (which takes `1e400` as json.loads reads it, or refuses it, as ever)."""
+    if isinstance(schema, list):
+        return [_finite_floats(part) for part in schema]
+    if not isinstance(schema, dict):
+        return schema
+    rewritten = {key: _finite_floats(value) for key, value in schema.items()}
+    if rewritten.get("type") == "float":
+        rewritten["allow_inf_nan"] = False
+    return rewritten
+
+
+class LazyItems(Sequence[dict[str, Any]]):
+    """A page's items as dicts, decoded from its bytes by `decode` the first time they are read: a page mapped from
+    its payloads needs them only for an item whose mapping fails (to quarantine it exactly as the per-item path)."""
+
+    __slots__ = ("_count", "_decode", "_items")
+
+    def __init__(self, count: int, decode: Callable[[], list[dict[str, Any]]]) -> None:
+        self._count = count
+        self._decode: Callable[[], list[dict[str, Any]]] | None = decode
+        self._items: list[dict[str, Any]] | None = None
+
+    def _loaded(self) -> list[dict[str, Any]]:
+        if self._items is None:
+            assert self._decode is not None
+            self._items, self._decode = self._decode(), None
+        return self._items
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | Sequence[dict[str, Any]]:
+        return self._loaded()[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._loaded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, LazyItems):
+            return self._loaded() == other._loaded()
+        return self._loaded() == other
+
+    __hash__ = None  # type: ignore[assignment]  # a sequence of dicts, compared by value
+
+    def __repr__(self) -> str:
+        return f"LazyItems({self._count} items)"
