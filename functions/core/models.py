@@ -44,7 +44,10 @@ def _utc(value: datetime) -> datetime:
         return value
     if value.tzinfo is None:
         raise ValueError("timestamp has no timezone; mappings must attach the store's zone before building a record")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+00:01, whose UTC time is before year 1: the field's error
+        raise ValueError("timestamp out of range once converted to UTC") from None
 
 
 UtcDatetime = Annotated[datetime, AfterValidator(_utc)]

@@ -121,6 +121,20 @@ def test_a_naive_timestamp_is_still_refused() -> None:
         Shopper(**origin(source_updated_at=AT.replace(tzinfo=None)))
 
 
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(1, 1, 1, tzinfo=timezone(timedelta(seconds=1))),  # before year 1 in UTC
+        datetime(9999, 12, 31, 23, 59, tzinfo=timezone(-timedelta(hours=1))),  # after year 9999 in UTC
+    ],
+)
+def test_a_timestamp_outside_utc_range_is_the_fields_validation_error(moment: datetime) -> None:
+    # A plain OverflowError would name no field (map_page quarantined it as "a number out of range").
+    with pytest.raises(ValidationError, match="source_updated_at") as raised:
+        Shopper(**origin(source_updated_at=moment))
+    assert "timestamp out of range once converted to UTC" in str(raised.value)
+
+
 BLANKS = ["", " ", "\t\n\r\x0b\x0c", "\u3000", "\u00a0", "\u2028", "\x1c\x1d\x1e\x1f", "\u1680\u2000\u200a"]
 NOT_BLANK = ["\u200b", "x", " x ", "\ufeff", "0"]
 
