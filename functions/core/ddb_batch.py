@@ -162,11 +162,8 @@ def _send_together(
         return [_call(ddb, op, request) for request in requests]
     try:
         return many(operation, [{"RequestItems": request} for request in requests])
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        raise AwsServiceError(f"DynamoDB {op} on {', '.join(_tables(requests))} failed: {code}") from exc
-    except BotoCoreError as exc:
-        raise AwsServiceError(f"DynamoDB {op} on {', '.join(_tables(requests))} failed: {type(exc).__name__}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise _failed(op, _tables(requests), exc) from exc
 
 
 def _tables(requests: Sequence[Mapping[str, Any]]) -> dict[str, None]:
@@ -202,11 +199,15 @@ def _sent_entry(entry: Mapping[str, Any], wire: Mapping[tuple[str, str], Mapping
 def _call(ddb: Any, op: str, request: Mapping[str, Any]) -> Any:
     try:
         return getattr(ddb, op)(RequestItems=request)
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code")
-        raise AwsServiceError(f"DynamoDB {op} on {', '.join(request)} failed: {code}") from exc
-    except BotoCoreError as exc:
-        raise AwsServiceError(f"DynamoDB {op} on {', '.join(request)} failed: {type(exc).__name__}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise _failed(op, request, exc) from exc
+
+
+def _failed(op: str, tables: Iterable[str], exc: ClientError | BotoCoreError) -> AwsServiceError:
+    """The transient error a failed batch request raises: the operation, its tables and DynamoDB's error code (or
+    botocore's error class), never an item."""
+    why = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else type(exc).__name__
+    return AwsServiceError(f"DynamoDB {op} on {', '.join(tables)} failed: {why}")
 
 
 def _wait(attempt: int, max_resends: int, sleep: Callable[[float], None], what: str, left: Mapping[str, Any]) -> int:
