@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
-from functions.core.connector import ConnectorConfig, MappingContext, Window
+from functions.core.connector import ConnectorConfig, MappingContext, RawPage, Window
 from functions.core.credentials import parse_credential
 from functions.core.engine import derived_streams, map_page
 from functions.core.layout import Stream, Vendor
@@ -41,8 +41,10 @@ def fixed_clock() -> Iterator[None]:
         yield
 
 
-def simulator_pages(vendor: Vendor, records: int = 400) -> Iterator[tuple[Any, Stream, list[dict[str, Any]], Any]]:
-    """(connector, stream, page items, ctx) for every page of every stream of one seeded simulator store."""
+@contextmanager
+def seeded_connector(vendor: Vendor, records: int = 400, **config: Any) -> Iterator[tuple[Any, MappingContext]]:
+    """A connector (and its mapping context) to one seeded simulator store of `records` records (3/10 customers,
+    6/10 sales, the rest products), its clock pinned; `config` overrides ConnectorConfig's fields."""
     module, cls = SIMULATORS[vendor]
     factory = getattr(importlib.import_module(module), cls)
     sizes = {
@@ -58,23 +60,33 @@ def simulator_pages(vendor: Vendor, records: int = 400) -> Iterator[tuple[Any, S
     try:
         store = simulator.stores[0]
         credential = parse_credential(simulator.credential_for(store), vendor, "store-1")
-        config = ConnectorConfig(base_url=simulator.url, read_timeout=10.0)
+        connector_config = ConnectorConfig(**{"base_url": simulator.url, "read_timeout": 10.0, **config})
         opener = importlib.import_module(CONNECTOR_MODULES[vendor]).open_connector
         extra: dict[str, Any] = {"allow_loopback_for_tests": True} if vendor in (Vendor.PROFITEK, Vendor.AUPHAN) else {}
-        connector = opener(credential, config, tenant="golden", credential_id="store-1", **extra)
-        ctx = dataclasses.replace(connector.prepare(), tenant="golden", credential_id="store-1")
-        window = Window(None, FIXED_NOW)
-        derived = derived_streams(connector)
-        for stream in connector.streams:
-            if stream in derived:
-                continue
-            for page in connector.pages(stream, window, None):
-                yield connector, stream, list(page.items), ctx
-                for also, source in derived.items():
-                    if source is stream:
-                        yield connector, also, list(page.items), ctx
+        connector = opener(credential, connector_config, tenant="golden", credential_id="store-1", **extra)
+        yield connector, dataclasses.replace(connector.prepare(), tenant="golden", credential_id="store-1")
     finally:
         simulator.stop()
+
+
+def raw_pages(connector: Any) -> Iterator[tuple[Stream, RawPage]]:
+    """Every page of every stream a connector reads itself (derived streams are mapped from their source's pages)."""
+    derived = derived_streams(connector)
+    for stream in connector.streams:
+        if stream not in derived:
+            for page in connector.pages(stream, Window(None, FIXED_NOW), None):
+                yield stream, page
+
+
+def simulator_pages(vendor: Vendor, records: int = 400) -> Iterator[tuple[Any, Stream, list[dict[str, Any]], Any]]:
+    """(connector, stream, page items, ctx) for every page of every stream of one seeded simulator store."""
+    with seeded_connector(vendor, records) as (connector, ctx):
+        derived = derived_streams(connector)
+        for stream, page in raw_pages(connector):
+            yield connector, stream, list(page.items), ctx
+            for also, source in derived.items():
+                if source is stream:
+                    yield connector, also, list(page.items), ctx
 
 
 def corpus(vendor: Vendor, records: int = 400) -> dict[str, list[list[str]]]:

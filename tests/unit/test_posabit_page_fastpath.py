@@ -4,57 +4,26 @@ page the one call refuses, the same records and quarantine entries (ids, reasons
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
-import inspect
 import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from functions.core.connector import MappingContext, RawPage, Window
+from functions.core.connector import MappingContext, RawPage
 from functions.core.engine import derived_streams, map_page
 from functions.core.layout import Stream, Vendor
 from functions.core.page_fastpath import LazyItems
 from functions.pull_posabit.client import PAGE_VALIDATORS, page_items
 from functions.pull_posabit.constants import STREAM_CONTRACTS
-from possync.local.runtime import SIMULATORS
-from tests.mapping_corpus import BAD_VALUES, FIXED_NOW, SEED, fixed_clock
+from tests.mapping_corpus import BAD_VALUES, raw_pages, seeded_connector
 
 
 @pytest.fixture(scope="module")
 def pulled() -> Iterator[tuple[Any, MappingContext, list[tuple[Stream, RawPage]]]]:
     """Every page of every POSaBIT stream of a seeded simulator store (400 records), as the client yields them."""
-    from functions.core.connector import ConnectorConfig
-    from functions.core.credentials import parse_credential
-    from functions.pull_posabit.connector import open_connector
-
-    module, cls = SIMULATORS[Vendor.POSABIT]
-    factory = getattr(importlib.import_module(module), cls)
-    sizes: dict[str, Any] = {"customers_per_store": 120, "sales_per_store": 240, "products_per_store": 40}
-    if "now" in inspect.signature(factory).parameters:
-        sizes["now"] = lambda: FIXED_NOW
-    with fixed_clock():
-        simulator = factory(seed=SEED, store_count=1, **sizes)
-    simulator.start()
-    try:
-        store = simulator.stores[0]
-        credential = parse_credential(simulator.credential_for(store), Vendor.POSABIT, "store-1")
-        connector = open_connector(
-            credential, ConnectorConfig(base_url=simulator.url, page_size=100), tenant="golden", credential_id="store-1"
-        )
-        ctx = dataclasses.replace(connector.prepare(), tenant="golden", credential_id="store-1")
-        derived = derived_streams(connector)
-        pages = [
-            (stream, page)
-            for stream in connector.streams
-            if stream not in derived
-            for page in connector.pages(stream, Window(None, FIXED_NOW), None)
-        ]
-        yield connector, ctx, pages
-    finally:
-        simulator.stop()
+    with seeded_connector(Vendor.POSABIT, 400, page_size=100) as (connector, ctx):
+        yield connector, ctx, list(raw_pages(connector))
 
 
 def _as_stored(mapped: tuple[list[Any], list[dict[str, str]]]) -> tuple[list[tuple[str, str, str]], list[Any]]:
