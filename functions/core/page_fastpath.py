@@ -133,24 +133,30 @@ def _finite_floats(schema: Any) -> Any:
     return rewritten
 
 
-def _python_values(schema: Any, coerce_numbers: bool = False) -> Any:
+def _python_values(schema: Any, coerce_numbers: bool = False, decoded: bool = False) -> Any:
     """`schema` with every node of `_READ_AS_PYTHON`, and every lax text a number may be coerced to (the model's
-    `coerce_numbers_to_str`), validating the decoded value: `{"type": "chain", "steps": [{"type": "any"}, node]}`."""
+    `coerce_numbers_to_str`), validating the decoded value: `{"type": "chain", "steps": [{"type": "any"}, node]}`.
+    A node fed by a chain's earlier step or a before-validator (`decoded`) already reads a Python value."""
     if isinstance(schema, list):
-        return [_python_values(part, coerce_numbers) for part in schema]
+        return [_python_values(part, coerce_numbers, decoded) for part in schema]
     if not isinstance(schema, dict):
         return schema
+    kind = schema.get("type")
     config = schema.get("config")
-    if isinstance(config, dict) and schema.get("type") in ("model", "typed-dict", "dataclass"):
+    if isinstance(config, dict) and kind in ("model", "typed-dict", "dataclass"):
         coerce_numbers = bool(config.get("coerce_numbers_to_str", False))
-    rewritten = {
-        key: value if key in ("function", "serialization", "metadata") else _python_values(value, coerce_numbers)
-        for key, value in schema.items()
-    }
-    kind = rewritten.get("type")
-    numbers_as_text = (
-        kind == "str" and not rewritten.get("strict") and rewritten.get("coerce_numbers_to_str", coerce_numbers)
-    )
+    rewritten: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("function", "serialization", "metadata"):
+            rewritten[key] = value
+        elif kind == "chain" and key == "steps":
+            rewritten[key] = [_python_values(step, coerce_numbers, decoded or i > 0) for i, step in enumerate(value)]
+        else:
+            fed = kind in ("function-before", "function-wrap") and key == "schema"
+            rewritten[key] = _python_values(value, coerce_numbers, decoded or fed)
+    if decoded:
+        return rewritten
+    numbers_as_text = kind == "str" and not schema.get("strict") and schema.get("coerce_numbers_to_str", coerce_numbers)
     if kind in _READ_AS_PYTHON or numbers_as_text:
         return {"type": "chain", "steps": [{"type": "any"}, rewritten]}
     return rewritten

@@ -166,7 +166,8 @@ def _blank_as_none(schema: dict[str, Any], function: Callable[[Any], Any]) -> di
         return {**schema, "schema": _blank_as_none(schema["schema"], function)}
     if kind == "nullable":
         inner = _refusing_blanks(schema["schema"], function)
-        return {**schema, "schema": {"type": "union", "mode": "left_to_right", "choices": [_BLANK_IS_NONE, inner]}}
+        # The field's own schema first: it refuses a blank, so the order changes no answer, and a blank is rare.
+        return {**schema, "schema": {"type": "union", "mode": "left_to_right", "choices": [inner, _BLANK_IS_NONE]}}
     return _refusing_blanks(schema, function)
 
 
