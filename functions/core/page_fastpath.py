@@ -33,7 +33,8 @@ class ValidatedPage:
 class PageValidator:
     """One list page's envelope: `records_key` holds the items, each bare or wrapped as `{wrapper_key: item}` (alone
     in its object, and only when the item has no `id`: a wrapped item carries nothing else), `envelope_keys` are
-    read as any JSON value. Calling it with a page's bytes gives the ValidatedPage, or None when it refuses."""
+    read as any JSON value; `blanks_as_none` as `payload_fastpath.fast_schema` has it. Calling it with a page's bytes
+    gives the ValidatedPage, or None when it refuses."""
 
     def __init__(
         self,
@@ -43,8 +44,9 @@ class PageValidator:
         records_key: str,
         wrapper_keys: Sequence[str] = (),
         envelope_keys: Sequence[str] = (),
+        blanks_as_none: bool = False,
     ) -> None:
-        item = _finite_floats(fast_schema(model, identity_on))
+        item = _python_values(_finite_floats(fast_schema(model, identity_on, blanks_as_none=blanks_as_none)))
         unproven = sorted(_schema_types(item) & _UNPROVEN)
         if unproven:
             raise TypeError(f"{model.__name__} holds {', '.join(unproven)} values: not validated from a page's bytes")
@@ -89,9 +91,16 @@ class PageValidator:
         return ValidatedPage(payloads, page)
 
 
-# Schemas whose JSON-mode reading is not proven to equal what they make of `json.loads`'s values: a decimal reads `1e2`
-# as Decimal('100') where json.loads' float gives Decimal('100.0'). A model holding one is refused at import.
-_UNPROVEN = frozenset({"decimal", "datetime", "time", "timedelta", "bytes", "complex", "json", "uuid"})
+# Schemas whose JSON-mode reading is not proven to equal what they make of `json.loads`'s values. A model holding one
+# is refused at import.
+_UNPROVEN = frozenset({"bytes", "complex", "json", "uuid"})
+
+# Schemas whose JSON mode reads a number from its own formatting of it (a decimal reads `1.0` or `1e2` as
+# Decimal('1') and Decimal('100') where json.loads' float gives Decimal('1.0') and Decimal('100.0'); text coerced from
+# a number reads `1e16` as '10000000000000000' where str() of the float gives '1e+16'). `_python_values` hands them
+# the value JSON decoding gives (a chain after `any`: a float, an int, a str as json.loads has them), which they then
+# validate as they validate Python values, that is exactly as the per-item path does.
+_READ_AS_PYTHON = frozenset({"decimal", "datetime", "date", "time", "timedelta"})
 
 
 def _schema_types(schema: Any) -> set[str]:
@@ -121,6 +130,35 @@ def _finite_floats(schema: Any) -> Any:
     rewritten = {key: _finite_floats(value) for key, value in schema.items()}
     if rewritten.get("type") == "float":
         rewritten["allow_inf_nan"] = False
+    return rewritten
+
+
+def _python_values(schema: Any, coerce_numbers: bool = False, decoded: bool = False) -> Any:
+    """`schema` with every node of `_READ_AS_PYTHON`, and every lax text a number may be coerced to (the model's
+    `coerce_numbers_to_str`), validating the decoded value: `{"type": "chain", "steps": [{"type": "any"}, node]}`.
+    A node fed by a chain's earlier step or a before-validator (`decoded`) already reads a Python value."""
+    if isinstance(schema, list):
+        return [_python_values(part, coerce_numbers, decoded) for part in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kind = schema.get("type")
+    config = schema.get("config")
+    if isinstance(config, dict) and kind in ("model", "typed-dict", "dataclass"):
+        coerce_numbers = bool(config.get("coerce_numbers_to_str", False))
+    rewritten: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("function", "serialization", "metadata"):
+            rewritten[key] = value
+        elif kind == "chain" and key == "steps":
+            rewritten[key] = [_python_values(step, coerce_numbers, decoded or i > 0) for i, step in enumerate(value)]
+        else:
+            fed = kind in ("function-before", "function-wrap") and key == "schema"
+            rewritten[key] = _python_values(value, coerce_numbers, decoded or fed)
+    if decoded:
+        return rewritten
+    numbers_as_text = kind == "str" and not schema.get("strict") and schema.get("coerce_numbers_to_str", coerce_numbers)
+    if kind in _READ_AS_PYTHON or numbers_as_text:
+        return {"type": "chain", "steps": [{"type": "any"}, rewritten]}
     return rewritten
 
 

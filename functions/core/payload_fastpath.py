@@ -55,6 +55,15 @@ _BLANK_SAFE = frozenset({"int", "float", "decimal", "bool", "date", "datetime", 
 
 _STRICT_TYPES = frozenset({"int", "bool", "list", "str"})
 
+# A text `value.strip()` leaves nothing of, read as None (a default taken when `none` refuses the text: no Python).
+_BLANK_IS_NONE: dict[str, Any] = {
+    "type": "chain",
+    "steps": [
+        {"type": "str", "strict": True, "pattern": rf"\A[{_SPACES}]*\z"},
+        {"type": "default", "schema": {"type": "none"}, "on_error": "default", "default": None},
+    ],
+}
+
 
 def fast_validator(
     model: type[ModelT], identity_on: Mapping[Callable[[Any], Any], IdentityOn]
@@ -77,18 +86,26 @@ def fast_validator(
     return validate
 
 
-def fast_schema(model: type[BaseModel], identity_on: Mapping[Callable[[Any], Any], IdentityOn]) -> Any:
+def fast_schema(
+    model: type[BaseModel], identity_on: Mapping[Callable[[Any], Any], IdentityOn], *, blanks_as_none: bool = False
+) -> Any:
     """The core schema `fast_validator` compiles: the model's, with the before-validators in `identity_on` compiled
-    out (functions.core.page_fastpath embeds it as a page's items)."""
-    return _rewrite(model.__pydantic_core_schema__, identity_on, {})
+    out (functions.core.page_fastpath embeds it as a page's items). `blanks_as_none`: a "no_blank_values" model's
+    nullable field reads a blank text as None, as the before-validator has it read, instead of refusing it."""
+    return _rewrite(model.__pydantic_core_schema__, identity_on, {}, blanks_as_none)
 
 
-def _rewrite(schema: Any, identity_on: Mapping[Callable[[Any], Any], IdentityOn], classes: dict[type, type]) -> Any:
+def _rewrite(
+    schema: Any,
+    identity_on: Mapping[Callable[[Any], Any], IdentityOn],
+    classes: dict[type, type],
+    blanks_as_none: bool = False,
+) -> Any:
     if isinstance(schema, list):
-        return [_rewrite(part, identity_on, classes) for part in schema]
+        return [_rewrite(part, identity_on, classes, blanks_as_none) for part in schema]
     if not isinstance(schema, dict):
         return schema
-    rewritten = {key: _rewrite(value, identity_on, classes) for key, value in schema.items()}
+    rewritten = {key: _rewrite(value, identity_on, classes, blanks_as_none) for key, value in schema.items()}
     if rewritten.get("type") == "model":
         rewritten["cls"] = _built_by_schema(rewritten["cls"], classes)
     if rewritten.get("type") == "function-before":
@@ -96,7 +113,7 @@ def _rewrite(schema: Any, identity_on: Mapping[Callable[[Any], Any], IdentityOn]
         function = getattr(function, "__func__", function)  # a model's validator: a classmethod bound to each model
         kind = identity_on.get(function) if callable(function) else None
         if kind == "no_blank_values":
-            return _no_blank_values(rewritten["schema"], function)
+            return _no_blank_values(rewritten["schema"], function, blanks_as_none)
         if kind == "present_alternatives":
             owner = getattr(rewritten["function"].get("function"), "__self__", None)
             return _present(rewritten["schema"], tuple(getattr(owner, "ALTERNATIVES", None) or ()), function)
@@ -129,11 +146,29 @@ def _constrain_text(schema: dict[str, Any], key: str, bound: int) -> dict[str, A
     return None
 
 
-def _no_blank_values(schema: dict[str, Any], function: Callable[[Any], Any]) -> dict[str, Any]:
+def _no_blank_values(
+    schema: dict[str, Any], function: Callable[[Any], Any], blanks_as_none: bool = False
+) -> dict[str, Any]:
     if schema.get("type") != "model-fields":
         raise TypeError(f"{function.__qualname__} is no model's before-validator: it cannot be compiled out")
-    fields = {name: _refusing_blanks(field, function) for name, field in schema["fields"].items()}
+    fields = {
+        name: _blank_as_none(field, function) if blanks_as_none else _refusing_blanks(field, function)
+        for name, field in schema["fields"].items()
+    }
     return {**schema, "fields": fields}
+
+
+def _blank_as_none(schema: dict[str, Any], function: Callable[[Any], Any]) -> dict[str, Any]:
+    """A model field whose blank text the before-validator turns into None: a nullable one takes it as None (and its
+    schema refuses blanks otherwise), any other refuses it (None is no value of it: the model's error)."""
+    kind = schema.get("type")
+    if kind in ("model-field", "default"):
+        return {**schema, "schema": _blank_as_none(schema["schema"], function)}
+    if kind == "nullable":
+        inner = _refusing_blanks(schema["schema"], function)
+        # The field's own schema first: it refuses a blank, so the order changes no answer, and a blank is rare.
+        return {**schema, "schema": {"type": "union", "mode": "left_to_right", "choices": [inner, _BLANK_IS_NONE]}}
+    return _refusing_blanks(schema, function)
 
 
 def _present(schema: dict[str, Any], names: tuple[str, ...], function: Callable[[Any], Any]) -> dict[str, Any]:

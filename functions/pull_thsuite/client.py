@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +18,7 @@ from functions.core.errors import MalformedPageError
 from functions.core.http import RetryPolicy, VendorHttp, tls_context
 from functions.core.layout import Stream, Vendor
 from functions.core.observability import logger
+from functions.core.page_fastpath import LazyItems, PageValidator
 from functions.pull_thsuite.constants import (
     AUTH_HEADER,
     AUTH_SCHEME,
@@ -31,7 +34,7 @@ from functions.pull_thsuite.constants import (
     STREAM_PATHS,
     USER_AGENT,
 )
-from functions.pull_thsuite.mapping import ThsuiteStore
+from functions.pull_thsuite.mapping import IDENTITY_ON, PAGE_MODELS, ThsuiteStore
 
 
 class Envelope(BaseModel):
@@ -44,6 +47,21 @@ class Envelope(BaseModel):
     limit: int | None = None
     total: int | None = Field(default=None, ge=0)
     has_more: bool | None = None
+
+
+_ENVELOPE_FIELDS = tuple(name for name in Envelope.model_fields if name != "data")
+
+# Each stream's list page validated from its bytes in one call (the happy path; refused: decoded, its envelope and
+# items as before).
+PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
+    stream: PageValidator(model, IDENTITY_ON, records_key="data", envelope_keys=_ENVELOPE_FIELDS, blanks_as_none=True)
+    for stream, model in PAGE_MODELS.items()
+}
+
+
+def page_items(path: str, body: bytes) -> list[dict[str, Any]]:
+    """A list page's items as the per-item path maps them."""
+    return ThsuiteClient.parse_response(json.loads(body), path).data
 
 
 class PageToken(BaseModel):
@@ -146,9 +164,10 @@ class ThsuiteClient:
             raise MalformedPageError(f"thsuite answered {path} without the list envelope") from None
 
     @staticmethod
-    def next_page_token(envelope: Envelope, position: PageToken) -> dict[str, Any] | None:
-        """The next page while the server says there is more; an empty page ends the window whatever it says."""
-        if not envelope.data:
+    def next_page_token(envelope: Envelope, position: PageToken, count: int | None = None) -> dict[str, Any] | None:
+        """The next page while the server says there is more; an empty page ends the window whatever it says. `count`:
+        the page's items when they are not in the envelope (a page validated from its bytes)."""
+        if not (envelope.data if count is None else count):
             return None
         more = envelope.has_more
         if more is None:
@@ -172,15 +191,24 @@ class ThsuiteClient:
         position = self.start_position(token)
         while True:
             params = self.request_params(window, position)
-            response, payload = self.http.get_json(path, params)
-            envelope = self.parse_response(payload, path)
-            next_token = self.next_page_token(envelope, position)
+            response, validated, payload = self.http.get_validated(path, params, PAGE_VALIDATORS[stream])
+            items: Sequence[dict[str, Any]]
+            if validated is None:
+                envelope = self.parse_response(payload, path)
+                items = envelope.data
+            else:
+                # The envelope read from the same fields as the per-item path reads (its own errors), the items left
+                # to be decoded only if an item's mapping fails.
+                envelope = self.parse_response({**validated.envelope, "data": []}, path)
+                items = LazyItems(len(validated.payloads), functools.partial(page_items, path, response.content))
+            next_token = self.next_page_token(envelope, position, len(items))
             yield RawPage(
                 body=response.content,
-                items=envelope.data,
+                items=items,
                 request={"method": "GET", "path": path, "params": params},
                 next_token=next_token,
                 total_records=envelope.total,
+                payloads=None if validated is None else validated.payloads,
             )
             if next_token is None:
                 return

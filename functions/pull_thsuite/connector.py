@@ -45,6 +45,9 @@ class ThsuiteConnector:
     def map_record(self, stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
         return mapping.map_record(stream, item, ctx)
 
+    def map_payload(self, stream: Stream, payload: Any, ctx: MappingContext) -> CanonicalRecord:
+        return mapping.map_payload(stream, payload, ctx)
+
     def item_id(self, stream: Stream, item: dict[str, Any]) -> str | None:
         return mapping.item_id(stream, item)
 

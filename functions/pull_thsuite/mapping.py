@@ -244,8 +244,11 @@ def _common(ctx: MappingContext, pos_id: str, store_id: str | None, updated_at: 
 
 
 def map_patient(item: dict[str, Any], ctx: MappingContext) -> Shopper:
+    return patient_record(validate_patient(item), ctx)
+
+
+def patient_record(patient: ThsuitePatient, ctx: MappingContext) -> Shopper:
     """A THSuite patient is a shopper; its phone is read in the store's country, placeholders are kept raw only."""
-    patient = validate_patient(item)
     zone = _zone(ctx)
     return record_of(
         Shopper,
@@ -283,12 +286,15 @@ def _sale_line(line: ThsuiteReceiptLine) -> SaleLineFields:
 
 
 def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
+    return receipt_record(validate_receipt(item), ctx)
+
+
+def receipt_record(receipt: ThsuiteReceipt, ctx: MappingContext) -> Sale:
     """A receipt is a sale; return lines make it refunded (all lines) or partially refunded (some lines).
 
     THSuite's `total` is net of returns, so the canonical total is that net plus what was returned: then
     `Sale.net_cents` is exactly what THSuite says the customer paid (negative for a pure return receipt).
     """
-    receipt = validate_receipt(item)
     status = _RECEIPT_STATUS.get(receipt.status.strip().lower())
     if status is None:
         raise MappingError(receipt.id, f"receipt status {receipt.status[:32]!r} is not one THSuite is known to use")
@@ -330,7 +336,10 @@ def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
 
 
 def map_inventory_item(item: dict[str, Any], ctx: MappingContext) -> Product:
-    inventory = validate_inventory_item(item)
+    return inventory_record(validate_inventory_item(item), ctx)
+
+
+def inventory_record(inventory: ThsuiteInventoryItem, ctx: MappingContext) -> Product:
     return record_of(
         Product,
         {
@@ -348,8 +357,11 @@ def map_inventory_item(item: dict[str, Any], ctx: MappingContext) -> Product:
 
 
 def map_loyalty_balance(item: dict[str, Any], ctx: MappingContext) -> LoyaltyBalance:
+    return loyalty_record(validate_loyalty_balance(item), ctx)
+
+
+def loyalty_record(balance: ThsuiteLoyaltyBalance, ctx: MappingContext) -> LoyaltyBalance:
     """One balance per patient and store, keyed by the patient id; fractional points are truncated (ASSUMED)."""
-    balance = validate_loyalty_balance(item)
     common = _common(ctx, balance.patient_id, balance.store_id, balance.updated_at)
     return record_of(
         LoyaltyBalance,
@@ -363,7 +375,10 @@ def map_loyalty_balance(item: dict[str, Any], ctx: MappingContext) -> LoyaltyBal
 
 
 def map_discount(item: dict[str, Any], ctx: MappingContext) -> Discount:
-    discount = validate_discount(item)
+    return discount_record(validate_discount(item), ctx)
+
+
+def discount_record(discount: ThsuiteDiscount, ctx: MappingContext) -> Discount:
     return record_of(
         Discount,
         {
@@ -397,6 +412,24 @@ _MAPPERS: Final[dict[Stream, Callable[[dict[str, Any], MappingContext], Canonica
 }
 
 
+# Each stream's payload model (its list pages are validated from their bytes: functions.core.page_fastpath) and the
+# mapping of a validated payload.
+PAGE_MODELS: Final[dict[Stream, type[_Payload]]] = {
+    Stream.CUSTOMERS: ThsuitePatient,
+    Stream.SALES: ThsuiteReceipt,
+    Stream.INVENTORY: ThsuiteInventoryItem,
+    Stream.LOYALTY: ThsuiteLoyaltyBalance,
+    Stream.DISCOUNTS: ThsuiteDiscount,
+}
+_PAYLOAD_MAPPERS: Final[dict[Stream, Callable[[Any, MappingContext], CanonicalRecord]]] = {
+    Stream.CUSTOMERS: patient_record,
+    Stream.SALES: receipt_record,
+    Stream.INVENTORY: inventory_record,
+    Stream.LOYALTY: loyalty_record,
+    Stream.DISCOUNTS: discount_record,
+}
+
+
 def item_id(stream: Stream, item: dict[str, Any]) -> str | None:
     """The POS id of a raw item (loyalty balances are keyed by their patient), best effort."""
     raw = item.get("patient_id" if stream is Stream.LOYALTY else "id")
@@ -420,3 +453,9 @@ def map_record(stream: Stream, item: dict[str, Any], ctx: MappingContext) -> Can
         return mapper(item, ctx)
     except ValidationError as exc:
         raise MappingError(item_id(stream, item), validation_reason(exc)) from None
+
+
+def map_payload(stream: Stream, payload: Any, ctx: MappingContext) -> CanonicalRecord:
+    """The record `map_record` gives for the item `payload` was validated from (its stream's PAGE_MODELS instance);
+    whatever it raises, the engine maps that item with `map_record` instead (functions.core.engine.map_page)."""
+    return _PAYLOAD_MAPPERS[stream](payload, ctx)

@@ -3,6 +3,7 @@ per-item path's, and VendorHttp.get_validated falls back to decoding (and retryi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -66,10 +67,37 @@ def test_anything_off_the_happy_path_is_refused_whole(body: bytes) -> None:
     assert _validator()(body) is None
 
 
+class _Keyed(BaseModel):
+    id: str
+    key: bytes
+
+
 def test_a_model_holding_values_json_mode_may_read_differently_is_refused_at_import() -> None:
-    # A decimal reads 1e2 as Decimal('100') from JSON where json.loads' float gives Decimal('100.0')
-    with pytest.raises(TypeError, match="decimal"):
-        PageValidator(_Priced, {}, records_key="rows")
+    # Bytes read from JSON text follow the config's `val_json_bytes`, from a str they are its UTF-8: not proven equal
+    with pytest.raises(TypeError, match="bytes"):
+        PageValidator(_Keyed, {}, records_key="rows")
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [
+        ("1e2", "Decimal('100.0')"),  # JSON mode alone reads Decimal('100')
+        ("1.0", "Decimal('1.0')"),  # JSON mode alone: Decimal('1')
+        ("1e16", "Decimal('1E+16')"),  # JSON mode alone: Decimal('10000000000000000')
+        ("-0.0", "Decimal('-0.0')"),
+        ("1e-400", "Decimal('0.0')"),
+        ("0.1000000000000000055511151231257827", "Decimal('0.1')"),
+        ("12.340", "Decimal('12.34')"),
+        ('"1e2"', "Decimal('1E+2')"),
+        ("7", "Decimal('7')"),
+    ],
+)
+def test_a_decimal_is_read_from_the_value_json_loads_gives(number: str, expected: str) -> None:
+    # A decimal node validates the decoded value (a float as json.loads has it), as the per-item path does
+    body = b'{"rows": [{"id": "a", "price": ' + number.encode() + b"}]}"
+    page = PageValidator(_Priced, {}, records_key="rows")(body)
+    assert page is not None
+    assert repr(page.payloads[0].price) == expected == repr(_Priced.model_validate(json.loads(body)["rows"][0]).price)
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from functions.core.connector import MappingContext, RawPage, Window
@@ -10,6 +12,7 @@ from functions.core.credentials import AuphanCredential
 from functions.core.errors import MalformedPageError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import CanonicalRecord
+from functions.core.page_fastpath import LazyItems, PageValidator
 from functions.pull_onprem.auphan import mapping
 from functions.pull_onprem.auphan.constants import (
     AUTH_HEADER,
@@ -30,7 +33,29 @@ from functions.pull_onprem.auphan.constants import (
 )
 from functions.pull_onprem.paging import count_field, cursor_of, format_instant
 from functions.pull_onprem.transport import OnPremHttp
-from functions.pull_onprem.values import store_zone, text_or_none
+from functions.pull_onprem.values import IDENTITY_ON, store_zone, text_or_none
+
+# Each stream's list page validated from its bytes in one call (the happy path; refused: decoded, its items mapped one
+# by one as before).
+PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
+    stream: PageValidator(
+        model, IDENTITY_ON, records_key=ENVELOPE_ITEMS, envelope_keys=(ENVELOPE_NEXT_CURSOR, ENVELOPE_TOTAL_COUNT)
+    )
+    for stream, model in mapping.PAGE_MODELS.items()
+}
+
+
+def page_items(stream: Stream, body: bytes) -> list[dict[str, Any]]:
+    """A list page's items as the per-item path maps them."""
+    return checked_items(stream, json.loads(body))
+
+
+def checked_items(stream: Stream, payload: Any) -> list[dict[str, Any]]:
+    """The items of a decoded list page, or MalformedPageError when it is no list page."""
+    if not isinstance(payload, dict) or not isinstance(payload.get(ENVELOPE_ITEMS), list):
+        raise MalformedPageError(f"auphan returned a page of {stream.value} without an '{ENVELOPE_ITEMS}' list")
+    items: list[dict[str, Any]] = payload[ENVELOPE_ITEMS]
+    return items
 
 
 def auth_headers(credential: AuphanCredential) -> dict[str, str]:
@@ -90,10 +115,13 @@ class AuphanConnector:
         cursor = cursor_of(token)
         while True:
             params = self.request_params(window, cursor)
-            response, payload = self.http.get_json(path, params)
-            if not isinstance(payload, dict) or not isinstance(payload.get(ENVELOPE_ITEMS), list):
-                raise MalformedPageError(f"auphan returned a page of {stream.value} without an '{ENVELOPE_ITEMS}' list")
-            items: list[dict[str, Any]] = payload[ENVELOPE_ITEMS]
+            response, validated, payload = self.http.get_validated(path, params, PAGE_VALIDATORS[stream])
+            items: Sequence[dict[str, Any]]
+            if validated is None:
+                items = checked_items(stream, payload)
+            else:  # the envelope's cursor and count as decoded; the items decoded only if an item's mapping fails
+                payload = validated.envelope
+                items = LazyItems(len(validated.payloads), functools.partial(page_items, stream, response.content))
             next_cursor = payload.get(ENVELOPE_NEXT_CURSOR)
             if next_cursor is not None and (not isinstance(next_cursor, str) or not next_cursor):
                 raise MalformedPageError(f"auphan returned a page of {stream.value} with an unreadable next cursor")
@@ -106,6 +134,7 @@ class AuphanConnector:
                 request={"method": "GET", "path": path, "params": params},
                 next_token={"cursor": next_cursor} if more else None,
                 total_records=count_field(payload, ENVELOPE_TOTAL_COUNT),
+                payloads=None if validated is None else validated.payloads,
             )
             if not more:
                 return
@@ -113,6 +142,9 @@ class AuphanConnector:
 
     def map_record(self, stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
         return mapping.map_record(stream, item, ctx)
+
+    def map_payload(self, stream: Stream, payload: Any, ctx: MappingContext) -> CanonicalRecord:
+        return mapping.map_payload(stream, payload, ctx)
 
     def item_id(self, stream: Stream, item: dict[str, Any]) -> str | None:
         return mapping.item_id(stream, item)

@@ -175,7 +175,10 @@ def sms_flags(consent: str | None) -> tuple[bool | None, bool | None]:
 
 
 def map_customer(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
-    raw = parse_payload(AuphanCustomer, item, lambda i: item_id(Stream.CUSTOMERS, i))
+    return customer_record(parse_payload(AuphanCustomer, item, lambda i: item_id(Stream.CUSTOMERS, i)), ctx)
+
+
+def customer_record(raw: AuphanCustomer, ctx: MappingContext) -> CanonicalRecord:
     zone = store_zone(ctx.timezone)
     sms_opt_in, sms_opt_out = sms_flags(raw.sms_consent)
     address = raw.address or AuphanAddress()
@@ -251,7 +254,10 @@ def sale_status(raw: AuphanSale, lines: list[SaleLineFields]) -> tuple[SaleStatu
 
 
 def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
-    raw = parse_payload(AuphanSale, item, lambda i: item_id(Stream.SALES, i))
+    return sale_record(parse_payload(AuphanSale, item, lambda i: item_id(Stream.SALES, i)), ctx)
+
+
+def sale_record(raw: AuphanSale, ctx: MappingContext) -> CanonicalRecord:
     zone = store_zone(ctx.timezone)
     ordered_at = to_utc(raw.completed_at, zone)
 
@@ -291,7 +297,10 @@ def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 
 def map_product(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
-    raw = parse_payload(AuphanProduct, item, lambda i: item_id(Stream.INVENTORY, i))
+    return product_record(parse_payload(AuphanProduct, item, lambda i: item_id(Stream.INVENTORY, i)), ctx)
+
+
+def product_record(raw: AuphanProduct, ctx: MappingContext) -> CanonicalRecord:
     name = raw.name or raw.sku
     if name is None:
         raise MappingError(raw.product_id, "product has neither name nor sku")
@@ -320,7 +329,10 @@ def map_product(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 
 def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
-    raw = parse_payload(AuphanDiscount, item, lambda i: item_id(Stream.DISCOUNTS, i))
+    return discount_record(parse_payload(AuphanDiscount, item, lambda i: item_id(Stream.DISCOUNTS, i)), ctx)
+
+
+def discount_record(raw: AuphanDiscount, ctx: MappingContext) -> CanonicalRecord:
     return _build(
         raw.discount_id,
         lambda: record_of(
@@ -349,6 +361,21 @@ MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord
     Stream.DISCOUNTS: map_discount,
 }
 
+# Each stream's payload model (its list pages are validated from their bytes: functions.core.page_fastpath) and the
+# mapping of a validated payload.
+PAGE_MODELS: dict[Stream, type[BaseModel]] = {
+    Stream.CUSTOMERS: AuphanCustomer,
+    Stream.SALES: AuphanSale,
+    Stream.INVENTORY: AuphanProduct,
+    Stream.DISCOUNTS: AuphanDiscount,
+}
+PAYLOAD_MAPPERS: dict[Stream, Callable[[Any, MappingContext], CanonicalRecord]] = {
+    Stream.CUSTOMERS: customer_record,
+    Stream.SALES: sale_record,
+    Stream.INVENTORY: product_record,
+    Stream.DISCOUNTS: discount_record,
+}
+
 
 def map_record(stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     """One Auphan item to its canonical record, or MappingError (the item is quarantined, the pull goes on)."""
@@ -358,3 +385,9 @@ def map_record(stream: Stream, item: dict[str, Any], ctx: MappingContext) -> Can
     if mapper is None:
         raise MappingError(None, f"auphan has no {stream.value} stream")
     return mapper(item, ctx)
+
+
+def map_payload(stream: Stream, payload: Any, ctx: MappingContext) -> CanonicalRecord:
+    """The record `map_record` gives for the item `payload` was validated from (its stream's PAGE_MODELS instance);
+    whatever it raises, the engine maps that item with `map_record` instead (functions.core.engine.map_page)."""
+    return PAYLOAD_MAPPERS[stream](payload, ctx)

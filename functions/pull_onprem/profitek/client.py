@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -11,6 +13,7 @@ from functions.core.credentials import ProfitekCredential
 from functions.core.errors import MalformedPageError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import CanonicalRecord
+from functions.core.page_fastpath import LazyItems, PageValidator
 from functions.pull_onprem.paging import count_field, format_instant, page_number
 from functions.pull_onprem.profitek import mapping
 from functions.pull_onprem.profitek.constants import (
@@ -33,7 +36,29 @@ from functions.pull_onprem.profitek.constants import (
     STREAMS,
 )
 from functions.pull_onprem.transport import OnPremHttp
-from functions.pull_onprem.values import text_or_none
+from functions.pull_onprem.values import IDENTITY_ON, text_or_none
+
+# Each stream's list page validated from its bytes in one call (the happy path; refused: decoded, its items mapped one
+# by one as before).
+PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
+    stream: PageValidator(
+        model, IDENTITY_ON, records_key=ENVELOPE_ITEMS, envelope_keys=(ENVELOPE_TOTAL_PAGES, ENVELOPE_TOTAL_COUNT)
+    )
+    for stream, model in mapping.PAGE_MODELS.items()
+}
+
+
+def page_items(stream: Stream, body: bytes) -> list[dict[str, Any]]:
+    """A list page's items as the per-item path maps them."""
+    return checked_items(stream, json.loads(body))
+
+
+def checked_items(stream: Stream, payload: Any) -> list[dict[str, Any]]:
+    """The items of a decoded list page, or MalformedPageError when it is no list page."""
+    if not isinstance(payload, dict) or not isinstance(payload.get(ENVELOPE_ITEMS), list):
+        raise MalformedPageError(f"profitek returned a page of {stream.value} without a '{ENVELOPE_ITEMS}' list")
+    items: list[dict[str, Any]] = payload[ENVELOPE_ITEMS]
+    return items
 
 
 def auth_headers(credential: ProfitekCredential) -> dict[str, str]:
@@ -103,12 +128,13 @@ class ProfitekConnector:
         page = page_number(token, FIRST_PAGE)
         while True:
             params = self.request_params(window, page)
-            response, payload = self.http.get_json(path, params)
-            if not isinstance(payload, dict) or not isinstance(payload.get(ENVELOPE_ITEMS), list):
-                raise MalformedPageError(
-                    f"profitek returned a page of {stream.value} without a '{ENVELOPE_ITEMS}' list"
-                )
-            items: list[dict[str, Any]] = payload[ENVELOPE_ITEMS]
+            response, validated, payload = self.http.get_validated(path, params, PAGE_VALIDATORS[stream])
+            items: Sequence[dict[str, Any]]
+            if validated is None:
+                items = checked_items(stream, payload)
+            else:  # the envelope's counts as decoded; the items decoded only if an item's mapping fails
+                payload = validated.envelope
+                items = LazyItems(len(validated.payloads), functools.partial(page_items, stream, response.content))
             total_pages = count_field(payload, ENVELOPE_TOTAL_PAGES)
             more = page < total_pages if total_pages is not None else len(items) >= self.page_size
             next_token = {"page": page + 1} if more and items else None
@@ -118,6 +144,7 @@ class ProfitekConnector:
                 request={"method": "GET", "path": path, "params": params},
                 next_token=next_token,
                 total_records=count_field(payload, ENVELOPE_TOTAL_COUNT),
+                payloads=None if validated is None else validated.payloads,
             )
             if next_token is None:
                 return
@@ -125,6 +152,9 @@ class ProfitekConnector:
 
     def map_record(self, stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
         return mapping.map_record(stream, item, ctx)
+
+    def map_payload(self, stream: Stream, payload: Any, ctx: MappingContext) -> CanonicalRecord:
+        return mapping.map_payload(stream, payload, ctx)
 
     def item_id(self, stream: Stream, item: dict[str, Any]) -> str | None:
         return mapping.item_id(stream, item)

@@ -178,7 +178,10 @@ def _build(pos_id: str, build: Callable[[], CanonicalRecord]) -> CanonicalRecord
 
 
 def map_customer(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
-    raw = parse_payload(ProfitekCustomer, item, lambda i: item_id(Stream.CUSTOMERS, i))
+    return customer_record(parse_payload(ProfitekCustomer, item, lambda i: item_id(Stream.CUSTOMERS, i)), ctx)
+
+
+def customer_record(raw: ProfitekCustomer, ctx: MappingContext) -> CanonicalRecord:
     zone = store_zone(ctx.timezone)
     return _build(
         raw.customer_id,
@@ -242,7 +245,10 @@ def sale_status(pos_id: str, raw_status: str, lines: list[SaleLineFields]) -> Sa
 
 
 def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
-    raw = parse_payload(ProfitekTransaction, item, lambda i: item_id(Stream.SALES, i))
+    return sale_record(parse_payload(ProfitekTransaction, item, lambda i: item_id(Stream.SALES, i)), ctx)
+
+
+def sale_record(raw: ProfitekTransaction, ctx: MappingContext) -> CanonicalRecord:
     zone = store_zone(ctx.timezone)
     ordered_at = to_utc(raw.transaction_date, zone)
 
@@ -281,7 +287,10 @@ def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 
 def map_item(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
-    raw = parse_payload(ProfitekItem, item, lambda i: item_id(Stream.INVENTORY, i))
+    return item_record(parse_payload(ProfitekItem, item, lambda i: item_id(Stream.INVENTORY, i)), ctx)
+
+
+def item_record(raw: ProfitekItem, ctx: MappingContext) -> CanonicalRecord:
     name = raw.description or raw.sku
     if name is None:
         raise MappingError(raw.item_id, "item has neither Description nor SKU")
@@ -310,7 +319,10 @@ def map_item(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 
 def map_loyalty(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
-    raw = parse_payload(ProfitekLoyaltyBalance, item, lambda i: item_id(Stream.LOYALTY, i))
+    return loyalty_record(parse_payload(ProfitekLoyaltyBalance, item, lambda i: item_id(Stream.LOYALTY, i)), ctx)
+
+
+def loyalty_record(raw: ProfitekLoyaltyBalance, ctx: MappingContext) -> CanonicalRecord:
     as_of = to_utc(raw.modified_date, store_zone(ctx.timezone))
     return _build(
         raw.customer_id,
@@ -332,7 +344,10 @@ def map_loyalty(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 
 def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
-    raw = parse_payload(ProfitekDiscount, item, lambda i: item_id(Stream.DISCOUNTS, i))
+    return discount_record(parse_payload(ProfitekDiscount, item, lambda i: item_id(Stream.DISCOUNTS, i)), ctx)
+
+
+def discount_record(raw: ProfitekDiscount, ctx: MappingContext) -> CanonicalRecord:
     return _build(
         raw.discount_id,
         lambda: record_of(
@@ -362,9 +377,32 @@ MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord
     Stream.DISCOUNTS: map_discount,
 }
 
+# Each stream's payload model (its list pages are validated from their bytes: functions.core.page_fastpath) and the
+# mapping of a validated payload.
+PAGE_MODELS: dict[Stream, type[BaseModel]] = {
+    Stream.CUSTOMERS: ProfitekCustomer,
+    Stream.SALES: ProfitekTransaction,
+    Stream.INVENTORY: ProfitekItem,
+    Stream.LOYALTY: ProfitekLoyaltyBalance,
+    Stream.DISCOUNTS: ProfitekDiscount,
+}
+PAYLOAD_MAPPERS: dict[Stream, Callable[[Any, MappingContext], CanonicalRecord]] = {
+    Stream.CUSTOMERS: customer_record,
+    Stream.SALES: sale_record,
+    Stream.INVENTORY: item_record,
+    Stream.LOYALTY: loyalty_record,
+    Stream.DISCOUNTS: discount_record,
+}
+
 
 def map_record(stream: Stream, item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     """One Profitek item to its canonical record, or MappingError (the item is quarantined, the pull goes on)."""
     if not isinstance(item, dict):
         raise MappingError(None, f"{stream.value} item is not a JSON object")
     return MAPPERS[stream](item, ctx)
+
+
+def map_payload(stream: Stream, payload: Any, ctx: MappingContext) -> CanonicalRecord:
+    """The record `map_record` gives for the item `payload` was validated from (its stream's PAGE_MODELS instance);
+    whatever it raises, the engine maps that item with `map_record` instead (functions.core.engine.map_page)."""
+    return PAYLOAD_MAPPERS[stream](payload, ctx)
