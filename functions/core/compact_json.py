@@ -4,16 +4,18 @@ orjson where the two are proven to write the same bytes.
 A Flourish page is identified by its items' compact JSON (its `meta.next` echoes the query, so its bytes differ on
 every pull; functions.core.engine.page_digest). The archived-page index of every deployed credential holds digests
 of the text json.dumps wrote, so the text must stay the same byte for byte; orjson writes it in a tenth of the CPU.
-For a value `json.loads` made, the two write the same bytes except where orjson writes non-ASCII text raw (json.dumps
-escapes it as `\\uXXXX`), DEL raw (`\\u007f`), a float under 1e-4 as `0.00001` or `1e-7` (`1e-05`, `1e-07`) and a
-float that is not finite as `null` (`NaN`, `Infinity`); ints beyond 64 bits, lone surrogates and nesting deeper than
-255 it refuses. The first three show in orjson's text; for the last, either the document holds orjson's text verbatim
-as the member (a `null` there decodes to None, never to a float) or no float of the document can be infinite or NaN.
-Anything else is written by json.dumps, as before.
+For a value `json.loads` made, the two write the same bytes except where orjson writes non-ASCII text and DEL raw
+(json.dumps escapes them as `\\u00e9`, `\\u007f`, a pair of surrogates beyond the BMP: done here to orjson's text), a
+float under 1e-4 as `0.00001` or `1e-7` (`1e-05`, `1e-07`) and a float that is not finite as `null` (`NaN`,
+`Infinity`); ints beyond 64 bits, lone surrogates and nesting deeper than 255 it refuses. Small floats show in
+orjson's text; for the others, either the document holds orjson's text verbatim as the member (a `null` there
+decodes to None, never to a float) or no float of the document can be infinite or NaN. Anything else is written by
+json.dumps, as before.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from typing import Any, Final
@@ -37,8 +39,8 @@ def compact_member(document: bytes, key: str, value: Any) -> bytes:
         text = orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError: an int beyond 64 bits, a lone surrogate, deep nesting
         return _stdlib(value)
-    if _reads_back_the_same(text) and (_verbatim(document, key, text) or _finite_floats_only(document)):
-        return text
+    if _no_small_floats(text) and (_verbatim(document, key, text) or _finite_floats_only(document)):
+        return _escaped_as_json_dumps(text)
     return _stdlib(value)
 
 
@@ -46,15 +48,37 @@ def _stdlib(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode()
 
 
-def _reads_back_the_same(text: bytes) -> bool:
-    """Whether json.dumps writes orjson's `text` again for what json.loads reads from it: ASCII but DEL, and no float
-    under 1e-4 (every other character, int and finite float orjson writes as json.dumps does)."""
-    return (
-        text.isascii()
-        and b"\x7f" not in text
-        and _FOUR_ZEROS not in text
-        and _NEGATIVE_EXPONENT.search(text) is None  # "Pre-Roll" in a name is text, `1e-7` a number
-    )
+def _no_small_floats(text: bytes) -> bool:
+    """Whether orjson's `text` holds no float under 1e-4: then json.dumps writes what json.loads reads from it as
+    `_escaped_as_json_dumps(text)` (every ASCII character, int and other finite float orjson writes as json.dumps)."""
+    return _FOUR_ZEROS not in text and _NEGATIVE_EXPONENT.search(text) is None  # "Pre-Roll" is text, `1e-7` a number
+
+
+def _escaped_as_json_dumps(text: bytes) -> bytes:
+    """orjson's `text` (UTF-8 without lone surrogates) with DEL and every non-ASCII character escaped as json.dumps
+    escapes them: they appear only inside strings there."""
+    if not text.isascii():
+        text = text.decode().encode("ascii", _JSON_ESCAPES)
+    return text.replace(b"\x7f", b"\\u007f") if b"\x7f" in text else text
+
+
+def _json_escapes(error: UnicodeError) -> tuple[str, int]:
+    """The encoding error handler writing a run of non-ASCII characters as json.dumps' `ensure_ascii` does."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    escaped = []
+    for character in error.object[error.start : error.end]:
+        code = ord(character)
+        if code > 0xFFFF:
+            code -= 0x10000
+            escaped.append(f"\\u{0xD800 | (code >> 10):04x}\\u{0xDC00 | (code & 0x3FF):04x}")
+        else:
+            escaped.append(f"\\u{code:04x}")
+    return "".join(escaped), error.end
+
+
+_JSON_ESCAPES: Final = "possync.json_escapes"
+codecs.register_error(_JSON_ESCAPES, _json_escapes)
 
 
 def _verbatim(document: bytes, key: str, text: bytes) -> bool:

@@ -28,10 +28,12 @@ def _before(document: bytes) -> bytes:
 
 def _spellings(items: Any) -> list[bytes]:
     """One page's items in the documents a server may send: compact with escapes (as the simulator and Python write
-    them), spaced, raw UTF-8 (as most servers write it), meta first, and the items alone under `data` with no meta."""
+    them) and with raw UTF-8 (as most servers write it), spaced, meta first, and the items alone under `data`."""
     compact = json.dumps({"data": items, "meta": {"next": None, "total": 1}}, separators=(",", ":"))
+    raw = json.dumps({"data": items, "meta": {"next": None}}, separators=(",", ":"), ensure_ascii=False)
     return [
         compact.encode(),
+        raw.encode("utf-8", "surrogatepass"),
         json.dumps({"data": items, "meta": {"next": "x"}}).encode(),
         json.dumps({"data": items, "meta": {}}, ensure_ascii=False).encode("utf-8", "surrogatepass"),
         json.dumps({"meta": {"total": 1}, "data": items}, separators=(",", ":")).encode(),
@@ -59,6 +61,18 @@ def test_every_simulator_page_is_identified_by_orjson_with_the_digest_json_dumps
     assert identify.call_count >= len(pages)
     for page in pages:
         assert page.identity == _before(page.body)
+
+
+def test_text_beyond_ascii_is_escaped_as_json_dumps_escapes_it_without_calling_it() -> None:
+    # Given names beyond ASCII (and DEL), sent raw (most servers) or escaped (Python, PHP), compact or spaced
+    items = [{"id": 1, "name": "José Ñandú\u2122 \U0001f600 \x7f 日本", "note": "\u00e9\n\u2028"}, "Ω"]
+    for document in _spellings(items):
+        # When it is identified with json.dumps refusing to run
+        with mock.patch.object(compact_json, "_stdlib", side_effect=AssertionError("json.dumps called")):
+            written = compact_member(document, "data", json.loads(document)["data"])
+        # Then it is what json.dumps wrote: \uXXXX escapes in lower case, a surrogate pair beyond the BMP
+        assert written == _before(document)
+        assert b"\\ud83d\\ude00" in written and b"\\u007f" in written and written.isascii()
 
 
 @pytest.mark.parametrize(
