@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 import httpx
 
+from functions.core.compact_json import compact_member
 from functions.core.connector import ConnectorConfig, MappingContext, RawPage, Window
 from functions.core.credentials import Credential, FlourishCredential
 from functions.core.errors import CredentialError
@@ -111,8 +111,9 @@ class FlourishConnector:
                     request={"method": "GET", "path": spec.path, "params": served.params},
                     next_token=next_token,
                     total_records=served.page.total if single else None,
-                    # meta.next echoes the query, window end included: the items alone identify the page
-                    identity=json.dumps(served.page.items, separators=(",", ":")).encode(),
+                    # meta.next echoes the query, window end included: the items alone identify the page (their
+                    # compact JSON as json.dumps writes it: the digests the archived-page index already holds)
+                    identity=compact_member(served.page.body, "data", served.page.items),
                 )
             cursor = None
 
