@@ -18,7 +18,7 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 
-from functions.core import ddb_lean, ddb_wire
+from functions.core import ddb_lean, ddb_wire, s3_lean
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 # For requests the code builds itself from checked values (record and control items, archive puts): botocore's
@@ -70,8 +70,11 @@ def trusted_client(service: str) -> Any:
     built = session().client(service, config=_TRUSTED_CONFIG, region_name=os.environ.get("AWS_REGION"))
     # DynamoDB's parameters are its wire form: serialized with one json.dumps instead of botocore's walk of every
     # attribute (functions.core.ddb_wire); its hot idempotent requests skip botocore's per-request pipeline
-    # (functions.core.ddb_lean) and fall back to it for anything but a clean answer.
-    return ddb_lean.use_lean_path(ddb_wire.use_wire_form(built)) if service == "dynamodb" else built
+    # (functions.core.ddb_lean) and fall back to it for anything but a clean answer. S3's PutObject of an archived
+    # page does the same (functions.core.s3_lean).
+    if service == "dynamodb":
+        return ddb_lean.use_lean_path(ddb_wire.use_wire_form(built))
+    return s3_lean.use_lean_path(built) if service == "s3" else built
 
 
 def reset_clients() -> None:
