@@ -29,7 +29,7 @@ CASES = [
     b'["\\u0000", "\\/", "\xe2\x80\xa8", "Zo\xc3\xab"]',
     b' {"a" : [true, false, null] }\r\n',
 ]
-BAD = [b"", b'"\xff"', b'["\xc0\x80"]', b'["a\x01b"]', b"[01]", b"[1.]", b"[.5]", b"[+1]", b"[1,]", b"[1]\x00", b"[tru]"]
+BAD = [b"", b'"\xff"', b'["\xc0\x80"]', b'["a\x01b"]', b"[01]", b"[1.]", b"[.5]", b"[+1]", b"[1,]", b"[1]\x00"]
 
 
 def same(a: object, b: object) -> bool:
@@ -82,7 +82,7 @@ def test_a_vendor_page_that_is_not_json_is_a_malformed_page() -> None:
     from functions.core.http import parse_json
 
     request = httpx.Request("GET", "https://pos.example/api/customers")
-    for body in BAD + [b"[NaN]"]:
+    for body in [*BAD, b"[tru]", b"[NaN]"]:
         response = httpx.Response(200, content=body, request=request)
         try:
             expected = json.loads(body)

@@ -23,11 +23,12 @@ from functions.core.archive import S3Archive
 NOW = datetime.datetime(2026, 11, 30, 23, 59, 58)
 PAGE = json.dumps({"data": [{"id": n, "name": f"Zoë {n}", "price": n * 1.25} for n in range(300)]}).encode()
 BLOB = gzip.compress(PAGE, mtime=0)
-PUT = {
+METADATA = {"path": "/api/v3/venue/customers", "items": "300"}
+PUT: dict[str, Any] = {
     "Body": BLOB,
     "ContentType": "application/json",
     "ContentEncoding": "gzip",
-    "Metadata": {"path": "/api/v3/venue/customers", "items": "300"},
+    "Metadata": METADATA,
 }
 KEY = "raw/t1/posabit/cred 1/customers/2026-11-30/p+1=ü~x.json.gz"
 
@@ -177,8 +178,10 @@ def test_the_lean_request_is_the_one_botocore_sends(region: str, endpoint: str |
         assert signed == header(botocore, "Authorization").split("SignedHeaders=")[1].split(",")[0]
     assert f"/{region}/s3/aws4_request" in header(lean, "Authorization")
     assert signed.split(";") == sorted(
-        ["host", "x-amz-date", "x-amz-checksum-crc32", "x-amz-sdk-checksum-algorithm", "x-amz-content-sha256"]
-        + ["content-type", "content-encoding", "x-amz-meta-path", "x-amz-meta-items"]
+        [
+            *("host", "x-amz-date", "x-amz-checksum-crc32", "x-amz-sdk-checksum-algorithm", "x-amz-content-sha256"),
+            *("content-type", "content-encoding", "x-amz-meta-path", "x-amz-meta-items"),
+        ]
     )
 
 
@@ -191,8 +194,8 @@ def test_under_moto_the_lean_put_stores_what_botocore_stores(aws_env: None) -> N
         assert s3_lean.observe(lean, lambda op, *_: seen.append(op))
         archive = S3Archive(lean, "raw")
 
-        archive.put_page("lean/" + KEY, PAGE, PUT["Metadata"])
-        S3Archive(plain, "raw").put_page("botocore/" + KEY, PAGE, PUT["Metadata"])
+        archive.put_page("lean/" + KEY, PAGE, METADATA)
+        S3Archive(plain, "raw").put_page("botocore/" + KEY, PAGE, METADATA)
 
         def stored(key: str) -> dict[str, Any]:
             got = plain.get_object(Bucket="raw", Key=key, ChecksumMode="ENABLED")
@@ -205,7 +208,7 @@ def test_under_moto_the_lean_put_stores_what_botocore_stores(aws_env: None) -> N
         assert seen == ["PutObject"]
 
 
-REFUSED = {
+REFUSED: dict[str, dict[str, Any]] = {
     "another parameter": {"ACL": "private"},
     "upper-case metadata name": {"Metadata": {"Path": "/a"}},
     "a run of spaces": {"Metadata": {"path": "/a  b"}},
@@ -234,3 +237,18 @@ def test_what_the_lean_path_cannot_prove_goes_through_botocore(aws_env: None) ->
         # and the control case: a plain put is the lean path's
         lean.put_object(Bucket="raw", Key=KEY, **PUT)
         assert (seen, botocore_saw) == (["PutObject"], [])
+
+
+def test_the_bench_counts_each_put_once_whichever_path_it_took(aws_env: None) -> None:
+    from bench.pull import AwsCalls
+
+    with mock_aws():
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="raw")
+        lean = aws.trusted_client("s3")
+        calls = AwsCalls("records")
+        calls.register(lean)
+
+        lean.put_object(Bucket="raw", Key=KEY, **PUT)  # lean
+        lean.put_object(Bucket="raw", Key=KEY, ACL="private", **PUT)  # through botocore
+
+        assert dict(calls.ops) == {"s3.PutObject": 2}
