@@ -77,6 +77,18 @@ def trusted_client(service: str) -> Any:
     return s3_lean.use_lean_path(built) if service == "s3" else built
 
 
+class LazyClient:
+    """`client(service)`, built at its first use: a pull builds its EventBridge client and the mirror check's
+    DynamoDB client (about 10 ms of CPU each) only when it calls them, and most pulls never do (no discounts pulled,
+    no notice raised). Every use goes to the cached client, so what tests patch or observe on it applies."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(client(self._service), name)
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests switch endpoints and credentials between cases)."""
     client.cache_clear()
