@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import SplitResult, quote, urlsplit
 
+import botocore
 import botocore.auth
 from botocore.awsrequest import AWSPreparedRequest, HeadersDict, _urljoin
 from botocore.endpoint import convert_to_response_dict
@@ -81,7 +82,8 @@ class LeanPut:
         self._operation_model = client.meta.service_model.operation_model(OPERATION)
         config = client.meta.config
         s3_config = config.s3 or {}
-        self._user_agent = config.user_agent
+        # The trusted client's fixed User-Agent; a client without one sends botocore's name (it is never signed).
+        self._user_agent = config.user_agent or f"Botocore/{botocore.__version__}"
         # botocore's defaults only: a checksum other than "when supported", forced payload signing, another signature
         # version, addressing or endpoint options in the s3 config are botocore's to honour.
         self.enabled = (
