@@ -108,13 +108,14 @@ class AwsCalls:
         self.overhead = 0.0
 
     def register(self, client: Any) -> None:
-        from functions.core import ddb_lean
+        from functions.core import ddb_lean, s3_lean
 
         client.meta.events.register("before-parameter-build.*.*", self._request)  # the API parameters
         client.meta.events.register("before-call.*.*", self._before)
         client.meta.events.register("after-call.*.*", self._after)
-        # Requests on the trusted DynamoDB client's lean path emit none of those events: its observer tells.
+        # Requests on the trusted DynamoDB and S3 clients' lean paths emit none of those events: their observers tell.
         ddb_lean.observe(client, self._lean)
+        s3_lean.observe(client, self._lean_s3)
 
     def _lean(self, operation: str, params: Mapping[str, Any], waited: float) -> None:
         self.waited += waited
@@ -122,6 +123,10 @@ class AwsCalls:
         self.ops[f"dynamodb.{operation}"] += 1
         self._dynamodb(operation, params)
         self.overhead += time.process_time() - cpu0
+
+    def _lean_s3(self, operation: str, params: Mapping[str, Any], waited: float) -> None:
+        self.waited += waited
+        self.ops[f"s3.{operation}"] += 1
 
     def _before(self, **_: Any) -> None:
         self._started = time.perf_counter()

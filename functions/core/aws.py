@@ -18,7 +18,7 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 
-from functions.core import ddb_lean, ddb_wire
+from functions.core import ddb_lean, ddb_wire, s3_lean
 
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 # For requests the code builds itself from checked values (record and control items, archive puts): botocore's
@@ -70,8 +70,23 @@ def trusted_client(service: str) -> Any:
     built = session().client(service, config=_TRUSTED_CONFIG, region_name=os.environ.get("AWS_REGION"))
     # DynamoDB's parameters are its wire form: serialized with one json.dumps instead of botocore's walk of every
     # attribute (functions.core.ddb_wire); its hot idempotent requests skip botocore's per-request pipeline
-    # (functions.core.ddb_lean) and fall back to it for anything but a clean answer.
-    return ddb_lean.use_lean_path(ddb_wire.use_wire_form(built)) if service == "dynamodb" else built
+    # (functions.core.ddb_lean) and fall back to it for anything but a clean answer. S3's PutObject of an archived
+    # page does the same (functions.core.s3_lean).
+    if service == "dynamodb":
+        return ddb_lean.use_lean_path(ddb_wire.use_wire_form(built))
+    return s3_lean.use_lean_path(built) if service == "s3" else built
+
+
+class LazyClient:
+    """`client(service)`, built at its first use: a pull builds its EventBridge client and the mirror check's
+    DynamoDB client (about 10 ms of CPU each) only when it calls them, and most pulls never do (no discounts pulled,
+    no notice raised). Every use goes to the cached client, so what tests patch or observe on it applies."""
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(client(self._service), name)
 
 
 def reset_clients() -> None:

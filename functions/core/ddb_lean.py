@@ -35,15 +35,15 @@ are in flight together on the direct route, up to IN_FLIGHT at once, each on a k
 sent before any answer is read (`KeptAlive.exchange_many`), so their round trips overlap; every answer is read before
 any that was not clean is resent through botocore's call, as above.
 
-Answers are `json.loads`-ed; one that may hold a binary value is parsed by botocore's parser instead (which decodes
-base64). Observers (`observe`) are told of each request the lean path answered; a request that fell back is seen by
-botocore's own events instead, so each call is observed exactly once. Nothing of a body reaches a log line.
+Answers are decoded as `json.loads` decodes them (`functions.core.json_bytes`: orjson where the two agree); one that
+may hold a binary value is parsed by botocore's parser instead (which decodes base64). Observers (`observe`) are told
+of each request the lean path answered; a request that fell back is seen by botocore's own events instead, so each
+call is observed exactly once. Nothing of a body reaches a log line.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import ssl
 import time
@@ -58,6 +58,7 @@ from botocore.endpoint import convert_to_response_dict
 from botocore.exceptions import BotoCoreError
 from botocore.httpsession import get_cert_path
 
+from functions.core import json_bytes
 from functions.core.ddb_wire import wire_body
 from functions.core.keepalive import KeptAlive
 from functions.core.observability import logger
@@ -246,7 +247,7 @@ class LeanPath:
                 convert_to_response_dict(response, operation_model), operation_model.output_shape
             )
         else:
-            parsed = json.loads(content) if content else {}
+            parsed = json_bytes.loads(content) if content else {}
             if not isinstance(parsed, dict):
                 raise ValueError("a DynamoDB answer is a JSON object")
         headers = {name.lower(): value for name, value in response.headers.items()}

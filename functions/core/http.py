@@ -17,6 +17,7 @@ import httpcore  # noqa: F401
 import httpx
 import stamina
 
+from functions.core import json_bytes
 from functions.core.errors import CredentialError, MalformedPageError, VendorUnavailableError
 
 T = TypeVar("T")
@@ -223,11 +224,10 @@ def detached(response: httpx.Response) -> httpx.Response:
 
 
 def parse_json(response: httpx.Response, vendor: str) -> Any:
-    """Decode a JSON body or raise MalformedPageError (the raw bytes are still archived by the engine)."""
-    import json
-
+    """Decode a JSON body or raise MalformedPageError (the raw bytes are still archived by the engine). The value and
+    the bytes refused are json.loads' (functions.core.json_bytes: orjson where the two agree)."""
     try:
-        return json.loads(response.content)
+        return json_bytes.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         raise MalformedPageError(
             f"{vendor} returned a body that is not JSON for {response.request.method} {response.request.url.path}"

@@ -243,13 +243,15 @@ class PullService:
     @classmethod
     def from_env(cls, open_connector: OpenConnector, default_base_urls: dict[Vendor, str]) -> PullService:
         config = RuntimeConfig.from_env(default_base_urls)
-        records = RecordStore(aws.client("dynamodb"), config.records_table)
+        # The mirror check's clients are built when it first calls them (most pulls never do).
+        dynamodb, events = aws.LazyClient("dynamodb"), aws.LazyClient("events")
+        records = RecordStore(dynamodb, config.records_table)
         mirrors = StoreMirrorCheck(
-            RewardCatalogue(aws.client("dynamodb"), config.control_table),
+            RewardCatalogue(dynamodb, config.control_table),
             records,
-            UnmirroredNotices(aws.client("dynamodb"), config.control_table),
-            aws.client("events"),
-            AwsNotifier(aws.client("events")),
+            UnmirroredNotices(dynamodb, config.control_table),
+            events,
+            AwsNotifier(events),
         )
         return cls(
             config=config,

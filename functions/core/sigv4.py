@@ -1,4 +1,4 @@
-"""AWS Signature Version 4 for one fixed request shape: a JSON-protocol POST to path `/`, no query string.
+"""AWS Signature Version 4 for the lean paths' fixed request shapes: a JSON-protocol POST to `/`, an S3 object PUT.
 
 botocore's `SigV4Auth` builds the canonical request through an `AWSRequest`, walks and sorts its headers, splits the
 URL and derives the signing key (four HMACs) for every request: about a quarter of a BatchWriteItem's CPU on the lean
@@ -91,3 +91,41 @@ class JsonPostSigner:
             )
         )
         return headers
+
+
+def sign_headers(
+    method: str,
+    path: str,
+    headers: list[tuple[str, str]],
+    payload_hash: str,
+    credentials: Credentials,
+    region: str,
+    service: str,
+    timestamp: str,
+) -> list[tuple[str, str]]:
+    """The headers that sign a request without a query string in which every header of `headers` is signed (Host and
+    X-Amz-Content-SHA256 among them, each name once): X-Amz-Date, X-Amz-Security-Token (temporary credentials) and
+    Authorization, as botocore's `S3SigV4Auth` signs them. `path` is the URL's path exactly as sent (S3 neither
+    normalizes nor encodes it again); `payload_hash` the body's SHA-256 in hex or UNSIGNED-PAYLOAD."""
+    date = timestamp[:8]
+    canonical = [(name.lower(), _value(value)) for name, value in headers]
+    canonical.append(("x-amz-date", timestamp))
+    if credentials.token is not None:
+        canonical.append(("x-amz-security-token", _value(credentials.token)))
+    canonical.sort()
+    signed = ";".join(name for name, _ in canonical)
+    canonical_request = "\n".join(
+        (method, path, "", *(f"{name}:{value}" for name, value in canonical), "", signed, payload_hash)
+    )
+    scope = f"{date}/{region}/{service}/aws4_request"
+    string_to_sign = "\n".join((ALGORITHM, timestamp, scope, hashlib.sha256(canonical_request.encode()).hexdigest()))
+    key = signing_key(credentials.secret_key, date, region, service)
+    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    signing = [("X-Amz-Date", timestamp)]
+    if credentials.token is not None:
+        signing.append(("X-Amz-Security-Token", credentials.token))
+    credential = f"{credentials.access_key}/{scope}"
+    signing.append(
+        ("Authorization", f"{ALGORITHM} Credential={credential}, SignedHeaders={signed}, Signature={signature}")
+    )
+    return signing
