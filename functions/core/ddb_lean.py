@@ -274,17 +274,19 @@ def _crc_matches(header: str | None, content: bytes) -> bool:
         return False
 
 
-def _prepared(url: str, headers: list[tuple[str, str]], body: bytes) -> AWSPreparedRequest:
+def _prepared(url: str, headers: list[tuple[str, str]], body: bytes, method: str = "POST") -> AWSPreparedRequest:
     """The request as AWSRequest.prepare() makes it (botocore's HTTP session and moto's mock read this)."""
     prepared_headers = HeadersDict(headers)
     prepared_headers["Content-Length"] = str(len(body))
-    return AWSPreparedRequest("POST", url, prepared_headers, body, False)
+    return AWSPreparedRequest(method, url, prepared_headers, body, False)
 
 
-def _http_request(host: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
-    """The whole HTTP/1.1 request: POST / with these headers, the Host and the Content-Length, then the body."""
+def _http_request(
+    host: str, headers: list[tuple[str, str]], body: bytes, method: str = "POST", path: str = "/"
+) -> bytes:
+    """The whole HTTP/1.1 request: `method path` with these headers, the Host and the Content-Length, then the body."""
     lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
-    return f"POST / HTTP/1.1\r\nHost: {host}\r\n{lines}Content-Length: {len(body)}\r\n\r\n".encode() + body
+    return f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n{lines}Content-Length: {len(body)}\r\n\r\n".encode() + body
 
 
 def _host(split: SplitResult) -> str:

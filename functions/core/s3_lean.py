@@ -43,12 +43,12 @@ from urllib.parse import SplitResult, quote, urlsplit
 
 import botocore
 import botocore.auth
-from botocore.awsrequest import AWSPreparedRequest, HeadersDict, _urljoin
+from botocore.awsrequest import HeadersDict, _urljoin
 from botocore.endpoint import convert_to_response_dict
 from botocore.exceptions import BotoCoreError
 from botocore.utils import percent_encode
 
-from functions.core.ddb_lean import _DEFAULT_PORTS, _direct_route, _host
+from functions.core.ddb_lean import _DEFAULT_PORTS, _direct_route, _host, _http_request, _prepared
 from functions.core.keepalive import KeptAlive
 from functions.core.observability import logger
 from functions.core.sigv4 import TIMESTAMP_FORMAT, sign_headers
@@ -114,16 +114,18 @@ class LeanPut:
         try:
             response = None
             if self._may_answer(event):
-                _, response = self._client.meta.events.emit_until_response(event, request=_prepared(url, headers, body))
+                _, response = self._client.meta.events.emit_until_response(
+                    event, request=_prepared(url, headers, body, "PUT")
+                )
             if response is None:
                 direct = self._route(split, url)
                 if direct is not None:
-                    response = direct.exchange(_http_request(split, headers, body))
+                    response = direct.exchange(_http_request(_host(split), headers, body, "PUT", split.path))
                     if response is None:
                         _fell_back("no answer on the connection")
                         return None
                 else:
-                    response = self._client._endpoint.http_session.send(_prepared(url, headers, body))
+                    response = self._client._endpoint.http_session.send(_prepared(url, headers, body, "PUT"))
         except BotoCoreError as exc:
             _fell_back(type(exc).__name__)
             return None
@@ -265,20 +267,6 @@ class _Answer:
 
 def _fell_back(why: str) -> None:
     logger.info("S3 request resent through botocore", operation=OPERATION, reason=why)
-
-
-def _prepared(url: str, headers: list[tuple[str, str]], body: bytes) -> AWSPreparedRequest:
-    """The request as AWSRequest.prepare() makes it (botocore's HTTP session and moto's mock read this)."""
-    prepared_headers = HeadersDict(headers)
-    prepared_headers["Content-Length"] = str(len(body))
-    return AWSPreparedRequest("PUT", url, prepared_headers, body, False)
-
-
-def _http_request(split: SplitResult, headers: list[tuple[str, str]], body: bytes) -> bytes:
-    """The whole HTTP/1.1 request: PUT of the URL's path with these headers, the Host and the Content-Length."""
-    lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
-    head = f"PUT {split.path} HTTP/1.1\r\nHost: {_host(split)}\r\n{lines}Content-Length: {len(body)}\r\n\r\n"
-    return head.encode() + body
 
 
 def use_lean_path(client: Any) -> Any:

@@ -1,10 +1,13 @@
-"""Paging helpers both on-premises clients share: instants in query strings, resume tokens, envelope counts."""
+"""Paging helpers both on-premises clients share: instants in query strings, resume tokens, envelopes, counts."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from functions.core.errors import MalformedPageError
+from functions.core.layout import Stream
 
 
 def format_instant(value: datetime) -> str:
@@ -41,3 +44,12 @@ def cursor_of(token: Mapping[str, Any] | None) -> str | None:
         return None
     value = token.get("cursor")
     return value if isinstance(value, str) and value else None
+
+
+def envelope_items(vendor: str, stream: Stream, payload: Any, key: str) -> list[dict[str, Any]]:
+    """The items of a decoded list page (its envelope's `key` list), or MalformedPageError when it is no list page."""
+    if not isinstance(payload, dict) or not isinstance(payload.get(key), list):
+        article = "an" if key[:1].lower() in "aeiou" else "a"
+        raise MalformedPageError(f"{vendor} returned a page of {stream.value} without {article} '{key}' list")
+    items: list[dict[str, Any]] = payload[key]
+    return items

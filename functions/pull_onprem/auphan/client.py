@@ -31,7 +31,7 @@ from functions.pull_onprem.auphan.constants import (
     STREAM_PATHS,
     STREAMS,
 )
-from functions.pull_onprem.paging import count_field, cursor_of, format_instant
+from functions.pull_onprem.paging import count_field, cursor_of, envelope_items, format_instant
 from functions.pull_onprem.transport import OnPremHttp
 from functions.pull_onprem.values import IDENTITY_ON, store_zone, text_or_none
 
@@ -52,10 +52,7 @@ def page_items(stream: Stream, body: bytes) -> list[dict[str, Any]]:
 
 def checked_items(stream: Stream, payload: Any) -> list[dict[str, Any]]:
     """The items of a decoded list page, or MalformedPageError when it is no list page."""
-    if not isinstance(payload, dict) or not isinstance(payload.get(ENVELOPE_ITEMS), list):
-        raise MalformedPageError(f"auphan returned a page of {stream.value} without an '{ENVELOPE_ITEMS}' list")
-    items: list[dict[str, Any]] = payload[ENVELOPE_ITEMS]
-    return items
+    return envelope_items("auphan", stream, payload, ENVELOPE_ITEMS)
 
 
 def auth_headers(credential: AuphanCredential) -> dict[str, str]:

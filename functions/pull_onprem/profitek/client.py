@@ -14,7 +14,7 @@ from functions.core.errors import MalformedPageError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import CanonicalRecord
 from functions.core.page_fastpath import LazyItems, PageValidator
-from functions.pull_onprem.paging import count_field, format_instant, page_number
+from functions.pull_onprem.paging import count_field, envelope_items, format_instant, page_number
 from functions.pull_onprem.profitek import mapping
 from functions.pull_onprem.profitek.constants import (
     AUTH_HEADER,
@@ -55,10 +55,7 @@ def page_items(stream: Stream, body: bytes) -> list[dict[str, Any]]:
 
 def checked_items(stream: Stream, payload: Any) -> list[dict[str, Any]]:
     """The items of a decoded list page, or MalformedPageError when it is no list page."""
-    if not isinstance(payload, dict) or not isinstance(payload.get(ENVELOPE_ITEMS), list):
-        raise MalformedPageError(f"profitek returned a page of {stream.value} without a '{ENVELOPE_ITEMS}' list")
-    items: list[dict[str, Any]] = payload[ENVELOPE_ITEMS]
-    return items
+    return envelope_items("profitek", stream, payload, ENVELOPE_ITEMS)
 
 
 def auth_headers(credential: ProfitekCredential) -> dict[str, str]:
