@@ -217,16 +217,7 @@ class LeanPath:
         return parsed
 
     def _may_answer(self, event: str) -> bool:
-        """Whether a `before-send` handler may answer `event`: False only when botocore's own lookup of its handlers
-        (the list `emit_until_response` would call, cached by the client's emitter until a handler is registered or
-        unregistered) is cached and empty. moto registers one in every client made after it was imported."""
-        events = self._client.meta.events
-        cache = getattr(getattr(events, "_emitter", None), "_lookup_cache", None)
-        alias = getattr(events, "_alias_event_name", None)
-        if not isinstance(cache, dict) or alias is None:
-            return True
-        handlers = cache.get(alias(event))
-        return handlers is None or len(handlers) > 0
+        return may_answer(self._client, event)
 
     def _headers(self, operation: str) -> list[tuple[str, str]]:
         headers = [
@@ -272,6 +263,19 @@ def _crc_matches(header: str | None, content: bytes) -> bool:
         return int(header) == crc32(content) & 0xFFFFFFFF
     except ValueError:
         return False
+
+
+def may_answer(client: Any, event: str) -> bool:
+    """Whether a `before-send` handler may answer `event` on `client`: False only when botocore's own lookup of its
+    handlers (the list `emit_until_response` would call, cached by the client's emitter until a handler is registered
+    or unregistered) is cached and empty. moto registers one in every client made after it was imported."""
+    events = client.meta.events
+    cache = getattr(getattr(events, "_emitter", None), "_lookup_cache", None)
+    alias = getattr(events, "_alias_event_name", None)
+    if not isinstance(cache, dict) or alias is None:
+        return True
+    handlers = cache.get(alias(event))
+    return handlers is None or len(handlers) > 0
 
 
 def _prepared(url: str, headers: list[tuple[str, str]], body: bytes, method: str = "POST") -> AWSPreparedRequest:

@@ -48,7 +48,7 @@ from botocore.endpoint import convert_to_response_dict
 from botocore.exceptions import BotoCoreError
 from botocore.utils import percent_encode
 
-from functions.core.ddb_lean import _DEFAULT_PORTS, _direct_route, _host, _http_request, _prepared
+from functions.core.ddb_lean import _DEFAULT_PORTS, _direct_route, _host, _http_request, _prepared, may_answer
 from functions.core.keepalive import KeptAlive
 from functions.core.observability import logger
 from functions.core.sigv4 import TIMESTAMP_FORMAT, sign_headers
@@ -247,15 +247,7 @@ class LeanPut:
         return parsed
 
     def _may_answer(self, event: str) -> bool:
-        """As `functions.core.ddb_lean.LeanPath._may_answer`: False only when botocore's cached lookup of `event`'s
-        handlers is empty (moto registers one in every client made after it was imported)."""
-        events = self._client.meta.events
-        cache = getattr(getattr(events, "_emitter", None), "_lookup_cache", None)
-        alias = getattr(events, "_alias_event_name", None)
-        if not isinstance(cache, dict) or alias is None:
-            return True
-        handlers = cache.get(alias(event))
-        return handlers is None or len(handlers) > 0
+        return may_answer(self._client, event)
 
 
 @dataclass(frozen=True, slots=True)
