@@ -46,6 +46,7 @@ from __future__ import annotations
 import functools
 import os
 import ssl
+import threading
 import time
 from binascii import crc32
 from collections.abc import Callable, Mapping, Sequence
@@ -253,6 +254,26 @@ class LeanPath:
 
 def _fell_back(operation: str, why: str) -> None:
     logger.info("DynamoDB request resent through botocore", operation=operation, reason=why)
+    count_resent()
+
+
+_resent_lock = threading.Lock()
+_resent = 0
+
+
+def count_resent() -> None:
+    """One more request a lean path (DynamoDB's or S3's) sent again through botocore's call."""
+    global _resent
+    with _resent_lock:
+        _resent += 1
+
+
+def take_resent() -> int:
+    """How many requests the lean paths sent again through botocore since the last call (the pull's metric)."""
+    global _resent
+    with _resent_lock:
+        taken, _resent = _resent, 0
+    return taken
 
 
 def _crc_matches(header: str | None, content: bytes) -> bool:

@@ -26,6 +26,10 @@ LEASE_RELEASE_FAILED = "LeaseReleaseFailed"
 PULL_JOBS_REJECTED = "PullJobsRejected"
 # An AWS service (DynamoDB, S3, SSM, SQS, Secrets Manager) throttled or failed one of our calls past its retries.
 AWS_CALLS_FAILED = "AwsCallsFailed"
+# DynamoDB and S3 requests the lean paths (functions.core.ddb_lean, s3_lean) sent again through botocore's call: a
+# throttle or a 5xx now and then; steadily above zero after a deploy, the lean path does not work there (every request
+# then costs two). On the dashboard, not alarmed: nothing is lost, botocore's call answers.
+LEAN_REQUESTS_RESENT = "LeanRequestsResent"
 
 # --- rules (the records stream's consumers) ---------------------------------------------------------------
 SETTINGS_INVALID = "SettingsInvalid"

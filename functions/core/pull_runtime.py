@@ -23,7 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from functions.core import aws, heap, layout, pull_health
+from functions.core import aws, ddb_lean, heap, layout, pull_health
 from functions.core.archive import S3Archive
 from functions.core.connector import Connector, ConnectorConfig
 from functions.core.credentials import Credential
@@ -49,6 +49,7 @@ from functions.core.loyalty.catalogue import RewardCatalogue
 from functions.core.metrics import (
     AWS_CALLS_FAILED,
     CREDENTIALS_STALE,
+    LEAN_REQUESTS_RESENT,
     LEASE_RELEASE_FAILED,
     PAGES_PULLED,
     PULL_CONTRACT_MISMATCH,
@@ -790,6 +791,9 @@ class PullService:
                 (RECORDS_CHANGED, MetricUnit.Count, float(result.changed)),
                 (RECORDS_QUARANTINED, MetricUnit.Count, float(result.quarantined)),
             ]
+        resent = ddb_lean.take_resent()
+        if resent:
+            values.append((LEAN_REQUESTS_RESENT, MetricUnit.Count, float(resent)))
         job = outcome.job
         self._emit(values, job.tenant, job.vendor, job.credential_id)
 

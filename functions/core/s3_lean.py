@@ -48,7 +48,15 @@ from botocore.endpoint import convert_to_response_dict
 from botocore.exceptions import BotoCoreError
 from botocore.utils import percent_encode
 
-from functions.core.ddb_lean import _DEFAULT_PORTS, _direct_route, _host, _http_request, _prepared, may_answer
+from functions.core.ddb_lean import (
+    _DEFAULT_PORTS,
+    _direct_route,
+    _host,
+    _http_request,
+    _prepared,
+    count_resent,
+    may_answer,
+)
 from functions.core.keepalive import KeptAlive
 from functions.core.observability import logger
 from functions.core.sigv4 import TIMESTAMP_FORMAT, sign_headers
@@ -259,6 +267,7 @@ class _Answer:
 
 def _fell_back(why: str) -> None:
     logger.info("S3 request resent through botocore", operation=OPERATION, reason=why)
+    count_resent()
 
 
 def use_lean_path(client: Any) -> Any:

@@ -370,7 +370,13 @@ class Monitoring(Construct):
             graph("records pulled", metrics.RECORDS_PULLED, metrics.RECORDS_CHANGED, metrics.RECORDS_QUARANTINED),
             graph("pull failures", metrics.PULLS_FAILED, metrics.PULL_CONTRACT_MISMATCH, metrics.PULL_JOBS_REJECTED),
             graph("settings", metrics.SETTINGS_INVALID, metrics.SETTINGS_UNREADABLE, metrics.RECORDS_WAITING),
-            graph("AWS side", metrics.AWS_CALLS_FAILED, metrics.LEASE_RELEASE_FAILED, metrics.CREDENTIALS_STALE),
+            graph(
+                "AWS side",
+                metrics.AWS_CALLS_FAILED,
+                metrics.LEASE_RELEASE_FAILED,
+                metrics.CREDENTIALS_STALE,
+                metrics.LEAN_REQUESTS_RESENT,
+            ),
             graph(
                 "SMS opt-in",
                 metrics.SMS_REQUESTS_SENT,

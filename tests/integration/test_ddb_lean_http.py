@@ -133,11 +133,13 @@ def test_an_http_failure_is_resent_through_botocore_over_the_same_session(
     scripted.script[:], scripted.senders[:] = [(status, body), (200, OK)], []
     host, port = scripted.server_address
     client = http_client(f"http://{host}:{port}")
+    ddb_lean.take_resent()
 
     got = client.batch_write_item(RequestItems={"records": [{"PutRequest": {"Item": ITEM}}]})
 
     assert got["UnprocessedItems"] == {}
     assert scripted.senders == ["lean", "botocore"]
+    assert ddb_lean.take_resent() == 1  # counted for the pull's LeanRequestsResent metric
 
 
 def test_a_refused_connection_ends_in_botocores_connection_error() -> None:

@@ -127,3 +127,24 @@ def test_every_job_metric_is_emitted_once_without_dimensions_and_once_per_creden
         assert sorted(m.dimensions for m in emitted if m.name == name) == [(), per_credential], name
     assert {m.value for m in emitted if m.name == names.RECORDS_PULLED} == {12.0}
     assert {m.value for m in emitted if m.name == names.PAGES_PULLED} == {3.0}
+
+
+def test_requests_the_lean_paths_sent_again_through_botocore_are_counted_once_per_job(
+    resources: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from functions.core import ddb_lean
+    from functions.core import metrics as names
+    from tests.aws_faults import metrics
+
+    svc = service(resources, FakeConnector([item(n) for n in range(1, 6)], page_size=5))
+    ddb_lean.take_resent()
+    assert svc.run_job(PullJob(tenant="t1", vendor=Vendor.POSABIT, credential_id="c1"), lambda: 900).status == "ok"
+    assert not [m for m in metrics(capsys.readouterr().out) if m.name == names.LEAN_REQUESTS_RESENT]
+
+    ddb_lean.count_resent()
+    ddb_lean.count_resent()
+    assert svc.run_job(PullJob(tenant="t1", vendor=Vendor.POSABIT, credential_id="c1"), lambda: 900).status == "ok"
+    resent = [m for m in metrics(capsys.readouterr().out) if m.name == names.LEAN_REQUESTS_RESENT]
+    assert sorted(m.dimensions for m in resent) == [(), (("credential", "t1/c1"), ("vendor", "posabit"))]
+    assert {m.value for m in resent} == {2.0}
+    assert ddb_lean.take_resent() == 0  # taken by the job's metrics

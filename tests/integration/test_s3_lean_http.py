@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from functions.core import aws, s3_lean
+from functions.core import aws, ddb_lean, s3_lean
 from functions.core.archive import ArchiveError, S3Archive
 from possync.local.moto_http import KeptAliveMotoServer
 
@@ -140,8 +140,11 @@ def test_a_put_without_a_clean_answer_is_sent_again_through_botocore(
 ) -> None:
     monkeypatch.setattr("botocore.endpoint.time.sleep", lambda _: None)
     scripted.script[:], scripted.received[:], scripted.wrong_crc[:] = [step, (200, b"")], [], [wrong_crc, False]
+    ddb_lean.take_resent()
 
     archive_on(scripted).put_page("p/1.json.gz", PAGE, METADATA)
+
+    assert ddb_lean.take_resent() == 1  # counted for the pull's LeanRequestsResent metric
 
     # The same bytes went twice: first lean, then through botocore's call, which the server answered cleanly
     assert [sender for sender, _ in scripted.received] == ["lean", "botocore"]
