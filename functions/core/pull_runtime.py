@@ -722,6 +722,7 @@ class PullService:
         ]
         if aws_side:
             metrics.append((AWS_CALLS_FAILED, MetricUnit.Count, 1.0))
+        metrics += _resent_metric()
         self._emit(metrics, job.tenant, job.vendor, job.credential_id)
         update: dict[str, Any] = {
             "last_outcome": "failed",
@@ -791,9 +792,7 @@ class PullService:
                 (RECORDS_CHANGED, MetricUnit.Count, float(result.changed)),
                 (RECORDS_QUARANTINED, MetricUnit.Count, float(result.quarantined)),
             ]
-        resent = ddb_lean.take_resent()
-        if resent:
-            values.append((LEAN_REQUESTS_RESENT, MetricUnit.Count, float(resent)))
+        values += _resent_metric()
         job = outcome.job
         self._emit(values, job.tenant, job.vendor, job.credential_id)
 
@@ -805,6 +804,13 @@ class PullService:
         credential_id: str | None = None,
     ) -> None:
         emit_metrics(values, tenant, vendor, credential_id)
+
+
+def _resent_metric() -> list[tuple[str, MetricUnit, float]]:
+    """The job's requests the lean DynamoDB and S3 paths sent again through botocore (a failed job's too: throttles
+    are most likely then), taken so the next job does not report them again."""
+    resent = ddb_lean.take_resent()
+    return [(LEAN_REQUESTS_RESENT, MetricUnit.Count, float(resent))] if resent else []
 
 
 def emit_metrics(

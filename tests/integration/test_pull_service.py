@@ -148,3 +148,25 @@ def test_requests_the_lean_paths_sent_again_through_botocore_are_counted_once_pe
     assert sorted(m.dimensions for m in resent) == [(), (("credential", "t1/c1"), ("vendor", "posabit"))]
     assert {m.value for m in resent} == {2.0}
     assert ddb_lean.take_resent() == 0  # taken by the job's metrics
+
+
+def test_a_failed_job_reports_the_requests_its_lean_paths_sent_again(
+    resources: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from functions.core import ddb_lean
+    from functions.core import metrics as names
+    from functions.core.pull_runtime import PullAttemptFailedError
+    from tests.aws_faults import metrics
+
+    class Broken(FakeConnector):
+        def pages(self, *args: Any, **kwargs: Any) -> Any:
+            ddb_lean.count_resent()  # a throttled request resent through botocore, then the pull fails
+            raise RuntimeError("boom")
+
+    svc = service(resources, Broken([item(1)], page_size=5))
+    ddb_lean.take_resent()
+    with pytest.raises(PullAttemptFailedError):
+        svc.run_job(PullJob(tenant="t1", vendor=Vendor.POSABIT, credential_id="c1"), lambda: 900)
+    resent = [m for m in metrics(capsys.readouterr().out) if m.name == names.LEAN_REQUESTS_RESENT]
+    assert {m.value for m in resent} == {1.0}
+    assert ddb_lean.take_resent() == 0
