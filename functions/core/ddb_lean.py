@@ -24,9 +24,10 @@ closed is opened again once first), a timeout, an answer that is not readable HT
 `x-amz-crc32` header that does not match the body: botocore checks that CRC only in its legacy retry mode, it is cheap
 enough to check always) sends the same request again through botocore's normal call, whose retry mode and error
 handling then apply: a throttle is retried with backoff, a lasting failure raises the same ClientError or
-BotoCoreError it always did. Sending a request twice is safe only because every lean operation is idempotent:
-BatchWriteItem carries only PutRequest (the whole item, unconditional) and DeleteRequest entries, and BatchGetItem
-and GetItem only read.
+BotoCoreError it always did; each such request is logged and counted (`count_resent`, which s3_lean shares; the
+pull emits the count as LeanRequestsResent). Sending a request twice is safe only because every lean operation is
+idempotent: BatchWriteItem carries only PutRequest (the whole item, unconditional) and DeleteRequest entries, and
+BatchGetItem and GetItem only read.
 Conditional or incremental writes (PutItem with a condition, UpdateItem) therefore never take the lean path.
 
 Requests of one operation that do not depend on each other (a page's version reads, its write batches:
