@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from functions.core import layout, record_index, record_items
@@ -51,8 +52,22 @@ def call_table(ddb: Any, table: str, op: str, *, passthrough: frozenset[str] = C
         raise StoreError(f"{op} on {table} failed: {type(exc).__name__}") from exc
 
 
+_dumps = orjson.dumps
+_NO_MICROSECONDS = ".000000+00:00"
+
+
 def _iso(value: datetime) -> str:
-    return (value if value.tzinfo is UTC else value.astimezone(UTC)).isoformat(timespec="microseconds")
+    """`value` in UTC as `isoformat(timespec="microseconds")` writes it (what every stored time holds).
+
+    One is written per record stored: orjson writes the same text in about a third of the CPU (isoformat's keyword
+    argument alone costs more), except that it leaves out a zero microsecond, put back here; anything but a plain
+    datetime (a subclass) is written by isoformat itself. tests/unit/test_store_fast.py compares the two."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    if type(value) is not datetime:
+        return value.isoformat(timespec="microseconds")
+    text = _dumps(value)  # b'"2026-12-01T04:05:06.000007+00:00"', or without ".000007" when the microsecond is 0
+    return text[1:-1].decode() if value.microsecond else text[1:20].decode() + _NO_MICROSECONDS
 
 
 @dataclass
