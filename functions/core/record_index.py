@@ -60,7 +60,9 @@ class PageIndex:
         return page_index_pk(self.digest)
 
     def record_pks(self) -> list[str]:
-        return [layout.record_pk(self.tenant, self.vendor, self.credential_id, self.kind, i) for i in self.pos_ids]
+        # A records-table key ends with the POS id (layout.record_pk): the rest is written once for all of them.
+        prefix = layout.record_pk(self.tenant, self.vendor, self.credential_id, self.kind, "")
+        return [prefix + pos_id for pos_id in self.pos_ids]
 
     def item(self) -> dict[str, Any]:
         return {

@@ -35,3 +35,17 @@ def test_iso_is_isoformat_with_microseconds_for_every_time() -> None:
         expected = moment.astimezone(UTC).isoformat(timespec="microseconds")
         assert _iso(moment) == expected, moment
         assert len(expected) == 32
+
+
+def test_a_page_index_lists_each_record_by_its_records_table_key() -> None:
+    # Given a page index of ids with separators, quotes, non-ASCII and astral text, under a tenant and credential so
+    from functions.core import layout
+    from functions.core.layout import RecordKind, Vendor
+    from functions.core.record_index import PageIndex
+
+    ids = ("1", "a#b", 'q"\\', "caf\u00e9", "\U0001f600", " lead")
+    index = PageIndex("t#\u00e9", Vendor.POSABIT, RecordKind.SHOPPER, "store-1", ids)
+    # When its records' keys are listed, Then each is the key the record is stored under, in the index's order
+    assert index.record_pks() == [
+        layout.record_pk("t#\u00e9", Vendor.POSABIT, "store-1", RecordKind.SHOPPER, pos_id) for pos_id in ids
+    ]
