@@ -176,6 +176,10 @@ _UNPROVEN = frozenset({"bytes", "complex", "json", "uuid"})
 # the value JSON decoding gives (a chain after `any`: a float, an int, a str as json.loads has them), which they then
 # validate as they validate Python values, that is exactly as the per-item path does.
 _READ_AS_PYTHON = frozenset({"decimal", "datetime", "date", "time", "timedelta"})
+# Of those, the ones whose JSON mode reads a JSON string as their Python mode reads that str: pydantic-core's
+# `bytes_as_datetime`, `bytes_as_date` and `bytes_as_time` over the same text, then the same checks. (A decimal's JSON
+# mode builds the str and calls Decimal on it, as the chain does: nothing to save.)
+_PARSED_FROM_TEXT = frozenset({"datetime", "date", "time"})
 
 
 def _schema_types(schema: Any) -> set[str]:
@@ -210,7 +214,8 @@ def _finite_floats(schema: Any) -> Any:
 
 def _python_values(schema: Any, coerce_numbers: bool = False, decoded: bool = False) -> Any:
     """`schema` with every node of `_READ_AS_PYTHON`, and every lax text a number may be coerced to (the model's
-    `coerce_numbers_to_str`), validating the decoded value: `{"type": "chain", "steps": [{"type": "any"}, node]}`.
+    `coerce_numbers_to_str`), validating the decoded value: `{"type": "chain", "steps": [{"type": "any"}, node]}`,
+    after the node's strict form for a text or a timestamp (a JSON string, read without building a str first).
     A node fed by a chain's earlier step or a before-validator (`decoded`) already reads a Python value."""
     if isinstance(schema, list):
         return [_python_values(part, coerce_numbers, decoded) for part in schema]
@@ -233,7 +238,13 @@ def _python_values(schema: Any, coerce_numbers: bool = False, decoded: bool = Fa
         return rewritten
     numbers_as_text = kind == "str" and not schema.get("strict") and schema.get("coerce_numbers_to_str", coerce_numbers)
     if kind in _READ_AS_PYTHON or numbers_as_text:
-        return {"type": "chain", "steps": [{"type": "any"}, rewritten]}
+        decoded_value = {"type": "chain", "steps": [{"type": "any"}, rewritten]}
+        if numbers_as_text or kind in _PARSED_FROM_TEXT:
+            # A JSON string first: the strict form takes only a string in JSON mode and reads it as the lax form
+            # reads the str json.loads gives (the same text through the same checks, or the same speedate parse),
+            # without building that str first; anything else, or a text only the lax form reads, takes the chain.
+            return {"type": "union", "mode": "left_to_right", "choices": [{**rewritten, "strict": True}, decoded_value]}
+        return decoded_value
     return rewritten
 
 
