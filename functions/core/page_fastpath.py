@@ -33,7 +33,9 @@ class ValidatedPage:
 class PageValidator:
     """One list page's envelope: `records_key` holds the items, each bare or wrapped as `{wrapper_key: item}` (alone
     in its object, and only when the item has no `id`: a wrapped item carries nothing else), `envelope_keys` are
-    read as any JSON value; `blanks_as_none` as `payload_fastpath.fast_schema` has it. Calling it with a page's bytes
+    read as any JSON value; `blanks_as_none` as `payload_fastpath.fast_schema` has it; `numeric_ids`: the vendor sends
+    its ids as JSON numbers, so a compiled id tries a number before a text (either order takes the same values: a
+    text is never a number). Calling it with a page's bytes
     gives the ValidatedPage, or None when it refuses."""
 
     def __init__(
@@ -45,8 +47,11 @@ class PageValidator:
         wrapper_keys: Sequence[str] = (),
         envelope_keys: Sequence[str] = (),
         blanks_as_none: bool = False,
+        numeric_ids: bool = False,
     ) -> None:
         item = _python_values(_finite_floats(fast_schema(model, identity_on, blanks_as_none=blanks_as_none)))
+        if numeric_ids:
+            item = _numbers_first(item)
         unproven = sorted(_schema_types(item) & _UNPROVEN)
         if unproven:
             raise TypeError(f"{model.__name__} holds {', '.join(unproven)} values: not validated from a page's bytes")
@@ -209,6 +214,32 @@ def _finite_floats(schema: Any) -> Any:
     rewritten = {key: _finite_floats(value) for key, value in schema.items()}
     if rewritten.get("type") == "float":
         rewritten["allow_inf_nan"] = False
+    return rewritten
+
+
+def _numbers_first(schema: Any) -> Any:
+    """`schema` with each compiled id (payload_fastpath's "id_text": a strict text, else a whole number as its text)
+    trying the number first: a text fails it as cheaply as a number fails the text, and an id is mostly a number."""
+    if isinstance(schema, list):
+        return [_numbers_first(part) for part in schema]
+    if not isinstance(schema, dict):
+        return schema
+    rewritten = {
+        key: value if key in ("function", "serialization", "metadata") else _numbers_first(value)
+        for key, value in schema.items()
+    }
+    choices = rewritten.get("choices")
+    if (
+        rewritten.get("type") == "union"
+        and isinstance(choices, list)
+        and len(choices) == 2
+        and choices[0].get("type") == "str"
+        and choices[0].get("strict")
+        and choices[1].get("type") == "chain"
+        and choices[1]["steps"][0].get("type") == "int"
+        and choices[1]["steps"][0].get("strict")
+    ):
+        rewritten["choices"] = [choices[1], choices[0]]
     return rewritten
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import httpx
 import pytest
 import stamina
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from functions.core.errors import MalformedPageError
 from functions.core.http import RetryPolicy, VendorHttp
@@ -226,6 +226,39 @@ def test_a_text_or_timestamp_field_reads_each_hostile_value_as_the_per_item_path
             if isinstance(value, datetime | time):
                 assert value.tzinfo == wanted.tzinfo, raw
     assert answered >= 4  # the fast path is taken, not only refused
+
+
+class _Ided(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: Annotated[str, BeforeValidator(lambda value: str(value) if type(value) is int else value)]
+    other_id: Annotated[str | None, BeforeValidator(lambda value: str(value) if type(value) is int else value)] = None
+
+
+def _id_validator(numeric_ids: bool) -> PageValidator:
+    # Both ids compiled as payload_fastpath's "id_text": a text with nothing to strip, or a whole number as its text
+    identity = {_Ided.model_fields[name].metadata[0].func: "id_text" for name in ("id", "other_id")}
+    return PageValidator(_Ided, identity, records_key="rows", wrapper_keys=("row",), numeric_ids=numeric_ids)
+
+
+_HOSTILE_IDS = [
+    *("7", "0", "-7", str(2**63 - 1), str(2**63), str(-(2**63)), "1" * 30, "7.0", "7e0", "1e400", "true", "null"),
+    *('"7"', '"a"', '" a"', '"a "', '""', '" "', '"\\u3000a"', '"a\\u2029"', "[]", "{}"),
+]
+
+
+def test_numeric_ids_reads_every_id_as_the_text_first_order_does() -> None:
+    # The number is tried first; a text is never a number, so what is taken and its value are the same
+    text_first, numbers_first = _id_validator(False), _id_validator(True)
+    answered = 0
+    for raw in _HOSTILE_IDS:
+        for body in (b'{"rows": [{"id": %s}]}' % raw.encode(), b'{"rows": [{"row": {"id": "a", "other_id": %s}}]}' % raw.encode()):
+            expected, page = text_first(body), numbers_first(body)
+            assert (page and [p.model_dump() for p in page.payloads]) == (
+                expected and [p.model_dump() for p in expected.payloads]
+            ), body
+            answered += page is not None
+    assert answered >= 8
 
 
 @pytest.fixture
