@@ -89,7 +89,7 @@ class PageValidator:
     def __call__(self, body: bytes) -> ValidatedPage | None:
         try:
             page = self._validate(body)
-        except (ValidationError, ValueError, TypeError, ArithmeticError, _Refused):
+        except (ValidationError, ValueError, TypeError, ArithmeticError, _RefusedError):
             return None  # the per-item path says what is wrong, item by item
         items = page.pop(self._records_key)
         # A wrapped item validates to {wrapper_key: payload}: the payload alone, as `unwrap_item` hands it on.
@@ -97,13 +97,13 @@ class PageValidator:
         return ValidatedPage(payloads, page)
 
 
-class _Refused(Exception):
+class _RefusedError(Exception):
     """A bare item lacks a required field that `_refusing_cheaply` leaves to a default factory: no choice of the
     page's union takes it (it holds a key beside any wrapper), so the whole page is refused at once."""
 
 
 def _refused(_data: Any) -> Any:
-    raise _Refused
+    raise _RefusedError
 
 
 # The default `_refusing_cheaply` gives a required field: no schema but `any` (or one that calls Python on it) takes it.
@@ -115,13 +115,13 @@ def _refusing_cheaply(item: Any, definitions: Any, wrapper_keys: Sequence[str]) 
     cheaply and accepting exactly what `item` accepts, with the same values.
 
     pydantic-core builds each missing required field's error from the object it looked in, a deep copy of it: a
-    wrapped item cost each of the model's required fields a copy of the whole item (a wrapped POSaBIT sale about 70%
-    more than a bare one). Here a required field reads a missing value as a default that its schema refuses (the
+    wrapped item cost each of the model's required fields a copy of the whole item (a wrapped POSaBIT sale cost about
+    twice a bare one). Here a required field reads a missing value as a default that its schema refuses (the
     error holds that default, not the item). A field whose schema would take that default (`any`) instead gets a
     default factory that pydantic-core does not call once an earlier field of the item has failed (its error holds
     no item either): it follows a field of the kind above, read by its own name and no wrapper key, so that when
     the factory is called, that field is present beside any wrapper and every choice refuses the item (the factory
-    raises `_Refused`: the page is refused, as before). A field neither way can be is left required."""
+    raises `_RefusedError`: the page is refused, as before). A field neither way can be is left required."""
     if not isinstance(item, dict) or item.get("type") != "model" or item["schema"].get("type") != "model-fields":
         return item
     fields: dict[str, Any] = {}
@@ -146,7 +146,10 @@ def _refusing_cheaply(item: Any, definitions: Any, wrapper_keys: Sequence[str]) 
         else:
             fields[name] = field
     # Without its `ref`: this copy differs from the model the wrapped choices and any reference hold.
-    return {**{key: value for key, value in item.items() if key != "ref"}, "schema": {**item["schema"], "fields": fields}}
+    return {
+        **{key: value for key, value in item.items() if key != "ref"},
+        "schema": {**item["schema"], "fields": fields},
+    }
 
 
 def _absent_default(schema: Any) -> dict[str, Any]:

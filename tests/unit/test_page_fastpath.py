@@ -252,7 +252,10 @@ def test_numeric_ids_reads_every_id_as_the_text_first_order_does() -> None:
     text_first, numbers_first = _id_validator(False), _id_validator(True)
     answered = 0
     for raw in _HOSTILE_IDS:
-        for body in (b'{"rows": [{"id": %s}]}' % raw.encode(), b'{"rows": [{"row": {"id": "a", "other_id": %s}}]}' % raw.encode()):
+        for body in (
+            b'{"rows": [{"id": %s}]}' % raw.encode(),
+            b'{"rows": [{"row": {"id": "a", "other_id": %s}}]}' % raw.encode(),
+        ):
             expected, page = text_first(body), numbers_first(body)
             assert (page and [p.model_dump() for p in page.payloads]) == (
                 expected and [p.model_dump() for p in expected.payloads]
