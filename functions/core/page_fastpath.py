@@ -33,7 +33,9 @@ class ValidatedPage:
 class PageValidator:
     """One list page's envelope: `records_key` holds the items, each bare or wrapped as `{wrapper_key: item}` (alone
     in its object, and only when the item has no `id`: a wrapped item carries nothing else), `envelope_keys` are
-    read as any JSON value; `blanks_as_none` as `payload_fastpath.fast_schema` has it. Calling it with a page's bytes
+    read as any JSON value; `blanks_as_none` as `payload_fastpath.fast_schema` has it; `numeric_ids`: the vendor sends
+    its ids as JSON numbers, so a compiled id tries a number before a text (either order takes the same values: a
+    text is never a number). Calling it with a page's bytes
     gives the ValidatedPage, or None when it refuses."""
 
     def __init__(
@@ -45,8 +47,11 @@ class PageValidator:
         wrapper_keys: Sequence[str] = (),
         envelope_keys: Sequence[str] = (),
         blanks_as_none: bool = False,
+        numeric_ids: bool = False,
     ) -> None:
         item = _python_values(_finite_floats(fast_schema(model, identity_on, blanks_as_none=blanks_as_none)))
+        if numeric_ids:
+            item = _numbers_first(item)
         unproven = sorted(_schema_types(item) & _UNPROVEN)
         if unproven:
             raise TypeError(f"{model.__name__} holds {', '.join(unproven)} values: not validated from a page's bytes")
@@ -54,8 +59,8 @@ class PageValidator:
         if item.get("type") == "definitions":
             definitions, item = item["definitions"], item["schema"]
         if wrapper_keys:
-            # A bare item is tried first: a wrapped one fails it on its first missing required field, where a bare
-            # one would fail a wrapped try once for every key it has.
+            # A bare item is tried first (a bare one would fail a wrapped try once for every key it has), in a form
+            # that a wrapped one fails cheaply (`_refusing_cheaply`).
             wrapped = [
                 {
                     "type": "typed-dict",
@@ -64,7 +69,8 @@ class PageValidator:
                 }
                 for key in wrapper_keys
             ]
-            item = {"type": "union", "mode": "left_to_right", "choices": [item, *wrapped]}
+            bare = _refusing_cheaply(item, definitions, wrapper_keys)
+            item = {"type": "union", "mode": "left_to_right", "choices": [bare, *wrapped]}
         fields: dict[str, Any] = {
             records_key: {
                 "type": "typed-dict-field",
@@ -83,12 +89,89 @@ class PageValidator:
     def __call__(self, body: bytes) -> ValidatedPage | None:
         try:
             page = self._validate(body)
-        except (ValidationError, ValueError, TypeError, ArithmeticError):
+        except (ValidationError, ValueError, TypeError, ArithmeticError, _RefusedError):
             return None  # the per-item path says what is wrong, item by item
         items = page.pop(self._records_key)
         # A wrapped item validates to {wrapper_key: payload}: the payload alone, as `unwrap_item` hands it on.
         payloads = [item if item.__class__ is not dict else next(iter(item.values())) for item in items]
         return ValidatedPage(payloads, page)
+
+
+class _RefusedError(Exception):
+    """A bare item lacks a required field that `_refusing_cheaply` leaves to a default factory: no choice of the
+    page's union takes it (it holds a key beside any wrapper), so the whole page is refused at once."""
+
+
+def _refused(_data: Any) -> Any:
+    raise _RefusedError
+
+
+# The default `_refusing_cheaply` gives a required field: no schema but `any` (or one that calls Python on it) takes it.
+_ABSENT = object()
+
+
+def _refusing_cheaply(item: Any, definitions: Any, wrapper_keys: Sequence[str]) -> Any:
+    """A bare item's model schema, as the first choice of a page's items, failing a wrapped item (`{key: {...}}`)
+    cheaply and accepting exactly what `item` accepts, with the same values.
+
+    pydantic-core builds each missing required field's error from the object it looked in, a deep copy of it: a
+    wrapped item cost each of the model's required fields a copy of the whole item (a wrapped POSaBIT sale cost about
+    twice a bare one). Here a required field reads a missing value as a default that its schema refuses (the
+    error holds that default, not the item). A field whose schema would take that default (`any`) instead gets a
+    default factory that pydantic-core does not call once an earlier field of the item has failed (its error holds
+    no item either): it follows a field of the kind above, read by its own name and no wrapper key, so that when
+    the factory is called, that field is present beside any wrapper and every choice refuses the item (the factory
+    raises `_RefusedError`: the page is refused, as before). A field neither way can be is left required."""
+    if not isinstance(item, dict) or item.get("type") != "model" or item["schema"].get("type") != "model-fields":
+        return item
+    fields: dict[str, Any] = {}
+    guarded = False  # an earlier field fails whenever the item lacks it, and sits beside any wrapper when present
+    for name, field in item["schema"]["fields"].items():
+        schema = field["schema"]
+        if schema.get("type") == "default":
+            fields[name] = field
+        elif _refuses_absent(schema, definitions):
+            fields[name] = {**field, "schema": _absent_default(schema)}
+            guarded = guarded or (field.get("validation_alias") is None and name not in wrapper_keys)
+        elif guarded:
+            fields[name] = {
+                **field,
+                "schema": {
+                    "type": "default",
+                    "default_factory": _refused,
+                    "default_factory_takes_data": True,
+                    "schema": schema,
+                },
+            }
+        else:
+            fields[name] = field
+    # Without its `ref`: this copy differs from the model the wrapped choices and any reference hold.
+    return {
+        **{key: value for key, value in item.items() if key != "ref"},
+        "schema": {**item["schema"], "fields": fields},
+    }
+
+
+def _absent_default(schema: Any) -> dict[str, Any]:
+    return {"type": "default", "default": _ABSENT, "validate_default": True, "schema": schema}
+
+
+def _refuses_absent(schema: Any, definitions: Any) -> bool:
+    """Whether a field of `schema` missing from a page's item is refused as a validation error when it defaults to
+    `_ABSENT` (tried: a Python validator may raise otherwise, or take it)."""
+    probe: dict[str, Any] = {
+        "type": "typed-dict",
+        "fields": {"f": {"type": "typed-dict-field", "required": False, "schema": _absent_default(schema)}},
+    }
+    if definitions is not None:
+        probe = {"type": "definitions", "schema": probe, "definitions": definitions}
+    try:
+        SchemaValidator(probe).validate_json(b"{}")
+    except ValidationError:
+        return True
+    except Exception:  # noqa: BLE001 - anything but a validation error: not refused the way the union needs
+        return False
+    return False
 
 
 # Schemas whose JSON-mode reading is not proven to equal what they make of `json.loads`'s values. A model holding one
@@ -101,6 +184,10 @@ _UNPROVEN = frozenset({"bytes", "complex", "json", "uuid"})
 # the value JSON decoding gives (a chain after `any`: a float, an int, a str as json.loads has them), which they then
 # validate as they validate Python values, that is exactly as the per-item path does.
 _READ_AS_PYTHON = frozenset({"decimal", "datetime", "date", "time", "timedelta"})
+# Of those, the ones whose JSON mode reads a JSON string as their Python mode reads that str: pydantic-core's
+# `bytes_as_datetime`, `bytes_as_date` and `bytes_as_time` over the same text, then the same checks. (A decimal's JSON
+# mode builds the str and calls Decimal on it, as the chain does: nothing to save.)
+_PARSED_FROM_TEXT = frozenset({"datetime", "date", "time"})
 
 
 def _schema_types(schema: Any) -> set[str]:
@@ -133,9 +220,36 @@ def _finite_floats(schema: Any) -> Any:
     return rewritten
 
 
+def _numbers_first(schema: Any) -> Any:
+    """`schema` with each compiled id (payload_fastpath's "id_text": a strict text, else a whole number as its text)
+    trying the number first: a text fails it as cheaply as a number fails the text, and an id is mostly a number."""
+    if isinstance(schema, list):
+        return [_numbers_first(part) for part in schema]
+    if not isinstance(schema, dict):
+        return schema
+    rewritten = {
+        key: value if key in ("function", "serialization", "metadata") else _numbers_first(value)
+        for key, value in schema.items()
+    }
+    choices = rewritten.get("choices")
+    if (
+        rewritten.get("type") == "union"
+        and isinstance(choices, list)
+        and len(choices) == 2
+        and choices[0].get("type") == "str"
+        and choices[0].get("strict")
+        and choices[1].get("type") == "chain"
+        and choices[1]["steps"][0].get("type") == "int"
+        and choices[1]["steps"][0].get("strict")
+    ):
+        rewritten["choices"] = [choices[1], choices[0]]
+    return rewritten
+
+
 def _python_values(schema: Any, coerce_numbers: bool = False, decoded: bool = False) -> Any:
     """`schema` with every node of `_READ_AS_PYTHON`, and every lax text a number may be coerced to (the model's
-    `coerce_numbers_to_str`), validating the decoded value: `{"type": "chain", "steps": [{"type": "any"}, node]}`.
+    `coerce_numbers_to_str`), validating the decoded value: `{"type": "chain", "steps": [{"type": "any"}, node]}`,
+    after the node's strict form for a text or a timestamp (a JSON string, read without building a str first).
     A node fed by a chain's earlier step or a before-validator (`decoded`) already reads a Python value."""
     if isinstance(schema, list):
         return [_python_values(part, coerce_numbers, decoded) for part in schema]
@@ -158,7 +272,13 @@ def _python_values(schema: Any, coerce_numbers: bool = False, decoded: bool = Fa
         return rewritten
     numbers_as_text = kind == "str" and not schema.get("strict") and schema.get("coerce_numbers_to_str", coerce_numbers)
     if kind in _READ_AS_PYTHON or numbers_as_text:
-        return {"type": "chain", "steps": [{"type": "any"}, rewritten]}
+        decoded_value = {"type": "chain", "steps": [{"type": "any"}, rewritten]}
+        if numbers_as_text or kind in _PARSED_FROM_TEXT:
+            # A JSON string first: the strict form takes only a string in JSON mode and reads it as the lax form
+            # reads the str json.loads gives (the same text through the same checks, or the same speedate parse),
+            # without building that str first; anything else, or a text only the lax form reads, takes the chain.
+            return {"type": "union", "mode": "left_to_right", "choices": [{**rewritten, "strict": True}, decoded_value]}
+        return decoded_value
     return rewritten
 
 

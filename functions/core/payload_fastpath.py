@@ -28,6 +28,9 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # that is no bool, a bool, a list); "stripped_text" - a string with no surrounding whitespace (as `str.strip`
 # sees it), not empty. "id_text": as "stripped_text", and it turns an int (no bool) into its decimal text, as
 # `str(value)` does: compiled for ints of 64 bits (longer ones, whose text Python may refuse, go to the model).
+# "nonzero_id_text": as "id_text", for a before-validator that reads 0 (or the text "0") as no id: compiled for every
+# other text and for the ints from 1 to 2**63 - 1 (negative ints go to the model), and an optional id's 0 or "0" as
+# None.
 # A model's own before-validator (`model_validator(mode="before")`): "no_blank_values" - it hands on unchanged a dict
 # none of whose string values is blank (it only turns blanks into None): compiled as every string field refusing a
 # blank, for a model whose fields take nothing else a blank could become (no `Any`, no Python validator of their own).
@@ -35,13 +38,15 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 # mapping of field name to the names tried when the field is absent) is present, not None and, as text, not blank:
 # compiled as each such field required, not nullable, and its text refusing a blank (a field's other types refuse
 # a blank themselves). With none listed it hands on every dict unchanged.
-IdentityOn = Literal["strict", "stripped_text", "id_text", "no_blank_values", "present_alternatives"]
+IdentityOn = Literal["strict", "stripped_text", "id_text", "nonzero_id_text", "no_blank_values", "present_alternatives"]
 
 # Every character `str.strip()` removes (`str.isspace`), as a Rust regex class; a value matching STRIPPED_TEXT is
 # one that `value.strip() or None` returns unchanged.
 _SPACES = "".join(f"\\x{{{code:x}}}" for code in range(sys.maxunicode + 1) if chr(code).isspace())
 STRIPPED_TEXT = rf"(?s)\A[^{_SPACES}](?:.*[^{_SPACES}])?\z"
 NOT_BLANK = rf"[^{_SPACES}]"  # somewhere in the text: what `value.strip()` leaves something of
+# STRIPPED_TEXT but for the text "0".
+STRIPPED_TEXT_NOT_ZERO = rf"(?s)\A(?:[^{_SPACES}0]|[^{_SPACES}].*[^{_SPACES}])\z"
 
 # pydantic's own length checks, applied in Python after a before-validator (`Annotated[str, BeforeValidator(f),
 # Field(min_length=1)]`): the same check as the str schema's native constraint of that name.
@@ -54,6 +59,19 @@ _LENGTH_CHECKS = {
 _BLANK_SAFE = frozenset({"int", "float", "decimal", "bool", "date", "datetime", "time", "list", "model", "none"})
 
 _STRICT_TYPES = frozenset({"int", "bool", "list", "str"})
+
+# The whole number 0 or the text "0" read as None (a default taken when `none` refuses it: no Python).
+_ZERO_IS_NONE: dict[str, Any] = {
+    "type": "chain",
+    "steps": [
+        {
+            "type": "union",
+            "mode": "left_to_right",
+            "choices": [{"type": "int", "strict": True, "ge": 0, "le": 0}, {"type": "literal", "expected": ["0"]}],
+        },
+        {"type": "default", "schema": {"type": "none"}, "on_error": "default", "default": None},
+    ],
+}
 
 # A text `value.strip()` leaves nothing of, read as None (a default taken when `none` refuses the text: no Python).
 _BLANK_IS_NONE: dict[str, Any] = {
@@ -197,7 +215,7 @@ def _refusing_blanks(schema: dict[str, Any], function: Callable[[Any], Any]) -> 
     if kind in _BLANK_SAFE:
         return schema
     if kind == "str":
-        if "pattern" in schema and schema["pattern"] != STRIPPED_TEXT:
+        if "pattern" in schema and schema["pattern"] not in (STRIPPED_TEXT, STRIPPED_TEXT_NOT_ZERO):
             raise TypeError(f"{function.__qualname__}: a field's text has a pattern of its own")
         return schema if "pattern" in schema else {**schema, "pattern": NOT_BLANK}
     if kind in ("model-field", "default", "nullable"):
@@ -220,7 +238,10 @@ def _built_by_schema(cls: type, classes: dict[type, type]) -> type:
 
 def _strict(schema: dict[str, Any], kind: IdentityOn, function: Callable[[Any], Any]) -> dict[str, Any]:
     if schema.get("type") == "nullable":
-        return {**schema, "schema": _strict(schema["schema"], kind, function)}
+        inner = _strict(schema["schema"], kind, function)
+        if kind == "nonzero_id_text":  # an optional id: 0 or "0" is no id, as the before-validator reads them
+            inner = {**inner, "choices": [*inner["choices"], _ZERO_IS_NONE]}
+        return {**schema, "schema": inner}
     kind_of_type = schema.get("type")
     if kind_of_type not in _STRICT_TYPES or (kind == "strict") == (kind_of_type == "str"):
         raise TypeError(f"{function.__qualname__} feeds a {kind_of_type} schema: it cannot be compiled out as {kind}")
@@ -229,13 +250,13 @@ def _strict(schema: dict[str, Any], kind: IdentityOn, function: Callable[[Any], 
         return strict
     if "pattern" in schema:
         raise TypeError(f"{function.__qualname__} feeds a str schema with a pattern of its own")
-    strict["pattern"] = STRIPPED_TEXT
+    strict["pattern"] = STRIPPED_TEXT_NOT_ZERO if kind == "nonzero_id_text" else STRIPPED_TEXT
     if kind == "stripped_text":
         return strict
     whole_to_text = {  # the str schema's own constraints (a minimum length) still apply to the text
         "type": "chain",
         "steps": [
-            {"type": "int", "strict": True, "ge": -(2**63), "le": 2**63 - 1},
+            {"type": "int", "strict": True, "ge": 1 if kind == "nonzero_id_text" else -(2**63), "le": 2**63 - 1},
             {**schema, "coerce_numbers_to_str": True},
         ],
     }

@@ -95,6 +95,7 @@ PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
         records_key=STREAM_CONTRACTS[stream].records_key,
         wrapper_keys=STREAM_CONTRACTS[stream].wrapper_keys,
         envelope_keys=_ENVELOPE_COUNTS,
+        numeric_ids=True,  # its ids arrive as JSON numbers (every id of the simulator's pages)
     )
     for stream, model in PAGE_MODELS.items()
 }

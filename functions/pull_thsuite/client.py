@@ -54,7 +54,14 @@ _ENVELOPE_FIELDS = tuple(name for name in Envelope.model_fields if name != "data
 # Each stream's list page validated from its bytes in one call (the happy path; refused: decoded, its envelope and
 # items as before).
 PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
-    stream: PageValidator(model, IDENTITY_ON, records_key="data", envelope_keys=_ENVELOPE_FIELDS, blanks_as_none=True)
+    stream: PageValidator(
+        model,
+        IDENTITY_ON,
+        records_key="data",
+        envelope_keys=_ENVELOPE_FIELDS,
+        blanks_as_none=True,
+        numeric_ids=True,  # its ids arrive as JSON numbers (every id of the simulator's pages)
+    )
     for stream, model in PAGE_MODELS.items()
 }
 

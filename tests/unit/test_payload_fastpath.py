@@ -13,7 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ValidationError
 from pydantic_core import SchemaValidator
 
 from functions.core.layout import Stream, Vendor
-from functions.core.payload_fastpath import STRIPPED_TEXT, fast_validator
+from functions.core.payload_fastpath import STRIPPED_TEXT, STRIPPED_TEXT_NOT_ZERO, fast_validator
 from functions.pull_flourish import mapping as flourish
 from functions.pull_onprem import values as onprem_values
 from functions.pull_onprem.auphan import mapping as auphan
@@ -58,20 +58,31 @@ FLOURISH_VALIDATORS: dict[Stream, tuple[type[BaseModel], Callable[[Any], BaseMod
     # not used by the mapping (its simulator items lack SMS fields), compared all the same
     Stream.CUSTOMERS: (flourish.FlourishCustomer, fast_validator(flourish.FlourishCustomer, flourish.IDENTITY_ON)),
 }
-CASES: list[tuple[Vendor, Stream, type[BaseModel], Callable[[Any], BaseModel]]] = [
-    (vendor, stream, model, fast)
-    for vendor, validators in (
-        (Vendor.POSABIT, POSABIT_VALIDATORS),
-        (Vendor.THSUITE, THSUITE_VALIDATORS),
-        (Vendor.FLOURISH, FLOURISH_VALIDATORS),
-    )
-    for stream, (model, fast) in validators.items()
-] + [
-    (vendor, stream, model, fast_validator(model, onprem_values.IDENTITY_ON))
-    for vendor, models in ONPREM_MODELS.items()
-    for stream, model in models.items()
-]
+CASES: list[tuple[Vendor, Stream, type[BaseModel], Callable[[Any], BaseModel]]] = (
+    [
+        (vendor, stream, model, fast)
+        for vendor, validators in (
+            (Vendor.POSABIT, POSABIT_VALIDATORS),
+            (Vendor.THSUITE, THSUITE_VALIDATORS),
+            (Vendor.FLOURISH, FLOURISH_VALIDATORS),
+        )
+        for stream, (model, fast) in validators.items()
+    ]
+    + [
+        (vendor, stream, model, fast_validator(model, onprem_values.IDENTITY_ON))
+        for vendor, models in ONPREM_MODELS.items()
+        for stream, model in models.items()
+    ]
+    + [
+        # as Profitek's pages compile them: its ids too ("nonzero_id_text")
+        (Vendor.PROFITEK, stream, model, fast_validator(model, profitek.PAGE_IDENTITY_ON))
+        for stream, model in ONPREM_MODELS[Vendor.PROFITEK].items()
+    ]
+)
 CASE_IDS = [f"{vendor.value}-{stream.value}" for vendor, stream, _, _ in CASES]
+CASE_IDS[-len(ONPREM_MODELS[Vendor.PROFITEK]) :] = [
+    f"profitek-page-{stream.value}" for stream in ONPREM_MODELS[Vendor.PROFITEK]
+]
 
 
 SPACES = [chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()]
@@ -98,6 +109,10 @@ HOSTILE_CORE: list[Any] = [
     " 12 ",
     "+12",
     "-0",
+    "0",
+    "00",
+    " 0",
+    "0\u3000",
     "1e3",
     "1.0",
     "true",
@@ -227,6 +242,19 @@ def test_the_stripped_text_pattern_accepts_exactly_what_strip_leaves_unchanged()
         except ValidationError:
             accepted = False
         assert accepted is (text != "" and text.strip() == text), repr(text)
+
+
+def test_the_nonzero_stripped_text_pattern_accepts_what_strip_leaves_unchanged_but_zero() -> None:
+    validator = SchemaValidator({"type": "str", "strict": True, "pattern": STRIPPED_TEXT_NOT_ZERO})
+    texts = [value for value in HOSTILE if isinstance(value, str) and value != "\ud800"]
+    texts += [f"{a}{b}" for a in ("0", " ", "\u0085", "1") for b in ("0", "\t", "\u3000", "")]
+    for text in texts:
+        try:
+            validator.validate_python(text)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert accepted is (text not in ("", "0") and text.strip() == text), repr(text)
 
 
 def test_a_before_validator_that_cannot_be_compiled_out_is_refused_at_build() -> None:

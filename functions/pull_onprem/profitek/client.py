@@ -36,13 +36,16 @@ from functions.pull_onprem.profitek.constants import (
     STREAMS,
 )
 from functions.pull_onprem.transport import OnPremHttp
-from functions.pull_onprem.values import IDENTITY_ON, text_or_none
+from functions.pull_onprem.values import text_or_none
 
 # Each stream's list page validated from its bytes in one call (the happy path; refused: decoded, its items mapped one
 # by one as before).
 PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
     stream: PageValidator(
-        model, IDENTITY_ON, records_key=ENVELOPE_ITEMS, envelope_keys=(ENVELOPE_TOTAL_PAGES, ENVELOPE_TOTAL_COUNT)
+        model,
+        mapping.PAGE_IDENTITY_ON,
+        records_key=ENVELOPE_ITEMS,
+        envelope_keys=(ENVELOPE_TOTAL_PAGES, ENVELOPE_TOTAL_COUNT),
     )
     for stream, model in mapping.PAGE_MODELS.items()
 }

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
+from types import MappingProxyType
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -27,8 +28,10 @@ from functions.core.models import (
     record_of,
     sale_with_lines,
 )
+from functions.core.payload_fastpath import IdentityOn
 from functions.pull_onprem.profitek.constants import ID_FIELDS, SALE_STATUSES, STORE_ZONE_NAMES, SaleStatus
 from functions.pull_onprem.values import (
+    IDENTITY_ON,
     cents,
     list_or_empty,
     local_date,
@@ -376,6 +379,10 @@ MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord
     Stream.LOYALTY: map_loyalty,
     Stream.DISCOUNTS: map_discount,
 }
+
+# The before-validators a page's schema compiles out of the common case (functions.core.payload_fastpath): the
+# shared ones, and Profitek's ids (a number or a text; 0 is .NET's "none", left to `_id`).
+PAGE_IDENTITY_ON: Mapping[Callable[[Any], Any], IdentityOn] = MappingProxyType({**IDENTITY_ON, _id: "nonzero_id_text"})
 
 # Each stream's payload model (its list pages are validated from their bytes: functions.core.page_fastpath) and the
 # mapping of a validated payload.
