@@ -23,6 +23,7 @@ from functions.core.models import (
     Sale,
     SaleLineFields,
     Shopper,
+    applied_discount,
     discount_type_of,
     normalize_email,
     normalize_phone,
@@ -505,7 +506,7 @@ def sale_discounts(items: Sequence[PosabitSaleItem]) -> tuple[AppliedDiscount, .
             pos_id = str(raw_id).strip() or None if raw_id is not None else None
             name = str(raw_name).strip() or None if raw_name is not None else None
             if (pos_id or name) and (pos_id, name) not in found:  # built once: most lines repeat a sale's coupon
-                found[pos_id, name] = AppliedDiscount(pos_discount_id=pos_id, name=name)
+                found[pos_id, name] = applied_discount(pos_id, name)
     return tuple(found.values())
 
 
