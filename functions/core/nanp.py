@@ -39,9 +39,12 @@ class _Desc:
 
     def matches(self, national: str) -> bool:
         """phonenumbers' `_is_number_matching_desc`: lengths first (when any are listed), then the full pattern."""
-        if self.lengths and len(national) not in self.lengths:
+        if not self.admits(len(national)):
             return False
         return self.pattern is not None and self.pattern.fullmatch(national) is not None
+
+    def admits(self, length: int) -> bool:
+        return not self.lengths or length in self.lengths
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,20 @@ class _Region:
         if self.general is None or not self.general.matches(national):
             return False
         return any(desc.matches(national) for desc in self.types)
+
+    @property
+    def ten_digits_known(self) -> re.Pattern[str] | None:
+        """`number_type_known` of a ten-digit number as one regex (fullmatch), or None when no ten-digit number
+        is known: the general pattern as a lookahead, then the patterns of the types whose lengths admit ten
+        digits as alternatives (the same answers, in one call instead of several regexes and Python around each)."""
+        general = self.general
+        if general is None or general.pattern is None or not general.admits(_TEN):
+            return None
+        patterns = [d.pattern.pattern for d in self.types if d.pattern is not None and d.admits(_TEN)]
+        if not patterns:
+            return None
+        alternatives = "|".join(f"(?:{pattern})" for pattern in patterns)
+        return re.compile(f"(?=(?:{general.pattern.pattern})\\Z)(?:{alternatives})")
 
 
 def _desc(desc: PhoneNumberDesc | None) -> _Desc | None:
@@ -86,6 +103,18 @@ def _nanp_regions() -> tuple[_Region, ...]:
 
 def is_valid_nanp(national: str) -> bool:
     """`phonenumbers.is_valid_number` of +1 `national` (ten digits, no leading zero)."""
+    if len(national) != _TEN:
+        return _valid_by_descs(national)
+    for leading, known in _ten_digit_regions():
+        if leading is not None:
+            if leading.match(national):
+                return known is not None and known.fullmatch(national) is not None
+        elif known is not None and known.fullmatch(national) is not None:
+            return True
+    return False
+
+
+def _valid_by_descs(national: str) -> bool:
     for region in _nanp_regions():
         if region.leading_digits is not None:
             if region.leading_digits.match(national):
@@ -93,6 +122,14 @@ def is_valid_nanp(national: str) -> bool:
         elif region.number_type_known(national):
             return True
     return False
+
+
+_TEN = 10
+
+
+@cache  # one entry, built on first use: each region's leading digits and `ten_digits_known`, in phonenumbers' order
+def _ten_digit_regions() -> tuple[tuple[re.Pattern[str] | None, re.Pattern[str] | None], ...]:
+    return tuple((region.leading_digits, region.ten_digits_known) for region in _nanp_regions())
 
 
 def nanp_national(text: str, default_region: str) -> str | None:
