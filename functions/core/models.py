@@ -248,6 +248,27 @@ class AppliedDiscount(BaseModel):
 # The models a record holds inside it, written by `record_json` as their fields.
 _NESTED_MODELS: frozenset[type[BaseModel]] = frozenset({SaleLine, AppliedDiscount})
 
+# Past this many entries a cache of built values is emptied and fills again with what the next pages repeat.
+_CACHE_LIMIT = 4096
+
+
+def applied_discount(pos_discount_id: str | None, name: str | None) -> AppliedDiscount:
+    """`AppliedDiscount(pos_discount_id=..., name=...)`. A sale's coupons repeat from sale to sale, and the model's
+    Python constructor cost about 1 µs each (measured): text or None gives the model built for these same two values
+    before (frozen, so one instance serves every sale), anything else the model's own answer or error."""
+    if (pos_discount_id is None or type(pos_discount_id) is str) and (name is None or type(name) is str):
+        key = (pos_discount_id, name)
+        found = _discounts.get(key)
+        if found is None:
+            if len(_discounts) >= _CACHE_LIMIT:
+                _discounts.clear()
+            found = _discounts[key] = AppliedDiscount(pos_discount_id=pos_discount_id, name=name)
+        return found
+    return AppliedDiscount(pos_discount_id=pos_discount_id, name=name)
+
+
+_discounts: dict[tuple[str | None, str | None], AppliedDiscount] = {}
+
 
 class Sale(CanonicalRecord):
     kind: Annotated[Literal[RecordKind.SALE], KindJson] = RecordKind.SALE

@@ -24,6 +24,7 @@ from functions.core.models import (
     Sale,
     SaleLineFields,
     Shopper,
+    applied_discount,
     dollars_to_cents,
     normalize_phone,
     record_of,
@@ -542,7 +543,7 @@ def order_discounts(order: FlourishRetailOrder) -> tuple[AppliedDiscount, ...]:
         for d in line.applied_discounts:
             pos_id, name = _blank_to_none(d.discount_id), _blank_to_none(d.discount_name)
             if pos_id or name:
-                found.setdefault((pos_id, None if pos_id else name), AppliedDiscount(pos_discount_id=pos_id, name=name))
+                found.setdefault((pos_id, None if pos_id else name), applied_discount(pos_id, name))
     return tuple(found.values())
 
 

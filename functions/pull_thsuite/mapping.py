@@ -15,7 +15,6 @@ from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import (
-    AppliedDiscount,
     BoundedDecimal,
     CanonicalRecord,
     Discount,
@@ -24,6 +23,7 @@ from functions.core.models import (
     Sale,
     SaleLineFields,
     Shopper,
+    applied_discount,
     discount_type_of,
     dollars_to_cents,
     normalize_phone,
@@ -327,7 +327,7 @@ def receipt_record(receipt: ThsuiteReceipt, ctx: MappingContext) -> Sale:
         tenders=tuple({"method": p.method, "amount_cents": dollars_to_cents(p.amount)} for p in receipt.payments),
         discounts=tuple(
             dict.fromkeys(
-                AppliedDiscount(pos_discount_id=d.discount_id, name=(d.name or "").strip() or None)
+                applied_discount(d.discount_id, (d.name or "").strip() or None)
                 for line in receipt.lines
                 for d in line.discounts
             )

@@ -225,3 +225,13 @@ def test_placeholders_in_every_typed_shape_match_the_reference() -> None:
     for region in ("US", "CA", "PR"):
         for text in texts:
             assert normalize_phone(text, region) == reference(text, region), (text, region)
+
+
+def test_ten_digit_validity_in_one_regex_per_region_is_the_desc_by_desc_answer() -> None:
+    # Given numbers of every area code and exchange first digit, and random ones
+    rng = random.Random(29)
+    numbers = [f"{area}{first}{rng.randint(0, 999999):06d}" for area in range(200, 1000) for first in range(2, 10)]
+    numbers += [str(rng.randint(2 * 10**9, 10**10 - 1)) for _ in range(20000)]
+    # Then the combined pattern of each region answers as its general and type patterns tried one by one
+    assert [n for n in numbers if nanp.is_valid_nanp(n) != nanp._valid_by_descs(n)] == []
+    assert sum(map(nanp.is_valid_nanp, numbers)) > len(numbers) // 4  # many valid, many not

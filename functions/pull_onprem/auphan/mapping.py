@@ -13,13 +13,13 @@ from pydantic.alias_generators import to_camel
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
-    AppliedDiscount,
     CanonicalRecord,
     Discount,
     Product,
     Sale,
     SaleLineFields,
     Shopper,
+    applied_discount,
     discount_type_of,
     normalize_phone,
     record_of,
@@ -285,7 +285,7 @@ def sale_record(raw: AuphanSale, ctx: MappingContext) -> CanonicalRecord:
             tenders=tuple({"type": p.method, "amount_cents": cents(p.amount)} for p in raw.payments),
             discounts=tuple(
                 dict.fromkeys(
-                    AppliedDiscount(pos_discount_id=d.discount_id, name=d.name)
+                    applied_discount(d.discount_id, d.name)
                     for line in raw.lines
                     for d in line.discounts
                     if d.discount_id or d.name

@@ -14,7 +14,6 @@ from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
-    AppliedDiscount,
     BoundedDecimal,
     CanonicalRecord,
     Discount,
@@ -23,6 +22,7 @@ from functions.core.models import (
     Sale,
     SaleLineFields,
     Shopper,
+    applied_discount,
     discount_type_of,
     normalize_phone,
     record_of,
@@ -278,7 +278,7 @@ def sale_record(raw: ProfitekTransaction, ctx: MappingContext) -> CanonicalRecor
             tenders=tuple({"type": tender.tender_type, "amount_cents": cents(tender.amount)} for tender in raw.tenders),
             discounts=tuple(
                 dict.fromkeys(
-                    AppliedDiscount(pos_discount_id=d.discount_id, name=d.name)
+                    applied_discount(d.discount_id, d.name)
                     for line in raw.lines
                     for d in line.discounts
                     if d.discount_id or d.name
