@@ -51,7 +51,7 @@ import threading
 import time
 from binascii import crc32
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from urllib.parse import SplitResult, quote, urlsplit
 
 import botocore.auth
@@ -366,26 +366,54 @@ def _url(endpoint_url: str) -> str:
     return str(request["url"])
 
 
+class LeanCall(Protocol):
+    """A lean path standing in for a botocore client's `_make_api_call` (LeanPath here, s3_lean.LeanPut)."""
+
+    def __init__(self, client: Any) -> None: ...
+
+    def observe(self, observer: Observer) -> None: ...
+
+
+LeanT = TypeVar("LeanT", bound=LeanCall)
+
+
+def installed(client: Any, kind: type[LeanT]) -> LeanT | None:
+    """The lean path of `kind` that stands in for `client`'s `_make_api_call`, None if it has none."""
+    lean = client.__dict__.get("_make_api_call")
+    return lean if isinstance(lean, kind) else None
+
+
+def install(client: Any, kind: type[LeanCall], *, service: str, refusal: str) -> Any:
+    """`client` (of botocore's `service`, else ValueError(refusal)) with a lean path of `kind` as its
+    `_make_api_call`, installed once; returns the client."""
+    if client.meta.service_model.service_name != service:
+        raise ValueError(refusal)
+    if installed(client, kind) is None:
+        client._make_api_call = kind(client)
+    return client
+
+
+def observe_lean(client: Any, kind: type[LeanCall], observer: Observer) -> bool:
+    """Tell `observer` of every request `client`'s lean path of `kind` answered; False if it has none (botocore's own
+    events, e.g. `before-parameter-build`, then see every request)."""
+    lean = installed(client, kind)
+    if lean is None:
+        return False
+    lean.observe(observer)
+    return True
+
+
 def use_lean_path(client: Any) -> Any:
     """Send a DynamoDB client's LEAN_OPERATIONS on the lean path (see the module docstring); returns the client."""
-    if client.meta.service_model.service_name != "dynamodb":
-        raise ValueError("only a DynamoDB client takes the lean path")
-    if not isinstance(client.__dict__.get("_make_api_call"), LeanPath):
-        client._make_api_call = LeanPath(client)
-    return client
+    return install(client, LeanPath, service="dynamodb", refusal="only a DynamoDB client takes the lean path")
 
 
 def call_many(client: Any) -> Callable[[str, Sequence[Mapping[str, Any]]], list[Any]] | None:
     """The lean path's `call_many` of `client` (requests of one operation in flight together), None if it has none."""
-    lean = client.__dict__.get("_make_api_call")
-    return lean.call_many if isinstance(lean, LeanPath) else None
+    lean = installed(client, LeanPath)
+    return lean.call_many if lean is not None else None
 
 
 def observe(client: Any, observer: Observer) -> bool:
-    """Tell `observer` of every request `client` answered on the lean path; False if the client has none (botocore's
-    own events, e.g. `before-parameter-build`, then see every request)."""
-    lean = client.__dict__.get("_make_api_call")
-    if not isinstance(lean, LeanPath):
-        return False
-    lean.observe(observer)
-    return True
+    """Tell `observer` of every request `client` answered on the lean path; False if the client has none."""
+    return observe_lean(client, LeanPath, observer)

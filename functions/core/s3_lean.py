@@ -55,7 +55,9 @@ from functions.core.ddb_lean import (
     _http_request,
     _prepared,
     count_resent,
+    install,
     may_answer,
+    observe_lean,
 )
 from functions.core.keepalive import KeptAlive
 from functions.core.observability import logger
@@ -272,18 +274,10 @@ def _fell_back(why: str) -> None:
 
 def use_lean_path(client: Any) -> Any:
     """Send an S3 client's plain PutObject on the lean path (see the module docstring); returns the client."""
-    if client.meta.service_model.service_name != "s3":
-        raise ValueError("only an S3 client takes the lean S3 path")
-    if not isinstance(client.__dict__.get("_make_api_call"), LeanPut):
-        client._make_api_call = LeanPut(client)
-    return client
+    return install(client, LeanPut, service="s3", refusal="only an S3 client takes the lean S3 path")
 
 
 def observe(client: Any, observer: Observer) -> bool:
     """Tell `observer` of every PutObject `client` answered on the lean path; False if the client has none (botocore's
     own events then see every request)."""
-    lean = client.__dict__.get("_make_api_call")
-    if not isinstance(lean, LeanPut):
-        return False
-    lean.observe(observer)
-    return True
+    return observe_lean(client, LeanPut, observer)
