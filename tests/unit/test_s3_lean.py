@@ -245,3 +245,16 @@ def test_what_the_lean_path_cannot_prove_goes_through_botocore(aws_env: None) ->
         # and the control case: a plain put is the lean path's
         lean.put_object(Bucket="raw", Key=KEY, **PUT)
         assert (seen, botocore_saw) == (["PutObject"], [])
+
+
+def test_only_an_s3_client_takes_the_lean_put_and_it_is_installed_once() -> None:
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    with pytest.raises(ValueError, match="only an S3 client"):
+        s3_lean.use_lean_path(dynamodb)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    assert s3_lean.observe(s3, lambda *_: None) is False  # no lean path yet: botocore's events see every request
+    s3_lean.use_lean_path(s3)
+    lean = s3.__dict__["_make_api_call"]
+    assert isinstance(lean, s3_lean.LeanPut)
+    assert s3_lean.use_lean_path(s3) is s3 and s3.__dict__["_make_api_call"] is lean
+    assert s3_lean.observe(s3, lambda *_: None) is True
