@@ -6,7 +6,9 @@ import gc
 from datetime import UTC, datetime
 from typing import Any
 
-from bench.pull import GcTimer, combine, item_size, percentile, read_units, write_units
+import pytest
+
+from bench.pull import GcTimer, HttpRecorder, combine, item_size, percentile, read_units, write_units
 
 REQUIRED = (
     "cpu_us_per_record",
@@ -155,3 +157,27 @@ def test_garbage_collections_are_timed_per_generation_only_while_on() -> None:
         assert not timer.collections and not timer.seconds
     finally:
         gc.callbacks.remove(timer._callback)
+
+
+def test_the_floor_is_the_median_of_passes_over_every_recorded_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given two recorded requests and a clock under which the three passes take 5, 1 and 3 seconds of CPU
+    sent: list[str] = []
+
+    class Answer:
+        content = b'{"data": [1, 2]}'
+
+    class Client:
+        def request(self, method: str, url: str) -> Answer:
+            sent.append(f"{method} {url}")
+            return Answer()
+
+    ticks = iter([0.0, 5.0, 10.0, 11.0, 20.0, 23.0])
+    monkeypatch.setattr("bench.pull.time.process_time", lambda: next(ticks))
+    recorder = HttpRecorder.__new__(HttpRecorder)  # without __init__, which patches httpx for the whole process
+    client = Client()
+    recorder.requests = [(client, "GET", "http://pos/a"), (client, "GET", "http://pos/b")]
+    # When the floor is measured
+    floor, passes = recorder.floor_cpu(passes=3)
+    # Then every request is sent once a pass, and the floor is the middle pass, not the first or the fastest
+    assert sent == ["GET http://pos/a", "GET http://pos/b"] * 3
+    assert (floor, passes) == (3.0, [5.0, 1.0, 3.0])
