@@ -27,12 +27,20 @@ _JSON_NUMBER: Final[dict[str, Any]] = {
 }
 
 
+# A before-validator's replacement in a plain schema: given the `function-before` schema, the schema that takes the
+# values it hands on unchanged and refuses the rest.
+Replacement = Callable[[dict[str, Any]], dict[str, Any]]
+
+
 def plain_validator(
-    model: type[BaseModel], identity_on: Mapping[Callable[[Any], Any], IdentityOn]
+    model: type[BaseModel],
+    identity_on: Mapping[Callable[[Any], Any], IdentityOn],
+    replacements: Mapping[Callable[[Any], Any], Replacement] | None = None,
 ) -> Callable[[Any], dict[str, Any] | None]:
     """The fields `fast_validator(model, identity_on)` would give, as dicts (nested models too) holding each Decimal
-    field's JSON number; None for an item it refuses (the model's to validate: its values, or its error)."""
-    validate = SchemaValidator(plain_schema(model, identity_on)).validate_python
+    field's JSON number; None for an item it refuses (the model's to validate: its values, or its error). A
+    before-validator in `replacements` (by its function) is replaced by what that gives for it."""
+    validate = SchemaValidator(plain_schema(model, identity_on, replacements or {})).validate_python
 
     def plain(data: Any) -> dict[str, Any] | None:
         try:
@@ -44,11 +52,15 @@ def plain_validator(
     return plain
 
 
-def plain_schema(model: type[BaseModel], identity_on: Mapping[Callable[[Any], Any], IdentityOn]) -> Any:
+def plain_schema(
+    model: type[BaseModel],
+    identity_on: Mapping[Callable[[Any], Any], IdentityOn],
+    replacements: Mapping[Callable[[Any], Any], Replacement] | None = None,
+) -> Any:
     """`fast_schema(model, identity_on)` with every model a typed dict of the same fields (its config kept) and every
     Decimal field the JSON number it reads. Raises TypeError for what it cannot carry over unchanged (a Decimal
     with constraints, a model with a validator or init of its own): a programming error, found at import."""
-    return _plain(fast_schema(model, identity_on))
+    return _plain(fast_schema(model, identity_on), replacements or {})
 
 
 _MODEL_KEYS: Final = frozenset({"type", "cls", "schema", "config", "ref", "metadata", "custom_init", "root_model"})
@@ -56,9 +68,9 @@ _FIELDS_KEYS: Final = frozenset({"type", "fields", "model_name", "computed_field
 _FIELD_KEYS: Final = frozenset({"type", "schema", "validation_alias", "serialization_alias", "frozen", "metadata"})
 
 
-def _plain(schema: Any) -> Any:
+def _plain(schema: Any, replacements: Mapping[Callable[[Any], Any], Replacement]) -> Any:
     if isinstance(schema, list):
-        return [_plain(part) for part in schema]
+        return [_plain(part, replacements) for part in schema]
     if not isinstance(schema, dict):
         return schema
     kind = schema.get("type")
@@ -67,12 +79,23 @@ def _plain(schema: Any) -> Any:
             raise TypeError("a Decimal field with constraints cannot be read as its JSON number")
         return _JSON_NUMBER
     if kind == "model":
-        return _typed_dict(schema)
-    return {key: _plain(value) for key, value in schema.items()}
+        return _typed_dict(schema, replacements)
+    replaced = _replaced(schema, replacements)
+    if replaced is not schema:
+        return _plain(replaced, replacements)
+    return {key: _plain(value, replacements) for key, value in schema.items()}
 
 
-def _typed_dict(model: dict[str, Any]) -> dict[str, Any]:
-    fields = model["schema"]
+def _replaced(schema: dict[str, Any], replacements: Mapping[Callable[[Any], Any], Replacement]) -> dict[str, Any]:
+    if schema.get("type") != "function-before":
+        return schema
+    function = schema["function"].get("function")
+    replace = replacements.get(getattr(function, "__func__", function))  # a model's validator: a bound classmethod
+    return schema if replace is None else replace(schema)
+
+
+def _typed_dict(model: dict[str, Any], replacements: Mapping[Callable[[Any], Any], Replacement]) -> dict[str, Any]:
+    fields = _replaced(model["schema"], replacements)  # the model's own before-validator, when replaced
     if (
         set(model) - _MODEL_KEYS
         or model.get("custom_init")
@@ -86,7 +109,7 @@ def _typed_dict(model: dict[str, Any]) -> dict[str, Any]:
     for name, field in fields["fields"].items():
         if set(field) - _FIELD_KEYS:
             raise TypeError(f"{model['cls'].__name__}.{name}: a field of that kind cannot be read as a dict's")
-        inner = _plain(field["schema"])
+        inner = _plain(field["schema"], replacements)
         entry = {"type": "typed-dict-field", "schema": inner, "required": inner.get("type") != "default"}
         if field.get("validation_alias") is not None:
             entry["validation_alias"] = field["validation_alias"]

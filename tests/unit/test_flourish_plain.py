@@ -89,32 +89,40 @@ def test_cents_round_half_away_from_zero_as_dollars_to_cents_does() -> None:
 
 @contextmanager
 def model_path_only() -> Iterator[None]:
-    with mock.patch.object(mapping, "plain_retail_order", return_value=None):
+    with (
+        mock.patch.object(mapping, "plain_retail_order", return_value=None),
+        mock.patch.object(mapping, "plain_customer", return_value=None),
+    ):
         yield
 
 
-def outcome(item: dict[str, Any]) -> tuple[str, Any]:
+def outcome(item: dict[str, Any], stream: Stream) -> tuple[str, Any]:
     try:
-        record = mapping.map_record(Stream.SALES, item, CTX)
+        record = mapping.map_record(stream, item, CTX)
     except MappingError as exc:
         return "error", (exc.pos_id, exc.reason, exc.field)
     return "record", (record.stored_form(), pickle.dumps(record.model_dump()))
 
 
-def same_as_the_model_path(item: dict[str, Any]) -> bool:
-    """Map `item` both ways and compare; True when the plain path gave the sale (it was not handed to the model)."""
+def same_as_the_model_path(item: dict[str, Any], stream: Stream = Stream.SALES) -> bool:
+    """Map `item` both ways and compare; True when the plain path gave the record (it was not handed to the model)."""
     taken = []
-    real = mapping._plain_sale
+    real_sale, real_customer = mapping._plain_sale, mapping.plain_customer
 
-    def counting(order: dict[str, Any], ctx: MappingContext) -> Any:
-        sale = real(order, ctx)
-        taken.append(sale)
-        return sale
+    def sale(order: dict[str, Any], ctx: MappingContext) -> Any:
+        taken.append(real_sale(order, ctx))
+        return taken[-1]
 
-    with mock.patch.object(mapping, "_plain_sale", counting):
-        new = outcome(item)
+    def customer(item: Any) -> Any:
+        fields = real_customer(item)
+        if fields is not None:
+            taken.append(fields)
+        return fields
+
+    with mock.patch.object(mapping, "_plain_sale", sale), mock.patch.object(mapping, "plain_customer", customer):
+        new = outcome(item, stream)
     with model_path_only():
-        old = outcome(item)
+        old = outcome(item, stream)
     assert new == old
     return bool(taken)
 
@@ -252,8 +260,68 @@ def test_the_plain_path_refuses_what_the_model_alone_reads() -> None:
 
 
 @pytest.fixture(scope="module")
-def flourish_sales() -> list[dict[str, Any]]:
+def flourish_items() -> list[tuple[Stream, dict[str, Any]]]:
     from tests.mapping_corpus import raw_pages, seeded_connector
 
     with seeded_connector(Vendor.FLOURISH, 400) as (connector, _):
-        return [item for stream, page in raw_pages(connector) if stream is Stream.SALES for item in page.items]
+        return [(stream, item) for stream, page in raw_pages(connector) for item in page.items]
+
+
+@pytest.fixture
+def flourish_sales(flourish_items: list[tuple[Stream, dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [item for stream, item in flourish_items if stream is Stream.SALES]
+
+
+# --- the shopper ----------------------------------------------------------------------------------------------------
+
+
+@st.composite
+def customers(draw: st.DrawFn) -> dict[str, Any]:
+    """Customers as Flourish documents them (no SMS consent fields), with the ASSUMED fields and their alternative
+    names now and then, and any field now and then odd, blank, missing or invalid."""
+
+    def maybe(value: Any, odd: st.SearchStrategy[Any]) -> Any:
+        return draw(odd) if draw(st.integers(0, 7)) == 0 else value
+
+    odd_text = st.sampled_from([None, "", "  ", 7, True, " x ", [], {}])
+    times = st.sampled_from(["2026-02-05T15:22:44.885Z", "2026-02-05T07:22:44", "", " ", None, "soon", 3])
+    flags = st.sampled_from([True, False, None, "", " ", "yes", "no", 1, 0, "maybe"])
+    customer: dict[str, Any] = {
+        "id": maybe(10001, st.sampled_from(["", None, "C-1", 0, 1.5])),
+        "first_name": maybe("Iris", odd_text),
+        "last_name": maybe("Scott", odd_text),
+        "email": maybe("Iris.Scott@Example.com", odd_text),
+        "phone": maybe("425-662-8320", st.sampled_from(["+1 (206) 555-0100", "1234567890", "", None, 4256628320])),
+        "dob": maybe("1967-01-14", st.sampled_from(["1967-01-14T00:00:00Z", "", None, "Tuesday", "1967-13-01", 0])),
+        "state": maybe("WA", st.sampled_from(["Washington", " wa ", "", None, "XX", 5])),
+        "patient_id": maybe(None, st.sampled_from(["MMJ-1", "", 0, 77])),
+        "address": maybe(
+            [{"id": 1, "address_line_1": "8353 Pine St", "city": "Tacoma", "state": "WA", "postcode": "98379"}],
+            st.sampled_from([None, [], {"postcode": "98101"}, [{"postcode": ""}, {"postcode": 98101}], "home"]),
+        ),
+        "created_timestamp": maybe("2026-02-05T15:22:44.885Z", times),
+        "last_updated_timestamp": maybe("2026-04-16T19:10:40.885Z", times),
+    }
+    for name in ("sms_opt_in", "sms_opt_out", "opt_in_sms", "text_opt_out", "created_at", "updated_at"):
+        if draw(st.integers(0, 5)) == 0:
+            customer[name] = draw(times if name.endswith("_at") else flags)
+    if draw(st.integers(0, 4)) == 0:
+        del customer[draw(st.sampled_from(sorted(customer)))]
+    if draw(st.integers(0, 9)) == 0:
+        customer["addresses"] = customer.pop("address", None)
+    return customer
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(customers())
+def test_any_customer_maps_to_the_shopper_or_the_error_the_model_path_gives(customer: dict[str, Any]) -> None:
+    same_as_the_model_path(customer, Stream.CUSTOMERS)
+
+
+def test_customers_as_the_simulator_sends_them_are_validated_as_plain_data(
+    flourish_items: list[tuple[Stream, dict[str, Any]]],
+) -> None:
+    # Given the Flourish simulator's customers (its documented shape: no SMS consent fields under any name)
+    customers = [item for stream, item in flourish_items if stream is Stream.CUSTOMERS]
+    # When each is mapped, Then the shopper is the model path's and every one was validated as plain data
+    assert all(same_as_the_model_path(customer, Stream.CUSTOMERS) for customer in customers) and len(customers) > 50
