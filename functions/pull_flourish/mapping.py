@@ -38,7 +38,15 @@ from functions.pull_flourish.constants import (
     US_STATES,
     SaleStatus,
 )
-from functions.pull_flourish.plain import UNITS_PER_CENT, UnprovenError, cents, milli, plain_validator, units
+from functions.pull_flourish.plain import (
+    UNITS_PER_CENT,
+    Replacement,
+    UnprovenError,
+    cents,
+    milli,
+    plain_validator,
+    units,
+)
 
 # MappingContext.extra keys the connector fills from the facilities endpoint.
 FACILITY_TIMEZONES = "facility_timezones"  # {facility id: IANA zone}
@@ -786,36 +794,54 @@ IDENTITY_ON: Final[Mapping[Callable[[Any], Any], IdentityOn]] = MappingProxyType
 validate_retail_order = fast_validator(FlourishRetailOrder, IDENTITY_ON)
 validate_item = fast_validator(FlourishItem, IDENTITY_ON)
 validate_discount_definition = fast_validator(FlourishDiscountDefinition, IDENTITY_ON)
-# An order's fields as plain data where `validate_retail_order` would take it without the model (about 8 µs of its 22,
-# measured): `_plain_sale` maps it.
-plain_retail_order = plain_validator(FlourishRetailOrder, IDENTITY_ON)
 
 
-def _absent_alternatives(schema: dict[str, Any]) -> dict[str, Any]:
-    """`_Payload._take_alternatives` compiled out for a model whose ALTERNATIVES fields default to None (customers,
-    whose documented shape has no SMS consent fields under any name): it hands a dict on unchanged when each such
-    field is present and, as text, not blank, or is None or missing with each of its alternatives None or missing too
-    (it then sets the field None, its default). So each such field's text refuses a blank, and each alternative
-    name is read as a field that takes only None; the model reads the rest."""
-    owner = schema["function"]["function"].__self__
-    fields = dict(schema["schema"]["fields"])
-    for name, alternatives in owner.ALTERNATIVES.items():
-        field = fields[name]
-        default = field["schema"]
-        nullable = default["schema"] if default.get("type") == "default" else {}
-        inner = nullable.get("schema", {})
-        if default.get("default") is not None or nullable.get("type") != "nullable" or "validation_alias" in field:
-            raise TypeError(f"{owner.__name__}.{name} is no field read by its own name that defaults to None")
-        if inner.get("type") == "str" and "pattern" not in inner:
-            inner = {**inner, "pattern": NOT_BLANK}
-        elif inner.get("type") not in ("bool", "int", "float", "date", "datetime"):  # no blank is one of these
-            raise TypeError(f"{owner.__name__}.{name} is of a type that could take a blank")
-        fields[name] = {**field, "schema": {**default, "schema": {**nullable, "schema": inner}}}
-        for alternative in alternatives:
-            if alternative in schema["schema"]["fields"]:
-                raise TypeError(f"{owner.__name__}: {alternative} is a field of its own")
-            fields[alternative] = {"type": "model-field", "schema": {**default, "schema": {"type": "none"}}}
-    return {**schema["schema"], "fields": fields}
+def _alternatives(may_be_absent: Mapping[type[_Payload], frozenset[str]]) -> Replacement:
+    """`_Payload._take_alternatives` compiled out for plain data. It hands a dict on unchanged when each field its
+    model lists in ALTERNATIVES is present and, as text, not blank: so such a field is required, not None and its
+    text refuses a blank (as payload_fastpath's "present_alternatives"). A field named in `may_be_absent` (one that
+    defaults to None) may instead be None or missing when each of its alternatives is None or missing too (the
+    before-validator then sets it None, its default): such a field's text refuses a blank, and each of its
+    alternative names is read as a field that takes only None. The model reads the rest."""
+
+    def replace(schema: dict[str, Any]) -> dict[str, Any]:
+        owner = schema["function"]["function"].__self__
+        fields = dict(schema["schema"]["fields"])
+        for name, alternatives in owner.ALTERNATIVES.items():
+            field = fields[name]
+            default = field["schema"]
+            nullable = default["schema"] if default.get("type") == "default" else default
+            inner = nullable["schema"] if nullable.get("type") == "nullable" else nullable
+            if "validation_alias" in field:
+                raise TypeError(f"{owner.__name__}.{name} is no field read by its own name")
+            if inner.get("type") == "str" and "pattern" not in inner:
+                inner = {**inner, "pattern": NOT_BLANK}
+            elif inner.get("type") not in ("bool", "int", "float", "decimal", "date", "datetime"):  # no blank is one
+                raise TypeError(f"{owner.__name__}.{name} is of a type that could take a blank")
+            if name not in may_be_absent.get(owner, ()):
+                fields[name] = {**field, "schema": inner}
+                continue
+            if default.get("type") != "default" or default.get("default") is not None or nullable is default:
+                raise TypeError(f"{owner.__name__}.{name} does not default to None")
+            fields[name] = {**field, "schema": {**default, "schema": {**nullable, "schema": inner}}}
+            for alternative in alternatives:
+                if alternative in schema["schema"]["fields"]:
+                    raise TypeError(f"{owner.__name__}: {alternative} is a field of its own")
+                fields[alternative] = {"type": "model-field", "schema": {**default, "schema": {"type": "none"}}}
+        return {**schema["schema"], "fields": fields}
+
+    return replace
+
+
+# An order's fields as plain data where `validate_retail_order` would take it without the model (about 9 µs of its 22,
+# measured), or would not only because the order has not completed (its completed_timestamp None): `_plain_sale`
+# maps it.
+_TAKE_ALTERNATIVES: Final = _Payload._take_alternatives.__func__  # type: ignore[attr-defined]
+plain_retail_order = plain_validator(
+    FlourishRetailOrder,
+    {},
+    {_TAKE_ALTERNATIVES: _alternatives({FlourishRetailOrder: frozenset({"completed_timestamp"})})},
+)
 
 
 def _date_text(schema: dict[str, Any]) -> dict[str, Any]:
@@ -833,7 +859,7 @@ plain_customer = plain_validator(
     FlourishCustomer,
     {FlourishCustomer._one_or_many.__func__: "strict"},  # type: ignore[attr-defined]
     {
-        _Payload._take_alternatives.__func__: _absent_alternatives,  # type: ignore[attr-defined]
+        _TAKE_ALTERNATIVES: _alternatives({FlourishCustomer: frozenset(CUSTOMER_ALTERNATIVES)}),
         FlourishCustomer._date_part.__func__: _date_text,  # type: ignore[attr-defined]
     },
 )
