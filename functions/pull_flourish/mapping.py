@@ -562,10 +562,13 @@ def _plain_sale(order: dict[str, Any], ctx: MappingContext) -> Sale:
     a field `plain_retail_order` requires (a total; never reached), and ValueError (a bad timestamp) or
     ValidationError (a sale out of bounds) where the model's path raises: that path then decides."""
     tz_name, local = _zone_for(ctx, order["facility_id"] or ctx.extra.get(FACILITY_ID))
-    created = _time(order["created_timestamp"], local, "created_timestamp")
-    placed = _time(order["order_timestamp"], local, "order_timestamp")
-    completed = _time(order["completed_timestamp"], local, "completed_timestamp")
-    updated = _time(order["last_updated_timestamp"], local, "last_updated_timestamp")
+    # An order is mostly placed when created and last updated when completed: the same text is read once.
+    created_text, placed_text = order["created_timestamp"], order["order_timestamp"]
+    completed_text, updated_text = order["completed_timestamp"], order["last_updated_timestamp"]
+    created = _time(created_text, local, "created_timestamp")
+    placed = created if placed_text == created_text else _time(placed_text, local, "order_timestamp")
+    completed = _time(completed_text, local, "completed_timestamp")
+    updated = completed if updated_text == completed_text else _time(updated_text, local, "last_updated_timestamp")
     known = [t for t in (created, placed, completed) if t is not None]
     if not known:
         raise UnprovenError
