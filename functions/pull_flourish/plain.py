@@ -80,10 +80,20 @@ def _plain(schema: Any, replacements: Mapping[Callable[[Any], Any], Replacement]
         return _JSON_NUMBER
     if kind == "model":
         return _typed_dict(schema, replacements)
+    if kind in ("function-after", "function-wrap") and _holds_model(schema["schema"]):
+        raise TypeError("a validator that is given a model instance cannot be given a dict instead")
     replaced = _replaced(schema, replacements)
     if replaced is not schema:
         return _plain(replaced, replacements)
     return {key: _plain(value, replacements) for key, value in schema.items()}
+
+
+def _holds_model(schema: Any) -> bool:
+    if isinstance(schema, list):
+        return any(_holds_model(part) for part in schema)
+    return isinstance(schema, dict) and (
+        schema.get("type") == "model" or any(_holds_model(value) for value in schema.values())
+    )
 
 
 def _replaced(schema: dict[str, Any], replacements: Mapping[Callable[[Any], Any], Replacement]) -> dict[str, Any]:
@@ -114,7 +124,8 @@ def _typed_dict(model: dict[str, Any], replacements: Mapping[Callable[[Any], Any
         if field.get("validation_alias") is not None:
             entry["validation_alias"] = field["validation_alias"]
         typed[name] = entry
-    return {"type": "typed-dict", "fields": typed, "config": model.get("config", {})}
+    typed_dict = {"type": "typed-dict", "fields": typed, "config": model.get("config", {})}
+    return typed_dict if "ref" not in model else {**typed_dict, "ref": model["ref"]}
 
 
 class UnprovenError(Exception):

@@ -12,6 +12,7 @@ from unittest import mock
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream, Vendor
@@ -105,7 +106,7 @@ def outcome(item: dict[str, Any], stream: Stream) -> tuple[str, Any]:
 
 def same_as_the_model_path(item: dict[str, Any], stream: Stream = Stream.SALES) -> bool:
     """Map `item` both ways and compare; True when the plain path gave the record (it was not handed to the model)."""
-    taken = []
+    taken: list[Any] = []
     real_sale, real_customer = mapping._plain_sale, mapping.plain_customer
 
     def sale(order: dict[str, Any], ctx: MappingContext) -> Any:
@@ -285,7 +286,7 @@ def customers(draw: st.DrawFn) -> dict[str, Any]:
     def maybe(value: Any, odd: st.SearchStrategy[Any]) -> Any:
         return draw(odd) if draw(st.integers(0, 7)) == 0 else value
 
-    odd_text = st.sampled_from([None, "", "  ", 7, True, " x ", [], {}])
+    odd_text: st.SearchStrategy[Any] = st.sampled_from([None, "", "  ", 7, True, " x ", [], {}])
     times = st.sampled_from(["2026-02-05T15:22:44.885Z", "2026-02-05T07:22:44", "", " ", None, "soon", 3])
     flags = st.sampled_from([True, False, None, "", " ", "yes", "no", 1, 0, "maybe"])
     customer: dict[str, Any] = {
@@ -327,3 +328,35 @@ def test_customers_as_the_simulator_sends_them_are_validated_as_plain_data(
     customers = [item for stream, item in flourish_items if stream is Stream.CUSTOMERS]
     # When each is mapped, Then the shopper is the model path's and every one was validated as plain data
     assert all(same_as_the_model_path(customer, Stream.CUSTOMERS) for customer in customers) and len(customers) > 50
+
+
+class _Line(BaseModel):
+    amount: Decimal
+
+
+class _Checked(BaseModel):
+    lines: list[_Line]
+
+    @model_validator(mode="after")
+    def _lines_add_up(self) -> _Checked:
+        return self
+
+
+class _LinesChecked(BaseModel):
+    lines: list[_Line]
+
+    @field_validator("lines")
+    @classmethod
+    def _some(cls, value: list[_Line]) -> list[_Line]:
+        return value
+
+
+class _Bounded(BaseModel):
+    amount: Decimal = Field(ge=0)
+
+
+@pytest.mark.parametrize("model", [_Checked, _LinesChecked, _Bounded])
+def test_a_model_whose_plain_reading_could_differ_is_refused_at_import(model: type[BaseModel]) -> None:
+    # A validator given the model (or its nested models) would be given dicts; a bounded Decimal its JSON number
+    with pytest.raises(TypeError):
+        plain.plain_schema(model, {})
