@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from functions.core.errors import MalformedPageError, VendorUnavailableError
 from functions.pull_flourish.client import ListPage
 from functions.pull_flourish.constants import OVERLAP, RECENT_IDS
-from functions.pull_flourish.paging import Cursor, read_listing
+from functions.pull_flourish.paging import Cursor, _remember, read_listing, served_key
 
 
 def row(n: int, version: int = 0) -> dict[str, Any]:
@@ -202,3 +204,20 @@ def test_the_learnt_page_size_survives_a_resume_token() -> None:
 
     assert Cursor.from_token(cursor.to_token()) == cursor
     assert Cursor.from_token({"offset": 5}).longest == 0  # a token from an older deployment
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 2)), max_size=RECENT_IDS + 5),
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 2)), max_size=3 * RECENT_IDS),
+)
+def test_the_records_remembered_are_the_last_distinct_ones_served(
+    recent: list[tuple[int, int]], served: list[tuple[int, int]]
+) -> None:
+    # Given records served before (a token's) and a page's, with repeats of the same record and of its versions
+    before = tuple(served_key(row(n, v)) for n, v in recent)
+    page = [row(n, v) for n, v in served]
+    # When the cursor remembers them, Then it holds the last RECENT_IDS distinct ones, each at its latest position
+    everything = [*before, *(served_key(item) for item in page)]
+    latest = [key for i, key in enumerate(everything) if key not in everything[i + 1 :]]
+    assert _remember(before, page) == tuple(latest[-RECENT_IDS:])
