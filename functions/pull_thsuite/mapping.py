@@ -271,7 +271,8 @@ def patient_record(patient: ThsuitePatient, ctx: MappingContext) -> Shopper:
     )
 
 
-def _sale_line(line: ThsuiteReceiptLine) -> SaleLineFields:
+def _sale_line(line: ThsuiteReceiptLine, returned: bool, total_cents: int | None = None) -> SaleLineFields:
+    """`total_cents`: the line's total in cents when it is known already (a return line's, counted first)."""
     return {
         "product_id": line.product_id,
         "sku": line.sku,
@@ -279,10 +280,30 @@ def _sale_line(line: ThsuiteReceiptLine) -> SaleLineFields:
         "category": line.category,
         "brand": line.brand,
         "quantity": float(line.quantity),
-        "total_cents": dollars_to_cents(line.total),
-        "discount_cents": dollars_to_cents(line.discount),
-        "is_refund": line.returned,
+        "total_cents": _cents(line.total) if total_cents is None else total_cents,
+        "discount_cents": _cents(line.discount),
+        "is_refund": returned,
     }
+
+
+_HUNDRED: Final = Decimal(100)
+# Below this many digits (an `adjusted()` exponent) a number of cents is converted to an int quickly (it stays far
+# inside the default context's precision, as in `dollars_to_cents`).
+_EXACT_CENTS_DIGITS: Final = 27
+
+
+def _cents(amount: Decimal) -> int:
+    """`dollars_to_cents(amount)`, its result or its exception, in half the CPU for a whole number of cents (every
+    amount THSuite sends has two places): `dollars_to_cents` rounds half up with a keyword argument (measured: 0.53 µs
+    an amount, ten amounts a receipt); a whole number needs no rounding, and anything else is left to it."""
+    if amount.__class__ is not Decimal:
+        return dollars_to_cents(amount)
+    cents = amount * _HUNDRED  # dollars_to_cents' own first step: the same Overflow, if any
+    if cents.is_finite() and cents.adjusted() < _EXACT_CENTS_DIGITS:
+        whole = int(cents)  # toward zero: equal to cents exactly when no rounding was needed
+        if whole == cents:
+            return whole
+    return dollars_to_cents(amount)
 
 
 def map_receipt(item: dict[str, Any], ctx: MappingContext) -> Sale:
@@ -295,43 +316,69 @@ def receipt_record(receipt: ThsuiteReceipt, ctx: MappingContext) -> Sale:
     THSuite's `total` is net of returns, so the canonical total is that net plus what was returned: then
     `Sale.net_cents` is exactly what THSuite says the customer paid (negative for a pure return receipt).
     """
+    # Amounts are converted in the order they always were (returned lines' totals first, then the receipt's, its
+    # update time, its local date, subtotal, discount and tax, the lines' totals and discounts, the payments): a
+    # receipt with more than one unusable value is quarantined for the same one as before.
     status = _RECEIPT_STATUS.get(receipt.status.strip().lower())
     if status is None:
         raise MappingError(receipt.id, f"receipt status {receipt.status[:32]!r} is not one THSuite is known to use")
     zone = _zone(ctx)
     ordered_at = to_utc(receipt.completed_at or receipt.created_at or receipt.updated_at, zone)
-    returns = [line for line in receipt.lines if line.returned]
-    returned_cents = sum(abs(dollars_to_cents(line.total)) for line in returns)
-    net_cents = dollars_to_cents(receipt.total)
+    lines = receipt.lines
+    returned = [line.returned for line in lines]  # a property: read once a line
+    returned_totals: list[int | None] = [
+        _cents(line.total) if ret else None for line, ret in zip(lines, returned, strict=True)
+    ]
+    returns = returned.count(True)
+    returned_cents = sum(abs(cents) for cents in returned_totals if cents is not None)
+    net_cents = _cents(receipt.total)
     if returns:
         total_cents, refunded_cents = net_cents + returned_cents, returned_cents
         if status == "completed":
-            status = "refunded" if len(returns) == len(receipt.lines) else "partially_refunded"
+            status = "refunded" if returns == len(lines) else "partially_refunded"
     elif status == "refunded":
         total_cents, refunded_cents = net_cents, net_cents
     else:
         total_cents, refunded_cents = net_cents, 0
+    fallback_store = ctx.extra.get("store_id")
+    source_updated_at = to_utc(receipt.updated_at, zone)
+    local_date = ordered_at.astimezone(zone).date()
+    subtotal_cents = _cents(receipt.subtotal)
+    discount_cents = _cents(receipt.discount_total)
+    tax_cents = _cents(receipt.tax_total)
+    sale_lines = tuple(
+        [_sale_line(line, ret, cents) for line, ret, cents in zip(lines, returned, returned_totals, strict=True)]
+    )
+    tenders = tuple([{"method": p.method, "amount_cents": _cents(p.amount)} for p in receipt.payments])
+    discounted = [line.discounts for line in lines if line.discounts]
     return sale_with_lines(
-        **_common(ctx, receipt.id, receipt.store_id, receipt.updated_at),
+        tenant=ctx.tenant,
+        vendor=ctx.vendor,
+        credential_id=ctx.credential_id,
+        pos_id=receipt.id,
+        location_id=receipt.store_id or (str(fallback_store) if fallback_store is not None else None),
+        source_updated_at=source_updated_at,
         customer_pos_id=receipt.patient_id,
         ordered_at=ordered_at,
-        local_date=ordered_at.astimezone(zone).date(),
+        local_date=local_date,
         timezone=ctx.timezone,
         status=status,
-        subtotal_cents=dollars_to_cents(receipt.subtotal),
-        discount_cents=dollars_to_cents(receipt.discount_total),
-        tax_cents=dollars_to_cents(receipt.tax_total),
+        subtotal_cents=subtotal_cents,
+        discount_cents=discount_cents,
+        tax_cents=tax_cents,
         total_cents=total_cents,
         refunded_cents=refunded_cents,
-        lines=tuple(_sale_line(line) for line in receipt.lines),
-        tenders=tuple({"method": p.method, "amount_cents": dollars_to_cents(p.amount)} for p in receipt.payments),
+        lines=sale_lines,
+        tenders=tenders,
         discounts=tuple(
             dict.fromkeys(
                 applied_discount(d.discount_id, (d.name or "").strip() or None)
-                for line in receipt.lines
-                for d in line.discounts
+                for discounts in discounted
+                for d in discounts
             )
-        ),
+        )
+        if discounted
+        else (),
     )
 
 
