@@ -250,10 +250,16 @@ def map_patient(item: dict[str, Any], ctx: MappingContext) -> Shopper:
 def patient_record(patient: ThsuitePatient, ctx: MappingContext) -> Shopper:
     """A THSuite patient is a shopper; its phone is read in the store's country, placeholders are kept raw only."""
     zone = _zone(ctx)
+    fallback_store = ctx.extra.get("store_id")
     return record_of(
         Shopper,
-        {
-            **_common(ctx, patient.id, patient.store_id, patient.updated_at),
+        {  # _common's fields, in one dict
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": patient.id,
+            "location_id": patient.store_id or (str(fallback_store) if fallback_store is not None else None),
+            "source_updated_at": to_utc(patient.updated_at, zone),
             "first_name": patient.first_name,
             "last_name": patient.last_name,
             "phone": normalize_phone(patient.phone, ctx.default_region),
