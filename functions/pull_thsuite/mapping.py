@@ -427,6 +427,8 @@ def page_form(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     kind = schema.get("type")
+    if isinstance(kind, str) and kind.startswith("function-"):
+        raise TypeError("a validator written in Python would read the page form's dicts and texts")
     if kind == "decimal":
         if set(schema) - {"type", "metadata", "serialization"}:
             raise TypeError("a Decimal with constraints of its own has no amount form")
@@ -439,7 +441,13 @@ def page_form(schema: Any) -> Any:
     if kind == "model":
         fields = schema["schema"]
         config = schema.get("config") or {}
-        if fields.get("type") != "model-fields" or config.get("extra_fields_behavior") != "ignore":
+        if (
+            fields.get("type") != "model-fields"
+            or config.get("extra_fields_behavior") != "ignore"
+            or schema.get("custom_init")
+            or schema.get("post_init")
+            or schema.get("root_model")
+        ):
             raise TypeError(f"{schema['cls'].__name__} is no model of fields ignoring extra ones")
         return {
             "type": "typed-dict",

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import model_validator
 
 from functions.core.connector import ConnectorConfig, Window
 from functions.core.credentials import PosabitCredential, ThsuiteCredential
@@ -29,7 +30,14 @@ from functions.pull_thsuite.client import (
     page_items,
 )
 from functions.pull_thsuite.connector import ThsuiteConnector, open_connector
-from functions.pull_thsuite.mapping import IDENTITY_ON, ThsuiteLoyaltyBalance, ThsuiteStore, mapping_context, page_form
+from functions.pull_thsuite.mapping import (
+    IDENTITY_ON,
+    ThsuiteLoyaltyBalance,
+    ThsuitePayment,
+    ThsuiteStore,
+    mapping_context,
+    page_form,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "thsuite"
 TOKEN = "ths_unit_0123456789abcdef"
@@ -389,7 +397,16 @@ def test_amounts_the_page_form_does_not_take_refuse_the_page(value: Any) -> None
     assert mapped(body) == mapped_item_by_item(body)
 
 
-def test_a_decimal_the_page_form_cannot_read_as_an_amount_is_refused_when_built() -> None:
+def test_a_schema_the_page_form_cannot_read_is_refused_when_built() -> None:
     # Loyalty points are bounded: a text of two places past the bound would be taken where the model refuses it
     with pytest.raises(TypeError, match="constraints"):
         page_form(fast_schema(ThsuiteLoyaltyBalance, IDENTITY_ON, blanks_as_none=True))
+
+    # And a rule written in Python expects the model's instance, not the page form's dict
+    class Checked(ThsuitePayment):
+        @model_validator(mode="after")
+        def _paid(self) -> Checked:
+            return self
+
+    with pytest.raises(TypeError, match="Python"):
+        page_form(fast_schema(Checked, IDENTITY_ON, blanks_as_none=True))
