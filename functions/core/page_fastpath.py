@@ -35,8 +35,9 @@ class PageValidator:
     in its object, and only when the item has no `id`: a wrapped item carries nothing else), `envelope_keys` are
     read as any JSON value; `blanks_as_none` as `payload_fastpath.fast_schema` has it; `numeric_ids`: the vendor sends
     its ids as JSON numbers, so a compiled id tries a number before a text (either order takes the same values: a
-    text is never a number). Calling it with a page's bytes
-    gives the ValidatedPage, or None when it refuses."""
+    text is never a number); `rewrite`: the vendor's own form of its model's compiled schema (before it is made to read
+    JSON), for payloads its `map_payload` reads in that form. Calling it with a page's bytes gives the ValidatedPage,
+    or None when it refuses."""
 
     def __init__(
         self,
@@ -48,8 +49,12 @@ class PageValidator:
         envelope_keys: Sequence[str] = (),
         blanks_as_none: bool = False,
         numeric_ids: bool = False,
+        rewrite: Callable[[Any], Any] | None = None,
     ) -> None:
-        item = _python_values(_finite_floats(fast_schema(model, identity_on, blanks_as_none=blanks_as_none)))
+        item = fast_schema(model, identity_on, blanks_as_none=blanks_as_none)
+        if rewrite is not None:
+            item = rewrite(item)
+        item = _python_values(_finite_floats(item))
         if numeric_ids:
             item = _numbers_first(item)
         unproven = sorted(_schema_types(item) & _UNPROVEN)
@@ -85,15 +90,17 @@ class PageValidator:
             schema = {"type": "definitions", "schema": schema, "definitions": definitions}
         self._validate = SchemaValidator(schema).validate_json
         self._records_key = records_key
+        self._wrapped = bool(wrapper_keys)  # else a dict is a payload itself (a `rewrite` may make one)
 
     def __call__(self, body: bytes) -> ValidatedPage | None:
         try:
             page = self._validate(body)
         except (ValidationError, ValueError, TypeError, ArithmeticError, _RefusedError):
             return None  # the per-item path says what is wrong, item by item
-        items = page.pop(self._records_key)
-        # A wrapped item validates to {wrapper_key: payload}: the payload alone, as `unwrap_item` hands it on.
-        payloads = [item if item.__class__ is not dict else next(iter(item.values())) for item in items]
+        payloads = page.pop(self._records_key)
+        if self._wrapped:
+            # A wrapped item validates to {wrapper_key: payload}: the payload alone, as `unwrap_item` hands it on.
+            payloads = [item if item.__class__ is not dict else next(iter(item.values())) for item in payloads]
         return ValidatedPage(payloads, page)
 
 

@@ -34,7 +34,7 @@ from functions.pull_thsuite.constants import (
     STREAM_PATHS,
     USER_AGENT,
 )
-from functions.pull_thsuite.mapping import IDENTITY_ON, PAGE_MODELS, ThsuiteStore
+from functions.pull_thsuite.mapping import IDENTITY_ON, PAGE_FORMS, PAGE_MODELS, ThsuiteStore
 
 
 class Envelope(BaseModel):
@@ -52,7 +52,7 @@ class Envelope(BaseModel):
 _ENVELOPE_FIELDS = tuple(name for name in Envelope.model_fields if name != "data")
 
 # Each stream's list page validated from its bytes in one call (the happy path; refused: decoded, its envelope and
-# items as before).
+# items as before), receipts in their page form (mapping.PAGE_FORMS).
 PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
     stream: PageValidator(
         model,
@@ -61,6 +61,7 @@ PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
         envelope_keys=_ENVELOPE_FIELDS,
         blanks_as_none=True,
         numeric_ids=True,  # its ids arrive as JSON numbers (every id of the simulator's pages)
+        rewrite=PAGE_FORMS.get(stream),
     )
     for stream, model in PAGE_MODELS.items()
 }

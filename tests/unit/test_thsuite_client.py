@@ -10,15 +10,34 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import model_validator
 
 from functions.core.connector import ConnectorConfig, Window
 from functions.core.credentials import PosabitCredential, ThsuiteCredential
+from functions.core.engine import map_page
 from functions.core.errors import CredentialError, MalformedPageError
 from functions.core.http import RetryPolicy, VendorHttp
 from functions.core.layout import Stream, Vendor
 from functions.core.models import Sale
-from functions.pull_thsuite.client import Envelope, PageToken, ThsuiteClient, build_http_client, iso_utc
+from functions.core.payload_fastpath import fast_schema
+from functions.pull_thsuite.client import (
+    PAGE_VALIDATORS,
+    Envelope,
+    PageToken,
+    ThsuiteClient,
+    build_http_client,
+    iso_utc,
+    page_items,
+)
 from functions.pull_thsuite.connector import ThsuiteConnector, open_connector
+from functions.pull_thsuite.mapping import (
+    IDENTITY_ON,
+    ThsuiteLoyaltyBalance,
+    ThsuitePayment,
+    ThsuiteStore,
+    mapping_context,
+    page_form,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "thsuite"
 TOKEN = "ths_unit_0123456789abcdef"
@@ -259,3 +278,135 @@ def test_connector_offers_its_streams_and_maps_through_the_pure_mapping() -> Non
     assert connector.item_id(Stream.LOYALTY, {"patient_id": 4}) == "4"
     connector.close()
     assert connector.client.http.client.is_closed
+
+
+# --- receipts pages in their page form ---------------------------------------------------------------------------
+
+STORE = ThsuiteStore.model_validate(json.loads((FIXTURES / "store_windows_timezone.json").read_text())["data"])
+CTX = mapping_context(STORE, tenant="t1", credential_id="c1")
+CONNECTOR = ThsuiteConnector(client_over(lambda r: httpx.Response(500)))
+VALIDATE = PAGE_VALIDATORS[Stream.SALES]
+
+
+def receipts(*ids: str) -> list[dict[str, Any]]:
+    """Recorded receipts in the form the page form takes (amounts as texts of two places, whole quantities)."""
+    found = {str(r["id"]): r for r in json.loads((FIXTURES / "receipts_page.json").read_text())["data"]}
+    return [json.loads(json.dumps(found[i])) for i in ids]
+
+
+def receipts_body(items: list[dict[str, Any]]) -> bytes:
+    return json.dumps({"data": items, "page": 1, "limit": 100, "total": len(items), "has_more": False}).encode()
+
+
+def mapped(body: bytes) -> tuple[list[tuple[str, str, str]], list[dict[str, str]]]:
+    """A receipts page mapped as a pull maps it: from the one call's payloads when it takes the page, else item by
+    item; each record as (pos id, stored JSON, digest)."""
+    validated = VALIDATE(body)
+    payloads = None if validated is None else validated.payloads
+    records, quarantined = map_page(CONNECTOR, Stream.SALES, page_items("/receipts", body), CTX, "page", payloads)
+    return [(r.pos_id, *r.stored_form()) for r in records], quarantined
+
+
+def mapped_item_by_item(body: bytes) -> tuple[list[tuple[str, str, str]], list[dict[str, str]]]:
+    records, quarantined = map_page(CONNECTOR, Stream.SALES, page_items("/receipts", body), CTX, "page")
+    return [(r.pos_id, *r.stored_form()) for r in records], quarantined
+
+
+def test_a_receipts_page_is_validated_to_its_page_form_and_maps_as_item_by_item() -> None:
+    # Given receipts with return lines, a void and a status no mapping knows (a valid payload that fails mapping)
+    body = receipts_body(receipts("5001", "5003", "5004", "5005", "5007"))
+
+    # When the one call validates the page
+    page = VALIDATE(body)
+
+    # Then each receipt is a dict of its fields, amounts kept as THSuite wrote them (no Decimal built)
+    assert page is not None
+    first = page.payloads[0]
+    assert type(first) is dict and type(first["lines"][0]) is dict
+    assert (first["id"], first["total"], first["lines"][0]["quantity"], first["lines"][0]["discount"]) == (
+        "5001",
+        "60.55",
+        2,
+        "5.00",
+    )
+    # And the page maps to the records, stored JSON, digests and quarantine entries the items give one by one
+    records, quarantined = mapped(body)
+    assert (records, quarantined) == mapped_item_by_item(body)
+    assert [pos_id for pos_id, _, _ in records] == ["5001", "5003", "5004", "5005"]
+    assert [q["pos_id"] for q in quarantined] == ["5007"]
+
+
+AMOUNT_PATHS = [
+    ("subtotal",),
+    ("discount_total",),
+    ("tax_total",),
+    ("total",),
+    ("lines", 0, "quantity"),
+    ("lines", 0, "total"),
+    ("lines", 0, "discount"),
+    ("lines", 0, "unit_price"),
+    ("lines", 1, "quantity"),
+    ("lines", 1, "total"),
+    ("payments", 0, "amount"),
+]
+
+
+def with_value(item: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    changed = json.loads(json.dumps(item))
+    target = changed
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = value
+    return changed
+
+
+@pytest.mark.parametrize("path", AMOUNT_PATHS, ids=lambda p: ".".join(map(str, p)))
+def test_amounts_the_page_form_takes_map_as_item_by_item(path: tuple[Any, ...]) -> None:
+    # Given a receipt with a return line (5004), one amount at a time replaced by a text of two places or a whole
+    # number: signed, zero, negative zero, leading zeros, the largest taken
+    for value in ("0.00", "-0.00", "12.50", "-3.25", "007.10", "-0.01", "999999999999999.99", 0, 7, -4, 10**15):
+        body = receipts_body([with_value(receipts("5004")[0], path, value)])
+        # Then the one call takes the page, and the record is the one the item gives alone (or so is its error)
+        assert VALIDATE(body) is not None, value
+        assert mapped(body) == mapped_item_by_item(body), value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        12.5,
+        40.0,
+        "12.5",
+        "12.500",
+        " 12.50",
+        "1e2",
+        "+1.00",
+        "1_000.00",
+        "\u0661\u0662.\u0660\u0660",
+        "NaN",
+        True,
+        10**15 + 1,
+    ],
+)
+def test_amounts_the_page_form_does_not_take_refuse_the_page(value: Any) -> None:
+    # Given a receipt whose total is an amount the models read (or refuse) but not in THSuite's own spelling
+    body = receipts_body([*receipts("5001", "5003"), with_value(receipts("5004")[0], ("total",), value)])
+
+    # Then the one call refuses the whole page, mapped item by item as before
+    assert VALIDATE(body) is None
+    assert mapped(body) == mapped_item_by_item(body)
+
+
+def test_a_schema_the_page_form_cannot_read_is_refused_when_built() -> None:
+    # Loyalty points are bounded: a text of two places past the bound would be taken where the model refuses it
+    with pytest.raises(TypeError, match="constraints"):
+        page_form(fast_schema(ThsuiteLoyaltyBalance, IDENTITY_ON, blanks_as_none=True))
+
+    # And a rule written in Python expects the model's instance, not the page form's dict
+    class Checked(ThsuitePayment):
+        @model_validator(mode="after")
+        def _paid(self) -> Checked:
+            return self
+
+    with pytest.raises(TypeError, match="Python"):
+        page_form(fast_schema(Checked, IDENTITY_ON, blanks_as_none=True))

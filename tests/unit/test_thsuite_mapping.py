@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +13,10 @@ import pytest
 
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import RecordKind, Stream, Vendor
-from functions.core.models import LoyaltyBalance, Product, Sale, Shopper
+from functions.core.models import LoyaltyBalance, Product, Sale, Shopper, dollars_to_cents
 from functions.pull_thsuite.mapping import (
     ThsuiteStore,
+    _cents,
     item_id,
     map_record,
     mapping_context,
@@ -350,6 +353,51 @@ def test_invalid_loyalty_balance_is_a_mapping_error(mountain: MappingContext) ->
         map_record(Stream.LOYALTY, page("loyalty_page.json")["104"], mountain)
 
     assert (caught.value.pos_id, caught.value.reason.split(":")[0]) == ("104", "points")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "305.00",
+        "-0.00",
+        "0",
+        "7",
+        "0.5",
+        "1.005",
+        "-1.015",
+        "2.675",
+        "12.345678901234567890123456789",
+        "99999999999999999999999999.99",
+        "1E+30",
+        "9E+999999",
+        "-9E+999999",
+        "0E-1000",
+        "1E-999999",
+        "NaN",
+        "-Infinity",
+        "Infinity",
+    ],
+)
+def test_cents_of_an_amount_is_dollars_to_cents_exactly(text: str) -> None:
+    def outcome(convert: Callable[[Decimal], int]) -> tuple[str, int | None]:
+        try:
+            return "ok", convert(Decimal(text))
+        except (ArithmeticError, ValueError) as exc:
+            return type(exc).__name__, None
+
+    assert outcome(_cents) == outcome(dollars_to_cents)
+
+
+def test_a_receipt_with_two_unusable_values_fails_on_the_one_it_always_failed_on(mountain: MappingContext) -> None:
+    # Given an update time whose UTC instant is before year 1 and, later in the old order, a line discount too large
+    # for cents: the quarantine reason names the error's type, so the order the values are read in is kept
+    raw = page("receipts_page.json")["5001"]
+    raw = {**raw, "updated_at": "0001-01-01T00:00:00+01:00", "lines": [{**raw["lines"][0], "discount": "9E+999999"}]}
+
+    with pytest.raises(ArithmeticError) as caught:
+        map_record(Stream.SALES, raw, mountain)
+
+    assert caught.type is OverflowError  # the update time's (the discount's would be decimal.Overflow)
 
 
 # --- whole pages -----------------------------------------------------------------------------------------------
