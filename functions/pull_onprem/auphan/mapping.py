@@ -34,6 +34,7 @@ from functions.pull_onprem.auphan.constants import (
     SaleStatus,
 )
 from functions.pull_onprem.values import (
+    amounts_as_floats,
     cents,
     list_or_empty,
     local_date,
@@ -362,11 +363,12 @@ MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord
 }
 
 # Each stream's payload model (its list pages are validated from their bytes: functions.core.page_fastpath) and the
-# mapping of a validated payload.
+# mapping of a validated payload. Sales and inventory read their amounts as floats there (`amounts_as_floats`: their
+# mappings read amounts only through `cents`, `float` and signs); discounts keep decimals (a value's text is stored).
 PAGE_MODELS: dict[Stream, type[BaseModel]] = {
     Stream.CUSTOMERS: AuphanCustomer,
-    Stream.SALES: AuphanSale,
-    Stream.INVENTORY: AuphanProduct,
+    Stream.SALES: amounts_as_floats(AuphanSale, texts_first=True),
+    Stream.INVENTORY: amounts_as_floats(AuphanProduct, texts_first=True),
     Stream.DISCOUNTS: AuphanDiscount,
 }
 PAYLOAD_MAPPERS: dict[Stream, Callable[[Any, MappingContext], CanonicalRecord]] = {

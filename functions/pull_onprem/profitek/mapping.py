@@ -32,6 +32,7 @@ from functions.core.payload_fastpath import IdentityOn
 from functions.pull_onprem.profitek.constants import ID_FIELDS, SALE_STATUSES, STORE_ZONE_NAMES, SaleStatus
 from functions.pull_onprem.values import (
     IDENTITY_ON,
+    amounts_as_floats,
     cents,
     list_or_empty,
     local_date,
@@ -385,11 +386,12 @@ MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord
 PAGE_IDENTITY_ON: Mapping[Callable[[Any], Any], IdentityOn] = MappingProxyType({**IDENTITY_ON, _id: "nonzero_id_text"})
 
 # Each stream's payload model (its list pages are validated from their bytes: functions.core.page_fastpath) and the
-# mapping of a validated payload.
+# mapping of a validated payload. Sales and inventory read their amounts as floats there (`amounts_as_floats`: their
+# mappings read amounts only through `cents`, `float` and signs); discounts keep decimals (a value's text is stored).
 PAGE_MODELS: dict[Stream, type[BaseModel]] = {
     Stream.CUSTOMERS: ProfitekCustomer,
-    Stream.SALES: ProfitekTransaction,
-    Stream.INVENTORY: ProfitekItem,
+    Stream.SALES: amounts_as_floats(ProfitekTransaction),
+    Stream.INVENTORY: amounts_as_floats(ProfitekItem),
     Stream.LOYALTY: ProfitekLoyaltyBalance,
     Stream.DISCOUNTS: ProfitekDiscount,
 }
