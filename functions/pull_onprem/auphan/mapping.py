@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -13,10 +14,10 @@ from pydantic.alias_generators import to_camel
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
+    AppliedDiscount,
     CanonicalRecord,
     Discount,
     Product,
-    Sale,
     SaleLineFields,
     Shopper,
     applied_discount,
@@ -236,12 +237,12 @@ def sale_status(raw: AuphanSale, lines: list[SaleLineFields]) -> tuple[SaleStatu
     with negative lines already netted in its total: refunded (all lines) or partly so, counting nothing more.
     An unknown status is quarantined rather than guessed.
     """
-    status = SALE_STATUSES.get(raw.status.strip().lower())
+    status = _status_of(raw.status)
     if status is None:
         raise MappingError(raw.sale_id, f"unknown sale status {raw.status.strip()[:40]!r}")
     total = cents(raw.total)
-    refunds = sum(1 for line in lines if line["is_refund"])
-    if raw.sale_type.strip().lower() == RETURN_SALE_TYPE or refunds:
+    refunds = len([line for line in lines if line["is_refund"]])
+    if refunds or _is_return(raw.sale_type):
         if status == "completed" and refunds:
             return ("refunded" if refunds == len(lines) else "partially_refunded"), 0
         if status == "completed":  # a return with no lines: the negative total is the refund
@@ -254,6 +255,16 @@ def sale_status(raw: AuphanSale, lines: list[SaleLineFields]) -> tuple[SaleStatu
     return status, 0
 
 
+@lru_cache(maxsize=256)  # a store uses a handful of spellings
+def _status_of(raw_status: str) -> SaleStatus | None:
+    return SALE_STATUSES.get(raw_status.strip().lower())
+
+
+@lru_cache(maxsize=256)
+def _is_return(sale_type: str) -> bool:
+    return sale_type.strip().lower() == RETURN_SALE_TYPE
+
+
 def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     return sale_record(parse_payload(AuphanSale, item, lambda i: item_id(Stream.SALES, i)), ctx)
 
@@ -261,8 +272,7 @@ def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 def sale_record(raw: AuphanSale, ctx: MappingContext) -> CanonicalRecord:
     zone = store_zone(ctx.timezone)
     ordered_at = to_utc(raw.completed_at, zone)
-
-    def build() -> Sale:
+    try:
         lines = [sale_line(line) for line in raw.lines]
         status, refunded_cents = sale_status(raw, lines)
         return sale_with_lines(
@@ -283,18 +293,19 @@ def sale_record(raw: AuphanSale, ctx: MappingContext) -> CanonicalRecord:
             total_cents=cents(raw.total),
             refunded_cents=refunded_cents,
             lines=tuple(lines),
-            tenders=tuple({"type": p.method, "amount_cents": cents(p.amount)} for p in raw.payments),
-            discounts=tuple(
-                dict.fromkeys(
-                    applied_discount(d.discount_id, d.name)
-                    for line in raw.lines
-                    for d in line.discounts
-                    if d.discount_id or d.name
-                )
-            ),
+            tenders=tuple([{"type": p.method, "amount_cents": cents(p.amount)} for p in raw.payments]),
+            discounts=line_discounts(raw.lines),
         )
+    except ValidationError as exc:
+        raise MappingError(raw.sale_id, validation_reason(exc)) from None
 
-    return _build(raw.sale_id, build)
+
+def line_discounts(lines: list[AuphanLine]) -> tuple[AppliedDiscount, ...]:
+    """Each discount the lines name (by id or name), once, in the order they first name it."""
+    found = [
+        applied_discount(d.discount_id, d.name) for line in lines for d in line.discounts if d.discount_id or d.name
+    ]
+    return tuple(dict.fromkeys(found)) if found else ()
 
 
 def map_product(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Annotated, Any
 
@@ -14,12 +15,12 @@ from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
+    AppliedDiscount,
     BoundedDecimal,
     CanonicalRecord,
     Discount,
     LoyaltyBalance,
     Product,
-    Sale,
     SaleLineFields,
     Shopper,
     applied_discount,
@@ -238,14 +239,19 @@ def sale_status(pos_id: str, raw_status: str, lines: list[SaleLineFields]) -> Sa
     Refund lines are already netted in the transaction's total, so they never add to `refunded_cents`; an
     unknown status is quarantined rather than guessed.
     """
-    key = raw_status.strip().lower().replace(" ", "").replace("_", "")
-    status = SALE_STATUSES.get(key)
+    status = _status_of(raw_status)
     if status is None:
         raise MappingError(pos_id, f"unknown transaction status {raw_status.strip()[:40]!r}")
-    refunds = sum(1 for line in lines if line["is_refund"])
-    if status == "completed" and refunds:
-        return "refunded" if refunds == len(lines) else "partially_refunded"
+    if status == "completed":
+        refunds = len([line for line in lines if line["is_refund"]])
+        if refunds:
+            return "refunded" if refunds == len(lines) else "partially_refunded"
     return status
+
+
+@lru_cache(maxsize=256)  # a store uses a handful of spellings
+def _status_of(raw_status: str) -> SaleStatus | None:
+    return SALE_STATUSES.get(raw_status.strip().lower().replace(" ", "").replace("_", ""))
 
 
 def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
@@ -255,8 +261,7 @@ def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 def sale_record(raw: ProfitekTransaction, ctx: MappingContext) -> CanonicalRecord:
     zone = store_zone(ctx.timezone)
     ordered_at = to_utc(raw.transaction_date, zone)
-
-    def build() -> Sale:
+    try:
         lines = [sale_line(line) for line in raw.lines]
         return sale_with_lines(
             tenant=ctx.tenant,
@@ -276,18 +281,21 @@ def sale_record(raw: ProfitekTransaction, ctx: MappingContext) -> CanonicalRecor
             total_cents=cents(raw.total),
             refunded_cents=0,
             lines=tuple(lines),
-            tenders=tuple({"type": tender.tender_type, "amount_cents": cents(tender.amount)} for tender in raw.tenders),
-            discounts=tuple(
-                dict.fromkeys(
-                    applied_discount(d.discount_id, d.name)
-                    for line in raw.lines
-                    for d in line.discounts
-                    if d.discount_id or d.name
-                )
+            tenders=tuple(
+                [{"type": tender.tender_type, "amount_cents": cents(tender.amount)} for tender in raw.tenders]
             ),
+            discounts=line_discounts(raw.lines),
         )
+    except ValidationError as exc:
+        raise MappingError(raw.transaction_id, validation_reason(exc)) from None
 
-    return _build(raw.transaction_id, build)
+
+def line_discounts(lines: list[ProfitekLine]) -> tuple[AppliedDiscount, ...]:
+    """Each discount the lines name (by id or name), once, in the order they first name it."""
+    found = [
+        applied_discount(d.discount_id, d.name) for line in lines for d in line.discounts if d.discount_id or d.name
+    ]
+    return tuple(dict.fromkeys(found)) if found else ()
 
 
 def map_item(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
