@@ -159,13 +159,14 @@ def _location(store_id: str | None, ctx: MappingContext) -> str | None:
     return store_id or (None if fallback is None else str(fallback))
 
 
-def _build(pos_id: str, build: Callable[[], CanonicalRecord]) -> CanonicalRecord:
+def _record(model: type[CanonicalRecord], pos_id: str, fields: dict[str, Any]) -> CanonicalRecord:
     try:
-        return build()
+        return record_of(model, fields)
     except ValidationError as exc:
         raise MappingError(pos_id, validation_reason(exc)) from None
 
 
+@lru_cache(maxsize=256)  # a handful of states
 def sms_flags(consent: str | None) -> tuple[bool | None, bool | None]:
     """(sms_opt_in, sms_opt_out) from Auphan's consent state; an unknown state says nothing either way."""
     state = (consent or "").strip().lower()
@@ -184,33 +185,31 @@ def customer_record(raw: AuphanCustomer, ctx: MappingContext) -> CanonicalRecord
     zone = store_zone(ctx.timezone)
     sms_opt_in, sms_opt_out = sms_flags(raw.sms_consent)
     address = raw.address or AuphanAddress()
-    return _build(
+    return _record(
+        Shopper,
         raw.customer_id,
-        lambda: record_of(
-            Shopper,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.customer_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.updated_at, zone),
-                "first_name": raw.first_name,
-                "last_name": raw.last_name,
-                "phone": normalize_phone(raw.mobile_phone, ctx.default_region),
-                "phone_raw": raw.mobile_phone,
-                "email": raw.email,
-                "birth_date": raw.birth_date,
-                "state": address.region,
-                "postal_code": address.postal_code,
-                "loyalty_member": raw.loyalty_enrolled,
-                "marketing_opt_in": raw.email_consent,
-                "sms_opt_in": sms_opt_in,
-                "sms_opt_out": sms_opt_out,
-                "customer_type": raw.customer_type,
-                "pos_created_at": None if raw.created_at is None else to_utc(raw.created_at, zone),
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.customer_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.updated_at, zone),
+            "first_name": raw.first_name,
+            "last_name": raw.last_name,
+            "phone": normalize_phone(raw.mobile_phone, ctx.default_region),
+            "phone_raw": raw.mobile_phone,
+            "email": raw.email,
+            "birth_date": raw.birth_date,
+            "state": address.region,
+            "postal_code": address.postal_code,
+            "loyalty_member": raw.loyalty_enrolled,
+            "marketing_opt_in": raw.email_consent,
+            "sms_opt_in": sms_opt_in,
+            "sms_opt_out": sms_opt_out,
+            "customer_type": raw.customer_type,
+            "pos_created_at": None if raw.created_at is None else to_utc(raw.created_at, zone),
+        },
     )
 
 
@@ -316,27 +315,25 @@ def product_record(raw: AuphanProduct, ctx: MappingContext) -> CanonicalRecord:
     name = raw.name or raw.sku
     if name is None:
         raise MappingError(raw.product_id, "product has neither name nor sku")
-    return _build(
+    return _record(
+        Product,
         raw.product_id,
-        lambda: record_of(
-            Product,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.product_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.updated_at, store_zone(ctx.timezone)),
-                "product_id": raw.product_id,
-                "name": name,
-                "sku": raw.sku,
-                "brand": raw.brand,
-                "category": raw.category,
-                "price_cents": None if raw.retail_price is None else cents(raw.retail_price),
-                "quantity_on_hand": None if raw.on_hand is None else float(raw.on_hand),
-                "active": (raw.status or "active").lower() not in INACTIVE_PRODUCT_STATUSES,
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.product_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.updated_at, store_zone(ctx.timezone)),
+            "product_id": raw.product_id,
+            "name": name,
+            "sku": raw.sku,
+            "brand": raw.brand,
+            "category": raw.category,
+            "price_cents": None if raw.retail_price is None else cents(raw.retail_price),
+            "quantity_on_hand": None if raw.on_hand is None else float(raw.on_hand),
+            "active": (raw.status or "active").lower() not in INACTIVE_PRODUCT_STATUSES,
+        },
     )
 
 
@@ -345,24 +342,22 @@ def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 
 def discount_record(raw: AuphanDiscount, ctx: MappingContext) -> CanonicalRecord:
-    return _build(
+    return _record(
+        Discount,
         raw.discount_id,
-        lambda: record_of(
-            Discount,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.discount_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.updated_at, store_zone(ctx.timezone)),
-                "name": raw.name,
-                "discount_type": discount_type_of(raw.discount_type),
-                "value": None if raw.value is None else str(raw.value),
-                "active": (raw.status or "active").strip().lower() == "active",
-                "timezone": ctx.timezone,
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.discount_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.updated_at, store_zone(ctx.timezone)),
+            "name": raw.name,
+            "discount_type": discount_type_of(raw.discount_type),
+            "value": None if raw.value is None else str(raw.value),
+            "active": (raw.status or "active").strip().lower() == "active",
+            "timezone": ctx.timezone,
+        },
     )
 
 

@@ -175,9 +175,9 @@ def _location(store_id: str | None, ctx: MappingContext) -> str | None:
     return store_id or (None if fallback is None else str(fallback))
 
 
-def _build(pos_id: str, build: Callable[[], CanonicalRecord]) -> CanonicalRecord:
+def _record(model: type[CanonicalRecord], pos_id: str, fields: dict[str, Any]) -> CanonicalRecord:
     try:
-        return build()
+        return record_of(model, fields)
     except ValidationError as exc:
         raise MappingError(pos_id, validation_reason(exc)) from None
 
@@ -188,33 +188,31 @@ def map_customer(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 def customer_record(raw: ProfitekCustomer, ctx: MappingContext) -> CanonicalRecord:
     zone = store_zone(ctx.timezone)
-    return _build(
+    return _record(
+        Shopper,
         raw.customer_id,
-        lambda: record_of(
-            Shopper,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.customer_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.modified_date, zone),
-                "first_name": raw.first_name,
-                "last_name": raw.last_name,
-                "phone": normalize_phone(raw.phone, ctx.default_region),
-                "phone_raw": raw.phone,
-                "email": raw.email,
-                "birth_date": raw.birth_date,
-                "state": raw.state,
-                "postal_code": raw.zip,
-                "loyalty_member": raw.loyalty_member,
-                "marketing_opt_in": raw.marketing_opt_in,
-                "sms_opt_in": raw.sms_opt_in,
-                "sms_opt_out": raw.sms_opt_out,
-                "customer_type": raw.customer_type,
-                "pos_created_at": None if raw.created_date is None else to_utc(raw.created_date, zone),
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.customer_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.modified_date, zone),
+            "first_name": raw.first_name,
+            "last_name": raw.last_name,
+            "phone": normalize_phone(raw.phone, ctx.default_region),
+            "phone_raw": raw.phone,
+            "email": raw.email,
+            "birth_date": raw.birth_date,
+            "state": raw.state,
+            "postal_code": raw.zip,
+            "loyalty_member": raw.loyalty_member,
+            "marketing_opt_in": raw.marketing_opt_in,
+            "sms_opt_in": raw.sms_opt_in,
+            "sms_opt_out": raw.sms_opt_out,
+            "customer_type": raw.customer_type,
+            "pos_created_at": None if raw.created_date is None else to_utc(raw.created_date, zone),
+        },
     )
 
 
@@ -306,27 +304,25 @@ def item_record(raw: ProfitekItem, ctx: MappingContext) -> CanonicalRecord:
     name = raw.description or raw.sku
     if name is None:
         raise MappingError(raw.item_id, "item has neither Description nor SKU")
-    return _build(
+    return _record(
+        Product,
         raw.item_id,
-        lambda: record_of(
-            Product,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.item_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.modified_date, store_zone(ctx.timezone)),
-                "product_id": raw.item_id,
-                "name": name,
-                "sku": raw.sku,
-                "brand": raw.brand,
-                "category": raw.category,
-                "price_cents": None if raw.price is None else cents(raw.price),
-                "quantity_on_hand": None if raw.qty_on_hand is None else float(raw.qty_on_hand),
-                "active": raw.active,
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.item_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.modified_date, store_zone(ctx.timezone)),
+            "product_id": raw.item_id,
+            "name": name,
+            "sku": raw.sku,
+            "brand": raw.brand,
+            "category": raw.category,
+            "price_cents": None if raw.price is None else cents(raw.price),
+            "quantity_on_hand": None if raw.qty_on_hand is None else float(raw.qty_on_hand),
+            "active": raw.active,
+        },
     )
 
 
@@ -336,22 +332,20 @@ def map_loyalty(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 def loyalty_record(raw: ProfitekLoyaltyBalance, ctx: MappingContext) -> CanonicalRecord:
     as_of = to_utc(raw.modified_date, store_zone(ctx.timezone))
-    return _build(
+    return _record(
+        LoyaltyBalance,
         raw.customer_id,
-        lambda: record_of(
-            LoyaltyBalance,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.customer_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": as_of,
-                "customer_pos_id": raw.customer_id,
-                "points": whole_points(raw.points_balance),
-                "as_of": as_of,
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.customer_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": as_of,
+            "customer_pos_id": raw.customer_id,
+            "points": whole_points(raw.points_balance),
+            "as_of": as_of,
+        },
     )
 
 
@@ -360,24 +354,22 @@ def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 
 def discount_record(raw: ProfitekDiscount, ctx: MappingContext) -> CanonicalRecord:
-    return _build(
+    return _record(
+        Discount,
         raw.discount_id,
-        lambda: record_of(
-            Discount,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.discount_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.modified_date, store_zone(ctx.timezone)),
-                "name": raw.name,
-                "discount_type": discount_type_of(raw.discount_type),
-                "value": None if raw.amount is None else str(raw.amount),
-                "active": raw.active,
-                "timezone": ctx.timezone,
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.discount_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.modified_date, store_zone(ctx.timezone)),
+            "name": raw.name,
+            "discount_type": discount_type_of(raw.discount_type),
+            "value": None if raw.amount is None else str(raw.amount),
+            "active": raw.active,
+            "timezone": ctx.timezone,
+        },
     )
 
 
