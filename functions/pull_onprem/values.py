@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import types
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, GetPydanticSchema, ValidationError, create_model
 
 from functions.core import zones
 from functions.core.connector import MappingError
@@ -42,7 +44,19 @@ def local_date(instant: datetime, zone: ZoneInfo) -> date:
     return instant.astimezone(zone).date()
 
 
-def cents(value: Decimal | None) -> int:
+def cents(value: Decimal | float | None) -> int:
+    """Exact cents, half away from zero, of a decimal or of a page's amount read as a float (`amounts_as_floats`).
+
+    A float's decimal value D (its shortest text, which the decimal the per-item path reads equals) is within half
+    an ulp of it: below 1e9 dollars that and the product's rounding move 100·D by less than 2e-5 from `scaled`, so
+    when `scaled` is within a quarter of a whole number, that number is 100·D rounded (either way, no tie). Any
+    other float is converted through its text, as the per-item path's decimal is."""
+    if type(value) is float:
+        scaled = value * 100
+        if -1e11 < scaled < 1e11:
+            whole = round(scaled)
+            if -0.25 <= scaled - whole <= 0.25:
+                return whole
     return 0 if value is None else dollars_to_cents(value)
 
 
@@ -110,3 +124,61 @@ IDENTITY_ON: Mapping[Callable[[Any], Any], IdentityOn] = MappingProxyType(
     {text_field: "id_text", list_or_empty: "strict"}
 )
 _FAST_VALIDATORS: dict[type[BaseModel], Callable[[Any], BaseModel]] = {}
+
+
+# A page's amount (`amounts_as_floats`): a JSON number whose whole values are exact as floats, as a float; a plain
+# decimal text of at most 15 digits (a float's shortest text then has its value), as the float nearest it; anything
+# else as the model's decimal reads it. Each is a value the decimal takes too, so a page holds what the model takes.
+_FLOAT_AMOUNT: dict[str, Any] = {"type": "float", "strict": True, "ge": -1e15, "le": 1e15}
+_TEXT_AMOUNT: dict[str, Any] = {
+    "type": "chain",
+    "steps": [{"type": "str", "strict": True, "pattern": r"\A-?[0-9]{1,9}(?:\.[0-9]{1,6})?\z"}, {"type": "float"}],
+}
+
+
+def amounts_as_floats(model: type[PayloadT], *, texts_first: bool = False) -> type[PayloadT]:
+    """`model` for a page's one call (functions.core.page_fastpath): a subclass whose every decimal without bounds (its
+    own, and those of the models it holds) takes a JSON number or a plain decimal text as a float (`texts_first`: a
+    vendor that sends amounts as text). A decimal from a float cost a text, a Decimal and a check to validate and
+    half a microsecond to turn into cents. Only for a model whose mapping reads its decimals only through `cents`,
+    `float` and comparisons, which give for such a float exactly what they give for the decimal."""
+    choices = [_TEXT_AMOUNT, _FLOAT_AMOUNT] if texts_first else [_FLOAT_AMOUNT, _TEXT_AMOUNT]
+    schema = {"type": "union", "mode": "left_to_right", "choices": [*choices, {"type": "decimal"}]}
+    amount = Annotated[float | Decimal, GetPydanticSchema(lambda _source, _handler: schema)]
+    return _with_amounts(model, amount, {})
+
+
+def _with_amounts(model: type[PayloadT], amount: Any, built: dict[type, type]) -> type[PayloadT]:
+    if model not in built:
+        overrides: dict[str, Any] = {}
+        for name, field in model.model_fields.items():
+            if field.metadata and Decimal in (field.annotation, *get_args(field.annotation)):
+                continue  # a bounded decimal (its bounds are the field's metadata): left as the model reads it
+            annotation = _amounts_in(field.annotation, amount, built)
+            if annotation is not field.annotation:
+                changed = copy.copy(field)
+                changed.annotation = annotation
+                overrides[name] = (annotation, changed)
+        built[model] = (
+            create_model(model.__name__, __base__=model, __module__=model.__module__, **overrides)
+            if overrides
+            else model
+        )
+    return cast(type[PayloadT], built[model])
+
+
+def _amounts_in(annotation: Any, amount: Any, built: dict[type, type]) -> Any:
+    """`annotation` with `amount` for each Decimal in it (in a union or a list) and each model holding one rebuilt."""
+    if annotation is Decimal:
+        return amount
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _with_amounts(annotation, amount, built)
+    args = get_args(annotation)
+    changed = tuple(_amounts_in(arg, amount, built) for arg in args)
+    if changed == args:
+        return annotation
+    if get_origin(annotation) in (Union, types.UnionType):
+        return Union[changed]  # noqa: UP007 - built from a tuple
+    if get_origin(annotation) is list:
+        return list[changed]  # type: ignore[valid-type]
+    raise TypeError(f"{annotation!r} holds a decimal that amounts_as_floats cannot replace")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -13,10 +14,10 @@ from pydantic.alias_generators import to_camel
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
+    AppliedDiscount,
     CanonicalRecord,
     Discount,
     Product,
-    Sale,
     SaleLineFields,
     Shopper,
     applied_discount,
@@ -34,6 +35,7 @@ from functions.pull_onprem.auphan.constants import (
     SaleStatus,
 )
 from functions.pull_onprem.values import (
+    amounts_as_floats,
     cents,
     list_or_empty,
     local_date,
@@ -157,13 +159,14 @@ def _location(store_id: str | None, ctx: MappingContext) -> str | None:
     return store_id or (None if fallback is None else str(fallback))
 
 
-def _build(pos_id: str, build: Callable[[], CanonicalRecord]) -> CanonicalRecord:
+def _record(model: type[CanonicalRecord], pos_id: str, fields: dict[str, Any]) -> CanonicalRecord:
     try:
-        return build()
+        return record_of(model, fields)
     except ValidationError as exc:
         raise MappingError(pos_id, validation_reason(exc)) from None
 
 
+@lru_cache(maxsize=256)  # a handful of states
 def sms_flags(consent: str | None) -> tuple[bool | None, bool | None]:
     """(sms_opt_in, sms_opt_out) from Auphan's consent state; an unknown state says nothing either way."""
     state = (consent or "").strip().lower()
@@ -182,33 +185,31 @@ def customer_record(raw: AuphanCustomer, ctx: MappingContext) -> CanonicalRecord
     zone = store_zone(ctx.timezone)
     sms_opt_in, sms_opt_out = sms_flags(raw.sms_consent)
     address = raw.address or AuphanAddress()
-    return _build(
+    return _record(
+        Shopper,
         raw.customer_id,
-        lambda: record_of(
-            Shopper,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.customer_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.updated_at, zone),
-                "first_name": raw.first_name,
-                "last_name": raw.last_name,
-                "phone": normalize_phone(raw.mobile_phone, ctx.default_region),
-                "phone_raw": raw.mobile_phone,
-                "email": raw.email,
-                "birth_date": raw.birth_date,
-                "state": address.region,
-                "postal_code": address.postal_code,
-                "loyalty_member": raw.loyalty_enrolled,
-                "marketing_opt_in": raw.email_consent,
-                "sms_opt_in": sms_opt_in,
-                "sms_opt_out": sms_opt_out,
-                "customer_type": raw.customer_type,
-                "pos_created_at": None if raw.created_at is None else to_utc(raw.created_at, zone),
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.customer_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.updated_at, zone),
+            "first_name": raw.first_name,
+            "last_name": raw.last_name,
+            "phone": normalize_phone(raw.mobile_phone, ctx.default_region),
+            "phone_raw": raw.mobile_phone,
+            "email": raw.email,
+            "birth_date": raw.birth_date,
+            "state": address.region,
+            "postal_code": address.postal_code,
+            "loyalty_member": raw.loyalty_enrolled,
+            "marketing_opt_in": raw.email_consent,
+            "sms_opt_in": sms_opt_in,
+            "sms_opt_out": sms_opt_out,
+            "customer_type": raw.customer_type,
+            "pos_created_at": None if raw.created_at is None else to_utc(raw.created_at, zone),
+        },
     )
 
 
@@ -235,12 +236,12 @@ def sale_status(raw: AuphanSale, lines: list[SaleLineFields]) -> tuple[SaleStatu
     with negative lines already netted in its total: refunded (all lines) or partly so, counting nothing more.
     An unknown status is quarantined rather than guessed.
     """
-    status = SALE_STATUSES.get(raw.status.strip().lower())
+    status = _status_of(raw.status)
     if status is None:
         raise MappingError(raw.sale_id, f"unknown sale status {raw.status.strip()[:40]!r}")
     total = cents(raw.total)
-    refunds = sum(1 for line in lines if line["is_refund"])
-    if raw.sale_type.strip().lower() == RETURN_SALE_TYPE or refunds:
+    refunds = len([line for line in lines if line["is_refund"]])
+    if refunds or _is_return(raw.sale_type):
         if status == "completed" and refunds:
             return ("refunded" if refunds == len(lines) else "partially_refunded"), 0
         if status == "completed":  # a return with no lines: the negative total is the refund
@@ -253,6 +254,16 @@ def sale_status(raw: AuphanSale, lines: list[SaleLineFields]) -> tuple[SaleStatu
     return status, 0
 
 
+@lru_cache(maxsize=256)  # a store uses a handful of spellings
+def _status_of(raw_status: str) -> SaleStatus | None:
+    return SALE_STATUSES.get(raw_status.strip().lower())
+
+
+@lru_cache(maxsize=256)
+def _is_return(sale_type: str) -> bool:
+    return sale_type.strip().lower() == RETURN_SALE_TYPE
+
+
 def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
     return sale_record(parse_payload(AuphanSale, item, lambda i: item_id(Stream.SALES, i)), ctx)
 
@@ -260,8 +271,7 @@ def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 def sale_record(raw: AuphanSale, ctx: MappingContext) -> CanonicalRecord:
     zone = store_zone(ctx.timezone)
     ordered_at = to_utc(raw.completed_at, zone)
-
-    def build() -> Sale:
+    try:
         lines = [sale_line(line) for line in raw.lines]
         status, refunded_cents = sale_status(raw, lines)
         return sale_with_lines(
@@ -282,18 +292,19 @@ def sale_record(raw: AuphanSale, ctx: MappingContext) -> CanonicalRecord:
             total_cents=cents(raw.total),
             refunded_cents=refunded_cents,
             lines=tuple(lines),
-            tenders=tuple({"type": p.method, "amount_cents": cents(p.amount)} for p in raw.payments),
-            discounts=tuple(
-                dict.fromkeys(
-                    applied_discount(d.discount_id, d.name)
-                    for line in raw.lines
-                    for d in line.discounts
-                    if d.discount_id or d.name
-                )
-            ),
+            tenders=tuple([{"type": p.method, "amount_cents": cents(p.amount)} for p in raw.payments]),
+            discounts=line_discounts(raw.lines),
         )
+    except ValidationError as exc:
+        raise MappingError(raw.sale_id, validation_reason(exc)) from None
 
-    return _build(raw.sale_id, build)
+
+def line_discounts(lines: list[AuphanLine]) -> tuple[AppliedDiscount, ...]:
+    """Each discount the lines name (by id or name), once, in the order they first name it."""
+    found = [
+        applied_discount(d.discount_id, d.name) for line in lines for d in line.discounts if d.discount_id or d.name
+    ]
+    return tuple(dict.fromkeys(found)) if found else ()
 
 
 def map_product(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
@@ -304,27 +315,25 @@ def product_record(raw: AuphanProduct, ctx: MappingContext) -> CanonicalRecord:
     name = raw.name or raw.sku
     if name is None:
         raise MappingError(raw.product_id, "product has neither name nor sku")
-    return _build(
+    return _record(
+        Product,
         raw.product_id,
-        lambda: record_of(
-            Product,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.product_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.updated_at, store_zone(ctx.timezone)),
-                "product_id": raw.product_id,
-                "name": name,
-                "sku": raw.sku,
-                "brand": raw.brand,
-                "category": raw.category,
-                "price_cents": None if raw.retail_price is None else cents(raw.retail_price),
-                "quantity_on_hand": None if raw.on_hand is None else float(raw.on_hand),
-                "active": (raw.status or "active").lower() not in INACTIVE_PRODUCT_STATUSES,
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.product_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.updated_at, store_zone(ctx.timezone)),
+            "product_id": raw.product_id,
+            "name": name,
+            "sku": raw.sku,
+            "brand": raw.brand,
+            "category": raw.category,
+            "price_cents": None if raw.retail_price is None else cents(raw.retail_price),
+            "quantity_on_hand": None if raw.on_hand is None else float(raw.on_hand),
+            "active": (raw.status or "active").lower() not in INACTIVE_PRODUCT_STATUSES,
+        },
     )
 
 
@@ -333,24 +342,22 @@ def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 
 def discount_record(raw: AuphanDiscount, ctx: MappingContext) -> CanonicalRecord:
-    return _build(
+    return _record(
+        Discount,
         raw.discount_id,
-        lambda: record_of(
-            Discount,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.discount_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.updated_at, store_zone(ctx.timezone)),
-                "name": raw.name,
-                "discount_type": discount_type_of(raw.discount_type),
-                "value": None if raw.value is None else str(raw.value),
-                "active": (raw.status or "active").strip().lower() == "active",
-                "timezone": ctx.timezone,
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.discount_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.updated_at, store_zone(ctx.timezone)),
+            "name": raw.name,
+            "discount_type": discount_type_of(raw.discount_type),
+            "value": None if raw.value is None else str(raw.value),
+            "active": (raw.status or "active").strip().lower() == "active",
+            "timezone": ctx.timezone,
+        },
     )
 
 
@@ -362,11 +369,12 @@ MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord
 }
 
 # Each stream's payload model (its list pages are validated from their bytes: functions.core.page_fastpath) and the
-# mapping of a validated payload.
+# mapping of a validated payload. Sales and inventory read their amounts as floats there (`amounts_as_floats`: their
+# mappings read amounts only through `cents`, `float` and signs); discounts keep decimals (a value's text is stored).
 PAGE_MODELS: dict[Stream, type[BaseModel]] = {
     Stream.CUSTOMERS: AuphanCustomer,
-    Stream.SALES: AuphanSale,
-    Stream.INVENTORY: AuphanProduct,
+    Stream.SALES: amounts_as_floats(AuphanSale, texts_first=True),
+    Stream.INVENTORY: amounts_as_floats(AuphanProduct, texts_first=True),
     Stream.DISCOUNTS: AuphanDiscount,
 }
 PAYLOAD_MAPPERS: dict[Stream, Callable[[Any, MappingContext], CanonicalRecord]] = {

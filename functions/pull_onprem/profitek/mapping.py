@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Annotated, Any
 
@@ -14,12 +15,12 @@ from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
+    AppliedDiscount,
     BoundedDecimal,
     CanonicalRecord,
     Discount,
     LoyaltyBalance,
     Product,
-    Sale,
     SaleLineFields,
     Shopper,
     applied_discount,
@@ -32,6 +33,7 @@ from functions.core.payload_fastpath import IdentityOn
 from functions.pull_onprem.profitek.constants import ID_FIELDS, SALE_STATUSES, STORE_ZONE_NAMES, SaleStatus
 from functions.pull_onprem.values import (
     IDENTITY_ON,
+    amounts_as_floats,
     cents,
     list_or_empty,
     local_date,
@@ -173,9 +175,9 @@ def _location(store_id: str | None, ctx: MappingContext) -> str | None:
     return store_id or (None if fallback is None else str(fallback))
 
 
-def _build(pos_id: str, build: Callable[[], CanonicalRecord]) -> CanonicalRecord:
+def _record(model: type[CanonicalRecord], pos_id: str, fields: dict[str, Any]) -> CanonicalRecord:
     try:
-        return build()
+        return record_of(model, fields)
     except ValidationError as exc:
         raise MappingError(pos_id, validation_reason(exc)) from None
 
@@ -186,33 +188,31 @@ def map_customer(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 def customer_record(raw: ProfitekCustomer, ctx: MappingContext) -> CanonicalRecord:
     zone = store_zone(ctx.timezone)
-    return _build(
+    return _record(
+        Shopper,
         raw.customer_id,
-        lambda: record_of(
-            Shopper,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.customer_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.modified_date, zone),
-                "first_name": raw.first_name,
-                "last_name": raw.last_name,
-                "phone": normalize_phone(raw.phone, ctx.default_region),
-                "phone_raw": raw.phone,
-                "email": raw.email,
-                "birth_date": raw.birth_date,
-                "state": raw.state,
-                "postal_code": raw.zip,
-                "loyalty_member": raw.loyalty_member,
-                "marketing_opt_in": raw.marketing_opt_in,
-                "sms_opt_in": raw.sms_opt_in,
-                "sms_opt_out": raw.sms_opt_out,
-                "customer_type": raw.customer_type,
-                "pos_created_at": None if raw.created_date is None else to_utc(raw.created_date, zone),
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.customer_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.modified_date, zone),
+            "first_name": raw.first_name,
+            "last_name": raw.last_name,
+            "phone": normalize_phone(raw.phone, ctx.default_region),
+            "phone_raw": raw.phone,
+            "email": raw.email,
+            "birth_date": raw.birth_date,
+            "state": raw.state,
+            "postal_code": raw.zip,
+            "loyalty_member": raw.loyalty_member,
+            "marketing_opt_in": raw.marketing_opt_in,
+            "sms_opt_in": raw.sms_opt_in,
+            "sms_opt_out": raw.sms_opt_out,
+            "customer_type": raw.customer_type,
+            "pos_created_at": None if raw.created_date is None else to_utc(raw.created_date, zone),
+        },
     )
 
 
@@ -237,14 +237,19 @@ def sale_status(pos_id: str, raw_status: str, lines: list[SaleLineFields]) -> Sa
     Refund lines are already netted in the transaction's total, so they never add to `refunded_cents`; an
     unknown status is quarantined rather than guessed.
     """
-    key = raw_status.strip().lower().replace(" ", "").replace("_", "")
-    status = SALE_STATUSES.get(key)
+    status = _status_of(raw_status)
     if status is None:
         raise MappingError(pos_id, f"unknown transaction status {raw_status.strip()[:40]!r}")
-    refunds = sum(1 for line in lines if line["is_refund"])
-    if status == "completed" and refunds:
-        return "refunded" if refunds == len(lines) else "partially_refunded"
+    if status == "completed":
+        refunds = len([line for line in lines if line["is_refund"]])
+        if refunds:
+            return "refunded" if refunds == len(lines) else "partially_refunded"
     return status
+
+
+@lru_cache(maxsize=256)  # a store uses a handful of spellings
+def _status_of(raw_status: str) -> SaleStatus | None:
+    return SALE_STATUSES.get(raw_status.strip().lower().replace(" ", "").replace("_", ""))
 
 
 def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
@@ -254,8 +259,7 @@ def map_sale(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 def sale_record(raw: ProfitekTransaction, ctx: MappingContext) -> CanonicalRecord:
     zone = store_zone(ctx.timezone)
     ordered_at = to_utc(raw.transaction_date, zone)
-
-    def build() -> Sale:
+    try:
         lines = [sale_line(line) for line in raw.lines]
         return sale_with_lines(
             tenant=ctx.tenant,
@@ -275,18 +279,21 @@ def sale_record(raw: ProfitekTransaction, ctx: MappingContext) -> CanonicalRecor
             total_cents=cents(raw.total),
             refunded_cents=0,
             lines=tuple(lines),
-            tenders=tuple({"type": tender.tender_type, "amount_cents": cents(tender.amount)} for tender in raw.tenders),
-            discounts=tuple(
-                dict.fromkeys(
-                    applied_discount(d.discount_id, d.name)
-                    for line in raw.lines
-                    for d in line.discounts
-                    if d.discount_id or d.name
-                )
+            tenders=tuple(
+                [{"type": tender.tender_type, "amount_cents": cents(tender.amount)} for tender in raw.tenders]
             ),
+            discounts=line_discounts(raw.lines),
         )
+    except ValidationError as exc:
+        raise MappingError(raw.transaction_id, validation_reason(exc)) from None
 
-    return _build(raw.transaction_id, build)
+
+def line_discounts(lines: list[ProfitekLine]) -> tuple[AppliedDiscount, ...]:
+    """Each discount the lines name (by id or name), once, in the order they first name it."""
+    found = [
+        applied_discount(d.discount_id, d.name) for line in lines for d in line.discounts if d.discount_id or d.name
+    ]
+    return tuple(dict.fromkeys(found)) if found else ()
 
 
 def map_item(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
@@ -297,27 +304,25 @@ def item_record(raw: ProfitekItem, ctx: MappingContext) -> CanonicalRecord:
     name = raw.description or raw.sku
     if name is None:
         raise MappingError(raw.item_id, "item has neither Description nor SKU")
-    return _build(
+    return _record(
+        Product,
         raw.item_id,
-        lambda: record_of(
-            Product,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.item_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.modified_date, store_zone(ctx.timezone)),
-                "product_id": raw.item_id,
-                "name": name,
-                "sku": raw.sku,
-                "brand": raw.brand,
-                "category": raw.category,
-                "price_cents": None if raw.price is None else cents(raw.price),
-                "quantity_on_hand": None if raw.qty_on_hand is None else float(raw.qty_on_hand),
-                "active": raw.active,
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.item_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.modified_date, store_zone(ctx.timezone)),
+            "product_id": raw.item_id,
+            "name": name,
+            "sku": raw.sku,
+            "brand": raw.brand,
+            "category": raw.category,
+            "price_cents": None if raw.price is None else cents(raw.price),
+            "quantity_on_hand": None if raw.qty_on_hand is None else float(raw.qty_on_hand),
+            "active": raw.active,
+        },
     )
 
 
@@ -327,22 +332,20 @@ def map_loyalty(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 def loyalty_record(raw: ProfitekLoyaltyBalance, ctx: MappingContext) -> CanonicalRecord:
     as_of = to_utc(raw.modified_date, store_zone(ctx.timezone))
-    return _build(
+    return _record(
+        LoyaltyBalance,
         raw.customer_id,
-        lambda: record_of(
-            LoyaltyBalance,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.customer_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": as_of,
-                "customer_pos_id": raw.customer_id,
-                "points": whole_points(raw.points_balance),
-                "as_of": as_of,
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.customer_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": as_of,
+            "customer_pos_id": raw.customer_id,
+            "points": whole_points(raw.points_balance),
+            "as_of": as_of,
+        },
     )
 
 
@@ -351,24 +354,22 @@ def map_discount(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
 
 
 def discount_record(raw: ProfitekDiscount, ctx: MappingContext) -> CanonicalRecord:
-    return _build(
+    return _record(
+        Discount,
         raw.discount_id,
-        lambda: record_of(
-            Discount,
-            {
-                "tenant": ctx.tenant,
-                "vendor": ctx.vendor,
-                "credential_id": ctx.credential_id,
-                "pos_id": raw.discount_id,
-                "location_id": _location(raw.store_id, ctx),
-                "source_updated_at": to_utc(raw.modified_date, store_zone(ctx.timezone)),
-                "name": raw.name,
-                "discount_type": discount_type_of(raw.discount_type),
-                "value": None if raw.amount is None else str(raw.amount),
-                "active": raw.active,
-                "timezone": ctx.timezone,
-            },
-        ),
+        {
+            "tenant": ctx.tenant,
+            "vendor": ctx.vendor,
+            "credential_id": ctx.credential_id,
+            "pos_id": raw.discount_id,
+            "location_id": _location(raw.store_id, ctx),
+            "source_updated_at": to_utc(raw.modified_date, store_zone(ctx.timezone)),
+            "name": raw.name,
+            "discount_type": discount_type_of(raw.discount_type),
+            "value": None if raw.amount is None else str(raw.amount),
+            "active": raw.active,
+            "timezone": ctx.timezone,
+        },
     )
 
 
@@ -385,11 +386,12 @@ MAPPERS: dict[Stream, Callable[[dict[str, Any], MappingContext], CanonicalRecord
 PAGE_IDENTITY_ON: Mapping[Callable[[Any], Any], IdentityOn] = MappingProxyType({**IDENTITY_ON, _id: "nonzero_id_text"})
 
 # Each stream's payload model (its list pages are validated from their bytes: functions.core.page_fastpath) and the
-# mapping of a validated payload.
+# mapping of a validated payload. Sales and inventory read their amounts as floats there (`amounts_as_floats`: their
+# mappings read amounts only through `cents`, `float` and signs); discounts keep decimals (a value's text is stored).
 PAGE_MODELS: dict[Stream, type[BaseModel]] = {
     Stream.CUSTOMERS: ProfitekCustomer,
-    Stream.SALES: ProfitekTransaction,
-    Stream.INVENTORY: ProfitekItem,
+    Stream.SALES: amounts_as_floats(ProfitekTransaction),
+    Stream.INVENTORY: amounts_as_floats(ProfitekItem),
     Stream.LOYALTY: ProfitekLoyaltyBalance,
     Stream.DISCOUNTS: ProfitekDiscount,
 }
