@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import copy
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Annotated, Any, TypeVar, Union, cast, get_args, get_origin
+from typing import Annotated, Any, Protocol, TypeVar, Union, cast, get_args, get_origin
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, GetPydanticSchema, ValidationError, create_model
 
 from functions.core import zones
 from functions.core.connector import MappingError
-from functions.core.models import dollars_to_cents
+from functions.core.models import AppliedDiscount, applied_discount, dollars_to_cents
 from functions.core.payload_fastpath import IdentityOn, fast_validator
 
 PayloadT = TypeVar("PayloadT", bound=BaseModel)
@@ -42,6 +42,26 @@ def to_utc(value: datetime, zone: ZoneInfo) -> datetime:
 
 def local_date(instant: datetime, zone: ZoneInfo) -> date:
     return instant.astimezone(zone).date()
+
+
+class LineDiscount(Protocol):
+    @property
+    def discount_id(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
+
+
+class DiscountedLine(Protocol):
+    @property
+    def discounts(self) -> Sequence[LineDiscount]: ...
+
+
+def line_discounts(lines: Sequence[DiscountedLine]) -> tuple[AppliedDiscount, ...]:
+    """Each discount a sale's lines name (by id or name), once, in the order they first name it."""
+    found = [
+        applied_discount(d.discount_id, d.name) for line in lines for d in line.discounts if d.discount_id or d.name
+    ]
+    return tuple(dict.fromkeys(found)) if found else ()
 
 
 def cents(value: Decimal | float | None) -> int:

@@ -14,13 +14,11 @@ from pydantic.alias_generators import to_camel
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
-    AppliedDiscount,
     CanonicalRecord,
     Discount,
     Product,
     SaleLineFields,
     Shopper,
-    applied_discount,
     discount_type_of,
     normalize_phone,
     record_of,
@@ -37,6 +35,7 @@ from functions.pull_onprem.auphan.constants import (
 from functions.pull_onprem.values import (
     amounts_as_floats,
     cents,
+    line_discounts,
     list_or_empty,
     local_date,
     optional_birth_date,
@@ -297,14 +296,6 @@ def sale_record(raw: AuphanSale, ctx: MappingContext) -> CanonicalRecord:
         )
     except ValidationError as exc:
         raise MappingError(raw.sale_id, validation_reason(exc)) from None
-
-
-def line_discounts(lines: list[AuphanLine]) -> tuple[AppliedDiscount, ...]:
-    """Each discount the lines name (by id or name), once, in the order they first name it."""
-    found = [
-        applied_discount(d.discount_id, d.name) for line in lines for d in line.discounts if d.discount_id or d.name
-    ]
-    return tuple(dict.fromkeys(found)) if found else ()
 
 
 def map_product(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:

@@ -15,7 +15,6 @@ from functions.core import zones
 from functions.core.connector import MappingContext, MappingError
 from functions.core.layout import Stream
 from functions.core.models import (
-    AppliedDiscount,
     BoundedDecimal,
     CanonicalRecord,
     Discount,
@@ -23,7 +22,6 @@ from functions.core.models import (
     Product,
     SaleLineFields,
     Shopper,
-    applied_discount,
     discount_type_of,
     normalize_phone,
     record_of,
@@ -35,6 +33,7 @@ from functions.pull_onprem.values import (
     IDENTITY_ON,
     amounts_as_floats,
     cents,
+    line_discounts,
     list_or_empty,
     local_date,
     optional_birth_date,
@@ -286,14 +285,6 @@ def sale_record(raw: ProfitekTransaction, ctx: MappingContext) -> CanonicalRecor
         )
     except ValidationError as exc:
         raise MappingError(raw.transaction_id, validation_reason(exc)) from None
-
-
-def line_discounts(lines: list[ProfitekLine]) -> tuple[AppliedDiscount, ...]:
-    """Each discount the lines name (by id or name), once, in the order they first name it."""
-    found = [
-        applied_discount(d.discount_id, d.name) for line in lines for d in line.discounts if d.discount_id or d.name
-    ]
-    return tuple(dict.fromkeys(found)) if found else ()
 
 
 def map_item(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
