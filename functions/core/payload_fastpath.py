@@ -195,19 +195,28 @@ def _present(schema: dict[str, Any], names: tuple[str, ...], function: Callable[
     fields = dict(schema["fields"])
     for name in names:
         field = fields.get(name)
-        if field is None or field.get("validation_alias") is not None:
+        if field is None:
             raise TypeError(f"{function.__qualname__}: {name} is no field read by its own name")
-        inner = field["schema"]
-        if inner.get("type") == "default":
-            inner = inner["schema"]
-        if inner.get("type") == "nullable":
-            inner = inner["schema"]
-        if inner.get("type") == "str" and "pattern" not in inner:
-            inner = {**inner, "pattern": NOT_BLANK}
-        elif inner.get("type") not in _BLANK_SAFE - {"none", "list", "model"}:
-            raise TypeError(f"{function.__qualname__}: {name} is of a type that could take a blank")
-        fields[name] = {**field, "schema": inner}
+        fields[name] = {**field, "schema": present_value(field, f"{function.__qualname__}: {name}")}
     return {**schema, "fields": fields}
+
+
+def present_value(field: dict[str, Any], where: str) -> dict[str, Any]:
+    """What a model field's value must be for its `ALTERNATIVES` before-validator to hand the item on unchanged
+    ("present_alternatives"): given, not None and, as text, not blank. The field's value schema without its default
+    and None; TypeError (naming `where`) for a field read under an alias or of a type a blank could pass as."""
+    if field.get("validation_alias") is not None:
+        raise TypeError(f"{where} is no field read by its own name")
+    inner: dict[str, Any] = field["schema"]
+    if inner.get("type") == "default":
+        inner = inner["schema"]
+    if inner.get("type") == "nullable":
+        inner = inner["schema"]
+    if inner.get("type") == "str" and "pattern" not in inner:
+        return {**inner, "pattern": NOT_BLANK}
+    if inner.get("type") not in _BLANK_SAFE - {"none", "list", "model"}:
+        raise TypeError(f"{where} is of a type that could take a blank")
+    return inner
 
 
 def _refusing_blanks(schema: dict[str, Any], function: Callable[[Any], Any]) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from functions.core.models import (
     record_of,
     sale_with_lines,
 )
-from functions.core.payload_fastpath import NOT_BLANK, IdentityOn, fast_validator
+from functions.core.payload_fastpath import IdentityOn, fast_validator, present_value
 from functions.pull_flourish.constants import (
     FALLBACK_TIMEZONE,
     ORDER_STATUS_CANONICAL,
@@ -812,15 +812,9 @@ def _alternatives(may_be_absent: Mapping[type[_Payload], frozenset[str]]) -> Rep
         fields = dict(schema["schema"]["fields"])
         for name, alternatives in owner.ALTERNATIVES.items():
             field = fields[name]
+            inner = present_value(field, f"{owner.__name__}.{name}")  # the rule "present_alternatives" compiles
             default = field["schema"]
             nullable = default["schema"] if default.get("type") == "default" else default
-            inner = nullable["schema"] if nullable.get("type") == "nullable" else nullable
-            if "validation_alias" in field:
-                raise TypeError(f"{owner.__name__}.{name} is no field read by its own name")
-            if inner.get("type") == "str" and "pattern" not in inner:
-                inner = {**inner, "pattern": NOT_BLANK}
-            elif inner.get("type") not in ("bool", "int", "float", "decimal", "date", "datetime"):  # no blank is one
-                raise TypeError(f"{owner.__name__}.{name} is of a type that could take a blank")
             if name not in may_be_absent.get(owner, ()):
                 fields[name] = {**field, "schema": inner}
                 continue
