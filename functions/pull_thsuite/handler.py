@@ -6,11 +6,12 @@ from typing import Any
 
 from functions.core.layout import Vendor
 from functions.core.observability import logger
-from functions.core.pull_runtime import PullService, handle_pull_event
+from functions.core.pull_runtime import PullService, handle_pull_event, warm_up
 from functions.pull_thsuite.connector import open_connector
 from functions.pull_thsuite.constants import DEFAULT_BASE_URL
 
 FUNCTION = "pull_thsuite"
+warm_up(vendor_tls=True)  # Lambda's init phase: see warm_up
 
 
 def _service() -> PullService:

@@ -1,0 +1,72 @@
+"""Pull handlers build their warm clients and TLS context at import (Lambda's init phase), not in the first event."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from functions.core import aws, pull_runtime
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _record(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    built: dict[str, list[str]] = {"client": [], "trusted": [], "tls": []}
+
+    class Client:
+        exceptions = object()
+
+    def client(service: str) -> Any:
+        built["client"].append(service)
+        return Client()
+
+    monkeypatch.setattr(aws, "client", client)
+    monkeypatch.setattr(aws, "trusted_client", lambda service: built["trusted"].append(service))
+    monkeypatch.setattr(pull_runtime, "tls_context", lambda: built["tls"].append("tls"))
+    return built
+
+
+def test_warm_up_builds_the_clients_and_the_vendor_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = _record(monkeypatch)
+    pull_runtime.warm_up(vendor_tls=True)
+    assert built == {"client": ["ssm", "secretsmanager", "sqs"], "trusted": ["dynamodb", "s3"], "tls": ["tls"]}
+
+
+def test_warm_up_for_on_prem_vendors_builds_no_shared_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = _record(monkeypatch)
+    pull_runtime.warm_up(vendor_tls=False)
+    assert built["tls"] == [] and built["trusted"] == ["dynamodb", "s3"]
+
+
+def test_warm_up_without_a_region_leaves_the_clients_to_their_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    built = _record(monkeypatch)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    pull_runtime.warm_up(vendor_tls=True)  # a tool importing a handler outside AWS: no NoRegionError at import
+    assert built == {"client": [], "trusted": [], "tls": ["tls"]}
+
+
+def test_each_pull_handler_warms_up_at_import() -> None:
+    """In a fresh interpreter, as Lambda's init phase imports a handler: the on-prem one builds the clients but no
+    shared TLS context (its stores' certificates are pinned), a cloud vendor's builds both."""
+    script = """
+from functions.core import aws, http
+import functions.pull_onprem.handler
+sizes = (aws.client, aws.trusted_client, http.tls_context)
+print(*(cached.cache_info().currsize for cached in sizes))
+for vendor in ("posabit", "flourish", "thsuite"):
+    http.tls_context.cache_clear()
+    __import__(f"functions.pull_{vendor}.handler")
+    print(vendor, http.tls_context.cache_info().currsize)
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
+    env.update(AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout.split("\n")
+    assert out[:4] == ["3 2 0", "posabit 1", "flourish 1", "thsuite 1"]
