@@ -93,17 +93,19 @@ DispatchReason = Literal["schedule", "manual"]
 # are parsed when a pull handler is imported, in Lambda's init phase, not by the first invocation (functions.core.aws).
 PULL_AWS_SERVICES = ("dynamodb", "s3", "sqs", "events", "ssm", "secretsmanager")
 aws.load_models(*PULL_AWS_SERVICES)
-# The clients every invocation uses, built by `warm_up` (the mirror check's EventBridge client is built when first
-# used: most pulls never call it).
-WARM_CLIENTS = ("ssm", "secretsmanager", "sqs")
+# The clients every invocation uses, built by `warm_up`: settings, secrets, the job queue, and the reward mirror check's
+# DynamoDB client (every vendor has a discounts stream, so each complete pull runs the check). The check's EventBridge
+# client is built when first used: only a notice raised or cleared calls it.
+WARM_CLIENTS = ("ssm", "secretsmanager", "sqs", "dynamodb")
 WARM_TRUSTED_CLIENTS = ("dynamodb", "s3")
 
 
 def warm_up(*, vendor_tls: bool) -> None:
     """Build now what a pull handler's first invocation would otherwise build and every later one reuses. A handler
     calls it at import: Lambda's init phase, once per container, before the first event (AWS's advice for SDK
-    clients). Measured: the cloud POS clients' TLS context (certifi's CA bundle) about 17 ms of CPU, the settings
-    and secrets clients with their error classes about 20 ms, the engine's DynamoDB and S3 clients about 35 ms.
+    clients). Measured: the cloud POS clients' TLS context (certifi's CA bundle) about 17 ms of CPU, the settings,
+    secrets, queue and mirror check's clients with their error classes about 30 ms, the engine's DynamoDB and S3 clients
+    about 35 ms.
     `vendor_tls` is False for the on-prem vendors (each store's pinned certificate gets a context of its own). Without
     a region (a tool importing a handler outside AWS) the clients are left to their first use, as before; what is
     built here is what that use would build (tests and the local runtime still reset them, `aws.reset_clients`)."""
@@ -267,7 +269,8 @@ class PullService:
     @classmethod
     def from_env(cls, open_connector: OpenConnector, default_base_urls: dict[Vendor, str]) -> PullService:
         config = RuntimeConfig.from_env(default_base_urls)
-        # The mirror check's clients are built when it first calls them (most pulls never do).
+        # The mirror check's clients are built when it first calls them (its DynamoDB one already is when a pull handler
+        # was imported: `warm_up`; EventBridge only when a notice is raised or cleared).
         dynamodb, events = aws.LazyClient("dynamodb"), aws.LazyClient("events")
         records = RecordStore(dynamodb, config.records_table)
         mirrors = StoreMirrorCheck(
