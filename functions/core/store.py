@@ -25,7 +25,16 @@ from functions.core.ddb_wire import takes_wire_items
 from functions.core.errors import AwsServiceError, LeaseHeldError
 from functions.core.layout import RecordKind, Stream, Vendor
 from functions.core.models import CONTENT_HASH_PREFIX, RECORD_MODELS, CanonicalRecord, read_record
-from functions.core.wire_items import WireItem, WireText, binary_text, member, number_bytes, quoted, text_bytes
+from functions.core.wire_items import (
+    WireItem,
+    WireText,
+    binary_text,
+    member,
+    number_bytes,
+    quoted,
+    quoted_long,
+    text_bytes,
+)
 
 
 class StoreError(AwsServiceError):
@@ -311,7 +320,7 @@ class RecordStore:
             text += f",{_DATA_Z}{binary_text(value)}}}}}"
             size += len(record_items.DATA_Z) + len(value)
         else:
-            text += f",{_DATA}{quoted(value)}}}}}"
+            text += f",{_DATA}{quoted_long(value)}}}}}"
             size += len(record_items.DATA) + text_bytes(value)
         return WireItem(key, "{" + text, size)
 

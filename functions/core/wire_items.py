@@ -22,8 +22,24 @@ from collections.abc import ItemsView, Iterator, KeysView, Mapping, ValuesView
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+import orjson
+
 quoted = encode_basestring_ascii
 """A string as a JSON string: byte for byte what `json.dumps` (ensure_ascii, its default) writes."""
+
+_dumps = orjson.dumps
+
+
+def quoted_long(text: str) -> str:
+    """`quoted(text)` for a long string (a record's JSON, the one big value of every item written).
+
+    For ASCII text orjson writes the same JSON string (the same `\\"`, `\\\\`, `\\n`-style and `\\u00XX` escapes),
+    except that it leaves DEL (U+007F) as it is where `json.dumps` writes `\\u007f`; such text, and any text beyond
+    ASCII (which orjson would write as UTF-8, not `\\uXXXX`), is written by `quoted`. tests/unit/test_wire_items.py
+    compares the two on every ASCII character."""
+    if text.isascii() and "\x7f" not in text:
+        return _dumps(text).decode()
+    return quoted(text)
 
 
 def text_bytes(text: str) -> int:
