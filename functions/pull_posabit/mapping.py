@@ -28,7 +28,7 @@ from functions.core.models import (
     normalize_email,
     normalize_phone,
     record_of,
-    sale_with_lines,
+    sale_of,
 )
 from functions.core.payload_fastpath import IdentityOn, fast_validator
 from functions.pull_posabit.constants import (
@@ -546,23 +546,25 @@ def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
     tax = sale["tax"]
     discount = sale["discount"]
     subtotal = sale["sub_total"]
-    return sale_with_lines(
-        **_origin(ctx),
-        pos_id=pos_id,
-        source_updated_at=_timestamp(sale["updated_at"], zone, "updated_at", pos_id),
-        customer_pos_id=sale["customer_id"],
-        ordered_at=ordered_at,
-        local_date=ordered_at.astimezone(zones.zone(zone)).date(),
-        timezone=zone,
-        status=status,
-        subtotal_cents=subtotal if subtotal is not None else total - tax + discount,
-        discount_cents=discount,
-        tax_cents=tax,
-        total_cents=total,
-        refunded_cents=refunded_cents,
-        lines=lines,
-        tenders=tuple([_tender(tender) for tender in sale["sales_tenders"]]),
-        discounts=sale_discounts(items),
+    return sale_of(
+        {
+            **_origin(ctx),
+            "pos_id": pos_id,
+            "source_updated_at": _timestamp(sale["updated_at"], zone, "updated_at", pos_id),
+            "customer_pos_id": sale["customer_id"],
+            "ordered_at": ordered_at,
+            "local_date": ordered_at.astimezone(zones.zone(zone)).date(),
+            "timezone": zone,
+            "status": status,
+            "subtotal_cents": subtotal if subtotal is not None else total - tax + discount,
+            "discount_cents": discount,
+            "tax_cents": tax,
+            "total_cents": total,
+            "refunded_cents": refunded_cents,
+            "lines": lines,
+            "tenders": tuple([_tender(tender) for tender in sale["sales_tenders"]]),
+            "discounts": sale_discounts(items),
+        }
     )
 
 
