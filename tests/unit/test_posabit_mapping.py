@@ -306,3 +306,43 @@ def test_each_context_gives_its_own_origin_however_the_contexts_alternate() -> N
     # Then each record carries its own context's tenant and venue
     expected_ctx = (CTX.tenant, None if CTX.extra.get("venue_id") is None else str(CTX.extra["venue_id"]))
     assert seen == [expected_ctx, ("other", "99"), expected_ctx, ("other", "99"), (CTX.tenant, "1"), (CTX.tenant, "2")]
+
+
+ZULU_TEXTS = [
+    "2026-04-17T09:35:33.864Z",
+    "2026-04-17T09:35:33Z",
+    "2026-04-17 09:35:33.123456Z",
+    "2026-04-17T09:35Z",
+    "2026-04-17Z",
+    " 2026-04-17T09:35:33.864Z",
+    "\t2026-04-17T09:35:33Z",
+    "2026-04-17T09:35:33.864Z ",
+    "2026-04-17T09:35:33.864z",
+    "2026-04-17T09:35:33+05:00",
+    "2026-04-17T09:35:33",
+    "2026-04-17 09:35:33 UTC",
+    "2026-13-45T99:00:00Z",
+    "0001-01-01T00:00:00Z",
+    "Z",
+    "",
+    " ",
+    None,
+    7,
+]
+
+
+@pytest.mark.parametrize("text", ZULU_TEXTS, ids=repr)
+def test_zulu_timestamps_read_directly_are_the_parsed_and_converted_moment(text: Any) -> None:
+    from functions.pull_posabit.mapping import _timestamp, parse_timestamp, to_utc
+
+    try:
+        expected: Any = to_utc(parse_timestamp(text), CTX.timezone)
+    except ValueError:
+        expected = "not a timestamp"
+    try:
+        found: Any = _timestamp(text, CTX.timezone, "updated_at", "1")
+    except MappingError as exc:
+        found = "not a timestamp" if exc.reason == "updated_at is not a timestamp" else exc.reason
+    assert found == expected
+    if isinstance(expected, datetime):
+        assert found.tzinfo is UTC and found.isoformat() == expected.isoformat()

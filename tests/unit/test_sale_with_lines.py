@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from functions.core.layout import Stream, Vendor
-from functions.core.models import Sale, SaleLine, SaleLineFields, sale_with_lines
+from functions.core.models import Sale, SaleLine, SaleLineFields, sale_of, sale_with_lines
 from tests.mapping_corpus import simulator_pages
 
 
@@ -23,6 +23,11 @@ def line_by_line(lines: tuple[dict[str, Any], ...], fields: dict[str, Any]) -> S
 
 def with_lines(lines: tuple[dict[str, Any], ...], fields: dict[str, Any]) -> Sale:
     return sale_with_lines(lines=cast(tuple[SaleLineFields, ...], lines), **dict(fields))
+
+
+def from_one_dict(lines: tuple[dict[str, Any], ...], fields: dict[str, Any]) -> Sale:
+    """`sale_of`: the same construction from one dict of the sale's fields and its lines."""
+    return sale_of({**fields, "lines": lines})
 
 
 def split(sale: Sale) -> tuple[tuple[dict[str, Any], ...], dict[str, Any]]:
@@ -146,6 +151,32 @@ def test_hostile_lines_and_sales_give_the_same_sale_or_the_same_error(sale_chang
         for lines in ((line,), (GOOD_LINE, line), ()):
             old = outcome(partial(line_by_line, lines, fields))
             new = outcome(partial(with_lines, lines, fields))
+            if old[0] == "sale" and new[0] == "sale":
+                same_nan = [str(x.quantity) for x in old[1][0].lines] == [str(x.quantity) for x in new[1][0].lines]
+                assert new[1][1] == old[1][1] and same_nan, (index, sale_change)
+            else:
+                assert new == old, (index, sale_change)
+
+
+@pytest.mark.parametrize("vendor", list(Vendor))
+def test_sale_of_one_dict_is_the_same_sale_same_json_same_digest(
+    vendor: Vendor, simulator_sales: dict[Vendor, list[Sale]]
+) -> None:
+    for sale in simulator_sales[vendor]:
+        lines, fields = split(sale)
+        old, new = line_by_line(lines, fields), from_one_dict(lines, fields)
+        assert new == old == sale
+        assert new.stored_form() == old.stored_form()
+        assert all(type(line) is SaleLine for line in new.lines)
+
+
+@pytest.mark.parametrize("sale_change", SALE_CASES, ids=lambda c: ",".join(c) or "good-sale")
+def test_sale_of_hostile_lines_and_sales_give_the_same_sale_or_the_same_error(sale_change: dict[str, Any]) -> None:
+    fields = {**GOOD_SALE, **sale_change}
+    for index, line in enumerate(LINE_CASES):
+        for lines in ((line,), (GOOD_LINE, line), ()):
+            old = outcome(partial(line_by_line, lines, fields))
+            new = outcome(partial(from_one_dict, lines, fields))
             if old[0] == "sale" and new[0] == "sale":
                 same_nan = [str(x.quantity) for x in old[1][0].lines] == [str(x.quantity) for x in new[1][0].lines]
                 assert new[1][1] == old[1][1] and same_nan, (index, sale_change)
