@@ -43,7 +43,7 @@ from functions.pull_posabit.constants import (
     STREAM_CONTRACTS,
     VENUE_INFO_PATH,
 )
-from functions.pull_posabit.mapping import IDENTITY_ON, PAGE_MODELS, unwrap_item
+from functions.pull_posabit.mapping import IDENTITY_ON, PAGE_FORMS, PAGE_MODELS, unwrap_item
 
 USER_AGENT = "possync/pull_posabit"
 
@@ -96,6 +96,7 @@ PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
         wrapper_keys=STREAM_CONTRACTS[stream].wrapper_keys,
         envelope_keys=_ENVELOPE_COUNTS,
         numeric_ids=True,  # its ids arrive as JSON numbers (every id of the simulator's pages)
+        rewrite=PAGE_FORMS.get(stream),
     )
     for stream, model in PAGE_MODELS.items()
 }

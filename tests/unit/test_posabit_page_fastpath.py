@@ -9,13 +9,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from functions.core.connector import MappingContext, RawPage
 from functions.core.engine import derived_streams, map_page
 from functions.core.layout import Stream, Vendor
 from functions.core.page_fastpath import LazyItems
+from functions.core.payload_fastpath import fast_schema
 from functions.pull_posabit.client import PAGE_VALIDATORS, page_items
 from functions.pull_posabit.constants import STREAM_CONTRACTS
+from functions.pull_posabit.mapping import IDENTITY_ON, map_page_sale, map_sale, page_form, validate_sale
 from tests.mapping_corpus import BAD_VALUES, raw_pages, seeded_connector
 
 
@@ -222,3 +225,62 @@ def test_lazy_items_decode_only_when_read() -> None:
     assert len(items) == 2 and bool(items) and not decoded
     assert items[1] == {"id": "b"} and list(items) == [{"id": "a"}, {"id": "b"}] and items == [{"id": "a"}, {"id": "b"}]
     assert decoded == [1]
+
+
+def test_a_sales_page_holds_each_line_and_tender_as_a_dict_of_its_models_fields(pulled: Any) -> None:
+    # Given the simulator's sales and a sale written with every alias and default a line and a tender may take
+    _, _, pages = pulled
+    bodies = [page.body for stream, page in pages if stream is Stream.SALES and page.items]
+    sale = _first_items(pulled, Stream.SALES, 1)[0]
+    line = {key: value for key, value in sale["items"][0].items() if key not in ("product_name", "discount_list")}
+    odd = {
+        **sale,
+        "items": [
+            {**line, "name": "Gelato", "discount": 0},
+            {**line, "product_id": None, "discount": 50, "total": -100},
+        ],
+        "tenders": [{"id": 7, "payment_method": "Cash"}, {"name": "Card", "total": 100}],
+    }
+    del odd["sales_tenders"]
+    bodies.append(_page_body(Stream.SALES, [odd], wrapped=False))
+    for body in bodies:
+        validated = PAGE_VALIDATORS[Stream.SALES](body)
+        assert validated is not None
+        for payload, item in zip(validated.payloads, page_items(Stream.SALES, body), strict=True):
+            # Then each line and tender is a dict (no model instance built) of the fields and values the payload
+            # model validates from the same item, and the sale maps to the same record from either
+            model = validate_sale(item)
+            assert all(type(part) is dict for part in [*payload.items, *payload.sales_tenders])
+            assert payload.items == [part.model_dump() for part in model.items]
+            assert payload.sales_tenders == [part.model_dump() for part in model.sales_tenders]
+            assert map_page_sale(payload, ctx_of(pulled)).stored_form() == map_sale(model, ctx_of(pulled)).stored_form()
+
+
+def ctx_of(pulled: Any) -> MappingContext:
+    context: MappingContext = pulled[1]
+    return context
+
+
+def test_page_form_refuses_a_nested_model_it_cannot_read_as_a_dict() -> None:
+    # Given sale models whose lines' model checks itself in Python, or has a model of its own
+    class Checked(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+        total: int
+
+        @model_validator(mode="after")
+        def _positive(self) -> Checked:
+            return self
+
+    class Deep(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+        inner: Checked
+
+    for line in (Checked, Deep):
+
+        class Sale(BaseModel):
+            model_config = ConfigDict(extra="ignore")
+            items: list[line]  # type: ignore[valid-type]
+
+        # Then the page form is refused when the page validator is built, not given a dict the model would not be
+        with pytest.raises(TypeError):
+            page_form(fast_schema(Sale, IDENTITY_ON))
