@@ -43,6 +43,7 @@ from functions.pull_onprem.values import (
     page_form,
     page_line_discounts,
     parse_payload,
+    stamp_utc,
     store_zone,
     text_field,
     text_or_none,
@@ -321,8 +322,11 @@ def sale_record(raw: AuphanSale, ctx: MappingContext) -> CanonicalRecord:
 SALE_MONEY = frozenset({"subtotal", "discount_total", "tax_total", "total", "refunded_amount", "amount", "discount"})
 
 
+SALE_STAMPS = frozenset({"completed_at", "updated_at"})
+
+
 def sale_page_form(schema: Any) -> Any:
-    return page_form(schema, SALE_MONEY)
+    return page_form(schema, SALE_MONEY, SALE_STAMPS)
 
 
 def _page_line(line: dict[str, Any]) -> SaleLineFields:
@@ -348,7 +352,7 @@ def sale_page_record(raw: dict[str, Any], ctx: MappingContext) -> CanonicalRecor
     """`sale_record` of a sale in its page form (`sale_page_form`): the same Sale."""
     zone = store_zone(ctx.timezone)
     sale_id = raw["sale_id"]
-    ordered_at = to_utc(raw["completed_at"], zone)
+    ordered_at = stamp_utc(raw["completed_at"], zone)
     try:
         sale_lines = raw["lines"]
         lines = [_page_line(line) for line in sale_lines]
@@ -361,7 +365,7 @@ def sale_page_record(raw: dict[str, Any], ctx: MappingContext) -> CanonicalRecor
             credential_id=ctx.credential_id,
             pos_id=sale_id,
             location_id=_location(raw["store_id"], ctx),
-            source_updated_at=to_utc(raw["updated_at"], zone),
+            source_updated_at=stamp_utc(raw["updated_at"], zone),
             customer_pos_id=raw["customer_id"],
             ordered_at=ordered_at,
             local_date=local_date(ordered_at, zone),

@@ -40,6 +40,7 @@ from functions.pull_onprem.values import (
     page_form,
     page_line_discounts,
     parse_payload,
+    stamp_utc,
     store_zone,
     text_field,
     to_utc,
@@ -311,7 +312,7 @@ def sale_page_record(raw: dict[str, Any], ctx: MappingContext) -> CanonicalRecor
     reads them): the same Sale."""
     zone = store_zone(ctx.timezone)
     transaction_id = raw["transaction_id"]
-    ordered_at = to_utc(raw["transaction_date"], zone)
+    ordered_at = stamp_utc(raw["transaction_date"], zone)
     try:
         sale_lines = raw["lines"]
         lines = [_page_line(line) for line in sale_lines]
@@ -321,7 +322,7 @@ def sale_page_record(raw: dict[str, Any], ctx: MappingContext) -> CanonicalRecor
             credential_id=ctx.credential_id,
             pos_id=transaction_id,
             location_id=_location(raw["store_id"], ctx),
-            source_updated_at=to_utc(raw["modified_date"], zone),
+            source_updated_at=stamp_utc(raw["modified_date"], zone),
             customer_pos_id=raw["customer_id"],
             ordered_at=ordered_at,
             local_date=local_date(ordered_at, zone),
@@ -340,10 +341,15 @@ def sale_page_record(raw: dict[str, Any], ctx: MappingContext) -> CanonicalRecor
         raise MappingError(transaction_id, validation_reason(exc)) from None
 
 
+# The timestamps of a transaction whose ISO 8601 texts its page form keeps as texts (values.page_form, stamp_utc).
+SALE_STAMPS = frozenset({"transaction_date", "modified_date"})
+
+
 def sale_page_form(schema: Any) -> Any:
     """A transaction's compiled schema as its pages are validated with: its models as dicts (values.page_form), its
-    amounts read as before. Its line and tender instances were about 40% of its page validation (measured)."""
-    return page_form(schema, frozenset())
+    timestamps as texts, its amounts read as before. Its line and tender instances were about 40% of its page
+    validation (measured)."""
+    return page_form(schema, frozenset(), SALE_STAMPS)
 
 
 def map_item(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
