@@ -39,7 +39,11 @@ from functions.pull_onprem.values import IDENTITY_ON, store_zone, text_or_none
 # by one as before).
 PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
     stream: PageValidator(
-        model, IDENTITY_ON, records_key=ENVELOPE_ITEMS, envelope_keys=(ENVELOPE_NEXT_CURSOR, ENVELOPE_TOTAL_COUNT)
+        model,
+        IDENTITY_ON,
+        records_key=ENVELOPE_ITEMS,
+        envelope_keys=(ENVELOPE_NEXT_CURSOR, ENVELOPE_TOTAL_COUNT),
+        rewrite=mapping.PAGE_FORMS.get(stream),
     )
     for stream, model in mapping.PAGE_MODELS.items()
 }

@@ -38,8 +38,12 @@ from functions.pull_onprem.values import (
     line_discounts,
     list_or_empty,
     local_date,
+    money_cents,
     optional_birth_date,
+    page_form,
+    page_line_discounts,
     parse_payload,
+    stamp_utc,
     store_zone,
     text_field,
     text_or_none,
@@ -235,21 +239,34 @@ def sale_status(raw: AuphanSale, lines: list[SaleLineFields]) -> tuple[SaleStatu
     with negative lines already netted in its total: refunded (all lines) or partly so, counting nothing more.
     An unknown status is quarantined rather than guessed.
     """
-    status = _status_of(raw.status)
+    return _sale_status(raw.sale_id, raw.status, raw.sale_type, raw.total, raw.refunded_amount, lines, cents)
+
+
+def _sale_status(
+    sale_id: str,
+    raw_status: str,
+    sale_type: str,
+    total_amount: Any,
+    refunded_amount: Any,
+    lines: list[SaleLineFields],
+    to_cents: Callable[[Any], int],
+) -> tuple[SaleStatus, int]:
+    """`sale_status` of a sale's values, its amounts turned into cents by `to_cents`."""
+    status = _status_of(raw_status)
     if status is None:
-        raise MappingError(raw.sale_id, f"unknown sale status {raw.status.strip()[:40]!r}")
-    total = cents(raw.total)
+        raise MappingError(sale_id, f"unknown sale status {raw_status.strip()[:40]!r}")
+    total = to_cents(total_amount)
     refunds = len([line for line in lines if line["is_refund"]])
-    if refunds or _is_return(raw.sale_type):
+    if refunds or _is_return(sale_type):
         if status == "completed" and refunds:
             return ("refunded" if refunds == len(lines) else "partially_refunded"), 0
         if status == "completed":  # a return with no lines: the negative total is the refund
             return "refunded", 0
         return status, 0
     if status == "refunded":
-        return status, cents(raw.refunded_amount) if raw.refunded_amount is not None else max(total, 0)
+        return status, to_cents(refunded_amount) if refunded_amount is not None else max(total, 0)
     if status == "partially_refunded":
-        return status, cents(raw.refunded_amount)
+        return status, to_cents(refunded_amount)
     return status, 0
 
 
@@ -296,6 +313,75 @@ def sale_record(raw: AuphanSale, ctx: MappingContext) -> CanonicalRecord:
         )
     except ValidationError as exc:
         raise MappingError(raw.sale_id, validation_reason(exc)) from None
+
+
+# --- sales as a page gives them -----------------------------------------------------------------------------------
+
+# The amounts of a sale (its own, its lines' and its payments') whose two-place texts its page form keeps as texts
+# (values.page_form); a line's quantity is read as before.
+SALE_MONEY = frozenset({"subtotal", "discount_total", "tax_total", "total", "refunded_amount", "amount", "discount"})
+
+
+SALE_STAMPS = frozenset({"completed_at", "updated_at"})
+
+
+def sale_page_form(schema: Any) -> Any:
+    return page_form(schema, SALE_MONEY, SALE_STAMPS)
+
+
+def _page_line(line: dict[str, Any]) -> SaleLineFields:
+    """`sale_line` of a line of a sale's page form."""
+    amount = line["amount"]
+    total_cents = money_cents(amount)
+    quantity = line["quantity"]
+    return {
+        "product_id": line["product_id"],
+        "sku": line["sku"],
+        "name": line["name"],
+        "category": line["category"],
+        "brand": line["brand"],
+        "quantity": float(quantity),
+        "total_cents": total_cents,
+        "discount_cents": money_cents(line["discount"]),
+        # a two-place text is negative exactly when its cents are
+        "is_refund": quantity < 0 or (total_cents < 0 if amount.__class__ is str else amount < 0),
+    }
+
+
+def sale_page_record(raw: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
+    """`sale_record` of a sale in its page form (`sale_page_form`): the same Sale."""
+    zone = store_zone(ctx.timezone)
+    sale_id = raw["sale_id"]
+    ordered_at = stamp_utc(raw["completed_at"], zone)
+    try:
+        sale_lines = raw["lines"]
+        lines = [_page_line(line) for line in sale_lines]
+        status, refunded_cents = _sale_status(
+            sale_id, raw["status"], raw["sale_type"], raw["total"], raw["refunded_amount"], lines, money_cents
+        )
+        return sale_with_lines(
+            tenant=ctx.tenant,
+            vendor=ctx.vendor,
+            credential_id=ctx.credential_id,
+            pos_id=sale_id,
+            location_id=_location(raw["store_id"], ctx),
+            source_updated_at=stamp_utc(raw["updated_at"], zone),
+            customer_pos_id=raw["customer_id"],
+            ordered_at=ordered_at,
+            local_date=local_date(ordered_at, zone),
+            timezone=ctx.timezone,
+            status=status,
+            subtotal_cents=money_cents(raw["subtotal"]),
+            discount_cents=money_cents(raw["discount_total"]),
+            tax_cents=money_cents(raw["tax_total"]),
+            total_cents=money_cents(raw["total"]),
+            refunded_cents=refunded_cents,
+            lines=tuple(lines),
+            tenders=tuple([{"type": p["method"], "amount_cents": money_cents(p["amount"])} for p in raw["payments"]]),
+            discounts=page_line_discounts(sale_lines),
+        )
+    except ValidationError as exc:
+        raise MappingError(sale_id, validation_reason(exc)) from None
 
 
 def map_product(item: dict[str, Any], ctx: MappingContext) -> CanonicalRecord:
@@ -368,9 +454,12 @@ PAGE_MODELS: dict[Stream, type[BaseModel]] = {
     Stream.INVENTORY: amounts_as_floats(AuphanProduct, texts_first=True),
     Stream.DISCOUNTS: AuphanDiscount,
 }
+# The streams whose pages are validated in a form of their own (functions.core.page_fastpath's `rewrite`), mapped by
+# their PAYLOAD_MAPPERS in that form: sales.
+PAGE_FORMS: dict[Stream, Callable[[Any], Any]] = {Stream.SALES: sale_page_form}
 PAYLOAD_MAPPERS: dict[Stream, Callable[[Any, MappingContext], CanonicalRecord]] = {
     Stream.CUSTOMERS: customer_record,
-    Stream.SALES: sale_record,
+    Stream.SALES: sale_page_record,  # in its page form (PAGE_FORMS)
     Stream.INVENTORY: product_record,
     Stream.DISCOUNTS: discount_record,
 }

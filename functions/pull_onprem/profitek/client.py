@@ -46,6 +46,7 @@ PAGE_VALIDATORS: Mapping[Stream, PageValidator] = {
         mapping.PAGE_IDENTITY_ON,
         records_key=ENVELOPE_ITEMS,
         envelope_keys=(ENVELOPE_TOTAL_PAGES, ENVELOPE_TOTAL_COUNT),
+        rewrite=mapping.PAGE_FORMS.get(stream),
     )
     for stream, model in mapping.PAGE_MODELS.items()
 }
