@@ -104,6 +104,48 @@ class PageValidator:
         return ValidatedPage(payloads, page)
 
 
+def model_as_typed_dict(model: Mapping[str, Any], field_schema: Callable[[str, Any], Any]) -> dict[str, Any]:
+    """A model's compiled schema as a typed dict of the same fields (`rewrite` forms: a dict per payload, no model
+    instance to build): each field's aliases and metadata carried over, required unless it has a default, extra keys
+    ignored as the model ignores them; `field_schema(name, schema)` gives each field's schema in the form (a vendor's
+    own reading of its amounts or timestamps, or the schema as it is). It takes exactly what the model takes, the
+    same values as the model's fields. Raises TypeError for a model that is more than its fields (its own init, a
+    model validator, computed fields, a root model, extra fields kept or forbidden) or for a field a typed dict's field
+    cannot carry."""
+    fields = model["schema"]
+    config = model.get("config") or {}
+    if (
+        fields.get("type") != "model-fields"
+        or config.get("extra_fields_behavior") != "ignore"
+        or model.get("custom_init")
+        or model.get("post_init")
+        or model.get("root_model")
+        or fields.get("model_validator") is not None
+        or fields.get("computed_fields")
+    ):
+        raise TypeError(f"{model['cls'].__name__} is no model of fields ignoring extra ones")
+    if any(set(field) - _TYPED_DICT_FIELD_KEYS for field in fields["fields"].values()):
+        raise TypeError(f"{model['cls'].__name__} has a field a typed dict's field cannot carry over")
+    return {
+        "type": "typed-dict",
+        "extra_behavior": "ignore",
+        "config": config,
+        "fields": {
+            name: {
+                **{key: value for key, value in field.items() if key not in ("type", "schema")},
+                "type": "typed-dict-field",
+                "required": field["schema"].get("type") != "default",
+                "schema": field_schema(name, field["schema"]),
+            }
+            for name, field in fields["fields"].items()
+        },
+    }
+
+
+# What a model's field may hold that a typed dict's field carries over as it is (besides its type and schema).
+_TYPED_DICT_FIELD_KEYS = frozenset({"type", "schema", "validation_alias", "serialization_alias", "metadata"})
+
+
 class _RefusedError(Exception):
     """A bare item lacks a required field that `_refusing_cheaply` leaves to a default factory: no choice of the
     page's union takes it (it holds a key beside any wrapper), so the whole page is refused at once."""

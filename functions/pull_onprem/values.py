@@ -17,6 +17,7 @@ from pydantic import BaseModel, GetPydanticSchema, ValidationError, create_model
 from functions.core import zones
 from functions.core.connector import MappingError
 from functions.core.models import AppliedDiscount, applied_discount, dollars_to_cents
+from functions.core.page_fastpath import model_as_typed_dict
 from functions.core.payload_fastpath import IdentityOn, fast_validator
 
 PayloadT = TypeVar("PayloadT", bound=BaseModel)
@@ -244,32 +245,9 @@ def page_form(schema: Any, money: frozenset[str], stamps: frozenset[str] = froze
     if isinstance(kind, str) and (kind.startswith("function-") or kind.startswith("definition")):
         raise TypeError(f"a {kind} schema would read the page form's dicts and texts")
     if kind == "model":
-        fields = schema["schema"]
-        config = schema.get("config") or {}
-        if (
-            fields.get("type") != "model-fields"
-            or config.get("extra_fields_behavior") != "ignore"
-            or schema.get("custom_init")
-            or schema.get("post_init")
-            or schema.get("root_model")
-            or fields.get("model_validator") is not None
-            or fields.get("computed_fields")
-        ):
-            raise TypeError(f"{schema['cls'].__name__} is no model of fields ignoring extra ones")
-        return {
-            "type": "typed-dict",
-            "extra_behavior": "ignore",
-            "config": config,
-            "fields": {
-                name: {
-                    **{key: value for key, value in field.items() if key not in ("type", "schema")},
-                    "type": "typed-dict-field",
-                    "required": field["schema"].get("type") != "default",
-                    "schema": _field_form(name, page_form(field["schema"], money, stamps), money, stamps),
-                }
-                for name, field in fields["fields"].items()
-            },
-        }
+        return model_as_typed_dict(
+            schema, lambda name, field: _field_form(name, page_form(field, money, stamps), money, stamps)
+        )
     return {
         key: value if key in ("function", "serialization", "metadata") else page_form(value, money, stamps)
         for key, value in schema.items()

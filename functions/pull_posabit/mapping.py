@@ -30,6 +30,7 @@ from functions.core.models import (
     record_of,
     sale_of,
 )
+from functions.core.page_fastpath import model_as_typed_dict
 from functions.core.payload_fastpath import IdentityOn, fast_validator
 from functions.pull_posabit.constants import (
     CANCELLED_STATUSES,
@@ -747,38 +748,11 @@ def _models_as_dicts(schema: Any) -> Any:
 
 
 def _fields_dict(model: dict[str, Any]) -> dict[str, Any]:
-    """A nested model's schema as a typed dict of the same fields, ignoring extra keys as the model does."""
-    fields = model["schema"]
-    config = model.get("config") or {}
-    if (
-        fields.get("type") != "model-fields"
-        or fields.get("computed_fields")
-        or config.get("extra_fields_behavior") != "ignore"
-        or model.get("custom_init")
-        or model.get("post_init")
-        or model.get("root_model")
-        or _nested_model(fields)
-    ):
-        raise TypeError(f"{model['cls'].__name__} is no model of plain fields ignoring extra ones")
-    if any(set(field) - _TYPED_DICT_FIELD_KEYS for field in fields["fields"].values()):
-        raise TypeError(f"{model['cls'].__name__} has a field a typed dict's field cannot carry over")
-    return {
-        "type": "typed-dict",
-        "extra_behavior": "ignore",
-        "config": config,
-        "fields": {
-            name: {
-                **{key: value for key, value in field.items() if key not in ("type", "schema")},
-                "type": "typed-dict-field",
-                "required": field["schema"].get("type") != "default",
-                "schema": field["schema"],
-            }
-            for name, field in fields["fields"].items()
-        },
-    }
-
-
-_TYPED_DICT_FIELD_KEYS = frozenset({"type", "schema", "validation_alias", "serialization_alias", "metadata"})
+    """A nested model's schema as a typed dict of the same fields, its field schemas as they are (none holds a model
+    of its own: a line's or tender's fields are plain values)."""
+    if _nested_model(model["schema"]):
+        raise TypeError(f"{model['cls'].__name__} holds a model of its own")
+    return model_as_typed_dict(model, lambda _name, field: field)
 
 
 def _nested_model(schema: Any) -> bool:

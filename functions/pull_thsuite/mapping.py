@@ -30,6 +30,7 @@ from functions.core.models import (
     record_of,
     sale_with_lines,
 )
+from functions.core.page_fastpath import model_as_typed_dict
 from functions.core.payload_fastpath import IdentityOn, fast_validator
 from functions.pull_thsuite.constants import STORE_ZONE_NAMES
 
@@ -439,30 +440,7 @@ def page_form(schema: Any) -> Any:
             raise TypeError("an amount's default must be a whole number")
         return {**schema, "default": int(default), "schema": page_form(schema["schema"])}
     if kind == "model":
-        fields = schema["schema"]
-        config = schema.get("config") or {}
-        if (
-            fields.get("type") != "model-fields"
-            or config.get("extra_fields_behavior") != "ignore"
-            or schema.get("custom_init")
-            or schema.get("post_init")
-            or schema.get("root_model")
-        ):
-            raise TypeError(f"{schema['cls'].__name__} is no model of fields ignoring extra ones")
-        return {
-            "type": "typed-dict",
-            "extra_behavior": "ignore",
-            "config": config,
-            "fields": {
-                name: {
-                    **{key: value for key, value in field.items() if key not in ("type", "schema")},
-                    "type": "typed-dict-field",
-                    "required": field["schema"].get("type") != "default",
-                    "schema": page_form(field["schema"]),
-                }
-                for name, field in fields["fields"].items()
-            },
-        }
+        return model_as_typed_dict(schema, lambda _name, field: page_form(field))
     return {
         key: value if key in ("function", "serialization", "metadata") else page_form(value)
         for key, value in schema.items()

@@ -14,11 +14,11 @@ from typing import Annotated, Any
 import httpx
 import pytest
 import stamina
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, computed_field
 
 from functions.core.errors import MalformedPageError
 from functions.core.http import RetryPolicy, VendorHttp
-from functions.core.page_fastpath import PageValidator, ValidatedPage
+from functions.core.page_fastpath import PageValidator, ValidatedPage, model_as_typed_dict
 
 
 class _Item(BaseModel):
@@ -299,3 +299,41 @@ def test_get_validated_retries_a_body_that_is_not_json_like_get_json() -> None:
     http, _ = _http([b"<html>"] * 3)
     with pytest.raises(MalformedPageError, match="not JSON"):
         http.get_validated("/rows", None, _validator())
+
+
+class _Line(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    sku: str = Field(validation_alias="product_sku")
+    quantity: float
+    note: str | None = None
+
+
+def test_a_model_as_a_typed_dict_takes_what_the_model_takes_as_a_dict_of_its_fields() -> None:
+    from pydantic_core import SchemaValidator
+
+    form = SchemaValidator(model_as_typed_dict(_Line.__pydantic_core_schema__, lambda _name, field: field))
+    for raw in ({"product_sku": "A1", "quantity": 2, "extra": 1}, {"product_sku": "B", "quantity": "1.5"}):
+        assert form.validate_python(raw) == _Line.model_validate(raw).model_dump()
+    for bad in ({"sku": "A1", "quantity": 2}, {"product_sku": "A1"}, {"product_sku": 1, "quantity": 2}):
+        with pytest.raises(ValidationError):
+            _Line.model_validate(bad)
+        with pytest.raises(ValidationError):
+            form.validate_python(bad)
+
+
+class _Computed(_Line):
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def doubled(self) -> float:
+        return self.quantity * 2
+
+
+class _Forbidding(_Line):
+    model_config = ConfigDict(extra="forbid")
+
+
+@pytest.mark.parametrize("model", [_Computed, _Forbidding])
+def test_a_model_that_is_more_than_its_fields_has_no_typed_dict_form(model: type[BaseModel]) -> None:
+    with pytest.raises(TypeError):
+        model_as_typed_dict(model.__pydantic_core_schema__, lambda _name, field: field)  # type: ignore[arg-type]
