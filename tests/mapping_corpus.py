@@ -7,13 +7,15 @@ import dataclasses
 import hashlib
 import importlib
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from unittest import mock
 
-from functions.core.connector import ConnectorConfig, MappingContext, RawPage, Window
+from pydantic import ValidationError
+
+from functions.core.connector import ConnectorConfig, MappingContext, MappingError, RawPage, Window
 from functions.core.credentials import parse_credential
 from functions.core.engine import derived_streams, map_page
 from functions.core.layout import Stream, Vendor
@@ -150,3 +152,25 @@ if __name__ == "__main__":  # python -m tests.mapping_corpus [--dump DIR]: print
                 json.dump(corpus(vendor), out, indent=0)
     else:
         print(json.dumps({vendor.value: fingerprint(vendor) for vendor in Vendor}, indent=2, sort_keys=True))
+
+
+# What a payload's mapping may raise where its item's mapping raises too: engine.map_page then maps the item, which
+# says what is wrong.
+PAYLOAD_ERRORS = (MappingError, ValidationError, ValueError, TypeError, KeyError, ArithmeticError)
+
+
+def page_form_maps_as_item(
+    validate: Callable[[bytes], Any], body: bytes, item: dict[str, Any], ctx: Any, mapping: Any, mapped: Any
+) -> bool:
+    """Whether a one-sale page's payload in its page form (`validate(body)`, `body` holding `item` alone) maps to what
+    the item maps to, compared as `mapped(function, *args)` gives each outcome; True when the page form took it. The
+    payload is mapped directly, without the engine's fallback to the item, so a mapping that differed would show."""
+    validated = validate(body)
+    expected = mapped(mapping.map_record, Stream.SALES, item, ctx)
+    if validated is None:
+        return False
+    (payload,) = validated.payloads
+    assert type(payload) is dict and all(type(line) is dict for line in payload["lines"])
+    got = mapped(mapping.map_payload, Stream.SALES, payload, ctx)
+    assert got == expected or (got[0] in PAYLOAD_ERRORS and expected[0] in PAYLOAD_ERRORS), (got, expected)
+    return True

@@ -13,15 +13,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import ValidationError
 from pydantic_core import SchemaValidator
 
-from functions.core.connector import MappingError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import Sale
 from functions.pull_onprem.auphan import client, mapping
 from functions.pull_onprem.values import STAMP_TEXT, page_form, stamp_utc, store_zone, to_utc
-from tests.mapping_corpus import raw_pages, seeded_connector
+from tests.mapping_corpus import page_form_maps_as_item, raw_pages, seeded_connector
 
 # Two-place texts: signs, zeros, leading zeros, the 13 whole digits MONEY_TEXT takes and the 14 it leaves to the
 # decimal; and amounts in the other forms a page may hold (JSON numbers, other texts), read as before.
@@ -65,21 +63,9 @@ def _mapped(function: Any, *args: Any) -> Any:
         return _stored(exc)
 
 
-_ITEM_ERRORS = (MappingError, ValidationError, ValueError, TypeError, KeyError, ArithmeticError)
-
-
 def _page_form_maps_as_item(item: dict[str, Any], ctx: Any) -> bool:
-    """Whether the one-item page's payload maps to what the item maps to; True when the page form took it."""
-    validated = client.PAGE_VALIDATORS[Stream.SALES](json.dumps({"items": [item], "totalCount": 1}).encode())
-    expected = _mapped(mapping.map_record, Stream.SALES, item, ctx)
-    if validated is None:
-        return False
-    (payload,) = validated.payloads
-    assert type(payload) is dict and all(type(line) is dict for line in payload["lines"])
-    got = _mapped(mapping.map_payload, Stream.SALES, payload, ctx)
-    # a payload whose mapping raises is mapped from its item (engine.map_page): only where the item fails too
-    assert got == expected or (got[0] in _ITEM_ERRORS and expected[0] in _ITEM_ERRORS), (got, expected)
-    return True
+    body = json.dumps({"items": [item], "totalCount": 1}).encode()
+    return page_form_maps_as_item(client.PAGE_VALIDATORS[Stream.SALES], body, item, ctx, mapping, _mapped)
 
 
 def test_simulator_sales_are_page_form_dicts_with_money_texts(sale_and_ctx: Any) -> None:

@@ -13,8 +13,8 @@ import pytest
 from functions.core.layout import Stream, Vendor
 from functions.core.models import Sale
 from functions.pull_onprem.profitek import client, mapping
-from tests.mapping_corpus import raw_pages, seeded_connector
-from tests.unit.test_auphan_page_form import _ITEM_ERRORS, _STAMP, STAMPS
+from tests.mapping_corpus import page_form_maps_as_item, raw_pages, seeded_connector
+from tests.unit.test_auphan_page_form import _STAMP, STAMPS
 
 # Amounts as Profitek sends them (JSON numbers: ties at the half cent, signs, zeros, whole numbers) and texts
 AMOUNTS: tuple[Any, ...] = (
@@ -55,17 +55,8 @@ def _mapped(function: Any, *args: Any) -> Any:
 
 
 def _page_form_maps_as_item(item: dict[str, Any], ctx: Any) -> bool:
-    """Whether the one-item page's payload maps to what the item maps to; True when the page form took it."""
-    validated = client.PAGE_VALIDATORS[Stream.SALES](json.dumps({"Data": [item], "TotalCount": 1}).encode())
-    expected = _mapped(mapping.map_record, Stream.SALES, item, ctx)
-    if validated is None:
-        return False
-    (payload,) = validated.payloads
-    assert type(payload) is dict and all(type(line) is dict for line in payload["lines"])
-    got = _mapped(mapping.map_payload, Stream.SALES, payload, ctx)
-    # a payload whose mapping raises is mapped from its item (engine.map_page): only where the item fails too
-    assert got == expected or (got[0] in _ITEM_ERRORS and expected[0] in _ITEM_ERRORS), (got, expected)
-    return True
+    body = json.dumps({"Data": [item], "TotalCount": 1}).encode()
+    return page_form_maps_as_item(client.PAGE_VALIDATORS[Stream.SALES], body, item, ctx, mapping, _mapped)
 
 
 def test_simulator_transactions_are_page_form_dicts(sale_and_ctx: Any) -> None:
