@@ -78,9 +78,11 @@ def trusted_client(service: str) -> Any:
 
 
 class LazyClient:
-    """`client(service)`, built at its first use: a pull builds its EventBridge client and the mirror check's
-    DynamoDB client (about 10 ms of CPU each) only when it calls them, and most pulls never do (no discounts pulled,
-    no notice raised). Every use goes to the cached client, so what tests patch or observe on it applies."""
+    """`client(service)`, built at its first use: a pull's reward mirror check builds its EventBridge client (about
+    10 ms of CPU) only when it raises or clears a notice, which most pulls never do. (Its DynamoDB client is used by
+    every complete pull, since every vendor has a discounts stream: a pull handler's import builds that one,
+    functions.core.pull_runtime.warm_up.) Every use goes to the cached client, so what tests patch or observe on it
+    applies."""
 
     def __init__(self, service: str) -> None:
         self._service = service
