@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +121,10 @@ def test_every_readme_command_runs_as_written(
     with posabit.lock:
         customer = next(iter(posabit.venue(posabit.stores[0]).customers.values()))
         customer["telephone"] = SHOPPER_PHONE
-        customer["updated_at"] = datetime.now(UTC)
+        # Changed a minute ago: a pull's window ends its settle time before the pull (a second, locally, then rounded
+        # down to the second), so a change stamped at the very moment the pull starts waits for the next pull; stamped
+        # now, the shopper was missed whenever the commands before the pull took under two seconds.
+        customer["updated_at"] = datetime.now(UTC) - timedelta(minutes=1)
     # `pull --wait` waits for the pull Lambda; here the runtime runs the queued job while the command waits.
     monkeypatch.setattr(pull, "sleep", lambda seconds: rt.tick("manual pull", dispatch=False))
     context = AdminContext(target_override=local_target(rt.state_file))
