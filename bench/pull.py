@@ -537,16 +537,17 @@ def combine(size: int, runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
 def cost_floor(result: Mapping[str, Any], sizes: list[int]) -> dict[str, Any]:
     """What a first pull of new records cannot cost less than in this data model, from the measured items: each
     record's item is written once (1 write unit up to 1 KB, 2 up to 2 KB), each page of new records writes its page
-    index item (1 unit a KB of POS ids) and that item's entry in the keys-only index (1 unit), and each record's stored
-    version is read once (1 strongly consistent read unit up to 4 KB: the read that lets an unchanged record write
-    nothing, consistent so that the previous page's writes are seen); and the lines that say where the dollars go."""
+    index item (1 unit a KB of POS ids) and that item's entry in the keys-only index (1 unit), and nothing is read (a
+    credential's first pull knows none of its records is stored: functions.core.store.FirstPull; a later pull reads
+    each record it meets once, 1 strongly consistent read unit up to 4 KB, so that an unchanged one writes nothing);
+    and the lines that say where the dollars go."""
     pulled = max(1, int(result["pulled"]))
     item_units = sum(map(write_units, sizes)) / pulled
     over_1kb = sum(1 for size in sizes if size > 1024) / max(1, len(sizes))
     page_units = float(result["page_index_write_units_per_record"])
     index_units = float(result["index_write_units_per_record"])
     write_price, read_price = 1e6 * PRICE_DDB_WRITE_UNIT, 1e6 * PRICE_DDB_READ_UNIT
-    floor = (max(1.0, item_units) + page_units + index_units) * write_price + read_price
+    floor = (max(1.0, item_units) + page_units + index_units) * write_price
     parts = result["cost_parts_per_million"]
     lines = [
         f"${result['modelled_cost_per_million']:.2f} per 1M records pulled: DynamoDB writes "
@@ -557,7 +558,8 @@ def cost_floor(result: Mapping[str, Any], sizes: list[int]) -> dict[str, Any]:
         f"for page index items + {index_units:.3f} for the index by tenant and POS (one entry per page of new "
         f"records, none per record) at ${write_price:.3f} per 1M units.",
         f"Floor of this data model for new records: ({max(1.0, item_units):.2f} + {page_units:.3f} + "
-        f"{index_units:.3f}) x ${write_price:.3f} + 1 read unit x ${read_price:.3f} = ${floor:.2f} per 1M"
+        f"{index_units:.3f}) x ${write_price:.3f} = ${floor:.2f} per 1M, no read (a credential's first pull: none of "
+        f"its records is stored yet; a later pull reads each record it meets, ${read_price:.3f} per 1M)"
         + (
             f": $1 is out of reach while {100 * over_1kb:.0f}% of the record items are over 1 KB."
             if floor > 1.0

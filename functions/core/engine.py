@@ -19,7 +19,7 @@ from functions.core.archive import S3Archive
 from functions.core.connector import Connector, MappingContext, MappingError, RawPage, Window
 from functions.core.layout import Stream, Vendor
 from functions.core.models import CanonicalRecord
-from functions.core.store import Checkpoint, ControlStore, RecordStore, WriteStats
+from functions.core.store import Checkpoint, ControlStore, FirstPull, RecordStore, WriteStats
 
 # A window is re-read when the POS reports a different total at its end than at its start: records that changed
 # while we paged moved out of the fixed window and may have shifted others across a page boundary.
@@ -261,9 +261,19 @@ class PullEngine:
                 if read not in todo:
                     todo.append(read)
         result = PullResult(tenant, connector.vendor, credential_id)
+        # A credential no stream of which has a checkpoint stored has no records stored either: each stream saves its
+        # checkpoint when its window opens in such a pull, before it stores anything (`_pull_stream`), and checkpoints
+        # are never deleted. Its records are then written without reading their versions first (FirstPull), half the
+        # DynamoDB requests of a store's first pull (its history, the largest it makes). The pull holds the
+        # credential's lease, as a replay does: no other writer of its records runs meanwhile.
+        first = (
+            None
+            if self.control.has_checkpoint(tenant, connector.vendor, credential_id)
+            else FirstPull(tenant, connector.vendor, credential_id)
+        )
         for position, stream in enumerate(todo):
             also = {d: StreamResult() for d, source in derived.items() if source is stream}
-            stream_result = self._pull_stream(tenant, credential_id, connector, stream, ctx, result, also)
+            stream_result = self._pull_stream(tenant, credential_id, connector, stream, ctx, result, also, first)
             result.streams[stream] = stream_result
             for name, derived_result in also.items():
                 derived_result.complete = stream_result.complete
@@ -286,9 +296,10 @@ class PullEngine:
         ctx: MappingContext,
         result: PullResult,
         also: dict[Stream, StreamResult] | None = None,
+        first: FirstPull | None = None,
     ) -> StreamResult:
         """Read one stream's window page by page; `also` holds the streams derived from its pages (their records are
-        mapped from the same items and stored with the page's)."""
+        mapped from the same items and stored with the page's); `first`: the credential's first pull (`run`)."""
         vendor = connector.vendor
         also = also or {}
         out = StreamResult()
@@ -310,6 +321,8 @@ class PullEngine:
 
         if not cp.in_progress:
             self._open_window(cp)
+            if first is not None:
+                save()  # before anything of the stream is stored: its records may exist from now on (`run`)
         while True:
             if self._out_of_time():
                 save()
@@ -323,7 +336,7 @@ class PullEngine:
                     tenant, vendor, credential_id, stream, cp.window_end.date(), cp.run_id or "run", cp.pages_done + 1
                 )
                 wrote = self._store_page(
-                    tenant, credential_id, connector, stream, ctx, page, key, out, result, cp, also, archived
+                    tenant, credential_id, connector, stream, ctx, page, key, out, result, cp, also, archived, first
                 )
                 if cp.pages_done == 1 or cp.first_total is None:
                     cp.first_total = page.total_records
@@ -393,6 +406,7 @@ class PullEngine:
         cp: Checkpoint,
         also: dict[Stream, StreamResult],
         archived_pages: list[tuple[str, str]],
+        first: FirstPull | None = None,
     ) -> bool:
         """Archive the page (unless these exact bytes are archived already; a page archived now is added to
         `archived_pages`, remembered with the next checkpoint), store its changed records and quarantine the rest;
@@ -427,7 +441,7 @@ class PullEngine:
             _count_mapped(derived_out, more, more_quarantined)
             stored += more
             quarantined += more_quarantined
-        writes = self.records.upsert_changed(stored, key)
+        writes = self.records.upsert_changed(stored, key, first=first)
         wrote = wrote or writes.changed > 0
         if quarantined:
             wrote = True

@@ -329,8 +329,11 @@ CONTROL_LEASE_SK = "LEASE"
 CONTROL_STATUS_SK = "STATUS"
 
 
+CONTROL_CHECKPOINT_SK_PREFIX = "CHECKPOINT#"
+
+
 def control_checkpoint_sk(stream: Stream) -> str:
-    return f"CHECKPOINT#{stream.value}"
+    return f"{CONTROL_CHECKPOINT_SK_PREFIX}{stream.value}"
 
 
 def control_archived_page_sk(stream: Stream, digest: str) -> str:

@@ -107,6 +107,32 @@ class StoredVersion(NamedTuple):
         return bool(self.indexed_by) or self.scoped
 
 
+class FirstPull:
+    """One credential's first pull: when its job began no stream of the credential had a checkpoint stored, so none
+    of its records was stored either (functions.core.engine saves a stream's checkpoint before it stores anything of
+    it, and checkpoints are never deleted). Its records are written without reading their versions first, except
+    those this job wrote already (`written`): a record met twice (on two pages, or read again in a second pass) is
+    read like any other, so its version still counts up."""
+
+    __slots__ = ("credential_id", "tenant", "vendor", "written")
+
+    def __init__(self, tenant: str, vendor: Vendor, credential_id: str) -> None:
+        self.tenant = tenant
+        self.vendor = vendor
+        self.credential_id = credential_id
+        self.written: set[str] = set()
+
+    def stored_before(self, key: str, record: CanonicalRecord) -> bool:
+        """Whether the record may be stored already: written by this job, or another credential's (never proven
+        new by this one's checkpoints)."""
+        return (
+            key in self.written
+            or record.credential_id != self.credential_id
+            or record.tenant != self.tenant
+            or record.vendor is not self.vendor
+        )
+
+
 @dataclass
 class StoredPage:
     """Stored records (each with its version in the records table) and where the next page starts."""
@@ -201,9 +227,16 @@ class RecordStore:
         self._sleep = sleep
 
     def upsert_changed(
-        self, records: Iterable[CanonicalRecord], archive_key: str, now: datetime | None = None
+        self,
+        records: Iterable[CanonicalRecord],
+        archive_key: str,
+        now: datetime | None = None,
+        *,
+        first: FirstPull | None = None,
     ) -> WriteStats:
-        """Write the records whose content differs from the stored copy and that are not older than it."""
+        """Write the records whose content differs from the stored copy and that are not older than it. In a
+        credential's `first` pull only the records it may have stored already are read first (FirstPull): the others
+        are new, written as version 1."""
         stats = WriteStats()
         latest: dict[str, CanonicalRecord] = {}
         records = records if isinstance(records, list) else list(records)
@@ -214,7 +247,10 @@ class RecordStore:
             if held is None or record.source_updated_at >= held.source_updated_at:
                 latest[key] = record
         stats.unchanged += stats.received - len(latest)
-        stored = self._versions(list(latest), stats)
+        if first is None:
+            stored = self._versions(list(latest), stats)
+        else:
+            stored = self._versions([key for key, record in latest.items() if first.stored_before(key, record)], stats)
         pulled_at = _iso(now or datetime.now(UTC))
         changed: list[tuple[str, CanonicalRecord, str, str, str, StoredVersion | None]] = []
         for key, record in latest.items():
@@ -253,6 +289,8 @@ class RecordStore:
         ]
         stats.changed = len(puts)
         self._batch_write(puts, stats)
+        if first is not None:
+            first.written.update(key for key, *_ in changed)
         return stats
 
     @staticmethod
@@ -623,6 +661,22 @@ class ControlStore:
             window_pass=int(state.get("window_pass", 0)),
             run_id=state.get("run_id"),
         )
+
+    def has_checkpoint(self, tenant: str, vendor: Vendor, credential_id: str) -> bool:
+        """Whether any stream of the credential has a checkpoint stored (strongly consistent; one key-only item read):
+        if none has, the credential's first pull is under way (FirstPull)."""
+        response = self._call(
+            "query",
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :checkpoint)",
+            ExpressionAttributeValues={
+                ":pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
+                ":checkpoint": {"S": layout.CONTROL_CHECKPOINT_SK_PREFIX},
+            },
+            ProjectionExpression="pk",
+            Limit=1,
+            ConsistentRead=True,
+        )
+        return bool(response.get("Items"))
 
     def save_checkpoint(
         self,

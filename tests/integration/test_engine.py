@@ -163,11 +163,11 @@ def test_checkpoint_never_moves_past_unstored_data(resources: Any, monkeypatch: 
     real = engine.records.upsert_changed
     calls = {"n": 0}
 
-    def flaky(records: Any, key: str, now: Any = None) -> Any:
+    def flaky(records: Any, key: str, now: Any = None, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("DynamoDB went away")
-        return real(records, key, now)
+        return real(records, key, now, **kwargs)
 
     monkeypatch.setattr(engine.records, "upsert_changed", flaky)
     with pytest.raises(RuntimeError):
@@ -216,11 +216,11 @@ def test_archive_keys_are_deterministic_so_a_retry_overwrites(resources: Any) ->
     real = engine.records.upsert_changed
     calls = {"n": 0}
 
-    def fail_second(records: Any, key: str, now: Any = None) -> Any:
+    def fail_second(records: Any, key: str, now: Any = None, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 2:
             raise RuntimeError("crash after archiving page 2")
-        return real(records, key, now)
+        return real(records, key, now, **kwargs)
 
     engine.records.upsert_changed = fail_second  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):

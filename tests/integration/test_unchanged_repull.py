@@ -121,10 +121,10 @@ def test_a_crash_after_archiving_a_page_archives_it_again_under_the_same_key_and
     crashing = engine(resources, calls, now=later)
     real = crashing.records.upsert_changed
 
-    def crash(records: Any, key: str, now: Any = None) -> Any:
+    def crash(records: Any, key: str, now: Any = None, **kwargs: Any) -> Any:
         if key not in before:
             raise RuntimeError("the Lambda died after archiving the page, before its records and checkpoint")
-        return real(records, key, now)
+        return real(records, key, now, **kwargs)
 
     crashing.records.upsert_changed = crash  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
@@ -162,11 +162,11 @@ def test_a_crash_during_a_repull_resumes_and_stores_the_change(resources: Any) -
     real = crashing.records.upsert_changed
     served = {"n": 0}
 
-    def crash_on_third_page(records: Any, key: str, now: Any = None) -> Any:
+    def crash_on_third_page(records: Any, key: str, now: Any = None, **kwargs: Any) -> Any:
         served["n"] += 1
         if served["n"] == 3:
             raise RuntimeError("the Lambda died storing page 3")
-        return real(records, key, now)
+        return real(records, key, now, **kwargs)
 
     crashing.records.upsert_changed = crash_on_third_page  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):

@@ -1,0 +1,160 @@
+"""A credential's first pull writes its records without reading their versions first (functions.core.store.FirstPull).
+
+Sound only while its premise holds: no checkpoint of any of the credential's streams stored means none of its records
+is stored. The engine saves a stream's checkpoint before it stores anything of it in such a pull, so a crash leaves a
+checkpoint behind, and the pull after it reads versions again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+
+from functions.core.archive import S3Archive
+from functions.core.engine import PullEngine, PullOptions
+from functions.core.layout import RecordKind, Vendor
+from functions.core.models import Product
+from functions.core.record_items import record_json
+from functions.core.store import ControlStore, FirstPull, RecordStore
+from tests.fakes import T0, FakeConnector, item
+
+NOW = T0 + timedelta(days=30)
+
+
+class Requests:
+    """Every DynamoDB request the engine makes, in order: (operation, tables it names)."""
+
+    def __init__(self) -> None:
+        self.ddb = boto3.client("dynamodb")
+        self.sent: list[tuple[str, tuple[str, ...]]] = []
+        self.ddb.meta.events.register("before-parameter-build.dynamodb.*", self._note)
+
+    def _note(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        tables = (params["TableName"],) if "TableName" in params else tuple(params.get("RequestItems", ()))
+        self.sent.append((model.name, tables))
+
+    def count(self, operation: str, table: str) -> int:
+        return sum(1 for name, tables in self.sent if name == operation and table in tables)
+
+
+def engine(resources: Any, requests: Requests, now: Any = NOW) -> PullEngine:
+    return PullEngine(
+        records=RecordStore(requests.ddb, resources.records_table),
+        control=ControlStore(requests.ddb, resources.control_table),
+        archive=S3Archive(boto3.client("s3"), resources.archive_bucket),
+        options=PullOptions(lookback=timedelta(days=365), safety_budget_seconds=10),
+        now=lambda: now,
+        remaining_seconds=lambda: 1e9,
+    )
+
+
+def stored(resources: Any, n: int) -> dict[str, Any]:
+    key = {"pk": {"S": f"t1#posabit#c1#product#{n}"}}
+    return boto3.client("dynamodb").get_item(TableName=resources.records_table, Key=key)["Item"]
+
+
+def test_a_first_pull_writes_every_record_as_version_1_without_reading_one(resources: Any) -> None:
+    requests = Requests()
+
+    result = engine(resources, requests).run("t1", "c1", FakeConnector([item(n) for n in range(1, 36)]))
+
+    assert result.changed == 35
+    assert requests.count("BatchGetItem", resources.records_table) == 0  # no version read at all
+    assert requests.count("BatchWriteItem", resources.records_table) >= 4  # every page's records were written
+    assert {stored(resources, n)["version"]["N"] for n in range(1, 36)} == {"1"}
+    assert '"product 35"' in record_json(stored(resources, 35))
+
+
+def test_the_checkpoint_is_stored_before_the_first_record(resources: Any) -> None:
+    requests = Requests()
+
+    engine(resources, requests).run("t1", "c1", FakeConnector([item(n) for n in range(1, 6)]))
+
+    # The premise's one check, then the stream's checkpoint (the window just opened), then its records.
+    first_query = requests.sent.index(("Query", (resources.control_table,)))
+    first_checkpoint = requests.sent.index(("BatchWriteItem", (resources.control_table,)))
+    first_records = requests.sent.index(("BatchWriteItem", (resources.records_table,)))
+    assert first_query < first_checkpoint < first_records
+
+
+def test_after_a_crash_in_the_first_pull_the_retry_reads_versions(
+    resources: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = [item(n) for n in range(1, 26)]
+    requests = Requests()
+    crashing = engine(resources, requests)
+    real = crashing.records.upsert_changed
+
+    def crash_after_storing(records: Any, key: str, now: Any = None, **kwargs: Any) -> Any:
+        real(records, key, now, **kwargs)
+        raise RuntimeError("the Lambda died after storing page 1's records, before its checkpoint moved")
+
+    monkeypatch.setattr(crashing.records, "upsert_changed", crash_after_storing)
+    with pytest.raises(RuntimeError):
+        crashing.run("t1", "c1", FakeConnector(data))
+    assert stored(resources, 3)["version"]["N"] == "1"
+    control = ControlStore(boto3.client("dynamodb"), resources.control_table)
+    assert control.has_checkpoint("t1", Vendor.POSABIT, "c1")  # saved when the window opened
+
+    requests.sent.clear()
+    data[2] = item(3, name="renamed")  # on page 1, whose records were stored before the crash
+    result = engine(resources, requests).run("t1", "c1", FakeConnector(data))
+
+    assert requests.count("BatchGetItem", resources.records_table) >= 1  # not a first pull any more: versions read
+    assert result.changed == 16  # the stored record that changed, and the 15 never stored
+    assert stored(resources, 3)["version"]["N"] == "2"  # counted up from the version stored before the crash
+    assert stored(resources, 1)["version"]["N"] == "1"  # unchanged: not written again
+
+
+def test_a_record_met_twice_in_a_first_pull_counts_its_version_up(resources: Any) -> None:
+    # Product 5 on the first page, changed while the pull paged: met again on the third page, newer.
+    data = [item(n) for n in range(1, 26)] + [item(5, minutes=28, name="changed while paging")]
+    requests = Requests()
+
+    result = engine(resources, requests).run("t1", "c1", FakeConnector(data))
+
+    assert result.changed == 26
+    assert requests.count("BatchGetItem", resources.records_table) == 1  # only the page that met it again
+    assert stored(resources, 5)["version"]["N"] == "2"
+    assert '"changed while paging"' in record_json(stored(resources, 5))
+
+
+def test_a_second_pull_reads_versions(resources: Any) -> None:
+    data = [item(n) for n in range(1, 16)]
+    requests = Requests()
+    engine(resources, requests).run("t1", "c1", FakeConnector(data))
+    data[9] = item(10, minutes=40, name="renamed")
+
+    requests.sent.clear()
+    result = engine(resources, requests, now=NOW + timedelta(hours=3)).run("t1", "c1", FakeConnector(data))
+
+    assert result.changed == 1
+    assert requests.count("BatchGetItem", resources.records_table) >= 1
+    assert stored(resources, 10)["version"]["N"] == "2"
+    assert Counter(name for name, _ in requests.sent)["Query"] == 1  # the premise is checked once a pull
+
+
+def test_records_of_another_credential_are_never_taken_for_new() -> None:
+    first = FirstPull("t1", Vendor.POSABIT, "c1")
+
+    def product(tenant: str, vendor: Vendor, credential: str) -> Product:
+        return Product(
+            tenant=tenant,
+            vendor=vendor,
+            credential_id=credential,
+            kind=RecordKind.PRODUCT,
+            pos_id="1",
+            source_updated_at=T0,
+            name="p",
+        )
+
+    assert not first.stored_before("k", product("t1", Vendor.POSABIT, "c1"))
+    assert first.stored_before("k", product("t1", Vendor.POSABIT, "c2"))
+    assert first.stored_before("k", product("t2", Vendor.POSABIT, "c1"))
+    assert first.stored_before("k", product("t1", Vendor.FLOURISH, "c1"))
+    first.written.add("k")
+    assert first.stored_before("k", product("t1", Vendor.POSABIT, "c1"))
