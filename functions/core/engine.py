@@ -263,9 +263,9 @@ class PullEngine:
         result = PullResult(tenant, connector.vendor, credential_id)
         # A credential no stream of which has a checkpoint stored has no records stored either: each stream saves its
         # checkpoint when its window opens in such a pull, before it stores anything (`_pull_stream`), and checkpoints
-        # are never deleted. Its records are then written without reading their versions first (FirstPull), half the
-        # DynamoDB requests of a store's first pull (its history, the largest it makes). The pull holds the
-        # credential's lease, as a replay does: no other writer of its records runs meanwhile.
+        # are never deleted. Its records are then written without reading their versions first (FirstPull): a fifth of
+        # the DynamoDB requests and all the read units of a store's first pull (its history, the largest it makes).
+        # The pull holds the credential's lease, as a replay does: no other writer of its records runs meanwhile.
         first = (
             None
             if self.control.has_checkpoint(tenant, connector.vendor, credential_id)
