@@ -329,6 +329,9 @@ CONTROL_LEASE_SK = "LEASE"
 CONTROL_STATUS_SK = "STATUS"
 
 
+# A stream's checkpoint item is overwritten, never deleted (nor given a TTL): a credential without one has no records
+# stored, which lets its first pull skip reading versions (functions.core.engine, store.FirstPull). Code that deletes
+# or expires checkpoints must end that shortcut first.
 CONTROL_CHECKPOINT_SK_PREFIX = "CHECKPOINT#"
 
 
