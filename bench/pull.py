@@ -206,6 +206,78 @@ class GcTimer:
             self.collections[generation] += 1
 
 
+# Where a pull's CPU goes, stage by stage: each is the CPU spent in these functions (first pull) less what their
+# callees in another stage took, and less the bench's own work inside them. Each is called once a page or once a
+# request batch, never per record, so timing them costs the pull nothing measurable.
+STAGES: tuple[tuple[str, str, str, str], ...] = (
+    # (stage, module, class or "", function)
+    ("fetch + validate", "functions.core.engine", "PullEngine", "_pull_stream"),
+    ("engine", "functions.core.engine", "PullEngine", "run"),
+    ("engine", "functions.core.engine", "PullEngine", "_store_page"),
+    ("map", "functions.core.engine", "", "map_page"),
+    ("record items", "functions.core.store", "RecordStore", "upsert_changed"),
+    ("writes", "functions.core.store", "RecordStore", "_batch_write"),
+    ("version reads", "functions.core.store", "RecordStore", "_versions"),
+    ("page archive", "functions.core.archive", "S3Archive", "put_page"),
+    ("page archive", "functions.core.store", "ControlStore", "archived_page"),
+    ("checkpoints", "functions.core.store", "ControlStore", "get_checkpoint"),
+    ("checkpoints", "functions.core.store", "ControlStore", "save_checkpoint"),
+)
+# What the rest of a pull's CPU is: the job around the streams (the schedule's invocation that enqueues it, the lease,
+# settings, secrets, the store's context, status, metrics, the reward mirror check) and the local runtime's queue.
+JOB_STAGE = "job"
+STAGE_ORDER = (*dict.fromkeys(stage for stage, *_ in STAGES), JOB_STAGE)
+
+
+class StageClock:
+    """CPU by stage (STAGES) while `on`: a function's time less its timed callees' and less `overhead()` spent inside
+    it (the bench's own sizing of requests), added to its stage."""
+
+    def __init__(self, overhead: Any = lambda: 0.0, clock: Any = time.process_time) -> None:
+        self.on = False
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._overhead = overhead
+        self._clock = clock
+        self._stack: list[list[float]] = []  # [children's CPU] of each timed call in progress
+
+    def reset(self) -> None:
+        self.seconds.clear()
+
+    def timed(self, stage: str, function: Any) -> Any:
+        clock = self
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if not clock.on:
+                return function(*args, **kwargs)
+            cpu0, overhead0 = clock._clock(), clock._overhead()
+            clock._stack.append([0.0])
+            try:
+                return function(*args, **kwargs)
+            finally:
+                (children,) = clock._stack.pop()
+                spent = clock._clock() - cpu0 - (clock._overhead() - overhead0)
+                clock.seconds[stage] += spent - children
+                if clock._stack:
+                    clock._stack[-1][0] += spent
+
+        return timed
+
+    def install(self, stages: Iterable[tuple[str, str, str, str]] = STAGES) -> None:
+        for stage, module_name, class_name, name in stages:
+            owner = importlib.import_module(module_name)
+            if class_name:
+                owner = getattr(owner, class_name)
+            function = owner.__dict__[name]
+            wrapped = self.timed(stage, function.__func__ if isinstance(function, staticmethod) else function)
+            setattr(owner, name, staticmethod(wrapped) if isinstance(function, staticmethod) else wrapped)
+
+    def by_stage(self, total: float) -> dict[str, float]:
+        """Seconds by stage, in STAGE_ORDER; what no stage took is the job's."""
+        out = {stage: self.seconds.get(stage, 0.0) for stage in STAGE_ORDER if stage != JOB_STAGE}
+        out[JOB_STAGE] = total - sum(out.values())
+        return out
+
+
 def percentile(sizes: list[int], share: float) -> int:
     if not sizes:
         return 0
@@ -322,6 +394,8 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
         calls.register(aws.trusted_client(service))
     recorder = HttpRecorder()
     collector = GcTimer()
+    stages = StageClock(lambda: calls.overhead)
+    stages.install()
     function = layout.PULL_FUNCTION[vendor]
     # Lambda imports a function's handler module in its init phase, once per container and before any invocation is
     # timed or billed per request: the bench does the same before its clock starts (what the first invocation itself
@@ -344,7 +418,8 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
     def pull() -> tuple[float, float, dict[str, Any]]:
         calls.reset()
         collector.reset()
-        collector.on = True
+        stages.reset()
+        collector.on = stages.on = True
         profiler = cProfile.Profile(time.process_time) if os.environ.get("BENCH_PROFILE") else None
         cpu0, wall0 = time.process_time(), time.perf_counter()
         if profiler is not None:
@@ -354,12 +429,13 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
             profiler.disable()
             profiler.dump_stats(os.environ.pop("BENCH_PROFILE"))
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        collector.on = False
+        collector.on = stages.on = False
         assert jobs and all(j.ok for j in jobs), jobs
         cpu -= calls.overhead
         return cpu, wall, control.get_status("bench", vendor, "store-1")
 
     cpu, wall, status = pull()
+    first_stages = stages.by_stage(cpu)
     # Read before anything else the bench does: the cost model imports infra.constants, and with it aws-cdk-lib (a
     # few hundred MB while Python compiles it in a fresh venv), which a pull Lambda never holds.
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -400,6 +476,7 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
         "boto3_write_cpu_us_per_record": 1e6 * write_floor / pulled,
         "cpu_vs_floor_with_writes": cpu / (floor + write_floor),
         "peak_rss_mb": peak_mb,
+        "cpu_us_per_record_by_stage": {stage: 1e6 * sec / pulled for stage, sec in first_stages.items()},
         "handler_init_cpu_ms": 1e3 * init_cpu,
         # the first pull's garbage collections: CPU a record, and how many ran of each generation
         "gc_cpu_us_per_record": 1e6 * sum(gc_seconds.values()) / pulled,
@@ -528,6 +605,10 @@ def combine(size: int, runs: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "read_units_per_record": sum(r["first_read_units"] for r in runs) / pulled,
         "repull_cost_per_million": sum(r["repull_cost_per_million"] * r["repull_records"] for r in runs)
         / max(1, repulled),
+        "cpu_us_per_record_by_stage": {
+            stage: sum(r["cpu_us_per_record_by_stage"][stage] * r["pulled"] for r in runs) / pulled
+            for stage in STAGE_ORDER
+        },
         "vendors": {r["vendor"]: r for r in runs},
     }
     out.update(cost_floor(out, sizes))
@@ -622,6 +703,7 @@ def main() -> None:
         raise SystemExit(1 if failed else 0)
     for result in results:
         console.print(_table(result, Table))
+        console.print(_stage_table(result, Table))
         for line in result["cost_arithmetic"]:
             console.print(line)
     raise SystemExit(1 if failed else 0)
@@ -663,6 +745,26 @@ def _table(result: dict[str, Any], table_class: Any) -> Any:
             str(r["repull_ddb_writes"]),
             f"{r['item_bytes_p50']:,}/{r['item_bytes_p99']:,}",
             f"${r['modelled_cost_per_million']:.2f}",
+        )
+    return table
+
+
+def _stage_table(result: dict[str, Any], table_class: Any) -> Any:
+    table = table_class(title=f"where the first pull's CPU goes, µs per record ({result['records']:,} records)")
+    table.caption = (
+        "fetch + validate: the vendor's pages read and validated (the floor's work and the validation); map: items to "
+        "records; record items: each record's JSON, digest and item; writes: the batch write requests; job: what "
+        "runs around the streams (lease, settings, status, mirror check, the schedule's invocation)"
+    )
+    for column in ("vendor", "floor", *STAGE_ORDER, "possync"):
+        table.add_column(column, justify="left" if column == "vendor" else "right")
+    for r in [*result["vendors"].values(), {**result, "vendor": "all"}]:
+        by_stage = r["cpu_us_per_record_by_stage"]
+        table.add_row(
+            r["vendor"],
+            f"{r['floor_cpu_us_per_record']:.1f}",
+            *(f"{by_stage[stage]:.1f}" for stage in STAGE_ORDER),
+            f"{r['cpu_us_per_record']:.1f}",
         )
     return table
 

@@ -8,7 +8,19 @@ from typing import Any
 
 import pytest
 
-from bench.pull import GcTimer, HttpRecorder, combine, item_size, percentile, read_units, write_units
+from bench.pull import (
+    JOB_STAGE,
+    STAGE_ORDER,
+    STAGES,
+    GcTimer,
+    HttpRecorder,
+    StageClock,
+    combine,
+    item_size,
+    percentile,
+    read_units,
+    write_units,
+)
 
 REQUIRED = (
     "cpu_us_per_record",
@@ -67,6 +79,11 @@ def run(vendor: str, pulled: int, cpu: float, floor: float, sizes: dict[int, int
         "repull_s3_puts": 0,
         "repull_ddb_writes": 0,
         "repull_cost_per_million": 0.1,
+        # all of a run's CPU in one stage but for 1 µs a record of mapping
+        "cpu_us_per_record_by_stage": {
+            stage: (1.0 if stage == "map" else 1e6 * cpu / pulled - 1.0 if stage == JOB_STAGE else 0.0)
+            for stage in STAGE_ORDER
+        },
     }
 
 
@@ -82,6 +99,11 @@ def test_one_object_per_size_weighs_every_vendor_by_its_records() -> None:
     assert result["modelled_cost_per_million"] == 1.0
     assert result["write_units_per_record"] == 2.0
     assert set(result["vendors"]) == {"posabit", "flourish"}
+    stages = result["cpu_us_per_record_by_stage"]
+    assert list(stages) == list(STAGE_ORDER)
+    assert stages["map"] == pytest.approx(1.0)
+    assert stages[JOB_STAGE] == pytest.approx(1e6 * 1.4 / 4000 - 1.0)  # weighed by records: 499 and 299 µs
+    assert sum(stages.values()) == pytest.approx(result["cpu_us_per_record"])
     assert "item_size_counts" not in result["vendors"]["posabit"]  # the raw histogram is not printed
 
 
@@ -181,3 +203,59 @@ def test_the_floor_is_the_median_of_passes_over_every_recorded_request(monkeypat
     # Then every request is sent once a pass, and the floor is the middle pass, not the first or the fastest
     assert sent == ["GET http://pos/a", "GET http://pos/b"] * 3
     assert (floor, passes) == (3.0, [5.0, 1.0, 3.0])
+
+
+class Tick:
+    """A CPU clock that moves only when told to: what each timed function 'spends'."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.overhead = 0.0
+
+    def spend(self, seconds: float, overhead: float = 0.0) -> None:
+        self.now += seconds + overhead
+        self.overhead += overhead
+
+
+def test_each_stage_gets_its_own_cpu_less_its_timed_callees_and_the_benchs_work() -> None:
+    tick = Tick()
+    clock = StageClock(lambda: tick.overhead, clock=lambda: tick.now)
+
+    def write() -> None:
+        tick.spend(3.0, overhead=5.0)  # the bench sizing the request inside the write: not the pull's
+
+    def store() -> None:
+        tick.spend(2.0)
+        timed_write()
+        tick.spend(1.0)
+
+    def stream() -> None:
+        tick.spend(4.0)
+        timed_store()
+        timed_store()
+
+    timed_write = clock.timed("writes", write)
+    timed_store = clock.timed("record items", store)
+    timed_stream = clock.timed("fetch + validate", stream)
+    timed_stream()  # off: nothing counted
+    assert clock.seconds == {}
+    clock.on = True
+    timed_stream()
+    assert dict(clock.seconds) == {"writes": 6.0, "record items": 6.0, "fetch + validate": 4.0}
+    by_stage = clock.by_stage(20.0)
+    assert list(by_stage) == list(STAGE_ORDER)
+    assert (by_stage["map"], by_stage[JOB_STAGE]) == (0.0, 20.0 - 16.0)
+    clock.reset()
+    assert clock.seconds == {}
+
+
+def test_every_stage_names_a_function_the_pull_calls() -> None:
+    import importlib
+
+    for stage, module_name, class_name, name in STAGES:
+        owner = importlib.import_module(module_name)
+        if class_name:
+            owner = getattr(owner, class_name)
+        assert callable(getattr(owner, name)), (stage, module_name, class_name, name)
+    assert STAGE_ORDER[-1] == JOB_STAGE
+    assert len(set(STAGE_ORDER)) == len(STAGE_ORDER)
