@@ -100,17 +100,16 @@ WARM_CLIENTS = ("ssm", "secretsmanager", "sqs", "dynamodb")
 WARM_TRUSTED_CLIENTS = ("dynamodb", "s3")
 
 
-def warm_up(*, vendor_tls: bool) -> None:
+def warm_up() -> None:
     """Build now what a pull handler's first invocation would otherwise build and every later one reuses. A handler
     calls it at import: Lambda's init phase, once per container, before the first event (AWS's advice for SDK
-    clients). Measured: the cloud POS clients' TLS context (certifi's CA bundle) about 17 ms of CPU, the settings,
-    secrets, queue and mirror check's clients with their error classes about 30 ms, the engine's DynamoDB and S3 clients
-    about 35 ms.
-    `vendor_tls` is False for the on-prem vendors (each store's pinned certificate gets a context of its own). Without
-    a region (a tool importing a handler outside AWS) the clients are left to their first use, as before; what is
-    built here is what that use would build (tests and the local runtime still reset them, `aws.reset_clients`)."""
-    if vendor_tls:
-        tls_context()
+    clients). Measured: the vendors' TLS context (certifi's CA bundle: every cloud POS client, and the on-prem
+    vendors' hosted endpoints and stores answering plain HTTP; a store's pinned certificate gets a context of its own)
+    about 17 ms of CPU, the settings, secrets, queue and mirror check's clients with their error classes about 30 ms,
+    the engine's DynamoDB and S3 clients about 35 ms. Without a region (a tool importing a handler outside AWS) the
+    clients are left to their first use, as before; what is built here is what that use would build (tests and the
+    local runtime still reset them, `aws.reset_clients`)."""
+    tls_context()
     if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
         return
     for service in WARM_CLIENTS:

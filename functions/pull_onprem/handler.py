@@ -9,7 +9,7 @@ from functions.core.pull_runtime import PullService, handle_pull_event, warm_up
 from functions.pull_onprem.connector import DEFAULT_BASE_URLS, open_connector
 
 FUNCTION = "pull_onprem"
-warm_up(vendor_tls=False)  # Lambda's init phase: see warm_up
+warm_up()  # Lambda's init phase: see warm_up
 
 
 def _service() -> PullService:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ssl
 from dataclasses import dataclass
@@ -173,8 +174,10 @@ def pinned_ssl_context(pem: str) -> PinnedSSLContext:
     return context
 
 
+@functools.cache
 def system_ssl_context() -> ssl.SSLContext:
-    """Without a pin, TLS to a store server is verified against the operating system's trust store."""
+    """Without a pin, TLS to a store server is verified against the operating system's trust store: one context per
+    process (the trust store stays the same between invocations; loading it is milliseconds of CPU a pull)."""
     context = ssl.create_default_context()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context

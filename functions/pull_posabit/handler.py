@@ -11,7 +11,7 @@ from functions.pull_posabit.connector import open_connector
 from functions.pull_posabit.constants import DEFAULT_BASE_URL
 
 FUNCTION = "pull_posabit"
-warm_up(vendor_tls=True)  # Lambda's init phase: see warm_up
+warm_up()  # Lambda's init phase: see warm_up
 
 
 def _service() -> PullService:

@@ -49,3 +49,32 @@ def test_every_cloud_vendor_client_verifies_with_the_shared_context() -> None:
     finally:
         for client in clients:
             client.close()
+
+
+def test_on_prem_clients_verify_with_a_context_made_once_per_process() -> None:
+    """The hosted endpoint and a store answering plain HTTP take the shared context (httpx loaded the CA bundle again
+    for each, about 17 ms of CPU every pull); an unpinned TLS store the operating system's trust store, loaded once;
+    a pinned store a context of its own that trusts the pin only."""
+    from functions.pull_onprem.tls import PinnedSSLContext, system_ssl_context
+    from functions.pull_onprem.transport import build_http, endpoint_for
+
+    config = ConnectorConfig(base_url="https://auphan.example.invalid")
+    hosted = endpoint_for(Vendor.AUPHAN, None, None, config)
+    plain = endpoint_for(Vendor.AUPHAN, "127.0.0.1:8080", None, config, allow_loopback_for_tests=True)
+    tls = [
+        endpoint_for(Vendor.PROFITEK, "https://127.0.0.1:8443", None, config, allow_loopback_for_tests=True)
+        for _ in "ab"
+    ]
+    assert (hosted.verify, plain.verify) == (True, True) and plain.base_url.startswith("http://")
+    assert tls[0].verify is tls[1].verify is system_ssl_context()
+    assert system_ssl_context().verify_mode == ssl.CERT_REQUIRED
+    assert system_ssl_context().minimum_version == ssl.TLSVersion.TLSv1_2
+    clients = [build_http(Vendor.AUPHAN, endpoint, config, {}).client for endpoint in (hosted, plain, *tls)]
+    try:
+        contexts = [_ssl_context(client) for client in clients]
+        assert contexts[0] is contexts[1] is tls_context()
+        assert contexts[2] is contexts[3] is system_ssl_context()
+        assert not isinstance(contexts[2], PinnedSSLContext)
+    finally:
+        for client in clients:
+            client.close()

@@ -33,28 +33,23 @@ def _record(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
 
 def test_warm_up_builds_the_clients_and_the_vendor_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
     built = _record(monkeypatch)
-    pull_runtime.warm_up(vendor_tls=True)
+    pull_runtime.warm_up()
     assert built["client"] == ["ssm", "secretsmanager", "sqs", "dynamodb"]  # the mirror check's client among them
     assert built["trusted"] == ["dynamodb", "s3"] and built["tls"] == ["tls"]
-
-
-def test_warm_up_for_on_prem_vendors_builds_no_shared_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    built = _record(monkeypatch)
-    pull_runtime.warm_up(vendor_tls=False)
-    assert built["tls"] == [] and built["trusted"] == ["dynamodb", "s3"]
 
 
 def test_warm_up_without_a_region_leaves_the_clients_to_their_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
     built = _record(monkeypatch)
     monkeypatch.delenv("AWS_REGION", raising=False)
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
-    pull_runtime.warm_up(vendor_tls=True)  # a tool importing a handler outside AWS: no NoRegionError at import
+    pull_runtime.warm_up()  # a tool importing a handler outside AWS: no NoRegionError at import
     assert built == {"client": [], "trusted": [], "tls": ["tls"]}
 
 
 def test_each_pull_handler_warms_up_at_import() -> None:
-    """In a fresh interpreter, as Lambda's init phase imports a handler: the on-prem one builds the clients but no
-    shared TLS context (its stores' certificates are pinned), a cloud vendor's builds both."""
+    """In a fresh interpreter, as Lambda's init phase imports a handler: each builds the clients and the shared TLS
+    context (the on-prem one's hosted endpoints and plain-HTTP stores verify with it too; a pinned store has its
+    own)."""
     script = """
 from functions.core import aws, http
 import functions.pull_onprem.handler
@@ -70,4 +65,4 @@ for vendor in ("posabit", "flourish", "thsuite"):
     out = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     ).stdout.split("\n")
-    assert out[:4] == ["4 2 0", "posabit 1", "flourish 1", "thsuite 1"]
+    assert out[:4] == ["4 2 1", "posabit 1", "flourish 1", "thsuite 1"]
