@@ -11,7 +11,9 @@ CPU and memory are measured. Then:
   counting every S3 PUT and DynamoDB write it makes;
 - the cost model: DynamoDB write and read units computed from the measured size of every item each request carried
   (1 KB write units, 4 KB strongly consistent read units), S3 requests counted, Lambda GB-seconds from the measured
-  duration with moto's local latency replaced by AWS_REQUEST_SECONDS per request, at us-east-1 on-demand prices.
+  duration with moto's local latency replaced by AWS_REQUEST_SECONDS per request, at us-east-1 on-demand prices;
+- where the first pull's CPU goes, stage by stage (STAGES: fetch + validate, engine, map, record items, writes,
+  version reads, page archive, checkpoints, and the job around them), adding up to possync's figure.
 """
 
 from __future__ import annotations
