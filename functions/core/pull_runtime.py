@@ -108,14 +108,29 @@ def warm_up() -> None:
     about 17 ms of CPU, the settings, secrets, queue and mirror check's clients with their error classes about 30 ms,
     the engine's DynamoDB and S3 clients about 35 ms. Without a region (a tool importing a handler outside AWS) the
     clients are left to their first use, as before; what is built here is what that use would build (tests and the
-    local runtime still reset them, `aws.reset_clients`)."""
-    tls_context()
+    local runtime still reset them, `aws.reset_clients`).
+    Nothing here may fail the import: a part that cannot be built is logged and left to its first use, which raises
+    inside a job, where the failure is recorded in the credential's status and counted (an import error would leave
+    every status as it was while each invocation failed before reaching a job)."""
+    _warm("the vendors' TLS context", tls_context)
     if not (os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")):
         return
     for service in WARM_CLIENTS:
-        aws.client(service).exceptions  # noqa: B018 - built on first access: an absent settings parameter reads it
+        # a client's error classes are built on first access: an absent settings parameter reads them
+        _warm(f"the {service} client", lambda name: aws.client(name).exceptions, service)
     for service in WARM_TRUSTED_CLIENTS:
-        aws.trusted_client(service)
+        _warm(f"the trusted {service} client", aws.trusted_client, service)
+
+
+def _warm(what: str, build: Callable[..., object], *args: str) -> None:
+    try:
+        build(*args)
+    except Exception as exc:  # noqa: BLE001 - built again at its first use, which reports the failure in a job
+        logger.warning(
+            "could not build this at init; the first pull that needs it builds it again and reports the failure",
+            part=what,
+            error=describe_failure(exc),
+        )
 
 
 class PullJob(BaseModel):

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from functions.core import aws, pull_runtime
+from tests.aws_faults import logs as logs_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +37,34 @@ def test_warm_up_builds_the_clients_and_the_vendor_tls_context(monkeypatch: pyte
     pull_runtime.warm_up()
     assert built["client"] == ["ssm", "secretsmanager", "sqs", "dynamodb"]  # the mirror check's client among them
     assert built["trusted"] == ["dynamodb", "s3"] and built["tls"] == ["tls"]
+
+
+def test_what_cannot_be_built_at_init_is_logged_and_left_to_its_first_use(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A part that fails at import would fail the handler's import (every invocation then fails before a job can
+    record why); it is logged and built again where a job uses it, and the rest is still built."""
+    built = _record(monkeypatch)
+
+    def broken_bundle() -> None:
+        raise FileNotFoundError(2, "No such file or directory")
+
+    def client(service: str) -> Any:
+        if service == "secretsmanager":
+            raise RuntimeError("no model for secretsmanager")
+        built["client"].append(service)
+        return type("Client", (), {"exceptions": object()})()
+
+    monkeypatch.setattr(pull_runtime, "tls_context", broken_bundle)
+    monkeypatch.setattr(aws, "client", client)
+    pull_runtime.warm_up()  # does not raise
+    assert built["client"] == ["ssm", "sqs", "dynamodb"] and built["trusted"] == ["dynamodb", "s3"]
+    warned = [line for line in logs_of(caplog) if line["message"].startswith("could not build this at init")]
+    assert [(line["part"], line["error"].split(" at ")[0]) for line in warned] == [
+        ("the vendors' TLS context", "unexpected FileNotFoundError"),
+        ("the secretsmanager client", "unexpected RuntimeError"),
+    ]
+    assert not any("No such file" in line["error"] or "no model" in line["error"] for line in warned)
 
 
 def test_warm_up_without_a_region_leaves_the_clients_to_their_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
