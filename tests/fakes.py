@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from functions.core.connector import MappingContext, MappingError, RawPage, Window
-from functions.core.layout import Stream, Vendor
+from functions.core.layout import RecordKind, Stream, Vendor, record_pk
 from functions.core.models import Product
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
@@ -18,6 +18,15 @@ T0 = datetime(2026, 10, 1, tzinfo=UTC)
 def item(n: int, minutes: int | None = None, name: str | None = None) -> dict[str, Any]:
     updated = T0 + timedelta(minutes=minutes if minutes is not None else n)
     return {"id": n, "name": f"product {n}" if name is None else name, "updated_at": updated.isoformat()}
+
+
+def stored(resources: Any, n: int, tenant: str = "t1", credential_id: str = "c1") -> dict[str, Any]:
+    """The records table's item of `item(n)` as a FakeConnector pull of this tenant and credential stored it."""
+    import boto3
+
+    key = {"pk": {"S": record_pk(tenant, Vendor.POSABIT, credential_id, RecordKind.PRODUCT, str(n))}}
+    item: dict[str, Any] = boto3.client("dynamodb").get_item(TableName=resources.records_table, Key=key)["Item"]
+    return item
 
 
 @dataclass

@@ -20,7 +20,7 @@ from functions.core.layout import RecordKind, Vendor
 from functions.core.models import Product
 from functions.core.record_items import record_json
 from functions.core.store import ControlStore, FirstPull, RecordStore
-from tests.fakes import T0, FakeConnector, item
+from tests.fakes import T0, FakeConnector, item, stored
 
 NOW = T0 + timedelta(days=30)
 
@@ -50,11 +50,6 @@ def engine(resources: Any, requests: Requests, now: Any = NOW) -> PullEngine:
         now=lambda: now,
         remaining_seconds=lambda: 1e9,
     )
-
-
-def stored(resources: Any, n: int) -> dict[str, Any]:
-    key = {"pk": {"S": f"t1#posabit#c1#product#{n}"}}
-    return boto3.client("dynamodb").get_item(TableName=resources.records_table, Key=key)["Item"]
 
 
 def test_a_first_pull_writes_every_record_as_version_1_without_reading_one(resources: Any) -> None:

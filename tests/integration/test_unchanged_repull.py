@@ -20,7 +20,7 @@ from functions.core.layout import Stream, Vendor
 from functions.core.models import CONTENT_HASH_PREFIX, Product
 from functions.core.record_items import record_json
 from functions.core.store import ControlStore, RecordStore
-from tests.fakes import T0, FakeConnector, item
+from tests.fakes import T0, FakeConnector, item, stored
 
 NOW = T0 + timedelta(days=30)
 WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems", "PutObject"})
@@ -58,11 +58,6 @@ def engine(resources: Any, calls: Calls, now: Any = NOW, remaining: Any = None, 
 def archived_keys(resources: Any) -> list[str]:
     listed = boto3.client("s3").list_objects_v2(Bucket=resources.archive_bucket)
     return sorted(o["Key"] for o in listed.get("Contents", []))
-
-
-def stored(resources: Any, n: int) -> dict[str, Any]:
-    key = {"pk": {"S": f"t1#posabit#c1#product#{n}"}}
-    return boto3.client("dynamodb").get_item(TableName=resources.records_table, Key=key)["Item"]
 
 
 def test_unchanged_repull_puts_no_object_and_writes_nothing(resources: Any) -> None:
