@@ -222,7 +222,7 @@ STAGES: tuple[tuple[str, str, str, str], ...] = (
     ("version reads", "functions.core.store", "RecordStore", "_versions"),
     ("page archive", "functions.core.archive", "S3Archive", "put_page"),
     ("page archive", "functions.core.store", "ControlStore", "archived_page"),
-    ("checkpoints", "functions.core.store", "ControlStore", "get_checkpoint"),
+    ("checkpoints", "functions.core.store", "ControlStore", "get_checkpoints"),
     ("checkpoints", "functions.core.store", "ControlStore", "save_checkpoint"),
 )
 # What the rest of a pull's CPU is: the job around the streams (the schedule's invocation that enqueues it, the lease,

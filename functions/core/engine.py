@@ -266,14 +266,14 @@ class PullEngine:
         # are never deleted. Its records are then written without reading their versions first (FirstPull): a fifth of
         # the DynamoDB requests and all the read units of a store's first pull (its history, the largest it makes).
         # The pull holds the credential's lease, as a replay does: no other writer of its records runs meanwhile.
-        first = (
-            None
-            if self.control.has_checkpoint(tenant, connector.vendor, credential_id)
-            else FirstPull(tenant, connector.vendor, credential_id)
-        )
+        # Every stream's checkpoint is read here, in one request (the lease keeps other writers out until the job ends).
+        checkpoints = self.control.get_checkpoints(tenant, connector.vendor, credential_id)
+        first = None if checkpoints else FirstPull(tenant, connector.vendor, credential_id)
         for position, stream in enumerate(todo):
             also = {d: StreamResult() for d, source in derived.items() if source is stream}
-            stream_result = self._pull_stream(tenant, credential_id, connector, stream, ctx, result, also, first)
+            stream_result = self._pull_stream(
+                tenant, credential_id, connector, stream, ctx, result, also, first, checkpoint=checkpoints.get(stream)
+            )
             result.streams[stream] = stream_result
             for name, derived_result in also.items():
                 derived_result.complete = stream_result.complete
@@ -297,13 +297,16 @@ class PullEngine:
         result: PullResult,
         also: dict[Stream, StreamResult] | None = None,
         first: FirstPull | None = None,
+        *,
+        checkpoint: Checkpoint,
     ) -> StreamResult:
-        """Read one stream's window page by page; `also` holds the streams derived from its pages (their records are
-        mapped from the same items and stored with the page's); `first`: the credential's first pull (`run`)."""
+        """Read one stream's window page by page from its stored `checkpoint` (as `run` read it); `also` holds the
+        streams derived from its pages (their records are mapped from the same items and stored with the page's);
+        `first`: the credential's first pull (`run`)."""
         vendor = connector.vendor
         also = also or {}
         out = StreamResult()
-        cp = self.control.get_checkpoint(tenant, vendor, credential_id, stream)
+        cp = checkpoint
         # A checkpoint is written only when it differs from the one stored, and a page that stored nothing (every
         # record unchanged, its bytes already archived) does not move it: an unchanged re-pull writes nothing, and a
         # crash after such pages only re-reads them.

@@ -618,6 +618,37 @@ class Checkpoint:
         }
 
 
+class StoredCheckpoints:
+    """A credential's checkpoint items as one Query found them (by sort key), each read when its stream asks for it:
+    a checkpoint that cannot be read fails its own stream's pull, as `get_checkpoint` does, not the others'. True when
+    any was found, of any stream (one this version does not know included)."""
+
+    def __init__(self, items: Mapping[str, Mapping[str, Any]]) -> None:
+        self._items = items
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def get(self, stream: Stream) -> Checkpoint:
+        item = self._items.get(layout.control_checkpoint_sk(stream))
+        return _checkpoint_of(item) if item is not None else Checkpoint()
+
+
+def _checkpoint_of(item: Mapping[str, Any]) -> Checkpoint:
+    state = json.loads(item["state"]["S"])
+    return Checkpoint(
+        cursor=_dt(state.get("cursor")),
+        window_start=_dt(state.get("window_start")),
+        window_end=_dt(state.get("window_end")),
+        token=state.get("token"),
+        pages_done=int(state.get("pages_done", 0)),
+        window_max=_dt(state.get("window_max")),
+        first_total=state.get("first_total"),
+        window_pass=int(state.get("window_pass", 0)),
+        run_id=state.get("run_id"),
+    )
+
+
 @dataclass(frozen=True)
 class RegisteredCredential:
     tenant: str
@@ -677,36 +708,27 @@ class ControlStore:
             },
             ConsistentRead=True,
         ).get("Item")
-        if not item:
-            return Checkpoint()
-        state = json.loads(item["state"]["S"])
-        return Checkpoint(
-            cursor=_dt(state.get("cursor")),
-            window_start=_dt(state.get("window_start")),
-            window_end=_dt(state.get("window_end")),
-            token=state.get("token"),
-            pages_done=int(state.get("pages_done", 0)),
-            window_max=_dt(state.get("window_max")),
-            first_total=state.get("first_total"),
-            window_pass=int(state.get("window_pass", 0)),
-            run_id=state.get("run_id"),
-        )
+        return _checkpoint_of(item) if item else Checkpoint()
 
-    def has_checkpoint(self, tenant: str, vendor: Vendor, credential_id: str) -> bool:
-        """Whether any stream of the credential has a checkpoint stored (strongly consistent; one key-only item read):
-        if none has, the credential's first pull is under way (FirstPull)."""
-        response = self._call(
-            "query",
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :checkpoint)",
-            ExpressionAttributeValues={
+    def get_checkpoints(self, tenant: str, vendor: Vendor, credential_id: str) -> StoredCheckpoints:
+        """Every stream's checkpoint of the credential, in one strongly consistent Query: what a pull reads when it
+        starts (it holds the credential's lease, so nothing else writes them until it ends). None stored means the
+        credential's first pull is under way (FirstPull)."""
+        found: dict[str, Mapping[str, Any]] = {}
+        params: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :checkpoint)",
+            "ExpressionAttributeValues": {
                 ":pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
                 ":checkpoint": {"S": layout.CONTROL_CHECKPOINT_SK_PREFIX},
             },
-            ProjectionExpression="pk",
-            Limit=1,
-            ConsistentRead=True,
-        )
-        return bool(response.get("Items"))
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._call("query", **params)
+            found.update((item["sk"]["S"], item) for item in response.get("Items", []))
+            if not response.get("LastEvaluatedKey"):
+                return StoredCheckpoints(found)
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def save_checkpoint(
         self,

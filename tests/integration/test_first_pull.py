@@ -7,6 +7,7 @@ checkpoint behind, and the pull after it reads versions again.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -14,15 +15,17 @@ from typing import Any
 import boto3
 import pytest
 
+from functions.core import layout
 from functions.core.archive import S3Archive
 from functions.core.engine import PullEngine, PullOptions
-from functions.core.layout import RecordKind, Vendor
+from functions.core.layout import RecordKind, Stream, Vendor
 from functions.core.models import Product
 from functions.core.record_items import record_json
 from functions.core.store import ControlStore, FirstPull, RecordStore
 from tests.fakes import T0, FakeConnector, item, stored
 
 NOW = T0 + timedelta(days=30)
+DAY = timedelta(days=1)
 
 
 class Requests:
@@ -31,11 +34,13 @@ class Requests:
     def __init__(self) -> None:
         self.ddb = boto3.client("dynamodb")
         self.sent: list[tuple[str, tuple[str, ...]]] = []
+        self.keys: list[tuple[str, str]] = []  # (operation, the sort key it names, if one)
         self.ddb.meta.events.register("before-parameter-build.dynamodb.*", self._note)
 
     def _note(self, model: Any, params: dict[str, Any], **_: Any) -> None:
         tables = (params["TableName"],) if "TableName" in params else tuple(params.get("RequestItems", ()))
         self.sent.append((model.name, tables))
+        self.keys.append((model.name, params.get("Key", {}).get("sk", {}).get("S", "")))
 
     def count(self, operation: str, table: str) -> int:
         return sum(1 for name, tables in self.sent if name == operation and table in tables)
@@ -93,7 +98,7 @@ def test_after_a_crash_in_the_first_pull_the_retry_reads_versions(
         crashing.run("t1", "c1", FakeConnector(data))
     assert stored(resources, 3)["version"]["N"] == "1"
     control = ControlStore(boto3.client("dynamodb"), resources.control_table)
-    assert control.has_checkpoint("t1", Vendor.POSABIT, "c1")  # saved when the window opened
+    assert control.get_checkpoints("t1", Vendor.POSABIT, "c1")  # saved when the window opened
 
     requests.sent.clear()
     data[2] = item(3, name="renamed")  # on page 1, whose records were stored before the crash
@@ -131,6 +136,57 @@ def test_a_second_pull_reads_versions(resources: Any) -> None:
     assert requests.count("BatchGetItem", resources.records_table) >= 1
     assert stored(resources, 10)["version"]["N"] == "2"
     assert Counter(name for name, _ in requests.sent)["Query"] == 1  # the premise is checked once a pull
+
+
+def test_a_pull_reads_every_streams_checkpoint_in_one_request(resources: Any) -> None:
+    data = [item(n) for n in range(1, 16)]
+    streams = (Stream.INVENTORY, Stream.CUSTOMERS)
+    requests = Requests()
+    engine(resources, requests).run("t1", "c1", FakeConnector(data, streams=streams))
+    control = ControlStore(boto3.client("dynamodb"), resources.control_table)
+    saved = {stream: control.get_checkpoint("t1", Vendor.POSABIT, "c1", stream) for stream in streams}
+    assert all(cp.cursor is not None and not cp.in_progress for cp in saved.values())
+    # the customers' cursor a day behind the inventory's: each stream must go on from its own
+    saved[Stream.CUSTOMERS] = dataclasses.replace(saved[Stream.CUSTOMERS], cursor=saved[Stream.INVENTORY].cursor - DAY)
+    control.save_checkpoint("t1", Vendor.POSABIT, "c1", Stream.CUSTOMERS, saved[Stream.CUSTOMERS])
+
+    requests.sent.clear()
+    requests.keys.clear()
+    connector = FakeConnector(data, streams=streams)
+    result = engine(resources, requests, now=NOW + timedelta(hours=3)).run("t1", "c1", connector)
+
+    assert Counter(name for name, _ in requests.sent)["Query"] == 1
+    assert not [sk for name, sk in requests.keys if sk.startswith(layout.CONTROL_CHECKPOINT_SK_PREFIX)]
+    # ...and each stream went on from its own stored checkpoint: the window opened at its cursor less the lookback
+    starts = [r["start"] for r in connector.requests if r["page"] == 1]
+    assert starts == [saved[s].cursor - timedelta(days=365) for s in streams]  # type: ignore[operator]
+    assert result.changed == 0
+
+
+def test_the_checkpoints_read_at_once_are_each_streams_own(resources: Any) -> None:
+    from functions.core.store import Checkpoint
+
+    table = resources.control_table
+    control = ControlStore(boto3.client("dynamodb"), table)
+    assert not control.get_checkpoints("t1", Vendor.POSABIT, "c1")  # none stored: a first pull
+    cursor = NOW - timedelta(days=1)
+    control.save_checkpoint("t1", Vendor.POSABIT, "c1", Stream.SALES, Checkpoint(cursor=cursor), [("d1", "raw/a")])
+    control.save_checkpoint("t2", Vendor.POSABIT, "c1", Stream.CUSTOMERS, Checkpoint(cursor=NOW))  # another tenant's
+
+    found = control.get_checkpoints("t1", Vendor.POSABIT, "c1")
+    assert found and found.get(Stream.SALES).cursor == cursor
+    assert found.get(Stream.CUSTOMERS) == Checkpoint()  # not this credential's: nothing stored for it
+
+    # A checkpoint this version cannot read fails its own stream only; one of a stream it does not know still says
+    # that the credential was pulled before (its records may be stored)
+    pk = {"S": layout.control_credential_pk("t3", Vendor.POSABIT, "c1")}
+    unknown = f"{layout.CONTROL_CHECKPOINT_SK_PREFIX}a-stream-of-a-later-version"
+    for sk, state in ((layout.control_checkpoint_sk(Stream.SALES), "{not json"), (unknown, "{}")):
+        boto3.client("dynamodb").put_item(TableName=table, Item={"pk": pk, "sk": {"S": sk}, "state": {"S": state}})
+    damaged = control.get_checkpoints("t3", Vendor.POSABIT, "c1")
+    assert damaged and damaged.get(Stream.CUSTOMERS) == Checkpoint()
+    with pytest.raises(ValueError):
+        damaged.get(Stream.SALES)
 
 
 def test_records_of_another_credential_are_never_taken_for_new() -> None:
