@@ -183,6 +183,11 @@ def test_the_checkpoints_read_at_once_are_each_streams_own(resources: Any) -> No
     unknown = f"{layout.CONTROL_CHECKPOINT_SK_PREFIX}a-stream-of-a-later-version"
     for sk, state in ((layout.control_checkpoint_sk(Stream.SALES), "{not json"), (unknown, "{}")):
         boto3.client("dynamodb").put_item(TableName=table, Item={"pk": pk, "sk": {"S": sk}, "state": {"S": state}})
+    # the credential's other control items (an archived page's entry) are no checkpoint
+    only_page = {"S": layout.control_credential_pk("t4", Vendor.POSABIT, "c1")}
+    page_sk = {"S": layout.control_archived_page_sk(Stream.SALES, "d1")}
+    boto3.client("dynamodb").put_item(TableName=table, Item={"pk": only_page, "sk": page_sk, "archive_key": {"S": "k"}})
+    assert not control.get_checkpoints("t4", Vendor.POSABIT, "c1")
     damaged = control.get_checkpoints("t3", Vendor.POSABIT, "c1")
     assert damaged and damaged.get(Stream.CUSTOMERS) == Checkpoint()
     with pytest.raises(ValueError):
