@@ -453,6 +453,7 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
     # The same data again, unchanged: checkpoints kept, the lookback reaching back past every record.
     os.environ[layout.ENV_LOOKBACK_MINUTES] = str(REPULL_LOOKBACK_MINUTES)
     cpu2, wall2, status2 = pull()
+    repull_stages = stages.by_stage(cpu2)
     again = _costs(calls, wall2)
     recorder.close()
     write_floor = _write_floor(resources.records_table, list(calls.sizes))
@@ -507,6 +508,9 @@ def _measure(records: int, vendor_name: str, port: int, info: dict[str, Any]) ->
         "repull_ddb_writes": sum(calls.data_writes.values()),
         "repull_bookkeeping_writes": dict(calls.bookkeeping_writes),
         "repull_cpu_us_per_record": 1e6 * cpu2 / max(1, int(status2["last_records"])),
+        "repull_cpu_us_per_record_by_stage": {
+            stage: 1e6 * sec / max(1, int(status2["last_records"])) for stage, sec in repull_stages.items()
+        },
         "repull_cost_per_million": 1e6 * again["cost"] / max(1, int(status2["last_records"])),
     }
 
