@@ -265,8 +265,8 @@ class PullEngine:
         # checkpoint when its window opens in such a pull, before it stores anything (`_pull_stream`), and checkpoints
         # are never deleted. Its records are then written without reading their versions first (FirstPull): a fifth of
         # the DynamoDB requests and all the read units of a store's first pull (its history, the largest it makes).
-        # The pull holds the credential's lease, as a replay does: no other writer of its records runs meanwhile.
-        # Every stream's checkpoint is read here, in one request (the lease keeps other writers out until the job ends).
+        # The pull holds the credential's lease, as a replay does: no other writer of its records runs meanwhile. Every
+        # stream's checkpoint is read here, in one request: only this job's own streams write them until it ends.
         checkpoints = self.control.get_checkpoints(tenant, connector.vendor, credential_id)
         first = None if checkpoints else FirstPull(tenant, connector.vendor, credential_id)
         for position, stream in enumerate(todo):

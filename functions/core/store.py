@@ -714,21 +714,12 @@ class ControlStore:
         """Every stream's checkpoint of the credential, in one strongly consistent Query: what a pull reads when it
         starts (it holds the credential's lease, so nothing else writes them until it ends). None stored means the
         credential's first pull is under way (FirstPull)."""
-        found: dict[str, Mapping[str, Any]] = {}
-        params: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :checkpoint)",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": layout.control_credential_pk(tenant, vendor, credential_id)},
-                ":checkpoint": {"S": layout.CONTROL_CHECKPOINT_SK_PREFIX},
-            },
-            "ConsistentRead": True,
-        }
-        while True:
-            response = self._call("query", **params)
-            found.update((item["sk"]["S"], item) for item in response.get("Items", []))
-            if not response.get("LastEvaluatedKey"):
-                return StoredCheckpoints(found)
-            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        items = self._query(
+            layout.control_credential_pk(tenant, vendor, credential_id),
+            sk_prefix=layout.CONTROL_CHECKPOINT_SK_PREFIX,
+            consistent=True,
+        )
+        return StoredCheckpoints({item["sk"]["S"]: item for item in items})
 
     def save_checkpoint(
         self,
@@ -887,11 +878,17 @@ class ControlStore:
             for i in self._query(layout.control_quarantine_pk(tenant, vendor, credential_id))
         ]
 
-    def _query(self, pk: str) -> Iterator[dict[str, Any]]:
+    def _query(self, pk: str, *, sk_prefix: str = "", consistent: bool = False) -> Iterator[dict[str, Any]]:
+        """Every item under `pk` (those whose sort key starts with `sk_prefix`, when given), page after page."""
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "pk = :pk",
             "ExpressionAttributeValues": {":pk": {"S": pk}},
         }
+        if sk_prefix:
+            kwargs["KeyConditionExpression"] = "pk = :pk AND begins_with(sk, :prefix)"
+            kwargs["ExpressionAttributeValues"][":prefix"] = {"S": sk_prefix}
+        if consistent:
+            kwargs["ConsistentRead"] = True
         while True:
             response = self._call("query", **kwargs)
             yield from response.get("Items", [])
