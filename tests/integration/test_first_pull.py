@@ -230,6 +230,8 @@ def test_what_a_first_pull_wrote_is_remembered_in_a_fixed_size() -> None:
     first.note_written(written)
 
     # Every key written is taken for stored; of 10,000 others, expected 0.06 (the filter's three bits a key in 2 MB).
+    # Python's string hash is seeded per process, so the count varies between runs: "at most 10" fails about once in
+    # 10^21 runs (Poisson, mean 0.06), where one bit a key would give about 60 and a sixteenth of the filter about 150.
     assert first.maybe_stored(dict.fromkeys(written, record)) == written
     others = dict.fromkeys((f"t1#posabit#c1#product#{n}" for n in range(100_000, 110_000)), record)
-    assert len(first.maybe_stored(others)) <= 2
+    assert len(first.maybe_stored(others)) <= 10
