@@ -17,6 +17,10 @@ STALE_AFTER_INTERVALS = 2
 DUE_SLACK = timedelta(minutes=1)
 # Last outcomes that need a person (or a fix); "unavailable" and "offline" are retried and show up as staleness.
 FAILING_OUTCOMES = frozenset({"failed", "contract_mismatch"})
+# ... except for a credential that has never been pulled successfully: it has no data yet, and a POS that has never
+# answered it is more likely told the wrong store (a store name or venue it answers 404 for, an address nothing
+# listens on) than briefly down, so it needs a person at once rather than after twice its interval.
+FIRST_PULL_FAILING_OUTCOMES = frozenset({"unavailable", "offline"})
 
 
 def _at(status: Mapping[str, Any], key: str) -> datetime | None:
@@ -66,7 +70,8 @@ def stale_for(status: Mapping[str, Any], interval_minutes: int, now: datetime) -
 def problems(
     status: Mapping[str, Any], interval_minutes: int, now: datetime, *, active: bool = True, frozen: bool = False
 ) -> list[str]:
-    """Why a credential is unhealthy (empty when it is not): a failed or mismatched last pull, or stale data.
+    """Why a credential is unhealthy (empty when it is not): a failed or mismatched last pull, a POS that did not
+    answer a credential never pulled successfully, or stale data.
 
     Inactive and frozen ("use last backup") credentials are not pulled on purpose, so they are never unhealthy.
     """
@@ -74,8 +79,11 @@ def problems(
         return []
     found: list[str] = []
     outcome = status.get("last_outcome")
+    reason = status.get("last_error") or "no reason recorded"
     if outcome in FAILING_OUTCOMES:
-        found.append(f"last pull {outcome.replace('_', ' ')}: {status.get('last_error') or 'no reason recorded'}")
+        found.append(f"last pull {outcome.replace('_', ' ')}: {reason}")
+    elif outcome in FIRST_PULL_FAILING_OUTCOMES and _at(status, "last_success_at") is None:
+        found.append(f"never pulled successfully; last pull {outcome}: {reason}")
     stale = stale_for(status, interval_minutes, now)
     if stale is not None:
         found.append(

@@ -160,6 +160,24 @@ def test_status_exits_zero_only_when_every_credential_is_healthy(cli: Invoke, co
     assert "need attention" not in result.output
 
 
+def test_a_new_credential_its_pos_never_answered_fails_status_at_once(cli: Invoke, control: ControlStore) -> None:
+    register(control, "new-1")
+    # Given a first pull minutes ago that the POS answered 404 (a store name it does not know), nothing ever pulled
+    control.save_status(
+        "t1",
+        Vendor.POSABIT,
+        "new-1",
+        {"last_outcome": "unavailable", "last_error": "HTTP 404", "first_enqueued_at": ago(minutes=5)},
+    )
+
+    result = cli("status", "--tenant", "t1")
+    rows = json.loads(cli("status", "--tenant", "t1", "-o", "json").stdout)
+
+    assert result.exit_code == 1, result.output
+    assert rows[0]["health"] != "ok"
+    assert rows[0]["problems"] == ["never pulled successfully; last pull unavailable: HTTP 404"]
+
+
 def test_data_older_than_twice_its_interval_is_stale_and_fails_status(cli: Invoke, control: ControlStore) -> None:
     register(control, "store-1")
     # Given a pull that last succeeded 7 hours ago, and "offline" since (not itself a failure)

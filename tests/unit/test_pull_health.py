@@ -44,6 +44,21 @@ def test_problems_name_failures_and_staleness_but_not_frozen_or_inactive_credent
     assert pull_health.problems({"last_outcome": "unavailable", "last_success_at": ago(hours=1)}, 180, NOW) == []
 
 
+def test_a_pos_that_never_answered_a_new_credential_needs_a_person_at_once() -> None:
+    new = {"last_outcome": "unavailable", "last_error": "HTTP 404", "first_enqueued_at": ago(minutes=5)}
+    assert pull_health.problems(new, 180, NOW) == ["never pulled successfully; last pull unavailable: HTTP 404"]
+    offline = {"last_outcome": "offline", "first_enqueued_at": ago(minutes=5)}
+    assert pull_health.problems(offline, 180, NOW) == [
+        "never pulled successfully; last pull offline: no reason recorded"
+    ]
+    # once it has data, the same outcome is retried quietly until the data is stale
+    assert pull_health.problems({**new, "last_success_at": ago(hours=1)}, 180, NOW) == []
+    # a first pull still under way (continued in another job), or never dispatched, is not a problem
+    assert pull_health.problems({"last_outcome": "continued", "first_enqueued_at": ago(minutes=5)}, 180, NOW) == []
+    assert pull_health.problems({}, 180, NOW) == []
+    assert pull_health.problems(new, 180, NOW, frozen=True) == []
+
+
 def test_the_interval_of_a_status_falls_back_to_the_settings_default() -> None:
     assert pull_health.interval_of({"pull_interval_minutes": 30}) == 30
     assert pull_health.interval_of({}) == pull_health.DEFAULT_INTERVAL_MINUTES == 180
