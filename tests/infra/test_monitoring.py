@@ -65,6 +65,30 @@ def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized,
     )
 
 
+def test_every_event_rule_and_schedule_target_retries_then_dead_letters_to_an_alarmed_queue(
+    template: dict[str, Any],
+) -> None:
+    targets = [
+        target
+        for rule in cfn.of_type(template, "AWS::Events::Rule").values()
+        for target in rule["Properties"]["Targets"]
+    ]
+    targets += [
+        schedule["Properties"]["Target"] for schedule in cfn.of_type(template, "AWS::Scheduler::Schedule").values()
+    ]
+    alarmed = [str(w) for w in _alarm_dimensions(template, "ApproximateNumberOfMessagesVisible")]
+
+    # Given the settings-change rule's target and the four pull schedules' targets
+    assert len(targets) == 5
+    for target in targets:
+        # Then each gives up after a few retries within the hour (not EventBridge's default of a day)
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] <= 3, target
+        assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 3600, target
+        # and keeps what it could not deliver in a dead-letter queue an alarm watches
+        [queue_id, _] = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"]
+        assert str({"Fn::GetAtt": [queue_id, "QueueName"]}) in alarmed, target
+
+
 def test_every_function_alarms_on_errors(synthesized: Synthesized, template: dict[str, Any]) -> None:
     watched = _alarm_dimensions(template, "Errors")
     functions = [pull.function for pull in synthesized.stack.pulls.functions.values()]
