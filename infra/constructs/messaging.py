@@ -97,7 +97,18 @@ class Messaging(Construct):
             pending_window=KEY_PENDING_WINDOW,
         )
         sms_service = iam.ServicePrincipal("sms-voice.amazonaws.com")
-        key.grant(sms_service, "kms:Decrypt", "kms:GenerateDataKey*")
+        stack = Stack.of(self)
+        # Only on behalf of this account's phone numbers (the confused-deputy condition, as on the topic policy).
+        from_this_account = {"StringEquals": {"aws:SourceAccount": stack.account}}
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EndUserMessagingEncryptsInboundTexts",
+                principals=[sms_service],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions=from_this_account,
+            )
+        )
         self.reply_topic = sns.Topic(
             self,
             "InboundTopic",
@@ -106,14 +117,13 @@ class Messaging(Construct):
             master_key=key,
             enforce_ssl=True,
         )
-        stack = Stack.of(self)
         self.reply_topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="EndUserMessagingPublishesInboundTexts",
                 principals=[sms_service],
                 actions=["sns:Publish"],
                 resources=[self.reply_topic.topic_arn],
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+                conditions=from_this_account,
             )
         )
         environment = {

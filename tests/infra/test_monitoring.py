@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
@@ -137,6 +138,46 @@ def test_alarm_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(assertio
             },
         },
     )
+
+
+def _service_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        statement
+        for key in cfn.of_type(template, "AWS::KMS::Key").values()
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if "Service" in statement["Principal"]
+    ]
+
+
+def test_a_service_may_use_a_key_only_on_behalf_of_this_account(template: dict[str, Any]) -> None:
+    statements = _service_statements(template)
+
+    # Given the keys of the alarm topic (CloudWatch) and of the inbound-SMS topic (End User Messaging)
+    assert sorted(s["Principal"]["Service"] for s in statements) == [
+        "cloudwatch.amazonaws.com",
+        "sms-voice.amazonaws.com",
+    ]
+    # Then neither service may use them for another account's resources (the confused deputy)
+    for statement in statements:
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}, statement
+
+
+def test_cloudwatch_may_use_the_alarm_topic_key_for_this_stages_alarms_and_every_one_of_them(
+    template: dict[str, Any],
+) -> None:
+    [statement] = [s for s in _service_statements(template) if s["Principal"]["Service"] == "cloudwatch.amazonaws.com"]
+    pattern = cfn.render(statement["Condition"]["ArnLike"]["aws:SourceArn"])
+    alarm_names = [a["Properties"]["AlarmName"] for a in cfn.of_type(template, "AWS::CloudWatch::Alarm").values()]
+
+    def allowed(alarm_name: str) -> bool:
+        arn = f"arn:${{AWS::Partition}}:cloudwatch:${{AWS::Region}}:${{AWS::AccountId}}:alarm:{alarm_name}"
+        return re.fullmatch(re.escape(pattern).replace(r"\*", ".*"), arn) is not None
+
+    assert set(statement["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    # every alarm of the stack can still publish its notification to the encrypted topic
+    assert alarm_names and all(allowed(name) for name in alarm_names)
+    # another stage's alarm cannot
+    assert not allowed(ResourceNames.for_stage("dev").alarm_name("pulls failed"))
 
 
 def test_dashboard_shows_every_pull_function(template: dict[str, Any]) -> None:
