@@ -38,6 +38,12 @@ DEFERRAL_VISIBILITY = Duration.seconds(FUNCTION_TIMEOUT.to_seconds() * 6)
 # A deferral waits at most a few days (quiet hours, the 24 h cap) in 15-minute hops; each hop is a new message.
 DEFERRAL_RETENTION = Duration.days(4)
 DEFERRAL_MAX_RECEIVES = 5
+# Deferred requests come due together (the end of a zone's quiet hours releases them all at once). Uncapped, the SQS
+# poller would scale the function out to hundreds of instances that take the account concurrency the pulls and stream
+# consumers need, and that mostly get ThrottlingException from the one origination identity all texts go through (its
+# send rate is a few messages per second). Two batches at a time, as the re-evaluation job runs, drain a burst in
+# minutes; a throttled send is certainly not sent and is retried (functions.core.sms.gateway.RETRYABLE).
+DEFERRED_MAX_CONCURRENCY = 2
 # SNS invokes the reply function asynchronously: Lambda retries an error twice, then the event goes to the queue.
 REPLY_RETRY_ATTEMPTS = 2
 REPLY_MAX_EVENT_AGE = Duration.hours(6)
@@ -91,7 +97,18 @@ class Messaging(Construct):
             pending_window=KEY_PENDING_WINDOW,
         )
         sms_service = iam.ServicePrincipal("sms-voice.amazonaws.com")
-        key.grant(sms_service, "kms:Decrypt", "kms:GenerateDataKey*")
+        stack = Stack.of(self)
+        # Only on behalf of this account's phone numbers (the confused-deputy condition, as on the topic policy).
+        from_this_account = {"StringEquals": {"aws:SourceAccount": stack.account}}
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="EndUserMessagingEncryptsInboundTexts",
+                principals=[sms_service],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+                conditions=from_this_account,
+            )
+        )
         self.reply_topic = sns.Topic(
             self,
             "InboundTopic",
@@ -100,14 +117,13 @@ class Messaging(Construct):
             master_key=key,
             enforce_ssl=True,
         )
-        stack = Stack.of(self)
         self.reply_topic.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="EndUserMessagingPublishesInboundTexts",
                 principals=[sms_service],
                 actions=["sns:Publish"],
                 resources=[self.reply_topic.topic_arn],
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+                conditions=from_this_account,
             )
         )
         environment = {
@@ -135,7 +151,12 @@ class Messaging(Construct):
         )
         self.deferred_function = deferred.function
         self.deferred_function.add_event_source(
-            SqsEventSource(self.deferral_queue, batch_size=10, report_batch_item_failures=True)
+            SqsEventSource(
+                self.deferral_queue,
+                batch_size=10,
+                max_concurrency=DEFERRED_MAX_CONCURRENCY,
+                report_batch_item_failures=True,
+            )
         )
         reply = PossyncFunction(
             self,

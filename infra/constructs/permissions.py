@@ -11,7 +11,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct
 
-from functions.core.layout import ResourceNames
+from functions.core.layout import ResourceNames, Vendor
 
 SETTINGS_READ_ACTIONS = ("ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath")
 CREDENTIALS_READ_ACTIONS = ("secretsmanager:GetSecretValue",)
@@ -21,12 +21,17 @@ def settings_parameters_arn(stack: Stack, names: ResourceNames) -> str:
     return stack.format_arn(service="ssm", resource="parameter", resource_name=f"{names.ssm_root.lstrip('/')}/*")
 
 
-def credential_secrets_arn(stack: Stack, names: ResourceNames) -> str:
-    # Secret ARNs end in a random suffix, so only a name prefix can select them.
+def credential_secrets_arn(stack: Stack, names: ResourceNames, vendor: Vendor) -> str:
+    """The secrets of one vendor's credentials (<prefix>/<tenant>/<vendor>/<credential>), and no other.
+
+    Secret ARNs end in a random suffix, so only a name pattern can select them. The pattern matches neither another
+    vendor's credentials nor the deployment's integrator token (<prefix>/<vendor>/integrator-token): tenant and
+    credential ids hold no '/', so the vendor is always the second part of a credential's name.
+    """
     return stack.format_arn(
         service="secretsmanager",
         resource="secret",
-        resource_name=f"{names.prefix}/*",
+        resource_name=f"{names.secret_root}*/{vendor.value}/*",
         arn_format=ArnFormat.COLON_RESOURCE_NAME,
     )
 
@@ -43,16 +48,21 @@ def grant_read_settings(function: lambda_.Function, names: ResourceNames) -> Non
     )
 
 
-def grant_read_credentials(function: lambda_.Function, names: ResourceNames) -> None:
-    """POS credentials are the secrets named under the possync prefix, and only those."""
-    arn = credential_secrets_arn(Stack.of(function), names)
-    iam.Grant.add_to_principal(grantee=function, actions=list(CREDENTIALS_READ_ACTIONS), resource_arns=[arn])
-    acknowledge_wildcard_resource(
-        function.role,
-        arn,
-        "Credentials are one secret per tenant, vendor and credential under the possync prefix, created by "
-        "admins after deployment; secret ARNs end in a random suffix, so only the name prefix can select them.",
-    )
+def grant_read_credentials(
+    function: lambda_.Function, names: ResourceNames, vendors: Sequence[Vendor], reason: str
+) -> None:
+    """The credentials of these vendors only: a function that is compromised or confused cannot read another
+    POS's credentials (nor the integrator tokens, which only the CLI reads)."""
+    stack = Stack.of(function)
+    arns = [credential_secrets_arn(stack, names, vendor) for vendor in vendors]
+    iam.Grant.add_to_principal(grantee=function, actions=list(CREDENTIALS_READ_ACTIONS), resource_arns=arns)
+    for arn in arns:
+        acknowledge_wildcard_resource(
+            function.role,
+            arn,
+            f"{reason}: one secret per tenant and credential, created by admins after deployment; secret ARNs end "
+            "in a random suffix, so only a name pattern can select them.",
+        )
 
 
 def grant_table(principal: lambda_.Function, table: dynamodb.ITable, actions: Sequence[str]) -> None:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from functions.core.layout import ResourceNames, Vendor
+from functions.core.layout import ResourceNames
 from functions.core.settings import SYNC_VENDORS
 from functions.core.streams import PERSONA_CONSUMERS, POS_SYNC_FUNCTION
 from infra.constructs.permissions import (
-    CREDENTIALS_READ_ACTIONS,
     acknowledge_wildcard_resource,
+    grant_read_credentials,
     grant_read_settings,
     grant_table,
 )
@@ -23,16 +21,6 @@ from infra.constructs.storage import Storage
 PERSONAS_TABLE_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:PutItem")
 # The credential registry (which credentials a tenant has, and their market).
 CONTROL_TABLE_ACTIONS = ("dynamodb:Query",)
-
-
-def writable_credential_secrets(stack: Stack, names: ResourceNames, vendor: Vendor) -> str:
-    """The secrets of one writable POS's credentials (<prefix>/<tenant>/<vendor>/<credential>), and no other."""
-    return stack.format_arn(
-        service="secretsmanager",
-        resource="secret",
-        resource_name=f"{names.secret_root}*/{vendor.value}/*",
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
 
 
 class PosSync(Construct):
@@ -58,17 +46,12 @@ class _PosSyncFunction(RuleFunction):
         grant_table(self.function, storage.personas_table, PERSONAS_TABLE_ACTIONS)
         grant_table(self.function, storage.control_table, CONTROL_TABLE_ACTIONS)
         grant_read_settings(self.function, names)
-        stack = Stack.of(self)
-        secrets = [writable_credential_secrets(stack, names, vendor) for vendor in sorted(SYNC_VENDORS)]
-        iam.Grant.add_to_principal(grantee=self.function, actions=list(CREDENTIALS_READ_ACTIONS), resource_arns=secrets)
-        for arn in secrets:
-            acknowledge_wildcard_resource(
-                self.role,
-                arn,
-                "Only the credentials of the POSes persona sync writes to (POSaBIT, Flourish): one secret per "
-                "tenant and credential, created by admins after deployment; secret ARNs end in a random suffix, so "
-                "only a name pattern can select them.",
-            )
+        grant_read_credentials(
+            self.function,
+            names,
+            sorted(SYNC_VENDORS),
+            "Only the credentials of the POSes persona sync writes to (POSaBIT, Flourish)",
+        )
         acknowledge_wildcard_resource(
             self.role,
             "*",

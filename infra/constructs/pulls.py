@@ -201,7 +201,16 @@ class PullFunction(Construct):
             grantee=self.function, actions=["sqs:SendMessage"], resource_arns=[self.dead_letter_queue.queue_arn]
         )
         grant_read_settings(self.function, names)
-        grant_read_credentials(self.function, names)
+        # A job's credential is the secret of its own vendor (functions.core.sources.CredentialSource), and the
+        # function refuses jobs of other vendors; the POSaBIT integrator token is copied into each credential when
+        # it is added, so no pull reads the deployment's own integrator-token secret.
+        vendors = PULL_VENDORS[self.name]
+        grant_read_credentials(
+            self.function,
+            names,
+            vendors,
+            f"Only the credentials of the POS this function pulls ({', '.join(v.value for v in vendors)})",
+        )
         acknowledge_wildcard_resource(
             self.role,
             storage.raw_objects_arn(),

@@ -28,7 +28,7 @@ from functions.core.layout import (
     REEVALUATION_FUNCTION,
     ResourceNames,
 )
-from infra.constants import DLQ_RETENTION
+from infra.constants import DLQ_RETENTION, SCHEDULE_MAX_EVENT_AGE, SCHEDULE_RETRY_ATTEMPTS
 from infra.constructs.function import PossyncFunction
 from infra.constructs.permissions import grant_read_settings, grant_table
 from infra.constructs.rules import CONTROL_TABLE_ACTIONS, PERSONAS_TABLE_ACTIONS
@@ -68,7 +68,8 @@ class Reevaluation(Construct):
             Ack(
                 id="AwsSolutions-SQS3",
                 reason="This queue is itself a dead-letter queue: of the re-evaluation jobs queue (jobs whose retries "
-                "are used up) and of messages that can never be a job, which the function moves here at once.",
+                "are used up), of messages that can never be a job, which the function moves here at once, and of "
+                "the settings-change rule's target (events it could not deliver to the jobs queue).",
             )
         )
         self.queue = sqs.Queue(
@@ -120,8 +121,19 @@ class Reevaluation(Construct):
             description=f"Edits of the settings parameters under {names.settings_parameter_root} -> re-evaluation "
             "jobs (the CLI sends its own; this catches the console and any SDK)",
             event_pattern=_pattern(names),
-            # The target adds the queue policy: events.amazonaws.com may send, for this rule only (aws:SourceArn).
-            targets=[targets.SqsQueue(self.queue)],
+            # The target adds the queue policies: events.amazonaws.com may send to the jobs queue and to its
+            # dead-letter queue, for this rule only (aws:SourceArn). An event that cannot be delivered is retried a
+            # few times within the hour, as the schedules' ticks are, then kept in the jobs dead-letter queue
+            # (alarmed) instead of EventBridge's default of a day of silent retries and then nothing. It is kept
+            # there as the job it would have been, so moving it to the jobs queue runs that job.
+            targets=[
+                targets.SqsQueue(
+                    self.queue,
+                    dead_letter_queue=self.dead_letter_queue,
+                    retry_attempts=SCHEDULE_RETRY_ATTEMPTS,
+                    max_event_age=SCHEDULE_MAX_EVENT_AGE,
+                )
+            ],
         )
 
     def _grant(self, storage: Storage, names: ResourceNames) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -11,10 +12,12 @@ from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RULE_FUNCTIONS, R
 from functions.core.streams import PERSONA_CONSUMERS
 from infra.constructs import monitoring
 from tests.infra import cfn
-from tests.infra.conftest import Synthesized
+from tests.infra.conftest import REPO_ROOT, Synthesized
 
 NAMES = ResourceNames.for_stage(DEFAULT_STAGE)
 FIVE_MINUTES = 300
+# CloudWatch's price of a standard-resolution alarm, per metric it watches (a metric math alarm: each metric in it).
+CENTS_PER_ALARM_METRIC_MONTH = 10
 
 
 def _alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
@@ -169,3 +172,21 @@ def test_alarm_email_from_context_subscribes_to_the_topic(synthesized_with_optio
         "Protocol": "email",
         "TopicArn": {"Ref": synthesized.logical_id(synthesized.stack.monitoring.alarm_topic)},
     }
+
+
+def test_the_readme_states_how_many_alarms_watch_how_many_metrics_and_what_they_cost(template: dict[str, Any]) -> None:
+    alarms = _alarms(template)
+    # a metric math alarm is billed per metric it reads, not for its expression
+    watched = [
+        [alarm] if "MetricName" in alarm else [m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m]
+        for alarm in alarms
+    ]
+    metric_count = sum(len(metrics_of_one) for metrics_of_one in watched)
+    # all standard resolution (a period of a minute or more; high resolution costs three times as much)
+    assert all(metric["Period"] >= 60 for metrics_of_one in watched for metric in metrics_of_one)
+    cents = metric_count * CENTS_PER_ALARM_METRIC_MONTH
+
+    readme = " ".join((REPO_ROOT / "README.md").read_text(encoding="utf-8").split())
+    stated = re.findall(r"(\d+) alarms watching (\d+) metrics \(\$(\d+\.\d\d) a month\)", readme)
+
+    assert stated == [(str(len(alarms)), str(metric_count), f"{cents // 100}.{cents % 100:02d}")]

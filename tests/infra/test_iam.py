@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
-from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RECORDS_BY_SCOPE_INDEX, ResourceNames
+from functions.core.layout import DEFAULT_STAGE, PULL_VENDORS, RECORDS_BY_SCOPE_INDEX, ResourceNames, Vendor
+from possync.admin.credentials import integrator_secret_name
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized
 
@@ -39,8 +41,27 @@ CONTROL = {
 }
 
 
+SECRETS_ARN = "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+# What Secrets Manager appends to a secret's name in its ARN.
+SECRET_SUFFIX = "-AbC123"
+
+
 def _arn(logical_id: str) -> str:
     return f"${{{logical_id}.Arn}}"
+
+
+def _iam_matches(pattern: str, arn: str) -> bool:
+    """IAM's resource wildcards: `*` is any run of characters ('/' included), `?` any one character."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, arn) is not None
+
+
+def _secrets_readable(template: dict[str, Any], role_id: str) -> set[str]:
+    return {
+        resource
+        for resource, actions in cfn.role_permissions(template, role_id).items()
+        if "secretsmanager:GetSecretValue" in actions
+    }
 
 
 @pytest.mark.parametrize("name", PULL_FUNCTIONS)
@@ -71,10 +92,35 @@ def test_pull_role_has_exactly_the_expected_permissions(
             "ssm:GetParameters",
             "ssm:GetParametersByPath",
         },
-        f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{NAMES.secret_root}*": {
-            "secretsmanager:GetSecretValue"
+        # the credentials of its own POS(es) only
+        **{
+            f"{SECRETS_ARN}{NAMES.secret_root}*/{vendor.value}/*": {"secretsmanager:GetSecretValue"}
+            for vendor in PULL_VENDORS[name]
         },
     }
+
+
+@pytest.mark.parametrize("name", PULL_FUNCTIONS)
+def test_a_pull_reads_its_own_vendors_credentials_and_no_other_secret(
+    synthesized: Synthesized, template: dict[str, Any], name: str
+) -> None:
+    # Given the secrets of a deployment: one credential per vendor (as `possync credentials add` names them), the
+    # integrator token, and a credential of another stage
+    credentials = {
+        vendor: f"{SECRETS_ARN}{NAMES.credential_secret('acme', vendor, 'store-1')}{SECRET_SUFFIX}" for vendor in Vendor
+    }
+    integrator_token = f"{SECRETS_ARN}{integrator_secret_name(NAMES, Vendor.POSABIT)}{SECRET_SUFFIX}"
+    other_stage = ResourceNames.for_stage("dev").credential_secret("acme", PULL_VENDORS[name][0], "store-1")
+    patterns = _secrets_readable(template, synthesized.logical_id(synthesized.stack.pulls.functions[name].role))
+
+    def readable(arn: str) -> bool:
+        return any(_iam_matches(pattern, arn) for pattern in patterns)
+
+    # Then the pull reads exactly the credentials of the vendors it pulls (those its jobs can name)
+    assert {vendor for vendor, arn in credentials.items() if readable(arn)} == set(PULL_VENDORS[name])
+    # and neither the deployment's integrator token (only the CLI reads it) nor another stage's credentials
+    assert not readable(integrator_token)
+    assert not readable(f"{SECRETS_ARN}{other_stage}{SECRET_SUFFIX}")
 
 
 def test_no_policy_grants_wildcard_actions_or_scans(template: dict[str, Any]) -> None:

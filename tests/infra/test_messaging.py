@@ -90,6 +90,22 @@ def test_deferral_queue_feeds_the_deferred_function_and_redrives(synthesized: Sy
         if m["Properties"]["FunctionName"] == {"Ref": synthesized.logical_id(stack.deferred_function)}
     ]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    # a burst of deferrals at the end of quiet hours runs two batches at a time, not hundreds
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": messaging.DEFERRED_MAX_CONCURRENCY}
+
+
+def test_every_queue_consumer_has_a_concurrency_cap(template: dict[str, Any]) -> None:
+    queues = cfn.of_type(template, "AWS::SQS::Queue")
+    mappings = [
+        m["Properties"]
+        for m in cfn.of_type(template, "AWS::Lambda::EventSourceMapping").values()
+        if m["Properties"]["EventSourceArn"].get("Fn::GetAtt", [None])[0] in queues
+    ]
+    # Given the SQS consumers: four pulls, the re-evaluation job and the deferred texts
+    assert len(mappings) == 6
+    # Then none can scale out to the account's whole concurrency (the SQS event source's range is 2-1000)
+    for mapping in mappings:
+        assert 2 <= mapping.get("ScalingConfig", {}).get("MaximumConcurrency", 0) <= 1000, mapping["FunctionName"]
 
 
 def test_inbound_topic_is_encrypted_takes_end_user_messaging_and_feeds_the_reply_function(

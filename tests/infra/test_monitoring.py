@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aws_cdk.assertions import Match, Template
@@ -65,6 +66,30 @@ def test_every_dead_letter_queue_alarms_when_not_empty(synthesized: Synthesized,
     )
 
 
+def test_every_event_rule_and_schedule_target_retries_then_dead_letters_to_an_alarmed_queue(
+    template: dict[str, Any],
+) -> None:
+    targets = [
+        target
+        for rule in cfn.of_type(template, "AWS::Events::Rule").values()
+        for target in rule["Properties"]["Targets"]
+    ]
+    targets += [
+        schedule["Properties"]["Target"] for schedule in cfn.of_type(template, "AWS::Scheduler::Schedule").values()
+    ]
+    alarmed = [str(w) for w in _alarm_dimensions(template, "ApproximateNumberOfMessagesVisible")]
+
+    # Given the settings-change rule's target and the four pull schedules' targets
+    assert len(targets) == 5
+    for target in targets:
+        # Then each gives up after a few retries within the hour (not EventBridge's default of a day)
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] <= 3, target
+        assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 3600, target
+        # and keeps what it could not deliver in a dead-letter queue an alarm watches
+        [queue_id, _] = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"]
+        assert str({"Fn::GetAtt": [queue_id, "QueueName"]}) in alarmed, target
+
+
 def test_every_function_alarms_on_errors(synthesized: Synthesized, template: dict[str, Any]) -> None:
     watched = _alarm_dimensions(template, "Errors")
     functions = [pull.function for pull in synthesized.stack.pulls.functions.values()]
@@ -113,6 +138,46 @@ def test_alarm_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(assertio
             },
         },
     )
+
+
+def _service_statements(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        statement
+        for key in cfn.of_type(template, "AWS::KMS::Key").values()
+        for statement in key["Properties"]["KeyPolicy"]["Statement"]
+        if "Service" in statement["Principal"]
+    ]
+
+
+def test_a_service_may_use_a_key_only_on_behalf_of_this_account(template: dict[str, Any]) -> None:
+    statements = _service_statements(template)
+
+    # Given the keys of the alarm topic (CloudWatch) and of the inbound-SMS topic (End User Messaging)
+    assert sorted(s["Principal"]["Service"] for s in statements) == [
+        "cloudwatch.amazonaws.com",
+        "sms-voice.amazonaws.com",
+    ]
+    # Then neither service may use them for another account's resources (the confused deputy)
+    for statement in statements:
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}, statement
+
+
+def test_cloudwatch_may_use_the_alarm_topic_key_for_this_stages_alarms_and_every_one_of_them(
+    template: dict[str, Any],
+) -> None:
+    [statement] = [s for s in _service_statements(template) if s["Principal"]["Service"] == "cloudwatch.amazonaws.com"]
+    pattern = cfn.render(statement["Condition"]["ArnLike"]["aws:SourceArn"])
+    alarm_names = [a["Properties"]["AlarmName"] for a in cfn.of_type(template, "AWS::CloudWatch::Alarm").values()]
+
+    def allowed(alarm_name: str) -> bool:
+        arn = f"arn:${{AWS::Partition}}:cloudwatch:${{AWS::Region}}:${{AWS::AccountId}}:alarm:{alarm_name}"
+        return re.fullmatch(re.escape(pattern).replace(r"\*", ".*"), arn) is not None
+
+    assert set(statement["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    # every alarm of the stack can still publish its notification to the encrypted topic
+    assert alarm_names and all(allowed(name) for name in alarm_names)
+    # another stage's alarm cannot
+    assert not allowed(ResourceNames.for_stage("dev").alarm_name("pulls failed"))
 
 
 def test_dashboard_shows_every_pull_function(template: dict[str, Any]) -> None:

@@ -134,8 +134,10 @@ def test_every_queue_is_encrypted_and_denies_plain_http(
 ) -> None:
     queues = cfn.of_type(template, "AWS::SQS::Queue")
     policies = cfn.of_type(template, "AWS::SQS::QueuePolicy").values()
-    # The settings-change rule may also send to the re-evaluation jobs queue (tests/infra/test_reevaluation.py).
-    ruled = synthesized.logical_id(synthesized.stack.reevaluation.queue)
+    # The settings-change rule may also send to the re-evaluation jobs queue and, what it cannot deliver there, to
+    # that queue's dead-letter queue (tests/infra/test_reevaluation.py).
+    reevaluation = synthesized.stack.reevaluation
+    ruled = {synthesized.logical_id(reevaluation.queue), synthesized.logical_id(reevaluation.dead_letter_queue)}
 
     # per rule: its stream failure queue; the opt-in: its deferral queue and DLQ, and the reply function's DLQ
     assert len(queues) == 3 * len(PULL_FUNCTIONS) + len(RULE_FUNCTIONS) + len(PERSONA_CONSUMERS) + 2 + 3
@@ -143,7 +145,7 @@ def test_every_queue_is_encrypted_and_denies_plain_http(
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
         [policy] = [p for p in policies if p["Properties"]["Queues"] == [{"Ref": queue_id}]]
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
-        assert len(statements) == (2 if queue_id == ruled else 1)
+        assert len(statements) == (2 if queue_id in ruled else 1)
         assert statements[:1] == [
             {
                 "Action": "sqs:*",

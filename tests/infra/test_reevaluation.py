@@ -69,6 +69,9 @@ def test_the_rule_sends_edits_of_this_stages_settings_parameters_to_the_jobs_que
     [target] = rule["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": [synthesized.logical_id(job.queue), "Arn"]}
     assert "Input" not in target and "InputPath" not in target  # the whole event is the message body
+    # an event the queue does not take is retried within the hour, then kept in the jobs DLQ (alarmed) as the job
+    assert target["RetryPolicy"] == {"MaximumRetryAttempts": 3, "MaximumEventAgeInSeconds": 3600}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [synthesized.logical_id(job.dead_letter_queue), "Arn"]}}
 
 
 def test_only_that_rule_may_send_to_the_jobs_queue(synthesized: Synthesized, template: dict[str, Any]) -> None:
@@ -86,6 +89,27 @@ def test_only_that_rule_may_send_to_the_jobs_queue(synthesized: Synthesized, tem
     assert events["Principal"] == {"Service": "events.amazonaws.com"}
     assert set(cfn.as_list(events["Action"])) == {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
     assert events["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert events["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [synthesized.logical_id(job.rule), "Arn"]}}
+    }
+
+
+def test_only_that_rule_may_send_undelivered_events_to_the_dead_letter_queue(
+    synthesized: Synthesized, template: dict[str, Any]
+) -> None:
+    job = _job(synthesized)
+    dlq_id = synthesized.logical_id(job.dead_letter_queue)
+    [policy] = [
+        p
+        for p in cfn.of_type(template, "AWS::SQS::QueuePolicy").values()
+        if p["Properties"]["Queues"] == [{"Ref": dlq_id}]
+    ]
+    [tls, events] = policy["Properties"]["PolicyDocument"]["Statement"]
+
+    assert (tls["Effect"], tls["Condition"]) == ("Deny", {"Bool": {"aws:SecureTransport": "false"}})
+    assert (events["Effect"], events["Principal"]) == ("Allow", {"Service": "events.amazonaws.com"})
+    assert events["Action"] == "sqs:SendMessage"
+    assert events["Resource"] == {"Fn::GetAtt": [dlq_id, "Arn"]}
     assert events["Condition"] == {
         "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [synthesized.logical_id(job.rule), "Arn"]}}
     }

@@ -8,7 +8,7 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 
-from functions.core.layout import ENV_RESOURCE_PREFIX, ResourceNames, check_stage
+from functions.core.layout import ENV_RESOURCE_PREFIX, ResourceNames, Vendor, check_stage
 from tests.infra import cfn
 from tests.infra.conftest import Synthesized, synthesize
 
@@ -95,12 +95,11 @@ def test_two_stages_read_disjoint_settings_and_credentials(synthesized: Synthesi
     assert prod_arns & dev_arns == set()
     assert prod_arns == {
         f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter{prod_names.ssm_root}/*",
-        f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:{prod_names.secret_root}*",
-        # persona -> POS sync reads only the credentials of the POSes it writes to
+        # each function reads only the credentials of the POSes it pulls from or writes to
         *(
             f"arn:${{AWS::Partition}}:secretsmanager:${{AWS::Region}}:${{AWS::AccountId}}:secret:"
-            f"{prod_names.secret_root}*/{vendor}/*"
-            for vendor in ("flourish", "posabit")
+            f"{prod_names.secret_root}*/{vendor.value}/*"
+            for vendor in Vendor
         ),
     }
     assert dev_arns == {arn.replace("possync-prod", "possync-dev") for arn in prod_arns}
