@@ -33,7 +33,8 @@ class Resources:
     reevaluation_queue_url: str = ""
     reevaluation_dlq_url: str = ""
     sms_deferral_queue_url: str = ""
-    sms_outbox: str = ".local/outbox.jsonl"  # the local SMS provider: one JSON line per text sent
+    # The local SMS provider: one JSON line per text sent (the runtime sets an absolute path in its workdir).
+    sms_outbox: str = ".local/outbox.jsonl"
 
     def lambda_env(self, function: str) -> dict[str, str]:
         """The environment the CDK app gives a function (a puller, a stream consumer or the re-evaluation job), for

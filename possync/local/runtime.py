@@ -159,7 +159,8 @@ class LocalRuntime:
         self.sms: LocalSms | None = None
         self.scale = scale or Scale()
         self.seed = seed
-        self.workdir = workdir
+        # Absolute, so the paths this runtime publishes (its outbox) mean the same from any directory.
+        self.workdir = workdir.resolve()
         wanted = set(vendors or tuple(Vendor))
         self.plan = tuple(TenantPlan(p.tenant, {v: n for v, n in p.stores.items() if v in wanted}) for p in plan)
         self.vendors = tuple(v for v in Vendor if any(v in p.stores for p in self.plan))
@@ -326,7 +327,7 @@ class LocalRuntime:
             "reevaluation_queue_url": self.resources.reevaluation_queue_url,
             "base_urls": {vendor.value: simulator.url for vendor, simulator in self.simulators.items()},
             "pid": os.getpid(),
-            "workdir": str(self.workdir.resolve()),
+            "workdir": str(self.workdir),
             "sms_outbox": self.resources.sms_outbox,
             "sms_deferral_queue_url": self.resources.sms_deferral_queue_url,
             **self.extra_state,
