@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from functions.core.layout import Vendor
+from infra.defaults import DEFAULT_DISPATCH_TICK_MINUTES
 from possync.admin import credentials as admin_credentials
 from possync.admin import overview as admin_overview
 from possync.admin import personas as admin_personas
@@ -121,7 +122,10 @@ def local_serve(
     vendors: Annotated[str | None, typer.Option(help="Comma-separated vendors (default: all five).")] = None,
     tick_minutes: Annotated[
         float | None,
-        typer.Option(help="Minutes between schedule ticks (default: the deployment's 15; 0: only the first pull)."),
+        typer.Option(
+            help=f"Minutes between schedule ticks (default: the deployment's {DEFAULT_DISPATCH_TICK_MINUTES}; "
+            "0: only the first pull)."
+        ),
     ] = None,
     customers: Annotated[int, typer.Option(help="Customers per store.", min=1)] = DEMO_SCALE.customers_per_store,
     sales: Annotated[int, typer.Option(help="Sales per store.", min=1)] = DEMO_SCALE.sales_per_store,

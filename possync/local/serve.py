@@ -9,18 +9,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from functions.core.layout import Vendor
+from infra.defaults import DEFAULT_DISPATCH_TICK_MINUTES
 from possync.local.runtime import JobRecord, LocalRuntime, Scale, TickReport
 from possync.local.signup_server import LocalSignupServer, start_signups
 
 # How often the loop looks for jobs the CLI queued (pulls, re-evaluations).
 JOB_POLL_SECONDS = 2.0
-
-
-def default_tick_minutes() -> int:
-    """The deployment's default dispatch tick (read lazily: infra.config loads the CDK's libraries)."""
-    from infra.config import DEFAULT_DISPATCH_TICK_MINUTES
-
-    return DEFAULT_DISPATCH_TICK_MINUTES
 
 
 def commands_to_try(tenant: str) -> list[str]:
@@ -56,7 +50,7 @@ def serve(
 ) -> None:
     """Run until Ctrl-C (or `stop_after()` says so): the first pull, then a tick every `tick_minutes` (None: the
     deployment's default tick; 0: none), and within seconds every pull or re-evaluation the CLI queued."""
-    minutes = default_tick_minutes() if tick_minutes is None else tick_minutes
+    minutes = DEFAULT_DISPATCH_TICK_MINUTES if tick_minutes is None else tick_minutes
     with LocalRuntime(vendors=vendors, scale=scale, seed=seed, publish=True) as rt:
         rt.register_tenants()
         console.print(f"Local runtime up: moto at {rt.state()['endpoint_url']}; state in {rt.state_file}")
