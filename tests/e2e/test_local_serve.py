@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -98,6 +100,35 @@ def test_serve_with_the_default_tick_loads_no_cdk_library(tmp_path: Path) -> Non
     assert "A schedule tick every 15 minutes" in done.stdout
     assert "LOADED []" in done.stdout
     assert "!!" not in done.stdout + done.stderr  # no Node end-of-life banner
+
+
+def test_sigterm_stops_serve_as_cleanly_as_ctrl_c(tmp_path: Path) -> None:
+    # Given `possync local serve` running in a scratch directory, its state published
+    published = tmp_path / "run" / "possync" / "runtime.json"
+    local = tmp_path / ".local" / "runtime.json"
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    env.pop("POSSYNC_LOCAL", None)
+    command = [str(Path(sys.executable).parent / "possync"), "local", "serve", "--vendors", "posabit"]
+    command += ["--customers", "2", "--sales", "2", "--tick-minutes", "0"]
+    server = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (published.exists() and local.exists()) and server.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert published.exists() and local.exists(), server.stdout.read() if server.poll() is not None else "slow"
+        # When it is sent SIGTERM
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    # Then it stops as after Ctrl-C, and leaves no state file naming a dead runtime
+    assert server.returncode == 0, output
+    assert "stopping" in output
+    assert not published.exists() and not local.exists()
 
 
 def test_a_failed_job_is_named() -> None:
