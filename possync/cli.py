@@ -26,8 +26,8 @@ from possync.admin import stores as admin_stores
 from possync.admin import tenants as admin_tenants
 from possync.admin.context import admin_options
 from possync.admin.globals import GlobalOptionsGroup, quiet_help_types
-from possync.admin.render import output_width
-from possync.local.runtime import DEMO_SCALE, Scale
+from possync.admin.render import fail, output_width
+from possync.local.runtime import DEMO_SCALE, RuntimeBusyError, Scale
 
 quiet_help_types()
 app = typer.Typer(
@@ -105,7 +105,10 @@ def demo(
     from possync.demo import run_demo
 
     console = _console()
-    outcome = run_demo(console, Scale(customers, sales), vendors=_vendors(vendors), seed=seed, now=_instant(now))
+    try:
+        outcome = run_demo(console, Scale(customers, sales), vendors=_vendors(vendors), seed=seed, now=_instant(now))
+    except RuntimeBusyError as exc:
+        fail(str(exc))
     if outcome["failed_jobs"]:
         console.print(f"[red]{len(outcome['failed_jobs'])} pull jobs failed; see .local/lambda.log[/]")  # type: ignore[arg-type]
         raise typer.Exit(1)
@@ -140,7 +143,12 @@ def local_serve(
     """
     from possync.local.serve import serve
 
-    serve(_console(), vendors=_vendors(vendors), scale=Scale(customers, sales), seed=seed, tick_minutes=tick_minutes)
+    try:
+        serve(
+            _console(), vendors=_vendors(vendors), scale=Scale(customers, sales), seed=seed, tick_minutes=tick_minutes
+        )
+    except RuntimeBusyError as exc:
+        fail(str(exc))
 
 
 def main() -> None:

@@ -48,7 +48,7 @@ from possync.local.stream_pump import (
     StreamReader,
     peek_dead_letters,
 )
-from possync.target import user_state_file
+from possync.target import running_pid, user_state_file
 
 SIMULATORS: dict[Vendor, tuple[str, str]] = {
     Vendor.POSABIT: ("simulators.posabit", "PosabitSimulator"),
@@ -65,6 +65,10 @@ DEMO_ENROLL_AFTER_DAYS = 30
 DEMO_POINTS_PER_DOLLAR = 1
 # Who the audit log says created the demo tenants.
 LOCAL_ACTOR = "local:possync-runtime"
+
+
+class RuntimeBusyError(RuntimeError):
+    """Another local runtime is running where this one would start; the message names it and how to stop it."""
 
 
 @dataclass(frozen=True)
@@ -193,6 +197,9 @@ class LocalRuntime:
         self.stop()
 
     def start(self) -> None:
+        """RuntimeBusyError, before anything is started or reset, if a running runtime owns this workdir (or, to
+        publish, the user's state file); a state file left by a runtime that died is replaced."""
+        self._refuse_if_taken()
         from possync.local import moto_fixes
         from possync.local.moto_http import KeptAliveMotoServer
 
@@ -302,10 +309,30 @@ class LocalRuntime:
         cold_start_sms()
         if self._log is not None:
             self._log.close()
-        if self.state_file.exists():
-            self.state_file.unlink()
+        _remove_if_ours(self.state_file)
         if self.publish:
-            _unpublish(user_state_file())
+            _remove_if_ours(user_state_file())
+
+    def _refuse_if_taken(self) -> None:
+        owner = running_pid(self.state_file)
+        if owner is not None:
+            raise RuntimeBusyError(
+                f"a local runtime (process {owner}) is already running in {self.workdir}: stop it (Ctrl-C in its "
+                f"terminal, or `kill {owner}`) or run this from another directory; if process {owner} is not "
+                f"possync, delete {self.state_file}"
+            )
+        published = user_state_file()
+        owner = running_pid(published) if self.publish else None
+        if owner is not None:
+            try:
+                where = str(json.loads(published.read_text()).get("workdir") or "another directory")
+            except (OSError, ValueError, AttributeError):
+                where = "another directory"
+            raise RuntimeBusyError(
+                f"a local runtime (process {owner}, in {where}) is already serving `possync --local`: stop it "
+                f"(Ctrl-C in its terminal, or `kill {owner}`) before starting another; if process {owner} is not "
+                f"possync, delete {published}"
+            )
 
     @property
     def state_file(self) -> Path:
@@ -614,12 +641,13 @@ class LocalRuntime:
         return PULL_FUNCTION[vendor]
 
 
-def _unpublish(published: Path) -> None:
-    """Remove the user-level state file if it is this process's (another runtime may have published since)."""
+def _remove_if_ours(state_file: Path) -> None:
+    """Remove a state file if this process wrote it: another runtime may have written it since (after this one's
+    was found stale), and it must stay findable."""
     try:
-        if json.loads(published.read_text()).get("pid") == os.getpid():
-            published.unlink()
-    except (OSError, ValueError):
+        if json.loads(state_file.read_text()).get("pid") == os.getpid():
+            state_file.unlink()
+    except (OSError, ValueError, AttributeError):
         return
 
 
