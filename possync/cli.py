@@ -133,6 +133,14 @@ def local_serve(
     customers: Annotated[int, typer.Option(help="Customers per store.", min=1)] = DEMO_SCALE.customers_per_store,
     sales: Annotated[int, typer.Option(help="Sales per store.", min=1)] = DEMO_SCALE.sales_per_store,
     seed: Annotated[int, typer.Option(help="Seed for the simulators' data.")] = 7,
+    allow_private_hosts: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-hosts",
+            help="Let the on-premises pulls call private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7), "
+            "so `possync --local credentials add` accepts a private --ip-port; loopback and metadata stay refused.",
+        ),
+    ] = False,
 ) -> None:
     """Keep a local runtime up so `possync --local ...` commands can talk to it (from any directory); Ctrl-C stops it.
 
@@ -145,7 +153,12 @@ def local_serve(
 
     try:
         serve(
-            _console(), vendors=_vendors(vendors), scale=Scale(customers, sales), seed=seed, tick_minutes=tick_minutes
+            _console(),
+            vendors=_vendors(vendors),
+            scale=Scale(customers, sales),
+            seed=seed,
+            tick_minutes=tick_minutes,
+            allow_private_hosts=allow_private_hosts,
         )
     except RuntimeBusyError as exc:
         fail(str(exc))

@@ -81,9 +81,9 @@ class Target:
     region: str | None = None
     personas_table: str = ""  # "" means the default physical name, names.personas_table
     reevaluation_queue_url: str = ""  # where settings and store-mapping changes send their re-evaluation jobs
-    # The private ranges the deployment's on-premises pulls may call; None when unknown (the local runtime, where
-    # `credentials add --allow-private` decides).
-    private_host_networks: tuple[IPNetwork, ...] | None = None
+    # The private ranges the deployment's on-premises pulls may call (a stack's PrivateHostCidrs output, the local
+    # runtime's `local serve --allow-private-hosts`); empty: none.
+    private_host_networks: tuple[IPNetwork, ...] = ()
     # Where the pulls call each POS, by vendor, when it is not the vendor's hosted API (the local simulators).
     base_urls: dict[str, str] = field(default_factory=dict)
     # The form signup endpoint's base URL (POST <it>/tenants/{tenant}/signups), and the local runtime's demo key as
@@ -139,6 +139,8 @@ def local_target(state_file: Path | None = None) -> Target:
         personas_table=state.get("personas_table", ""),
         reevaluation_queue_url=state.get("reevaluation_queue_url", ""),
         base_urls=dict(state.get("base_urls") or {}),
+        # A runtime older than this key let its pulls call no private address.
+        private_host_networks=parse_private_networks(state.get("private_host_cidrs") or ()),
         signups_url=str(state.get("signups_url") or ""),
         signup_demo=(str(state["signup_demo_tenant"]), str(state["signup_demo_key"]))
         if state.get("signup_demo_key")

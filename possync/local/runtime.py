@@ -30,6 +30,7 @@ from functions.core.layout import (
     ResourceNames,
     Vendor,
 )
+from functions.core.netguard import PRIVATE_RANGES
 from functions.core.settings import SYNC_VENDORS, IntegrationSettings, TenantSettings
 from functions.core.sms.service import ENV_NOW
 from functions.core.sources import clear_caches
@@ -154,12 +155,15 @@ class LocalRuntime:
         rules: bool = True,
         publish: bool = False,
         now: datetime | None = None,
+        allow_private_hosts: bool = False,
     ) -> None:
         """`rules=False` pulls without pumping the records stream to the stream consumers (pull-only runs);
         `publish=True` (`possync local serve`) also writes the state to the user's state path, so `possync --local`
         finds this runtime from any directory; `now` makes the SMS opt-in run as if the runtime started at that
-        instant (quiet hours, outbox times)."""
+        instant (quiet hours, outbox times); `allow_private_hosts` lets the on-premises pull call any private
+        address, as a deployment with allow_private_hosts and onprem_vpc calls the ranges it lists."""
         self.now = now
+        self.allow_private_hosts = allow_private_hosts
         self.sms: LocalSms | None = None
         self.scale = scale or Scale()
         self.seed = seed
@@ -250,6 +254,8 @@ class LocalRuntime:
                 SecretString=self.simulators[Vendor.POSABIT].integrator_token,
             )
         self.resources.sms_outbox = str(self.workdir / "outbox.jsonl")
+        if self.allow_private_hosts:
+            self.resources.private_host_cidrs = tuple(str(network) for network in PRIVATE_RANGES)
         self._log = self.log_path.open("w", encoding="utf-8")
         self.runner = HandlerRunner(self._log)
         self.sms = LocalSms(self.client, self.resources, self.runner)
@@ -357,6 +363,8 @@ class LocalRuntime:
             "workdir": str(self.workdir),
             "sms_outbox": self.resources.sms_outbox,
             "sms_deferral_queue_url": self.resources.sms_deferral_queue_url,
+            # What `credentials add` checks a custom IP:PORT against, as a stack's PrivateHostCidrs output.
+            "private_host_cidrs": list(self.resources.private_host_cidrs),
             **self.extra_state,
         }
 

@@ -50,12 +50,18 @@ def serve(
     scale: Scale,
     seed: int,
     tick_minutes: float | None,
+    allow_private_hosts: bool = False,
     stop_after: Callable[[], bool] = lambda: False,
 ) -> None:
     """Run until Ctrl-C (or `stop_after()` says so): the first pull, then a tick every `tick_minutes` (None: the
     deployment's default tick; 0: none), and within seconds every pull or re-evaluation the CLI queued."""
     minutes = DEFAULT_DISPATCH_TICK_MINUTES if tick_minutes is None else tick_minutes
-    with _sigterm_as_interrupt(), LocalRuntime(vendors=vendors, scale=scale, seed=seed, publish=True) as rt:
+    with (
+        _sigterm_as_interrupt(),
+        LocalRuntime(
+            vendors=vendors, scale=scale, seed=seed, publish=True, allow_private_hosts=allow_private_hosts
+        ) as rt,
+    ):
         signups: LocalSignupServer | None = None
         try:
             rt.register_tenants()
