@@ -15,6 +15,7 @@ from constructs import Node
 from functions.core.layout import DEFAULT_STAGE, Vendor, check_stage
 from functions.core.netguard import IPNetwork, parse_private_networks
 from functions.core.settings import IntegrationSettings
+from infra.defaults import DEFAULT_DISPATCH_TICK_MINUTES
 
 CONTEXT_STAGE = "stage"
 CONTEXT_DISPATCH_TICK_MINUTES = "dispatch_tick_minutes"
@@ -34,7 +35,6 @@ _SMS_CONFIGURATION_SET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # The deployment key's old name: it read like the per-integration setting of the same name, which it is not.
 RENAMED_CONTEXT = {"pull_interval_minutes": CONTEXT_DISPATCH_TICK_MINUTES}
 
-DEFAULT_DISPATCH_TICK_MINUTES = 15
 # A security group holds 60 egress rules by default; leave room for the HTTPS rule.
 MAX_EGRESS_RULES = 59
 ONPREM_VPC_EXAMPLE = (

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from functions.core.layout import Vendor
+from infra.defaults import DEFAULT_DISPATCH_TICK_MINUTES
 from possync.admin import credentials as admin_credentials
 from possync.admin import overview as admin_overview
 from possync.admin import personas as admin_personas
@@ -25,8 +26,8 @@ from possync.admin import stores as admin_stores
 from possync.admin import tenants as admin_tenants
 from possync.admin.context import admin_options
 from possync.admin.globals import GlobalOptionsGroup, quiet_help_types
-from possync.admin.render import output_width
-from possync.local.runtime import DEMO_SCALE, Scale
+from possync.admin.render import fail, output_width
+from possync.local.runtime import DEMO_SCALE, RuntimeBusyError, Scale
 
 quiet_help_types()
 app = typer.Typer(
@@ -104,7 +105,10 @@ def demo(
     from possync.demo import run_demo
 
     console = _console()
-    outcome = run_demo(console, Scale(customers, sales), vendors=_vendors(vendors), seed=seed, now=_instant(now))
+    try:
+        outcome = run_demo(console, Scale(customers, sales), vendors=_vendors(vendors), seed=seed, now=_instant(now))
+    except RuntimeBusyError as exc:
+        fail(str(exc))
     if outcome["failed_jobs"]:
         console.print(f"[red]{len(outcome['failed_jobs'])} pull jobs failed; see .local/lambda.log[/]")  # type: ignore[arg-type]
         raise typer.Exit(1)
@@ -121,11 +125,22 @@ def local_serve(
     vendors: Annotated[str | None, typer.Option(help="Comma-separated vendors (default: all five).")] = None,
     tick_minutes: Annotated[
         float | None,
-        typer.Option(help="Minutes between schedule ticks (default: the deployment's 15; 0: only the first pull)."),
+        typer.Option(
+            help=f"Minutes between schedule ticks (default: the deployment's {DEFAULT_DISPATCH_TICK_MINUTES}; "
+            "0: only the first pull)."
+        ),
     ] = None,
     customers: Annotated[int, typer.Option(help="Customers per store.", min=1)] = DEMO_SCALE.customers_per_store,
     sales: Annotated[int, typer.Option(help="Sales per store.", min=1)] = DEMO_SCALE.sales_per_store,
     seed: Annotated[int, typer.Option(help="Seed for the simulators' data.")] = 7,
+    allow_private_hosts: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-hosts",
+            help="Let the on-premises pulls call private addresses (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7), "
+            "so `possync --local credentials add` accepts a private --ip-port; loopback and metadata stay refused.",
+        ),
+    ] = False,
 ) -> None:
     """Keep a local runtime up so `possync --local ...` commands can talk to it (from any directory); Ctrl-C stops it.
 
@@ -136,7 +151,17 @@ def local_serve(
     """
     from possync.local.serve import serve
 
-    serve(_console(), vendors=_vendors(vendors), scale=Scale(customers, sales), seed=seed, tick_minutes=tick_minutes)
+    try:
+        serve(
+            _console(),
+            vendors=_vendors(vendors),
+            scale=Scale(customers, sales),
+            seed=seed,
+            tick_minutes=tick_minutes,
+            allow_private_hosts=allow_private_hosts,
+        )
+    except RuntimeBusyError as exc:
+        fail(str(exc))
 
 
 def main() -> None:

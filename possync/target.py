@@ -40,7 +40,9 @@ def user_state_file() -> Path:
 
 def find_local_state() -> Path:
     """The running local runtime's state file: $POSSYNC_LOCAL (a file or its directory), else `.local/runtime.json`
-    here, else the user's state path (`user_state_file`); TargetError listing where it looked when none exists."""
+    here, else the user's state path (`user_state_file`), the first whose runtime is still running (a file left by a
+    runtime that died here does not hide one running elsewhere); TargetError listing where it looked when none
+    exists."""
     named = os.environ.get(LOCAL_ENV)
     if named:
         path = Path(named).expanduser()
@@ -51,9 +53,13 @@ def find_local_state() -> Path:
                 f"Unset {LOCAL_ENV} to look in .local/ and {user_state_file()}"
             )
         return path
-    for path in (LOCAL_STATE, user_state_file()):
-        if path.exists():
+    candidates = [path for path in (LOCAL_STATE, user_state_file()) if path.exists()]
+    for path in candidates:
+        if running_pid(path) is not None:
             return path
+    if candidates:
+        # Every runtime found has died: the first one is reported as no longer running.
+        return candidates[0]
     raise TargetError(
         f"no local runtime is running (looked for {LOCAL_STATE} here and {user_state_file()}): start one with "
         f"`possync local serve` (from any directory), or set {LOCAL_ENV} to its runtime.json"
@@ -75,9 +81,9 @@ class Target:
     region: str | None = None
     personas_table: str = ""  # "" means the default physical name, names.personas_table
     reevaluation_queue_url: str = ""  # where settings and store-mapping changes send their re-evaluation jobs
-    # The private ranges the deployment's on-premises pulls may call; None when unknown (the local runtime, where
-    # `credentials add --allow-private` decides).
-    private_host_networks: tuple[IPNetwork, ...] | None = None
+    # The private ranges the deployment's on-premises pulls may call (a stack's PrivateHostCidrs output, the local
+    # runtime's `local serve --allow-private-hosts`); empty: none.
+    private_host_networks: tuple[IPNetwork, ...] = ()
     # Where the pulls call each POS, by vendor, when it is not the vendor's hosted API (the local simulators).
     base_urls: dict[str, str] = field(default_factory=dict)
     # The form signup endpoint's base URL (POST <it>/tenants/{tenant}/signups), and the local runtime's demo key as
@@ -133,11 +139,23 @@ def local_target(state_file: Path | None = None) -> Target:
         personas_table=state.get("personas_table", ""),
         reevaluation_queue_url=state.get("reevaluation_queue_url", ""),
         base_urls=dict(state.get("base_urls") or {}),
+        # A runtime older than this key let its pulls call no private address.
+        private_host_networks=parse_private_networks(state.get("private_host_cidrs") or ()),
         signups_url=str(state.get("signups_url") or ""),
         signup_demo=(str(state["signup_demo_tenant"]), str(state["signup_demo_key"]))
         if state.get("signup_demo_key")
         else None,
     )
+
+
+def running_pid(state_file: Path) -> int | None:
+    """The process id of the runtime that wrote `state_file`, if that process is still running; None when the file
+    is missing or unreadable, names no process, or its process has ended."""
+    try:
+        pid = json.loads(state_file.read_text()).get("pid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return pid if isinstance(pid, int) and _alive(pid) else None
 
 
 def _alive(pid: int) -> bool:

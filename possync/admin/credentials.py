@@ -25,7 +25,6 @@ from functions.core.credentials import (
 )
 from functions.core.errors import CredentialError, HostNotAllowedError, PossyncError
 from functions.core.layout import ResourceNames, Vendor
-from functions.core.netguard import IPNetwork
 from functions.core.store import RegisteredCredential
 from functions.core.tenants import TenantExistsError
 from functions.pull_onprem.tls import PinnedCertificate, check_pin
@@ -52,6 +51,7 @@ from possync.admin.tenants import (
     require_tenant,
 )
 from possync.admin.verify import VerificationFailedError, verify
+from possync.target import Target
 
 app = typer.Typer(
     help="Connect POS stores: secrets go to Secrets Manager and are never shown; public fields to the registry.",
@@ -228,15 +228,11 @@ def _describe_fields(vendor: Vendor) -> str:
     return ", ".join(public + secret)
 
 
-def check_custom_address(
-    vendor: Vendor, address: str, allow_private: bool, deployed_networks: tuple[IPNetwork, ...] | None = None
-) -> None:
-    """A custom IP:PORT makes our Lambda call that address: refuse loopback, metadata, private (unless allowed).
-
-    Against a deployed stack, `deployed_networks` are the private ranges its on-premises pulls may call (the stack's
-    output): the same check the pull applies, so a credential is never stored that every pull would refuse.
-    Unknown (None, the local runtime): `--allow-private` accepts any private range.
-    """
+def check_custom_address(vendor: Vendor, address: str, target: Target) -> None:
+    """A custom IP:PORT makes our Lambda call that address: refuse loopback, metadata, and any private address outside
+    the ranges the target's on-premises pulls may call (a stack's PrivateHostCidrs output, the local runtime's
+    `--allow-private-hosts`). The pull applies the same check, so a credential is never stored that every pull of
+    that deployment would refuse."""
     try:
         from functions.core.netguard import resolve_allowed
     except ImportError:
@@ -245,17 +241,23 @@ def check_custom_address(
             "so it is not stored",
             "upgrade possync, or add the credential without --ip-port",
         )
-    if deployed_networks is not None:
-        try:
-            resolve_allowed(address, allow_private=bool(deployed_networks), private_networks=deployed_networks)
-        except (PossyncError, ValueError) as exc:
-            fail(str(exc), "nothing was stored")
-        return
+    networks = target.private_host_networks
     try:
-        resolve_allowed(address, allow_private=allow_private)
+        resolve_allowed(address, allow_private=bool(networks), private_networks=networks)
     except (PossyncError, ValueError) as exc:
-        private = "private network" in str(exc) and not allow_private
-        fail(str(exc), "if the deployment allows private hosts, add --allow-private" if private else None)
+        message = str(exc)
+        private = message.find(_PRIVATE)
+        if target.endpoint_url and private >= 0:
+            # netguard's refusal names the CDK context, which is not how the local runtime is told.
+            fail(
+                f"{message[: private + len(_PRIVATE)]}, and this local runtime's pulls call no private address; "
+                "nothing was stored",
+                "stop `possync local serve` and start it again with --allow-private-hosts",
+            )
+        fail(message, "nothing was stored")
+
+
+_PRIVATE = "a private network address"
 
 
 def checked_credential(data: dict[str, Any], vendor: Vendor, credential_id: str) -> Credential:
@@ -528,7 +530,8 @@ def add(
         bool,
         typer.Option(
             "--allow-private",
-            help="With --local: accept a private (RFC 1918) --ip-port (a deployed stack checks its onprem_vpc ranges).",
+            hidden=True,  # kept so that older scripts still run; the deployment decides (see check_custom_address)
+            help="No longer needed: the deployment decides which private --ip-port its pulls may call.",
         ),
     ] = False,
     new_tenant: Annotated[
@@ -597,7 +600,13 @@ def add(
 
     address = credential.public_fields().get("custom_ip_port")
     if address:
-        check_custom_address(vendor, str(address), allow_private, context.target().private_host_networks)
+        check_custom_address(vendor, str(address), context.target())
+    if allow_private:
+        warn(
+            "--allow-private is no longer needed and changes nothing: a deployment's pulls call the private ranges it "
+            "is deployed with (CDK context allow_private_hosts and onprem_vpc; locally, `possync local serve "
+            "--allow-private-hosts`), and `credentials add` checks those"
+        )
     found = registry(context).get(tenant)
     if new_tenant and found is not None:
         fail(

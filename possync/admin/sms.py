@@ -49,7 +49,14 @@ def local_sms_state(state_file: Path | None = None) -> dict[str, str]:
     if not state_file.exists():
         return {}
     state = json.loads(state_file.read_text())
-    return {k: str(v) for k, v in state.items() if k in ("sms_outbox", "sms_deferral_queue_url") and v}
+    found = {k: str(v) for k, v in state.items() if k in ("sms_outbox", "sms_deferral_queue_url") and v}
+    if "sms_outbox" in found and state.get("workdir"):
+        # An older runtime published its outbox relative to the directory it was started in, which need not be
+        # this one; that outbox was always `outbox.jsonl` in its workdir, which it published absolute.
+        outbox = Path(found["sms_outbox"])
+        if not outbox.is_absolute():
+            found["sms_outbox"] = str(Path(str(state["workdir"])) / outbox.name)
+    return found
 
 
 class ClientSettings:

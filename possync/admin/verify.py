@@ -41,7 +41,7 @@ def verify(credential: Credential, vendor: Vendor, tenant: str, credential_id: s
     open_connector = importlib.import_module(_CONNECTORS[vendor][0]).open_connector
     config = ConnectorConfig(
         base_url=base_url(vendor, target),
-        allow_private_hosts=target.endpoint_url is not None or bool(target.private_host_networks),
+        allow_private_hosts=bool(target.private_host_networks),  # as the target's pulls
         private_host_networks=target.private_host_networks,
         read_timeout=15.0,
         retry_attempts=2,

@@ -33,7 +33,10 @@ class Resources:
     reevaluation_queue_url: str = ""
     reevaluation_dlq_url: str = ""
     sms_deferral_queue_url: str = ""
-    sms_outbox: str = ".local/outbox.jsonl"  # the local SMS provider: one JSON line per text sent
+    # The local SMS provider: one JSON line per text sent (the runtime sets an absolute path in its workdir).
+    sms_outbox: str = ".local/outbox.jsonl"
+    # The private ranges the on-premises pull may call (the CDK app's onprem_vpc.private_cidrs); empty: none.
+    private_host_cidrs: tuple[str, ...] = ()
 
     def lambda_env(self, function: str) -> dict[str, str]:
         """The environment the CDK app gives a function (a puller, a stream consumer or the re-evaluation job), for
@@ -66,7 +69,7 @@ class Resources:
             if function in sms_names.HANDLER_MODULES:
                 env |= self._sms_env()
             return env
-        return {
+        env = {
             layout.ENV_RECORDS_TABLE: self.records_table,
             layout.ENV_CONTROL_TABLE: self.control_table,
             layout.ENV_ARCHIVE_BUCKET: self.archive_bucket,
@@ -74,6 +77,12 @@ class Resources:
             layout.ENV_JOB_DLQ_URL: self.dlq_urls[function],
             layout.ENV_RESOURCE_PREFIX: self.names.prefix,
         }
+        # As the CDK app sets them: only the on-premises pull calls addresses from credentials.
+        private_cidrs = self.private_host_cidrs if function == layout.PULL_FUNCTION[layout.Vendor.PROFITEK] else ()
+        env[layout.ENV_ALLOW_PRIVATE_HOSTS] = "true" if private_cidrs else "false"
+        if private_cidrs:
+            env[layout.ENV_PRIVATE_HOST_CIDRS] = ",".join(private_cidrs)
+        return env
 
     def _sms_env(self) -> dict[str, str]:
         """Texts go to the outbox file instead of End User Messaging SMS; deferrals to the local deferral queue."""

@@ -30,6 +30,7 @@ from functions.core.layout import (
     ResourceNames,
     Vendor,
 )
+from functions.core.netguard import PRIVATE_RANGES
 from functions.core.settings import SYNC_VENDORS, IntegrationSettings, TenantSettings
 from functions.core.sms.service import ENV_NOW
 from functions.core.sources import clear_caches
@@ -48,7 +49,7 @@ from possync.local.stream_pump import (
     StreamReader,
     peek_dead_letters,
 )
-from possync.target import user_state_file
+from possync.target import running_pid, user_state_file
 
 SIMULATORS: dict[Vendor, tuple[str, str]] = {
     Vendor.POSABIT: ("simulators.posabit", "PosabitSimulator"),
@@ -65,6 +66,10 @@ DEMO_ENROLL_AFTER_DAYS = 30
 DEMO_POINTS_PER_DOLLAR = 1
 # Who the audit log says created the demo tenants.
 LOCAL_ACTOR = "local:possync-runtime"
+
+
+class RuntimeBusyError(RuntimeError):
+    """Another local runtime is running where this one would start; the message names it and how to stop it."""
 
 
 @dataclass(frozen=True)
@@ -150,16 +155,20 @@ class LocalRuntime:
         rules: bool = True,
         publish: bool = False,
         now: datetime | None = None,
+        allow_private_hosts: bool = False,
     ) -> None:
         """`rules=False` pulls without pumping the records stream to the stream consumers (pull-only runs);
         `publish=True` (`possync local serve`) also writes the state to the user's state path, so `possync --local`
         finds this runtime from any directory; `now` makes the SMS opt-in run as if the runtime started at that
-        instant (quiet hours, outbox times)."""
+        instant (quiet hours, outbox times); `allow_private_hosts` lets the on-premises pull call any private
+        address, as a deployment with allow_private_hosts and onprem_vpc calls the ranges it lists."""
         self.now = now
+        self.allow_private_hosts = allow_private_hosts
         self.sms: LocalSms | None = None
         self.scale = scale or Scale()
         self.seed = seed
-        self.workdir = workdir
+        # Absolute, so the paths this runtime publishes (its outbox) mean the same from any directory.
+        self.workdir = workdir.resolve()
         wanted = set(vendors or tuple(Vendor))
         self.plan = tuple(TenantPlan(p.tenant, {v: n for v, n in p.stores.items() if v in wanted}) for p in plan)
         self.vendors = tuple(v for v in Vendor if any(v in p.stores for p in self.plan))
@@ -192,6 +201,9 @@ class LocalRuntime:
         self.stop()
 
     def start(self) -> None:
+        """RuntimeBusyError, before anything is started or reset, if a running runtime owns this workdir (or, to
+        publish, the user's state file); a state file left by a runtime that died is replaced."""
+        self._refuse_if_taken()
         from possync.local import moto_fixes
         from possync.local.moto_http import KeptAliveMotoServer
 
@@ -242,6 +254,8 @@ class LocalRuntime:
                 SecretString=self.simulators[Vendor.POSABIT].integrator_token,
             )
         self.resources.sms_outbox = str(self.workdir / "outbox.jsonl")
+        if self.allow_private_hosts:
+            self.resources.private_host_cidrs = tuple(str(network) for network in PRIVATE_RANGES)
         self._log = self.log_path.open("w", encoding="utf-8")
         self.runner = HandlerRunner(self._log)
         self.sms = LocalSms(self.client, self.resources, self.runner)
@@ -301,10 +315,30 @@ class LocalRuntime:
         cold_start_sms()
         if self._log is not None:
             self._log.close()
-        if self.state_file.exists():
-            self.state_file.unlink()
+        _remove_if_ours(self.state_file)
         if self.publish:
-            _unpublish(user_state_file())
+            _remove_if_ours(user_state_file())
+
+    def _refuse_if_taken(self) -> None:
+        owner = running_pid(self.state_file)
+        if owner is not None:
+            raise RuntimeBusyError(
+                f"a local runtime (process {owner}) is already running in {self.workdir}: stop it (Ctrl-C in its "
+                f"terminal, or `kill {owner}`) or run this from another directory; if process {owner} is not "
+                f"possync, delete {self.state_file}"
+            )
+        published = user_state_file()
+        owner = running_pid(published) if self.publish else None
+        if owner is not None:
+            try:
+                where = str(json.loads(published.read_text()).get("workdir") or "another directory")
+            except (OSError, ValueError, AttributeError):
+                where = "another directory"
+            raise RuntimeBusyError(
+                f"a local runtime (process {owner}, in {where}) is already serving `possync --local`: stop it "
+                f"(Ctrl-C in its terminal, or `kill {owner}`) before starting another; if process {owner} is not "
+                f"possync, delete {published}"
+            )
 
     @property
     def state_file(self) -> Path:
@@ -326,9 +360,11 @@ class LocalRuntime:
             "reevaluation_queue_url": self.resources.reevaluation_queue_url,
             "base_urls": {vendor.value: simulator.url for vendor, simulator in self.simulators.items()},
             "pid": os.getpid(),
-            "workdir": str(self.workdir.resolve()),
+            "workdir": str(self.workdir),
             "sms_outbox": self.resources.sms_outbox,
             "sms_deferral_queue_url": self.resources.sms_deferral_queue_url,
+            # What `credentials add` checks a custom IP:PORT against, as a stack's PrivateHostCidrs output.
+            "private_host_cidrs": list(self.resources.private_host_cidrs),
             **self.extra_state,
         }
 
@@ -613,12 +649,13 @@ class LocalRuntime:
         return PULL_FUNCTION[vendor]
 
 
-def _unpublish(published: Path) -> None:
-    """Remove the user-level state file if it is this process's (another runtime may have published since)."""
+def _remove_if_ours(state_file: Path) -> None:
+    """Remove a state file if this process wrote it: another runtime may have written it since (after this one's
+    was found stale), and it must stay findable."""
     try:
-        if json.loads(published.read_text()).get("pid") == os.getpid():
-            published.unlink()
-    except (OSError, ValueError):
+        if json.loads(state_file.read_text()).get("pid") == os.getpid():
+            state_file.unlink()
+    except (OSError, ValueError, AttributeError):
         return
 
 

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
 
 from rich.console import Console
 from rich.markup import escape
 
 from functions.core.layout import Vendor
+from infra.defaults import DEFAULT_DISPATCH_TICK_MINUTES
 from possync.local.runtime import JobRecord, LocalRuntime, Scale, TickReport
 from possync.local.signup_server import LocalSignupServer, start_signups
 
 # How often the loop looks for jobs the CLI queued (pulls, re-evaluations).
 JOB_POLL_SECONDS = 2.0
-
-
-def default_tick_minutes() -> int:
-    """The deployment's default dispatch tick (read lazily: infra.config loads the CDK's libraries)."""
-    from infra.config import DEFAULT_DISPATCH_TICK_MINUTES
-
-    return DEFAULT_DISPATCH_TICK_MINUTES
 
 
 def commands_to_try(tenant: str) -> list[str]:
@@ -52,31 +50,38 @@ def serve(
     scale: Scale,
     seed: int,
     tick_minutes: float | None,
+    allow_private_hosts: bool = False,
     stop_after: Callable[[], bool] = lambda: False,
 ) -> None:
     """Run until Ctrl-C (or `stop_after()` says so): the first pull, then a tick every `tick_minutes` (None: the
     deployment's default tick; 0: none), and within seconds every pull or re-evaluation the CLI queued."""
-    minutes = default_tick_minutes() if tick_minutes is None else tick_minutes
-    with LocalRuntime(vendors=vendors, scale=scale, seed=seed, publish=True) as rt:
-        rt.register_tenants()
-        console.print(f"Local runtime up: moto at {rt.state()['endpoint_url']}; state in {rt.state_file}")
-        report = rt.tick("first pull")
-        console.print(f"First pull: {describe_jobs(report)}.")
-        console.print("Demo tenants:")
-        for plan in rt.plan:
-            stores = ", ".join(f"{count} {vendor.value}" for vendor, count in plan.stores.items())
-            console.print(f"  {escape(plan.tenant)} ({escape(stores)})")
-        console.print("Try, from any directory:")
-        for line in commands_to_try(rt.plan[0].tenant):
-            console.print(f"  {escape(line)}")
-        signups = start_signups(rt)
-        describe_signups(console, signups, rt)
-        console.print(
-            (f"A schedule tick every {minutes:g} minutes" if minutes else "No schedule ticks (--tick-minutes 0)")
-            + "; Ctrl-C to stop."
-        )
-        next_tick = time.monotonic() + max(1.0, minutes * 60) if minutes else None
+    minutes = DEFAULT_DISPATCH_TICK_MINUTES if tick_minutes is None else tick_minutes
+    with (
+        _sigterm_as_interrupt(),
+        LocalRuntime(
+            vendors=vendors, scale=scale, seed=seed, publish=True, allow_private_hosts=allow_private_hosts
+        ) as rt,
+    ):
+        signups: LocalSignupServer | None = None
         try:
+            rt.register_tenants()
+            console.print(f"Local runtime up: moto at {rt.state()['endpoint_url']}; state in {rt.state_file}")
+            report = rt.tick("first pull")
+            console.print(f"First pull: {describe_jobs(report)}.")
+            console.print("Demo tenants:")
+            for plan in rt.plan:
+                stores = ", ".join(f"{count} {vendor.value}" for vendor, count in plan.stores.items())
+                console.print(f"  {escape(plan.tenant)} ({escape(stores)})")
+            console.print("Try, from any directory:")
+            for line in commands_to_try(rt.plan[0].tenant):
+                console.print(f"  {escape(line)}")
+            signups = start_signups(rt)
+            describe_signups(console, signups, rt)
+            console.print(
+                (f"A schedule tick every {minutes:g} minutes" if minutes else "No schedule ticks (--tick-minutes 0)")
+                + "; Ctrl-C to stop."
+            )
+            next_tick = time.monotonic() + max(1.0, minutes * 60) if minutes else None
             while not stop_after():
                 time.sleep(JOB_POLL_SECONDS)
                 if rt.sms is not None:
@@ -93,7 +98,26 @@ def serve(
         except KeyboardInterrupt:
             console.print("stopping")
         finally:
-            signups.stop()
+            if signups is not None:
+                signups.stop()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (`kill`, a process manager stopping the runtime) stops it as Ctrl-C does: its state files removed.
+    Python's default for SIGTERM ends the process at once, leaving runtime.json to name a dead runtime."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set a handler; a runtime in a thread is stopped by its caller
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def describe_signups(console: Console, server: LocalSignupServer, rt: LocalRuntime) -> None:

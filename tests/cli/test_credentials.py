@@ -269,14 +269,27 @@ def test_hostile_custom_address_is_rejected_before_anything_is_stored(
     assert_no_secret(result)
 
 
-def test_private_address_is_accepted_only_when_allowed(cli: Invoke, target: Target) -> None:
-    refused = add_onprem(cli, "auphan", "10.1.2.3:8443")
-    assert refused.exit_code == 1
-    assert "--allow-private" in refused.output
+def test_on_a_local_runtime_without_private_hosts_a_private_address_is_refused_even_with_allow_private(
+    offline_cli: Invoke,
+) -> None:
+    # Given a local runtime started without --allow-private-hosts (its pulls refuse every private address)
+    refused = add_onprem(offline_cli, "profitek", "10.0.0.5:8080", "--allow-private")
 
-    accepted = add_onprem(cli, "auphan", "10.1.2.3:8443", "--allow-private")
+    # Then the credential is refused, and the way out is a runtime that allows them, not a CDK context
+    assert refused.exit_code == 1
+    assert "this local runtime's pulls call no private address; nothing was stored" in refused.output
+    assert "start it again with --allow-private-hosts" in refused.output
+    assert "allow_private_hosts=true" not in refused.output and "Hint: if the deployment" not in refused.output
+
+
+def test_the_old_allow_private_flag_changes_nothing_and_says_so(cli: Invoke, target: Target) -> None:
+    target.private_host_networks = parse_private_networks("10.20.0.0/16")
+
+    accepted = add_onprem(cli, "auphan", "10.20.3.4:8443", "--allow-private")
+
     assert accepted.exit_code == 0, accepted.output
-    assert secret_of(target, "t1", Vendor.AUPHAN, "op-1")["custom_ip_port"] == "10.1.2.3:8443"
+    assert "--allow-private is no longer needed and changes nothing" in accepted.output
+    assert secret_of(target, "t1", Vendor.AUPHAN, "op-1")["custom_ip_port"] == "10.20.3.4:8443"
 
 
 def test_against_a_stack_a_private_address_is_checked_against_the_ranges_it_deploys(

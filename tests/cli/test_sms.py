@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 
 from functions.core.sms.gateway import read_outbox
 from functions.core.streams import BatchFailures, RecordChange, StreamChange
+from possync.target import user_state_file
 from tests.cli.conftest import Invoke
 from tests.integration.optin_world import NUMBER, TENANT, World, make_world
 
@@ -35,6 +37,30 @@ def test_reply_yes_confirms_and_answers_through_the_outbox(asked: World, cli: In
     assert "Our store: you're in" in line["body"]
     # the outbox command lists it
     listed = cli("sms", "outbox", "--output", "json")
+    assert listed.exit_code == 0 and [r["kind"] for r in json.loads(listed.stdout)] == ["confirmation"]
+
+
+def test_reply_and_outbox_use_the_runtimes_outbox_from_any_directory(
+    asked: World, cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a running runtime started in serve/, published as a runtime from before outbox paths were absolute
+    workdir = tmp_path / "serve" / ".local"
+    workdir.mkdir(parents=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
+    published = user_state_file()
+    published.parent.mkdir(parents=True)
+    state = {"pid": os.getpid(), "workdir": str(workdir), "sms_outbox": ".local/outbox.jsonl"}
+    published.write_text(json.dumps(state))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    # When a shopper's reply is simulated, and the outbox listed, from another directory
+    replied = cli("sms", "reply", "--local", "--from", NUMBER, "--text", "YES")
+    listed = cli("sms", "outbox", "--output", "json")
+    # Then the confirmation went to the runtime's outbox, not to a new one here, and the listing reads it
+    assert replied.exit_code == 0 and replied.output.startswith("confirmed:"), replied.output
+    assert [line["kind"] for line in read_outbox(workdir / "outbox.jsonl")] == ["confirmation"]
+    assert not (elsewhere / ".local").exists()
     assert listed.exit_code == 0 and [r["kind"] for r in json.loads(listed.stdout)] == ["confirmation"]
 
 

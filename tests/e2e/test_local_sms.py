@@ -50,6 +50,16 @@ def test_demo_texts_through_the_outbox_and_shoppers_answer(tmp_path: Path, monke
     assert len(json.loads(listed.output)) == len(requests)
 
 
+def test_the_published_outbox_path_is_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a runtime started with the default relative workdir, as `possync local serve` starts it
+    monkeypatch.chdir(tmp_path)
+    with LocalRuntime(scale=SMALL, vendors=(Vendor.POSABIT,)):
+        published = json.loads((tmp_path / ".local" / "runtime.json").read_text())
+    # Then what it publishes names its outbox whatever directory the reader runs in
+    assert published["sms_outbox"] == str(tmp_path.resolve() / ".local" / "outbox.jsonl")
+    assert published["workdir"] == str(tmp_path.resolve() / ".local")
+
+
 def test_at_night_requests_are_deferred_not_sent(tmp_path: Path) -> None:
     # Given the runtime runs as if at 23:00 in Washington
     night = datetime.fromisoformat("2026-11-27T23:00:00-08:00")
