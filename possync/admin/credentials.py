@@ -388,17 +388,20 @@ def _store_name_rule() -> Callable[[str | None, str], None]:
     return check_store_name_change
 
 
-def check_store_name_unchanged(vendor: Vendor, credential_id: str, old: str | None, new: str | None) -> None:
+def check_store_name_unchanged(
+    context: AdminContext, tenant: str, vendor: Vendor, credential_id: str, old: str | None, new: str | None
+) -> None:
     """Profitek keys a store's data by its store name: renaming would orphan the history already pulled."""
     if vendor is not Vendor.PROFITEK or old is None or new is None:
         return
     try:
         _store_name_rule()(old, new)
     except CredentialError as exc:
+        add = command_line(context, f"credentials add profitek --tenant {tenant} --id NEW-ID --store-name NAME")
+        remove = command_line(context, f"credentials remove profitek --tenant {tenant} --id {credential_id}")
         fail(
             f"profitek credential {credential_id}: {exc}",
-            "e.g. `possync credentials add profitek --tenant T --id NEW-ID --store-name NAME`, then "
-            f"`possync credentials remove profitek --tenant T --id {credential_id}` once it is no longer used",
+            f"e.g. `{add}`, then `{remove}` once it is no longer used",
         )
 
 
@@ -617,7 +620,9 @@ def add(
         old_store = _store_name_of_existing(secrets, secret_name, vendor, credential_id) if state == "present" else None
         if old_store is None and registered is not None:
             old_store = registered.attributes.get("store_name")
-        check_store_name_unchanged(vendor, credential_id, old_store, credential.public_fields().get("store_name"))
+        check_store_name_unchanged(
+            context, tenant, vendor, credential_id, old_store, credential.public_fields().get("store_name")
+        )
     exists = state == "present" or registered is not None
     if exists:
         previous = existing_credential(secrets, secret_name, vendor, credential_id) if state == "present" else None
@@ -723,6 +728,7 @@ def list_credentials(
                 }
             )
     rows.sort(key=lambda r: (r["tenant"], r["vendor"], r["id"]))
+    add_one = command_line(context, f"credentials add VENDOR --tenant {tenant or 'T'} --id ID")
     emit(
         rows,
         [
@@ -738,9 +744,7 @@ def list_credentials(
         ],
         output,
         title="Credentials",
-        empty="no credentials registered"
-        + (f" for tenant {tenant}" if tenant else "")
-        + "; add one with `possync credentials add VENDOR --tenant T --id ID`",
+        empty="no credentials registered" + (f" for tenant {tenant}" if tenant else "") + f"; add one with `{add_one}`",
     )
 
 
@@ -790,13 +794,30 @@ def remove(
     out = console()
     out.print(f"Removed {vendor.value} credential [bold]{credential_id}[/] of tenant [bold]{tenant}[/]: no more pulls.")
     if state == "present":
-        out.print(
-            f"The secret {secret_name} is deleted after {recovery_days} days; until then "
-            f"`aws secretsmanager restore-secret --secret-id {secret_name}` brings it back."
-        )
+        out.print(removed_secret_note(context, vendor, tenant, credential_id, secret_name, recovery_days), markup=False)
     else:
         warn("it had no secret in Secrets Manager; only the registry entry was removed")
     out.print("Data already pulled (records, raw archive, personas) stays.")
+
+
+def removed_secret_note(
+    context: AdminContext, vendor: Vendor, tenant: str, credential_id: str, secret_name: str, recovery_days: int
+) -> str:
+    """How to undo a removal: adding the credential again restores its secret (with the values given) and registers
+    it, which is all the local runtime offers; in AWS the old values can be recovered first."""
+    add_again = command_line(context, f"credentials add {vendor.value} --tenant {tenant} --id {credential_id}")
+    if context.local:
+        return (
+            f"The secret {secret_name} is deleted after {recovery_days} days; until then `{add_again}` with its "
+            "values restores it and pulls this store again."
+        )
+    restore = f"aws secretsmanager restore-secret --secret-id {secret_name}"
+    if context.region:
+        restore += f" --region {context.region}"
+    return (
+        f"The secret {secret_name} is deleted after {recovery_days} days; until then `{restore}` recovers its "
+        f"values, and `{add_again}` with them pulls this store again."
+    )
 
 
 @app.command("integrator-token")

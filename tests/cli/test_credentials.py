@@ -18,6 +18,7 @@ from functions.core.layout import Vendor
 from functions.core.netguard import parse_private_networks
 from functions.core.store import ControlStore
 from functions.pull_onprem.tls import check_pin
+from possync.admin.context import AdminContext
 from possync.admin.credentials import check_store_name_unchanged
 from possync.target import Target
 from simulators.profitek import self_signed_identity
@@ -433,9 +434,10 @@ def test_remove_unknown_credential_is_an_error(cli: Invoke) -> None:
 def test_store_name_rule_has_a_fallback_when_pull_onprem_lacks_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "functions.pull_onprem.profitek.store_name", None)  # import fails
 
-    check_store_name_unchanged(Vendor.PROFITEK, "op-1", "Store One", " Store One ")  # same name: fine
+    context = AdminContext(local=True)
+    check_store_name_unchanged(context, "t1", Vendor.PROFITEK, "op-1", "Store One", " Store One ")  # same: fine
     with pytest.raises(typer.Exit):
-        check_store_name_unchanged(Vendor.PROFITEK, "op-1", "Store One", "Store Two")
+        check_store_name_unchanged(context, "t1", Vendor.PROFITEK, "op-1", "Store One", "Store Two")
 
 
 def test_malformed_json_is_reported_by_position_only(offline_cli: Invoke) -> None:
