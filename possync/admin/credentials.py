@@ -164,10 +164,11 @@ def build_credential_data(
     options: dict[str, Any],
     secret_envs: dict[str, str | None],
     from_json: str | None,
-    deployment_secrets: dict[str, str] | None = None,
+    deployment_secrets: dict[str, Callable[[], str]] | None = None,
 ) -> dict[str, Any]:
     """Merge --from-json, the public options and the secrets (env var or hidden prompt) into one raw dict;
-    `deployment_secrets` are the deployment's own (POSaBIT's integrator token), never asked of the merchant."""
+    `deployment_secrets` read the deployment's own (POSaBIT's integrator token), never asked of the merchant, and
+    only when --from-json does not give it."""
     allowed_public, secrets = public_fields(vendor), secret_fields(vendor)
     for name, value in options.items():
         if value is not None and name not in allowed_public:
@@ -186,8 +187,9 @@ def build_credential_data(
         fail(f"--from-json says vendor {data.get('vendor')!r} but the command is for {vendor.value}")
     data["vendor"] = vendor.value
     data.update({k: v for k, v in options.items() if v is not None})
-    for name, value in (deployment_secrets or {}).items():
-        data.setdefault(name, value)
+    for name, read in (deployment_secrets or {}).items():
+        if name not in data:
+            data[name] = read()
     for name in secrets:
         variable = secret_envs.get(name)
         if variable is not None:
@@ -588,10 +590,10 @@ def add(
         "api_key": api_key_env,
     }
     context = admin(ctx)
-    deployment: dict[str, str] = {}
-    if vendor is Vendor.POSABIT and integrator_token_env is None and not from_json:
+    deployment: dict[str, Callable[[], str]] = {}
+    if vendor is Vendor.POSABIT and integrator_token_env is None:
         # The merchant has one key per store (the venue token); the integrator token is the deployment's.
-        deployment[INTEGRATOR_FIELD] = deployment_integrator_token(context, vendor)
+        deployment[INTEGRATOR_FIELD] = lambda: deployment_integrator_token(context, vendor)
     data = build_credential_data(vendor, credential_id, options, envs, from_json, deployment)
     if vendor in ON_PREM and not data.get("custom_ip_port"):
         data.pop("custom_ip_port", None)

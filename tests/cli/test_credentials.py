@@ -644,3 +644,28 @@ def test_a_fingerprint_is_printed_verbatim_where_it_spells_an_emoji(capsys: pyte
     err_console().print("id :cd: :smile:")
     captured = capsys.readouterr()
     assert "D1:CD:9B" in captured.out and ":cd: :smile:" in captured.err
+
+
+def test_posabit_from_json_takes_the_deployments_integrator_token(cli: Invoke, target: Target) -> None:
+    # Given a deployment with its own integrator token, and a merchant's JSON with only the store's key
+    saved = cli("credentials", "integrator-token", "posabit", "--token-env", "T", env={"T": INTEGRATOR})
+    merchant = json.dumps({"venue_token": VENUE, "store_name": "S", "market": "WA"})
+    own = json.dumps({"venue_token": VENUE, "store_name": "S", "integrator_token": "its-own-token-1"})
+
+    added = cli("credentials", "add", "posabit", "-t", "t1", "--id", "p2", "--from-json", "-", "--yes", input=merchant)
+    kept = cli("credentials", "add", "posabit", "-t", "t1", "--id", "p3", "--from-json", "-", "--yes", input=own)
+
+    assert saved.exit_code == 0, saved.output
+    assert added.exit_code == 0, added.output
+    assert secret_of(target, "t1", Vendor.POSABIT, "p2")["integrator_token"] == INTEGRATOR
+    assert kept.exit_code == 0, kept.output
+    assert secret_of(target, "t1", Vendor.POSABIT, "p3")["integrator_token"] == "its-own-token-1"
+
+
+def test_posabit_from_json_without_any_integrator_token_says_how_to_set_one(cli: Invoke) -> None:
+    merchant = json.dumps({"venue_token": VENUE, "store_name": "S"})
+
+    result = cli("credentials", "add", "posabit", "-t", "t1", "--id", "p2", "--from-json", "-", input=merchant)
+
+    assert result.exit_code == 1
+    assert "possync credentials integrator-token posabit" in " ".join(result.output.split())
