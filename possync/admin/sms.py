@@ -27,6 +27,7 @@ from functions.core.sms.gateway import DEFAULT_OUTBOX, OutboxGateway, read_outbo
 from functions.core.sms.inbound import InboundError, parse_message
 from functions.core.sms.service import OptinService
 from functions.core.sms.store import ConsentStore
+from functions.core.sms.templates import Kind
 from possync.admin.context import AdminContext, admin
 from possync.admin.render import Output, OutputOption, emit, fail, guarded
 from possync.admin.tenants import require_tenant, unknown_tenant_hint
@@ -83,9 +84,7 @@ class ClientSettings:
 def outbox_command(
     ctx: typer.Context,
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only texts of this tenant.")] = None,
-    kind: Annotated[
-        str | None, typer.Option(help="Only this kind: optin_request, confirmation, help, stop_ack.")
-    ] = None,
+    kind: Annotated[Kind | None, typer.Option(help="Only texts of this kind.", case_sensitive=False)] = None,
     path: Annotated[Path | None, typer.Option(help="The outbox file (default: the local runtime's).")] = None,
     output: OutputOption = Output.TABLE,
 ) -> None:

@@ -80,3 +80,13 @@ def test_templates_are_checked_when_set(cli: Invoke) -> None:
     ok = '{"stop_ack": "{brand}: you will get no more texts."}'
     assert cli("settings", "set", "--tenant", "t1", f"sms_templates={ok}", "sms_template_version=2").exit_code == 0
     assert cli("settings", "set", "--tenant", "t1", "sms_templates=nope").exit_code == 1
+
+
+def test_outbox_refuses_an_unknown_kind(asked: World, cli: Invoke) -> None:
+    known = cli("sms", "outbox", "--kind", "OPTIN_REQUEST", "--output", "json")
+    result = cli("sms", "outbox", "--kind", "bogus")
+
+    assert known.exit_code == 0, known.output
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "'bogus' is not one of 'optin_request', 'confirmation', 'help', 'stop_ack'" in text
