@@ -29,12 +29,15 @@ from functions.core.sms.service import OptinService
 from functions.core.sms.store import ConsentStore
 from functions.core.sms.templates import Kind
 from possync.admin.context import AdminContext, admin
+from possync.admin.handler_logs import handler_logs_to
 from possync.admin.render import Output, OutputOption, emit, fail, guarded
 from possync.admin.tenants import require_tenant, unknown_tenant_hint
 from possync.target import TargetError, find_local_state
 
 app = typer.Typer(help="SMS double opt-in: the local outbox and simulated replies.", no_args_is_help=True)
 
+# Beside the runtime's lambda.log (which the runtime itself writes): the reply rules' log lines run from the CLI.
+CLI_LOG = "cli.log"
 # The local runtime's two-way number: where simulated shoppers' replies are addressed.
 LOCAL_DESTINATION = "+18885550100"
 
@@ -50,7 +53,7 @@ def local_sms_state(state_file: Path | None = None) -> dict[str, str]:
     if not state_file.exists():
         return {}
     state = json.loads(state_file.read_text())
-    return {k: str(v) for k, v in state.items() if k in ("sms_outbox", "sms_deferral_queue_url") and v}
+    return {k: str(v) for k, v in state.items() if k in ("sms_outbox", "sms_deferral_queue_url", "workdir") and v}
 
 
 class ClientSettings:
@@ -132,7 +135,8 @@ def reply_command(
     local: Annotated[bool, typer.Option("--local", help="Simulate it on the running local runtime.")] = False,
 ) -> None:
     """Simulate an inbound text from a shopper, as End User Messaging two-way SMS would publish it to SNS, and apply
-    it with the reply handler's rules (answers go to the local outbox). Local only: in AWS, shoppers text.
+    it with the reply handler's rules (answers go to the local outbox; their log lines to .local/cli.log). Local
+    only: in AWS, shoppers text.
 
     Example: possync sms reply --local --from +12065550123 --text YES
     """
@@ -168,7 +172,8 @@ def reply_command(
         deferrals=SqsDeferrals(context.client("sqs"), state.get("sms_deferral_queue_url", "")),
         notifier=_QuietNotifier(),
     )
-    outcome = service.reply(inbound.number, inbound.body, inbound.inbound_id)
+    with handler_logs_to(Path(state.get("workdir") or ".local") / CLI_LOG):
+        outcome = service.reply(inbound.number, inbound.body, inbound.inbound_id)
     explained = {
         "unknown": "possync never texted that number: nothing changed",
         "confirmed": "opted in (a confirmation text is in the outbox)",
