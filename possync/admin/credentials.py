@@ -42,7 +42,7 @@ from possync.admin.context import (
     parse_vendor,
 )
 from possync.admin.problems import describe
-from possync.admin.render import Output, OutputOption, age, console, emit, fail, guarded, warn
+from possync.admin.render import Output, OutputOption, age, ask_secret, confirm, console, emit, fail, guarded, warn
 from possync.admin.tenants import (
     command_line,
     create_tenant,
@@ -200,10 +200,11 @@ def build_credential_data(
         elif name not in data:
             if from_json == "-":  # stdin is spent: there is nothing left to prompt from
                 fail(f"{name} is missing", f"put it in the --from-json object or pass {SECRET_ENV_OPTIONS[name]} VAR")
-            data[name] = typer.prompt(
+            data[name] = ask_secret(
                 PROMPTS.get((vendor, name), f"{vendor.value} {name.replace('_', ' ')}")
                 + f" for credential {credential_id}",
-                hide_input=True,
+                instead=f"pass {SECRET_ENV_OPTIONS[name]} VAR (read from environment variable VAR), or give the "
+                "credential as JSON with --from-json FILE",
             )
     model = CREDENTIAL_MODELS[vendor]
     missing = [
@@ -649,9 +650,7 @@ def add(
             )
         console().print(f"Verified with {vendor.value}: the credential works ({found_out}).", markup=False)
     if exists and not yes:
-        typer.confirm(
-            f"{vendor.value} credential {credential_id} of tenant {tenant} exists; replace its values?", abort=True
-        )
+        confirm(f"{vendor.value} credential {credential_id} of tenant {tenant} exists; replace its values?")
     if new_tenant:
         try:
             create_tenant(
@@ -784,10 +783,9 @@ def remove(
             f"see `{command_line(context, f'credentials list --tenant {tenant}')}`",
         )
     if not yes:
-        typer.confirm(
+        confirm(
             f"Remove {vendor.value} credential {credential_id} of tenant {tenant}? Pulls of this store stop; "
             "data already pulled stays",
-            abort=True,
         )
     register_known_tenant(context, found, "credentials remove")  # its last credential must not take the tenant
     if state == "present":
@@ -844,7 +842,10 @@ def integrator_token(
         if token is None:
             fail(f"environment variable {token_env} is not set")
     else:
-        token = typer.prompt("POSaBIT integrator token of this deployment", hide_input=True)
+        token = ask_secret(
+            "POSaBIT integrator token of this deployment",
+            instead="pass --token-env VAR (read from environment var VAR)",
+        )
     try:
         PosabitCredential.model_validate({"store_name": "check", INTEGRATOR_FIELD: token, "venue_token": "x" * 8})
     except ValidationError as exc:

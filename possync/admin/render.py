@@ -73,6 +73,27 @@ def warn(message: str) -> None:
     err_console().print(f"[yellow]Warning:[/] {escape(_runnable(message))}")
 
 
+def interactive() -> bool:
+    """Whether a person can answer a question: standard input is a terminal (not a pipe, a file or /dev/null)."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def confirm(question: str) -> None:
+    """Ask yes or no, exit 1 on no; with no terminal to ask on, exit 1 at once naming --yes (not click's bare
+    "Aborted.")."""
+    if not interactive():
+        fail(f"cannot ask {question!r} (standard input is not a terminal): pass --yes to go ahead without asking")
+    typer.confirm(question, abort=True)
+
+
+def ask_secret(question: str, *, instead: str) -> str:
+    """A secret typed at a hidden prompt; with no terminal, exit 1 saying how else to give it (`instead`), before
+    getpass would warn that it cannot hide the input."""
+    if not interactive():
+        fail(f"cannot ask for the {question} (standard input is not a terminal): {instead}")
+    return str(typer.prompt(question, hide_input=True))
+
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
