@@ -25,6 +25,7 @@ from functions.core.credentials import (
 )
 from functions.core.errors import CredentialError, HostNotAllowedError, PossyncError
 from functions.core.layout import ResourceNames, Vendor
+from functions.core.netguard import EXAMPLE as NETGUARD_EXAMPLE
 from functions.core.netguard import IPNetwork
 from functions.core.store import RegisteredCredential
 from functions.core.tenants import TenantExistsError
@@ -229,6 +230,17 @@ def _describe_fields(vendor: Vendor) -> str:
         for f in secret_fields(vendor)
     ]
     return ", ".join(public + secret)
+
+
+def check_address_given(vendor: Vendor, address: object, given_as: str) -> None:
+    """No address means the POS's hosted API; an empty one (`--ip-port ""`, an unset variable) is refused, not read
+    as that."""
+    if isinstance(address, str) and not address.strip():
+        fail(
+            f"{given_as} is empty",
+            f"give the store server's IP:PORT (e.g. {NETGUARD_EXAMPLE}), or leave out {given_as} for {vendor.value}'s "
+            "hosted API",
+        )
 
 
 def check_custom_address(
@@ -596,7 +608,8 @@ def add(
         # The merchant has one key per store (the venue token); the integrator token is the deployment's.
         deployment[INTEGRATOR_FIELD] = lambda: deployment_integrator_token(context, vendor)
     data = build_credential_data(vendor, credential_id, options, envs, from_json, deployment)
-    if vendor in ON_PREM and not data.get("custom_ip_port"):
+    check_address_given(vendor, data.get("custom_ip_port"), "--ip-port" if ip_port is not None else "custom_ip_port")
+    if vendor in ON_PREM and data.get("custom_ip_port") is None:
         data.pop("custom_ip_port", None)
     credential = checked_credential(data, vendor, credential_id)
     pin = check_pinned_certificate(credential)

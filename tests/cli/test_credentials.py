@@ -669,3 +669,21 @@ def test_posabit_from_json_without_any_integrator_token_says_how_to_set_one(cli:
 
     assert result.exit_code == 1
     assert "possync credentials integrator-token posabit" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("vendor", ["profitek", "auphan"])
+def test_an_empty_ip_port_is_refused_not_read_as_the_hosted_api(cli: Invoke, vendor: str) -> None:
+    result = add_onprem(cli, vendor, "")
+    blank = add_onprem(cli, vendor, "  ", credential_id="op-2")
+
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and blank.exit_code == 1
+    assert "Error: --ip-port is empty" in text
+    assert f"or leave out --ip-port for {vendor}'s hosted API" in text
+    assert cli("credentials", "list", "--tenant", "t1", "--output", "json").stdout.strip() == "[]"
+
+
+def test_an_ip_port_with_a_leading_zero_port_is_refused(cli: Invoke) -> None:
+    result = add_onprem(cli, "profitek", "52.10.20.30:080")
+
+    assert result.exit_code == 1 and "leading zero" in result.output
