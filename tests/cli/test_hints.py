@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 import possync
 from functions.core.errors import PossyncError
 from functions.core.store import ControlStore
+from possync.admin import verify
 from possync.admin.context import AdminContext, admin_options
 from possync.admin.globals import with_global_options
 from possync.admin.render import guarded
@@ -122,6 +123,7 @@ def test_with_global_options_adds_them_once() -> None:
 NOT_HINTS = {
     ("reevaluate.py", "possync reevaluate"),  # the audit log's action name
     ("demo.py", "Texts are in .local/outbox.jsonl: `possync sms outbox` lists them."),  # reads a file, no target
+    ("verify.py", verify._READD_ADVICE.pattern),  # the pattern of the advice it drops from a POS's refusal
 }
 ADMIN_COMMAND = re.compile(
     r"possync (tenants|credentials|settings|stores|personas|sms|rewards|signup-keys|status|quarantine|replay"
