@@ -20,6 +20,8 @@ from rich.progress import (
 from rich.table import Table
 
 from functions.core.layout import FORM_SOURCE, RecordKind, Vendor
+from possync.admin.context import AdminContext
+from possync.admin.tenants import command_line
 from possync.local.pos_sync_demo import PosSyncSummary, pos_sync_summary
 from possync.local.rewards_demo import RewardsSummary, add_demo_rewards, rewards_summary
 from possync.local.runtime import LOCAL_SETTLE_SECONDS, JobRecord, LocalRuntime, PersonaSummary, Scale, TickReport
@@ -56,7 +58,10 @@ def run_demo(
         console.print(
             f"Registered {len(tenants)} tenants ({', '.join(tenants)}) with {len(rt.credential_ids)} store credentials."
         )
-        console.print(f"Added {add_demo_rewards(rt)} rewards to the tenants' catalogues (`possync rewards list`).")
+        console.print(
+            f"Added {add_demo_rewards(rt)} rewards to the tenants' catalogues "
+            f"(`{_local('rewards list --tenant T')}` against `possync local serve`)."
+        )
         first = _tick(console, rt, "tick 1: first pull")
         _show_tick(console, rt, first)
         if rt.rules:  # form signups through the local HTTP endpoint (their opt-in requests go out on the next tick)
@@ -288,8 +293,8 @@ def _show_personas(console: Console, rt: LocalRuntime, summary: PersonaSummary, 
         console.print(
             f"[yellow]Unmapped stores ({len(summary.unmapped)}): "
             + ", ".join(f"{tenant} {key}" for tenant, key in summary.unmapped)
-            + "[/]\n  Map each with `possync stores map --tenant T --vendor V --credential C --store STORE_ID`; "
-            "`possync stores unmapped` lists them."
+            + f"[/]\n  Map each with `{_local('stores map --tenant T --vendor V --credential C --store STORE_ID')}`; "
+            f"`{_local('stores unmapped')}` lists them."
         )
     else:
         console.print("Unmapped stores: none")
@@ -329,6 +334,11 @@ def _show_rewards(console: Console, summary: RewardsSummary) -> None:
     console.print(table)
     console.print(
         f"Unmirrored-reward notices standing: {summary.notices} (raised after each pull of a store's discounts); "
-        "`possync rewards check --tenant T` lists each store's "
+        f"`{_local('rewards check --tenant T')}` lists each store's "
         "mirror problems (one name is mis-mirrored on purpose) and the redemptions that overdrew a balance."
     )
+
+
+def _local(words: str) -> str:
+    """A command to try against `possync local serve`, the runtime the demo's own is gone after."""
+    return command_line(AdminContext(local=True), words)

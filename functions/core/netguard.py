@@ -230,6 +230,9 @@ def _parse_port(port_text: str | None, scheme: Scheme | None, shown: str) -> int
         return DEFAULT_PORTS[scheme]
     if not _PORT.fullmatch(port_text):
         raise _reject(shown, _BAD_PORT)
+    if len(port_text) > 1 and port_text.startswith("0"):
+        # As with 0177.0.0.1, a leading zero reads as octal to some parsers: refused rather than guessed at.
+        raise _reject(shown, f"has a port with a leading zero; write it without, like {EXAMPLE}")
     port = int(port_text)
     if not 1 <= port <= 65535:
         raise _reject(shown, _BAD_PORT)

@@ -25,6 +25,7 @@ from functions.core.credentials import (
 )
 from functions.core.errors import CredentialError, HostNotAllowedError, PossyncError
 from functions.core.layout import ResourceNames, Vendor
+from functions.core.netguard import EXAMPLE as NETGUARD_EXAMPLE
 from functions.core.store import RegisteredCredential
 from functions.core.tenants import TenantExistsError
 from functions.pull_onprem.tls import PinnedCertificate, check_pin
@@ -41,7 +42,7 @@ from possync.admin.context import (
     parse_vendor,
 )
 from possync.admin.problems import describe
-from possync.admin.render import Output, OutputOption, age, console, emit, fail, guarded, warn
+from possync.admin.render import Output, OutputOption, age, ask_secret, confirm, console, emit, fail, guarded, warn
 from possync.admin.tenants import (
     command_line,
     create_tenant,
@@ -164,10 +165,11 @@ def build_credential_data(
     options: dict[str, Any],
     secret_envs: dict[str, str | None],
     from_json: str | None,
-    deployment_secrets: dict[str, str] | None = None,
+    deployment_secrets: dict[str, Callable[[], str]] | None = None,
 ) -> dict[str, Any]:
     """Merge --from-json, the public options and the secrets (env var or hidden prompt) into one raw dict;
-    `deployment_secrets` are the deployment's own (POSaBIT's integrator token), never asked of the merchant."""
+    `deployment_secrets` read the deployment's own (POSaBIT's integrator token), never asked of the merchant, and
+    only when --from-json does not give it."""
     allowed_public, secrets = public_fields(vendor), secret_fields(vendor)
     for name, value in options.items():
         if value is not None and name not in allowed_public:
@@ -186,8 +188,9 @@ def build_credential_data(
         fail(f"--from-json says vendor {data.get('vendor')!r} but the command is for {vendor.value}")
     data["vendor"] = vendor.value
     data.update({k: v for k, v in options.items() if v is not None})
-    for name, value in (deployment_secrets or {}).items():
-        data.setdefault(name, value)
+    for name, read in (deployment_secrets or {}).items():
+        if name not in data:
+            data[name] = read()
     for name in secrets:
         variable = secret_envs.get(name)
         if variable is not None:
@@ -198,10 +201,11 @@ def build_credential_data(
         elif name not in data:
             if from_json == "-":  # stdin is spent: there is nothing left to prompt from
                 fail(f"{name} is missing", f"put it in the --from-json object or pass {SECRET_ENV_OPTIONS[name]} VAR")
-            data[name] = typer.prompt(
+            data[name] = ask_secret(
                 PROMPTS.get((vendor, name), f"{vendor.value} {name.replace('_', ' ')}")
                 + f" for credential {credential_id}",
-                hide_input=True,
+                instead=f"pass {SECRET_ENV_OPTIONS[name]} VAR (read from environment variable VAR), or give the "
+                "credential as JSON with --from-json FILE",
             )
     model = CREDENTIAL_MODELS[vendor]
     missing = [
@@ -226,6 +230,17 @@ def _describe_fields(vendor: Vendor) -> str:
         for f in secret_fields(vendor)
     ]
     return ", ".join(public + secret)
+
+
+def check_address_given(vendor: Vendor, address: object, given_as: str) -> None:
+    """No address means the POS's hosted API; an empty one (`--ip-port ""`, an unset variable) is refused, not read
+    as that."""
+    if isinstance(address, str) and not address.strip():
+        fail(
+            f"{given_as} is empty",
+            f"give the store server's IP:PORT (e.g. {NETGUARD_EXAMPLE}), or leave out {given_as} for {vendor.value}'s "
+            "hosted API",
+        )
 
 
 def check_custom_address(vendor: Vendor, address: str, target: Target) -> None:
@@ -390,17 +405,20 @@ def _store_name_rule() -> Callable[[str | None, str], None]:
     return check_store_name_change
 
 
-def check_store_name_unchanged(vendor: Vendor, credential_id: str, old: str | None, new: str | None) -> None:
+def check_store_name_unchanged(
+    context: AdminContext, tenant: str, vendor: Vendor, credential_id: str, old: str | None, new: str | None
+) -> None:
     """Profitek keys a store's data by its store name: renaming would orphan the history already pulled."""
     if vendor is not Vendor.PROFITEK or old is None or new is None:
         return
     try:
         _store_name_rule()(old, new)
     except CredentialError as exc:
+        add = command_line(context, f"credentials add profitek --tenant {tenant} --id NEW-ID --store-name NAME")
+        remove = command_line(context, f"credentials remove profitek --tenant {tenant} --id {credential_id}")
         fail(
             f"profitek credential {credential_id}: {exc}",
-            "e.g. `possync credentials add profitek --tenant T --id NEW-ID --store-name NAME`, then "
-            f"`possync credentials remove profitek --tenant T --id {credential_id}` once it is no longer used",
+            f"e.g. `{add}`, then `{remove}` once it is no longer used",
         )
 
 
@@ -588,12 +606,13 @@ def add(
         "api_key": api_key_env,
     }
     context = admin(ctx)
-    deployment: dict[str, str] = {}
-    if vendor is Vendor.POSABIT and integrator_token_env is None and not from_json:
+    deployment: dict[str, Callable[[], str]] = {}
+    if vendor is Vendor.POSABIT and integrator_token_env is None:
         # The merchant has one key per store (the venue token); the integrator token is the deployment's.
-        deployment[INTEGRATOR_FIELD] = deployment_integrator_token(context, vendor)
+        deployment[INTEGRATOR_FIELD] = lambda: deployment_integrator_token(context, vendor)
     data = build_credential_data(vendor, credential_id, options, envs, from_json, deployment)
-    if vendor in ON_PREM and not data.get("custom_ip_port"):
+    check_address_given(vendor, data.get("custom_ip_port"), "--ip-port" if ip_port is not None else "custom_ip_port")
+    if vendor in ON_PREM and data.get("custom_ip_port") is None:
         data.pop("custom_ip_port", None)
     credential = checked_credential(data, vendor, credential_id)
     pin = check_pinned_certificate(credential)
@@ -626,7 +645,9 @@ def add(
         old_store = _store_name_of_existing(secrets, secret_name, vendor, credential_id) if state == "present" else None
         if old_store is None and registered is not None:
             old_store = registered.attributes.get("store_name")
-        check_store_name_unchanged(vendor, credential_id, old_store, credential.public_fields().get("store_name"))
+        check_store_name_unchanged(
+            context, tenant, vendor, credential_id, old_store, credential.public_fields().get("store_name")
+        )
     exists = state == "present" or registered is not None
     if exists:
         previous = existing_credential(secrets, secret_name, vendor, credential_id) if state == "present" else None
@@ -651,9 +672,7 @@ def add(
             )
         console().print(f"Verified with {vendor.value}: the credential works ({found_out}).", markup=False)
     if exists and not yes:
-        typer.confirm(
-            f"{vendor.value} credential {credential_id} of tenant {tenant} exists; replace its values?", abort=True
-        )
+        confirm(f"{vendor.value} credential {credential_id} of tenant {tenant} exists; replace its values?")
     if new_tenant:
         try:
             create_tenant(
@@ -732,6 +751,7 @@ def list_credentials(
                 }
             )
     rows.sort(key=lambda r: (r["tenant"], r["vendor"], r["id"]))
+    add_one = command_line(context, f"credentials add VENDOR --tenant {tenant or 'T'} --id ID")
     emit(
         rows,
         [
@@ -747,9 +767,7 @@ def list_credentials(
         ],
         output,
         title="Credentials",
-        empty="no credentials registered"
-        + (f" for tenant {tenant}" if tenant else "")
-        + "; add one with `possync credentials add VENDOR --tenant T --id ID`",
+        empty="no credentials registered" + (f" for tenant {tenant}" if tenant else "") + f"; add one with `{add_one}`",
     )
 
 
@@ -787,10 +805,9 @@ def remove(
             f"see `{command_line(context, f'credentials list --tenant {tenant}')}`",
         )
     if not yes:
-        typer.confirm(
+        confirm(
             f"Remove {vendor.value} credential {credential_id} of tenant {tenant}? Pulls of this store stop; "
             "data already pulled stays",
-            abort=True,
         )
     register_known_tenant(context, found, "credentials remove")  # its last credential must not take the tenant
     if state == "present":
@@ -799,13 +816,30 @@ def remove(
     out = console()
     out.print(f"Removed {vendor.value} credential [bold]{credential_id}[/] of tenant [bold]{tenant}[/]: no more pulls.")
     if state == "present":
-        out.print(
-            f"The secret {secret_name} is deleted after {recovery_days} days; until then "
-            f"`aws secretsmanager restore-secret --secret-id {secret_name}` brings it back."
-        )
+        out.print(removed_secret_note(context, vendor, tenant, credential_id, secret_name, recovery_days), markup=False)
     else:
         warn("it had no secret in Secrets Manager; only the registry entry was removed")
     out.print("Data already pulled (records, raw archive, personas) stays.")
+
+
+def removed_secret_note(
+    context: AdminContext, vendor: Vendor, tenant: str, credential_id: str, secret_name: str, recovery_days: int
+) -> str:
+    """How to undo a removal: adding the credential again restores its secret (with the values given) and registers
+    it, which is all the local runtime offers; in AWS the old values can be recovered first."""
+    add_again = command_line(context, f"credentials add {vendor.value} --tenant {tenant} --id {credential_id}")
+    if context.local:
+        return (
+            f"The secret {secret_name} is deleted after {recovery_days} days; until then `{add_again}` with its "
+            "values restores it and pulls this store again."
+        )
+    restore = f"aws secretsmanager restore-secret --secret-id {secret_name}"
+    if context.region:
+        restore += f" --region {context.region}"
+    return (
+        f"The secret {secret_name} is deleted after {recovery_days} days; until then `{restore}` recovers its "
+        f"values, and `{add_again}` with them pulls this store again."
+    )
 
 
 @app.command("integrator-token")
@@ -830,7 +864,10 @@ def integrator_token(
         if token is None:
             fail(f"environment variable {token_env} is not set")
     else:
-        token = typer.prompt("POSaBIT integrator token of this deployment", hide_input=True)
+        token = ask_secret(
+            "POSaBIT integrator token of this deployment",
+            instead="pass --token-env VAR (read from environment var VAR)",
+        )
     try:
         PosabitCredential.model_validate({"store_name": "check", INTEGRATOR_FIELD: token, "venue_token": "x" * 8})
     except ValidationError as exc:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import shlex
+from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -10,6 +13,19 @@ from typer.core import TyperArgument, TyperGroup, TyperOption
 
 GLOBAL_FLAGS = frozenset({"--local"})
 GLOBAL_VALUED = frozenset({"--stage", "--stack", "--region"})
+
+
+# A possync command quoted in a message (`possync pull ...`); not `possync local serve` or `possync demo`, which
+# start a runtime rather than talk to one, and not one that already carries a global option.
+_QUOTED_COMMAND = re.compile(r"`possync (?!local |demo\b|--)")
+
+
+def with_global_options(text: str, flags: Sequence[str]) -> str:
+    """Every `possync ...` command quoted in text (a domain error's advice, say) with the global options typed, so
+    it runs as printed against the same target."""
+    if not flags:
+        return text
+    return _QUOTED_COMMAND.sub(lambda _: f"`possync {shlex.join(flags)} ", text)
 
 
 def hoist_global_options(args: list[str]) -> list[str]:

@@ -20,7 +20,7 @@ from functions.core.loyalty.repository import PersonaStore
 from functions.core.loyalty.values import UNKNOWN_CONSENT, Claim, LedgerEntry, Persona
 from functions.core.models import normalize_email, normalize_phone
 from possync.admin.audit import AuditLog
-from possync.admin.context import TenantOption, admin, parse_id, parse_vendor
+from possync.admin.context import AdminContext, TenantOption, admin, parse_id, parse_vendor
 from possync.admin.pos_sync_view import pos_sync_rows
 from possync.admin.render import Output, OutputOption, cell, console, emit, err_console, fail, guarded, when
 from possync.admin.rewards import redemption_rows
@@ -122,7 +122,7 @@ def identity_claims(persona: Persona) -> list[Claim]:
     return claims
 
 
-def _resolve(store: PersonaStore, tenant: str, who: str) -> str:
+def _resolve(context: AdminContext, store: PersonaStore, tenant: str, who: str) -> str:
     """A persona id, or the persona holding a phone number or email address."""
     text = who.strip()
     if "@" in text:
@@ -141,7 +141,11 @@ def _resolve(store: PersonaStore, tenant: str, who: str) -> str:
             fail(f"no persona of tenant {tenant} has that phone number")
         return owner
     if not _PERSONA_ID.fullmatch(text):
-        fail(f"{who!r} is not a persona id", "give a persona id (from `possync personas list`), a phone or an email")
+        fail(
+            f"{who!r} is not a persona id",
+            f"give a persona id (from `{command_line(context, f'personas list --tenant {tenant}')}`), a phone or an "
+            "email",
+        )
     return text
 
 
@@ -341,12 +345,15 @@ def show_command(
     Example: possync personas show --tenant acme +12065550123
     """
     tenant = parse_id(tenant, "tenant")
-    if output is Output.CSV:
-        fail("show prints one persona: use --output table or json", "for many personas use `possync personas list`")
     context = admin(ctx)
+    if output is Output.CSV:
+        fail(
+            "show prints one persona: use --output table or json",
+            f"for many personas use `{command_line(context, f'personas list --tenant {tenant} --output csv')}`",
+        )
     require_tenant(context, tenant)
     store = PersonaStore(context.client("dynamodb"), context.target().personas_table)
-    persona_id = _resolve(store, tenant, who)
+    persona_id = _resolve(context, store, tenant, who)
     persona = store.get_persona(tenant, persona_id)
     if persona is None:
         fail(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -16,7 +16,7 @@ from functions.core.store import ControlStore, RegisteredCredential
 from possync.admin.context import AdminContext, OptionalVendor, TenantOption, admin, parse_id, parse_vendor
 from possync.admin.render import console, fail, guarded, warn
 from possync.admin.status import IntervalLookup
-from possync.admin.tenants import command_line, require_tenant
+from possync.admin.tenants import KNOWN_SHOWN, command_line, require_tenant
 
 # How often --wait reads the credentials' status (one GetItem each).
 POLL_SECONDS = 2.0
@@ -48,6 +48,26 @@ def chosen_credentials(
     if credential_id is not None:
         found = [c for c in found if c.credential_id == credential_id]
     return sorted(found, key=lambda c: (c.vendor.value, c.credential_id))
+
+
+def nothing_to_pull(
+    context: AdminContext, control: ControlStore, tenant: str, vendor: Vendor | None, credential_id: str | None
+) -> NoReturn:
+    """Exit 1 saying which credential is missing, and the ones the tenant has."""
+    pos = f"{vendor.value} " if vendor else ""
+    add = command_line(context, f"credentials add {vendor.value if vendor else 'VENDOR'} --tenant {tenant} --id ID")
+    known = sorted(c.credential_id for c in chosen_credentials(control, tenant, vendor, None))
+    if credential_id is None or not known:
+        missing = "store credential to pull" if credential_id is None else f"credential {credential_id!r}"
+        fail(f"tenant {tenant} has no {pos}{missing}", f"connect one with `{add}`")
+    listing = command_line(
+        context, f"credentials list --tenant {tenant}" + (f" --vendor {vendor.value}" if vendor else "")
+    )
+    more = " ..." if len(known) > KNOWN_SHOWN else ""
+    fail(
+        f"tenant {tenant} has no {pos}credential {credential_id!r}",
+        f"its {pos}credentials are {', '.join(known[:KNOWN_SHOWN])}{more}; `{listing}` lists them",
+    )
 
 
 def _skip_reason(context: AdminContext, control: ControlStore, entry: RegisteredCredential) -> str | None:
@@ -170,16 +190,7 @@ def pull_command(
     control = context.control()
     entries = chosen_credentials(control, tenant, vendor, credential_id)
     if not entries:
-        which = " ".join(
-            part
-            for part in (vendor.value if vendor else "", f"credential {credential_id}" if credential_id else "")
-            if part
-        )
-        fail(
-            f"tenant {tenant} has no {which + ' ' if which else ''}store credential to pull",
-            f"see `{command_line(context, f'credentials list --tenant {tenant}')}`; connect one with "
-            f"`{command_line(context, f'credentials add VENDOR --tenant {tenant} --id ID')}`",
-        )
+        nothing_to_pull(context, control, tenant, vendor, credential_id)
     now = datetime.now(UTC)
     queued: list[Enqueued] = []
     out = console()

@@ -102,6 +102,17 @@ def reevaluate_command(
     context = admin(ctx)
     tenant = known_tenant(context, tenant)
     vendor = parse_vendor(vendor_name) if vendor_name else None
+    if vendor is not None:
+        has = vendors_with_credentials(context.control(), tenant)
+        if vendor not in has:
+            add = command_line(context, f"credentials add {vendor.value} --tenant {tenant} --id ID")
+            fail(
+                f"tenant {tenant} has no {vendor.value} credentials: no {vendor.value} records to re-evaluate",
+                f"its POSes are {', '.join(v.value for v in has)}; "
+                f"`{command_line(context, f'reevaluate --tenant {tenant}')}` re-evaluates them all"
+                if has
+                else f"connect a store with `{add}`",
+            )
     try:
         vendors = request_jobs(context, tenant, vendor, "possync reevaluate", force=force)
     except NotQueuedError as exc:

@@ -18,8 +18,10 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer._click.globals import get_current_context  # typer's own (vendored) click; it exports no accessor
 
 from functions.core.errors import PossyncError
+from possync.admin.globals import with_global_options
 from possync.target import TargetError
 
 
@@ -50,17 +52,46 @@ def err_console() -> Console:
     return Console(stderr=True, highlight=False, emoji=False)
 
 
+def _runnable(text: str) -> str:
+    """The text with the global options of the running command added to each `possync ...` it quotes: hints built
+    here use `command_line`, but messages of domain errors (functions/) cannot know the options typed."""
+    ctx = get_current_context(silent=True)
+    flags = getattr(ctx.obj, "global_flags", None) if ctx is not None else None
+    return with_global_options(text, flags or [])
+
+
 def fail(message: str, hint: str | None = None) -> NoReturn:
     """A user error: say what is wrong and what to do next, exit 1."""
     err = err_console()
-    err.print(f"[bold red]Error:[/] {escape(message)}")  # spelled as click spells its usage errors
+    err.print(f"[bold red]Error:[/] {escape(_runnable(message))}")  # spelled as click spells its usage errors
     if hint:
-        err.print(f"[dim]Hint:[/] {escape(hint)}")
+        err.print(f"[dim]Hint:[/] {escape(_runnable(hint))}")
     raise typer.Exit(1)
 
 
 def warn(message: str) -> None:
-    err_console().print(f"[yellow]Warning:[/] {escape(message)}")
+    err_console().print(f"[yellow]Warning:[/] {escape(_runnable(message))}")
+
+
+def interactive() -> bool:
+    """Whether a person can answer a question: standard input is a terminal (not a pipe, a file or /dev/null)."""
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def confirm(question: str) -> None:
+    """Ask yes or no, exit 1 on no; with no terminal to ask on, exit 1 at once naming --yes (not click's bare
+    "Aborted.")."""
+    if not interactive():
+        fail(f"cannot ask {question!r} (standard input is not a terminal): pass --yes to go ahead without asking")
+    typer.confirm(question, abort=True)
+
+
+def ask_secret(question: str, *, instead: str) -> str:
+    """A secret typed at a hidden prompt; with no terminal, exit 1 saying how else to give it (`instead`), before
+    getpass would warn that it cannot hide the input."""
+    if not interactive():
+        fail(f"cannot ask for the {question} (standard input is not a terminal): {instead}")
+    return str(typer.prompt(question, hide_input=True))
 
 
 P = ParamSpec("P")

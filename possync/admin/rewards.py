@@ -17,7 +17,7 @@ from functions.core.notify import PutMetricCounts
 from functions.core.reward_mirrors import UnmirroredNotices, check_tenant
 from possync.admin.context import VENDOR_NAMES, AdminContext, OptionalTenant, TenantOption, admin, parse_vendor
 from possync.admin.render import Output, OutputOption, console, emit, fail, guarded
-from possync.admin.tenants import known_tenant, registry
+from possync.admin.tenants import command_line, known_tenant, registry
 
 app = typer.Typer(
     help="Rewards: the discounts shoppers redeem with points, mirrored in each POS (by name, or Flourish discount id).",
@@ -126,7 +126,7 @@ def add_command(
     if by_name:
         out.print(
             f"Mirror it in {', '.join(by_name)} as a discount named exactly {escape(reward.name)!r}; "
-            f"`possync rewards check --tenant {tenant}` shows where it is mirrored."
+            f"`{command_line(context, f'rewards check --tenant {tenant}')}` shows where it is mirrored."
         )
 
 
@@ -158,7 +158,10 @@ def show_command(
     catalogue = _catalogue(context)
     reward = catalogue.get(tenant, name)
     if reward is None:
-        fail(f"tenant {tenant} has no reward named like {name!r}", f"see `possync rewards list --tenant {tenant}`")
+        fail(
+            f"tenant {tenant} has no reward named like {name!r}",
+            f"see `{command_line(context, f'rewards list --tenant {tenant}')}`",
+        )
     findings = [f for f in _findings(context, tenant, [reward]) if f.reward == reward.name]
     row = reward_row(reward)
     row["mirrors"] = [_finding_row(f) for f in findings]
@@ -186,7 +189,10 @@ def remove_command(ctx: typer.Context, name: NameArgument, tenant: TenantOption)
     tenant = known_tenant(context, tenant)
     removed = _catalogue(context).remove(tenant, name)
     if removed is None:
-        fail(f"tenant {tenant} has no reward named like {name!r}", f"see `possync rewards list --tenant {tenant}`")
+        fail(
+            f"tenant {tenant} has no reward named like {name!r}",
+            f"see `{command_line(context, f'rewards list --tenant {tenant}')}`",
+        )
     console().print(
         f"Removed reward {escape(removed.name)!r} of {tenant}. Its POS discount no longer redeems it; redemptions "
         "already booked keep their points."

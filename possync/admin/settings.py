@@ -30,7 +30,7 @@ from possync.admin import impact, reevaluate
 from possync.admin.audit import AuditLog
 from possync.admin.context import AdminContext, OptionalVendor, TenantOption, YesOption, admin, parse_id, parse_vendor
 from possync.admin.problems import describe, did_you_mean
-from possync.admin.render import Output, OutputOption, cell, console, emit, fail, guarded, warn, when
+from possync.admin.render import Output, OutputOption, cell, confirm, console, emit, fail, guarded, warn, when
 from possync.admin.tenants import command_line, require_tenant
 
 app = typer.Typer(
@@ -370,7 +370,7 @@ def change_settings(
         )
         return Outcome.DRY_RUN
     if (notes or dated) and not yes:
-        typer.confirm("Apply this change?", abort=True)
+        confirm("Apply this change?")
     vendor = scope.vendor
     stored_value = json.dumps({"vendor": vendor.value, **after} if vendor is not None else after, sort_keys=True)
     version = ssm.put_parameter(Name=scope.parameter, Value=stored_value, Type="String", Overwrite=True)["Version"]

@@ -11,7 +11,7 @@ import typer
 from functions.core.signups.endpoint import API_KEY_HEADER, IDEMPOTENCY_HEADER, ROUTE_PATH
 from possync.admin.context import TenantOption, admin
 from possync.admin.render import console, fail, guarded
-from possync.admin.tenants import known_tenant
+from possync.admin.tenants import command_line, known_tenant
 
 TIMEOUT_SECONDS = 15.0
 
@@ -63,7 +63,10 @@ def signup_command(
     demo = target.signup_demo if url is None else None
     api_key = key or (demo[1] if demo is not None and demo[0] == tenant else None)
     if not api_key:
-        fail(f"no signup key for {tenant}", f"pass --key (make one: possync signup-keys create --tenant {tenant})")
+        fail(
+            f"no signup key for {tenant}",
+            f"pass --key (make one: `{command_line(context, f'signup-keys create --tenant {tenant}')}`)",
+        )
     body: dict[str, Any] = {
         "first_name": first_name,
         "last_name": last_name,

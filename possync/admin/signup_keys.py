@@ -11,7 +11,7 @@ from functions.core.signups.keys import SignupKeyError, SignupKeys
 from possync.admin.audit import AuditLog
 from possync.admin.context import AdminContext, TenantOption, admin
 from possync.admin.render import Output, OutputOption, console, emit, fail, guarded
-from possync.admin.tenants import known_tenant
+from possync.admin.tenants import command_line, known_tenant
 
 app = typer.Typer(
     help="API keys (and allowed browser origins) of the form signup endpoint, per tenant.", no_args_is_help=True
@@ -60,6 +60,7 @@ def list_command(ctx: typer.Context, tenant: TenantOption, output: OutputOption 
     tenant = known_tenant(context, tenant)
     keys = signup_keys(context)
     rows = [k.as_dict() for k in keys.list(tenant)]
+    create = command_line(context, f"signup-keys create --tenant {tenant}")
     emit(
         rows,
         [
@@ -71,7 +72,7 @@ def list_command(ctx: typer.Context, tenant: TenantOption, output: OutputOption 
         ],
         output,
         title=f"Signup keys of {tenant} (allowed origins: {', '.join(keys.origins(tenant)) or 'none'})",
-        empty=f"{tenant} has no signup keys: `possync signup-keys create --tenant {tenant}` makes one",
+        empty=f"{tenant} has no signup keys: `{create}` makes one",
     )
 
 
@@ -91,7 +92,7 @@ def revoke_command(
     try:
         revoked = signup_keys(context).revoke(tenant, key_id.strip())
     except SignupKeyError as exc:
-        fail(str(exc))
+        fail(str(exc), f"`{command_line(context, f'signup-keys list --tenant {tenant}')}` shows its keys")
     _audit(context, tenant, "revoke", {"key_id": revoked.key_id, "revoked_at": revoked.revoked_at})
     console().print(f"Signup key {revoked.key_id} of {tenant} revoked at {revoked.revoked_at}.", markup=False)
 

@@ -27,20 +27,24 @@ from functions.core.sms.gateway import DEFAULT_OUTBOX, OutboxGateway, read_outbo
 from functions.core.sms.inbound import InboundError, parse_message
 from functions.core.sms.service import OptinService
 from functions.core.sms.store import ConsentStore
+from functions.core.sms.templates import Kind
 from possync.admin.context import AdminContext, admin
+from possync.admin.handler_logs import handler_logs_to
 from possync.admin.render import Output, OutputOption, emit, fail, guarded
 from possync.admin.tenants import require_tenant, unknown_tenant_hint
 from possync.target import TargetError, find_local_state
 
 app = typer.Typer(help="SMS double opt-in: the local outbox and simulated replies.", no_args_is_help=True)
 
+# Beside the runtime's lambda.log (which the runtime itself writes): the reply rules' log lines run from the CLI.
+CLI_LOG = "cli.log"
 # The local runtime's two-way number: where simulated shoppers' replies are addressed.
 LOCAL_DESTINATION = "+18885550100"
 
 
 def local_sms_state(state_file: Path | None = None) -> dict[str, str]:
-    """The running local runtime's outbox path and deferral queue (absent keys: defaults), found from any directory
-    the way `--local` finds the runtime."""
+    """The running local runtime's outbox path, deferral queue and workdir (absent keys: defaults), found from any
+    directory the way `--local` finds the runtime."""
     if state_file is None:
         try:
             state_file = find_local_state()
@@ -49,7 +53,7 @@ def local_sms_state(state_file: Path | None = None) -> dict[str, str]:
     if not state_file.exists():
         return {}
     state = json.loads(state_file.read_text())
-    found = {k: str(v) for k, v in state.items() if k in ("sms_outbox", "sms_deferral_queue_url") and v}
+    found = {k: str(v) for k, v in state.items() if k in ("sms_outbox", "sms_deferral_queue_url", "workdir") and v}
     if "sms_outbox" in found and state.get("workdir"):
         # An older runtime published its outbox relative to the directory it was started in, which need not be
         # this one; that outbox was always `outbox.jsonl` in its workdir, which it published absolute.
@@ -90,9 +94,7 @@ class ClientSettings:
 def outbox_command(
     ctx: typer.Context,
     tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Only texts of this tenant.")] = None,
-    kind: Annotated[
-        str | None, typer.Option(help="Only this kind: optin_request, confirmation, help, stop_ack.")
-    ] = None,
+    kind: Annotated[Kind | None, typer.Option(help="Only texts of this kind.", case_sensitive=False)] = None,
     path: Annotated[Path | None, typer.Option(help="The outbox file (default: the local runtime's).")] = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
@@ -140,7 +142,8 @@ def reply_command(
     local: Annotated[bool, typer.Option("--local", help="Simulate it on the running local runtime.")] = False,
 ) -> None:
     """Simulate an inbound text from a shopper, as End User Messaging two-way SMS would publish it to SNS, and apply
-    it with the reply handler's rules (answers go to the local outbox). Local only: in AWS, shoppers text.
+    it with the reply handler's rules (answers go to the local outbox; their log lines to .local/cli.log). Local
+    only: in AWS, shoppers text.
 
     Example: possync sms reply --local --from +12065550123 --text YES
     """
@@ -176,7 +179,8 @@ def reply_command(
         deferrals=SqsDeferrals(context.client("sqs"), state.get("sms_deferral_queue_url", "")),
         notifier=_QuietNotifier(),
     )
-    outcome = service.reply(inbound.number, inbound.body, inbound.inbound_id)
+    with handler_logs_to(Path(state.get("workdir") or ".local") / CLI_LOG):
+        outcome = service.reply(inbound.number, inbound.body, inbound.inbound_id)
     explained = {
         "unknown": "possync never texted that number: nothing changed",
         "confirmed": "opted in (a confirmation text is in the outbox)",

@@ -200,7 +200,8 @@ def unmap_store(
     if outcome is Outcome.SAVED:
         console().print(
             f"{vendor.value} {what} of {tenant} maps to no store now. Favourite stores already computed from it stay "
-            "until new sales arrive; new data from it raises an unmapped-store notice (`possync stores unmapped`)."
+            "until new sales arrive; new data from it raises an unmapped-store notice "
+            f"(`{command_line(context, 'stores unmapped')}`)."
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 
 from functions.core.connector import ConnectorConfig
 from functions.core.credentials import Credential
@@ -22,6 +23,18 @@ _CONNECTORS: dict[Vendor, tuple[str, str]] = {
 
 class VerificationFailedError(PossyncError):
     """The POS refused the credential, or could not be reached to ask; the message says which, never a secret."""
+
+
+# The advice a pull's refusal carries for whoever reads `possync status` later: while it is being added, the
+# command's own hint says what to do instead.
+_READD_ADVICE = re.compile(r";[^;]*\bre-add it with `possync credentials add[^`]*`$")
+
+
+def refusal(vendor: Vendor, exc: CredentialError) -> str:
+    """What the POS said, once: `posabit refused the credential (HTTP 401) ...`, not `refused ...: ... refused`."""
+    said = _READD_ADVICE.sub("", str(exc))
+    prefix = f"{vendor.value} refused the credential"
+    return said if said.startswith(prefix) else f"{prefix}: {said}"
 
 
 def base_url(vendor: Vendor, target: Target) -> str:
@@ -55,7 +68,7 @@ def verify(credential: Credential, vendor: Vendor, tenant: str, credential_id: s
         finally:
             connector.close()
     except CredentialError as exc:
-        raise VerificationFailedError(f"{vendor.value} refused the credential: {exc}") from None
+        raise VerificationFailedError(refusal(vendor, exc)) from None
     except (VendorUnavailableError, HostNotAllowedError) as exc:
         raise VerificationFailedError(f"{vendor.value} could not be asked: {exc}") from None
     except PossyncError as exc:

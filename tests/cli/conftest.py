@@ -14,12 +14,20 @@ from functions.core.layout import ResourceNames, Vendor
 from functions.core.loyalty.codecs import ledger_item, persona_item
 from functions.core.loyalty.values import FieldSource, LedgerEntry, Persona
 from functions.core.store import ControlStore
+from possync.admin import render
 from possync.admin.context import AdminContext
 from possync.admin.tenants import create_tenant
 from possync.cli import app
 from possync.target import Target
 
 Invoke = Callable[..., Result]
+
+
+@pytest.fixture(autouse=True)
+def typed_at_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CliRunner `input=` stands for what the admin types at a terminal (its stdin is no TTY); tests of the
+    commands with no terminal set `render.interactive` back to False."""
+    monkeypatch.setattr(render, "interactive", lambda: True)
 
 
 @pytest.fixture

@@ -86,7 +86,10 @@ def test_a_refused_credential_is_not_saved(verifying: Any, simulator: PosabitSim
 
     assert result.exit_code == 1
     text = " ".join(result.output.split())
-    assert "posabit refused the credential" in text and "nothing was stored" in text and "--no-verify" in text
+    assert "Error: posabit refused the credential (HTTP 401)" in text
+    assert text.count("refused the credential") == 1
+    assert "nothing was stored" in text and "--no-verify" in text
+    assert "re-add it" not in text  # the command adding it says what to do instead
     assert "wrong-venue-token" not in text
     listed = verifying("credentials", "list", "--tenant", "t1")
     assert "downtown" not in listed.output

@@ -18,6 +18,7 @@ from functions.core.layout import Vendor
 from functions.core.netguard import parse_private_networks
 from functions.core.store import ControlStore
 from functions.pull_onprem.tls import check_pin
+from possync.admin.context import AdminContext
 from possync.admin.credentials import check_store_name_unchanged
 from possync.target import Target
 from simulators.profitek import self_signed_identity
@@ -446,9 +447,10 @@ def test_remove_unknown_credential_is_an_error(cli: Invoke) -> None:
 def test_store_name_rule_has_a_fallback_when_pull_onprem_lacks_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "functions.pull_onprem.profitek.store_name", None)  # import fails
 
-    check_store_name_unchanged(Vendor.PROFITEK, "op-1", "Store One", " Store One ")  # same name: fine
+    context = AdminContext(local=True)
+    check_store_name_unchanged(context, "t1", Vendor.PROFITEK, "op-1", "Store One", " Store One ")  # same: fine
     with pytest.raises(typer.Exit):
-        check_store_name_unchanged(Vendor.PROFITEK, "op-1", "Store One", "Store Two")
+        check_store_name_unchanged(context, "t1", Vendor.PROFITEK, "op-1", "Store One", "Store Two")
 
 
 def test_malformed_json_is_reported_by_position_only(offline_cli: Invoke) -> None:
@@ -655,3 +657,46 @@ def test_a_fingerprint_is_printed_verbatim_where_it_spells_an_emoji(capsys: pyte
     err_console().print("id :cd: :smile:")
     captured = capsys.readouterr()
     assert "D1:CD:9B" in captured.out and ":cd: :smile:" in captured.err
+
+
+def test_posabit_from_json_takes_the_deployments_integrator_token(cli: Invoke, target: Target) -> None:
+    # Given a deployment with its own integrator token, and a merchant's JSON with only the store's key
+    saved = cli("credentials", "integrator-token", "posabit", "--token-env", "T", env={"T": INTEGRATOR})
+    merchant = json.dumps({"venue_token": VENUE, "store_name": "S", "market": "WA"})
+    own = json.dumps({"venue_token": VENUE, "store_name": "S", "integrator_token": "its-own-token-1"})
+
+    added = cli("credentials", "add", "posabit", "-t", "t1", "--id", "p2", "--from-json", "-", "--yes", input=merchant)
+    kept = cli("credentials", "add", "posabit", "-t", "t1", "--id", "p3", "--from-json", "-", "--yes", input=own)
+
+    assert saved.exit_code == 0, saved.output
+    assert added.exit_code == 0, added.output
+    assert secret_of(target, "t1", Vendor.POSABIT, "p2")["integrator_token"] == INTEGRATOR
+    assert kept.exit_code == 0, kept.output
+    assert secret_of(target, "t1", Vendor.POSABIT, "p3")["integrator_token"] == "its-own-token-1"
+
+
+def test_posabit_from_json_without_any_integrator_token_says_how_to_set_one(cli: Invoke) -> None:
+    merchant = json.dumps({"venue_token": VENUE, "store_name": "S"})
+
+    result = cli("credentials", "add", "posabit", "-t", "t1", "--id", "p2", "--from-json", "-", input=merchant)
+
+    assert result.exit_code == 1
+    assert "possync credentials integrator-token posabit" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("vendor", ["profitek", "auphan"])
+def test_an_empty_ip_port_is_refused_not_read_as_the_hosted_api(cli: Invoke, vendor: str) -> None:
+    result = add_onprem(cli, vendor, "")
+    blank = add_onprem(cli, vendor, "  ", credential_id="op-2")
+
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1 and blank.exit_code == 1
+    assert "Error: --ip-port is empty" in text
+    assert f"or leave out --ip-port for {vendor}'s hosted API" in text
+    assert cli("credentials", "list", "--tenant", "t1", "--output", "json").stdout.strip() == "[]"
+
+
+def test_an_ip_port_with_a_leading_zero_port_is_refused(cli: Invoke) -> None:
+    result = add_onprem(cli, "profitek", "52.10.20.30:080")
+
+    assert result.exit_code == 1 and "leading zero" in result.output

@@ -61,9 +61,11 @@ def test_pull_of_a_credential_that_does_not_exist_says_where_to_look(cli: Invoke
 
     result = cli("pull", "--tenant", "t1", "--vendor", "posabit", "--credential", "nope")
 
+    text = " ".join(result.output.split())
     assert result.exit_code == 1
-    assert "has no posabit credential nope" in result.output
-    assert "possync credentials list --tenant t1" in result.output
+    assert "Error: tenant t1 has no posabit credential 'nope' Hint:" in text
+    assert "its posabit credentials are store-1;" in text
+    assert "`possync credentials list --tenant t1 --vendor posabit` lists them" in text
 
 
 def test_pull_of_an_unknown_tenant_is_refused(cli: Invoke) -> None:

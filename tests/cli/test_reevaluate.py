@@ -193,3 +193,18 @@ def test_status_shows_each_re_evaluation_and_exits_1_when_one_failed(
     rows = {r["vendor"]: r["reevaluation"] for r in json.loads(as_json.output)}
     assert rows["posabit"]["state"] == "done" and rows["posabit"]["members_enrolled"] == 7
     assert rows["flourish"]["state"] == "failed" and rows["flourish"]["needs_attention"] is True
+
+
+def test_reevaluate_refuses_a_pos_the_tenant_has_no_credentials_for(
+    cli: Invoke, control: ControlStore, target: Target
+) -> None:
+    register(control, "store-1")
+    register(control, "fl-1", Vendor.FLOURISH)
+
+    result = cli("reevaluate", "--tenant", "t1", "--vendor", "profitek")
+
+    text = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert "tenant t1 has no profitek credentials" in text
+    assert "its POSes are posabit, flourish; `possync reevaluate --tenant t1` re-evaluates them all" in text
+    assert queued_jobs(target) == []

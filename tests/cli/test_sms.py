@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from functions.core.observability import logger
 from functions.core.sms.gateway import read_outbox
 from functions.core.streams import BatchFailures, RecordChange, StreamChange
 from possync.target import user_state_file
@@ -106,3 +109,31 @@ def test_templates_are_checked_when_set(cli: Invoke) -> None:
     ok = '{"stop_ack": "{brand}: you will get no more texts."}'
     assert cli("settings", "set", "--tenant", "t1", f"sms_templates={ok}", "sms_template_version=2").exit_code == 0
     assert cli("settings", "set", "--tenant", "t1", "sms_templates=nope").exit_code == 1
+
+
+def test_reply_keeps_the_rules_log_lines_off_the_terminal(
+    asked: World, cli: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the shared Powertools logger writing to the terminal (here, a buffer standing in for it)
+    terminal = io.StringIO()
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            monkeypatch.setattr(handler, "stream", terminal)
+
+    # When a reply from a number never texted is simulated (the rules log it at INFO)
+    result = cli("sms", "reply", "--local", "--from", "+12065550999", "--text", "YES")
+
+    # Then the terminal shows only the command's own line, and the log line is in .local/cli.log
+    assert result.exit_code == 0 and result.output.startswith("unknown:")
+    assert terminal.getvalue() == ""
+    assert '"level":"INFO"' in (tmp_path / ".local" / "cli.log").read_text()
+
+
+def test_outbox_refuses_an_unknown_kind(asked: World, cli: Invoke) -> None:
+    known = cli("sms", "outbox", "--kind", "OPTIN_REQUEST", "--output", "json")
+    result = cli("sms", "outbox", "--kind", "bogus")
+
+    assert known.exit_code == 0, known.output
+    assert result.exit_code == 2
+    text = " ".join(result.output.split())
+    assert "'bogus' is not one of 'optin_request', 'confirmation', 'help', 'stop_ack'" in text

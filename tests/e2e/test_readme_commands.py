@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from functions.core import netguard
 from functions.core.layout import Vendor
-from possync.admin import pull
+from possync.admin import pull, render
 from possync.admin.context import AdminContext
 from possync.cli import app
 from possync.local.runtime import LocalRuntime, Scale, TenantPlan
@@ -128,6 +128,7 @@ def test_every_readme_command_runs_as_written(
     # `pull --wait` waits for the pull Lambda; here the runtime runs the queued job while the command waits.
     monkeypatch.setattr(pull, "sleep", lambda seconds: rt.tick("manual pull", dispatch=False))
     context = AdminContext(target_override=local_target(rt.state_file))
+    monkeypatch.setattr(render, "interactive", lambda: True)  # prompt_answers is what the admin types at a terminal
     runner = CliRunner()
     env = {
         "PROFITEK_KEY": "profitek-authkey-0001",

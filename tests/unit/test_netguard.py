@@ -122,6 +122,9 @@ HOSTILE: list[tuple[str, str]] = [
     ("93.184.215.14:-1", "not a number from 1 to 65535"),
     ("93.184.215.14:+80", "not a number from 1 to 65535"),
     ("93.184.215.14:8o", "not a number from 1 to 65535"),
+    ("93.184.215.14:080", "leading zero"),
+    ("93.184.215.14:00443", "leading zero"),
+    ("93.184.215.14:00", "leading zero"),
     ("93.184.215.14:٨٠", "non-ASCII"),  # Arabic-Indic digits
     ("93.184.215.14:80:81", "IPv6 address without brackets"),
     # shapes that are not IP:PORT

@@ -163,9 +163,7 @@ class SignupKeys:
         """Revoked at once and for good (a revoked key is never accepted again); revoking twice changes nothing."""
         stored = self.get(tenant, key_id)
         if stored is None:
-            raise SignupKeyError(
-                f"tenant {tenant} has no signup key {key_id}; `possync signup-keys list` shows its keys"
-            )
+            raise SignupKeyError(f"tenant {tenant} has no signup key {key_id!r}")
         if stored.revoked_at is not None:
             return stored
         at = (now or datetime.now(UTC)).isoformat()
