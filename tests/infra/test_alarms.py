@@ -24,6 +24,12 @@ def _alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
     return [a["Properties"] for a in cfn.of_type(template, "AWS::CloudWatch::Alarm").values()]
 
 
+def _watched(alarm: dict[str, Any]) -> list[dict[str, Any]]:
+    """The metrics an alarm reads: itself for an alarm on one metric, each MetricStat of a metric math alarm (billed
+    per metric it reads, not for its expression)."""
+    return [alarm] if "MetricName" in alarm else [m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m]
+
+
 def _custom(template: dict[str, Any], metric_name: str) -> dict[str, Any]:
     """The one alarm on a possync metric as its emitters send it for alarms: this stage, no dimensions."""
     [alarm] = [a for a in _alarms(template) if a.get("MetricName") == metric_name]
@@ -176,11 +182,7 @@ def test_alarm_email_from_context_subscribes_to_the_topic(synthesized_with_optio
 
 def test_the_readme_states_how_many_alarms_watch_how_many_metrics_and_what_they_cost(template: dict[str, Any]) -> None:
     alarms = _alarms(template)
-    # a metric math alarm is billed per metric it reads, not for its expression
-    watched = [
-        [alarm] if "MetricName" in alarm else [m["MetricStat"] for m in alarm["Metrics"] if "MetricStat" in m]
-        for alarm in alarms
-    ]
+    watched = [_watched(alarm) for alarm in alarms]
     metric_count = sum(len(metrics_of_one) for metrics_of_one in watched)
     # all standard resolution (a period of a minute or more; high resolution costs three times as much)
     assert all(metric["Period"] >= 60 for metrics_of_one in watched for metric in metrics_of_one)
@@ -190,3 +192,17 @@ def test_the_readme_states_how_many_alarms_watch_how_many_metrics_and_what_they_
     stated = re.findall(r"(\d+) alarms watching (\d+) metrics \(\$(\d+\.\d\d) a month\)", readme)
 
     assert stated == [(str(len(alarms)), str(metric_count), f"{cents // 100}.{cents % 100:02d}")]
+
+
+def test_the_readme_names_every_possync_metric_an_alarm_watches(template: dict[str, Any]) -> None:
+    alarmed = {
+        named["MetricName"]
+        for alarm in _alarms(template)
+        for metric in _watched(alarm)
+        if (named := metric.get("Metric", metric)).get("Namespace") == NAMES.metrics_namespace
+    }
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    alarms_paragraph = readme[readme.index("**Alarms.**") : readme.index("What it costs to leave running")]
+
+    assert metrics.SMS_SENDS_FAILED in alarmed  # the template is read as it is: its metrics are found
+    assert sorted(name for name in alarmed if f"`{name}`" not in alarms_paragraph) == []
