@@ -256,14 +256,22 @@ def record_change(stream_record: Mapping[str, Any]) -> RecordChange | None:
     """The canonical record and its version from an INSERT/MODIFY stream record of the records table (DynamoDB JSON);
     None for removals and items that are not records. The record is read leniently (functions.core.models
     .read_record: written by a newer or older version of the code, it still applies); data that is not a valid
-    record raises ValueError (the record is then failed and retried)."""
+    record, or a record item that holds no record JSON at all, raises ValueError (the record is then failed and
+    retried, and in the end reaches the failure queue: never skipped as if it were no record)."""
     if stream_record.get("eventName") not in ("INSERT", "MODIFY"):
         return None
     image = (stream_record.get("dynamodb") or {}).get("NewImage") or {}
     kind = _image_text(image, "kind")
-    data = record_items.record_json(image)
-    if kind not in {k.value for k in RecordKind} or data is None:
+    if kind not in {k.value for k in RecordKind}:
         return None
+    data = record_items.record_json(image)
+    if data is None:
+        # Every item RecordStore writes with a record kind carries the record as `data` (text) or `data_z`
+        # (binary); one without either (or with `data` of another type) is damaged.
+        raise ValueError(
+            f"the stream record's {kind} item holds no record JSON "
+            f"({record_items.DATA} as text or {record_items.DATA_Z} as binary)"
+        )
     version = image.get("version")
     number = int(version["N"]) if isinstance(version, Mapping) and "N" in version else 0
     record_kind = RecordKind(kind)

@@ -238,3 +238,30 @@ def test_a_record_that_cannot_be_read_fails_and_so_do_later_ones_of_the_same_ite
     # the reason names the field, never a value
     [reason] = [r for r in batch.failures.reasons() if "tenant" in r]
     assert "greenleaf" not in reason and "Ana" not in reason
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda image: image.pop("data"), id="no data at all"),
+        pytest.param(lambda image: image.update(data={"B": "eyJ0ZW5hbnQiOiAidDEifQ=="}), id="data as binary"),
+        pytest.param(lambda image: image.update(data={"N": "1"}), id="data as a number"),
+    ],
+)
+def test_a_record_item_without_readable_record_json_fails_instead_of_being_skipped(damage: Any) -> None:
+    # Given a shopper item whose record JSON is gone or of the wrong type, between two good records
+    shopper = RECORDS[0]
+    broken = copy.deepcopy(shopper)
+    damage(broken["dynamodb"]["NewImage"])
+    other = copy.deepcopy(next(r for r in RECORDS if r["eventName"] == "MODIFY" and _kind(r) == "shopper"))
+    other["dynamodb"]["Keys"]["pk"]["S"] += "-another"
+    # When the consumer reads the batch
+    batch = read_batch({"Records": [broken, other]}, {RecordKind.SHOPPER})
+    # Then the damaged one is reported (retried, then dead-lettered), not counted as "not a record"
+    assert batch.failures.response() == {
+        "batchItemFailures": [{"itemIdentifier": broken["dynamodb"]["SequenceNumber"]}]
+    }
+    assert batch.ignored == 0
+    assert [c.item_id for c in batch.changes] == [other["dynamodb"]["SequenceNumber"]]
+    [reason] = batch.failures.reasons()
+    assert "holds no record JSON" in reason
