@@ -14,8 +14,10 @@ import pytest
 
 from functions.core.errors import CredentialError, VendorUnavailableError
 from functions.core.layout import FORM_SOURCE, Vendor
+from functions.core.loyalty.codecs import persona_item
 from functions.core.loyalty.values import Persona
 from functions.core.pos_sync import rules
+from functions.core.pos_sync.service import persona_changes
 from functions.core.pos_sync.writer import (
     PosDuplicateError,
     PosRejectedError,
@@ -23,6 +25,7 @@ from functions.core.pos_sync.writer import (
     send_create,
 )
 from functions.core.settings import IntegrationSettings
+from functions.core.streams import BatchFailures
 from functions.pos_sync.writers import open_writer
 from functions.pull_flourish.writer import new_customer as flourish_body
 from functions.pull_posabit.writer import new_customer as posabit_body
@@ -237,3 +240,51 @@ def test_read_only_connectors_have_no_write_method_and_send_only_gets(folder: st
 def test_no_writer_opens_for_a_read_only_vendor(vendor: Vendor) -> None:
     with pytest.raises(CredentialError, match="read-only"):
         open_writer(vendor, None)  # type: ignore[arg-type]
+
+
+PERSONAS_STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/possync-personas/stream/2026-01-01T00:00:00.000"
+
+
+def _profile_record(p: Persona, sequence: str) -> dict[str, Any]:
+    """The personas-table stream record Lambda delivers for a profile as the personas store writes it."""
+    item = persona_item(p)
+    return {
+        "eventID": f"event-{sequence}",
+        "eventName": "INSERT",
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": "us-east-1",
+        "dynamodb": {
+            "ApproximateCreationDateTime": 1772474400,
+            "Keys": {"pk": item["pk"], "sk": item["sk"]},
+            "NewImage": item,
+            "SequenceNumber": sequence,
+            "SizeBytes": len(json.dumps(item)),
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+        "eventSourceARN": PERSONAS_STREAM_ARN,
+    }
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value"),
+    [
+        ("field_sources", {"S": "[]"}),  # JSON, but not an object
+        ("source_versions", {"S": '["x"]'}),
+        ("consent", {"M": {"sms": "opted_in"}}),  # a map entry that is no DynamoDB value
+    ],
+)
+def test_a_damaged_profile_fails_alone_and_the_others_of_the_batch_go_on(attribute: str, value: Any) -> None:
+    # Given a batch of three form profiles, the middle one damaged
+    first, damaged, last = (
+        _profile_record(Persona("t1", persona_id, sources=frozenset({FORM_SOURCE})), sequence)
+        for persona_id, sequence in (("p1", "100"), ("p2", "200"), ("p3", "300"))
+    )
+    damaged["dynamodb"]["NewImage"][attribute] = value
+    failures = BatchFailures()
+    # When the consumer reads it
+    changes = persona_changes({"Records": [first, damaged, last]}, failures)
+    # Then only the damaged one is a batch item failure, with a reason; the others are synced
+    assert [c.persona.persona_id for c in changes] == ["p1", "p3"]
+    assert failures.response() == {"batchItemFailures": [{"itemIdentifier": "200"}]}
+    assert failures.reasons() == {"the stream record is not a persona profile": 1}

@@ -84,7 +84,9 @@ def persona_changes(event: Mapping[str, Any], failures: BatchFailures) -> list[P
         image = dynamodb.get("NewImage") or {}
         try:
             persona = persona_from_item(image)
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError):
+            # A damaged profile (a JSON attribute that is no object, a map entry of the wrong type) fails alone:
+            # raising would fail the whole batch and hold the other personas' POS creates back.
             failures.fail(item_id, key, "the stream record is not a persona profile")
             continue
         if not persona.tenant or not persona.persona_id:
