@@ -238,6 +238,19 @@ def test_a_persona_the_pos_already_knows_is_linked_never_created(world: World, p
     assert world.record(3)["pos_id"] == str(customers_with_phone(posabit, "4585550002")[0]["id"])
 
 
+def test_a_profile_with_an_unreadable_birth_date_fails_alone_and_the_batch_goes_on(world: World) -> None:
+    # Given a batch of two form signups, the first profile's birth date damaged (not an ISO date)
+    world.connect(Vendor.POSABIT)
+    damaged = world.signup(11, birth_date="04/05/1990")
+    # When the batch is synced
+    outcomes, failures = world.run(damaged, world.signup(12))
+    # Then the other persona is created, and only the damaged record is reported, without its value
+    assert outcomes["created"] == 1 and world.record(12)["state"] == "created"
+    assert failures.response() == {"batchItemFailures": [{"itemIdentifier": damaged["dynamodb"]["SequenceNumber"]}]}
+    assert "04/05/1990" not in str(failures.reasons())
+    assert world.posts() == 1
+
+
 # --- exactly once ------------------------------------------------------------------------------------------------
 
 

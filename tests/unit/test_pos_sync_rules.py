@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -288,3 +289,30 @@ def test_a_damaged_profile_fails_alone_and_the_others_of_the_batch_go_on(attribu
     assert [c.persona.persona_id for c in changes] == ["p1", "p3"]
     assert failures.response() == {"batchItemFailures": [{"itemIdentifier": "200"}]}
     assert failures.reasons() == {"the stream record is not a persona profile": 1}
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"birth_date": "04/05/1990"}, "birth_date"),
+        ({"created_at": "yesterday"}, "created_at"),
+        ({"birth_date": "1990-13-45", "created_at": "2026-03-02 noon"}, "created_at and birth_date"),
+    ],
+)
+def test_a_profile_with_an_unreadable_date_fails_alone_without_showing_the_date(
+    fields: dict[str, str], named: str
+) -> None:
+    # Given a batch of three form profiles, the middle one with a date the sync rules cannot read
+    first, damaged, last = (
+        _profile_record(replace(persona(**(fields if persona_id == "p2" else {})), persona_id=persona_id), sequence)
+        for persona_id, sequence in (("p1", "100"), ("p2", "200"), ("p3", "300"))
+    )
+    failures = BatchFailures()
+    # When the consumer reads it
+    changes = persona_changes({"Records": [first, damaged, last]}, failures)
+    # Then only that record fails (no exception fails the whole batch), and the reason names the field, not its value
+    assert [c.persona.persona_id for c in changes] == ["p1", "p3"]
+    assert failures.response() == {"batchItemFailures": [{"itemIdentifier": "200"}]}
+    [reason] = failures.reasons()
+    assert reason == f"the persona profile's {named} is not an ISO 8601 date"
+    assert not any(value in reason for value in fields.values())

@@ -13,7 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -92,8 +92,27 @@ def persona_changes(event: Mapping[str, Any], failures: BatchFailures) -> list[P
         if not persona.tenant or not persona.persona_id:
             failures.fail(item_id, key, "the stream record is not a persona profile")
             continue
+        unreadable = unreadable_dates(persona)
+        if unreadable:
+            # The rules read both; the reason names the fields, never their values (a birth date is personal data).
+            failures.fail(item_id, key, f"the persona profile's {' and '.join(unreadable)} is not an ISO 8601 date")
+            continue
         changes.append(PersonaChange(item_id, key, persona, s(image, "state")))
     return changes
+
+
+def unreadable_dates(persona: Persona) -> list[str]:
+    """The profile's date attributes the sync rules read (created_at, birth_date) that are set but not ISO 8601."""
+    unreadable = []
+    for name, parse in (("created_at", datetime.fromisoformat), ("birth_date", date.fromisoformat)):
+        value = getattr(persona, name)
+        if not value:
+            continue
+        try:
+            parse(value)
+        except (TypeError, ValueError):
+            unreadable.append(name)
+    return unreadable
 
 
 @dataclass
