@@ -273,7 +273,10 @@ def record_change(stream_record: Mapping[str, Any]) -> RecordChange | None:
             f"({record_items.DATA} as text or {record_items.DATA_Z} as binary)"
         )
     version = image.get("version")
-    number = int(version["N"]) if isinstance(version, Mapping) and "N" in version else 0
+    try:
+        number = int(version["N"]) if isinstance(version, Mapping) and "N" in version else 0
+    except (TypeError, ValueError):
+        raise ValueError(f"the stream record's {kind} version is not a whole number") from None
     record_kind = RecordKind(kind)
     try:
         record = read_record(record_kind, data)

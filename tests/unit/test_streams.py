@@ -265,3 +265,14 @@ def test_a_record_item_without_readable_record_json_fails_instead_of_being_skipp
     assert [c.item_id for c in batch.changes] == [other["dynamodb"]["SequenceNumber"]]
     [reason] = batch.failures.reasons()
     assert "holds no record JSON" in reason
+
+
+@pytest.mark.parametrize("version", ["1E+2", "1.5", "", "two"])
+def test_a_version_that_is_no_whole_number_fails_with_a_reason_that_says_so(version: str) -> None:
+    broken = copy.deepcopy(RECORDS[0])
+    broken["dynamodb"]["NewImage"]["version"] = {"N": version}
+    batch = read_batch({"Records": [broken]}, {RecordKind.SHOPPER})
+    assert batch.failures.response() == {
+        "batchItemFailures": [{"itemIdentifier": broken["dynamodb"]["SequenceNumber"]}]
+    }
+    assert batch.failures.reasons() == {"the stream record's shopper version is not a whole number": 1}
