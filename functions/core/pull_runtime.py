@@ -45,6 +45,7 @@ from functions.core.failures import describe_failure
 from functions.core.failures import failure_site as _where
 from functions.core.failures import is_aws_failure as _is_aws
 from functions.core.http import tls_context
+from functions.core.lambda_events import sqs_records
 from functions.core.layout import ResourceNames, Stream, Vendor
 from functions.core.loyalty.catalogue import RewardCatalogue
 from functions.core.metrics import (
@@ -909,7 +910,7 @@ def handle_pull_event(
     """
     with heap.resident():  # once per process: collections then skip its modules, models and clients
         service = service_factory()
-    if event.get("action") == layout.DISPATCH_EVENT["action"]:
+    if isinstance(event, dict) and event.get("action") == layout.DISPATCH_EVENT["action"]:
         reason = event.get("reason", "schedule")
         if reason not in ("schedule", "manual"):
             raise PossyncError(f"dispatch reason must be 'schedule' or 'manual', not {str(reason)[:40]!r}")
@@ -939,6 +940,9 @@ def handle_pull_event(
         return float(context.get_remaining_time_in_millis()) / 1000.0
 
     request = getattr(context, "aws_request_id", None)
+    takes = f"its schedule's dispatch event ({json.dumps(layout.DISPATCH_EVENT)}) or an SQS batch of pull jobs"
+    if not sqs_records(event, function, takes):
+        return {"batchItemFailures": []}
 
     def process(record: SQSRecord) -> str:
         try:

@@ -41,6 +41,7 @@ from pydantic_core import PydanticCustomError
 from functions.core import aws, layout, metrics
 from functions.core.errors import AwsServiceError, PossyncError, SettingsError
 from functions.core.failures import aws_error_code, describe_failure, failure_site, is_aws_failure
+from functions.core.lambda_events import sqs_records
 from functions.core.layout import RecordKind, ResourceNames, Vendor
 from functions.core.loyalty.service import LoyaltyService
 from functions.core.loyalty.settings import tenant_zone
@@ -904,6 +905,8 @@ def handle_reevaluation_event(
     event: dict[str, Any], context: Any, service_factory: Callable[[], ReevaluationService]
 ) -> dict[str, Any]:
     """The re-evaluation queue's SQS batch (one message per invocation), with partial batch responses."""
+    if not sqs_records(event, layout.REEVALUATION_FUNCTION, "an SQS batch of re-evaluation jobs"):
+        return {"batchItemFailures": []}
     service = service_factory()
 
     def remaining() -> float:
