@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from functions.core import layout
 from functions.core.archive import S3Archive
 from functions.core.connector import Connector, MappingContext, MappingError, RawPage, Window
+from functions.core.errors import VendorUnavailableError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import CanonicalRecord
 from functions.core.store import Checkpoint, ControlStore, FirstPull, RecordStore, WriteStats
@@ -350,17 +351,24 @@ class PullEngine:
                 if page.next_token is not None and self._out_of_time():
                     save()
                     return out
-            if (
-                cp.first_total is not None
-                and last_total is not None
-                and last_total != cp.first_total
-                and cp.window_pass + 1 < MAX_WINDOW_PASSES
-            ):
-                # The window's membership changed under us: read it again (unchanged records write nothing).
-                cp.window_pass += 1
+            if cp.first_total is not None and last_total is not None and last_total != cp.first_total:
+                if cp.window_pass + 1 < MAX_WINDOW_PASSES:
+                    # The window's membership changed under us: read it again (unchanged records write nothing).
+                    cp.window_pass += 1
+                    cp.token = None
+                    cp.first_total = None
+                    continue
+                # Every pass saw the membership change: a record that shifted across a page boundary may still be
+                # unread, so the window is not closed (its cursor would pass that record for good). The next run
+                # reads the window again from its first page, with passes to spare; what was stored stays stored.
+                cp.window_pass = 0
                 cp.token = None
                 cp.first_total = None
-                continue
+                save()
+                raise VendorUnavailableError(
+                    f"{vendor.value} {stream.value} kept changing while their pages were read "
+                    f"({MAX_WINDOW_PASSES} passes, the total moved in each); the window is read again next run"
+                )
             self._close_window(cp)
             save()
             out.complete = True
