@@ -120,4 +120,6 @@ def iso(moment: datetime) -> str:
 
 
 def parse_z(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    """How these servers read their own timestamps (and the filters sent to them): naive ones are UTC."""
+    moment = datetime.fromisoformat(text.upper().replace(" UTC", "Z").replace("Z", "+00:00"))
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

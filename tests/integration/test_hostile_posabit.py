@@ -1,0 +1,179 @@
+"""POSaBIT pulls, through the handler under moto, against a server the simulators' authors did not write."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+import stamina
+
+from functions.core import layout
+from functions.core.layout import RecordKind, Stream, Vendor, record_pk
+from functions.core.record_items import record_fields
+from tests.integration.hostile_pos import Call, HostileServer, Reply, iso, parse_z
+from tests.integration.pulls import PullWorld
+
+SERVED_PER_PAGE = 5  # the server serves at most this many a page, whatever is asked (the envelope says so)
+LISTS = {
+    "/api/v3/venue/customers": "customers",
+    "/api/v3/venue/sales_histories": "sales_histories",
+    "/api/v3/venue/inventories": "inventory",
+    "/api/v3/venue/coupons": "coupons",
+}
+CREDENTIAL = {"vendor": "posabit", "store_name": "Hostile", "integrator_token": "int-tok-1", "venue_token": "ven-tok-1"}
+
+
+def sale(sid: int, updated: datetime, total: int = 1000, **extra: Any) -> dict[str, Any]:
+    ordered = updated - timedelta(minutes=1)
+    return {
+        "id": sid,
+        "ordered_at": iso(ordered),
+        "customer_id": 100 + sid,
+        "sub_total": total,
+        "discount": 0,
+        "tax": 0,
+        "total": total,
+        "status": "completed",
+        "items": [
+            {
+                "product_id": 1,
+                "sku": "SKU1",
+                "category": "Flower",
+                "brand": "B",
+                "product_name": "P",
+                "quantity": 1,
+                "sub_total": total,
+                "discount": 0,
+                "tax": 0,
+                "total": total,
+                "discount_list": [],
+            }
+        ],
+        "created_at": iso(ordered),
+        "updated_at": iso(updated),
+        **extra,
+    }
+
+
+class PosabitServer:
+    """Sales histories kept as a list, filtered and sorted as the contract says, paged `SERVED_PER_PAGE` a page."""
+
+    def __init__(self) -> None:
+        self.sales: dict[int, dict[str, Any]] = {}
+        self.on_page: Callable[[int], None] | None = None  # runs before a sales page is answered
+        self.override: Callable[[Call], Reply | bool | None] | None = None  # False: answer normally
+        self.server = HostileServer(self.route)
+        self.stores = ["Hostile"]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def route(self, call: Call) -> Reply | None:
+        if self.override is not None:
+            answer = self.override(call)
+            if answer is not False:
+                return answer  # type: ignore[return-value]
+        if call.path == "/api/v3/venue/info":
+            return Reply.json({"id": 7, "name": "Hostile", "state": "WA", "timezone": "Pacific Time (US & Canada)"})
+        key = LISTS.get(call.path)
+        if key is None:
+            return Reply.json({"error": "not found"}, 404)
+        page = call.int_arg("page", 1)
+        rows = list(self.sales.values()) if key == "sales_histories" else []
+        if key == "sales_histories" and self.on_page is not None:
+            self.on_page(page)
+            rows = list(self.sales.values())
+        return Reply.json(self.envelope(key, self.select(rows, call), page))
+
+    @staticmethod
+    def select(rows: list[dict[str, Any]], call: Call) -> list[dict[str, Any]]:
+        after, before = call.params.get("q[updated_at_gt]"), call.params.get("q[updated_at_lt]")
+        if after:
+            rows = [r for r in rows if parse_z(r["updated_at"]) > parse_z(after)]
+        if before:
+            rows = [r for r in rows if parse_z(r["updated_at"]) < parse_z(before)]
+        return sorted(rows, key=lambda r: (parse_z(r["updated_at"]), r["id"]))
+
+    @staticmethod
+    def envelope(key: str, rows: list[dict[str, Any]], page: int) -> dict[str, Any]:
+        start = (page - 1) * SERVED_PER_PAGE
+        return {
+            "total_records": len(rows),
+            "current_page": page,
+            "total_pages": -(-len(rows) // SERVED_PER_PAGE),
+            "per_page": SERVED_PER_PAGE,
+            key: rows[start : start + SERVED_PER_PAGE],
+        }
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv(layout.ENV_SETTLE_SECONDS, "0")
+    monkeypatch.setenv(layout.ENV_HTTP_READ_TIMEOUT, "0.5")
+    with stamina.set_testing(True, attempts=3):
+        yield
+
+
+@pytest.fixture
+def pos() -> Iterator[PosabitServer]:
+    server = PosabitServer()
+    server.server.start()
+    yield server
+    server.server.stop()
+
+
+@pytest.fixture
+def world(pos: PosabitServer, resources: Any) -> PullWorld:
+    w = PullWorld(Vendor.POSABIT, pos, resources)
+    w.register("Hostile", CREDENTIAL)
+    return w
+
+
+def stored_sales(world: PullWorld) -> list[str]:
+    return sorted(pos_id for _, pos_id in world.stored().get(Stream.SALES, []))
+
+
+def history(count: int, start: datetime | None = None) -> dict[int, dict[str, Any]]:
+    start = start or datetime.now(UTC) - timedelta(days=3)
+    return {n: sale(n, start + timedelta(minutes=n)) for n in range(1, count + 1)}
+
+
+# Forms of one instant a server may write, all valid ISO 8601 / RFC 3339 (POSaBIT writes `...000Z`).
+TIMESTAMP_FORMS = {
+    "no seconds": "%Y-%m-%dT%H:%MZ",
+    "lower-case z": "%Y-%m-%dT%H:%M:%Sz",
+    "+00:00": "%Y-%m-%dT%H:%M:%S+00:00",
+    "one fraction digit": "%Y-%m-%dT%H:%M:%S.0Z",
+    "nine fraction digits": "%Y-%m-%dT%H:%M:%S.000000000Z",
+    "Ruby's Time#to_s": "%Y-%m-%d %H:%M:%S UTC",
+}
+
+
+@pytest.mark.parametrize("form", list(TIMESTAMP_FORMS))
+def test_a_sale_stamped_in_any_valid_form_is_stored_at_its_instant(
+    world: PullWorld, pos: PosabitServer, form: str
+) -> None:
+    moment = (datetime.now(UTC) - timedelta(days=2)).replace(second=0, microsecond=0)
+    written = sale(1, moment)
+    written["updated_at"] = moment.strftime(TIMESTAMP_FORMS[form])
+    pos.sales = {1: written}
+
+    world.tick()
+
+    assert world.status("Hostile")["last_outcome"] == "ok"
+    assert not world.quarantined()
+    assert stored_sales(world) == ["1"]
+    assert parse_z(stored_sale(world, 1)["source_updated_at"]) == moment
+
+
+def stored_sale(world: PullWorld, sid: int) -> dict[str, Any]:
+    """The stored sale's record, as its item's JSON holds it."""
+    key = {
+        "pk": {"S": record_pk(world.tenant, Vendor.POSABIT, world.credentials["Hostile"], RecordKind.SALE, str(sid))}
+    }
+    item = boto3.client("dynamodb").get_item(TableName=world.resources.records_table, Key=key)["Item"]
+    return record_fields(item)
