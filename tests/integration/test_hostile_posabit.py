@@ -177,3 +177,28 @@ def stored_sale(world: PullWorld, sid: int) -> dict[str, Any]:
     }
     item = boto3.client("dynamodb").get_item(TableName=world.resources.records_table, Key=key)["Item"]
     return record_fields(item)
+
+
+def test_a_sale_edited_mid_pull_that_stays_in_the_window_shifts_no_other_out_of_the_pull(
+    world: PullWorld, pos: PosabitServer
+) -> None:
+    # Given a POSaBIT whose clock runs behind ours: a sale edited while the pull reads page 2 is stamped before the
+    # window's end, so it stays in the window (the total does not move) but sorts last now; every sale after its old
+    # place shifts up one, and the first of page 2 onto page 1, already read
+    pos.sales = history(12)
+    edited: list[int] = []
+
+    def on_page(page: int) -> None:
+        if page == 2 and not edited:
+            edited.append(1)
+            pos.sales[1] = sale(1, datetime.now(UTC) - timedelta(seconds=30), total=2500)
+
+    pos.on_page = on_page
+
+    # When the pull reads the window
+    world.tick()
+
+    # Then it reads the window again, and every sale is stored once, the edited one at its new version
+    assert world.status("Hostile")["last_outcome"] == "ok"
+    assert stored_sales(world) == sorted(str(n) for n in range(1, 13))
+    assert stored_sale(world, 1)["total_cents"] == 2500

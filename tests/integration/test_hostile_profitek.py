@@ -6,11 +6,13 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import boto3
 import pytest
 import stamina
 
 from functions.core import layout
-from functions.core.layout import Stream, Vendor
+from functions.core.layout import RecordKind, Stream, Vendor, record_pk
+from functions.core.record_items import record_fields
 from tests.integration.hostile_pos import Call, HostileServer, Reply, iso, parse_z
 from tests.integration.pulls import PullWorld
 
@@ -157,3 +159,34 @@ def test_a_window_that_changes_in_every_pass_fails_loudly_and_the_retry_stores_w
     world.tick()
     assert world.status("hostile")["last_outcome"] == "ok"
     assert stored_sales(world) == sorted([*range(1, 31), *arrived])
+
+
+def test_a_transaction_edited_mid_pull_on_a_store_pc_whose_clock_runs_behind_shifts_no_other_out(
+    world: PullWorld, pos: ProfitekServer
+) -> None:
+    # Given a store PC whose clock runs two minutes behind ours: a transaction edited while the pull reads page 2 is
+    # stamped before the window's end, so it stays in the window (TotalCount unchanged) but sorts last now
+    pos.sales = history(12)
+    edited: list[int] = []
+
+    def on_page(page: int) -> None:
+        if page == 2 and not edited:
+            edited.append(1)
+            pos.sales[1] = transaction(1, datetime.now(UTC) - timedelta(minutes=2), total=25.0)
+
+    pos.on_page = on_page
+
+    # When the pull reads the window
+    world.tick()
+
+    # Then no transaction after the edited one's old place is skipped: every one is stored once, the edited one new
+    assert world.status("hostile")["last_outcome"] == "ok"
+    assert stored_sales(world) == list(range(1, 13))
+    assert stored_sale(world, 1)["total_cents"] == 2500
+
+
+def stored_sale(world: PullWorld, tid: int) -> dict[str, Any]:
+    """The stored sale's record, as its item's JSON holds it."""
+    pk = record_pk(world.tenant, Vendor.PROFITEK, world.credentials["hostile"], RecordKind.SALE, str(tid))
+    item = boto3.client("dynamodb").get_item(TableName=world.resources.records_table, Key={"pk": {"S": pk}})["Item"]
+    return record_fields(item)
