@@ -202,3 +202,35 @@ def test_a_sale_edited_mid_pull_that_stays_in_the_window_shifts_no_other_out_of_
     assert world.status("Hostile")["last_outcome"] == "ok"
     assert stored_sales(world) == sorted(str(n) for n in range(1, 13))
     assert stored_sale(world, 1)["total_cents"] == 2500
+
+
+def test_an_empty_page_before_the_last_one_is_not_taken_for_the_end_of_the_window(
+    world: PullWorld, pos: PosabitServer
+) -> None:
+    # Given a POSaBIT that ignores the sort (it pages in id order) and once answers page 2 of 3 with no records while
+    # its envelope still counts 15 records on 3 pages; the newest sale is on page 1
+    pos.sales = history(15)
+    pos.sales[1] = sale(1, datetime.now(UTC) - timedelta(hours=1))
+    pos.select = lambda rows, call: sorted(PosabitServer.select(rows, call), key=lambda r: r["id"])  # type: ignore[method-assign]
+    emptied: list[int] = []
+    served = pos.envelope
+
+    def envelope(key: str, rows: list[dict[str, Any]], page: int) -> dict[str, Any]:
+        answer = served(key, rows, page)
+        if key == "sales_histories" and page == 2 and not emptied:
+            emptied.append(page)
+            answer[key] = []
+        return answer
+
+    pos.envelope = envelope  # type: ignore[method-assign]
+
+    # When the pull reads the window, and the next one
+    world.tick()
+    first = world.status("Hostile")
+    world.tick()
+
+    # Then the first did not say "ok" having read one page of three: it failed saying why, and the next stored the rest
+    assert first["last_outcome"] == "unavailable"
+    assert "no records on page 2" in first["last_error"]
+    assert world.status("Hostile")["last_outcome"] == "ok"
+    assert stored_sales(world) == sorted(str(n) for n in range(1, 16))

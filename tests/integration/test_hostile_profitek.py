@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -57,6 +58,7 @@ class ProfitekServer:
     def __init__(self) -> None:
         self.sales: dict[int, dict[str, Any]] = {}
         self.on_page: Callable[[int], None] | None = None
+        self.ignores_order = False  # pages in TransactionID order, whatever orderBy asks
         self.server = HostileServer(self.route)
         self.stores = ["hostile"]
 
@@ -78,7 +80,10 @@ class ProfitekServer:
             rows = [r for r in rows if parse_z(r["ModifiedDate"]) >= parse_z(since)]
         if before:
             rows = [r for r in rows if parse_z(r["ModifiedDate"]) < parse_z(before)]
-        rows.sort(key=lambda r: (parse_z(r["ModifiedDate"]), r["TransactionID"]))
+        if self.ignores_order:
+            rows.sort(key=lambda r: r["TransactionID"])
+        else:
+            rows.sort(key=lambda r: (parse_z(r["ModifiedDate"]), r["TransactionID"]))
         start = (page - 1) * SERVED_PAGE_SIZE
         return Reply.json(
             {
@@ -190,3 +195,36 @@ def stored_sale(world: PullWorld, tid: int) -> dict[str, Any]:
     pk = record_pk(world.tenant, Vendor.PROFITEK, world.credentials["hostile"], RecordKind.SALE, str(tid))
     item = boto3.client("dynamodb").get_item(TableName=world.resources.records_table, Key={"pk": {"S": pk}})["Item"]
     return record_fields(item)
+
+
+def test_an_empty_page_before_the_last_one_is_not_taken_for_the_end_of_the_window(
+    world: PullWorld, pos: ProfitekServer
+) -> None:
+    # Given a store server that once answers page 2 of 3 with no transactions while its envelope still counts 15 on 3
+    # pages, and that ignores orderBy (it pages in id order; the newest transaction is on page 1)
+    pos.sales = history(15)
+    pos.sales[1] = transaction(1, datetime.now(UTC) - timedelta(hours=1))
+    emptied: list[int] = []
+    route = pos.route
+
+    def hiccup(call: Call) -> Reply | None:
+        reply = route(call)
+        if call.path.endswith("/transactions") and call.params.get("page") == "2" and not emptied and reply:
+            emptied.append(2)
+            envelope = json.loads(reply.body)
+            return Reply.json({**envelope, "Data": []})
+        return reply
+
+    pos.server.route = hiccup
+    pos.ignores_order = True
+
+    # When the pull reads the window, and the next one
+    world.tick()
+    first = world.status("hostile")
+    world.tick()
+
+    # Then the first did not say "ok" having read one page of three: it failed saying why, and the next stored the rest
+    assert first["last_outcome"] == "unavailable"
+    assert "no records on page 2" in first["last_error"]
+    assert world.status("hostile")["last_outcome"] == "ok"
+    assert stored_sales(world) == list(range(1, 16))
