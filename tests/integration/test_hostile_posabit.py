@@ -234,3 +234,30 @@ def test_an_empty_page_before_the_last_one_is_not_taken_for_the_end_of_the_windo
     assert "no records on page 2" in first["last_error"]
     assert world.status("Hostile")["last_outcome"] == "ok"
     assert stored_sales(world) == sorted(str(n) for n in range(1, 16))
+
+
+def test_a_redirect_to_another_host_is_not_followed_and_is_named_as_the_reason(
+    world: PullWorld, pos: PosabitServer
+) -> None:
+    # Given a POSaBIT (or a proxy before it) that answers page 2 with a redirect to another host
+    pos.sales = history(12)
+    elsewhere = HostileServer(lambda call: Reply.json({"sales_histories": [], "total_records": 0})).start()
+
+    def redirect(call: Call) -> Reply | bool:
+        if call.path.endswith("/sales_histories") and call.params.get("page") == "2":
+            return Reply(302, b"", {"Location": f"{elsewhere.url}{call.path}?page=2"})
+        return False
+
+    pos.override = redirect
+    try:
+        # When the pull reads the window
+        world.tick()
+    finally:
+        elsewhere.stop()
+
+    # Then the other host never saw the credential (nor any request), and the status names the redirect
+    assert elsewhere.calls == []
+    status = world.status("Hostile")
+    assert status["last_outcome"] == "unavailable"
+    assert "HTTP 302 (a redirect)" in status["last_error"]
+    assert stored_sales(world) == sorted(str(n) for n in range(1, 6))  # page 1, stored; the checkpoint holds page 2
