@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import boto3
@@ -261,3 +264,55 @@ def test_a_redirect_to_another_host_is_not_followed_and_is_named_as_the_reason(
     assert status["last_outcome"] == "unavailable"
     assert "HTTP 302 (a redirect)" in status["last_error"]
     assert stored_sales(world) == sorted(str(n) for n in range(1, 6))  # page 1, stored; the checkpoint holds page 2
+
+
+def _page_2(pos: PosabitServer, call: Call) -> bytes:
+    rows = pos.select(list(pos.sales.values()), call)
+    return json.dumps(pos.envelope("sales_histories", rows, 2)).encode()
+
+
+# What a server (or a proxy before it) may answer page 2 with, once: none of these the simulators send.
+ANSWERS: dict[str, Callable[[PosabitServer, Call], Reply | None]] = {
+    "429 with an HTTP-date Retry-After": lambda pos, call: Reply(
+        429, b"", {"Retry-After": format_datetime(datetime.now(UTC) + timedelta(seconds=1), usegmt=True)}
+    ),
+    "a proxy's HTML error page with 200": lambda pos, call: Reply(
+        200, b"<html><body>502 Bad Gateway</body></html>", {"Content-Type": "text/html"}
+    ),
+    "a JSON body cut in half": lambda pos, call: Reply(
+        200, _page_2(pos, call)[:40], {"Content-Type": "application/json"}
+    ),
+    "the connection closed mid-body": lambda pos, call: Reply(
+        200, _page_2(pos, call), {"Content-Type": "application/json"}, cut_after=30
+    ),
+    "gzip Content-Encoding": lambda pos, call: Reply(
+        200, gzip.compress(_page_2(pos, call)), {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    ),
+    "slower than the read timeout": lambda pos, call: Reply(
+        200, _page_2(pos, call), {"Content-Type": "application/json"}, delay=1.0
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", list(ANSWERS))
+def test_an_odd_answer_mid_pull_is_retried_or_fails_loudly_and_nothing_is_lost(
+    world: PullWorld, pos: PosabitServer, answer: str
+) -> None:
+    pos.sales = history(12)
+    answered: list[str] = []
+
+    def odd(call: Call) -> Reply | bool | None:
+        if call.path.endswith("/sales_histories") and call.params.get("page") == "2" and not answered:
+            answered.append(answer)
+            return ANSWERS[answer](pos, call)
+        return False
+
+    pos.override = odd
+    world.tick()
+    status = world.status("Hostile")
+    if status["last_outcome"] != "ok":  # failing is allowed, loudly and resumably
+        assert status["last_error"]
+        world.tick()
+        assert world.status("Hostile")["last_outcome"] == "ok"
+    assert answered == [answer]
+    assert stored_sales(world) == sorted(str(n) for n in range(1, 13))
