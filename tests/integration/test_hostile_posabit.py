@@ -316,3 +316,31 @@ def test_an_odd_answer_mid_pull_is_retried_or_fails_loudly_and_nothing_is_lost(
         assert world.status("Hostile")["last_outcome"] == "ok"
     assert answered == [answer]
     assert stored_sales(world) == sorted(str(n) for n in range(1, 13))
+
+
+@pytest.mark.parametrize("later_page_holds", ["the older version", "the newer version"])
+def test_a_sale_served_on_two_pages_in_two_versions_is_stored_once_at_the_newer(
+    world: PullWorld, pos: PosabitServer, later_page_holds: str
+) -> None:
+    # Given a POSaBIT that serves sale 3 on page 1 and again first on page 2, the two copies with different contents
+    base = datetime.now(UTC) - timedelta(days=2)
+    pos.sales = history(12, base)
+    newer, older = sale(3, base + timedelta(minutes=3), total=5555), sale(3, base + timedelta(minutes=1), total=1111)
+    on_page_1, on_page_2 = (newer, older) if later_page_holds == "the older version" else (older, newer)
+    served = pos.envelope
+
+    def envelope(key: str, rows: list[dict[str, Any]], page: int) -> dict[str, Any]:
+        answer = served(key, rows, page)
+        if key == "sales_histories":
+            answer[key] = [on_page_1 if r["id"] == 3 else r for r in answer[key]]
+            if page == 2:
+                answer[key] = [on_page_2, *answer[key]]
+        return answer
+
+    pos.envelope = envelope  # type: ignore[method-assign]
+
+    world.tick()
+
+    assert world.status("Hostile")["last_outcome"] == "ok"
+    assert stored_sales(world) == sorted(str(n) for n in range(1, 13))  # each once
+    assert stored_sale(world, 3)["total_cents"] == 5555
