@@ -22,8 +22,10 @@ from functions.core.layout import Stream, Vendor
 from functions.core.models import CanonicalRecord
 from functions.core.store import Checkpoint, ControlStore, FirstPull, RecordStore, WindowPass, WriteStats
 
-# A window is re-read when the POS reports a different total at its end than at its start: records that changed
-# while we paged moved out of the fixed window and may have shifted others across a page boundary.
+# A window is re-read when the POS reports a different total at its end than at its start, or when a record the pass
+# met comes back newer (store.WindowPass): records that changed while we paged moved out of the fixed window, or to its
+# end, and may have shifted others across a page boundary. A window still changing after this many passes fails the
+# pull loudly (it is read again next run) rather than closing with a record maybe unread.
 MAX_WINDOW_PASSES = 3
 
 # A contract mismatch: one pull of a stream quarantined at least this share of the records it read for one and the
