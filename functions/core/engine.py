@@ -17,12 +17,15 @@ from pydantic import ValidationError
 from functions.core import layout
 from functions.core.archive import S3Archive
 from functions.core.connector import Connector, MappingContext, MappingError, RawPage, Window
+from functions.core.errors import VendorUnavailableError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import CanonicalRecord
-from functions.core.store import Checkpoint, ControlStore, FirstPull, RecordStore, WriteStats
+from functions.core.store import Checkpoint, ControlStore, FirstPull, RecordStore, WindowPass, WriteStats
 
-# A window is re-read when the POS reports a different total at its end than at its start: records that changed
-# while we paged moved out of the fixed window and may have shifted others across a page boundary.
+# A window is re-read when the POS reports a different total at its end than at its start, or when a record the pass
+# met comes back newer (store.WindowPass): records that changed while we paged moved out of the fixed window, or to its
+# end, and may have shifted others across a page boundary. A window still changing after this many passes fails the
+# pull loudly (it is read again next run) rather than closing with a record maybe unread.
 MAX_WINDOW_PASSES = 3
 
 # A contract mismatch: one pull of a stream quarantined at least this share of the records it read for one and the
@@ -334,12 +337,26 @@ class PullEngine:
             window = Window(cp.window_start, cp.window_end)
             out.passes += 1
             last_total: int | None = cp.first_total
+            met = WindowPass()  # the records this pass met (in this run: a resumed pass remembers none before it)
             for page in connector.pages(stream, window, cp.token):
                 key = layout.archive_key(
                     tenant, vendor, credential_id, stream, cp.window_end.date(), cp.run_id or "run", cp.pages_done + 1
                 )
                 wrote = self._store_page(
-                    tenant, credential_id, connector, stream, ctx, page, key, out, result, cp, also, archived, first
+                    tenant,
+                    credential_id,
+                    connector,
+                    stream,
+                    ctx,
+                    page,
+                    key,
+                    out,
+                    result,
+                    cp,
+                    also,
+                    archived,
+                    first,
+                    window_pass=met,
                 )
                 if cp.pages_done == 1 or cp.first_total is None:
                     cp.first_total = page.total_records
@@ -350,17 +367,26 @@ class PullEngine:
                 if page.next_token is not None and self._out_of_time():
                     save()
                     return out
-            if (
-                cp.first_total is not None
-                and last_total is not None
-                and last_total != cp.first_total
-                and cp.window_pass + 1 < MAX_WINDOW_PASSES
-            ):
-                # The window's membership changed under us: read it again (unchanged records write nothing).
-                cp.window_pass += 1
+            total_moved = cp.first_total is not None and last_total is not None and last_total != cp.first_total
+            if total_moved or met.moved:
+                if cp.window_pass + 1 < MAX_WINDOW_PASSES:
+                    # The window's membership or order changed under us (its total moved, or a record met earlier in
+                    # the pass came back newer): read it again (unchanged records write nothing).
+                    cp.window_pass += 1
+                    cp.token = None
+                    cp.first_total = None
+                    continue
+                # Every pass saw the window change: a record that shifted across a page boundary may still be
+                # unread, so the window is not closed (its cursor would pass that record for good). The next run
+                # reads the window again from its first page, with passes to spare; what was stored stays stored.
+                cp.window_pass = 0
                 cp.token = None
                 cp.first_total = None
-                continue
+                save()
+                raise VendorUnavailableError(
+                    f"{vendor.value} {stream.value} kept changing while their pages were read "
+                    f"({MAX_WINDOW_PASSES} passes, records moved in each); the window is read again next run"
+                )
             self._close_window(cp)
             save()
             out.complete = True
@@ -410,6 +436,7 @@ class PullEngine:
         also: dict[Stream, StreamResult],
         archived_pages: list[tuple[str, str]],
         first: FirstPull | None = None,
+        window_pass: WindowPass | None = None,
     ) -> bool:
         """Archive the page (unless these exact bytes are archived already; a page archived now is added to
         `archived_pages`, remembered with the next checkpoint), store its changed records and quarantine the rest;
@@ -444,7 +471,7 @@ class PullEngine:
             _count_mapped(derived_out, more, more_quarantined)
             stored += more
             quarantined += more_quarantined
-        writes = self.records.upsert_changed(stored, key, first=first)
+        writes = self.records.upsert_changed(stored, key, first=first, window_pass=window_pass)
         wrote = wrote or writes.changed > 0
         if quarantined:
             wrote = True

@@ -207,7 +207,16 @@ class VendorHttp:
             )
         if response.status_code >= 400:
             raise VendorUnavailableError(f"{self.vendor} answered HTTP {response.status_code} to {method} {path}")
+        if 300 <= response.status_code < 400:
+            # Never followed (it would carry the credential wherever it points); its body is no page either.
+            raise self.redirect_refused(response.status_code, method, path)
         return response
+
+    def redirect_refused(self, status: int, method: str, path: str) -> VendorUnavailableError:
+        return VendorUnavailableError(
+            f"{self.vendor} answered HTTP {status} (a redirect) to {method} {path}; redirects are not followed: "
+            "check the vendor's base URL"
+        )
 
 
 def detached(response: httpx.Response) -> httpx.Response:

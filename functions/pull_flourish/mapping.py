@@ -318,6 +318,8 @@ def parse_timestamp(raw: str, local: ZoneInfo) -> datetime:
     text = raw.strip()
     if not text:
         raise ValueError("empty timestamp")
+    if text[-1] == "z":  # RFC 3339 allows a lower-case Z; fromisoformat refuses it
+        text = text[:-1] + "Z"
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
         value = value.replace(tzinfo=local)

@@ -162,12 +162,13 @@ class OnPremHttp(VendorHttp):
                     "write its IP:PORT with https:// or pin its certificate)"
                 ) from None
             raise
-        if 300 <= response.status_code < 400:
-            raise VendorUnavailableError(
-                f"{self.endpoint.display} answered HTTP {response.status_code} (a redirect) to {method} {path}; "
-                "redirects are not followed: check the IP:PORT and the scheme"
-            )
         return response
+
+    def redirect_refused(self, status: int, method: str, path: str) -> VendorUnavailableError:
+        return VendorUnavailableError(
+            f"{self.endpoint.display} answered HTTP {status} (a redirect) to {method} {path}; "
+            "redirects are not followed: check the IP:PORT and the scheme"
+        )
 
     def _send_once(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any) -> httpx.Response:
         try:

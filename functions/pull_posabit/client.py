@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.core.connector import ConnectorConfig, RawPage, Window
 from functions.core.credentials import PosabitCredential
-from functions.core.errors import MalformedPageError
+from functions.core.errors import MalformedPageError, VendorUnavailableError
 from functions.core.http import RequestRefusedError, RetryPolicy, VendorHttp, tls_context
 from functions.core.layout import Stream, Vendor
 from functions.core.observability import logger
@@ -151,7 +151,8 @@ def next_page_number(page: int, envelope: Envelope, previous_total: int | None, 
     The window's end is fixed in the past, so a record updated while we page leaves it and every record after it
     moves up a place: read on by page number and one of them would be skipped. The envelope's total says how
     many left since the previous page; stepping back that many places (whole pages) re-reads what moved across
-    the boundary. Records read twice are deduplicated by the engine; a record read never is lost.
+    the boundary. Records read twice are deduplicated by the engine; a record read never is lost. An empty page the
+    envelope still counts records on (a server's hiccup) is no end: VendorUnavailableError, the next run resumes there.
     """
     size = envelope.per_page or per_page
     total = envelope.total_records
@@ -159,6 +160,15 @@ def next_page_number(page: int, envelope: Envelope, previous_total: int | None, 
         back = -(-(previous_total - total) // size)
         return max(1, page - back)
     if not envelope.items:
+        if (total is not None and total > (page - 1) * size) or (
+            total is None and envelope.total_pages is not None and page < envelope.total_pages
+        ):
+            # The envelope still counts records on this page or after it: taken for the window's end, they would be
+            # left unread with the window closed as read (and when the sort is ignored, behind the cursor for good).
+            raise VendorUnavailableError(
+                f"posabit served no records on page {page} while its envelope counts "
+                f"{total if total is not None else f'{envelope.total_pages} pages'}; the next run resumes at that page"
+            )
         return None
     if envelope.total_pages is not None:
         return page + 1 if page < envelope.total_pages else None

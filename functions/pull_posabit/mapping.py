@@ -105,7 +105,7 @@ _TRAILING_UTC = re.compile(r"\s+(UTC|GMT)$", re.IGNORECASE)
 def parse_timestamp(value: Any) -> datetime:
     """A POSaBIT timestamp as written: aware when it carries an offset or `Z`, naive otherwise.
 
-    Accepts ISO 8601 (`T` or space separator, fractions, `Z`, `+hh:mm`, `+hhmm`) and Ruby's `Time#to_s`
+    Accepts ISO 8601 (`T` or space separator, fractions, `Z` or `z`, `+hh:mm`, `+hhmm`) and Ruby's `Time#to_s`
     (`2026-10-01 12:00:00 -0700`, `... UTC`). Raises ValueError for anything else.
     """
     text = value.strip() if isinstance(value, str) else ""
@@ -113,6 +113,8 @@ def parse_timestamp(value: Any) -> datetime:
         raise ValueError("not a timestamp")
     if text[-1] in "CTct":  # only then can it end in " UTC" / " GMT"
         text = _TRAILING_UTC.sub("+00:00", text)
+    elif text[-1] == "z":  # RFC 3339 allows a lower-case Z; fromisoformat refuses it
+        text = text[:-1] + "Z"
     return datetime.fromisoformat(text)
 
 

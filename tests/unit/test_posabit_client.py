@@ -89,6 +89,13 @@ def test_an_empty_page_ends_the_window() -> None:
     assert next_page_number(4, envelope(0, 25, 4, 3), 25, 10) is None
 
 
+def test_an_empty_page_the_envelope_still_counts_records_on_is_no_end() -> None:
+    with pytest.raises(VendorUnavailableError, match="no records on page 2"):
+        next_page_number(2, envelope(0, 25, 2, 3), 25, 10)
+    with pytest.raises(VendorUnavailableError, match="no records on page 2"):
+        next_page_number(2, envelope(0, None, 2, 3), None, 10)
+
+
 def test_without_total_pages_the_total_or_a_short_page_ends_the_window() -> None:
     assert next_page_number(2, envelope(10, 30, 2, None), 30, 10) == 3
     assert next_page_number(3, envelope(10, 30, 3, None), 30, 10) is None

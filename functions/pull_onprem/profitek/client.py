@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 from functions.core.connector import MappingContext, RawPage, Window
 from functions.core.credentials import ProfitekCredential
-from functions.core.errors import MalformedPageError
+from functions.core.errors import MalformedPageError, VendorUnavailableError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import CanonicalRecord
 from functions.core.page_fastpath import LazyItems, PageValidator
@@ -137,14 +137,24 @@ class ProfitekConnector:
                 payload = validated.envelope
                 items = LazyItems(len(validated.payloads), functools.partial(page_items, stream, response.content))
             total_pages = count_field(payload, ENVELOPE_TOTAL_PAGES)
+            total_count = count_field(payload, ENVELOPE_TOTAL_COUNT)
             more = page < total_pages if total_pages is not None else len(items) >= self.page_size
+            if not items and (
+                more or (total_pages is None and total_count is not None and total_count > (page - 1) * self.page_size)
+            ):
+                # The envelope still counts records on this page or after it: taken for the window's end, they would
+                # be left unread with the window closed as read.
+                raise VendorUnavailableError(
+                    f"profitek served no records on page {page} while its envelope counts more "
+                    f"({total_count} records, {total_pages} pages); the next run resumes at that page"
+                )
             next_token = {"page": page + 1} if more and items else None
             yield RawPage(
                 body=response.content,
                 items=items,
                 request={"method": "GET", "path": path, "params": params},
                 next_token=next_token,
-                total_records=count_field(payload, ENVELOPE_TOTAL_COUNT),
+                total_records=total_count,
                 payloads=None if validated is None else validated.payloads,
             )
             if next_token is None:
