@@ -17,15 +17,15 @@ from pydantic import ValidationError
 from functions.core import layout
 from functions.core.archive import S3Archive
 from functions.core.connector import Connector, MappingContext, MappingError, RawPage, Window
-from functions.core.errors import VendorUnavailableError
 from functions.core.layout import Stream, Vendor
 from functions.core.models import CanonicalRecord
 from functions.core.store import Checkpoint, ControlStore, FirstPull, RecordStore, WindowPass, WriteStats
 
 # A window is re-read when the POS reports a different total at its end than at its start, or when a record the pass
 # met comes back newer (store.WindowPass): records that changed while we paged moved out of the fixed window, or to its
-# end, and may have shifted others across a page boundary. A window still changing after this many passes fails the
-# pull loudly (it is read again next run) rather than closing with a record maybe unread.
+# end, and may have shifted others across a page boundary. A window still changing after this many passes closes
+# without moving the stream's cursor: the next run's window starts where this one did (and ends later, so new records
+# still arrive), so the range that did not settle is read again rather than passed with a record maybe unread.
 MAX_WINDOW_PASSES = 3
 
 # A contract mismatch: one pull of a stream quarantined at least this share of the records it read for one and the
@@ -75,6 +75,8 @@ class StreamResult:
     passes: int = 0
     writes: WriteStats = field(default_factory=WriteStats)
     complete: bool = False
+    # Every pass saw the window change (MAX_WINDOW_PASSES): closed without moving the cursor, read again next run.
+    unsettled: bool = False
     # (field, problem) -> records quarantined for it: quarantine grouped by what is wrong
     quarantine_groups: Counter[tuple[str, str]] = field(default_factory=Counter)
 
@@ -377,16 +379,15 @@ class PullEngine:
                     cp.first_total = None
                     continue
                 # Every pass saw the window change: a record that shifted across a page boundary may still be
-                # unread, so the window is not closed (its cursor would pass that record for good). The next run
-                # reads the window again from its first page, with passes to spare; what was stored stays stored.
-                cp.window_pass = 0
-                cp.token = None
-                cp.first_total = None
+                # unread, so the cursor must not pass it. Failing the pull instead would hold the window (and every
+                # record after its end) back for as long as the store stays busy, and a busy store's customers change
+                # all day (each sale moves a balance). So the window closes with the cursor where it was: the next
+                # run reads from the same start to a later end, its new records included, until a pass settles.
+                self._close_window(cp, settled=False)
                 save()
-                raise VendorUnavailableError(
-                    f"{vendor.value} {stream.value} kept changing while their pages were read "
-                    f"({MAX_WINDOW_PASSES} passes, records moved in each); the window is read again next run"
-                )
+                out.unsettled = True
+                out.complete = True
+                return out
             self._close_window(cp)
             save()
             out.complete = True
@@ -403,10 +404,11 @@ class PullEngine:
         cp.run_id = end.strftime("%Y%m%dT%H%M%SZ") + "-" + hashlib.blake2b(seed, digest_size=3).hexdigest()
 
     @staticmethod
-    def _close_window(cp: Checkpoint) -> None:
+    def _close_window(cp: Checkpoint, *, settled: bool = True) -> None:
         # The cursor is the largest record timestamp stored (never our clock), but not past the window's end:
-        # records stamped later (changed while we paged) do not prove the gap up to them was read.
-        newest = cp.window_max
+        # records stamped later (changed while we paged) do not prove the gap up to them was read. A window that
+        # did not settle proves nothing read: the cursor stays.
+        newest = cp.window_max if settled else None
         if newest is not None and cp.window_end is not None and newest > cp.window_end:
             newest = cp.window_end
         if newest is not None and (cp.cursor is None or newest > cp.cursor):
