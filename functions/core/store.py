@@ -107,11 +107,49 @@ class StoredVersion(NamedTuple):
         return bool(self.indexed_by) or self.scoped
 
 
-# FirstPull remembers the records its job wrote as three bits per key in this many bits (2 MB, whatever the pull's
-# size; a Bloom filter): a key whose three bits other keys set only costs a version read (at 130,000 records about 2
-# keys a pull; at 1,000,000 one key in 200).
+class KeyBits:
+    """A set of record keys held as three bits a key in a fixed number of bits (a Bloom filter): whatever the number of
+    keys its memory stays the same, and a key never added may be taken for one added (how often depends on the
+    bits), never the other way round. A key's bits are a, a + b and a + 2b of its one 64-bit hash (double hashing;
+    Python's string hash, seeded per process: a filter lives in one process)."""
+
+    __slots__ = ("_bits", "_mask", "_shift")
+
+    def __init__(self, bits: int) -> None:
+        if bits & (bits - 1) or bits < 8:
+            raise ValueError("the number of bits must be a power of two, at least 8")
+        self._bits = bytearray(bits >> 3)
+        self._mask = bits - 1
+        self._shift = bits.bit_length() - 1  # b is taken from the hash's bits above a
+
+    def add(self, keys: Iterable[str]) -> None:
+        # Written out (a third of the CPU of a loop over the three bits).
+        bits, mask, shift = self._bits, self._mask, self._shift
+        for key in keys:
+            digest = hash(key)
+            at, step = digest & mask, (digest >> shift) & mask | 1
+            bits[at >> 3] |= 1 << (at & 7)
+            at = (at + step) & mask
+            bits[at >> 3] |= 1 << (at & 7)
+            at = (at + step) & mask
+            bits[at >> 3] |= 1 << (at & 7)
+
+    def __contains__(self, key: str) -> bool:
+        bits, mask = self._bits, self._mask
+        digest = hash(key)
+        at, step = digest & mask, (digest >> self._shift) & mask | 1
+        if not bits[at >> 3] >> (at & 7) & 1:
+            return False
+        at = (at + step) & mask
+        if not bits[at >> 3] >> (at & 7) & 1:
+            return False
+        at = (at + step) & mask
+        return bool(bits[at >> 3] >> (at & 7) & 1)
+
+
+# FirstPull remembers the records its job wrote in this many bits (2 MB, whatever the pull's size): a key taken for
+# written only costs a version read (at 130,000 records about 2 keys a pull; at 1,000,000 one key in 200).
 _WRITTEN_BITS = 1 << 24
-_MASK = _WRITTEN_BITS - 1
 
 
 class FirstPull:
@@ -127,47 +165,30 @@ class FirstPull:
         self.tenant = tenant
         self.vendor = vendor
         self.credential_id = credential_id
-        self._written = bytearray(_WRITTEN_BITS >> 3)
+        self._written = KeyBits(_WRITTEN_BITS)
 
     def note_written(self, keys: Iterable[str]) -> None:
-        # A key's three bits: a, a + b and a + 2b of its one 64-bit hash (double hashing), written out (a third of
-        # the CPU of a loop over them).
-        bits, mask = self._written, _MASK
-        for key in keys:
-            digest = hash(key)
-            at, step = digest & mask, (digest >> 24) & mask | 1
-            bits[at >> 3] |= 1 << (at & 7)
-            at = (at + step) & mask
-            bits[at >> 3] |= 1 << (at & 7)
-            at = (at + step) & mask
-            bits[at >> 3] |= 1 << (at & 7)
+        self._written.add(keys)
 
     def maybe_stored(self, records: Mapping[str, CanonicalRecord]) -> list[str]:
         """The keys of these records (by key) that may be stored already: this job may have written it (the key's
         three bits are set), or it is another credential's (never proven new by this one's checkpoints)."""
-        bits, mask = self._written, _MASK
+        written = self._written
         tenant, vendor, credential_id = self.tenant, self.vendor, self.credential_id
-        out = []
-        for key, record in records.items():
-            if record.credential_id != credential_id or record.tenant != tenant or record.vendor is not vendor:
-                out.append(key)
-                continue
-            digest = hash(key)
-            at, step = digest & mask, (digest >> 24) & mask | 1
-            if bits[at >> 3] >> (at & 7) & 1:
-                at = (at + step) & mask
-                if bits[at >> 3] >> (at & 7) & 1:
-                    at = (at + step) & mask
-                    if bits[at >> 3] >> (at & 7) & 1:
-                        out.append(key)
-        return out
+        return [
+            key
+            for key, record in records.items()
+            if record.credential_id != credential_id
+            or record.tenant != tenant
+            or record.vendor is not vendor
+            or key in written
+        ]
 
 
-# A window pass remembers the records it met as three bits per key in this many bits (1 MB, whatever the window's size;
-# a Bloom filter, as FirstPull's). A key whose bits other keys set only matters for a record that is also stored newer
-# than before (`WindowPass`): at 100,000 keys a pass, about one such record in 20,000 would take one more pass.
+# A window pass remembers the records it met in this many bits (1 MB, whatever the window's size). A key taken for met
+# only matters for a record that is also stored newer than before (`WindowPass`): at 100,000 keys a pass, about one
+# such record in 20,000 would take one more pass.
 _PASS_BITS = 1 << 23
-_PASS_MASK = _PASS_BITS - 1
 
 
 class WindowPass:
@@ -181,29 +202,14 @@ class WindowPass:
     __slots__ = ("_met", "moved")
 
     def __init__(self) -> None:
-        self._met = bytearray(_PASS_BITS >> 3)
+        self._met = KeyBits(_PASS_BITS)
         self.moved = 0
 
     def note(self, keys: Iterable[str]) -> None:
-        bits, mask = self._met, _PASS_MASK
-        for key in keys:  # a key's three bits written out, as FirstPull.note_written does
-            digest = hash(key)
-            at, step = digest & mask, (digest >> 23) & mask | 1
-            bits[at >> 3] |= 1 << (at & 7)
-            at = (at + step) & mask
-            bits[at >> 3] |= 1 << (at & 7)
-            at = (at + step) & mask
-            bits[at >> 3] |= 1 << (at & 7)
+        self._met.add(keys)
 
     def met(self, key: str) -> bool:
-        bits, mask = self._met, _PASS_MASK
-        digest = hash(key)
-        at, step = digest & mask, (digest >> 23) & mask | 1
-        for _ in range(3):
-            if not bits[at >> 3] >> (at & 7) & 1:
-                return False
-            at = (at + step) & mask
-        return True
+        return key in self._met
 
 
 @dataclass

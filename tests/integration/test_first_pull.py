@@ -21,7 +21,7 @@ from functions.core.engine import PullEngine, PullOptions
 from functions.core.layout import RecordKind, Stream, Vendor
 from functions.core.models import Product
 from functions.core.record_items import record_json
-from functions.core.store import ControlStore, FirstPull, RecordStore
+from functions.core.store import ControlStore, FirstPull, KeyBits, RecordStore
 from tests.fakes import T0, FakeConnector, item, stored
 
 NOW = T0 + timedelta(days=30)
@@ -238,3 +238,14 @@ def test_what_a_first_pull_wrote_is_remembered_in_a_fixed_size() -> None:
     assert first.maybe_stored(dict.fromkeys(written, record)) == written
     others = dict.fromkeys((f"t1#posabit#c1#product#{n}" for n in range(100_000, 110_000)), record)
     assert len(first.maybe_stored(others)) <= 10
+
+
+def test_key_bits_never_miss_a_key_added_and_take_a_power_of_two_bits() -> None:
+    bits = KeyBits(1 << 10)
+    added = [f"k{n}" for n in range(50)]
+    bits.add(added)
+
+    assert all(key in bits for key in added)
+    assert sum(f"other{n}" in bits for n in range(1000)) < 100  # 3 bits a key of 1,024: about 0.2% expected
+    with pytest.raises(ValueError):
+        KeyBits(1000)
