@@ -29,9 +29,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         try:
             request = Deferred.parse(str(message.get("body", "")))
         except ValueError as exc:
-            # Not a message this code wrote: retrying cannot help, so it is dropped loudly.
-            logger.error("deferral message rejected", error=str(exc), message_id=message_id)
-            outcomes["rejected"] += 1
+            # Not a message this version can read: a deferred opt-in request that is dropped is a text never sent,
+            # so it is failed instead. SQS gives it back a few times (a message written by a newer version during a
+            # rollout reads once that version runs here), then moves it to the deferral dead-letter queue, which is
+            # alarmed and can be redriven.
+            logger.error(
+                "deferral message unreadable; failed to its dead-letter queue",
+                error=str(exc)[:200],
+                message_id=message_id,
+            )
+            outcomes["unreadable"] += 1
+            failures.append({"itemIdentifier": message_id})
             continue
         try:
             outcomes[rules.deferred(request)] += 1

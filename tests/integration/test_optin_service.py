@@ -396,7 +396,7 @@ def test_the_dry_run_count_matches_what_the_consumer_sends(world: World) -> None
     assert (impact.text_answered, impact.text_no_phone) == (2, 1)
 
 
-def test_the_deferral_handler_rejects_foreign_messages_and_sends_due_ones(world: World, monkeypatch: Any) -> None:
+def test_the_deferral_handler_fails_unreadable_messages_and_sends_due_ones(world: World, monkeypatch: Any) -> None:
     from functions.optin import deferred as deferred_handler
 
     world.shopper()
@@ -413,7 +413,11 @@ def test_the_deferral_handler_rejects_foreign_messages_and_sends_due_ones(world:
             {"messageId": "m3", "body": due.body()},
         ]
     }
-    assert deferred_handler.handler(event, _context()) == {"batchItemFailures": []}
+    # Then the due one is sent, and the two it cannot read are failed (SQS redelivers them, then dead-letters them
+    # where an alarm sees them), never dropped: each is a request that would otherwise never be texted
+    assert deferred_handler.handler(event, _context()) == {
+        "batchItemFailures": [{"itemIdentifier": "m1"}, {"itemIdentifier": "m2"}]
+    }
     assert world.gateway.kinds() == ["optin_request"]
 
 
