@@ -274,8 +274,10 @@ def record_change(stream_record: Mapping[str, Any]) -> RecordChange | None:
         )
     version = image.get("version")
     try:
-        number = int(version["N"]) if isinstance(version, Mapping) and "N" in version else 0
-    except (TypeError, ValueError):
+        # An item without a version reads as version 0; one with a version of another type ({"S": "2"}) is damaged:
+        # read as 0, the consumers would take the change for an older one than they hold and skip it.
+        number = 0 if version is None else int(version["N"])
+    except (KeyError, TypeError, ValueError):
         raise ValueError(f"the stream record's {kind} version is not a whole number") from None
     record_kind = RecordKind(kind)
     try:

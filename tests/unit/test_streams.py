@@ -271,6 +271,17 @@ def test_a_record_item_without_readable_record_json_fails_instead_of_being_skipp
 def test_a_version_that_is_no_whole_number_fails_with_a_reason_that_says_so(version: str) -> None:
     broken = copy.deepcopy(RECORDS[0])
     broken["dynamodb"]["NewImage"]["version"] = {"N": version}
+    _assert_version_fails(broken)
+
+
+@pytest.mark.parametrize("version", [{"S": "2"}, {"B": "Mg=="}, {"NULL": True}, "2", 2])
+def test_a_version_of_another_type_fails_rather_than_reading_as_zero(version: Any) -> None:
+    broken = copy.deepcopy(RECORDS[0])
+    broken["dynamodb"]["NewImage"]["version"] = version
+    _assert_version_fails(broken)
+
+
+def _assert_version_fails(broken: dict[str, Any]) -> None:
     batch = read_batch({"Records": [broken]}, {RecordKind.SHOPPER})
     assert batch.failures.response() == {
         "batchItemFailures": [{"itemIdentifier": broken["dynamodb"]["SequenceNumber"]}]
