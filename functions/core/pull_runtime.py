@@ -678,10 +678,13 @@ class PullService:
                 for found_one in found or [_standing_mismatch(stream, entry) for stream, entry in standing.items()]
             )
         now = self.now().isoformat()
+        # Windows that kept changing in every pass: closed with their cursor unmoved, read again next run (engine).
+        unsettled = sorted(stream.value for stream, stream_result in result.streams.items() if stream_result.unsettled)
         update: dict[str, Any] = {
             "last_outcome": status,
             "last_attempt_at": now,
             "last_error": error,
+            "unsettled_streams": unsettled or None,
             "last_pages": result.pages,
             "last_records": result.records,
             "last_changed": result.changed,
@@ -704,6 +707,7 @@ class PullService:
             records=result.records,
             changed=result.changed,
             quarantined=result.quarantined,
+            unsettled=unsettled,
             error=error,
         )
         if result.continued and status == "contract_mismatch":

@@ -48,12 +48,14 @@ STATUS_FIELDS = (
     ("timezone", "store timezone"),
 )
 # Reported beside the outcome: a lease another pull held (who, since, until), a lease that could not be let go,
-# a dispatch that could not read the settings, streams whose records no longer match the contract.
+# a dispatch that could not read the settings, streams whose records no longer match the contract, streams whose
+# window did not settle (read again next run).
 NOTICE_FIELDS = (
     ("lease_skip", "skipped (lease held)"),
     ("lease_release_failed", "lease not released"),
     ("dispatch_problem", "not dispatched"),
     ("contract_mismatch", "contract mismatch"),
+    ("unsettled_streams", "read again next run"),
 )
 
 
@@ -139,6 +141,11 @@ def _notice_text(key: str, value: Any) -> str:
         )
     if key == "dispatch_problem":
         return f"{when(value.get('at'))}: {value.get('error')}"
+    if key == "unsettled_streams":
+        return (
+            f"{', '.join(value)}: the POS changed records in every pass over the window, so its cursor did not move "
+            "(the next pull reads from the same start; a store busy all day settles when it is quiet)"
+        )
     return "; ".join(
         f"{stream}: {entry.get('quarantined')} of {entry.get('read')} records quarantined for field "
         f"{entry.get('field')!r} ({entry.get('problem')})"

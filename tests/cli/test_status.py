@@ -178,6 +178,22 @@ def test_a_new_credential_its_pos_never_answered_fails_status_at_once(cli: Invok
     assert rows[0]["problems"] == ["never pulled successfully; last pull unavailable: HTTP 404"]
 
 
+def test_a_window_that_did_not_settle_is_shown_beside_an_ok_outcome(cli: Invoke, control: ControlStore) -> None:
+    register(control, "store-1")
+    control.save_status(
+        "t1",
+        Vendor.POSABIT,
+        "store-1",
+        {"last_outcome": "ok", "last_success_at": ago(minutes=5), "unsettled_streams": ["customers"]},
+    )
+
+    result = cli("status", "--tenant", "t1")
+
+    assert result.exit_code == 0, result.output  # nothing is lost: the window is read again
+    text = " ".join(result.output.split())
+    assert "read again next run" in text and "customers: the POS changed records in every pass" in text
+
+
 def test_data_older_than_twice_its_interval_is_stale_and_fails_status(cli: Invoke, control: ControlStore) -> None:
     register(control, "store-1")
     # Given a pull that last succeeded 7 hours ago, and "offline" since (not itself a failure)

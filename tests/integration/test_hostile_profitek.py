@@ -155,7 +155,9 @@ def test_a_window_that_changes_in_every_pass_keeps_its_start_and_the_next_run_st
 
     # Then it stores what it read, and its cursor does not pass the five it could not: the window closes unsettled
     assert not {1, 2, 3, 4, 5} <= set(stored_sales(world))
-    assert world.status("hostile")["last_outcome"] == "ok"
+    status = world.status("hostile")
+    assert status["last_outcome"] == "ok"
+    assert status["unsettled_streams"] == ["sales"]
     checkpoints = world.control.get_checkpoints(world.tenant, Vendor.PROFITEK, world.credentials["hostile"])
     checkpoint = checkpoints.get(Stream.SALES)
     assert checkpoint.cursor is None and not checkpoint.in_progress
@@ -166,6 +168,7 @@ def test_a_window_that_changes_in_every_pass_keeps_its_start_and_the_next_run_st
     pos.sales[31] = transaction(31, datetime.now(UTC) - timedelta(seconds=10))
     world.tick()
     assert world.status("hostile")["last_outcome"] == "ok"
+    assert world.status("hostile")["unsettled_streams"] is None
     assert stored_sales(world) == sorted([*range(1, 32), *arrived])
 
 
