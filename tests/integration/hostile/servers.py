@@ -17,6 +17,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from functions.core.layout import Stream
+from tests.integration.pulls import PullWorld
+
 
 @dataclass
 class Call:
@@ -123,3 +126,18 @@ def parse_z(text: str) -> datetime:
     """How these servers read their own timestamps (and the filters sent to them): naive ones are UTC."""
     moment = datetime.fromisoformat(text.upper().replace(" UTC", "Z").replace("Z", "+00:00"))
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# Forms of one instant a server may write, all valid ISO 8601 / RFC 3339 (strftime patterns of a UTC time).
+RFC3339_FORMS = {
+    "no seconds": "%Y-%m-%dT%H:%MZ",
+    "lower-case z": "%Y-%m-%dT%H:%M:%Sz",
+    "+00:00": "%Y-%m-%dT%H:%M:%S+00:00",
+    "one fraction digit": "%Y-%m-%dT%H:%M:%S.0Z",
+    "nine fraction digits": "%Y-%m-%dT%H:%M:%S.000000000Z",
+}
+
+
+def stored_sale_ids(world: PullWorld) -> list[int]:
+    """The POS ids of the sales stored, sorted, one entry per stored item (so a duplicate would show)."""
+    return sorted(int(pos_id) for _, pos_id in world.stored().get(Stream.SALES, []))

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
-import pytest
-import stamina
 
-from functions.core import layout
 from functions.core.layout import RecordKind, Stream, Vendor, record_pk
 from functions.core.record_items import record_fields
-from tests.integration.hostile_pos import Call, HostileServer, Reply, iso, parse_z
+from tests.integration.hostile.servers import Call, HostileServer, Reply, iso, parse_z, stored_sale_ids
 from tests.integration.pulls import PullWorld
 
 SERVED_PAGE_SIZE = 5  # the store server pages by this many, whatever is asked
@@ -96,31 +93,8 @@ class ProfitekServer:
         )
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv(layout.ENV_SETTLE_SECONDS, "0")
-    monkeypatch.setenv(layout.ENV_HTTP_READ_TIMEOUT, "0.5")
-    with stamina.set_testing(True, attempts=3):
-        yield
-
-
-@pytest.fixture
-def pos() -> Iterator[ProfitekServer]:
-    server = ProfitekServer()
-    server.server.start()
-    yield server
-    server.server.stop()
-
-
-@pytest.fixture
-def world(pos: ProfitekServer, resources: Any) -> PullWorld:
-    w = PullWorld(Vendor.PROFITEK, pos, resources)
-    w.register("hostile", CREDENTIAL)
-    return w
-
-
-def stored_sales(world: PullWorld) -> list[int]:
-    return sorted(int(pos_id) for _, pos_id in world.stored().get(Stream.SALES, []))
+SERVER = ProfitekServer
+VENDOR = Vendor.PROFITEK
 
 
 def history(count: int) -> dict[int, dict[str, Any]]:
@@ -154,7 +128,7 @@ def test_a_window_that_changes_in_every_pass_keeps_its_start_and_the_next_run_st
     world.tick()
 
     # Then it stores what it read, and its cursor does not pass the five it could not: the window closes unsettled
-    assert not {1, 2, 3, 4, 5} <= set(stored_sales(world))
+    assert not {1, 2, 3, 4, 5} <= set(stored_sale_ids(world))
     status = world.status("hostile")
     assert status["last_outcome"] == "ok"
     assert status["unsettled_streams"] == ["sales"]
@@ -169,7 +143,7 @@ def test_a_window_that_changes_in_every_pass_keeps_its_start_and_the_next_run_st
     world.tick()
     assert world.status("hostile")["last_outcome"] == "ok"
     assert world.status("hostile")["unsettled_streams"] is None
-    assert stored_sales(world) == sorted([*range(1, 32), *arrived])
+    assert stored_sale_ids(world) == sorted([*range(1, 32), *arrived])
 
 
 def test_a_transaction_edited_mid_pull_on_a_store_pc_whose_clock_runs_behind_shifts_no_other_out(
@@ -192,7 +166,7 @@ def test_a_transaction_edited_mid_pull_on_a_store_pc_whose_clock_runs_behind_shi
 
     # Then no transaction after the edited one's old place is skipped: every one is stored once, the edited one new
     assert world.status("hostile")["last_outcome"] == "ok"
-    assert stored_sales(world) == list(range(1, 13))
+    assert stored_sale_ids(world) == list(range(1, 13))
     assert stored_sale(world, 1)["total_cents"] == 2500
 
 
@@ -233,4 +207,4 @@ def test_an_empty_page_before_the_last_one_is_not_taken_for_the_end_of_the_windo
     assert first["last_outcome"] == "unavailable"
     assert "no records on page 2" in first["last_error"]
     assert world.status("hostile")["last_outcome"] == "ok"
-    assert stored_sales(world) == list(range(1, 16))
+    assert stored_sale_ids(world) == list(range(1, 16))

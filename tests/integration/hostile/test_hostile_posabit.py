@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
 import boto3
 import pytest
-import stamina
 
-from functions.core import layout
-from functions.core.layout import RecordKind, Stream, Vendor, record_pk
+from functions.core.layout import RecordKind, Vendor, record_pk
 from functions.core.record_items import record_fields
-from tests.integration.hostile_pos import Call, HostileServer, Reply, iso, parse_z
+from tests.integration.hostile.servers import RFC3339_FORMS, Call, HostileServer, Reply, iso, parse_z, stored_sale_ids
 from tests.integration.pulls import PullWorld
 
 SERVED_PER_PAGE = 5  # the server serves at most this many a page, whatever is asked (the envelope says so)
@@ -113,31 +111,8 @@ class PosabitServer:
         }
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv(layout.ENV_SETTLE_SECONDS, "0")
-    monkeypatch.setenv(layout.ENV_HTTP_READ_TIMEOUT, "0.5")
-    with stamina.set_testing(True, attempts=3):
-        yield
-
-
-@pytest.fixture
-def pos() -> Iterator[PosabitServer]:
-    server = PosabitServer()
-    server.server.start()
-    yield server
-    server.server.stop()
-
-
-@pytest.fixture
-def world(pos: PosabitServer, resources: Any) -> PullWorld:
-    w = PullWorld(Vendor.POSABIT, pos, resources)
-    w.register("Hostile", CREDENTIAL)
-    return w
-
-
-def stored_sales(world: PullWorld) -> list[str]:
-    return sorted(pos_id for _, pos_id in world.stored().get(Stream.SALES, []))
+SERVER = PosabitServer
+VENDOR = Vendor.POSABIT
 
 
 def history(count: int, start: datetime | None = None) -> dict[int, dict[str, Any]]:
@@ -147,11 +122,7 @@ def history(count: int, start: datetime | None = None) -> dict[int, dict[str, An
 
 # Forms of one instant a server may write, all valid ISO 8601 / RFC 3339 (POSaBIT writes `...000Z`).
 TIMESTAMP_FORMS = {
-    "no seconds": "%Y-%m-%dT%H:%MZ",
-    "lower-case z": "%Y-%m-%dT%H:%M:%Sz",
-    "+00:00": "%Y-%m-%dT%H:%M:%S+00:00",
-    "one fraction digit": "%Y-%m-%dT%H:%M:%S.0Z",
-    "nine fraction digits": "%Y-%m-%dT%H:%M:%S.000000000Z",
+    **RFC3339_FORMS,
     "Ruby's Time#to_s": "%Y-%m-%d %H:%M:%S UTC",
 }
 
@@ -167,16 +138,16 @@ def test_a_sale_stamped_in_any_valid_form_is_stored_at_its_instant(
 
     world.tick()
 
-    assert world.status("Hostile")["last_outcome"] == "ok"
+    assert world.status("hostile")["last_outcome"] == "ok"
     assert not world.quarantined()
-    assert stored_sales(world) == ["1"]
+    assert stored_sale_ids(world) == [1]
     assert parse_z(stored_sale(world, 1)["source_updated_at"]) == moment
 
 
 def stored_sale(world: PullWorld, sid: int) -> dict[str, Any]:
     """The stored sale's record, as its item's JSON holds it."""
     key = {
-        "pk": {"S": record_pk(world.tenant, Vendor.POSABIT, world.credentials["Hostile"], RecordKind.SALE, str(sid))}
+        "pk": {"S": record_pk(world.tenant, Vendor.POSABIT, world.credentials["hostile"], RecordKind.SALE, str(sid))}
     }
     item = boto3.client("dynamodb").get_item(TableName=world.resources.records_table, Key=key)["Item"]
     return record_fields(item)
@@ -202,8 +173,8 @@ def test_a_sale_edited_mid_pull_that_stays_in_the_window_shifts_no_other_out_of_
     world.tick()
 
     # Then it reads the window again, and every sale is stored once, the edited one at its new version
-    assert world.status("Hostile")["last_outcome"] == "ok"
-    assert stored_sales(world) == sorted(str(n) for n in range(1, 13))
+    assert world.status("hostile")["last_outcome"] == "ok"
+    assert stored_sale_ids(world) == list(range(1, 13))
     assert stored_sale(world, 1)["total_cents"] == 2500
 
 
@@ -229,14 +200,14 @@ def test_an_empty_page_before_the_last_one_is_not_taken_for_the_end_of_the_windo
 
     # When the pull reads the window, and the next one
     world.tick()
-    first = world.status("Hostile")
+    first = world.status("hostile")
     world.tick()
 
     # Then the first did not say "ok" having read one page of three: it failed saying why, and the next stored the rest
     assert first["last_outcome"] == "unavailable"
     assert "no records on page 2" in first["last_error"]
-    assert world.status("Hostile")["last_outcome"] == "ok"
-    assert stored_sales(world) == sorted(str(n) for n in range(1, 16))
+    assert world.status("hostile")["last_outcome"] == "ok"
+    assert stored_sale_ids(world) == list(range(1, 16))
 
 
 def test_a_redirect_to_another_host_is_not_followed_and_is_named_as_the_reason(
@@ -260,10 +231,10 @@ def test_a_redirect_to_another_host_is_not_followed_and_is_named_as_the_reason(
 
     # Then the other host never saw the credential (nor any request), and the status names the redirect
     assert elsewhere.calls == []
-    status = world.status("Hostile")
+    status = world.status("hostile")
     assert status["last_outcome"] == "unavailable"
     assert "HTTP 302 (a redirect)" in status["last_error"]
-    assert stored_sales(world) == sorted(str(n) for n in range(1, 6))  # page 1, stored; the checkpoint holds page 2
+    assert stored_sale_ids(world) == list(range(1, 6))  # page 1, stored; the checkpoint holds page 2
 
 
 def _page_2(pos: PosabitServer, call: Call) -> bytes:
@@ -309,13 +280,13 @@ def test_an_odd_answer_mid_pull_is_retried_or_fails_loudly_and_nothing_is_lost(
 
     pos.override = odd
     world.tick()
-    status = world.status("Hostile")
+    status = world.status("hostile")
     if status["last_outcome"] != "ok":  # failing is allowed, loudly and resumably
         assert status["last_error"]
         world.tick()
-        assert world.status("Hostile")["last_outcome"] == "ok"
+        assert world.status("hostile")["last_outcome"] == "ok"
     assert answered == [answer]
-    assert stored_sales(world) == sorted(str(n) for n in range(1, 13))
+    assert stored_sale_ids(world) == list(range(1, 13))
 
 
 @pytest.mark.parametrize("later_page_holds", ["the older version", "the newer version"])
@@ -341,6 +312,6 @@ def test_a_sale_served_on_two_pages_in_two_versions_is_stored_once_at_the_newer(
 
     world.tick()
 
-    assert world.status("Hostile")["last_outcome"] == "ok"
-    assert stored_sales(world) == sorted(str(n) for n in range(1, 13))  # each once
+    assert world.status("hostile")["last_outcome"] == "ok"
+    assert stored_sale_ids(world) == list(range(1, 13))  # each once
     assert stored_sale(world, 3)["total_cents"] == 5555

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
-import stamina
 
-from functions.core import layout
-from functions.core.layout import RecordKind, Stream, Vendor, record_pk
+from functions.core.layout import RecordKind, Vendor, record_pk
 from functions.core.record_items import record_fields
-from tests.integration.hostile_pos import Call, HostileServer, Reply, iso, parse_z
+from tests.integration.hostile.servers import RFC3339_FORMS, Call, HostileServer, Reply, iso, parse_z, stored_sale_ids
 from tests.integration.pulls import PullWorld
 
 SERVED_LIMIT = 10  # the server caps `limit` at this, whatever is asked (meta.next says whether more follow)
@@ -116,31 +114,8 @@ class FlourishServer:
         return Reply.json({"data": served, "meta": {"next": nxt, "total": len(rows)}})
 
 
-@pytest.fixture(autouse=True)
-def fast_retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv(layout.ENV_SETTLE_SECONDS, "0")
-    monkeypatch.setenv(layout.ENV_HTTP_READ_TIMEOUT, "0.5")
-    with stamina.set_testing(True, attempts=3):
-        yield
-
-
-@pytest.fixture
-def pos() -> Iterator[FlourishServer]:
-    server = FlourishServer()
-    server.server.start()
-    yield server
-    server.server.stop()
-
-
-@pytest.fixture
-def world(pos: FlourishServer, resources: Any) -> PullWorld:
-    w = PullWorld(Vendor.FLOURISH, pos, resources)
-    w.register("hostile", CREDENTIAL)
-    return w
-
-
-def stored_sales(world: PullWorld) -> list[int]:
-    return sorted(int(pos_id) for _, pos_id in world.stored().get(Stream.SALES, []))
+SERVER = FlourishServer
+VENDOR = Vendor.FLOURISH
 
 
 def history(count: int) -> dict[int, dict[str, Any]]:
@@ -149,13 +124,7 @@ def history(count: int) -> dict[int, dict[str, Any]]:
 
 
 # Forms of one instant a server may write, all valid ISO 8601 / RFC 3339 (Flourish documents `...123Z`).
-TIMESTAMP_FORMS = {
-    "no seconds": "%Y-%m-%dT%H:%MZ",
-    "lower-case z": "%Y-%m-%dT%H:%M:%Sz",
-    "+00:00": "%Y-%m-%dT%H:%M:%S+00:00",
-    "one fraction digit": "%Y-%m-%dT%H:%M:%S.0Z",
-    "nine fraction digits": "%Y-%m-%dT%H:%M:%S.000000000Z",
-}
+TIMESTAMP_FORMS = RFC3339_FORMS
 
 
 @pytest.mark.parametrize("form", list(TIMESTAMP_FORMS))
@@ -171,7 +140,7 @@ def test_an_order_stamped_in_any_valid_form_is_stored_at_its_instant(
 
     assert world.status("hostile")["last_outcome"] == "ok"
     assert not world.quarantined()
-    assert stored_sales(world) == [1]
+    assert stored_sale_ids(world) == [1]
     assert parse_z(stored_sale(world, 1)["source_updated_at"]) == moment
 
 

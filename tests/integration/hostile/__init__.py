@@ -1,0 +1,1 @@
+"""Pulls against POS servers written apart from the simulators (servers.py), one test module per vendor."""
