@@ -141,3 +141,28 @@ RFC3339_FORMS = {
 def stored_sale_ids(world: PullWorld) -> list[int]:
     """The POS ids of the sales stored, sorted, one entry per stored item (so a duplicate would show)."""
     return sorted(int(pos_id) for _, pos_id in world.stored().get(Stream.SALES, []))
+
+
+class VendorServer:
+    """One vendor's server on a HostileServer: `answer` gives its documented answers; a test can run `on_page`
+    before a page is answered (records moving while a pull pages) or answer a call itself with `override` (False:
+    answer normally)."""
+
+    def __init__(self) -> None:
+        self.on_page: Callable[[int], None] | None = None
+        self.override: Callable[[Call], Reply | bool | None] | None = None
+        self.server = HostileServer(self.route)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def route(self, call: Call) -> Reply | None:
+        if self.override is not None:
+            answer = self.override(call)
+            if answer is not False:
+                return answer  # type: ignore[return-value]
+        return self.answer(call)
+
+    def answer(self, call: Call) -> Reply | None:
+        raise NotImplementedError

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +10,15 @@ import pytest
 
 from functions.core.layout import RecordKind, Vendor, record_pk
 from functions.core.record_items import record_fields
-from tests.integration.hostile.servers import RFC3339_FORMS, Call, HostileServer, Reply, iso, parse_z, stored_sale_ids
+from tests.integration.hostile.servers import (
+    RFC3339_FORMS,
+    Call,
+    Reply,
+    VendorServer,
+    iso,
+    parse_z,
+    stored_sale_ids,
+)
 from tests.integration.pulls import PullWorld
 
 SERVED_LIMIT = 10  # the server caps `limit` at this, whatever is asked (meta.next says whether more follow)
@@ -57,25 +64,14 @@ def order(oid: int, updated: datetime, total: float = 10.0, **extra: Any) -> dic
     }
 
 
-class FlourishServer:
+class FlourishServer(VendorServer):
     """Retail orders filtered as documented, ordered by id, capped at SERVED_LIMIT a page, with meta.next."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.orders: dict[int, dict[str, Any]] = {}
-        self.on_page: Callable[[int], None] | None = None  # runs before an orders page (its offset) is answered
-        self.override: Callable[[Call], Reply | bool | None] | None = None
-        self.server = HostileServer(self.route)
-        self.stores = ["hostile"]
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def route(self, call: Call) -> Reply | None:
-        if self.override is not None:
-            answer = self.override(call)
-            if answer is not False:
-                return answer  # type: ignore[return-value]
+    def answer(self, call: Call) -> Reply | None:
         path = call.path.rstrip("/")
         if path == API + "/facilities":
             rows: list[dict[str, Any]] = [

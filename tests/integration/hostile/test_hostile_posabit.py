@@ -14,7 +14,16 @@ import pytest
 
 from functions.core.layout import RecordKind, Vendor, record_pk
 from functions.core.record_items import record_fields
-from tests.integration.hostile.servers import RFC3339_FORMS, Call, HostileServer, Reply, iso, parse_z, stored_sale_ids
+from tests.integration.hostile.servers import (
+    RFC3339_FORMS,
+    Call,
+    HostileServer,
+    Reply,
+    VendorServer,
+    iso,
+    parse_z,
+    stored_sale_ids,
+)
 from tests.integration.pulls import PullWorld
 
 SERVED_PER_PAGE = 5  # the server serves at most this many a page, whatever is asked (the envelope says so)
@@ -59,25 +68,14 @@ def sale(sid: int, updated: datetime, total: int = 1000, **extra: Any) -> dict[s
     }
 
 
-class PosabitServer:
+class PosabitServer(VendorServer):
     """Sales histories kept as a list, filtered and sorted as the contract says, paged `SERVED_PER_PAGE` a page."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.sales: dict[int, dict[str, Any]] = {}
-        self.on_page: Callable[[int], None] | None = None  # runs before a sales page is answered
-        self.override: Callable[[Call], Reply | bool | None] | None = None  # False: answer normally
-        self.server = HostileServer(self.route)
-        self.stores = ["Hostile"]
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def route(self, call: Call) -> Reply | None:
-        if self.override is not None:
-            answer = self.override(call)
-            if answer is not False:
-                return answer  # type: ignore[return-value]
+    def answer(self, call: Call) -> Reply | None:
         if call.path == "/api/v3/venue/info":
             return Reply.json({"id": 7, "name": "Hostile", "state": "WA", "timezone": "Pacific Time (US & Canada)"})
         key = LISTS.get(call.path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,7 +10,7 @@ import boto3
 
 from functions.core.layout import RecordKind, Stream, Vendor, record_pk
 from functions.core.record_items import record_fields
-from tests.integration.hostile.servers import Call, HostileServer, Reply, iso, parse_z, stored_sale_ids
+from tests.integration.hostile.servers import Call, Reply, VendorServer, iso, parse_z, stored_sale_ids
 from tests.integration.pulls import PullWorld
 
 SERVED_PAGE_SIZE = 5  # the store server pages by this many, whatever is asked
@@ -49,21 +48,15 @@ def transaction(tid: int, modified: datetime, total: float = 10.0) -> dict[str, 
     }
 
 
-class ProfitekServer:
+class ProfitekServer(VendorServer):
     """Transactions filtered on ModifiedDate, ordered by (ModifiedDate, id), paged SERVED_PAGE_SIZE a page."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.sales: dict[int, dict[str, Any]] = {}
-        self.on_page: Callable[[int], None] | None = None
         self.ignores_order = False  # pages in TransactionID order, whatever orderBy asks
-        self.server = HostileServer(self.route)
-        self.stores = ["hostile"]
 
-    @property
-    def url(self) -> str:
-        return self.server.url
-
-    def route(self, call: Call) -> Reply | None:
+    def answer(self, call: Call) -> Reply | None:
         if call.path == ROOT + "/info":
             return Reply.json({"StoreID": 101, "StoreName": STORE, "TimeZone": "Pacific Standard Time", "State": "WA"})
         if not call.path.startswith(ROOT + "/"):
